@@ -1,0 +1,144 @@
+//! Function references: what `#[crux::action]` and friends turn a handler into.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::Result;
+use crate::envelope::Envelope;
+
+/// A boxed, `Send` future borrowing from `'a`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Which of Convex's function kinds a function is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FunctionKind {
+    /// May call other functions and the outside world; not transactional.
+    Action,
+    /// Read-only and deterministic.
+    Query,
+    /// Reads and writes, all-or-nothing.
+    Mutation,
+}
+
+/// Who may call a function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Visibility {
+    /// Callable by clients and by other functions.
+    Public,
+    /// Callable only by other functions and the scheduler.
+    Internal,
+}
+
+/// A literal attribute value given in `attributes(key = value)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum AttrLiteral {
+    /// A string literal.
+    Str(&'static str),
+    /// An integer literal.
+    Int(i64),
+    /// A float literal.
+    Float(f64),
+    /// A bool literal.
+    Bool(bool),
+}
+
+/// Everything the attribute macro knows about a function, fixed at compile time.
+#[derive(Clone, Copy, Debug)]
+pub struct Metadata {
+    /// The function's kind.
+    pub kind: FunctionKind,
+    /// Public or internal.
+    pub visibility: Visibility,
+    /// `module_path!()` where the handler was declared.
+    pub module_path: &'static str,
+    /// The handler's name, the Convex export name.
+    pub export: &'static str,
+    /// An explicit Convex path (`path = "dir/file:export"`), overriding the derived one.
+    pub path: Option<&'static str>,
+    /// The run name when this function opens a run (`name = "..."`, actions only).
+    pub name: Option<&'static str>,
+    /// The run's root primitive when this function opens a run (`root = "..."`, actions only).
+    pub root: Option<&'static str>,
+    /// User attributes of the run this function opens (actions only).
+    pub attributes: &'static [(&'static str, AttrLiteral)],
+    /// The bound of the final flush (actions only); `None` disables it.
+    pub flush: Option<Duration>,
+}
+
+impl Metadata {
+    /// The default bound of an action's final flush.
+    pub const DEFAULT_FLUSH: Duration = Duration::from_millis(3000);
+
+    /// The canonical Convex path: `dir/file:export`.
+    ///
+    /// Derived from the module path without the crate name (`app::research::data` and
+    /// `get_inputs` give `research/data:get_inputs`); a handler in a crate's root module
+    /// uses the crate name as its file. `path = "..."` overrides it.
+    pub fn convex_path(&self) -> String {
+        if let Some(path) = self.path {
+            return path.to_owned();
+        }
+        let mut segments = self.module_path.split("::");
+        let krate = segments.next().unwrap_or_default();
+        let rest: Vec<&str> = segments.collect();
+        let file = if rest.is_empty() { krate.to_owned() } else { rest.join("/") };
+        format!("{file}:{}", self.export)
+    }
+}
+
+/// A Convex function written in Rust: the unit struct `#[crux::action]` and friends generate.
+///
+/// You never implement this by hand; you pass the values around, as in
+/// `ctx.crux.run_action("plan research", research::plan, args)`.
+pub trait Function: Copy + Send + Sync + 'static {
+    /// The argument object.
+    type Args: Serialize + DeserializeOwned + Send + 'static;
+    /// What the handler returns on success.
+    type Output: Serialize + DeserializeOwned + Send + 'static;
+    /// The context the handler takes (`ActionCtx`, `QueryCtx` or `MutationCtx`).
+    type Context: Send + Sync + 'static;
+
+    /// Kind, visibility, path and observability metadata.
+    const METADATA: Metadata;
+
+    /// The canonical Convex path, computed once.
+    fn path() -> &'static str;
+
+    /// Runs the handler; `envelope` is the decoded hidden `__crux` argument.
+    fn call(
+        ctx: &Self::Context,
+        args: Self::Args,
+        envelope: Option<Envelope>,
+    ) -> BoxFuture<'_, Result<Self::Output>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(module_path: &'static str, path: Option<&'static str>) -> Metadata {
+        Metadata {
+            kind: FunctionKind::Query,
+            visibility: Visibility::Public,
+            module_path,
+            export: "get_inputs",
+            path,
+            name: None,
+            root: None,
+            attributes: &[],
+            flush: None,
+        }
+    }
+
+    #[test]
+    fn convex_path_drops_the_crate_and_joins_modules() {
+        assert_eq!(meta("app::research::data", None).convex_path(), "research/data:get_inputs");
+        assert_eq!(meta("app::research", None).convex_path(), "research:get_inputs");
+        assert_eq!(meta("support_chat", None).convex_path(), "support_chat:get_inputs");
+        assert_eq!(meta("app::x", Some("dir/file:export")).convex_path(), "dir/file:export");
+    }
+}

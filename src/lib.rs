@@ -1,0 +1,20 @@
+//! crux: observable Convex-style functions for Rust.
+//!
+//! Annotate async handlers with [`action`], [`query`], [`mutation`] and their internal
+//! variants; every call between them lands in one Crux run.
+
+pub use crux_macros::{action, internal_action, internal_mutation, internal_query, mutation, query};
+pub use crux_runtime::{Error, ErrorKind, Function, FunctionKind, Metadata, Result, Visibility};
+pub use crux_runtime::{envelope, function, ids, local};
+
+/// What handlers usually need: `use crux::prelude::*;`.
+pub mod prelude {
+    pub use crate::local::{ActionCtx, MutationCtx, QueryCtx};
+    pub use crate::{Error, Function, Result};
+    pub use serde::{Deserialize, Serialize};
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crux_runtime::private::*;
+}
