@@ -3,7 +3,9 @@
 //! Annotate async handlers with [`action`], [`query`], [`mutation`] and their internal
 //! variants; every call between them lands in one Crux run.
 
-pub use crux_macros::{action, internal_action, internal_mutation, internal_query, mutation, query};
+pub use crux_macros::{
+    action, internal_action, internal_mutation, internal_query, mutation, query,
+};
 pub use crux_runtime::{Error, ErrorKind, Function, FunctionKind, Metadata, Result, Visibility};
 pub use crux_runtime::{envelope, function, ids, local};
 

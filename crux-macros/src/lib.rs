@@ -14,4 +14,11 @@ macro_rules! attribute {
     )*};
 }
 
-attribute!(action, internal_action, query, internal_query, mutation, internal_mutation);
+attribute!(
+    action,
+    internal_action,
+    query,
+    internal_query,
+    mutation,
+    internal_mutation
+);

@@ -46,7 +46,11 @@ impl Error {
 
     /// An error of the given kind.
     pub fn new(kind: ErrorKind, message: impl fmt::Display) -> Self {
-        Self { kind, message: message.to_string(), data: None }
+        Self {
+            kind,
+            message: message.to_string(),
+            data: None,
+        }
     }
 
     /// An application error carrying structured data, like Convex's `ConvexError`.
@@ -56,7 +60,11 @@ impl Error {
     /// assert_eq!(err.data().unwrap()["code"], "closed");
     /// ```
     pub fn application(message: impl fmt::Display, data: serde_json::Value) -> Self {
-        Self { kind: ErrorKind::Application, message: message.to_string(), data: Some(data) }
+        Self {
+            kind: ErrorKind::Application,
+            message: message.to_string(),
+            data: Some(data),
+        }
     }
 
     /// The class of this error.

@@ -85,7 +85,11 @@ impl Metadata {
         let mut segments = self.module_path.split("::");
         let krate = segments.next().unwrap_or_default();
         let rest: Vec<&str> = segments.collect();
-        let file = if rest.is_empty() { krate.to_owned() } else { rest.join("/") };
+        let file = if rest.is_empty() {
+            krate.to_owned()
+        } else {
+            rest.join("/")
+        };
         format!("{file}:{}", self.export)
     }
 }
@@ -116,6 +120,11 @@ pub trait Function: Copy + Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<Self::Output>>;
 }
 
+/// The arguments of a handler that declares none: `{}` on the wire, and nothing else.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,9 +145,21 @@ mod tests {
 
     #[test]
     fn convex_path_drops_the_crate_and_joins_modules() {
-        assert_eq!(meta("app::research::data", None).convex_path(), "research/data:get_inputs");
-        assert_eq!(meta("app::research", None).convex_path(), "research:get_inputs");
-        assert_eq!(meta("support_chat", None).convex_path(), "support_chat:get_inputs");
-        assert_eq!(meta("app::x", Some("dir/file:export")).convex_path(), "dir/file:export");
+        assert_eq!(
+            meta("app::research::data", None).convex_path(),
+            "research/data:get_inputs"
+        );
+        assert_eq!(
+            meta("app::research", None).convex_path(),
+            "research:get_inputs"
+        );
+        assert_eq!(
+            meta("support_chat", None).convex_path(),
+            "support_chat:get_inputs"
+        );
+        assert_eq!(
+            meta("app::x", Some("dir/file:export")).convex_path(),
+            "dir/file:export"
+        );
     }
 }

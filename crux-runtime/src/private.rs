@@ -7,10 +7,12 @@ use std::sync::OnceLock;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use crate::envelope::Envelope;
-pub use crate::function::{AttrLiteral, BoxFuture, Function, FunctionKind, Metadata, Visibility};
-pub use crate::local::{ActionCtx, MutationCtx, QueryCtx};
 use crate::Result;
+pub use crate::envelope::Envelope;
+pub use crate::function::{
+    AttrLiteral, BoxFuture, Function, FunctionKind, Metadata, NoArgs, Visibility,
+};
+pub use crate::local::{ActionCtx, MutationCtx, QueryCtx};
 
 /// Caches a function's canonical Convex path (computed from `module_path!()` once).
 pub struct PathCell(OnceLock<String>);
