@@ -1,0 +1,161 @@
+//! The deployment handle, its builder, and the calls a client makes.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::ctx::{ActionCtx, HostContext, MutationCtx, QueryCtx};
+use super::dispatch::{Caller, Entry, from_json_output, to_json_args};
+use super::scheduler::Jobs;
+use super::store::{Schema, Store, TableSchema};
+use crate::Result;
+use crate::function::Function;
+
+/// An embedded Convex-style deployment: registered functions, a document store and a
+/// scheduler, run in-process. A cheap `Clone` handle.
+///
+/// Every call crosses a real JSON boundary, as on Convex: arguments and results are
+/// serialized, `__crux` rides in the arguments and is stripped before the handler runs, and
+/// bad arguments are rejected with an `ArgumentValidationError:`.
+#[derive(Clone)]
+pub struct Deployment {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) registry: HashMap<&'static str, Entry>,
+    pub(crate) store: Store,
+    pub(crate) jobs: Jobs,
+}
+
+impl fmt::Debug for Deployment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut paths: Vec<&str> = self.inner.registry.keys().copied().collect();
+        paths.sort_unstable();
+        f.debug_struct("Deployment")
+            .field("functions", &paths)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`Deployment`]: its functions, tables and observability.
+#[derive(Default)]
+pub struct DeploymentBuilder {
+    registry: HashMap<&'static str, Entry>,
+    schema: Schema,
+}
+
+impl fmt::Debug for DeploymentBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeploymentBuilder").finish_non_exhaustive()
+    }
+}
+
+impl DeploymentBuilder {
+    /// Registers a function under its Convex path.
+    ///
+    /// # Panics
+    ///
+    /// If a different function is already registered under the same path (two handlers
+    /// with one `path = "..."`); registering the same function twice is fine.
+    pub fn function<F>(mut self, f: F) -> Self
+    where
+        F: Function,
+        F::Context: HostContext,
+    {
+        let _ = f;
+        let entry = Entry::of::<F>();
+        if let Some(existing) = self.registry.get(F::path()) {
+            let same = existing.metadata.module_path == F::METADATA.module_path
+                && existing.metadata.export == F::METADATA.export;
+            assert!(
+                same,
+                "two functions share the Convex path `{}`: `{}::{}` and `{}::{}`",
+                F::path(),
+                existing.metadata.module_path,
+                existing.metadata.export,
+                F::METADATA.module_path,
+                F::METADATA.export,
+            );
+        }
+        self.registry.insert(F::path(), entry);
+        self
+    }
+
+    /// Declares a table and its indexes. Once any table is declared, writes to undeclared
+    /// tables are rejected (as with a Convex schema); with none, any table may be used.
+    ///
+    /// ```ignore
+    /// Deployment::builder().table("researchInputs", |t| t.index("by_thread", ["threadId"]))
+    /// ```
+    pub fn table(
+        mut self,
+        name: impl Into<String>,
+        define: impl FnOnce(TableSchema) -> TableSchema,
+    ) -> Self {
+        self.schema
+            .tables
+            .insert(name.into(), define(TableSchema::default()));
+        self
+    }
+
+    /// Builds the deployment.
+    pub fn build(self) -> Deployment {
+        Deployment {
+            inner: Arc::new(Inner {
+                registry: self.registry,
+                store: Store::new(self.schema),
+                jobs: Jobs::default(),
+            }),
+        }
+    }
+}
+
+impl Deployment {
+    /// How many jobs one [`Deployment::finish_scheduled`] runs at most.
+    pub const MAX_DRAINED_JOBS: usize = 10_000;
+
+    /// Starts configuring a deployment.
+    pub fn builder() -> DeploymentBuilder {
+        DeploymentBuilder::default()
+    }
+
+    /// Calls a public action as a client would.
+    pub async fn action<F>(&self, f: F, args: F::Args) -> Result<F::Output>
+    where
+        F: Function<Context = ActionCtx>,
+    {
+        self.client_call(f, args).await
+    }
+
+    /// Calls a public query as a client would.
+    pub async fn query<F>(&self, f: F, args: F::Args) -> Result<F::Output>
+    where
+        F: Function<Context = QueryCtx>,
+    {
+        self.client_call(f, args).await
+    }
+
+    /// Calls a public mutation as a client would.
+    pub async fn mutation<F>(&self, f: F, args: F::Args) -> Result<F::Output>
+    where
+        F: Function<Context = MutationCtx>,
+    {
+        self.client_call(f, args).await
+    }
+
+    /// Calls the public function at `path` (`dir/file:export`) with raw JSON arguments, as
+    /// Convex's HTTP API does; internal functions are "not found" from outside.
+    pub async fn call(&self, path: &str, args: Value) -> Result<Value> {
+        self.dispatch(path, args, Caller::Client).await
+    }
+
+    async fn client_call<F: Function>(&self, f: F, args: F::Args) -> Result<F::Output> {
+        let _ = f;
+        let args = to_json_args(&args)?;
+        let out = self.dispatch(F::path(), args, Caller::Client).await?;
+        from_json_output(F::path(), out)
+    }
+}
