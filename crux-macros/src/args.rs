@@ -96,7 +96,11 @@ fn parse_option(
     let key = Ident::parse_any(input)?;
     let key_name = key.unraw().to_string();
     if !ALL_OPTIONS.contains(&key_name.as_str()) {
-        let valid = if kind.opens_runs() { ALL_OPTIONS } else { PLAIN_OPTIONS };
+        let valid = if kind.opens_runs() {
+            ALL_OPTIONS
+        } else {
+            PLAIN_OPTIONS
+        };
         let near = nearest(&key_name, valid, 1);
         let message = match near.first() {
             Some(best) => format!("unknown option `{key_name}`; did you mean `{best}`?"),
@@ -162,7 +166,10 @@ fn parse_option(
                 Ok(path) => options.krate = Some(path),
                 Err(_) => cx.error(
                     lit.span(),
-                    format!("`crate` must name a path such as `my_crux`, not {:?}", lit.value()),
+                    format!(
+                        "`crate` must name a path such as `my_crux`, not {:?}",
+                        lit.value()
+                    ),
                 ),
             }
         }
@@ -194,7 +201,8 @@ fn string(input: ParseStream, key: &str, example: &str) -> syn::Result<LitStr> {
 }
 
 fn parse_flush(input: ParseStream, cx: &Ctxt) -> syn::Result<Flush> {
-    const USAGE: &str = "`flush` takes milliseconds (`flush = 1500`) or `false` to disable the final flush";
+    const USAGE: &str =
+        "`flush` takes milliseconds (`flush = 1500`) or `false` to disable the final flush";
     let negative = input.peek(Token![-]);
     let minus: Option<Token![-]> = if negative { Some(input.parse()?) } else { None };
     let lit: Lit = input
@@ -271,7 +279,8 @@ fn parse_attribute(input: ParseStream) -> syn::Result<Attribute> {
     input.parse::<Token![=]>()?;
     let value = parse_attr_value(input, &key)?;
     if !input.is_empty() {
-        return Err(input.error("unexpected tokens after the attribute value; separate attributes with `,`"));
+        return Err(input
+            .error("unexpected tokens after the attribute value; separate attributes with `,`"));
     }
     Ok(Attribute {
         key,
@@ -291,7 +300,11 @@ fn parse_attr_value(input: ParseStream, key: &str) -> syn::Result<AttrValue> {
             syn::Error::new_spanned(tokens, message)
         }
     };
-    let minus: Option<Token![-]> = if input.peek(Token![-]) { Some(input.parse()?) } else { None };
+    let minus: Option<Token![-]> = if input.peek(Token![-]) {
+        Some(input.parse()?)
+    } else {
+        None
+    };
     let start = input.cursor().span();
     if !input.peek(Lit) {
         // Report the whole expression, not just its first token.
@@ -305,7 +318,10 @@ fn parse_attr_value(input: ParseStream, key: &str) -> syn::Result<AttrValue> {
         Lit::Bool(b) if minus.is_none() => Ok(AttrValue::Bool(b.value)),
         Lit::Int(int) => {
             let magnitude: i128 = int.base10_parse().map_err(|_| {
-                syn::Error::new(int.span(), format!("attribute `{key}` is not a valid integer"))
+                syn::Error::new(
+                    int.span(),
+                    format!("attribute `{key}` is not a valid integer"),
+                )
             })?;
             i64::try_from(if negative { -magnitude } else { magnitude })
                 .map(AttrValue::Int)

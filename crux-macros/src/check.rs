@@ -44,9 +44,7 @@ pub fn root(value: &str) -> Result<(), String> {
     } else {
         format!("; did you mean {}?", one_of(&near))
     };
-    Err(format!(
-        "`{value}` is not a canonical Crux primitive{hint}"
-    ))
+    Err(format!("`{value}` is not a canonical Crux primitive{hint}"))
 }
 
 /// A user attribute key: non-empty and not reserved.
@@ -107,8 +105,14 @@ pub fn path(value: &str) -> Result<(), String> {
     if module.split('/').any(str::is_empty) {
         return Err(format!("`{value}` has an empty path segment (`//`)"));
     }
-    if module.split('/').any(|segment| segment == ".." || segment == ".") || module.contains("..") {
-        return Err(format!("`{value}`: `.` and `..` are not allowed in a Convex path"));
+    if module
+        .split('/')
+        .any(|segment| segment == ".." || segment == ".")
+        || module.contains("..")
+    {
+        return Err(format!(
+            "`{value}`: `.` and `..` are not allowed in a Convex path"
+        ));
     }
     let mut chars = export.chars();
     let valid_export = chars
@@ -133,7 +137,11 @@ mod tests {
         assert!(name(&"x".repeat(200)).is_ok());
         assert!(name("").unwrap_err().contains("must not be empty"));
         assert!(name("  \t").unwrap_err().contains("only whitespace"));
-        assert!(name(&"é".repeat(201)).unwrap_err().contains("201 characters"));
+        assert!(
+            name(&"é".repeat(201))
+                .unwrap_err()
+                .contains("201 characters")
+        );
         assert!(name("a\u{7}b").unwrap_err().contains("control characters"));
     }
 
@@ -142,10 +150,19 @@ mod tests {
         assert!(root("agent.run").is_ok());
         assert!(root("memory.capture").is_ok());
         let err = root("agentrun").unwrap_err();
-        assert!(err.starts_with("`agentrun` is not a canonical Crux primitive; did you mean `agent.run`"), "{err}");
+        assert!(
+            err.starts_with(
+                "`agentrun` is not a canonical Crux primitive; did you mean `agent.run`"
+            ),
+            "{err}"
+        );
         let err = root("tool").unwrap_err();
         assert!(err.contains("`tool.approval` or `tool.call`"), "{err}");
-        assert!(root("zzzzzzzzzzzz").unwrap_err().contains("see the Crux taxonomy"));
+        assert!(
+            root("zzzzzzzzzzzz")
+                .unwrap_err()
+                .contains("see the Crux taxonomy")
+        );
     }
 
     #[test]
@@ -153,8 +170,16 @@ mod tests {
         assert!(attribute_key("agentId").is_ok());
         assert!(attribute_key("cruxy").is_ok());
         assert!(attribute_key("").unwrap_err().contains("empty"));
-        assert!(attribute_key("functionRef").unwrap_err().contains("reserved"));
-        assert!(attribute_key("crux.kind").unwrap_err().contains("under `crux.`"));
+        assert!(
+            attribute_key("functionRef")
+                .unwrap_err()
+                .contains("reserved")
+        );
+        assert!(
+            attribute_key("crux.kind")
+                .unwrap_err()
+                .contains("under `crux.`")
+        );
         assert!(attribute_key(" a").unwrap_err().contains("whitespace"));
     }
 
@@ -168,7 +193,12 @@ mod tests {
 
     #[test]
     fn paths() {
-        for ok in ["research:plan", "research/data:get_inputs", "a-b/c.d:_x9", "x:y"] {
+        for ok in [
+            "research:plan",
+            "research/data:get_inputs",
+            "a-b/c.d:_x9",
+            "x:y",
+        ] {
             assert_eq!(path(ok), Ok(()), "{ok}");
         }
         for (bad, why) in [

@@ -15,7 +15,9 @@ pub struct Ctxt {
 impl Ctxt {
     /// Records an error at `span`.
     pub fn error(&self, span: Span, message: impl Display) {
-        self.errors.borrow_mut().push(syn::Error::new(span, message));
+        self.errors
+            .borrow_mut()
+            .push(syn::Error::new(span, message));
     }
 
     /// Records an error spanning `tokens` (first to last token).

@@ -82,7 +82,11 @@ pub const PRIMITIVES: &[&str] = &[
 
 /// Primitives added after the v5 fixture (crux-ts-semantics.md §7.4).
 #[cfg(test)]
-const LATER_ADDITIONS: &[&str] = &["evidence.record", "generation.stream.attempt", "memory.capture"];
+const LATER_ADDITIONS: &[&str] = &[
+    "evidence.record",
+    "generation.stream.attempt",
+    "memory.capture",
+];
 
 /// Whether `name` is a canonical primitive.
 pub fn is_primitive(name: &str) -> bool {
