@@ -11,7 +11,8 @@ pub use crux_runtime::{envelope, function, ids, local};
 
 /// What handlers usually need: `use crux::prelude::*;`.
 pub mod prelude {
-    pub use crate::local::{ActionCtx, MutationCtx, QueryCtx};
+    pub use crate::local::{ActionCtx, Document, Id, MutationCtx, QueryCtx};
+    pub use crux_runtime::function::NoArgs;
     pub use crate::{Error, Function, Result};
     pub use serde::{Deserialize, Serialize};
 }
