@@ -64,13 +64,22 @@ where
     F::Context: HostContext,
 {
     let args: F::Args = decode_args(args)?;
-    let output = F::Context::execute::<F>(call, args).await?;
+    let output = F::Context::execute::<F>(call, args)
+        .await
+        .map_err(across_the_wire)?;
     serde_json::to_value(output).map_err(|err| {
         Error::new(
             ErrorKind::ReturnsValidation,
             format!("ReturnsValidationError: the result of '{}' is not JSON: {err}", F::path()),
         )
     })
+}
+
+/// An error as the caller receives it: serialized and deserialized, as on Convex.
+fn across_the_wire(err: Error) -> Error {
+    serde_json::to_value(&err)
+        .and_then(serde_json::from_value)
+        .unwrap_or(err)
 }
 
 /// Serializes a function's arguments; they must form a JSON object.
