@@ -1,28 +1,147 @@
-//! The hidden `__crux` argument: what crosses a function boundary.
+//! The hidden `__crux` argument: what crosses a function boundary (reference §1, §6.1).
 //!
-//! SKELETON: shapes are fixed (reference §1.1, camelCase); strict decoding with
-//! per-field errors, size caps and fixtures are the runtime-core work (issue 2).
+//! Encoding is plain serde (camelCase, absent options omitted). Decoding is strict and
+//! bounded because `__crux` arrives from callers we do not trust: every id format is
+//! checked, strings and arrays are capped, control characters and unknown versions are
+//! rejected, nesting is limited, and the error names the field. Unknown keys are ignored
+//! (a newer TypeScript writer may add fields) but count against the key cap.
+//!
+//! ```
+//! use crux_runtime::envelope::Envelope;
+//! let json = serde_json::json!({
+//!     "v": 1,
+//!     "observability": {
+//!         "runId": "run_0123456789abcdef01234567",
+//!         "traceId": "4bf92f3577b34da6a3ce929d0e0e4736",
+//!         "segmentId": "seg_0123456789abcdef01234567",
+//!         "spanStack": ["00f067aa0ba902b7"],
+//!         "currentSpanId": "00f067aa0ba902b7"
+//!     }
+//! });
+//! let env = Envelope::decode(&json).unwrap();
+//! let ctx = env.observability.as_ref().unwrap();
+//! assert_eq!(ctx.operation_id, ctx.run_id); // pre-v4 writers: the run is its own operation
+//!
+//! let bad = serde_json::json!({"v": 2});
+//! assert_eq!(Envelope::decode(&bad).unwrap_err().to_string(),
+//!     "invalid `__crux` envelope: `v` unsupported version 2 (this build understands version 1)");
+//! ```
 
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
 
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+use crate::clock::Timestamp;
+use crate::context::Scope;
 use crate::ids::{RunId, SegmentId, SpanId, TraceId};
+use crate::wire::{FieldError, MAX_DEPTH, Obj, Path, Reason, check_depth, id_item, type_name};
+
+/// The only envelope version this build writes and accepts.
+pub const ENVELOPE_VERSION: u64 = 1;
+/// Most span ids in a span stack.
+pub const MAX_SPAN_STACK: usize = 128;
+/// Longest label, function reference, correlator or deployment field.
+pub const MAX_LABEL: usize = 200;
+/// Most correlator metadata entries.
+pub const MAX_METADATA: usize = 16;
+
+/// A `__crux` value that failed strict decoding: the field and the reason.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid `__crux` envelope: {0}")]
+pub struct EnvelopeError(pub FieldError);
+
+impl EnvelopeError {
+    /// The path of the offending field (`observability.spanStack[1]`).
+    pub fn path(&self) -> &str {
+        &self.0.path
+    }
+
+    /// What was wrong with it.
+    pub fn reason(&self) -> &Reason {
+        &self.0.reason
+    }
+}
 
 /// The `__crux` envelope: `{ "v": 1, "observability": {...}, "boundary": {...} }`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Envelope {
     /// The envelope version; always 1.
     pub v: u32,
     /// The caller's captured context; absent for detached work.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub observability: Option<CapturedContext>,
     /// The boundary the caller opened for this call, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub boundary: Option<Boundary>,
 }
 
-/// A serializable snapshot of the current Crux context.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+impl Envelope {
+    /// An envelope carrying `observability` (and no boundary).
+    pub fn new(observability: Option<CapturedContext>) -> Self {
+        Self {
+            v: ENVELOPE_VERSION as u32,
+            observability,
+            boundary: None,
+        }
+    }
+
+    /// Strictly decodes an untrusted `__crux` value.
+    pub fn decode(value: &Value) -> Result<Envelope, EnvelopeError> {
+        decode_envelope(value).map_err(EnvelopeError)
+    }
+
+    /// The JSON value to put under `__crux`.
+    pub fn to_value(&self) -> Value {
+        // Serializing these plain types cannot fail.
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+impl<'de> Deserialize<'de> for Envelope {
+    /// Deserializes through [`Envelope::decode`], so serde users get the same checks.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        Envelope::decode(&v).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Correlation identifiers of a run: never trusted identity.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Correlators {
+    /// The user's session, 1–200 characters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// The user, 1–200 characters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// Free-form string metadata, projected into attributes as `meta.<key>`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// The deployment identity of schema v3.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployment {
+    /// The project.
+    pub project_id: String,
+    /// The manifest (code version).
+    pub manifest_id: String,
+    /// The deployment.
+    pub deployment_id: String,
+}
+
+/// A serializable snapshot of the current Crux context (reference §6.1).
+///
+/// One taken in-process by [`capture_context`](crate::observe::capture_context) also holds
+/// a handle to its live segment (never serialized), so that
+/// [`with_context`](crate::observe::with_context) continues that very segment; a decoded
+/// one has none and continues in a new segment.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CapturedContext {
     /// The run the work belongs to.
@@ -33,11 +152,52 @@ pub struct CapturedContext {
     pub trace_id: TraceId,
     /// The segment of the capturing invocation.
     pub segment_id: SegmentId,
+    /// When the run started, in ms since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at_ms: Option<u64>,
+    /// Session/user correlation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlators: Option<Correlators>,
+    /// The deployment identity (v3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<Deployment>,
     /// Open spans, outermost first.
     pub span_stack: Vec<SpanId>,
     /// The innermost open span (the last of `span_stack`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub current_span_id: Option<SpanId>,
+    /// The parent run of a child run (v4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_run_id: Option<RunId>,
+    /// The span of the parent run that triggered this run (v4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub triggered_by_span_id: Option<SpanId>,
+    /// The live segment of an in-process capture; `None` once it crossed the wire.
+    #[serde(skip)]
+    pub live: LiveContext,
+}
+
+impl CapturedContext {
+    /// Whether this capture still holds its live in-process segment.
+    pub fn is_live(&self) -> bool {
+        self.live.0.is_some()
+    }
+}
+
+/// The live scope behind an in-process capture. Ignored by `==` and never serialized.
+#[derive(Clone, Default)]
+pub struct LiveContext(pub(crate) Option<Scope>);
+
+impl PartialEq for LiveContext {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl fmt::Debug for LiveContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() { "live" } else { "detached" })
+    }
 }
 
 /// Which kind of hop a [`Boundary`] describes.
@@ -51,7 +211,7 @@ pub enum BoundaryKind {
 }
 
 /// The boundary span the caller opened for this call.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Boundary {
     /// Equal to `span_id`.
@@ -68,6 +228,156 @@ pub struct Boundary {
     /// The caller's span stack, ending with the boundary span.
     pub parent_span_stack: Vec<SpanId>,
     /// ISO-8601 lease expiry.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub lease_expires_at: Option<String>,
+}
+
+fn decode_envelope(value: &Value) -> Result<Envelope, FieldError> {
+    let root = Obj::new(value, Path::Root)?;
+    check_depth(value, MAX_DEPTH, Path::Root)?;
+    let v_path = Path::Key(&Path::Root, "v");
+    let v = match root.get("v") {
+        None => return Err(v_path.err(Reason::Missing)),
+        Some(Value::Number(n)) if n.as_u64() == Some(ENVELOPE_VERSION) => 1,
+        Some(Value::Number(n)) => {
+            let mut found = n.to_string();
+            found.truncate(20);
+            return Err(v_path.err(Reason::UnsupportedVersion { found }));
+        }
+        Some(other) => {
+            return Err(v_path.err(Reason::WrongType {
+                expected: "the number 1",
+                found: type_name(other),
+            }));
+        }
+    };
+    let observability = match root.opt_obj("observability")? {
+        Some(o) => Some(decode_context(&o)?),
+        None => None,
+    };
+    let boundary = match root.opt_obj("boundary")? {
+        Some(b) => Some(decode_boundary(&b)?),
+        None => None,
+    };
+    Ok(Envelope {
+        v,
+        observability,
+        boundary,
+    })
+}
+
+/// Strictly decodes a captured context object (the `observability` field).
+pub(crate) fn decode_context(o: &Obj<'_>) -> Result<CapturedContext, FieldError> {
+    let run_id: RunId = o.req_id("runId")?;
+    let operation_id = o.opt_id("operationId")?.unwrap_or(run_id);
+    let trace_id = o.req_id("traceId")?;
+    let segment_id = o.req_id("segmentId")?;
+    let started_at_ms = o.opt_u64("startedAtMs")?;
+    let correlators = match o.opt_obj("correlators")? {
+        Some(c) => Some(decode_correlators(&c)?),
+        None => None,
+    };
+    let deployment = match o.opt_obj("deployment")? {
+        Some(d) => Some(decode_deployment(&d)?),
+        None => None,
+    };
+    let span_stack = o
+        .opt_array("spanStack", MAX_SPAN_STACK, id_item::<SpanId>)?
+        .ok_or_else(|| Path::Key(&o.path, "spanStack").err(Reason::Missing))?;
+    let current_span_id: Option<SpanId> = o.opt_id("currentSpanId")?;
+    if current_span_id.is_some() && current_span_id != span_stack.last().copied() {
+        return Err(Path::Key(&o.path, "currentSpanId")
+            .err(Reason::Invalid("must equal the last id of spanStack")));
+    }
+    Ok(CapturedContext {
+        run_id,
+        operation_id,
+        trace_id,
+        segment_id,
+        started_at_ms,
+        correlators,
+        deployment,
+        span_stack,
+        current_span_id,
+        parent_run_id: o.opt_id("parentRunId")?,
+        triggered_by_span_id: o.opt_id("triggeredBySpanId")?,
+        live: LiveContext(None),
+    })
+}
+
+pub(crate) fn decode_correlators(c: &Obj<'_>) -> Result<Correlators, FieldError> {
+    let mut metadata = BTreeMap::new();
+    if let Some(m) = c.opt_obj("metadata")? {
+        if m.map.len() > MAX_METADATA {
+            return Err(m.path.err(Reason::TooMany { max: MAX_METADATA }));
+        }
+        for key in m.map.keys() {
+            let key_path = Path::Key(&m.path, key);
+            crate::wire::check_text(key, 64, key_path)?;
+            let value = m.req_str(key, MAX_LABEL)?;
+            metadata.insert(key.clone(), value.to_owned());
+        }
+    }
+    Ok(Correlators {
+        session_id: c.opt_text("sessionId", MAX_LABEL)?.map(str::to_owned),
+        user_id: c.opt_text("userId", MAX_LABEL)?.map(str::to_owned),
+        metadata,
+    })
+}
+
+pub(crate) fn decode_deployment(d: &Obj<'_>) -> Result<Deployment, FieldError> {
+    let field = |k| -> Result<String, FieldError> {
+        match d.req_str(k, MAX_LABEL)? {
+            "" => Err(Path::Key(&d.path, k).err(Reason::Empty)),
+            s => Ok(s.to_owned()),
+        }
+    };
+    Ok(Deployment {
+        project_id: field("projectId")?,
+        manifest_id: field("manifestId")?,
+        deployment_id: field("deploymentId")?,
+    })
+}
+
+fn decode_boundary(b: &Obj<'_>) -> Result<Boundary, FieldError> {
+    let id: SpanId = b.req_id("id")?;
+    let span_id: SpanId = b.req_id("spanId")?;
+    if id != span_id {
+        return Err(Path::Key(&b.path, "id").err(Reason::Invalid("must equal spanId")));
+    }
+    let kind_path = Path::Key(&b.path, "kind");
+    let kind = match b.req_str("kind", 16)? {
+        "action" => BoundaryKind::Action,
+        "schedule" => BoundaryKind::Schedule,
+        _ => return Err(kind_path.err(Reason::Invalid("expected \"action\" or \"schedule\""))),
+    };
+    let label = b
+        .opt_text("label", MAX_LABEL)?
+        .ok_or_else(|| Path::Key(&b.path, "label").err(Reason::Missing))?;
+    let function_ref = b
+        .opt_text("ref", MAX_LABEL)?
+        .ok_or_else(|| Path::Key(&b.path, "ref").err(Reason::Missing))?;
+    let parent_span_stack = b
+        .opt_array("parentSpanStack", MAX_SPAN_STACK, id_item::<SpanId>)?
+        .ok_or_else(|| Path::Key(&b.path, "parentSpanStack").err(Reason::Missing))?;
+    let lease_expires_at = match b.opt_str("leaseExpiresAt", 32)? {
+        None => None,
+        Some(s) => {
+            s.parse::<Timestamp>().map_err(|_| {
+                Path::Key(&b.path, "leaseExpiresAt").err(Reason::Invalid(
+                    "expected an ISO-8601 UTC timestamp like 2026-01-02T03:04:05.678Z",
+                ))
+            })?;
+            Some(s.to_owned())
+        }
+    };
+    Ok(Boundary {
+        id,
+        span_id,
+        kind,
+        label: label.to_owned(),
+        function_ref: function_ref.to_owned(),
+        parent_span_stack,
+        lease_expires_at,
+    })
 }

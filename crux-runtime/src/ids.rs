@@ -1,26 +1,469 @@
-//! Identifiers in the Crux wire formats.
+//! Identifiers in the Crux wire formats, and the generator behind them.
 //!
-//! SKELETON: types and names are fixed; the fast generator, strict parsing and tests are
-//! the runtime-core work (issue 2).
+//! | type | wire form |
+//! |---|---|
+//! | [`TraceId`] | 32 lowercase hex, never all zero |
+//! | [`SpanId`] | 16 lowercase hex, never all zero |
+//! | [`RunId`] | `run_` + 24 lowercase hex (also operation ids) |
+//! | [`SegmentId`] | `seg_` + 24 lowercase hex |
+//! | [`RecordId`] | `rec_<16hex>_<base36 counter>` |
+//! | [`EventId`], [`EdgeId`], [`ArtifactId`] | `event_`, `edge_`, `artifact_` + 16 hex |
+//!
+//! Generation is a thread-local wyrand seeded once per thread from
+//! [`std::hash::RandomState`]: no lock, no syscall, about a nanosecond an id. Parsing is
+//! strict: exact length, lowercase hex only, never all zero.
+//!
+//! ```
+//! use crux_runtime::ids::{RunId, TraceId};
+//! let run = RunId::generate();
+//! assert_eq!(run.to_string().len(), 28);
+//! assert_eq!(run.to_string().parse::<RunId>().unwrap(), run);
+//! assert!("00000000000000000000000000000000".parse::<TraceId>().is_err());
+//! ```
 
-use serde::{Deserialize, Serialize};
+use std::cell::Cell;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Why a string is not a valid identifier.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {kind}: {reason}")]
+pub struct IdError {
+    /// Which identifier was being parsed (`trace id`, `run id`, ...).
+    pub kind: &'static str,
+    /// What was wrong with it.
+    pub reason: IdErrorReason,
+}
+
+/// The specific defect of an invalid identifier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IdErrorReason {
+    /// The string does not start with the required prefix.
+    #[error("expected the prefix `{0}`")]
+    MissingPrefix(&'static str),
+    /// Wrong number of hex digits.
+    #[error("expected {expected} hex digits, found {found} characters")]
+    Length {
+        /// Digits required.
+        expected: usize,
+        /// Characters found after the prefix.
+        found: usize,
+    },
+    /// A character that is not lowercase hex.
+    #[error("expected lowercase hex digits (0-9, a-f)")]
+    NotHex,
+    /// Every digit is zero, which W3C and Crux reserve as "invalid".
+    #[error("all-zero ids are invalid")]
+    AllZero,
+}
+
+thread_local! {
+    static RNG: Cell<u64> = Cell::new(seed());
+}
+
+fn seed() -> u64 {
+    let mut h = std::hash::RandomState::new().build_hasher();
+    h.write_u64(0x9e37_79b9_7f4a_7c15);
+    // Mixing in the thread's stack address separates threads that got equal keys.
+    let local = 0u8;
+    h.write_usize(&local as *const u8 as usize);
+    h.finish() | 1
+}
+
+/// A uniformly random `u64` from the thread-local wyrand generator.
+#[inline]
+pub fn random_u64() -> u64 {
+    RNG.with(|s| {
+        let x = s.get().wrapping_add(0xa076_1d64_78bd_642f);
+        s.set(x);
+        let t = u128::from(x) * u128::from(x ^ 0xe703_7ed1_a0b4_28db);
+        ((t >> 64) as u64) ^ (t as u64)
+    })
+}
+
+#[inline]
+fn nonzero_u64() -> u64 {
+    loop {
+        let v = random_u64();
+        if v != 0 {
+            return v;
+        }
+    }
+}
+
+fn random_12() -> [u8; 12] {
+    loop {
+        let a = random_u64().to_le_bytes();
+        let b = random_u64().to_le_bytes();
+        let mut out = [0u8; 12];
+        out[..8].copy_from_slice(&a);
+        out[8..].copy_from_slice(&b[..4]);
+        if out != [0u8; 12] {
+            return out;
+        }
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn write_hex(bytes: &[u8], f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let mut buf = [0u8; 64];
+    for (i, b) in bytes.iter().enumerate() {
+        buf[2 * i] = HEX[usize::from(b >> 4)];
+        buf[2 * i + 1] = HEX[usize::from(b & 0xf)];
+    }
+    // The buffer holds ASCII hex only.
+    f.write_str(std::str::from_utf8(&buf[..bytes.len() * 2]).unwrap_or_default())
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+fn parse_hex<const N: usize>(
+    kind: &'static str,
+    prefix: &'static str,
+    s: &str,
+) -> Result<[u8; N], IdError> {
+    let err = |reason| IdError { kind, reason };
+    let digits = s
+        .strip_prefix(prefix)
+        .ok_or(err(IdErrorReason::MissingPrefix(prefix)))?;
+    if digits.len() != 2 * N {
+        return Err(err(IdErrorReason::Length {
+            expected: 2 * N,
+            found: digits.chars().count(),
+        }));
+    }
+    let mut out = [0u8; N];
+    for (i, pair) in digits.as_bytes().chunks_exact(2).enumerate() {
+        let hi = hex_val(pair[0]).ok_or(err(IdErrorReason::NotHex))?;
+        let lo = hex_val(pair[1]).ok_or(err(IdErrorReason::NotHex))?;
+        out[i] = (hi << 4) | lo;
+    }
+    if out.iter().all(|b| *b == 0) {
+        return Err(err(IdErrorReason::AllZero));
+    }
+    Ok(out)
+}
+
+macro_rules! string_serde {
+    ($t:ty, $expecting:literal) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl serde::de::Visitor<'_> for V {
+                    type Value = $t;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<$t, E> {
+                        v.parse().map_err(E::custom)
+                    }
+                }
+                d.deserialize_str(V)
+            }
+        }
+    };
+}
 
 /// A 32-hex-digit trace id (W3C), never all zero.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TraceId(pub u128);
 
+impl TraceId {
+    /// A fresh random trace id.
+    pub fn generate() -> Self {
+        Self((u128::from(nonzero_u64()) << 64) | u128::from(random_u64()))
+    }
+}
+
+impl fmt::Display for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_hex(&self.0.to_be_bytes(), f)
+    }
+}
+
+impl FromStr for TraceId {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, IdError> {
+        parse_hex::<16>("trace id", "", s).map(|b| Self(u128::from_be_bytes(b)))
+    }
+}
+string_serde!(TraceId, "a 32-hex-digit trace id");
+
 /// A 16-hex-digit span id, never all zero.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SpanId(pub u64);
 
-/// `run_` followed by 24 hex digits. Also the format of operation ids.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct RunId(pub [u8; 12]);
+impl SpanId {
+    /// A fresh random span id.
+    #[inline]
+    pub fn generate() -> Self {
+        Self(nonzero_u64())
+    }
+}
 
-/// `seg_` followed by 24 hex digits: one physical invocation's slice of a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct SegmentId(pub [u8; 12]);
+impl fmt::Display for SpanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_hex(&self.0.to_be_bytes(), f)
+    }
+}
+
+impl FromStr for SpanId {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, IdError> {
+        parse_hex::<8>("span id", "", s).map(|b| Self(u64::from_be_bytes(b)))
+    }
+}
+string_serde!(SpanId, "a 16-hex-digit span id");
+
+macro_rules! prefixed_12 {
+    ($(#[$doc:meta])* $t:ident, $prefix:literal, $kind:literal, $expecting:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $t(pub [u8; 12]);
+
+        impl $t {
+            /// A fresh random id.
+            pub fn generate() -> Self {
+                Self(random_12())
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str($prefix)?;
+                write_hex(&self.0, f)
+            }
+        }
+
+        impl FromStr for $t {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, IdError> {
+                parse_hex::<12>($kind, $prefix, s).map(Self)
+            }
+        }
+        string_serde!($t, $expecting);
+    };
+}
+
+prefixed_12!(
+    /// `run_` followed by 24 hex digits. Also the format of operation ids.
+    RunId,
+    "run_",
+    "run id",
+    "a run id (`run_` + 24 hex digits)"
+);
+prefixed_12!(
+    /// `seg_` followed by 24 hex digits: one physical invocation's slice of a run.
+    SegmentId,
+    "seg_",
+    "segment id",
+    "a segment id (`seg_` + 24 hex digits)"
+);
+
+macro_rules! prefixed_8 {
+    ($(#[$doc:meta])* $t:ident, $prefix:literal, $kind:literal, $expecting:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $t(pub u64);
+
+        impl $t {
+            /// A fresh random id.
+            pub fn generate() -> Self {
+                Self(nonzero_u64())
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str($prefix)?;
+                write_hex(&self.0.to_be_bytes(), f)
+            }
+        }
+
+        impl FromStr for $t {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, IdError> {
+                parse_hex::<8>($kind, $prefix, s).map(|b| Self(u64::from_be_bytes(b)))
+            }
+        }
+        string_serde!($t, $expecting);
+    };
+}
+
+prefixed_8!(
+    /// `event_` followed by 16 hex digits: one span event.
+    EventId,
+    "event_",
+    "event id",
+    "an event id (`event_` + 16 hex digits)"
+);
+prefixed_8!(
+    /// `edge_` followed by 16 hex digits: one edge record.
+    EdgeId,
+    "edge_",
+    "edge id",
+    "an edge id (`edge_` + 16 hex digits)"
+);
+prefixed_8!(
+    /// `artifact_` followed by 16 hex digits: one artifact record.
+    ArtifactId,
+    "artifact_",
+    "artifact id",
+    "an artifact id (`artifact_` + 16 hex digits)"
+);
+
+/// `rec_<16hex>_<base36 counter>`: a record's idempotency key.
+///
+/// The random part is fixed per delivery pipeline and the counter counts records in it,
+/// so ids are unique and cheap to make (the delivery worker assigns them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordId {
+    /// The random part.
+    pub random: u64,
+    /// The counter part.
+    pub counter: u64,
+}
+
+impl fmt::Display for RecordId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("rec_")?;
+        write_hex(&self.random.to_be_bytes(), f)?;
+        f.write_str("_")?;
+        let mut buf = [0u8; 16];
+        let mut n = self.counter;
+        let mut i = buf.len();
+        loop {
+            i -= 1;
+            buf[i] = b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize];
+            n /= 36;
+            if n == 0 {
+                break;
+            }
+        }
+        f.write_str(std::str::from_utf8(&buf[i..]).unwrap_or_default())
+    }
+}
+
+impl FromStr for RecordId {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, IdError> {
+        const KIND: &str = "record id";
+        let err = |reason| IdError { kind: KIND, reason };
+        let rest = s
+            .strip_prefix("rec_")
+            .ok_or(err(IdErrorReason::MissingPrefix("rec_")))?;
+        let (hex, counter) = rest.split_once('_').ok_or(err(IdErrorReason::Length {
+            expected: 16,
+            found: rest.len(),
+        }))?;
+        let random = parse_hex::<8>(KIND, "", hex).map(u64::from_be_bytes)?;
+        if counter.is_empty() || counter.len() > 13 {
+            return Err(err(IdErrorReason::NotHex));
+        }
+        let counter = u64::from_str_radix(counter, 36).map_err(|_| err(IdErrorReason::NotHex))?;
+        Ok(Self { random, counter })
+    }
+}
+string_serde!(RecordId, "a record id (`rec_<16hex>_<base36>`)");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_round_trip_and_are_lowercase_hex() {
+        for _ in 0..1000 {
+            let t = TraceId::generate();
+            let s = t.to_string();
+            assert_eq!(s.len(), 32);
+            assert!(
+                s.bytes()
+                    .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+            );
+            assert_eq!(s.parse::<TraceId>().unwrap(), t);
+            let sp = SpanId::generate();
+            assert_eq!(sp.to_string().len(), 16);
+            assert_eq!(sp.to_string().parse::<SpanId>().unwrap(), sp);
+            let r = RunId::generate();
+            assert!(r.to_string().starts_with("run_"));
+            assert_eq!(r.to_string().parse::<RunId>().unwrap(), r);
+            let g = SegmentId::generate();
+            assert_eq!(g.to_string().parse::<SegmentId>().unwrap(), g);
+            let e = EventId::generate();
+            assert_eq!(e.to_string().parse::<EventId>().unwrap(), e);
+        }
+    }
+
+    #[test]
+    fn ids_are_distinct_across_threads() {
+        let a: Vec<u64> = std::thread::spawn(|| (0..64).map(|_| random_u64()).collect())
+            .join()
+            .unwrap();
+        let b: Vec<u64> = (0..64).map(|_| random_u64()).collect();
+        assert_ne!(a, b);
+        let mut all: Vec<u64> = a.into_iter().chain(b).collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 128);
+    }
+
+    #[test]
+    fn strict_parsing_names_the_defect() {
+        let r = |s: &str| s.parse::<RunId>().unwrap_err().reason;
+        assert_eq!(
+            r("seg_0123456789abcdef01234567"),
+            IdErrorReason::MissingPrefix("run_")
+        );
+        assert!(matches!(
+            r("run_0123"),
+            IdErrorReason::Length { expected: 24, .. }
+        ));
+        assert_eq!(r("run_0123456789ABCDEF01234567"), IdErrorReason::NotHex);
+        assert_eq!(r("run_000000000000000000000000"), IdErrorReason::AllZero);
+        assert_eq!(
+            "0000000000000000".parse::<SpanId>().unwrap_err().reason,
+            IdErrorReason::AllZero
+        );
+        let err = "zz".parse::<TraceId>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid trace id: expected 32 hex digits, found 2 characters"
+        );
+    }
+
+    #[test]
+    fn record_ids_use_base36_counters() {
+        let id = RecordId {
+            random: 0xab,
+            counter: 36 * 36 + 35,
+        };
+        assert_eq!(id.to_string(), "rec_00000000000000ab_10z");
+        assert_eq!(id.to_string().parse::<RecordId>().unwrap(), id);
+        assert!("rec_00000000000000ab_".parse::<RecordId>().is_err());
+    }
+
+    #[test]
+    fn serde_uses_the_wire_strings() {
+        let id: SpanId = serde_json::from_str("\"00f067aa0ba902b7\"").unwrap();
+        assert_eq!(id, SpanId(0x00f0_67aa_0ba9_02b7));
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"00f067aa0ba902b7\"");
+        assert!(serde_json::from_str::<SpanId>("\"00F067AA0BA902B7\"").is_err());
+        assert!(serde_json::from_str::<SpanId>("17").is_err());
+    }
+}

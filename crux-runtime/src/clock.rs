@@ -1,0 +1,207 @@
+//! Millisecond wall-clock timestamps and their ISO-8601 (`2026-01-02T03:04:05.678Z`) form.
+//!
+//! ```
+//! use crux_runtime::clock::Timestamp;
+//! let t = Timestamp::from_millis(1_767_323_045_678);
+//! assert_eq!(t.to_string(), "2026-01-02T03:04:05.678Z");
+//! assert_eq!("2026-01-02T03:04:05.678Z".parse::<Timestamp>().unwrap(), t);
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Serialize, Serializer};
+
+/// Milliseconds since the Unix epoch, UTC.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Timestamp(u64);
+
+/// A string that is not an ISO-8601 UTC timestamp of the form `YYYY-MM-DDTHH:MM:SS.sssZ`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("expected an ISO-8601 UTC timestamp like 2026-01-02T03:04:05.678Z")]
+pub struct TimestampError;
+
+impl Timestamp {
+    /// The current wall-clock time (a clock before 1970 reads as the epoch).
+    #[inline]
+    pub fn now() -> Self {
+        Self(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+        )
+    }
+
+    /// A timestamp `ms` milliseconds after the epoch.
+    pub const fn from_millis(ms: u64) -> Self {
+        Self(ms)
+    }
+
+    /// Milliseconds since the epoch.
+    pub const fn as_millis(self) -> u64 {
+        self.0
+    }
+
+    /// `self - earlier` in milliseconds, never negative.
+    pub fn millis_since(self, earlier: Timestamp) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+
+    /// This timestamp plus `ms` milliseconds.
+    pub fn plus_millis(self, ms: u64) -> Self {
+        Self(self.0.saturating_add(ms))
+    }
+
+    /// The 24-byte ISO-8601 form.
+    pub fn to_iso_bytes(self) -> [u8; 24] {
+        let ms = self.0 % 1000;
+        let secs = self.0 / 1000;
+        let (days, sod) = (secs / 86_400, secs % 86_400);
+        let (y, m, d) = civil_from_days(days as i64);
+        let mut b = *b"0000-00-00T00:00:00.000Z";
+        let put = |b: &mut [u8; 24], at: usize, width: usize, mut v: u64| {
+            for i in (0..width).rev() {
+                b[at + i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(&mut b, 0, 4, y.clamp(0, 9999) as u64);
+        put(&mut b, 5, 2, u64::from(m));
+        put(&mut b, 8, 2, u64::from(d));
+        put(&mut b, 11, 2, sod / 3600);
+        put(&mut b, 14, 2, sod % 3600 / 60);
+        put(&mut b, 17, 2, sod % 60);
+        put(&mut b, 20, 3, ms);
+        b
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.to_iso_bytes();
+        f.write_str(std::str::from_utf8(&b).unwrap_or_default())
+    }
+}
+
+impl FromStr for Timestamp {
+    type Err = TimestampError;
+
+    /// Parses exactly `YYYY-MM-DDTHH:MM:SS.sssZ` (what JavaScript's `toISOString` writes).
+    fn from_str(s: &str) -> Result<Self, TimestampError> {
+        let b = s.as_bytes();
+        if b.len() != 24 || &b[4..5] != b"-" || &b[7..8] != b"-" || b[10] != b'T' {
+            return Err(TimestampError);
+        }
+        if b[13] != b':' || b[16] != b':' || b[19] != b'.' || b[23] != b'Z' {
+            return Err(TimestampError);
+        }
+        let num = |r: std::ops::Range<usize>| -> Result<u64, TimestampError> {
+            b[r].iter().try_fold(0u64, |acc, c| {
+                c.is_ascii_digit()
+                    .then(|| acc * 10 + u64::from(c - b'0'))
+                    .ok_or(TimestampError)
+            })
+        };
+        let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let (h, mi, sec, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
+        if y < 1970 || !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+            return Err(TimestampError);
+        }
+        if h > 23 || mi > 59 || sec > 59 {
+            return Err(TimestampError);
+        }
+        let days = days_from_civil(y as i64, mo as u32, d as u32);
+        // Reject dates like 02-31 that normalise into another month.
+        if civil_from_days(days) != (y as i64, mo as u32, d as u32) {
+            return Err(TimestampError);
+        }
+        Ok(Self(
+            (days as u64 * 86_400 + h * 3600 + mi * 60 + sec) * 1000 + ms,
+        ))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let b = self.to_iso_bytes();
+        s.serialize_str(std::str::from_utf8(&b).unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_like_javascript_to_iso_string() {
+        assert_eq!(
+            Timestamp::from_millis(0).to_string(),
+            "1970-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            Timestamp::from_millis(951_782_400_001).to_string(),
+            "2000-02-29T00:00:00.001Z"
+        );
+        assert_eq!(
+            Timestamp::from_millis(4_102_444_799_999).to_string(),
+            "2099-12-31T23:59:59.999Z"
+        );
+    }
+
+    #[test]
+    fn parse_round_trips_and_rejects_impossible_dates() {
+        for ms in [
+            0u64,
+            1,
+            86_399_999,
+            951_782_400_001,
+            1_767_323_045_678,
+            4_102_444_799_999,
+        ] {
+            let t = Timestamp::from_millis(ms);
+            assert_eq!(t.to_string().parse::<Timestamp>().unwrap(), t);
+        }
+        for bad in [
+            "2026-02-30T00:00:00.000Z",
+            "2026-01-02T24:00:00.000Z",
+            "2026-01-02 03:04:05.678Z",
+            "2026-01-02T03:04:05Z",
+            "2026-01-02T03:04:05.678+00:00",
+            "１９７０-01-01T00:00:00.000Z",
+        ] {
+            assert_eq!(bad.parse::<Timestamp>(), Err(TimestampError), "{bad}");
+        }
+    }
+
+    #[test]
+    fn now_is_recent_and_durations_never_negative() {
+        let now = Timestamp::now();
+        assert!(now.as_millis() > 1_700_000_000_000);
+        assert_eq!(Timestamp::from_millis(5).millis_since(now), 0);
+    }
+}

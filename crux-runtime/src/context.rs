@@ -1,0 +1,295 @@
+//! The current Crux context: which segment and which span stack code runs under.
+//!
+//! A [`Scope`] is one immutable frame (live segment + span stack, a persistent list, so
+//! cloning is two reference-count bumps). The current scope lives in a thread-local that
+//! [`WithContext`] installs around every poll of the future it wraps (as tracing's
+//! `Instrumented` does) and [`EnterGuard`] installs for synchronous code. The context thus
+//! moves with the future across thread hops, and two concurrent futures never see each
+//! other's.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::task::{Context, Poll};
+
+use crate::envelope::{CapturedContext, LiveContext};
+use crate::ids::{RunId, SegmentId, SpanId, TraceId};
+use crate::observe::Observer;
+use crate::record::{Base, Body, Record, SegmentExtra};
+
+/// One physical invocation's slice of a run: the ids every record carries and the
+/// sequence counter.
+pub(crate) struct Segment {
+    pub(crate) observer: Observer,
+    pub(crate) run_id: RunId,
+    pub(crate) operation_id: RunId,
+    pub(crate) segment_id: SegmentId,
+    pub(crate) trace_id: TraceId,
+    pub(crate) extra: Option<Arc<SegmentExtra>>,
+    pub(crate) started_at_ms: Option<u64>,
+    pub(crate) parent_run_id: Option<RunId>,
+    pub(crate) triggered_by_span_id: Option<SpanId>,
+    seq: AtomicU32,
+}
+
+pub(crate) struct SegmentInit {
+    pub(crate) run_id: RunId,
+    pub(crate) operation_id: RunId,
+    pub(crate) trace_id: TraceId,
+    pub(crate) extra: Option<Arc<SegmentExtra>>,
+    pub(crate) started_at_ms: Option<u64>,
+    pub(crate) parent_run_id: Option<RunId>,
+    pub(crate) triggered_by_span_id: Option<SpanId>,
+}
+
+impl Segment {
+    pub(crate) fn open(observer: Observer, init: SegmentInit) -> Arc<Segment> {
+        Arc::new(Segment {
+            observer,
+            run_id: init.run_id,
+            operation_id: init.operation_id,
+            segment_id: SegmentId::generate(),
+            trace_id: init.trace_id,
+            extra: init.extra,
+            started_at_ms: init.started_at_ms,
+            parent_run_id: init.parent_run_id,
+            triggered_by_span_id: init.triggered_by_span_id,
+            seq: AtomicU32::new(0),
+        })
+    }
+
+    /// Whether records of this segment go anywhere.
+    #[inline]
+    pub(crate) fn enabled(&self) -> bool {
+        self.observer.pipeline().is_some()
+    }
+
+    /// Numbers and enqueues a record of this segment.
+    #[inline]
+    pub(crate) fn emit(&self, body: Body) {
+        let Some(pipeline) = self.observer.pipeline() else {
+            return;
+        };
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        pipeline.push(Record {
+            base: Base {
+                record_id: None,
+                run_id: self.run_id,
+                operation_id: self.operation_id,
+                segment_id: self.segment_id,
+                segment_seq: seq,
+                trace_id: self.trace_id,
+                extra: self.extra.clone(),
+            },
+            body,
+        });
+    }
+}
+
+pub(crate) struct SpanNode {
+    pub(crate) id: SpanId,
+    pub(crate) parent: Option<Arc<SpanNode>>,
+}
+
+/// One context frame: a live segment and a span stack.
+///
+/// Get one from [`Run::scope`](crate::run::Run::scope), [`Span::scope`](crate::span::Span::scope)
+/// or [`current_scope`](crate::observe::current_scope); run code under it with
+/// [`in_scope`](Scope::in_scope) (async) or [`enter`](Scope::enter) (sync).
+#[derive(Clone)]
+pub struct Scope {
+    pub(crate) segment: Arc<Segment>,
+    pub(crate) top: Option<Arc<SpanNode>>,
+}
+
+impl fmt::Debug for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scope")
+            .field("run_id", &self.segment.run_id)
+            .field("segment_id", &self.segment.segment_id)
+            .field("current_span_id", &self.current_span_id())
+            .finish()
+    }
+}
+
+impl Scope {
+    /// Runs `fut` with this scope current on every poll.
+    pub fn in_scope<F: Future>(&self, fut: F) -> WithContext<F> {
+        WithContext {
+            scope: Some(self.clone()),
+            inner: fut,
+        }
+    }
+
+    /// Makes this scope current for synchronous code until the guard drops.
+    pub fn enter(&self) -> EnterGuard {
+        EnterGuard {
+            previous: swap_current(Some(self.clone())),
+            _not_send: std::marker::PhantomData,
+        }
+    }
+
+    /// The run this scope belongs to.
+    pub fn run_id(&self) -> RunId {
+        self.segment.run_id
+    }
+
+    /// The operation (root run of the family).
+    pub fn operation_id(&self) -> RunId {
+        self.segment.operation_id
+    }
+
+    /// The W3C trace.
+    pub fn trace_id(&self) -> TraceId {
+        self.segment.trace_id
+    }
+
+    /// The live segment.
+    pub fn segment_id(&self) -> SegmentId {
+        self.segment.segment_id
+    }
+
+    /// The innermost open span, if any.
+    pub fn current_span_id(&self) -> Option<SpanId> {
+        self.top.as_ref().map(|n| n.id)
+    }
+
+    /// The open spans, outermost first.
+    pub fn span_stack(&self) -> Vec<SpanId> {
+        let mut out = Vec::new();
+        let mut node = self.top.as_deref();
+        while let Some(n) = node {
+            out.push(n.id);
+            node = n.parent.as_deref();
+        }
+        out.reverse();
+        out
+    }
+
+    /// A serializable snapshot of this scope that also keeps the live segment (in-process).
+    pub fn capture(&self) -> CapturedContext {
+        let span_stack = self.span_stack();
+        let extra = self.segment.extra.as_deref();
+        CapturedContext {
+            run_id: self.segment.run_id,
+            operation_id: self.segment.operation_id,
+            trace_id: self.segment.trace_id,
+            segment_id: self.segment.segment_id,
+            started_at_ms: self.segment.started_at_ms,
+            correlators: extra.and_then(|e| e.correlators.clone()),
+            deployment: extra.and_then(|e| e.deployment.clone()),
+            current_span_id: span_stack.last().copied(),
+            span_stack,
+            parent_run_id: self.segment.parent_run_id,
+            triggered_by_span_id: self.segment.triggered_by_span_id,
+            live: LiveContext(Some(self.clone())),
+        }
+    }
+
+    /// A child scope with `id` pushed on the stack.
+    pub(crate) fn push(&self, id: SpanId) -> Scope {
+        Scope {
+            segment: Arc::clone(&self.segment),
+            top: Some(Arc::new(SpanNode {
+                id,
+                parent: self.top.clone(),
+            })),
+        }
+    }
+
+    /// Rebuilds a stack from ids, outermost first.
+    pub(crate) fn with_stack(segment: Arc<Segment>, stack: &[SpanId]) -> Scope {
+        let mut top = None;
+        for id in stack {
+            top = Some(Arc::new(SpanNode {
+                id: *id,
+                parent: top,
+            }));
+        }
+        Scope { segment, top }
+    }
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Scope>> = const { RefCell::new(None) };
+}
+
+fn swap_current(scope: Option<Scope>) -> Option<Scope> {
+    CURRENT.try_with(|c| c.replace(scope)).ok().flatten()
+}
+
+/// The current scope, if code runs inside one.
+pub(crate) fn current() -> Option<Scope> {
+    CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
+}
+
+/// Runs `f` with a reference to the current scope, without cloning it.
+#[inline]
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Scope>) -> R) -> R {
+    let mut f = Some(f);
+    CURRENT
+        .try_with(|c| match c.try_borrow() {
+            Ok(s) => (f.take().expect("called once"))(s.as_ref()),
+            Err(_) => (f.take().expect("called once"))(None),
+        })
+        .unwrap_or_else(|_| (f.take().expect("called once"))(None))
+}
+
+/// Makes a scope current for synchronous code; restores the previous one when dropped.
+#[must_use = "the scope is current only while the guard lives"]
+pub struct EnterGuard {
+    previous: Option<Scope>,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        swap_current(self.previous.take());
+    }
+}
+
+/// A future that runs with a scope current on every poll (see [`Scope::in_scope`]).
+pub struct WithContext<F> {
+    scope: Option<Scope>,
+    inner: F,
+}
+
+impl<F> WithContext<F> {
+    pub(crate) fn new(scope: Option<Scope>, inner: F) -> Self {
+        Self { scope, inner }
+    }
+}
+
+impl<F: Future> Future for WithContext<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: `inner` is structurally pinned: it is never moved out of `self`, and
+        // `WithContext` has no `Drop` impl or `Unpin` impl that would move it. `scope` is
+        // not pinned and only cloned from.
+        let this = unsafe { self.get_unchecked_mut() };
+        let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
+        let Some(scope) = &this.scope else {
+            return inner.poll(cx);
+        };
+        struct Restore(Option<Scope>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                swap_current(self.0.take());
+            }
+        }
+        let _restore = Restore(swap_current(Some(scope.clone())));
+        inner.poll(cx)
+    }
+}
+
+impl<F> fmt::Debug for WithContext<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WithContext")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}

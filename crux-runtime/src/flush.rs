@@ -1,0 +1,292 @@
+//! Bounded flush: wait until everything enqueued before the call reached the sinks, or the
+//! bound passes, whichever is first.
+//!
+//! The wait never depends on the sinks making progress: a deadline timer on its own thread
+//! wakes the flush, so a hung sink cannot stretch it past its bound, and it works under
+//! any executor (no tokio timer needed).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::delivery::{Counters, Pipeline, lock};
+
+/// How long to wait and whether an incomplete drain deserves a warning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlushOptions {
+    /// The bound.
+    pub timeout: Duration,
+    /// A terminal flush (end of an action) warns through the observer's warning hook when
+    /// it does not drain; an opportunistic one is silent.
+    pub terminal: bool,
+}
+
+impl FlushOptions {
+    /// Around a function boundary: 1000 ms, silent.
+    pub const BOUNDARY: FlushOptions = FlushOptions {
+        timeout: Duration::from_millis(1000),
+        terminal: false,
+    };
+    /// At the end of an action: 3000 ms, warns when incomplete.
+    pub const FINAL: FlushOptions = FlushOptions {
+        timeout: Duration::from_millis(3000),
+        terminal: true,
+    };
+}
+
+/// How a flush ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlushStatus {
+    /// Everything enqueued before the call reached every sink, and the sinks flushed.
+    Drained,
+    /// The bound passed first; the rest keeps being delivered in the background.
+    Deadline,
+    /// Everything was handled, but a sink failed to write or flush some of it.
+    Failed,
+}
+
+impl FlushStatus {
+    /// `drained`, `deadline` or `failed`, as in the TypeScript result.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlushStatus::Drained => "drained",
+            FlushStatus::Deadline => "deadline",
+            FlushStatus::Failed => "failed",
+        }
+    }
+}
+
+/// The structured result of a flush (`ObservabilityFlushResult` in TypeScript).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlushResult {
+    /// How it ended.
+    pub status: FlushStatus,
+    /// Records delivered while the flush waited.
+    pub delivered: u64,
+    /// Records rejected as invalid while the flush waited.
+    pub rejected: u64,
+    /// Records enqueued before the call and not yet handled when it returned.
+    pub remaining: u64,
+    /// Whether the bound passed.
+    pub deadline_exceeded: bool,
+}
+
+impl FlushResult {
+    /// The result of flushing nothing (a disabled observer).
+    pub const EMPTY: FlushResult = FlushResult {
+        status: FlushStatus::Drained,
+        delivered: 0,
+        rejected: 0,
+        remaining: 0,
+        deadline_exceeded: false,
+    };
+}
+
+#[derive(Default)]
+struct Slot {
+    outcome: Option<FlushResult>,
+    waker: Option<Waker>,
+}
+
+/// One flush waiting on the worker.
+pub(crate) struct Waiter {
+    pub(crate) target: u64,
+    delivered_at_start: u64,
+    rejected_at_start: u64,
+    failed_at_start: u64,
+    slot: Mutex<Slot>,
+    done: Condvar,
+}
+
+impl Waiter {
+    pub(crate) fn new(target: u64, counters: &Counters) -> Self {
+        Self {
+            target,
+            delivered_at_start: counters.delivered.load(Ordering::Acquire),
+            rejected_at_start: counters.rejected.load(Ordering::Acquire),
+            failed_at_start: counters.failed.load(Ordering::Acquire),
+            slot: Mutex::new(Slot::default()),
+            done: Condvar::new(),
+        }
+    }
+
+    fn progress(&self, counters: &Counters) -> (u64, u64, bool) {
+        (
+            counters
+                .delivered
+                .load(Ordering::Acquire)
+                .saturating_sub(self.delivered_at_start),
+            counters
+                .rejected
+                .load(Ordering::Acquire)
+                .saturating_sub(self.rejected_at_start),
+            counters.failed.load(Ordering::Acquire) > self.failed_at_start,
+        )
+    }
+
+    pub(crate) fn complete(&self, sinks_ok: bool, counters: &Counters) {
+        let (delivered, rejected, failed) = self.progress(counters);
+        let result = FlushResult {
+            status: if failed || !sinks_ok {
+                FlushStatus::Failed
+            } else {
+                FlushStatus::Drained
+            },
+            delivered,
+            rejected,
+            remaining: 0,
+            deadline_exceeded: false,
+        };
+        let waker = {
+            let mut slot = lock(&self.slot);
+            slot.outcome = Some(result);
+            slot.waker.take()
+        };
+        self.done.notify_all();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    fn deadline_result(&self, pipeline: &Pipeline) -> FlushResult {
+        let (delivered, rejected, _) = self.progress(&pipeline.counters);
+        let done = pipeline.done_upto.load(Ordering::Acquire);
+        FlushResult {
+            status: FlushStatus::Deadline,
+            delivered,
+            rejected,
+            remaining: self.target.saturating_sub(done).max(1),
+            deadline_exceeded: true,
+        }
+    }
+}
+
+/// A flush in progress; resolves to its [`FlushResult`] by its deadline at the latest.
+pub(crate) struct FlushWait {
+    pipeline: Arc<Pipeline>,
+    waiter: Arc<Waiter>,
+    deadline: Instant,
+}
+
+impl FlushWait {
+    pub(crate) fn start(pipeline: Arc<Pipeline>, timeout: Duration) -> Self {
+        let deadline = Instant::now() + timeout;
+        let counters = &pipeline.counters;
+        let waiter = pipeline.request_flush(|target| Waiter::new(target, counters));
+        Self {
+            pipeline,
+            waiter,
+            deadline,
+        }
+    }
+
+    /// Blocks the current thread until done or the deadline.
+    pub(crate) fn wait_blocking(self) -> FlushResult {
+        let mut slot = lock(&self.waiter.slot);
+        loop {
+            if let Some(r) = slot.outcome {
+                return r;
+            }
+            let now = Instant::now();
+            if now >= self.deadline {
+                drop(slot);
+                return self.waiter.deadline_result(&self.pipeline);
+            }
+            slot = self
+                .waiter
+                .done
+                .wait_timeout(slot, self.deadline - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+}
+
+impl Future for FlushWait {
+    type Output = FlushResult;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<FlushResult> {
+        {
+            let mut slot = lock(&self.waiter.slot);
+            if let Some(r) = slot.outcome {
+                return Poll::Ready(r);
+            }
+            if Instant::now() < self.deadline {
+                slot.waker = Some(cx.waker().clone());
+                drop(slot);
+                timer().schedule(self.deadline, cx.waker().clone());
+                return Poll::Pending;
+            }
+        }
+        Poll::Ready(self.waiter.deadline_result(&self.pipeline))
+    }
+}
+
+/// A tiny deadline timer on its own thread: wakes wakers when their instant passes.
+struct Timer {
+    entries: Mutex<Vec<(Instant, Waker)>>,
+    changed: Condvar,
+}
+
+fn timer() -> &'static Timer {
+    static TIMER: OnceLock<Timer> = OnceLock::new();
+    TIMER.get_or_init(|| {
+        let spawned = std::thread::Builder::new()
+            .name("crux-flush-timer".into())
+            .spawn(|| timer().run());
+        if spawned.is_err() {
+            // Without the thread a flush still ends: every poll checks the deadline, and
+            // the worker wakes it on completion.
+        }
+        Timer {
+            entries: Mutex::new(Vec::new()),
+            changed: Condvar::new(),
+        }
+    })
+}
+
+impl Timer {
+    fn schedule(&self, at: Instant, waker: Waker) {
+        let mut entries = lock(&self.entries);
+        if let Some(e) = entries
+            .iter_mut()
+            .find(|(t, w)| *t == at && w.will_wake(&waker))
+        {
+            e.1 = waker;
+            return;
+        }
+        entries.push((at, waker));
+        self.changed.notify_one();
+    }
+
+    fn run(&self) {
+        let mut entries = lock(&self.entries);
+        loop {
+            let now = Instant::now();
+            let mut i = 0;
+            while i < entries.len() {
+                if entries[i].0 <= now {
+                    entries.swap_remove(i).1.wake();
+                } else {
+                    i += 1;
+                }
+            }
+            let next = entries.iter().map(|(t, _)| *t).min();
+            entries = match next {
+                Some(t) => {
+                    self.changed
+                        .wait_timeout(entries, t.saturating_duration_since(Instant::now()))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+                None => self
+                    .changed
+                    .wait(entries)
+                    .unwrap_or_else(|e| e.into_inner()),
+            };
+        }
+    }
+}

@@ -1,0 +1,481 @@
+//! The public facade: observers, runs, the current context, spans and events.
+//!
+//! ```
+//! use crux_runtime::observe::{self, Observer, RunOptions};
+//! use crux_runtime::record::{RunStatus, SpanStatus};
+//! use crux_runtime::sink::Memory;
+//! use crux_runtime::flush::FlushOptions;
+//!
+//! let memory = Memory::new();
+//! let observer = Observer::builder().sink(memory.clone()).build();
+//! let run = observer.open_run(RunOptions::new("support chat", "agent.run"));
+//! {
+//!     let _in_run = run.scope().enter();
+//!     let span = observe::span("plan", "plan.operation").start();
+//!     span.end(SpanStatus::Ok);
+//! }
+//! let run_id = run.run_id();
+//! run.end(RunStatus::Ok);
+//! observer.flush_blocking(FlushOptions::FINAL);
+//! assert_eq!(memory.render_tree(run_id),
+//!     "run \"support chat\" agent.run: ok\n  span \"plan\" plan.operation: ok\n");
+//! ```
+
+use std::borrow::Cow;
+use std::collections::{HashSet, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::attributes::Attributes;
+use crate::clock::Timestamp;
+use crate::context::{self, Segment, SegmentInit};
+use crate::delivery::{DEFAULT_CAPACITY, Pipeline, lock};
+use crate::envelope::{Correlators, Deployment};
+use crate::flush::FlushWait;
+use crate::ids::{RunId, SpanId, TraceId};
+use crate::record::{Body, SegmentExtra};
+
+pub use crate::carrier::{Carrier, CarrierError};
+pub use crate::context::{EnterGuard, Scope, WithContext};
+pub use crate::delivery::DeliveryStats;
+pub use crate::envelope::CapturedContext;
+pub use crate::flush::{FlushOptions, FlushResult, FlushStatus};
+pub use crate::record::{RunStatus, SpanStatus};
+pub use crate::run::Run;
+use crate::sink::Sink;
+pub use crate::span::{Span, SpanBuilder};
+
+/// How many ended runs an observer remembers to refuse resuming them.
+const ENDED_RUNS_REMEMBERED: usize = 10_000;
+
+type WarningHook = Box<dyn Fn(&str) + Send + Sync>;
+
+struct ObserverInner {
+    pipeline: Arc<Pipeline>,
+    on_warning: WarningHook,
+    ended: Mutex<(HashSet<RunId>, VecDeque<RunId>)>,
+}
+
+impl Drop for ObserverInner {
+    fn drop(&mut self) {
+        self.pipeline.shutdown();
+    }
+}
+
+/// Where records go: a delivery pipeline (bounded queue, background worker, sinks) and a
+/// warning hook. Cheap to clone; clones share the pipeline.
+#[derive(Clone, Default)]
+pub struct Observer {
+    inner: Option<Arc<ObserverInner>>,
+}
+
+impl fmt::Debug for Observer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.inner {
+            None => f.write_str("Observer(disabled)"),
+            Some(_) => f.debug_tuple("Observer").field(&self.stats()).finish(),
+        }
+    }
+}
+
+/// Builds an [`Observer`].
+#[must_use = "call `.build()`"]
+pub struct ObserverBuilder {
+    sinks: Vec<Box<dyn Sink>>,
+    capacity: usize,
+    on_warning: Option<WarningHook>,
+}
+
+impl ObserverBuilder {
+    /// Adds a sink (repeatable; sinks are written in the order added).
+    pub fn sink(mut self, sink: impl Sink) -> Self {
+        self.sinks.push(Box::new(sink));
+        self
+    }
+
+    /// The queue capacity in records (default 2048). When full, the oldest record is
+    /// dropped and counted.
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
+    }
+
+    /// Where warnings go (incomplete terminal flushes). Default: one line on stderr.
+    pub fn on_warning(mut self, hook: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.on_warning = Some(Box::new(hook));
+        self
+    }
+
+    /// Starts the delivery worker and returns the observer.
+    pub fn build(self) -> Observer {
+        Observer {
+            inner: Some(Arc::new(ObserverInner {
+                pipeline: Pipeline::start(self.sinks, self.capacity),
+                on_warning: self
+                    .on_warning
+                    .unwrap_or_else(|| Box::new(|msg: &str| eprintln!("{msg}"))),
+                ended: Mutex::new((HashSet::new(), VecDeque::new())),
+            })),
+        }
+    }
+}
+
+/// What a new run is.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The run's human name.
+    pub name: Cow<'static, str>,
+    /// The root primitive (canonical; an unknown one gets `run:start` rejected).
+    pub root: &'static str,
+    /// User attributes of `run:start`.
+    pub attributes: Attributes,
+    /// The parent run of a child run (v4 `parentRunId`/`triggeredBySpanId`).
+    pub parent: Option<ParentRun>,
+    /// Session/user correlation, stamped on every record.
+    pub correlators: Option<Correlators>,
+    /// The deployment identity (v3), stamped on every record.
+    pub deployment: Option<Deployment>,
+}
+
+impl RunOptions {
+    /// A root run named `name` with root primitive `root`.
+    pub fn new(name: impl Into<Cow<'static, str>>, root: &'static str) -> Self {
+        Self {
+            name: name.into(),
+            root,
+            attributes: Attributes::new(),
+            parent: None,
+            correlators: None,
+            deployment: None,
+        }
+    }
+
+    /// With these attributes.
+    pub fn attributes(mut self, attributes: Attributes) -> Self {
+        self.attributes = attributes;
+        self
+    }
+
+    /// As a child of `parent`.
+    pub fn parent(mut self, parent: ParentRun) -> Self {
+        self.parent = Some(parent);
+        self
+    }
+
+    /// With these correlators.
+    pub fn correlators(mut self, correlators: Correlators) -> Self {
+        self.correlators = Some(correlators);
+        self
+    }
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions::new("run", "run")
+    }
+}
+
+/// The parent of a child run: same operation and trace, linked by id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParentRun {
+    /// The parent run.
+    pub run_id: RunId,
+    /// The parent's operation, which the child joins.
+    pub operation_id: RunId,
+    /// The parent's trace, which the child continues.
+    pub trace_id: TraceId,
+    /// The parent's span that triggered the child.
+    pub triggered_by_span_id: Option<SpanId>,
+}
+
+impl ParentRun {
+    /// The parent described by a scope (its top span is the trigger).
+    pub fn from_scope(scope: &Scope) -> Self {
+        Self {
+            run_id: scope.run_id(),
+            operation_id: scope.operation_id(),
+            trace_id: scope.trace_id(),
+            triggered_by_span_id: scope.current_span_id(),
+        }
+    }
+
+    /// The parent described by a captured context.
+    pub fn from_context(ctx: &CapturedContext) -> Self {
+        Self {
+            run_id: ctx.run_id,
+            operation_id: ctx.operation_id,
+            trace_id: ctx.trace_id,
+            triggered_by_span_id: ctx.span_stack.last().copied(),
+        }
+    }
+}
+
+fn extra(
+    correlators: Option<Correlators>,
+    deployment: Option<Deployment>,
+) -> Option<Arc<SegmentExtra>> {
+    (correlators.is_some() || deployment.is_some()).then(|| {
+        Arc::new(SegmentExtra {
+            correlators,
+            deployment,
+        })
+    })
+}
+
+impl Observer {
+    /// A builder with no sinks and the default capacity.
+    pub fn builder() -> ObserverBuilder {
+        ObserverBuilder {
+            sinks: Vec::new(),
+            capacity: DEFAULT_CAPACITY,
+            on_warning: None,
+        }
+    }
+
+    /// An observer that records nothing (ids are still made, so code paths match).
+    pub fn disabled() -> Observer {
+        Observer { inner: None }
+    }
+
+    /// Whether records go anywhere.
+    pub fn is_enabled(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    #[inline]
+    pub(crate) fn pipeline(&self) -> Option<&Arc<Pipeline>> {
+        self.inner.as_ref().map(|i| &i.pipeline)
+    }
+
+    /// Waits until every record enqueued before this call reached the sinks (and the
+    /// sinks flushed), or `opts.timeout` passes. Never panics, never errors; works
+    /// under any executor. A terminal flush that does not drain calls the warning hook.
+    pub async fn flush(&self, opts: FlushOptions) -> FlushResult {
+        let Some(inner) = &self.inner else {
+            return FlushResult::EMPTY;
+        };
+        let result = FlushWait::start(Arc::clone(&inner.pipeline), opts.timeout).await;
+        self.report(opts, result);
+        result
+    }
+
+    /// [`flush`](Observer::flush) for synchronous code: blocks the thread, bounded.
+    pub fn flush_blocking(&self, opts: FlushOptions) -> FlushResult {
+        let Some(inner) = &self.inner else {
+            return FlushResult::EMPTY;
+        };
+        let result = FlushWait::start(Arc::clone(&inner.pipeline), opts.timeout).wait_blocking();
+        self.report(opts, result);
+        result
+    }
+
+    fn report(&self, opts: FlushOptions, r: FlushResult) {
+        if let Some(inner) = &self.inner
+            && opts.terminal
+            && r.status != FlushStatus::Drained
+        {
+            let msg = format!(
+                "[crux] observability drain did not fully complete before the boundary returned: \
+                 status={} delivered={} rejected={} remaining={} (bound {} ms)",
+                r.status.as_str(),
+                r.delivered,
+                r.rejected,
+                r.remaining,
+                opts.timeout.as_millis()
+            );
+            let hook = &inner.on_warning;
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(&msg)));
+        }
+    }
+
+    /// Delivery counters.
+    pub fn stats(&self) -> DeliveryStats {
+        self.pipeline().map(|p| p.stats()).unwrap_or_default()
+    }
+
+    /// Opens a run: a new segment whose first record (seq 1) is `run:start`.
+    pub fn open_run(&self, opts: RunOptions) -> Run {
+        let run_id = RunId::generate();
+        let parent = opts.parent;
+        let started = Timestamp::now();
+        let segment = Segment::open(
+            self.clone(),
+            SegmentInit {
+                run_id,
+                operation_id: parent.map_or(run_id, |p| p.operation_id),
+                trace_id: parent.map_or_else(TraceId::generate, |p| p.trace_id),
+                extra: extra(opts.correlators, opts.deployment),
+                started_at_ms: Some(started.as_millis()),
+                parent_run_id: parent.map(|p| p.run_id),
+                triggered_by_span_id: parent.and_then(|p| p.triggered_by_span_id),
+            },
+        );
+        segment.emit(Body::RunStart {
+            name: opts.name,
+            root_primitive: opts.root,
+            started_at: started,
+            attributes: opts.attributes,
+            parent_run_id: parent.map(|p| p.run_id),
+            triggered_by_span_id: parent.and_then(|p| p.triggered_by_span_id),
+        });
+        Run {
+            segment,
+            started,
+            open: true,
+        }
+    }
+
+    /// Resumes a suspended run in a new segment whose first record (seq 1) is
+    /// `run:resume`. The carrier is validated again; a run this observer saw end cannot be
+    /// resumed.
+    pub fn resume_run(&self, carrier: &Carrier, reason: &str) -> Result<Run, CarrierError> {
+        if reason.trim().is_empty() {
+            return Err(CarrierError::EmptyReason);
+        }
+        // Re-validate: a carrier may have been built or edited by hand.
+        let carrier = Carrier::decode(&carrier.to_value())?;
+        let run_id = carrier.crux.run_id;
+        if let Some(inner) = &self.inner
+            && lock(&inner.ended).0.contains(&run_id)
+        {
+            return Err(CarrierError::TerminalRun(run_id));
+        }
+        let correlators = (carrier.crux.session_id.is_some() || carrier.crux.user_id.is_some())
+            .then(|| Correlators {
+                session_id: carrier.crux.session_id.clone(),
+                user_id: carrier.crux.user_id.clone(),
+                metadata: Default::default(),
+            });
+        let started = Timestamp::now();
+        let segment = Segment::open(
+            self.clone(),
+            SegmentInit {
+                run_id,
+                operation_id: carrier.crux.operation_id.unwrap_or(run_id),
+                trace_id: carrier.traceparent.trace_id,
+                extra: extra(correlators, carrier.crux.deployment.clone()),
+                started_at_ms: None,
+                parent_run_id: None,
+                triggered_by_span_id: None,
+            },
+        );
+        segment.emit(Body::RunResume {
+            resumed_at: started,
+            reason: Cow::Owned(reason.to_owned()),
+            previous_segment_id: carrier.crux.previous_segment_id,
+            attributes: Attributes::new(),
+        });
+        Ok(Run {
+            segment,
+            started,
+            open: true,
+        })
+    }
+
+    /// Continues a context received over the wire: a NEW segment on the same run, with
+    /// the received span stack. No `run:resume` is written; the first record of the new
+    /// segment is simply seq 1.
+    pub fn continue_context(&self, ctx: &CapturedContext) -> Scope {
+        let segment = Segment::open(
+            self.clone(),
+            SegmentInit {
+                run_id: ctx.run_id,
+                operation_id: ctx.operation_id,
+                trace_id: ctx.trace_id,
+                extra: extra(ctx.correlators.clone(), ctx.deployment.clone()),
+                started_at_ms: ctx.started_at_ms,
+                parent_run_id: ctx.parent_run_id,
+                triggered_by_span_id: ctx.triggered_by_span_id,
+            },
+        );
+        Scope::with_stack(segment, &ctx.span_stack)
+    }
+
+    /// Makes this the process-wide observer used where no context names one (see
+    /// [`with_context`]). Only the first call wins; returns whether this one did.
+    pub fn install_global(&self) -> bool {
+        GLOBAL.set(self.clone()).is_ok()
+    }
+
+    /// The process-wide observer ([`Observer::disabled`] until one is installed).
+    pub fn global() -> Observer {
+        GLOBAL.get().cloned().unwrap_or_default()
+    }
+
+    pub(crate) fn remember_ended(&self, run_id: RunId) {
+        if let Some(inner) = &self.inner {
+            let mut ended = lock(&inner.ended);
+            let (set, order) = &mut *ended;
+            if set.insert(run_id) {
+                order.push_back(run_id);
+                if order.len() > ENDED_RUNS_REMEMBERED
+                    && let Some(old) = order.pop_front()
+                {
+                    set.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+static GLOBAL: OnceLock<Observer> = OnceLock::new();
+
+/// The current scope, if code runs inside one.
+pub fn current_scope() -> Option<Scope> {
+    context::current()
+}
+
+/// A snapshot of the current context (`None` outside any), keeping its live segment.
+pub fn capture_context() -> Option<CapturedContext> {
+    context::with_current(|s| s.map(Scope::capture))
+}
+
+/// Runs `fut` under a captured context.
+///
+/// - `None`: `fut` runs as is (it inherits nothing and clears nothing).
+/// - an in-process capture (still live): continues that very segment and span stack.
+/// - a deserialized one: continues the run in a NEW segment, on the observer of the
+///   scope current at this call, or else the [global](Observer::global) one (records
+///   nothing if none is installed).
+pub fn with_context<F: Future>(ctx: Option<CapturedContext>, fut: F) -> WithContext<F> {
+    let scope = ctx.map(|ctx| match ctx.live.0 {
+        Some(scope) => scope,
+        None => {
+            let observer = context::with_current(|s| s.map(|s| s.segment.observer.clone()))
+                .unwrap_or_else(Observer::global);
+            observer.continue_context(&ctx)
+        }
+    });
+    WithContext::new(scope, fut)
+}
+
+/// A span in the current context (a disabled one that records nothing outside any).
+#[inline]
+pub fn span(name: impl Into<Cow<'static, str>>, primitive: &'static str) -> SpanBuilder {
+    SpanBuilder::new(context::current(), name.into(), primitive)
+}
+
+/// Records a `span:event` on the current span (nothing outside any span).
+pub fn event(name: impl Into<Cow<'static, str>>, attributes: Attributes) {
+    context::with_current(|s| {
+        if let Some(s) = s
+            && let Some(id) = s.current_span_id()
+        {
+            s.segment.emit(Body::SpanEvent {
+                span_id: id,
+                event_id: crate::ids::EventId::generate(),
+                name: name.into(),
+                timestamp: Timestamp::now(),
+                attributes,
+            });
+        }
+    });
+}
+
+impl Scope {
+    /// A span whose parent is the top of this scope's stack.
+    pub fn span(&self, name: impl Into<Cow<'static, str>>, primitive: &'static str) -> SpanBuilder {
+        SpanBuilder::new(Some(self.clone()), name.into(), primitive)
+    }
+}

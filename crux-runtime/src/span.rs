@@ -1,0 +1,221 @@
+//! Spans: named, timed units of work with a canonical primitive, inside a run.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::attributes::{AttrValue, Attributes};
+use crate::clock::Timestamp;
+use crate::context::Scope;
+use crate::ids::{ArtifactId, EdgeId, EventId, SpanId};
+use crate::record::{Body, EdgeEnd, ErrorSummary, SpanStatus};
+use crate::run::Run;
+
+/// A span about to start; see [`Scope::span`] and [`observe::span`](crate::observe::span).
+#[must_use = "a span builder does nothing until `.start()`"]
+pub struct SpanBuilder {
+    scope: Option<Scope>,
+    name: Cow<'static, str>,
+    primitive: &'static str,
+    attributes: Attributes,
+}
+
+impl SpanBuilder {
+    pub(crate) fn new(
+        scope: Option<Scope>,
+        name: Cow<'static, str>,
+        primitive: &'static str,
+    ) -> Self {
+        Self {
+            scope,
+            name,
+            primitive,
+            attributes: Attributes::new(),
+        }
+    }
+
+    /// Adds a start attribute.
+    pub fn attr(mut self, key: impl Into<Cow<'static, str>>, value: impl Into<AttrValue>) -> Self {
+        if self.scope.is_some() {
+            self.attributes.set(key, value);
+        }
+        self
+    }
+
+    /// Adds several start attributes.
+    pub fn attrs(mut self, attributes: Attributes) -> Self {
+        if self.scope.is_some() {
+            self.attributes.extend(attributes);
+        }
+        self
+    }
+
+    /// Emits `span:start` and returns the open span.
+    ///
+    /// A primitive outside the taxonomy is not a panic: the records are counted as
+    /// `rejected` by delivery. The parent is the top of the builder's scope.
+    pub fn start(self) -> Span {
+        let Some(scope) = self.scope.filter(|s| s.segment.enabled()) else {
+            return Span::disabled();
+        };
+        let id = SpanId::generate();
+        let started = Timestamp::now();
+        scope.segment.emit(Body::SpanStart {
+            span_id: id,
+            parent_span_id: scope.current_span_id(),
+            primitive: self.primitive,
+            name: self.name,
+            started_at: started,
+            attributes: self.attributes,
+        });
+        Span {
+            live: Some(Live {
+                scope,
+                id,
+                started,
+                end_attributes: Attributes::new(),
+            }),
+        }
+    }
+}
+
+struct Live {
+    /// The scope the span was opened in (its parent's frame).
+    scope: Scope,
+    id: SpanId,
+    started: Timestamp,
+    end_attributes: Attributes,
+}
+
+/// An open span. End it with [`end`](Span::end) or [`fail`](Span::fail).
+///
+/// Dropping a span without ending it (for example when its future is cancelled) records
+/// `span:end` with status `cancelled`, so trees never keep phantom running spans.
+pub struct Span {
+    live: Option<Live>,
+}
+
+impl fmt::Debug for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Span").field("id", &self.id()).finish()
+    }
+}
+
+impl Span {
+    /// A span that records nothing.
+    pub fn disabled() -> Span {
+        Span { live: None }
+    }
+
+    /// Whether this span records anything.
+    pub fn is_recording(&self) -> bool {
+        self.live.is_some()
+    }
+
+    /// The span id (`None` for a disabled span).
+    pub fn id(&self) -> Option<SpanId> {
+        self.live.as_ref().map(|l| l.id)
+    }
+
+    /// The scope with this span pushed on the stack: work run under it nests here.
+    pub fn scope(&self) -> Option<Scope> {
+        self.live.as_ref().map(|l| l.scope.push(l.id))
+    }
+
+    /// Records a `span:event` on this span.
+    pub fn event(&self, name: impl Into<Cow<'static, str>>, attributes: Attributes) {
+        if let Some(l) = &self.live {
+            l.scope.segment.emit(Body::SpanEvent {
+                span_id: l.id,
+                event_id: EventId::generate(),
+                name: name.into(),
+                timestamp: Timestamp::now(),
+                attributes,
+            });
+        }
+    }
+
+    /// Sets an attribute reported on `span:end`.
+    pub fn set_attr(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<AttrValue>) {
+        if let Some(l) = &mut self.live {
+            l.end_attributes.set(key, value);
+        }
+    }
+
+    /// Emits an `edge` (`triggered`) from this span to `run`.
+    pub fn link_run(&self, run: &Run) {
+        self.link(EdgeEnd::Run(run.run_id()), "triggered", Attributes::new());
+    }
+
+    /// Emits an `edge` of `edge_type` (canonical or `custom.*`) from this span to `to`.
+    pub fn link(&self, to: EdgeEnd, edge_type: &'static str, attributes: Attributes) {
+        if let Some(l) = &self.live {
+            l.scope.segment.emit(Body::Edge {
+                edge_id: EdgeId::generate(),
+                edge_type,
+                from: EdgeEnd::Span(l.id),
+                to,
+                created_at: Timestamp::now(),
+                attributes,
+            });
+        }
+    }
+
+    /// Ends the span with `status`.
+    pub fn end(mut self, status: SpanStatus) {
+        self.finish(status, None);
+    }
+
+    /// Ends the span as `error`, recording the evidence: an `exception` event, an
+    /// `error.raw` artifact with the error's JSON, and the error summary on `span:end`.
+    pub fn fail(mut self, error: &crate::Error) {
+        if let Some(l) = &self.live {
+            let seg = &l.scope.segment;
+            let now = Timestamp::now();
+            seg.emit(Body::SpanEvent {
+                span_id: l.id,
+                event_id: EventId::generate(),
+                name: Cow::Borrowed("exception"),
+                timestamp: now,
+                attributes: Attributes::new()
+                    .with("exception.type", error.name())
+                    .with("exception.message", error.message().to_owned())
+                    .with("error.kind", format!("{:?}", error.kind())),
+            });
+            let raw = serde_json::to_string(error).unwrap_or_default();
+            seg.emit(Body::Artifact {
+                artifact_id: ArtifactId::generate(),
+                span_id: Some(l.id),
+                kind: "error.raw",
+                created_at: now,
+                content_type: "application/json",
+                encoding: "json",
+                size_bytes: Some(raw.len() as u64),
+                preview: Some(raw),
+            });
+        }
+        self.finish(SpanStatus::Error, Some(ErrorSummary::from(error)));
+    }
+
+    fn finish(&mut self, status: SpanStatus, error: Option<ErrorSummary>) {
+        if let Some(l) = self.live.take() {
+            let now = Timestamp::now();
+            l.scope.segment.emit(Body::SpanEnd {
+                span_id: l.id,
+                ended_at: now,
+                duration_ms: now.millis_since(l.started),
+                status,
+                error,
+                attributes: l.end_attributes,
+            });
+        }
+    }
+}
+
+impl Drop for Span {
+    fn drop(&mut self) {
+        if let Some(l) = &mut self.live {
+            l.end_attributes.set("crux.dropped", true);
+        }
+        self.finish(SpanStatus::Cancelled, None);
+    }
+}

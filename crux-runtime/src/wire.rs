@@ -1,0 +1,287 @@
+//! Strict, bounded readers for untrusted JSON (the `__crux` envelope and carriers).
+//!
+//! Every reader knows the path of the value it reads, so an error names the exact field
+//! (`observability.spanStack[3]`) and the reason. Paths are only formatted on error.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde_json::{Map, Value};
+
+use crate::ids::IdError;
+
+/// Longest string accepted anywhere in untrusted input, unless a field says otherwise.
+pub const MAX_STRING: usize = 1024;
+/// Most keys an untrusted object may have (known and unknown together).
+pub const MAX_KEYS: usize = 32;
+/// Deepest nesting accepted in an untrusted value (the envelope itself is depth 1).
+pub const MAX_DEPTH: usize = 6;
+
+/// What was wrong with one field of untrusted input.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Reason {
+    /// A required field is absent (or `null`).
+    #[error("is required")]
+    Missing,
+    /// The JSON type is wrong.
+    #[error("expected {expected}, found {found}")]
+    WrongType {
+        /// What the field must be.
+        expected: &'static str,
+        /// What it was.
+        found: &'static str,
+    },
+    /// A string over its length cap.
+    #[error("is longer than {max} characters")]
+    TooLong {
+        /// The cap.
+        max: usize,
+    },
+    /// An array or object over its size cap.
+    #[error("has more than {max} entries")]
+    TooMany {
+        /// The cap.
+        max: usize,
+    },
+    /// A string that must not be empty is.
+    #[error("must not be empty")]
+    Empty,
+    /// A control character inside a string.
+    #[error("contains a control character")]
+    ControlCharacter,
+    /// Nested deeper than allowed.
+    #[error("is nested deeper than {max} levels")]
+    TooDeep {
+        /// The cap.
+        max: usize,
+    },
+    /// A malformed identifier.
+    #[error("{0}")]
+    Id(IdError),
+    /// An unsupported envelope version.
+    #[error("unsupported version {found} (this build understands version 1)")]
+    UnsupportedVersion {
+        /// The version received.
+        found: String,
+    },
+    /// Any other format violation, described.
+    #[error("{0}")]
+    Invalid(&'static str),
+}
+
+/// A field path plus what was wrong there.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{path}` {reason}")]
+pub struct FieldError {
+    /// Where: `observability.spanStack[2]`; empty for the value itself.
+    pub path: String,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// A lazily formatted JSON path.
+#[derive(Clone, Copy)]
+pub(crate) enum Path<'a> {
+    Root,
+    Key(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
+}
+
+impl fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Path::Root => Ok(()),
+            Path::Key(Path::Root, k) => f.write_str(k),
+            Path::Key(p, k) => write!(f, "{p}.{k}"),
+            Path::Index(p, i) => write!(f, "{p}[{i}]"),
+        }
+    }
+}
+
+impl Path<'_> {
+    pub(crate) fn err(&self, reason: Reason) -> FieldError {
+        FieldError {
+            path: self.to_string(),
+            reason,
+        }
+    }
+}
+
+pub(crate) fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Rejects values nested deeper than `max` (the value itself is level 1).
+pub(crate) fn check_depth(v: &Value, max: usize, path: Path<'_>) -> Result<(), FieldError> {
+    fn depth(v: &Value, level: usize, max: usize) -> bool {
+        if level > max {
+            return false;
+        }
+        match v {
+            Value::Array(a) => a.iter().all(|x| depth(x, level + 1, max)),
+            Value::Object(o) => o.values().all(|x| depth(x, level + 1, max)),
+            _ => true,
+        }
+    }
+    if depth(v, 1, max) {
+        Ok(())
+    } else {
+        Err(path.err(Reason::TooDeep { max }))
+    }
+}
+
+/// Checks a string: length (in characters) and no control characters.
+pub(crate) fn check_text(s: &str, max: usize, path: Path<'_>) -> Result<(), FieldError> {
+    if s.len() > max && s.chars().count() > max {
+        return Err(path.err(Reason::TooLong { max }));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(path.err(Reason::ControlCharacter));
+    }
+    Ok(())
+}
+
+/// An object being read field by field.
+pub(crate) struct Obj<'a> {
+    pub(crate) map: &'a Map<String, Value>,
+    pub(crate) path: Path<'a>,
+}
+
+impl<'a> Obj<'a> {
+    pub(crate) fn new(v: &'a Value, path: Path<'a>) -> Result<Self, FieldError> {
+        let map = v.as_object().ok_or_else(|| {
+            path.err(Reason::WrongType {
+                expected: "an object",
+                found: type_name(v),
+            })
+        })?;
+        if map.len() > MAX_KEYS {
+            return Err(path.err(Reason::TooMany { max: MAX_KEYS }));
+        }
+        Ok(Self { map, path })
+    }
+
+    /// The value at `key`, treating `null` as absent (JSON's `undefined`).
+    pub(crate) fn get(&self, key: &str) -> Option<&'a Value> {
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    pub(crate) fn opt_str(&self, key: &'a str, max: usize) -> Result<Option<&'a str>, FieldError> {
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
+        let path = Path::Key(&self.path, key);
+        let s = v.as_str().ok_or_else(|| {
+            path.err(Reason::WrongType {
+                expected: "a string",
+                found: type_name(v),
+            })
+        })?;
+        check_text(s, max, path)?;
+        Ok(Some(s))
+    }
+
+    pub(crate) fn req_str(&self, key: &'a str, max: usize) -> Result<&'a str, FieldError> {
+        self.opt_str(key, max)?
+            .ok_or_else(|| Path::Key(&self.path, key).err(Reason::Missing))
+    }
+
+    /// A non-empty string of at most `max` characters.
+    pub(crate) fn opt_text(&self, key: &'a str, max: usize) -> Result<Option<&'a str>, FieldError> {
+        match self.opt_str(key, max)? {
+            Some("") => Err(Path::Key(&self.path, key).err(Reason::Empty)),
+            other => Ok(other),
+        }
+    }
+
+    pub(crate) fn opt_id<T: FromStr<Err = IdError>>(
+        &self,
+        key: &'a str,
+    ) -> Result<Option<T>, FieldError> {
+        match self.opt_str(key, 64)? {
+            None => Ok(None),
+            Some(s) => s
+                .parse()
+                .map(Some)
+                .map_err(|e| Path::Key(&self.path, key).err(Reason::Id(e))),
+        }
+    }
+
+    pub(crate) fn req_id<T: FromStr<Err = IdError>>(&self, key: &'a str) -> Result<T, FieldError> {
+        self.opt_id(key)?
+            .ok_or_else(|| Path::Key(&self.path, key).err(Reason::Missing))
+    }
+
+    pub(crate) fn opt_obj<'b>(&'b self, key: &'b str) -> Result<Option<Obj<'b>>, FieldError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => Obj::new(v, Path::Key(&self.path, key)).map(Some),
+        }
+    }
+
+    pub(crate) fn opt_u64(&self, key: &'a str) -> Result<Option<u64>, FieldError> {
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
+        v.as_u64()
+            .filter(|n| *n <= (1u64 << 53))
+            .map(Some)
+            .ok_or_else(|| {
+                Path::Key(&self.path, key).err(Reason::WrongType {
+                    expected: "a non-negative integer",
+                    found: type_name(v),
+                })
+            })
+    }
+
+    /// An array of at most `max` items, each read by `item`.
+    pub(crate) fn opt_array<T>(
+        &self,
+        key: &'a str,
+        max: usize,
+        mut item: impl FnMut(&'a Value, Path<'_>) -> Result<T, FieldError>,
+    ) -> Result<Option<Vec<T>>, FieldError> {
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
+        let path = Path::Key(&self.path, key);
+        let arr = v.as_array().ok_or_else(|| {
+            path.err(Reason::WrongType {
+                expected: "an array",
+                found: type_name(v),
+            })
+        })?;
+        if arr.len() > max {
+            return Err(path.err(Reason::TooMany { max }));
+        }
+        arr.iter()
+            .enumerate()
+            .map(|(i, x)| item(x, Path::Index(&path, i)))
+            .collect::<Result<Vec<T>, _>>()
+            .map(Some)
+    }
+}
+
+/// Reads one id from an array item.
+pub(crate) fn id_item<T: FromStr<Err = IdError>>(
+    v: &Value,
+    path: Path<'_>,
+) -> Result<T, FieldError> {
+    let s = v.as_str().ok_or_else(|| {
+        path.err(Reason::WrongType {
+            expected: "a string",
+            found: type_name(v),
+        })
+    })?;
+    if s.len() > 64 {
+        return Err(path.err(Reason::TooLong { max: 64 }));
+    }
+    s.parse().map_err(|e| path.err(Reason::Id(e)))
+}
