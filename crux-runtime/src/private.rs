@@ -31,10 +31,8 @@ impl PathCell {
 }
 
 /// Runs a handler body inside its Crux boundary: restores the caller's context or opens a
-/// run (public and internal actions without incoming context), records the boundary
-/// acknowledgements, and ends actions with the bounded final flush.
-///
-/// SKELETON: passes the body through; the boundary semantics are issue 4.
+/// run (actions without incoming context), records the boundary acknowledgements, and ends
+/// actions with the bounded final flush. See `local::boundary`.
 pub async fn invoke<C, T, Fut>(
     ctx: &C,
     envelope: Option<Envelope>,
@@ -42,11 +40,10 @@ pub async fn invoke<C, T, Fut>(
     body: Fut,
 ) -> Result<T>
 where
-    C: Sync,
+    C: crate::local::HostContext,
     Fut: Future<Output = Result<T>>,
 {
-    let _ = (ctx, envelope, metadata);
-    body.await
+    crate::local::invoke(ctx, envelope, metadata, body).await
 }
 
 /// Implemented by the context an action handler takes.

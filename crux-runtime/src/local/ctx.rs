@@ -203,8 +203,8 @@ impl QueryCtx {
     where
         F: Function<Context = QueryCtx>,
     {
-        let view = self.crux.view().clone();
-        raw_call(&self.host.deployment, Some(view), f, args).await
+        let view = self.crux.view().cloned();
+        raw_call(&self.host.deployment, view, f, args).await
     }
 }
 

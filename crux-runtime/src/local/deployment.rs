@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use super::ctx::{ActionCtx, HostContext, MutationCtx, QueryCtx};
@@ -11,6 +13,8 @@ use super::dispatch::{Caller, Entry, from_json_output, to_json_args};
 use super::scheduler::Jobs;
 use super::store::{Schema, Store, TableSchema};
 use crate::Result;
+use crate::observe::{FlushOptions, FlushResult, Observer, ObserverBuilder};
+use crate::sink::Sink;
 use crate::function::Function;
 
 /// An embedded Convex-style deployment: registered functions, a document store and a
@@ -28,6 +32,7 @@ pub(crate) struct Inner {
     pub(crate) registry: HashMap<&'static str, Entry>,
     pub(crate) store: Store,
     pub(crate) jobs: Jobs,
+    pub(crate) observer: Observer,
 }
 
 impl fmt::Debug for Deployment {
@@ -45,6 +50,8 @@ impl fmt::Debug for Deployment {
 pub struct DeploymentBuilder {
     registry: HashMap<&'static str, Entry>,
     schema: Schema,
+    sinks: Option<ObserverBuilder>,
+    observer: Option<Observer>,
 }
 
 impl fmt::Debug for DeploymentBuilder {
@@ -101,13 +108,33 @@ impl DeploymentBuilder {
         self
     }
 
-    /// Builds the deployment.
+    /// Sends the deployment's Crux records to `sink` (repeatable: every sink gets every
+    /// record). Ignored when [`DeploymentBuilder::observer`] is given.
+    pub fn sink(mut self, sink: impl Sink) -> Self {
+        self.sinks = Some(self.sinks.take().unwrap_or_else(Observer::builder).sink(sink));
+        self
+    }
+
+    /// Records through this observer (its sinks, capacity and warning hook).
+    pub fn observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Builds the deployment. Without a sink or observer it records through
+    /// [`Observer::global`] (nothing, unless one was installed).
     pub fn build(self) -> Deployment {
+        let observer = match (self.observer, self.sinks) {
+            (Some(observer), _) => observer,
+            (None, Some(sinks)) => sinks.build(),
+            (None, None) => Observer::global(),
+        };
         Deployment {
             inner: Arc::new(Inner {
                 registry: self.registry,
                 store: Store::new(self.schema),
                 jobs: Jobs::default(),
+                observer,
             }),
         }
     }
@@ -120,6 +147,22 @@ impl Deployment {
     /// Starts configuring a deployment.
     pub fn builder() -> DeploymentBuilder {
         DeploymentBuilder::default()
+    }
+
+    /// The observer the deployment records through.
+    pub fn observer(&self) -> &Observer {
+        &self.inner.observer
+    }
+
+    /// Waits until the records so far reach the sinks, at most `timeout`; never fails.
+    pub async fn flush(&self, timeout: Duration) -> FlushResult {
+        self.inner
+            .observer
+            .flush(FlushOptions {
+                timeout,
+                terminal: false,
+            })
+            .await
     }
 
     /// Calls a public action as a client would.

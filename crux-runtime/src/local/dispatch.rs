@@ -108,19 +108,10 @@ fn split_envelope(args: &mut Value) -> (Option<Envelope>, Option<String>) {
     let Some(raw) = args.as_object_mut().and_then(|o| o.remove(ENVELOPE_KEY)) else {
         return (None, None);
     };
-    match decode_envelope(&raw) {
+    match Envelope::decode(&raw) {
         Ok(envelope) => (Some(envelope), None),
-        Err(reason) => (None, Some(reason)),
+        Err(err) => (None, Some(err.to_string())),
     }
-}
-
-// TEMPORARY until the runtime core's strict `Envelope::decode` is merged.
-fn decode_envelope(raw: &Value) -> std::result::Result<Envelope, String> {
-    let envelope: Envelope = serde_json::from_value(raw.clone()).map_err(|e| e.to_string())?;
-    if envelope.v != 1 {
-        return Err(format!("unknown envelope version {}", envelope.v));
-    }
-    Ok(envelope)
 }
 
 impl Deployment {

@@ -5,6 +5,7 @@
 //! client would ([`Deployment::action`], [`Deployment::query`], [`Deployment::mutation`],
 //! [`Deployment::call`]).
 
+mod boundary;
 mod crux;
 mod ctx;
 mod deployment;
@@ -13,7 +14,8 @@ mod scheduler;
 mod store;
 mod validation;
 
-pub use crux::{ActionCrux, MutationCrux, QueryCrux};
+pub(crate) use boundary::invoke;
+pub use crux::{ActionCrux, BOUNDARY_LEASE, CruxScheduler, MutationCrux, QueryCrux, ScheduleOptions};
 pub use ctx::{ActionCtx, HostContext, MutationCtx, QueryCtx};
 pub use deployment::{Deployment, DeploymentBuilder};
 pub use scheduler::{JobState, Schedulable, Scheduler};
