@@ -101,6 +101,12 @@ fn acknowledge(scope: &Scope, name: &'static str, attrs: Attributes) {
     crate::observe::event(name, attrs);
 }
 
+/// Attribute keys the boundary owns; the macro rejects them at compile time, and a
+/// hand-written `Function` cannot sneak them in either.
+fn is_reserved(key: &str) -> bool {
+    matches!(key, "boundary" | "entrypoint" | "functionRef" | "presentation") || key.starts_with("crux.")
+}
+
 /// Opens the run of an action called without context, and runs the body in it.
 async fn open_run<T>(
     observer: &Observer,
@@ -109,7 +115,12 @@ async fn open_run<T>(
     body: impl Future<Output = Result<T>>,
 ) -> Result<T> {
     let internal = metadata.visibility == Visibility::Internal;
-    let mut attributes = Attributes::from_literals(metadata.attributes);
+    let mut attributes = Attributes::new();
+    for (key, value) in metadata.attributes {
+        if !is_reserved(key) {
+            attributes.set(*key, *value);
+        }
+    }
     attributes.set(
         "boundary",
         if internal { "convex.internalAction" } else { "convex.action" },
