@@ -118,10 +118,7 @@ impl fmt::Debug for Scope {
 impl Scope {
     /// Runs `fut` with this scope current on every poll.
     pub fn in_scope<F: Future>(&self, fut: F) -> WithContext<F> {
-        WithContext {
-            scope: Some(self.clone()),
-            inner: fut,
-        }
+        WithContext::new(Some(self.clone()), fut)
     }
 
     /// Makes this scope current for synchronous code until the guard drops.
@@ -254,12 +251,27 @@ impl Drop for EnterGuard {
 /// A future that runs with a scope current on every poll (see [`Scope::in_scope`]).
 pub struct WithContext<F> {
     scope: Option<Scope>,
+    /// A context received over the wire, turned into a scope on the first poll (so it
+    /// continues on the observer current where the future runs).
+    received: Option<Box<CapturedContext>>,
     inner: F,
 }
 
 impl<F> WithContext<F> {
     pub(crate) fn new(scope: Option<Scope>, inner: F) -> Self {
-        Self { scope, inner }
+        Self {
+            scope,
+            received: None,
+            inner,
+        }
+    }
+
+    pub(crate) fn received(ctx: CapturedContext, inner: F) -> Self {
+        Self {
+            scope: None,
+            received: Some(Box::new(ctx)),
+            inner,
+        }
     }
 }
 
@@ -272,6 +284,11 @@ impl<F: Future> Future for WithContext<F> {
         // not pinned and only cloned from.
         let this = unsafe { self.get_unchecked_mut() };
         let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
+        if let Some(ctx) = this.received.take() {
+            let observer = with_current(|s| s.map(|s| s.segment.observer.clone()))
+                .unwrap_or_else(Observer::global);
+            this.scope = Some(observer.continue_context(&ctx));
+        }
         let Some(scope) = &this.scope else {
             return inner.poll(cx);
         };

@@ -31,7 +31,7 @@ use crate::attributes::Attributes;
 use crate::clock::Timestamp;
 use crate::context::{self, Segment, SegmentInit};
 use crate::delivery::{DEFAULT_CAPACITY, Pipeline, lock};
-use crate::envelope::{Correlators, Deployment};
+use crate::envelope::{Correlators, Deployment, LiveContext};
 use crate::flush::FlushWait;
 use crate::ids::{RunId, SpanId, TraceId};
 use crate::record::{Body, SegmentExtra};
@@ -435,19 +435,18 @@ pub fn capture_context() -> Option<CapturedContext> {
 ///
 /// - `None`: `fut` runs as is (it inherits nothing and clears nothing).
 /// - an in-process capture (still live): continues that very segment and span stack.
-/// - a deserialized one: continues the run in a NEW segment, on the observer of the
-///   scope current at this call, or else the [global](Observer::global) one (records
+/// - a deserialized one: continues the run in a NEW segment (opened on the first poll),
+///   on the observer of the scope current where the future runs, or else the [global](Observer::global) one (records
 ///   nothing if none is installed).
 pub fn with_context<F: Future>(ctx: Option<CapturedContext>, fut: F) -> WithContext<F> {
-    let scope = ctx.map(|ctx| match ctx.live.0 {
-        Some(scope) => scope,
-        None => {
-            let observer = context::with_current(|s| s.map(|s| s.segment.observer.clone()))
-                .unwrap_or_else(Observer::global);
-            observer.continue_context(&ctx)
-        }
-    });
-    WithContext::new(scope, fut)
+    match ctx {
+        None => WithContext::new(None, fut),
+        Some(CapturedContext {
+            live: LiveContext(Some(scope)),
+            ..
+        }) => WithContext::new(Some(scope), fut),
+        Some(received) => WithContext::received(received, fut),
+    }
 }
 
 /// A span in the current context (a disabled one that records nothing outside any).

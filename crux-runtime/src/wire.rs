@@ -70,14 +70,25 @@ pub enum Reason {
 }
 
 /// A field path plus what was wrong there.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("`{path}` {reason}")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FieldError {
     /// Where: `observability.spanStack[2]`; empty for the value itself.
     pub path: String,
     /// Why.
     pub reason: Reason,
 }
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "the value {}", self.reason)
+        } else {
+            write!(f, "`{}` {}", self.path, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for FieldError {}
 
 /// A lazily formatted JSON path.
 #[derive(Clone, Copy)]

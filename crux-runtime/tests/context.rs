@@ -1,0 +1,186 @@
+//! The current context: isolation between concurrent runs across awaits and thread hops,
+//! synchronous code, spawned tasks, and `with_context`.
+
+use std::time::Duration;
+
+use crux_runtime::flush::FlushOptions;
+use crux_runtime::observe::{self, Observer, RunOptions};
+use crux_runtime::record::{RunStatus, SpanStatus};
+use crux_runtime::sink::Memory;
+
+fn observer() -> (Observer, Memory) {
+    let memory = Memory::new();
+    (Observer::builder().sink(memory.clone()).build(), memory)
+}
+
+/// Sync code called from inside an async handler.
+fn current_run() -> Option<String> {
+    observe::current_scope().map(|s| s.run_id().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_runs_never_see_each_other_across_awaits_and_threads() {
+    let (o, memory) = observer();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let o = o.clone();
+        tasks.push(tokio::spawn(async move {
+            let run = o.open_run(RunOptions::new(format!("run {i}"), "agent.run"));
+            let me = run.run_id().to_string();
+            let scope = run.scope();
+            let body = async {
+                let mut seen = Vec::new();
+                for step in 0..20 {
+                    let span = observe::span("step", "task.operation").start();
+                    // Yield and sleep so the task hops between worker threads.
+                    tokio::task::yield_now().await;
+                    tokio::time::sleep(Duration::from_micros(50 * (step % 3))).await;
+                    seen.push(current_run());
+                    span.end(SpanStatus::Ok);
+                }
+                seen
+            };
+            let seen = scope.in_scope(body).await;
+            assert!(seen.iter().all(|s| s.as_deref() == Some(me.as_str())), "run {i} saw {seen:?}");
+            // Outside the scope, nothing leaks.
+            assert_eq!(current_run(), None);
+            let id = run.run_id();
+            run.end(RunStatus::Ok);
+            id
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    assert_eq!(o.flush(FlushOptions::FINAL).await.status, observe::FlushStatus::Drained);
+    for id in ids {
+        let records = memory.records_of_run(id);
+        // run:start + 20 × (span:start, span:end) + run:end, every span in its own run.
+        assert_eq!(records.len(), 42);
+        let seqs: Vec<u64> = records.iter().map(|r| r["segmentSeq"].as_u64().unwrap()).collect();
+        let mut sorted = seqs.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (1..=42).collect::<Vec<_>>());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawned_tasks_carry_the_context_when_asked() {
+    let (o, _memory) = observer();
+    let run = o.open_run(RunOptions::new("r", "agent.run"));
+    let expected = Some(run.run_id().to_string());
+    let scope = run.scope();
+    let (carried, captured, bare) = scope
+        .in_scope(async {
+            let carried = tokio::spawn(observe::current_scope().unwrap().in_scope(async {
+                tokio::task::yield_now().await;
+                current_run()
+            }));
+            let captured = tokio::spawn(observe::with_context(observe::capture_context(), async {
+                tokio::task::yield_now().await;
+                current_run()
+            }));
+            let bare = tokio::spawn(async { current_run() });
+            (carried.await.unwrap(), captured.await.unwrap(), bare.await.unwrap())
+        })
+        .await;
+    assert_eq!(carried, expected);
+    assert_eq!(captured, expected);
+    assert_eq!(bare, None, "a plain spawn does not inherit the context");
+    run.end(RunStatus::Ok);
+}
+
+#[test]
+fn sync_code_sees_the_entered_scope_and_guards_nest() {
+    let (o, _memory) = observer();
+    let a = o.open_run(RunOptions::new("a", "agent.run"));
+    let b = o.open_run(RunOptions::new("b", "agent.run"));
+    assert_eq!(current_run(), None);
+    {
+        let _ga = a.scope().enter();
+        assert_eq!(current_run(), Some(a.run_id().to_string()));
+        {
+            let _gb = b.scope().enter();
+            assert_eq!(current_run(), Some(b.run_id().to_string()));
+        }
+        assert_eq!(current_run(), Some(a.run_id().to_string()));
+    }
+    assert_eq!(current_run(), None);
+    a.end(RunStatus::Ok);
+    b.end(RunStatus::Ok);
+}
+
+#[test]
+fn a_panicking_poll_restores_the_previous_context() {
+    let (o, _memory) = observer();
+    let run = o.open_run(RunOptions::new("r", "agent.run"));
+    let fut = run.scope().in_scope(async { panic!("handler bug") });
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        futures_lite_block_on(fut);
+    }));
+    assert!(caught.is_err());
+    assert_eq!(current_run(), None);
+    run.end(RunStatus::Ok);
+}
+
+#[tokio::test]
+async fn with_context_keeps_a_live_segment_and_opens_one_for_a_received_context() {
+    let (o, memory) = observer();
+    let run = o.open_run(RunOptions::new("r", "agent.run"));
+    let span = run.scope().span("outer", "flow.run").start();
+    let live = span.scope().unwrap().capture();
+    let received: crux_runtime::envelope::Envelope =
+        serde_json::from_value(crux_runtime::envelope::Envelope::new(Some(live.clone())).to_value())
+            .unwrap();
+    let received = received.observability.unwrap();
+
+    let live_segment = observe::with_context(Some(live), async {
+        observe::span("same segment", "flow.step").start().end(SpanStatus::Ok);
+        observe::current_scope().unwrap().segment_id()
+    })
+    .await;
+    assert_eq!(live_segment, run.segment_id());
+
+    // A received context continues on the observer of the current scope.
+    let new_segment = run
+        .scope()
+        .in_scope(observe::with_context(Some(received), async {
+            observe::span("new segment", "flow.step").start().end(SpanStatus::Ok);
+            observe::current_scope().unwrap().segment_id()
+        }))
+        .await;
+    assert_ne!(new_segment, run.segment_id());
+    span.end(SpanStatus::Ok);
+    let run_id = run.run_id();
+    run.end(RunStatus::Ok);
+    o.flush(FlushOptions::FINAL).await;
+    let records = memory.records_of_run(run_id);
+    let seg_of = |name: &str| {
+        records
+            .iter()
+            .find(|r| r["type"] == "span:start" && r["name"] == name)
+            .map(|r| (r["segmentId"].as_str().unwrap().to_owned(), r["segmentSeq"].as_u64().unwrap()))
+            .unwrap()
+    };
+    assert_eq!(seg_of("same segment").0, run_id_segment(&records));
+    assert_eq!(seg_of("new segment"), (new_segment.to_string(), 1));
+}
+
+fn run_id_segment(records: &[serde_json::Value]) -> String {
+    records.iter().find(|r| r["type"] == "run:start").unwrap()["segmentId"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Polls a future to completion on this thread (the futures here never wait).
+fn futures_lite_block_on<F: std::future::Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
