@@ -1,7 +1,7 @@
 //! What an annotated handler turns into, as seen from user code: a `Function` value with the
 //! metadata, Convex path and associated types the attribute declared. Also compiled under
 //! `cargo clippy -D warnings`, so it keeps the generated code lint-clean.
-#![deny(warnings, clippy::all)]
+#![deny(warnings, clippy::all, clippy::pedantic)]
 
 use std::any::type_name;
 use std::time::Duration;

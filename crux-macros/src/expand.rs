@@ -87,7 +87,12 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
     });
     let destructure = params.filter(|param| !param.plain).map(|param| {
         let (pat, binding) = (&param.pat, &param.binding);
-        quote!(let #pat = #binding;)
+        if matches!(pat, syn::Pat::Ident(_)) {
+            // `_ctx` as written: a rebinding the user never sees.
+            quote!(#[allow(clippy::no_effect_underscore_binding)] let #pat = #binding;)
+        } else {
+            quote!(let #pat = #binding;)
+        }
     });
     let asyncness = &sig.asyncness;
     let fn_token = &sig.fn_token;

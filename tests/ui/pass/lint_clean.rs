@@ -1,5 +1,5 @@
 //! Generated code stays clean under the strictest common lint settings.
-#![deny(warnings, clippy::all, unused, unused_braces, unreachable_code, missing_docs)]
+#![deny(warnings, clippy::all, clippy::pedantic, unused, unused_braces, unreachable_code, missing_docs)]
 
 use crux::Function;
 use crux::prelude::*;
