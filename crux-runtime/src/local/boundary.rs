@@ -10,12 +10,14 @@
 //! - Queries and mutations never open runs.
 //! - Actions end with a final flush bounded by their metadata; it never changes the result.
 
+use std::any::Any;
 use std::future::Future;
 
 use serde_json::json;
 
 use super::crux::{boundary_attributes, events};
-use super::ctx::HostContext;
+use super::ctx::{Host, HostContext};
+use super::{ActionCtx, MutationCtx, QueryCtx};
 use crate::attributes::Attributes;
 use crate::envelope::{Boundary, Envelope};
 use crate::function::{FunctionKind, Metadata, Visibility};
@@ -26,17 +28,27 @@ use crate::Result;
 /// The default root primitive of a run an action opens.
 const DEFAULT_ROOT: &str = "runtime.convex.action";
 
-pub(crate) async fn invoke<C, T, Fut>(
-    ctx: &C,
+/// The host behind a handler's context, if `C` is one of the three context types.
+pub(crate) fn host_of<C: 'static>(ctx: &C) -> Option<&Host> {
+    let ctx: &dyn Any = ctx;
+    if let Some(ctx) = ctx.downcast_ref::<ActionCtx>() {
+        return Some(ctx.host());
+    }
+    if let Some(ctx) = ctx.downcast_ref::<QueryCtx>() {
+        return Some(ctx.host());
+    }
+    ctx.downcast_ref::<MutationCtx>().map(HostContext::host)
+}
+
+pub(crate) async fn invoke<T, Fut>(
+    host: &Host,
     envelope: Option<Envelope>,
     metadata: &'static Metadata,
     body: Fut,
 ) -> Result<T>
 where
-    C: HostContext,
     Fut: Future<Output = Result<T>>,
 {
-    let host = ctx.host();
     let observer = host.deployment.observer();
     let (incoming, boundary) = match envelope {
         Some(Envelope {

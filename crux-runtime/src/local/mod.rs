@@ -14,7 +14,7 @@ mod scheduler;
 mod store;
 mod validation;
 
-pub(crate) use boundary::invoke;
+pub(crate) use boundary::{host_of, invoke};
 pub use crux::{ActionCrux, BOUNDARY_LEASE, CruxScheduler, MutationCrux, QueryCrux, ScheduleOptions};
 pub use ctx::{ActionCtx, HostContext, MutationCtx, QueryCtx};
 pub use deployment::{Deployment, DeploymentBuilder};
