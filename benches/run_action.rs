@@ -29,14 +29,20 @@ pub struct Drive {
 
 #[crux::internal_action(name = "leaf")]
 pub async fn leaf(_ctx: &ActionCtx, args: Work) -> crux::Result<Work> {
-    Ok(Work { text: args.text, n: args.n + 1 })
+    Ok(Work {
+        text: args.text,
+        n: args.n + 1,
+    })
 }
 
 #[crux::action(name = "drive")]
 pub async fn drive(ctx: &ActionCtx, args: Drive) -> crux::Result<u32> {
     let mut total = 0;
     for n in 0..HOPS {
-        let work = Work { text: "plan the research".into(), n };
+        let work = Work {
+            text: "plan the research".into(),
+            n,
+        };
         let out = if args.observed {
             ctx.crux.run_action("plan research", leaf, work).await?
         } else {
@@ -67,7 +73,9 @@ fn main() {
 }
 
 fn run(observed: bool) -> u32 {
-    RUNTIME.block_on(DEPLOYMENT.action(drive, Drive { observed })).expect("drive runs")
+    RUNTIME
+        .block_on(DEPLOYMENT.action(drive, Drive { observed }))
+        .expect("drive runs")
 }
 
 /// `ctx.crux.run_action`: boundary span, `requested`, flushes, envelope, child restore.

@@ -18,12 +18,12 @@ use serde_json::json;
 use super::crux::{boundary_attributes, events};
 use super::ctx::{Host, HostContext};
 use super::{ActionCtx, MutationCtx, QueryCtx};
+use crate::Result;
 use crate::attributes::Attributes;
 use crate::envelope::{Boundary, Envelope};
 use crate::function::{FunctionKind, Metadata, Visibility};
 use crate::observe::{FlushOptions, Observer, RunOptions, RunStatus, Scope, SpanStatus};
 use crate::record::EdgeEnd;
-use crate::Result;
 
 /// The default root primitive of a run an action opens.
 const DEFAULT_ROOT: &str = "runtime.convex.action";
@@ -63,9 +63,7 @@ where
             let scope = observer.continue_context(&incoming);
             continue_run(&scope, boundary, body).await
         }
-        (None, FunctionKind::Action) => {
-            open_run(observer, metadata, &host.invocation, body).await
-        }
+        (None, FunctionKind::Action) => open_run(observer, metadata, &host.invocation, body).await,
         (None, _) => body.await,
     };
     if metadata.kind == FunctionKind::Action
@@ -116,7 +114,10 @@ fn acknowledge(scope: &Scope, name: &'static str, attrs: Attributes) {
 /// Attribute keys the boundary owns; the macro rejects them at compile time, and a
 /// hand-written `Function` cannot sneak them in either.
 fn is_reserved(key: &str) -> bool {
-    matches!(key, "boundary" | "entrypoint" | "functionRef" | "presentation") || key.starts_with("crux.")
+    matches!(
+        key,
+        "boundary" | "entrypoint" | "functionRef" | "presentation"
+    ) || key.starts_with("crux.")
 }
 
 /// Opens the run of an action called without context, and runs the body in it.
@@ -135,7 +136,11 @@ async fn open_run<T>(
     }
     attributes.set(
         "boundary",
-        if internal { "convex.internalAction" } else { "convex.action" },
+        if internal {
+            "convex.internalAction"
+        } else {
+            "convex.action"
+        },
     );
     if internal {
         attributes.set("entrypoint", "standalone-internal");
@@ -144,7 +149,8 @@ async fn open_run<T>(
         Some(name) => name.into(),
         None => metadata.convex_path().into(),
     };
-    let options = RunOptions::new(name, metadata.root.unwrap_or(DEFAULT_ROOT)).attributes(attributes);
+    let options =
+        RunOptions::new(name, metadata.root.unwrap_or(DEFAULT_ROOT)).attributes(attributes);
     let run = observer.open_run(options);
     let scope = run.scope();
     if let Some(reason) = &invocation.rejected_envelope {
