@@ -246,7 +246,9 @@ mod tests {
             .iter()
             .find_map(|p| std::fs::read_to_string(p).ok())
         else {
-            println!("note: taxonomy.json is absent ({candidates:?}); skipping the fixture comparison");
+            println!(
+                "note: taxonomy.json is absent ({candidates:?}); skipping the fixture comparison"
+            );
             return;
         };
         let fixture: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -339,7 +339,10 @@ fn flush_needs_no_tokio_and_is_woken_at_its_deadline() {
     assert_eq!(result.status, FlushStatus::Deadline);
     assert!(started.elapsed() < Duration::from_millis(600));
     hung.release();
-    assert_eq!(block_on(o.flush(FlushOptions::FINAL)).status, FlushStatus::Drained);
+    assert_eq!(
+        block_on(o.flush(FlushOptions::FINAL)).status,
+        FlushStatus::Drained
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! checked, strings and arrays are capped, control characters and unknown versions are
 //! rejected, nesting is limited, and the error names the field. Unknown keys are ignored
 //! (a newer TypeScript writer may add fields) but count against the key cap.
+//! [`Envelope::decode_str`] applies the same rules to JSON text, with a typed fast path.
 //!
 //! ```
 //! use crux_runtime::envelope::Envelope;
