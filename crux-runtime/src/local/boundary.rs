@@ -5,9 +5,9 @@
 //!   or `failed` after it, on the caller's boundary span.
 //! - An action without one opens a run (name, root and attributes from its metadata; the
 //!   reserved keys `boundary`/`entrypoint` always win) and flushes `run:start` before the
-//!   body. A rejected envelope is recorded as a `security.warning` span in that fresh run (one
-//!   combined `span` record); a
-//!   detached scheduled job gets an `edge` from the schedule span that enqueued it.
+//!   body. A rejected envelope is recorded in that fresh run as a `security.warning` span
+//!   (one combined `span` record); a detached scheduled job gets an `edge` from the
+//!   schedule span that enqueued it.
 //! - Queries and mutations never open runs.
 //! - Actions end with a final flush bounded by their metadata; it never changes the result.
 //!   (Skipped for a callee of `ctx.crux.run_action` in this deployment, whose caller flushes
