@@ -4,7 +4,7 @@
 //! [`Deployment::finish_scheduled`](super::Deployment::finish_scheduled). A job scheduled by
 //! a mutation is enqueued only when that mutation commits.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -59,8 +59,13 @@ struct Entry {
 #[derive(Debug, Default)]
 pub(crate) struct Jobs {
     entries: Mutex<BTreeMap<Id, Entry>>,
+    /// Jobs that reached a final state, oldest first, so the table stays bounded.
+    settled: Mutex<VecDeque<Id>>,
     changed: Notify,
 }
+
+/// How many finished or canceled jobs keep their state (Convex keeps them for 7 days).
+const SETTLED_JOBS_KEPT: usize = 10_000;
 
 impl Jobs {
     pub(crate) fn state(&self, id: &Id) -> Option<JobState> {
@@ -108,7 +113,25 @@ impl Jobs {
         if let Some(entry) = lock(&self.entries).get_mut(id) {
             entry.state = state;
         }
+        self.settle(id);
         self.changed.notify_waiters();
+    }
+
+    /// Remembers that `id` reached a final state, forgetting the oldest settled job once
+    /// more than [`SETTLED_JOBS_KEPT`] are kept.
+    fn settle(&self, id: &Id) {
+        let forgotten = {
+            let mut settled = lock(&self.settled);
+            settled.push_back(id.clone());
+            if settled.len() > SETTLED_JOBS_KEPT {
+                settled.pop_front()
+            } else {
+                None
+            }
+        };
+        if let Some(old) = forgotten {
+            lock(&self.entries).remove(&old);
+        }
     }
 
     /// Cancels a pending job; true if it was pending.
@@ -116,10 +139,11 @@ impl Jobs {
         match lock(&self.entries).get_mut(id) {
             Some(entry) if entry.state == JobState::Pending => {
                 entry.state = JobState::Canceled;
-                true
             }
-            _ => false,
+            _ => return false,
         }
+        self.settle(id);
+        true
     }
 }
 
@@ -184,7 +208,8 @@ impl Deployment {
         ran
     }
 
-    /// The state of a scheduled job, if the id names one.
+    /// The state of a scheduled job, if the id names one (the newest 10 000 finished or
+    /// canceled jobs are remembered).
     pub fn job_state(&self, id: &Id) -> Option<JobState> {
         self.inner.jobs.state(id)
     }
