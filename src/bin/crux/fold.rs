@@ -127,3 +127,179 @@ fn plain(run: &Run, index: usize, folding: Folding, hop: bool) -> NodeView {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::build;
+    use crate::model::tests::{span_end, span_start};
+    use crate::record::records_from_lines;
+    use crate::view::NodeView;
+
+    const R: &str = "run_aaaaaaaaaaaaaaaaaaaaaaaa";
+
+    fn outline(nodes: &[NodeView], depth: usize, out: &mut Vec<String>) {
+        for node in nodes {
+            let via: Vec<&str> = node.via.iter().map(|v| v.name.as_str()).collect();
+            out.push(format!(
+                "{}{}{}{}",
+                "  ".repeat(depth),
+                node.name,
+                if via.is_empty() {
+                    String::new()
+                } else {
+                    format!(" via {via:?}")
+                },
+                if node.folded { " (folded)" } else { "" }
+            ));
+            outline(&node.children, depth + 1, out);
+        }
+    }
+
+    fn shown(lines: &[String], folding: Folding) -> Vec<String> {
+        let model = build(records_from_lines(lines));
+        let mut out = Vec::new();
+        outline(&view(&model.runs[0], folding).spans, 0, &mut out);
+        out
+    }
+
+    #[test]
+    fn folds_hops_into_their_only_child_and_keeps_busy_boundaries() {
+        let lines = vec![
+            // outer → inner → work: a waterfall folds into the work, both hops recorded.
+            span_start(
+                R,
+                ("s", 1, 0),
+                "00000000000000a1",
+                None,
+                "runtime.convex.action",
+                "outer",
+            ),
+            span_start(
+                R,
+                ("s", 2, 1),
+                "00000000000000a2",
+                Some("00000000000000a1"),
+                "runtime.convex.action",
+                "inner",
+            ),
+            span_start(
+                R,
+                ("s", 3, 2),
+                "00000000000000a3",
+                Some("00000000000000a2"),
+                "generation.call",
+                "work",
+            ),
+            // A boundary with two children is real structure: kept.
+            span_start(
+                R,
+                ("s", 4, 3),
+                "00000000000000b1",
+                None,
+                "runtime.convex.action",
+                "fan out",
+            ),
+            span_start(
+                R,
+                ("s", 5, 4),
+                "00000000000000b2",
+                Some("00000000000000b1"),
+                "tool.call",
+                "one",
+            ),
+            span_start(
+                R,
+                ("s", 6, 5),
+                "00000000000000b3",
+                Some("00000000000000b1"),
+                "tool.call",
+                "two",
+            ),
+            // A childless hop stays as one compact line.
+            span_start(
+                R,
+                ("s", 7, 6),
+                "00000000000000c1",
+                None,
+                "runtime.convex.query",
+                "read",
+            ),
+            span_end(R, ("s", 8, 7), "00000000000000c1", "ok"),
+            // Not a runtime.convex span: never folded.
+            span_start(
+                R,
+                ("s", 9, 8),
+                "00000000000000d1",
+                None,
+                "agent.run",
+                "agent",
+            ),
+            span_start(
+                R,
+                ("s", 10, 9),
+                "00000000000000d2",
+                Some("00000000000000d1"),
+                "tool.call",
+                "only",
+            ),
+        ];
+        assert_eq!(
+            shown(&lines, Folding::Fold),
+            [
+                "work via [\"outer\", \"inner\"]",
+                "fan out",
+                "  one",
+                "  two",
+                "read (folded)",
+                "agent",
+                "  only",
+            ]
+        );
+        assert_eq!(
+            shown(&lines, Folding::All),
+            [
+                "outer", "  inner", "    work", "fan out", "  one", "  two", "read", "agent",
+                "  only"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_folded_hop_drops_only_its_boundary_events() {
+        let lines = vec![
+            span_start(
+                R,
+                ("s", 1, 0),
+                "00000000000000a1",
+                None,
+                "runtime.convex.action",
+                "hop",
+            ),
+            crate::model::tests::line(
+                R,
+                "s",
+                2,
+                1,
+                r#""type":"span:event","spanId":"00000000000000a1","name":"runtime.convex.boundary.requested","timestamp":"$AT""#,
+            ),
+            crate::model::tests::line(
+                R,
+                "s",
+                3,
+                2,
+                r#""type":"span:event","spanId":"00000000000000a1","name":"exception","timestamp":"$AT""#,
+            ),
+        ];
+        let model = build(records_from_lines(&lines));
+        let folded = view(&model.runs[0], Folding::Fold);
+        let names: Vec<&str> = folded.spans[0]
+            .events
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        assert_eq!(names, ["exception"]);
+        let all = view(&model.runs[0], Folding::All);
+        assert_eq!(all.spans[0].events.len(), 2);
+    }
+}

@@ -473,6 +473,9 @@ fn span_status(span: &Span) -> (String, Option<&'static str>) {
 /// Where a span lives: (run index, span index).
 type SpanHome = (usize, usize);
 
+/// An edge end as (kind, id).
+type EndpointKey = (String, String);
+
 /// Attaches links from `edge` records and from `run:start.parentRunId`/`triggeredBySpanId`
 /// to both of their ends.
 fn link_runs(runs: &mut [Run], edges: Vec<(String, Edge)>) {
@@ -487,7 +490,7 @@ fn link_runs(runs: &mut [Run], edges: Vec<(String, Edge)>) {
             span_index.entry(span.span_id.clone()).or_insert((r, s));
         }
     }
-    let mut pairs: Vec<(String, (String, String), (String, String))> = edges
+    let mut pairs: Vec<(String, EndpointKey, EndpointKey)> = edges
         .into_iter()
         .map(|(_, e)| (e.edge_type, (e.from.kind, e.from.id), (e.to.kind, e.to.id)))
         .collect();
@@ -550,11 +553,299 @@ fn link_runs(runs: &mut [Run], edges: Vec<(String, Edge)>) {
                     .map(|&(r, s)| &mut runs[r].spans[s].links),
                 _ => None,
             };
-            if let Some(links) = slot {
-                if !links.contains(&link) {
-                    links.push(link);
-                }
+            if let Some(links) = slot
+                && !links.contains(&link)
+            {
+                links.push(link);
             }
         }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::record::records_from_lines;
+
+    /// A compact record writer: `(run, segment, seq, millis, type-specific JSON fields)`.
+    pub(crate) fn line(run: &str, seg: &str, seq: u64, ms: u64, fields: &str) -> String {
+        let at = format!("2026-11-25T10:00:{:02}.{:03}Z", ms / 1000, ms % 1000);
+        let fields = fields.replace("$AT", &at);
+        format!(
+            r#"{{"schemaVersion":5,"recordId":"rec_{run}_{seg}_{seq}","runId":"{run}","operationId":"{run}","segmentId":"{seg}","segmentSeq":{seq},"traceId":"0123456789abcdef0123456789abcdef",{fields}}}"#
+        )
+    }
+
+    pub(crate) fn span_start(
+        run: &str,
+        (seg, seq, ms): (&str, u64, u64),
+        id: &str,
+        parent: Option<&str>,
+        primitive: &str,
+        name: &str,
+    ) -> String {
+        let parent = parent.map_or("null".to_owned(), |p| format!("{p:?}"));
+        let family = primitive.split('.').next().unwrap();
+        line(
+            run,
+            seg,
+            seq,
+            ms,
+            &format!(
+                r#""type":"span:start","spanId":"{id}","parentSpanId":{parent},"family":"{family}","primitive":"{primitive}","name":"{name}","startedAt":"$AT","status":"running""#
+            ),
+        )
+    }
+
+    pub(crate) fn span_end(
+        run: &str,
+        (seg, seq, ms): (&str, u64, u64),
+        id: &str,
+        status: &str,
+    ) -> String {
+        line(
+            run,
+            seg,
+            seq,
+            ms,
+            &format!(r#""type":"span:end","spanId":"{id}","endedAt":"$AT","status":"{status}""#),
+        )
+    }
+
+    fn lifecycle(run: &str, seg: &str, seq: u64, ms: u64, kind: &str) -> String {
+        let fields = match kind {
+            "start" => {
+                r#""type":"run:start","name":"r","rootPrimitive":"agent.run","startedAt":"$AT","status":"running""#
+            }
+            "suspend" => r#""type":"run:suspend","suspendedAt":"$AT","reason":"wait""#,
+            "resume" => r#""type":"run:resume","resumedAt":"$AT","reason":"go""#,
+            _ => r#""type":"run:end","endedAt":"$AT","status":"ok""#,
+        };
+        line(run, seg, seq, ms, fields)
+    }
+
+    fn shape(model: &Model) -> Vec<String> {
+        let mut out = Vec::new();
+        for run in &model.runs {
+            out.push(format!(
+                "{} {} {}",
+                run.run_id,
+                run.status,
+                run.segments.join(",")
+            ));
+            for i in run.spans_in_tree_order() {
+                let span = &run.spans[i];
+                let events: Vec<&str> = span.events.iter().map(|e| e.name.as_str()).collect();
+                out.push(format!(
+                    "{} {} {} parent={:?} events={events:?}",
+                    run.span_path(i).join("/"),
+                    span.primitive(),
+                    span.status,
+                    span.parent.map(|p| run.spans[p].span_id.clone())
+                ));
+            }
+        }
+        out
+    }
+
+    fn sample() -> Vec<String> {
+        let r = "run_aaaaaaaaaaaaaaaaaaaaaaaa";
+        vec![
+            lifecycle(r, "seg_1", 1, 0, "start"),
+            span_start(
+                r,
+                ("seg_1", 2, 10),
+                "00000000000000b1",
+                None,
+                "runtime.convex.action",
+                "hop",
+            ),
+            line(
+                r,
+                "seg_2",
+                1,
+                10,
+                r#""type":"span:event","spanId":"00000000000000b1","name":"runtime.convex.boundary.received","timestamp":"$AT""#,
+            ),
+            span_start(
+                r,
+                ("seg_2", 2, 10),
+                "00000000000000c1",
+                Some("00000000000000b1"),
+                "generation.call",
+                "first",
+            ),
+            span_end(r, ("seg_2", 3, 20), "00000000000000c1", "ok"),
+            span_start(
+                r,
+                ("seg_2", 4, 20),
+                "00000000000000c2",
+                Some("00000000000000b1"),
+                "tool.call",
+                "second",
+            ),
+            span_end(r, ("seg_2", 5, 20), "00000000000000c2", "error"),
+            span_end(r, ("seg_1", 3, 30), "00000000000000b1", "error"),
+            lifecycle(r, "seg_1", 4, 40, "suspend"),
+            lifecycle(r, "seg_3", 1, 50, "resume"),
+            lifecycle(r, "seg_3", 2, 60, "end"),
+        ]
+    }
+
+    #[test]
+    fn arrival_order_does_not_change_the_model() {
+        let lines = sample();
+        let expected = shape(&build(records_from_lines(&lines)));
+        assert_eq!(
+            expected,
+            vec![
+                "run_aaaaaaaaaaaaaaaaaaaaaaaa ok seg_1,seg_2,seg_3",
+                "hop runtime.convex.action error parent=None events=[\"runtime.convex.boundary.received\"]",
+                "hop/first generation.call ok parent=Some(\"00000000000000b1\") events=[]",
+                "hop/second tool.call error parent=Some(\"00000000000000b1\") events=[]",
+            ]
+        );
+        let mut reversed = lines.clone();
+        reversed.reverse();
+        assert_eq!(shape(&build(records_from_lines(&reversed))), expected);
+        // Rotations move children before parents and ends before starts.
+        for shift in 1..lines.len() {
+            let mut rotated = lines.clone();
+            rotated.rotate_left(shift);
+            assert_eq!(
+                shape(&build(records_from_lines(&rotated))),
+                expected,
+                "rotation {shift}"
+            );
+        }
+    }
+
+    #[test]
+    fn sequence_numbers_order_a_segment_even_when_timestamps_tie() {
+        let r = "run_aaaaaaaaaaaaaaaaaaaaaaaa";
+        // Same millisecond: only segmentSeq says the suspend came after the resume.
+        let lines = vec![
+            lifecycle(r, "seg_1", 1, 0, "start"),
+            lifecycle(r, "seg_1", 3, 5, "suspend"),
+            lifecycle(r, "seg_1", 2, 5, "resume"),
+        ];
+        let model = build(records_from_lines(&lines));
+        let kinds: Vec<&str> = model.runs[0].lifecycle.iter().map(|l| l.kind).collect();
+        assert_eq!(kinds, ["run:start", "run:resume", "run:suspend"]);
+        assert_eq!(model.runs[0].status, "suspended");
+    }
+
+    #[test]
+    fn run_status_follows_the_last_lifecycle_record() {
+        let r = "run_aaaaaaaaaaaaaaaaaaaaaaaa";
+        let status = |kinds: &[&str]| {
+            let lines: Vec<String> = kinds
+                .iter()
+                .enumerate()
+                .map(|(i, k)| lifecycle(r, &format!("seg_{i}"), 1, i as u64 * 10, k))
+                .collect();
+            build(records_from_lines(&lines)).runs[0].status.clone()
+        };
+        assert_eq!(status(&["start"]), "running");
+        assert_eq!(status(&["start", "suspend"]), "suspended");
+        assert_eq!(status(&["start", "suspend", "resume"]), "running");
+        assert_eq!(status(&["start", "suspend", "resume", "end"]), "ok");
+    }
+
+    #[test]
+    fn an_unended_boundary_takes_the_callee_acknowledgement() {
+        let r = "run_aaaaaaaaaaaaaaaaaaaaaaaa";
+        let lines = vec![
+            span_start(
+                r,
+                ("seg_1", 1, 0),
+                "00000000000000b1",
+                None,
+                "runtime.convex.action",
+                "hop",
+            ),
+            line(
+                r,
+                "seg_2",
+                1,
+                5,
+                r#""type":"span:event","spanId":"00000000000000b1","name":"runtime.convex.boundary.failed","timestamp":"$AT","attributes":{"status":"error"}"#,
+            ),
+            span_start(
+                r,
+                ("seg_1", 2, 6),
+                "00000000000000b2",
+                None,
+                "generation.call",
+                "plain",
+            ),
+        ];
+        let run = &build(records_from_lines(&lines)).runs[0];
+        assert_eq!(run.spans[0].status, "error");
+        assert_eq!(run.spans[0].status_source, Some("callee acknowledgement"));
+        assert_eq!(run.spans[1].status, "running");
+        assert_eq!(run.spans[1].status_source, None);
+    }
+
+    #[test]
+    fn a_parent_cycle_in_bad_data_does_not_hide_spans() {
+        let r = "run_aaaaaaaaaaaaaaaaaaaaaaaa";
+        let lines = vec![
+            span_start(
+                r,
+                ("seg_1", 1, 0),
+                "00000000000000a1",
+                Some("00000000000000a2"),
+                "tool.call",
+                "a",
+            ),
+            span_start(
+                r,
+                ("seg_1", 2, 1),
+                "00000000000000a2",
+                Some("00000000000000a1"),
+                "tool.call",
+                "b",
+            ),
+        ];
+        let run = &build(records_from_lines(&lines)).runs[0];
+        assert_eq!(run.spans_in_tree_order().len(), 2);
+    }
+
+    #[test]
+    fn links_resolve_edges_and_child_runs_on_both_sides() {
+        let parent = "run_aaaaaaaaaaaaaaaaaaaaaaaa";
+        let child = "run_bbbbbbbbbbbbbbbbbbbbbbbb";
+        let lines = vec![
+            lifecycle(parent, "seg_1", 1, 0, "start"),
+            span_start(
+                parent,
+                ("seg_1", 2, 1),
+                "00000000000000d1",
+                None,
+                "runtime.convex.schedule",
+                "later",
+            ),
+            line(
+                child,
+                "seg_2",
+                1,
+                5,
+                &format!(
+                    r#""type":"run:start","name":"child","rootPrimitive":"defer.run","startedAt":"$AT","status":"running","parentRunId":"{parent}","triggeredBySpanId":"00000000000000d1""#
+                ),
+            ),
+        ];
+        let model = build(records_from_lines(&lines));
+        let child_run = model.runs.iter().find(|r| r.run_id == child).unwrap();
+        let parent_run = model.runs.iter().find(|r| r.run_id == parent).unwrap();
+        assert_eq!(child_run.links.len(), 1);
+        assert_eq!(child_run.links[0].direction, Direction::In);
+        assert_eq!(child_run.links[0].other.span_name.as_deref(), Some("later"));
+        assert_eq!(child_run.links[0].other.run_id.as_deref(), Some(parent));
+        let span_links = &parent_run.spans[0].links;
+        assert_eq!(span_links.len(), 1);
+        assert_eq!(span_links[0].direction, Direction::Out);
+        assert_eq!(span_links[0].other.run_name.as_deref(), Some("child"));
     }
 }

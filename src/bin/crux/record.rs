@@ -231,6 +231,8 @@ struct Raw {
     body: RawBody,
 }
 
+// Decoded once per line and converted at once, so variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Deserialize)]
 #[serde(tag = "type")]
 enum RawBody {
@@ -523,6 +525,21 @@ impl Raw {
             body,
         })
     }
+}
+
+/// Records from JSON lines, for tests of the modules that consume them.
+#[cfg(test)]
+pub fn records_from_lines(lines: &[String]) -> Vec<Record> {
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            decode_line(i + 1, line)
+                .unwrap_or_else(|e| panic!("line {}: {}", i + 1, e.0))
+                .expect("not blank")
+                .0
+        })
+        .collect()
 }
 
 #[cfg(test)]

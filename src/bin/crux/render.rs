@@ -191,10 +191,10 @@ fn detail_lines(node: &NodeView, attrs: bool) -> Vec<String> {
     let own_error = node.error.as_ref().map(|e| e.describe());
     for hop in &node.via {
         lines.push(format!("↳ via {}", hop_text(hop)));
-        if let Some(error) = &hop.error {
-            if Some(error.describe()) != own_error {
-                lines.push(format!("  ✗ {}", error.describe()));
-            }
+        if let Some(error) = &hop.error
+            && Some(error.describe()) != own_error
+        {
+            lines.push(format!("  ✗ {}", error.describe()));
         }
         lines.extend(event_lines(hop));
         lines.extend(hop.links.iter().map(link_text));
