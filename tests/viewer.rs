@@ -466,3 +466,38 @@ fn usage_errors_exit_2_and_help_exits_0() {
     let (_, same, _) = crux_in(here, &["show", "--help"]);
     assert_eq!(same, stdout);
 }
+
+#[test]
+fn record_text_cannot_break_the_layout_or_drive_the_terminal() {
+    let dir = TempDir::new("control");
+    let store = dir.0.join("hostile.jsonl");
+    let base = r#""schemaVersion":5,"recordId":"rec_X","runId":"run_aaaaaaaaaaaaaaaaaaaaaaaa","operationId":"run_aaaaaaaaaaaaaaaaaaaaaaaa","segmentId":"seg_aaaaaaaaaaaaaaaaaaaaaaaa","traceId":"0123456789abcdef0123456789abcdef""#;
+    let lines = [
+        format!(
+            r#"{{{},"segmentSeq":1,"type":"run:start","name":"r","rootPrimitive":"agent.run","startedAt":"2026-11-25T10:00:00.000Z","status":"running"}}"#,
+            base.replace("rec_X", "rec_1")
+        ),
+        format!(
+            r#"{{{},"segmentSeq":2,"type":"span","spanId":"00000000000000a1","parentSpanId":null,"family":"tool","primitive":"tool.call","name":"clear\u001b[2Jscreen","startedAt":"2026-11-25T10:00:00.001Z","endedAt":"2026-11-25T10:00:00.002Z","status":"ok","attributes":{{"note":"two\nlines"}}}}"#,
+            base.replace("rec_X", "rec_2")
+        ),
+    ];
+    std::fs::write(&store, lines.join("\n")).unwrap();
+    let (code, stdout, stderr) = crux_in(
+        &dir.0,
+        &[
+            "show",
+            "latest",
+            "--attributes",
+            "--store",
+            store.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stdout.contains('\u{1b}'), "{stdout:?}");
+    assert!(
+        stdout.contains("└─ clear\\u{1b}[2Jscreen  tool.call  ok  1ms\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("· note = two\\nlines\n"), "{stdout}");
+}

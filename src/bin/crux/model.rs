@@ -40,6 +40,9 @@ pub struct Run {
     pub status: String,
     /// When the run started, or its earliest record when the start is missing.
     pub first_at: Nanos,
+    /// The store line of that record: among runs started in the same instant, the one
+    /// written later is the newer.
+    first_line: usize,
     pub spans: Vec<Span>,
     /// Top-level spans (no parent, or a parent not in the store), in start order.
     pub roots: Vec<usize>,
@@ -76,7 +79,7 @@ pub struct Span {
     pub close: Option<Close>,
     /// The span's status; see [`Span::status_source`].
     pub status: String,
-    /// Set when the status was not taken from the span's own end record.
+    /// Where the status came from when not from the span's own end record.
     pub status_source: Option<&'static str>,
     pub events: Vec<Event>,
     pub artifacts: Vec<Artifact>,
@@ -231,7 +234,7 @@ pub fn build(records: Vec<Record>) -> Model {
         .into_iter()
         .map(|(run_id, records)| build_run(run_id, records, &mut edges))
         .collect();
-    runs.sort_by(|a, b| b.first_at.cmp(&a.first_at).then(a.run_id.cmp(&b.run_id)));
+    runs.sort_by(|a, b| (b.first_at, b.first_line).cmp(&(a.first_at, a.first_line)));
     link_runs(&mut runs, edges);
     Model { runs }
 }
@@ -260,15 +263,16 @@ fn in_run_order(records: Vec<Record>) -> Vec<Record> {
         })
         .collect();
     let mut ordered = Vec::new();
-    // Merge the segments by the time of each one's next record; the segment id (the map's
-    // order) settles ties so the result is stable.
+    // Merge the segments by the time of each one's next record. Clocks tick in
+    // milliseconds, so records of two segments often tie; the store's line order (the order
+    // they were written) is the best evidence left for those.
     loop {
         let next = queues
             .iter()
             .enumerate()
-            .filter_map(|(i, q)| q.front().map(|r| (r.at, i)))
+            .filter_map(|(i, q)| q.front().map(|r| (r.at, r.line, i)))
             .min();
-        let Some((_, i)) = next else { break };
+        let Some((_, _, i)) = next else { break };
         ordered.extend(queues[i].pop_front());
     }
     ordered
@@ -287,6 +291,7 @@ fn build_run(run_id: String, records: Vec<Record>, edges: &mut Vec<(String, Edge
         end: None,
         status: String::new(),
         first_at: records.iter().map(|r| r.at).min().unwrap_or_default(),
+        first_line: records.iter().map(|r| r.line).min().unwrap_or_default(),
         spans: Vec::new(),
         roots: Vec::new(),
         links: Vec::new(),
@@ -336,6 +341,7 @@ fn build_run(run_id: String, records: Vec<Record>, edges: &mut Vec<(String, Edge
                     .push(lifecycle("run:start", None, None, Attributes::new()));
                 if run.start.is_none() {
                     run.first_at = record.at;
+                    run.first_line = record.line;
                     run.start = Some(start);
                 }
             }
@@ -427,6 +433,16 @@ fn build_run(run_id: String, records: Vec<Record>, edges: &mut Vec<(String, Edge
         (None, Some(last)) if last.kind == "run:suspend" => "suspended".to_owned(),
         _ => "running".to_owned(),
     };
+    if run.end.is_some() {
+        // The run is over, so a span still "running" lost its end (a worker that exited
+        // before flushing, a dropped record): say so instead of showing it as live.
+        for span in &mut run.spans {
+            if span.close.is_none() && span.status_source.is_none() {
+                span.status = "unfinished".to_owned();
+                span.status_source = Some("no span:end before run:end");
+            }
+        }
+    }
     run
 }
 
@@ -464,7 +480,7 @@ fn span_status(span: &Span) -> (String, Option<&'static str>) {
             }
         });
         if let Some(status) = acknowledged {
-            return (status, Some("callee acknowledgement"));
+            return (status, Some("from the callee's acknowledgement"));
         }
     }
     ("running".to_owned(), None)
@@ -782,9 +798,36 @@ pub(crate) mod tests {
         ];
         let run = &build(records_from_lines(&lines)).runs[0];
         assert_eq!(run.spans[0].status, "error");
-        assert_eq!(run.spans[0].status_source, Some("callee acknowledgement"));
+        assert_eq!(
+            run.spans[0].status_source,
+            Some("from the callee's acknowledgement")
+        );
         assert_eq!(run.spans[1].status, "running");
         assert_eq!(run.spans[1].status_source, None);
+    }
+
+    #[test]
+    fn a_span_left_open_by_an_ended_run_is_unfinished() {
+        let r = "run_aaaaaaaaaaaaaaaaaaaaaaaa";
+        let open = span_start(
+            r,
+            ("seg_1", 2, 1),
+            "00000000000000a1",
+            None,
+            "tool.call",
+            "t",
+        );
+        let running = build(records_from_lines(&[
+            lifecycle(r, "seg_1", 1, 0, "start"),
+            open.clone(),
+        ]));
+        assert_eq!(running.runs[0].spans[0].status, "running");
+        let ended = build(records_from_lines(&[
+            lifecycle(r, "seg_1", 1, 0, "start"),
+            open,
+            lifecycle(r, "seg_1", 3, 2, "end"),
+        ]));
+        assert_eq!(ended.runs[0].spans[0].status, "unfinished");
     }
 
     #[test]

@@ -20,13 +20,15 @@ pub fn runs_text(runs: &[RunSummary], store: &str) -> String {
         .iter()
         .map(|r| {
             [
-                r.run_id.clone(),
-                r.name.clone(),
-                r.root_primitive.clone(),
-                r.status.clone(),
+                clean(&r.run_id),
+                clean(&r.name),
+                clean(&r.root_primitive),
+                clean(&r.status),
                 r.duration_ms
                     .map_or_else(|| "-".to_owned(), format_duration),
-                r.started_at.clone().unwrap_or_else(|| "-".to_owned()),
+                r.started_at
+                    .as_deref()
+                    .map_or_else(|| "-".to_owned(), clean),
                 r.records.to_string(),
             ]
         })
@@ -66,12 +68,12 @@ pub fn run_text(run: &RunView, show_attributes: bool) -> String {
         "run {} {:?} ({})",
         run.run_id, run.name, run.root_primitive
     );
-    let mut facts = vec![format!("status {}", run.status)];
+    let mut facts = vec![format!("status {}", clean(&run.status))];
     if let Some(ms) = run.duration_ms {
         facts.push(format!("duration {}", format_duration(ms)));
     }
     if let Some(started) = &run.started_at {
-        facts.push(format!("started {started}"));
+        facts.push(format!("started {}", clean(started)));
     }
     facts.push(plural(run.records, "record"));
     facts.push(plural(run.segments.len(), "segment"));
@@ -89,14 +91,14 @@ pub fn run_text(run: &RunView, show_attributes: bool) -> String {
             .iter()
             .map(|l| match (&l.reason, &l.status) {
                 (Some(reason), _) => format!("{} {reason:?}", l.kind),
-                (None, Some(status)) => format!("{} {status}", l.kind),
+                (None, Some(status)) => format!("{} {}", l.kind, clean(status)),
                 (None, None) => l.kind.to_owned(),
             })
             .collect();
         let _ = writeln!(out, "lifecycle: {}", steps.join(" → "));
     }
     if let Some(error) = &run.error {
-        let _ = writeln!(out, "✗ {}", error.describe());
+        let _ = writeln!(out, "✗ {}", clean(&error.describe()));
     }
     for link in &run.links {
         let _ = writeln!(out, "{}", link_text(link));
@@ -148,9 +150,9 @@ fn node_text(out: &mut String, node: &NodeView, prefix: &str, last: bool, attrs:
 
 fn status_text(node: &NodeView) -> String {
     let duration = node.duration_ms.map(format_duration);
-    let mut text = node.status.clone();
+    let mut text = clean(&node.status);
     if let Some(source) = node.status_source {
-        let _ = write!(text, " (from {source})");
+        let _ = write!(text, " ({source})");
     }
     if let Some(duration) = duration {
         let _ = write!(text, "  {duration}");
@@ -159,9 +161,9 @@ fn status_text(node: &NodeView) -> String {
 }
 
 fn hop_text(node: &NodeView) -> String {
-    let mut text = format!("{} {:?}", node.primitive, node.name);
+    let mut text = format!("{} {:?}", clean(&node.primitive), node.name);
     if let Some(function_ref) = node.attributes.get("functionRef") {
-        let _ = write!(text, " → {}", value_text(function_ref));
+        let _ = write!(text, " → {}", clean(&value_text(function_ref)));
     }
     let _ = write!(text, "  {}", status_text(node));
     text
@@ -172,32 +174,40 @@ fn headline(node: &NodeView) -> String {
         return format!("↳ {}  (folded)", hop_text(node));
     }
     let name = if node.primitive == "?" {
-        format!("(span {}, no span:start)", node.span_id)
+        format!("(span {}, no span:start)", clean(&node.span_id))
     } else {
-        node.name.clone()
+        clean(&node.name)
     };
-    let mut text = format!("{name}  {}  {}", node.primitive, status_text(node));
+    let mut text = format!("{name}  {}  {}", clean(&node.primitive), status_text(node));
     for (key, value) in &node.details {
-        let _ = write!(text, "  {key}={value}");
+        let _ = write!(text, "  {}={}", clean(key), clean(value));
     }
     if let Some(parent) = &node.missing_parent {
-        let _ = write!(text, "  (parent span {parent} is not in the store)");
+        let _ = write!(
+            text,
+            "  (parent span {} is not in the store)",
+            clean(parent)
+        );
     }
     text
 }
 
 fn detail_lines(node: &NodeView, attrs: bool) -> Vec<String> {
     let mut lines = Vec::new();
-    let own_error = node.error.as_ref().map(|e| e.describe());
+    let own_error = node.error.as_ref().map(|e| clean(&e.describe()));
     for hop in &node.via {
         lines.push(format!("↳ via {}", hop_text(hop)));
-        if let Some(error) = &hop.error
-            && Some(error.describe()) != own_error
+        if let Some(error) = hop.error.as_ref().map(|e| clean(&e.describe()))
+            && Some(&error) != own_error.as_ref()
         {
-            lines.push(format!("  ✗ {}", error.describe()));
+            lines.push(format!("  ✗ {error}"));
         }
-        lines.extend(event_lines(hop));
-        lines.extend(hop.links.iter().map(link_text));
+        lines.extend(event_lines(hop).into_iter().map(|l| format!("  {l}")));
+        lines.extend(hop.links.iter().map(|l| format!("  {}", link_text(l))));
+        if attrs {
+            let hop_attributes = attribute_lines(&hop.attributes, "");
+            lines.extend(hop_attributes.into_iter().map(|l| format!("  {l}")));
+        }
     }
     if let Some(error) = own_error {
         lines.push(format!("✗ {error}"));
@@ -208,9 +218,9 @@ fn detail_lines(node: &NodeView, attrs: bool) -> Vec<String> {
         lines.extend(attribute_lines(&node.attributes, ""));
         lines.extend(attribute_lines(&node.metrics, "metric "));
         for artifact in &node.artifacts {
-            let mut line = format!("▪ artifact {}", artifact.kind);
+            let mut line = format!("▪ artifact {}", clean(&artifact.kind));
             if let Some(content_type) = &artifact.content_type {
-                let _ = write!(line, " ({content_type})");
+                let _ = write!(line, " ({})", clean(content_type));
             }
             lines.push(line);
         }
@@ -222,7 +232,7 @@ fn event_lines(node: &NodeView) -> Vec<String> {
     node.events
         .iter()
         .map(|event| {
-            let mut line = format!("• {}", event.name);
+            let mut line = format!("• {}", clean(&event.name));
             if let Some(offset) = event.offset_ms {
                 let _ = write!(line, " +{}", format_duration(offset));
             }
@@ -231,7 +241,7 @@ fn event_lines(node: &NodeView) -> Vec<String> {
                 .get("exception.message")
                 .or_else(|| event.attributes.get("error").and_then(|e| e.get("message")));
             if let Some(message) = message {
-                let _ = write!(line, ": {}", value_text(message));
+                let _ = write!(line, ": {}", clean(&value_text(message)));
             }
             line
         })
@@ -244,22 +254,24 @@ fn attribute_lines(attributes: &Attributes, label: &str) -> Vec<String> {
     pairs.sort();
     pairs
         .into_iter()
-        .map(|(key, value)| format!("· {label}{key} = {value}"))
+        .map(|(key, value)| format!("· {label}{} = {}", clean(key), clean(&value)))
         .collect()
 }
 
 fn target_text(target: &Target) -> String {
     let run = match (&target.run_id, &target.run_name) {
-        (Some(id), Some(name)) => format!("run {id} {name:?}"),
-        (Some(id), None) => format!("run {id} (not in the store)"),
+        (Some(id), Some(name)) => format!("run {} {name:?}", clean(id)),
+        (Some(id), None) => format!("run {} (not in the store)", clean(id)),
         (None, _) => String::new(),
     };
     match target.kind.as_str() {
         "run" => run,
         kind => {
             let mut text = match (&target.span_name, &target.primitive) {
-                (Some(name), Some(primitive)) => format!("{kind} {name:?} ({primitive})"),
-                _ => format!("{kind} {} (not in the store)", target.id),
+                (Some(name), Some(primitive)) => {
+                    format!("{} {name:?} ({})", clean(kind), clean(primitive))
+                }
+                _ => format!("{} {} (not in the store)", clean(kind), clean(&target.id)),
             };
             if !run.is_empty() {
                 let _ = write!(text, " in {run}");
@@ -272,8 +284,12 @@ fn target_text(target: &Target) -> String {
 /// `↪ triggered run ...` for links going out, `↩ triggered by ...` for links coming in.
 fn link_text(link: &Link) -> String {
     match link.direction {
-        Direction::Out => format!("↪ {} {}", link.edge_type, target_text(&link.other)),
-        Direction::In => format!("↩ {} by {}", link.edge_type, target_text(&link.other)),
+        Direction::Out => format!("↪ {} {}", clean(&link.edge_type), target_text(&link.other)),
+        Direction::In => format!(
+            "↩ {} by {}",
+            clean(&link.edge_type),
+            target_text(&link.other)
+        ),
     }
 }
 
@@ -284,9 +300,9 @@ pub fn search_text(hits: &[Hit], text: &str) -> String {
     }
     let mut out = String::new();
     for hit in hits {
-        let mut place = format!("{} {:?}", hit.run_id, hit.run_name);
+        let mut place = format!("{} {:?}", clean(&hit.run_id), hit.run_name);
         for name in &hit.span_path {
-            let _ = write!(place, " › {name}");
+            let _ = write!(place, " › {}", clean(name));
         }
         if hit.folded {
             place.push_str("  (folded by default)");
@@ -295,7 +311,12 @@ pub fn search_text(hits: &[Hit], text: &str) -> String {
             Some(key) => format!("{} {key}", hit.field),
             None => hit.field.clone(),
         };
-        let _ = writeln!(out, "{place}\n    {what}: {}", shorten(&hit.value, 120));
+        let _ = writeln!(
+            out,
+            "{place}\n    {}: {}",
+            clean(&what),
+            shorten(&clean(&hit.value), 120)
+        );
     }
     let _ = writeln!(
         out,
@@ -306,10 +327,26 @@ pub fn search_text(hits: &[Hit], text: &str) -> String {
 }
 
 fn shorten(text: &str, max: usize) -> String {
-    let one_line = text.replace('\n', " ");
-    if one_line.chars().count() <= max {
-        return one_line;
+    if text.chars().count() <= max {
+        return text.to_owned();
     }
-    let cut: String = one_line.chars().take(max - 1).collect();
+    let cut: String = text.chars().take(max - 1).collect();
     format!("{cut}…")
+}
+
+/// Record text made safe for one line of a terminal: control characters (newlines, escape
+/// sequences) are shown escaped instead of acting on the layout or the terminal.
+fn clean(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
