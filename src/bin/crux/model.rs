@@ -234,7 +234,7 @@ pub fn build(records: Vec<Record>) -> Model {
         .into_iter()
         .map(|(run_id, records)| build_run(run_id, records, &mut edges))
         .collect();
-    runs.sort_by(|a, b| (b.first_at, b.first_line).cmp(&(a.first_at, a.first_line)));
+    runs.sort_by_key(|r| std::cmp::Reverse((r.first_at, r.first_line)));
     link_runs(&mut runs, edges);
     Model { runs }
 }
