@@ -189,33 +189,49 @@ pub struct Artifact {
 pub struct LineError(pub String);
 
 /// Decodes one store line. `Ok(None)` for a blank line.
-pub fn decode_line(line: usize, text: &str) -> Result<Option<(Record, Value)>, LineError> {
+pub fn decode_line(line: usize, text: &str) -> Result<Option<Record>, LineError> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Ok(None);
     }
-    let value: Value =
-        serde_json::from_str(trimmed).map_err(|e| LineError(format!("not valid JSON ({e})")))?;
+    match serde_json::from_str::<Raw>(trimmed) {
+        Ok(raw) => raw.into_record(line).map(Some).map_err(|e| {
+            let kind = kind_of(trimmed).unwrap_or_default();
+            LineError(format!("{kind} record: {e}"))
+        }),
+        // The fast path failed: look again to say what is wrong in the user's terms.
+        Err(error) => Err(diagnose(trimmed, &error)),
+    }
+}
+
+fn kind_of(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Kind {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    serde_json::from_str::<Kind>(text).ok().map(|k| k.kind)
+}
+
+fn diagnose(text: &str, error: &serde_json::Error) -> LineError {
+    let value: Value = match serde_json::from_str(text) {
+        Ok(value) => value,
+        Err(e) => return LineError(format!("not valid JSON ({e})")),
+    };
     let Some(object) = value.as_object() else {
-        return Err(LineError("not a JSON object".to_owned()));
+        return LineError("not a JSON object".to_owned());
     };
-    let kind = match object.get("type") {
-        Some(Value::String(kind)) => kind.clone(),
-        Some(_) => return Err(LineError("field `type` is not a string".to_owned())),
-        None => return Err(LineError("missing field `type`".to_owned())),
-    };
-    if !RECORD_TYPES.contains(&kind.as_str()) {
-        return Err(LineError(format!(
+    match object.get("type") {
+        Some(Value::String(kind)) if RECORD_TYPES.contains(&kind.as_str()) => {
+            LineError(format!("{kind} record: {error}"))
+        }
+        Some(Value::String(kind)) => LineError(format!(
             "unknown record type {kind:?} (expected one of {})",
             RECORD_TYPES.join(", ")
-        )));
+        )),
+        Some(_) => LineError("field `type` is not a string".to_owned()),
+        None => LineError("missing field `type`".to_owned()),
     }
-    let raw: Raw = serde_json::from_value(value.clone())
-        .map_err(|e| LineError(format!("{kind} record: {e}")))?;
-    let record = raw
-        .into_record(line)
-        .map_err(|e| LineError(format!("{kind} record: {e}")))?;
-    Ok(Some((record, value)))
 }
 
 #[derive(Deserialize)]
@@ -537,7 +553,6 @@ pub fn records_from_lines(lines: &[String]) -> Vec<Record> {
             decode_line(i + 1, line)
                 .unwrap_or_else(|e| panic!("line {}: {}", i + 1, e.0))
                 .expect("not blank")
-                .0
         })
         .collect()
 }
@@ -557,7 +572,7 @@ mod tests {
         let text = line(
             r#""type":"span:start","spanId":"00000000000000a1","parentSpanId":null,"family":"generation","primitive":"generation.call","name":"draft","startedAt":"2026-11-25T10:00:00.000Z","model":"m1","attributes":{"k":1}"#,
         );
-        let (record, _) = decode_line(3, &text).unwrap().unwrap();
+        let record = decode_line(3, &text).unwrap().unwrap();
         assert_eq!(record.line, 3);
         assert_eq!(record.segment_seq, 2);
         let Body::SpanStart(open) = record.body else {
@@ -573,7 +588,7 @@ mod tests {
         let text = line(
             r#""type":"span","spanId":"00000000000000a1","family":"tool","primitive":"tool.call","name":"lookup","startedAt":"2026-11-25T10:00:00.000Z","endedAt":"2026-11-25T10:00:00.040Z","status":"error","error":{"message":"boom","name":"Timeout"}"#,
         );
-        let (record, _) = decode_line(1, &text).unwrap().unwrap();
+        let record = decode_line(1, &text).unwrap().unwrap();
         let Body::Span(open, close) = record.body else {
             panic!("not a span")
         };

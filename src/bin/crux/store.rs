@@ -5,11 +5,11 @@
 //! and the rest is still read; only a store that cannot be opened at all is an error.
 
 use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
 use std::fs::File;
+use std::hash::{Hash, Hasher};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-
-use serde_json::Value;
 
 use crate::error::CliError;
 use crate::record::{Record, decode_line};
@@ -34,7 +34,9 @@ pub fn read_store(path: &Path) -> Result<Store, CliError> {
         reason: source.to_string(),
     })?;
     let mut store = Store::default();
-    let mut seen: HashMap<String, (usize, Value)> = HashMap::new();
+    // recordId -> (first line, hash of that line's text): a re-delivered record is written
+    // byte for byte the same, so the text decides duplicate versus conflict.
+    let mut seen: HashMap<String, (usize, u64)> = HashMap::new();
     let shown = path.display();
     for (index, line) in BufReader::new(file).split(b'\n').enumerate() {
         let number = index + 1;
@@ -51,10 +53,13 @@ pub fn read_store(path: &Path) -> Result<Store, CliError> {
         };
         match decode_line(number, text) {
             Ok(None) => {}
-            Ok(Some((record, value))) => {
+            Ok(Some(record)) => {
                 if let Some(id) = &record.record_id {
+                    let mut hasher = DefaultHasher::new();
+                    text.trim().hash(&mut hasher);
+                    let digest = hasher.finish();
                     if let Some((first, earlier)) = seen.get(id) {
-                        if *earlier != value {
+                        if *earlier != digest {
                             store.warnings.push(format!(
                                 "{shown}:{number}: record {id} conflicts with line {first} \
                                  (same recordId, different content); the first one is kept"
@@ -62,7 +67,7 @@ pub fn read_store(path: &Path) -> Result<Store, CliError> {
                         }
                         continue;
                     }
-                    seen.insert(id.clone(), (number, value));
+                    seen.insert(id.clone(), (number, digest));
                 }
                 store.records.push(record);
             }
