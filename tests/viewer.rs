@@ -501,3 +501,49 @@ fn record_text_cannot_break_the_layout_or_drive_the_terminal() {
     );
     assert!(stdout.contains("· note = two\\nlines\n"), "{stdout}");
 }
+
+#[test]
+fn a_child_run_names_its_operation_and_parent() {
+    let dir = TempDir::new("child");
+    let store = dir.0.join("child.jsonl");
+    let record = |run: &str, seq: u32, fields: &str| {
+        format!(
+            r#"{{"schemaVersion":5,"recordId":"rec_{run}_{seq}","runId":"{run}","operationId":"run_111111111111111111111111","segmentId":"seg_{run}","segmentSeq":{seq},"traceId":"0123456789abcdef0123456789abcdef",{fields}}}"#
+        )
+    };
+    let lines = [
+        record(
+            "run_111111111111111111111111",
+            1,
+            r#""type":"run:start","name":"parent","rootPrimitive":"agent.run","startedAt":"2026-11-25T10:00:00.000Z","status":"running""#,
+        ),
+        record(
+            "run_111111111111111111111111",
+            2,
+            r#""type":"span:start","spanId":"00000000000000f1","parentSpanId":null,"family":"flow","primitive":"flow.run","name":"research flow","startedAt":"2026-11-25T10:00:00.001Z","status":"running""#,
+        ),
+        record(
+            "run_222222222222222222222222",
+            1,
+            r#""type":"run:start","name":"child","rootPrimitive":"flow.run","startedAt":"2026-11-25T10:00:00.002Z","status":"running","parentRunId":"run_111111111111111111111111","triggeredBySpanId":"00000000000000f1""#,
+        ),
+    ];
+    std::fs::write(&store, lines.join("\n")).unwrap();
+    let store = store.to_str().unwrap();
+    let (code, child, stderr) = crux_in(&dir.0, &["show", "run_2", "--store", store]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        child.lines().take(3).collect::<Vec<_>>(),
+        [
+            "run run_222222222222222222222222 \"child\" (flow.run)",
+            "status running · started 2026-11-25T10:00:00.002Z · operation run_111111111111111111111111 · 1 record · 1 segment",
+            "↩ child of span \"research flow\" (flow.run) in run run_111111111111111111111111 \"parent\"",
+        ]
+    );
+    let (_, parent, _) = crux_in(&dir.0, &["show", "run_1", "--store", store]);
+    assert!(parent.contains("└─ research flow  flow.run  running\n     ↪ child run run_222222222222222222222222 \"child\"\n"), "{parent}");
+    assert!(
+        !parent.contains("operation"),
+        "a root run is its own operation: {parent}"
+    );
+}

@@ -75,6 +75,9 @@ pub fn run_text(run: &RunView, show_attributes: bool) -> String {
     if let Some(started) = &run.started_at {
         facts.push(format!("started {}", clean(started)));
     }
+    if let Some(operation) = run.operation_id.as_ref().filter(|o| **o != run.run_id) {
+        facts.push(format!("operation {}", clean(operation)));
+    }
     facts.push(plural(run.records, "record"));
     facts.push(plural(run.segments.len(), "segment"));
     let _ = writeln!(out, "{}", facts.join(" · "));
@@ -285,11 +288,19 @@ fn target_text(target: &Target) -> String {
 fn link_text(link: &Link) -> String {
     match link.direction {
         Direction::Out => format!("↪ {} {}", clean(&link.edge_type), target_text(&link.other)),
-        Direction::In => format!(
-            "↩ {} by {}",
-            clean(&link.edge_type),
-            target_text(&link.other)
-        ),
+        Direction::In => {
+            // `child` links come from run:start.parentRunId: the run is a child *of* it.
+            let preposition = if link.edge_type == "child" {
+                "of"
+            } else {
+                "by"
+            };
+            format!(
+                "↩ {} {preposition} {}",
+                clean(&link.edge_type),
+                target_text(&link.other)
+            )
+        }
     }
 }
 

@@ -87,7 +87,7 @@ pub fn format_duration(ms: f64) -> String {
     if !ms.is_finite() || ms < 0.0 {
         return "-".to_owned();
     }
-    if ms < 1000.0 {
+    if ms.round() < 1000.0 {
         if ms.fract() == 0.0 || ms >= 100.0 {
             return format!("{}ms", ms.round() as u64);
         }
@@ -154,6 +154,8 @@ mod tests {
         assert_eq!(format_duration(0.0), "0ms");
         assert_eq!(format_duration(12.0), "12ms");
         assert_eq!(format_duration(0.3), "0.3ms");
+        assert_eq!(format_duration(999.4), "999ms");
+        assert_eq!(format_duration(999.6), "1s");
         assert_eq!(format_duration(1250.0), "1.25s");
         assert_eq!(format_duration(2000.0), "2s");
         assert_eq!(format_duration(125_000.0), "2m05s");
