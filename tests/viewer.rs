@@ -10,6 +10,9 @@
 //!   `error.raw` artifact) handled by its parent, and a run with a `security.warning` span.
 //! - `continuation.jsonl`: a run suspended and resumed over two segments, a suspended run,
 //!   a running run, a run with no `run:start`, and a duplicated and a conflicting record.
+//! - `runtime_core.jsonl`: written by `crux-runtime`'s own `JsonLines` sink (runtime-core
+//!   branch at 0637d58) from a small program driving `Observer`, spans, `link_run`,
+//!   `Span::fail` and `suspend`/`resume_run` directly: the real wire output.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -545,5 +548,36 @@ fn a_child_run_names_its_operation_and_parent() {
     assert!(
         !parent.contains("operation"),
         "a root run is its own operation: {parent}"
+    );
+}
+
+#[test]
+fn reads_what_the_runtime_writes() {
+    let (code, stdout, stderr) = crux("runtime_core.jsonl", &["show", "run_c4ac"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.is_empty(), "every runtime record decodes: {stderr}");
+    assert_eq!(
+        stdout,
+        "\
+run run_c4ac15cf0050a9dd03178d4b \"support chat\" (agent.run)
+status ok · duration 0ms · started 2026-11-25T13:13:11.545Z · 16 records · 2 segments
+lifecycle: run:start → run:suspend \"flow.suspend\" → run:resume \"flow.resume\" → run:end ok
+
+├─ draft plan  generation.call  ok  0ms
+│    ↳ via runtime.convex.action \"plan research\" → research:plan  ok  0ms
+├─ ↳ runtime.convex.schedule \"stream chat response\" → chat:stream  ok  0ms  (folded)
+│    ↪ triggered run run_d82ad3288d5c8acbc3972455 \"stream response\"
+└─ ↳ runtime.convex.action \"fetch news\"  error  0ms  (folded)
+     ✗ Error: news index unavailable
+     • exception +0ms: news index unavailable
+"
+    );
+    // Both runs start in the same millisecond: the one written later is the newer.
+    let runs = json("runtime_core.jsonl", &["runs"]);
+    assert_eq!(runs[0]["name"], "stream response");
+    let child = ok("runtime_core.jsonl", &["show", "latest"]);
+    assert!(
+        child.contains("↩ triggered by span \"stream chat response\""),
+        "{child}"
     );
 }
