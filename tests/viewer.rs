@@ -581,3 +581,32 @@ lifecycle: run:start → run:suspend \"flow.suspend\" → run:resume \"flow.resu
         "{child}"
     );
 }
+
+#[test]
+fn a_store_full_of_garbage_warns_briefly_and_keeps_the_good_lines() {
+    let dir = TempDir::new("garbage");
+    let store = dir.0.join("garbage.jsonl");
+    let good = std::fs::read_to_string(fixture("research.jsonl")).unwrap();
+    let mut text = "not a record\n".repeat(30);
+    text.push_str(&good);
+    std::fs::write(&store, text).unwrap();
+    let (code, stdout, stderr) = crux_in(&dir.0, &["runs", "--store", store.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.lines().count(), 3, "both good runs listed: {stdout}");
+    let warnings: Vec<&str> = stderr.lines().collect();
+    assert_eq!(warnings.len(), 21, "{stderr}");
+    assert!(
+        warnings[0].ends_with(
+            "garbage.jsonl:1: not valid JSON (expected ident at line 1 column 2); line skipped"
+        ),
+        "{}",
+        warnings[0]
+    );
+    assert!(warnings[19].contains("garbage.jsonl:20: "));
+    assert!(
+        warnings[20].contains(": 10 more lines of ")
+            && warnings[20].ends_with("garbage.jsonl were skipped or conflicting"),
+        "{}",
+        warnings[20]
+    );
+}

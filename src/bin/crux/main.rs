@@ -47,6 +47,10 @@ fn main() -> ExitCode {
     }
 }
 
+/// Line warnings printed before summarizing, so that pointing `--store` at the wrong file
+/// does not flood the terminal.
+const MAX_WARNINGS: usize = 20;
+
 fn run(command: Command) -> Result<(), CliError> {
     match command {
         Command::Help(topic) => emit(cli::help_text(topic)),
@@ -94,8 +98,15 @@ fn run(command: Command) -> Result<(), CliError> {
 /// Reads the store, reports its skipped lines on stderr, and builds the runs.
 fn load(path: &Path) -> Result<Model, CliError> {
     let store = store::read_store(path)?;
-    for warning in &store.warnings {
+    for warning in store.warnings.iter().take(MAX_WARNINGS) {
         eprintln!("crux: warning: {warning}");
+    }
+    if store.warnings.len() > MAX_WARNINGS {
+        eprintln!(
+            "crux: warning: {} more lines of {} were skipped or conflicting",
+            store.warnings.len() - MAX_WARNINGS,
+            path.display()
+        );
     }
     Ok(model::build(store.records))
 }
