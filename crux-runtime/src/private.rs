@@ -93,6 +93,15 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> FunctionArgs for T {}
 pub trait FunctionOutput: Serialize + DeserializeOwned + Send + 'static {}
 impl<T: Serialize + DeserializeOwned + Send + 'static> FunctionOutput for T {}
 
+/// Implemented by the return type a handler may declare: `crux::Result<T>`.
+#[diagnostic::on_unimplemented(
+    message = "crux handlers return `crux::Result<T>`, not `{Self}`",
+    label = "declare `crux::Result<T>` here",
+    note = "errors cross the function boundary as `crux::Error`; map other errors with `crux::Error::msg`"
+)]
+pub trait HandlerResult {}
+impl<T> HandlerResult for Result<T> {}
+
 /// Compile-time check that the first parameter fits an action.
 pub const fn action_context<T: ActionContext + ?Sized>() {}
 /// Compile-time check that the first parameter fits a query.
@@ -103,3 +112,5 @@ pub const fn mutation_context<T: MutationContext + ?Sized>() {}
 pub const fn function_args<T: FunctionArgs>() {}
 /// Compile-time check that the result crosses JSON.
 pub const fn function_output<T: FunctionOutput>() {}
+/// Compile-time check that the declared return type is `crux::Result<T>`.
+pub const fn handler_result<R: HandlerResult>() {}
