@@ -5,7 +5,9 @@ use serde_json::Value;
 
 /// Renders the records of one run (wire JSON, any order of arrival) as an indented tree:
 /// run lifecycle lines, then spans nested under their parents in start order, each with
-/// its primitive, final status, events, artifacts and edges.
+/// its primitive, final status (with the error message, if any), events, artifacts and
+/// edges. An edge from a span recorded in another run (the schedule span that triggered a
+/// detached run) is shown as a run line, `linked from span ...`.
 ///
 /// ```text
 /// run "support chat" agent.run: ok
@@ -14,6 +16,14 @@ use serde_json::Value;
 /// ```
 pub fn render_tree(records: &[Value]) -> String {
     let str_of = |r: &Value, k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    // "error: <message>" when the end record carries an error summary.
+    let status_of = |r: &Value| {
+        let status = str_of(r, "status");
+        match r.pointer("/error/message").and_then(Value::as_str) {
+            Some(message) => format!("{status}: {message}"),
+            None => status,
+        }
+    };
     let mut out = String::new();
     let mut span_status: HashMap<String, String> = HashMap::new();
     let mut children: HashMap<String, Vec<&Value>> = HashMap::new();
@@ -21,6 +31,7 @@ pub fn render_tree(records: &[Value]) -> String {
     let mut roots: Vec<&Value> = Vec::new();
     let mut run_lines: Vec<String> = Vec::new();
     let mut run_status: Option<String> = None;
+    let mut inbound: Vec<(String, String)> = Vec::new();
     for r in records {
         match r.get("type").and_then(Value::as_str).unwrap_or("") {
             "run:start" => run_lines.insert(
@@ -29,13 +40,13 @@ pub fn render_tree(records: &[Value]) -> String {
             ),
             "run:suspend" => run_lines.push(format!("  suspend: {}", str_of(r, "reason"))),
             "run:resume" => run_lines.push(format!("  resume: {}", str_of(r, "reason"))),
-            "run:end" => run_status = Some(str_of(r, "status")),
+            "run:end" => run_status = Some(status_of(r)),
             "span:start" => match r.get("parentSpanId").and_then(Value::as_str) {
                 Some(p) => children.entry(p.to_owned()).or_default().push(r),
                 None => roots.push(r),
             },
             "span:end" => {
-                span_status.insert(str_of(r, "spanId"), str_of(r, "status"));
+                span_status.insert(str_of(r, "spanId"), status_of(r));
             }
             "span:event" => attached
                 .entry(str_of(r, "spanId"))
@@ -56,12 +67,23 @@ pub fn render_tree(records: &[Value]) -> String {
                 let (to_kind, to_id) = end("to");
                 let line = format!("edge {} -> {to_kind} {to_id}", str_of(r, "edgeType"));
                 if from_kind == "span" {
+                    inbound.push((from_id.clone(), str_of(r, "edgeType")));
                     attached.entry(from_id).or_default().push(line);
                 } else {
                     run_lines.push(format!("  {line}"));
                 }
             }
             _ => {}
+        }
+    }
+    let known: std::collections::HashSet<String> = records
+        .iter()
+        .filter(|r| r.get("type").and_then(Value::as_str) == Some("span:start"))
+        .map(|r| str_of(r, "spanId"))
+        .collect();
+    for (span, edge_type) in inbound {
+        if !known.contains(&span) {
+            run_lines.push(format!("  linked from span {span} ({edge_type})"));
         }
     }
     let mut lines = run_lines.into_iter();
@@ -102,11 +124,6 @@ pub fn render_tree(records: &[Value]) -> String {
         }
     }
     // Spans whose parent was opened in another run's records hang at the top level.
-    let known: std::collections::HashSet<String> = records
-        .iter()
-        .filter(|r| r.get("type").and_then(Value::as_str) == Some("span:start"))
-        .map(|r| str_of(r, "spanId"))
-        .collect();
     for (parent, kids) in &children {
         if !known.contains(parent) {
             roots.extend(kids.iter().copied());

@@ -1,0 +1,77 @@
+//! The support chat from the Crux function-boundaries guide, in Rust.
+//!
+//! `cargo run --example support_chat` answers one chat turn and refuses one, then runs the
+//! scheduled streaming. Everything one turn does (the access check, two child actions, a
+//! query, two stand-in model calls, the scheduling) lands in ONE run, `support chat`; the
+//! streaming runs later in its own run, linked back to the span that scheduled it.
+//!
+//! Records are appended to `.crux/records.jsonl` and every run is printed as a tree.
+//! The model is a local stand-in (`stand_in_model`): no network, no key.
+
+mod chat;
+mod demo_data;
+mod research;
+mod stand_in_model;
+mod threads;
+mod writer;
+
+#[path = "../trees/mod.rs"]
+mod trees;
+
+use crux::prelude::*;
+use crux::sink::{JsonLines, Memory};
+
+#[tokio::main]
+async fn main() -> crux::Result<()> {
+    let memory = Memory::new();
+    let deployment = Deployment::builder()
+        .sink(JsonLines::open(JsonLines::default_path())?)
+        .sink(memory.clone())
+        // OTLP export goes here once the facade has the `otel` feature (not merged yet).
+        .function(chat::respond)
+        .function(chat::stream_response)
+        .function(chat::save_message)
+        .function(chat::list_messages)
+        .function(research::plan)
+        .function(research::data::get_research_inputs)
+        .function(writer::answer)
+        .function(threads::get)
+        .function(demo_data::seed)
+        .table("threads", |t| t.index("by_thread", ["threadId"]))
+        .table("researchInputs", |t| t.index("by_thread", ["threadId"]))
+        .table("messages", |t| t.index("by_thread", ["threadId"]))
+        .build();
+
+    // A plain client mutation outside any run: records nothing.
+    deployment.mutation(demo_data::seed, NoArgs {}).await?;
+
+    let turn = chat::RespondArgs {
+        thread_id: demo_data::THREAD.into(),
+        user_id: demo_data::OWNER.into(),
+        message: "Why was I charged twice, and when do I get my money back?".into(),
+    };
+    let reply = deployment.action(chat::respond, turn).await?;
+    println!("reply: {}", reply.text);
+
+    // The access check refuses a thread the user does not own, before any work is done;
+    // the run records the refusal as its error.
+    let intruder = chat::RespondArgs {
+        thread_id: demo_data::THREAD.into(),
+        user_id: "user-mallory".into(),
+        message: "Show me this thread".into(),
+    };
+    match deployment.action(chat::respond, intruder).await {
+        Ok(reply) => return Err(Error::msg(format!("the access check let a stranger in: {reply:?}"))),
+        Err(err) => println!("refused: {err}"),
+    }
+
+    // Run the detached work the turn scheduled (a real deployment runs it on its own).
+    let ran = deployment.finish_scheduled().await;
+    let messages = deployment
+        .query(chat::list_messages, threads::ThreadRef { thread_id: demo_data::THREAD.into() })
+        .await?;
+    println!("scheduled jobs run: {ran}; messages stored: {}", messages.len());
+
+    trees::print_runs(&deployment, &memory).await;
+    Ok(())
+}
