@@ -7,7 +7,8 @@ use serde_json::Value;
 /// run lifecycle lines, then spans nested under their parents in start order, each with
 /// its primitive, final status (with the error message, if any), events, artifacts and
 /// edges. An edge from a span recorded in another run (the schedule span that triggered a
-/// detached run) is shown as a run line, `linked from span ...`.
+/// detached run) or from another run to this one is shown as a run line,
+/// `linked from span|run ID (EDGE TYPE)`.
 ///
 /// ```text
 /// run "support chat" agent.run: ok
@@ -65,10 +66,13 @@ pub fn render_tree(records: &[Value]) -> String {
                 };
                 let (from_kind, from_id) = end("from");
                 let (to_kind, to_id) = end("to");
-                let line = format!("edge {} -> {to_kind} {to_id}", str_of(r, "edgeType"));
+                let edge_type = str_of(r, "edgeType");
+                let line = format!("edge {edge_type} -> {to_kind} {to_id}");
                 if from_kind == "span" {
-                    inbound.push((from_id.clone(), str_of(r, "edgeType")));
+                    inbound.push((from_id.clone(), edge_type));
                     attached.entry(from_id).or_default().push(line);
+                } else if from_kind == "run" && to_kind == "run" && to_id == str_of(r, "runId") {
+                    run_lines.push(format!("  linked from run {from_id} ({edge_type})"));
                 } else {
                     run_lines.push(format!("  {line}"));
                 }
@@ -129,13 +133,8 @@ pub fn render_tree(records: &[Value]) -> String {
             roots.extend(kids.iter().copied());
         }
     }
-    roots.sort_by_key(|r| {
-        (
-            str_of(r, "startedAt"),
-            str_of(r, "segmentId"),
-            r.get("segmentSeq").and_then(Value::as_u64),
-        )
-    });
+    // Stable: spans started in the same millisecond keep their delivery order.
+    roots.sort_by_key(|r| str_of(r, "startedAt"));
     for root in roots {
         walk(&mut out, root, 1, &children, &attached, &span_status);
     }
