@@ -12,8 +12,8 @@ pub use crux_runtime::{attributes, envelope, function, ids, local, observe, reco
 /// What handlers usually need: `use crux::prelude::*;`.
 pub mod prelude {
     pub use crate::local::{ActionCtx, Deployment, Document, Id, MutationCtx, QueryCtx};
-    pub use crux_runtime::function::NoArgs;
     pub use crate::{Error, Function, Result};
+    pub use crux_runtime::function::NoArgs;
     pub use serde::{Deserialize, Serialize};
 }
 

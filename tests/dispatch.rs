@@ -54,9 +54,18 @@ pub struct Depth {
 #[crux::internal_action]
 pub async fn fails_deep(ctx: &ActionCtx, args: Depth) -> crux::Result<String> {
     if args.depth == 0 {
-        return Err(Error::application("thread is closed", json!({"code": "closed", "n": 3})));
+        return Err(Error::application(
+            "thread is closed",
+            json!({"code": "closed", "n": 3}),
+        ));
     }
-    ctx.run_action(fails_deep, Depth { depth: args.depth - 1 }).await
+    ctx.run_action(
+        fails_deep,
+        Depth {
+            depth: args.depth - 1,
+        },
+    )
+    .await
 }
 
 #[crux::action]
@@ -84,11 +93,27 @@ fn deployment() -> Deployment {
 async fn typed_and_raw_calls_cross_json() {
     let d = deployment();
     let typed = d
-        .action(greet, Greet { thread_id: "t1".into(), count: 2, tags: vec!["a".into()] })
+        .action(
+            greet,
+            Greet {
+                thread_id: "t1".into(),
+                count: 2,
+                tags: vec!["a".into()],
+            },
+        )
         .await
         .unwrap();
-    assert_eq!(typed, Greeting { text: "t1 x2".into(), seen_fields: vec!["a".into()] });
-    let raw = d.call("dispatch:greet", json!({"threadId": "t2", "count": 1})).await.unwrap();
+    assert_eq!(
+        typed,
+        Greeting {
+            text: "t1 x2".into(),
+            seen_fields: vec!["a".into()]
+        }
+    );
+    let raw = d
+        .call("dispatch:greet", json!({"threadId": "t2", "count": 1}))
+        .await
+        .unwrap();
     assert_eq!(raw, json!({"text": "t2 x1", "seenFields": []}));
 }
 
@@ -97,11 +122,17 @@ async fn internal_and_unknown_functions_are_not_found_from_outside() {
     let d = deployment();
     let err = d.call("dispatch:secret", json!({})).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
-    assert_eq!(err.message(), "Could not find public function for 'dispatch:secret'");
+    assert_eq!(
+        err.message(),
+        "Could not find public function for 'dispatch:secret'"
+    );
     let err = d.call("dispatch:nope", json!({})).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     // Other functions may call internal ones.
-    assert_eq!(d.action(calls_internal, NoArgs {}).await.unwrap(), "internal");
+    assert_eq!(
+        d.action(calls_internal, NoArgs {}).await.unwrap(),
+        "internal"
+    );
 }
 
 #[tokio::test]
@@ -112,19 +143,42 @@ async fn bad_arguments_are_rejected_before_the_handler_naming_the_field() {
         (json!({"threadId": 1, "count": 1}), ".threadId"),
         (json!({"threadId": "t", "count": -1}), ".count"),
         (json!({"threadId": "t"}), "`count`"),
-        (json!({"threadId": "t", "count": 1, "extra": true}), "`extra`"),
-        (json!({"threadId": "t", "count": 1, "tags": [1]}), ".tags[0]"),
+        (
+            json!({"threadId": "t", "count": 1, "extra": true}),
+            "`extra`",
+        ),
+        (
+            json!({"threadId": "t", "count": 1, "tags": [1]}),
+            ".tags[0]",
+        ),
         (json!("not an object"), "must be an object"),
     ];
     for (args, field) in cases {
         let err = d.call("dispatch:counted", args.clone()).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ArgumentValidation, "{args}");
-        assert!(err.message().starts_with("ArgumentValidationError: "), "{err:?}");
-        assert!(err.message().contains(field), "{args}: {} should name {field}", err.message());
+        assert!(
+            err.message().starts_with("ArgumentValidationError: "),
+            "{err:?}"
+        );
+        assert!(
+            err.message().contains(field),
+            "{args}: {} should name {field}",
+            err.message()
+        );
     }
-    assert_eq!(HANDLER_RUNS.load(Ordering::SeqCst), before, "no handler ran");
-    d.call("dispatch:counted", json!({"threadId": "t", "count": 1})).await.unwrap();
-    assert_eq!(HANDLER_RUNS.load(Ordering::SeqCst), before + 1, "the counter counts");
+    assert_eq!(
+        HANDLER_RUNS.load(Ordering::SeqCst),
+        before,
+        "no handler ran"
+    );
+    d.call("dispatch:counted", json!({"threadId": "t", "count": 1}))
+        .await
+        .unwrap();
+    assert_eq!(
+        HANDLER_RUNS.load(Ordering::SeqCst),
+        before + 1,
+        "the counter counts"
+    );
 }
 
 #[tokio::test]
@@ -132,13 +186,19 @@ async fn crux_rides_in_the_args_and_is_stripped() {
     let d = deployment();
     // A valid envelope is accepted even though `Greet` has no `__crux` field ...
     let out = d
-        .call("dispatch:greet", json!({"threadId": "t", "count": 1, "__crux": {"v": 1}}))
+        .call(
+            "dispatch:greet",
+            json!({"threadId": "t", "count": 1, "__crux": {"v": 1}}),
+        )
         .await
         .unwrap();
     assert_eq!(out["text"], "t x1");
     // ... and so is an invalid one: it is ignored, never a failed call.
     let out = d
-        .call("dispatch:greet", json!({"threadId": "t", "count": 1, "__crux": "garbage"}))
+        .call(
+            "dispatch:greet",
+            json!({"threadId": "t", "count": 1, "__crux": "garbage"}),
+        )
         .await
         .unwrap();
     assert_eq!(out["text"], "t x1");

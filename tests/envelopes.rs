@@ -18,7 +18,11 @@ pub struct Ask {
 
 #[crux::action(name = "answer")]
 pub async fn answer(ctx: &ActionCtx, args: Ask) -> crux::Result<String> {
-    let run = ctx.crux.capture().map(|c| c.run_id.to_string()).unwrap_or_default();
+    let run = ctx
+        .crux
+        .capture()
+        .map(|c| c.run_id.to_string())
+        .unwrap_or_default();
     Ok(format!("{}@{run}", args.question))
 }
 
@@ -43,8 +47,10 @@ impl spoofing {
         __crux: Option<crux::envelope::Envelope>,
     ) -> crux::Result<()> {
         let _ = args;
-        crux::__private::invoke(ctx, __crux, &<spoofing as Function>::METADATA, async move { Ok(()) })
-            .await
+        crux::__private::invoke(ctx, __crux, &<spoofing as Function>::METADATA, async move {
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -111,7 +117,10 @@ async fn untrusted_envelopes_are_ignored_and_reported_never_failing_the_call() {
     let mut control = victim_context();
     control["segmentId"] = json!("seg_0123\u{7}");
     let cases = [
-        (json!({"v": 2, "observability": victim_context()}), "version"),
+        (
+            json!({"v": 2, "observability": victim_context()}),
+            "version",
+        ),
         (json!({"v": 1, "observability": oversized}), "spanStack"),
         (json!({"v": 1, "observability": malformed}), "traceId"),
         (json!({"v": 1, "observability": control}), "segmentId"),
@@ -122,7 +131,10 @@ async fn untrusted_envelopes_are_ignored_and_reported_never_failing_the_call() {
         let sink = Memory::new();
         let d = memory_deployment(&sink);
         let args = json!({"question": "q", "__crux": envelope});
-        let out = d.call("envelopes:answer", args).await.expect("never a failed call");
+        let out = d
+            .call("envelopes:answer", args)
+            .await
+            .expect("never a failed call");
         let (question, run) = out.as_str().unwrap().split_once('@').unwrap();
         assert_eq!(question, "q");
         assert_ne!(run, VICTIM_RUN, "ran as a fresh root");
@@ -154,8 +166,14 @@ async fn a_valid_incoming_context_continues_the_named_run() {
     assert_eq!(out, format!("q@{VICTIM_RUN}"));
     d.flush(Duration::from_secs(5)).await;
     let records = sink.records();
-    assert!(records.iter().all(|r| r["type"] != "run:start"), "no new run");
-    assert!(records.iter().all(|r| r["type"] != "span:start"), "no warning either");
+    assert!(
+        records.iter().all(|r| r["type"] != "run:start"),
+        "no new run"
+    );
+    assert!(
+        records.iter().all(|r| r["type"] != "span:start"),
+        "no warning either"
+    );
 }
 
 #[tokio::test]
@@ -164,8 +182,15 @@ async fn reserved_attribute_keys_cannot_be_overridden() {
     let d = memory_deployment(&sink);
     d.action(spoofing, crux::function::NoArgs {}).await.unwrap();
     d.flush(Duration::from_secs(5)).await;
-    let start = sink.records().into_iter().find(|r| r["type"] == "run:start").unwrap();
-    assert_eq!(start["attributes"], json!({"team": "support", "boundary": "convex.action"}));
+    let start = sink
+        .records()
+        .into_iter()
+        .find(|r| r["type"] == "run:start")
+        .unwrap();
+    assert_eq!(
+        start["attributes"],
+        json!({"team": "support", "boundary": "convex.action"})
+    );
 }
 
 /// A sink whose writes block until the test ends.
@@ -198,29 +223,79 @@ async fn the_final_flush_is_bounded_and_never_changes_the_result() {
         .sink(Hung(Mutex::new(blocked)))
         .on_warning(move |w| seen.lock().unwrap().push(w.to_owned()))
         .build();
-    let d = Deployment::builder().observer(observer).function(quick).build();
+    let d = Deployment::builder()
+        .observer(observer)
+        .function(quick)
+        .build();
     let guard = Duration::from_secs(30); // a hang guard, not a timing assertion
-    let ok = tokio::time::timeout(guard, d.action(quick, Ask { question: "hi".into() }))
-        .await
-        .expect("a hung sink cannot hang the action");
+    let ok = tokio::time::timeout(
+        guard,
+        d.action(
+            quick,
+            Ask {
+                question: "hi".into(),
+            },
+        ),
+    )
+    .await
+    .expect("a hung sink cannot hang the action");
     assert_eq!(ok.unwrap(), "HI");
-    let err = tokio::time::timeout(guard, d.action(quick, Ask { question: "fail".into() }))
-        .await
-        .expect("a hung sink cannot hang the action")
-        .unwrap_err();
-    assert_eq!((err.kind(), err.message()), (crux::ErrorKind::Application, "refused"));
+    let err = tokio::time::timeout(
+        guard,
+        d.action(
+            quick,
+            Ask {
+                question: "fail".into(),
+            },
+        ),
+    )
+    .await
+    .expect("a hung sink cannot hang the action")
+    .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.message()),
+        (crux::ErrorKind::Application, "refused")
+    );
     assert_eq!(err.data(), Some(&json!({"why": "asked to"})));
     let warnings = warnings.lock().unwrap().clone();
-    assert_eq!(warnings.len(), 2, "each terminal flush reported its deadline: {warnings:?}");
-    assert!(warnings[0].contains("status=deadline") && warnings[0].contains("bound 200 ms"), "{warnings:?}");
+    assert_eq!(
+        warnings.len(),
+        2,
+        "each terminal flush reported its deadline: {warnings:?}"
+    );
+    assert!(
+        warnings[0].contains("status=deadline") && warnings[0].contains("bound 200 ms"),
+        "{warnings:?}"
+    );
     drop(release);
 }
 
 #[tokio::test]
 async fn a_failing_sink_never_changes_the_result() {
     let d = Deployment::builder().sink(Failing).function(quick).build();
-    assert_eq!(d.action(quick, Ask { question: "hi".into() }).await.unwrap(), "HI");
-    let err = d.action(quick, Ask { question: "fail".into() }).await.unwrap_err();
+    assert_eq!(
+        d.action(
+            quick,
+            Ask {
+                question: "hi".into()
+            }
+        )
+        .await
+        .unwrap(),
+        "HI"
+    );
+    let err = d
+        .action(
+            quick,
+            Ask {
+                question: "fail".into(),
+            },
+        )
+        .await
+        .unwrap_err();
     assert_eq!(err.message(), "refused");
-    assert!(d.observer().stats().failed > 0, "the failures were counted, not raised");
+    assert!(
+        d.observer().stats().failed > 0,
+        "the failures were counted, not raised"
+    );
 }

@@ -25,14 +25,23 @@ pub async fn write_note(ctx: &MutationCtx, args: Note) -> crux::Result<()> {
 #[crux::query]
 pub async fn notes(ctx: &QueryCtx) -> crux::Result<Vec<String>> {
     let docs = ctx.db.query("notes").collect().await?;
-    Ok(docs.iter().map(|d| d["text"].as_str().unwrap().to_owned()).collect())
+    Ok(docs
+        .iter()
+        .map(|d| d["text"].as_str().unwrap().to_owned())
+        .collect())
 }
 
 #[crux::action]
 pub async fn schedule_then_maybe_fail(ctx: &ActionCtx, args: Plan) -> crux::Result<Id> {
     let id = ctx
         .scheduler
-        .run_after(Duration::from_millis(args.delay_ms), write_note, Note { text: "later".into() })
+        .run_after(
+            Duration::from_millis(args.delay_ms),
+            write_note,
+            Note {
+                text: "later".into(),
+            },
+        )
         .await?;
     if args.fail {
         return Err(Error::msg("action failed after scheduling"));
@@ -43,12 +52,29 @@ pub async fn schedule_then_maybe_fail(ctx: &ActionCtx, args: Plan) -> crux::Resu
 #[crux::action]
 pub async fn schedule_at(ctx: &ActionCtx) -> crux::Result<Id> {
     let when = SystemTime::now() + Duration::from_secs(3600);
-    ctx.scheduler.run_at(when, write_note, Note { text: "in an hour".into() }).await
+    ctx.scheduler
+        .run_at(
+            when,
+            write_note,
+            Note {
+                text: "in an hour".into(),
+            },
+        )
+        .await
 }
 
 #[crux::action]
 pub async fn schedule_and_cancel(ctx: &ActionCtx) -> crux::Result<Id> {
-    let id = ctx.scheduler.run_after(Duration::ZERO, write_note, Note { text: "canceled".into() }).await?;
+    let id = ctx
+        .scheduler
+        .run_after(
+            Duration::ZERO,
+            write_note,
+            Note {
+                text: "canceled".into(),
+            },
+        )
+        .await?;
     ctx.scheduler.cancel(&id).await?;
     Ok(id)
 }
@@ -56,17 +82,37 @@ pub async fn schedule_and_cancel(ctx: &ActionCtx) -> crux::Result<Id> {
 /// Schedules itself again until the chain is `depth` long.
 #[crux::internal_action]
 pub async fn chain(ctx: &ActionCtx, args: Plan) -> crux::Result<()> {
-    ctx.run_mutation(write_note, Note { text: format!("chain {}", args.delay_ms) }).await?;
+    ctx.run_mutation(
+        write_note,
+        Note {
+            text: format!("chain {}", args.delay_ms),
+        },
+    )
+    .await?;
     if args.delay_ms > 0 {
-        let next = Plan { delay_ms: args.delay_ms - 1, fail: false };
-        ctx.scheduler.run_after(Duration::from_secs(60), chain, next).await?;
+        let next = Plan {
+            delay_ms: args.delay_ms - 1,
+            fail: false,
+        };
+        ctx.scheduler
+            .run_after(Duration::from_secs(60), chain, next)
+            .await?;
     }
     Ok(())
 }
 
 #[crux::action]
 pub async fn start_chain(ctx: &ActionCtx) -> crux::Result<()> {
-    ctx.scheduler.run_after(Duration::ZERO, chain, Plan { delay_ms: 2, fail: false }).await?;
+    ctx.scheduler
+        .run_after(
+            Duration::ZERO,
+            chain,
+            Plan {
+                delay_ms: 2,
+                fail: false,
+            },
+        )
+        .await?;
     Ok(())
 }
 
@@ -85,10 +131,22 @@ fn deployment() -> Deployment {
 #[tokio::test(start_paused = true)]
 async fn due_work_runs_on_tokio_timers() {
     let d = deployment();
-    let id = d.action(schedule_then_maybe_fail, Plan { delay_ms: 5_000, fail: false }).await.unwrap();
+    let id = d
+        .action(
+            schedule_then_maybe_fail,
+            Plan {
+                delay_ms: 5_000,
+                fail: false,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(d.job_state(&id), Some(JobState::Pending));
     tokio::time::sleep(Duration::from_millis(4_000)).await;
-    assert!(d.query(notes, NoArgs {}).await.unwrap().is_empty(), "not due yet");
+    assert!(
+        d.query(notes, NoArgs {}).await.unwrap().is_empty(),
+        "not due yet"
+    );
     tokio::time::sleep(Duration::from_millis(2_000)).await;
     assert_eq!(d.query(notes, NoArgs {}).await.unwrap(), ["later"]);
     assert_eq!(d.job_state(&id), Some(JobState::Success));
@@ -99,7 +157,11 @@ async fn finish_scheduled_advances_past_delays_including_follow_up_work() {
     let d = deployment();
     let id = d.action(schedule_at, NoArgs {}).await.unwrap();
     d.action(start_chain, NoArgs {}).await.unwrap();
-    assert_eq!(d.finish_scheduled().await, 4, "run_at job + three chain links");
+    assert_eq!(
+        d.finish_scheduled().await,
+        4,
+        "run_at job + three chain links"
+    );
     assert_eq!(d.job_state(&id), Some(JobState::Success));
     let mut got = d.query(notes, NoArgs {}).await.unwrap();
     got.sort();
@@ -111,7 +173,13 @@ async fn finish_scheduled_advances_past_delays_including_follow_up_work() {
 async fn scheduling_from_an_action_survives_its_failure() {
     let d = deployment();
     let err = d
-        .action(schedule_then_maybe_fail, Plan { delay_ms: 0, fail: true })
+        .action(
+            schedule_then_maybe_fail,
+            Plan {
+                delay_ms: 0,
+                fail: true,
+            },
+        )
         .await
         .unwrap_err();
     assert_eq!(err.message(), "action failed after scheduling");
@@ -134,5 +202,9 @@ async fn scheduling_an_unregistered_function_fails_at_schedule_time() {
     let bare = Deployment::builder().function(schedule_at).build();
     let err = bare.action(schedule_at, NoArgs {}).await.unwrap_err();
     assert_eq!(err.kind(), crux::ErrorKind::NotFound);
-    assert!(err.message().contains("scheduler:write_note"), "{}", err.message());
+    assert!(
+        err.message().contains("scheduler:write_note"),
+        "{}",
+        err.message()
+    );
 }

@@ -52,7 +52,9 @@ pub async fn later_desc(ctx: &QueryCtx, args: ThreadArgs) -> crux::Result<Vec<i6
     let docs = ctx
         .db
         .query("messages")
-        .with_index("by_thread", |q| q.eq("threadId", &args.thread_id).gt("seq", 1))
+        .with_index("by_thread", |q| {
+            q.eq("threadId", &args.thread_id).gt("seq", 1)
+        })
         .order(Order::Desc)
         .collect()
         .await?;
@@ -96,7 +98,10 @@ pub async fn edit(ctx: &MutationCtx, args: IdArgs) -> crux::Result<Vec<Option<Do
     ctx.db.patch(&args.id, json!({"body": "patched"})).await?;
     let patched = ctx.db.get(&args.id).await?;
     ctx.db
-        .replace(&args.id, json!({"threadId": "z", "body": "replaced", "seq": 9}))
+        .replace(
+            &args.id,
+            json!({"threadId": "z", "body": "replaced", "seq": 9}),
+        )
         .await?;
     let replaced = ctx.db.get(&args.id).await?;
     ctx.db.delete(&args.id).await?;
@@ -107,14 +112,21 @@ pub async fn edit(ctx: &MutationCtx, args: IdArgs) -> crux::Result<Vec<Option<Do
 #[crux::mutation]
 pub async fn add_then_fail(ctx: &MutationCtx, args: FailArgs) -> crux::Result<()> {
     ctx.db
-        .insert("messages", json!({"threadId": "doomed", "body": "x", "seq": 0}))
+        .insert(
+            "messages",
+            json!({"threadId": "doomed", "body": "x", "seq": 0}),
+        )
         .await?;
     ctx.scheduler
-        .run_after(std::time::Duration::ZERO, add, NewMessage {
-            thread_id: "scheduled".into(),
-            body: "never".into(),
-            seq: 0,
-        })
+        .run_after(
+            std::time::Duration::ZERO,
+            add,
+            NewMessage {
+                thread_id: "scheduled".into(),
+                body: "never".into(),
+                seq: 0,
+            },
+        )
         .await?;
     if args.fail {
         return Err(Error::msg("abort"));
@@ -125,13 +137,27 @@ pub async fn add_then_fail(ctx: &MutationCtx, args: FailArgs) -> crux::Result<()
 #[crux::mutation]
 pub async fn parent_catches(ctx: &MutationCtx) -> crux::Result<String> {
     ctx.db
-        .insert("messages", json!({"threadId": "parent", "body": "kept", "seq": 0}))
+        .insert(
+            "messages",
+            json!({"threadId": "parent", "body": "kept", "seq": 0}),
+        )
         .await?;
-    let child = ctx.run_mutation(add_then_fail, FailArgs { fail: true }).await;
-    let ok_child = ctx.run_mutation(add_then_fail, FailArgs { fail: false }).await;
+    let child = ctx
+        .run_mutation(add_then_fail, FailArgs { fail: true })
+        .await;
+    let ok_child = ctx
+        .run_mutation(add_then_fail, FailArgs { fail: false })
+        .await;
     ok_child?;
     // The parent sees its committed child's write but not the failed child's.
-    let seen = ctx.run_query(by_thread, ThreadArgs { thread_id: "doomed".into() }).await?;
+    let seen = ctx
+        .run_query(
+            by_thread,
+            ThreadArgs {
+                thread_id: "doomed".into(),
+            },
+        )
+        .await?;
     Ok(format!("{}:{}", child.unwrap_err().message(), seen.len()))
 }
 
@@ -140,10 +166,22 @@ pub async fn bad_writes(ctx: &MutationCtx) -> crux::Result<Vec<String>> {
     let mut errors = Vec::new();
     errors.push(ctx.db.insert("unknown", json!({"a": 1})).await.unwrap_err());
     errors.push(ctx.db.insert("messages", json!([1])).await.unwrap_err());
-    errors.push(ctx.db.insert("messages", json!({"_id": "x"})).await.unwrap_err());
+    errors.push(
+        ctx.db
+            .insert("messages", json!({"_id": "x"}))
+            .await
+            .unwrap_err(),
+    );
     let id: Id = serde_json::from_value(json!("messages:ffff")).unwrap();
     errors.push(ctx.db.patch(&id, json!({"a": 1})).await.unwrap_err());
-    errors.push(ctx.db.query("messages").with_index("by_nothing", |q| q).collect().await.unwrap_err());
+    errors.push(
+        ctx.db
+            .query("messages")
+            .with_index("by_nothing", |q| q)
+            .collect()
+            .await
+            .unwrap_err(),
+    );
     errors.push(
         ctx.db
             .query("messages")
@@ -191,7 +229,11 @@ fn deployment() -> Deployment {
 }
 
 async fn add_message(d: &Deployment, thread: &str, body: &str, seq: i64) -> Id {
-    let args = NewMessage { thread_id: thread.into(), body: body.into(), seq };
+    let args = NewMessage {
+        thread_id: thread.into(),
+        body: body.into(),
+        seq,
+    };
     d.mutation(add, args).await.unwrap()
 }
 
@@ -200,10 +242,18 @@ async fn inserted_documents_carry_id_and_creation_time() {
     let d = deployment();
     let id = add_message(&d, "a", "hello", 1).await;
     assert_eq!(id.table(), Some("messages"));
-    let doc = d.query(get, IdArgs { id: id.clone() }).await.unwrap().unwrap();
+    let doc = d
+        .query(get, IdArgs { id: id.clone() })
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(doc.id(), id);
     assert_eq!(doc["body"], "hello");
-    assert!(doc.creation_time() > 1.6e12, "ms since epoch: {}", doc.creation_time());
+    assert!(
+        doc.creation_time() > 1.6e12,
+        "ms since epoch: {}",
+        doc.creation_time()
+    );
     let second = add_message(&d, "a", "again", 2).await;
     let later = d.query(get, IdArgs { id: second }).await.unwrap().unwrap();
     assert!(later.creation_time() > doc.creation_time());
@@ -215,10 +265,26 @@ async fn index_ranges_order_and_result_shapes() {
     for (thread, seq) in [("a", 3), ("a", 1), ("b", 5), ("a", 2)] {
         add_message(&d, thread, &format!("{thread}{seq}"), seq).await;
     }
-    let a = d.query(by_thread, ThreadArgs { thread_id: "a".into() }).await.unwrap();
+    let a = d
+        .query(
+            by_thread,
+            ThreadArgs {
+                thread_id: "a".into(),
+            },
+        )
+        .await
+        .unwrap();
     let seqs: Vec<i64> = a.iter().map(|d| d["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, [1, 2, 3], "index order is by the index fields");
-    let desc = d.query(later_desc, ThreadArgs { thread_id: "a".into() }).await.unwrap();
+    let desc = d
+        .query(
+            later_desc,
+            ThreadArgs {
+                thread_id: "a".into(),
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(desc, [3, 2]);
     let out = d.query(shapes, NoArgs {}).await.unwrap();
     assert_eq!(out["first"], "a3", "no index: creation order");
@@ -232,10 +298,17 @@ async fn index_ranges_order_and_result_shapes() {
 async fn patch_replace_delete_keep_system_fields() {
     let d = deployment();
     let id = add_message(&d, "a", "hello", 1).await;
-    let [patched, replaced, deleted]: [Option<Document>; 3] =
-        d.mutation(edit, IdArgs { id: id.clone() }).await.unwrap().try_into().unwrap();
+    let [patched, replaced, deleted]: [Option<Document>; 3] = d
+        .mutation(edit, IdArgs { id: id.clone() })
+        .await
+        .unwrap()
+        .try_into()
+        .unwrap();
     let patched = patched.unwrap();
-    assert_eq!((patched["body"].as_str(), patched["seq"].as_i64()), (Some("patched"), Some(1)));
+    assert_eq!(
+        (patched["body"].as_str(), patched["seq"].as_i64()),
+        (Some("patched"), Some(1))
+    );
     let replaced = replaced.unwrap();
     assert_eq!(replaced.id(), id);
     assert_eq!(replaced.creation_time(), patched.creation_time());
@@ -247,16 +320,41 @@ async fn patch_replace_delete_keep_system_fields() {
 #[tokio::test]
 async fn a_failed_mutation_leaves_no_writes_and_cancels_its_schedule() {
     let d = deployment();
-    let err = d.mutation(add_then_fail, FailArgs { fail: true }).await.unwrap_err();
+    let err = d
+        .mutation(add_then_fail, FailArgs { fail: true })
+        .await
+        .unwrap_err();
     assert_eq!(err.message(), "abort");
-    assert_eq!(d.finish_scheduled().await, 0, "the scheduled insert was canceled");
+    assert_eq!(
+        d.finish_scheduled().await,
+        0,
+        "the scheduled insert was canceled"
+    );
     for thread in ["doomed", "scheduled"] {
-        let docs = d.query(by_thread, ThreadArgs { thread_id: thread.into() }).await.unwrap();
+        let docs = d
+            .query(
+                by_thread,
+                ThreadArgs {
+                    thread_id: thread.into(),
+                },
+            )
+            .await
+            .unwrap();
         assert!(docs.is_empty(), "{thread}: {docs:?}");
     }
-    d.mutation(add_then_fail, FailArgs { fail: false }).await.unwrap();
+    d.mutation(add_then_fail, FailArgs { fail: false })
+        .await
+        .unwrap();
     assert_eq!(d.finish_scheduled().await, 1);
-    let scheduled = d.query(by_thread, ThreadArgs { thread_id: "scheduled".into() }).await.unwrap();
+    let scheduled = d
+        .query(
+            by_thread,
+            ThreadArgs {
+                thread_id: "scheduled".into(),
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(scheduled.len(), 1);
 }
 
@@ -264,12 +362,39 @@ async fn a_failed_mutation_leaves_no_writes_and_cancels_its_schedule() {
 async fn nested_mutations_are_sub_transactions() {
     let d = deployment();
     let out = d.mutation(parent_catches, NoArgs {}).await.unwrap();
-    assert_eq!(out, "abort:1", "child error caught, the committed child's write visible");
-    let doomed = d.query(by_thread, ThreadArgs { thread_id: "doomed".into() }).await.unwrap();
-    assert_eq!(doomed.len(), 1, "only the successful child's insert committed");
-    let parent = d.query(by_thread, ThreadArgs { thread_id: "parent".into() }).await.unwrap();
+    assert_eq!(
+        out, "abort:1",
+        "child error caught, the committed child's write visible"
+    );
+    let doomed = d
+        .query(
+            by_thread,
+            ThreadArgs {
+                thread_id: "doomed".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        doomed.len(),
+        1,
+        "only the successful child's insert committed"
+    );
+    let parent = d
+        .query(
+            by_thread,
+            ThreadArgs {
+                thread_id: "parent".into(),
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(parent.len(), 1);
-    assert_eq!(d.finish_scheduled().await, 1, "only the successful child's job runs");
+    assert_eq!(
+        d.finish_scheduled().await,
+        1,
+        "only the successful child's job runs"
+    );
 }
 
 #[tokio::test]

@@ -93,7 +93,12 @@ fn parse_option(
     seen: &mut Vec<String>,
     cx: &Ctxt,
 ) -> syn::Result<()> {
-    let key = Ident::parse_any(input)?;
+    let key = Ident::parse_any(input).map_err(|err| {
+        syn::Error::new(
+            err.span(),
+            "expected an option such as `name = \"...\"`; options are `key = value` pairs separated by `,`",
+        )
+    })?;
     let key_name = key.unraw().to_string();
     if !ALL_OPTIONS.contains(&key_name.as_str()) {
         let valid = if kind.opens_runs() {

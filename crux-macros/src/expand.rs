@@ -87,7 +87,12 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
     });
     let destructure = params.filter(|param| !param.plain).map(|param| {
         let (pat, binding) = (&param.pat, &param.binding);
-        quote!(let #pat = #binding;)
+        if matches!(pat, syn::Pat::Ident(_)) {
+            // `_ctx` as written: a rebinding the user never sees.
+            quote!(#[allow(clippy::no_effect_underscore_binding)] let #pat = #binding;)
+        } else {
+            quote!(let #pat = #binding;)
+        }
     });
     let asyncness = &sig.asyncness;
     let fn_token = &sig.fn_token;
@@ -105,16 +110,30 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
         }
         None => quote!(#p::NoArgs),
     };
-    let call = if shape.args.is_some() {
-        quote!(fn call(ctx: &Self::Context, args: Self::Args, envelope: ::core::option::Option<#p::Envelope>) -> #p::BoxFuture<'_, #krate::Result<Self::Output>> {
-            ::std::boxed::Box::pin(Self::handler(ctx, args, envelope))
-        })
+    let (args_param, call_args) = if shape.args.is_some() {
+        (quote!(args), quote!(ctx, args, envelope))
     } else {
-        quote!(fn call(ctx: &Self::Context, _args: Self::Args, envelope: ::core::option::Option<#p::Envelope>) -> #p::BoxFuture<'_, #krate::Result<Self::Output>> {
-            ::std::boxed::Box::pin(Self::handler(ctx, envelope))
-        })
+        (quote!(_args), quote!(ctx, envelope))
+    };
+    let boxed = quote_spanned!(ret.span()=> ::std::boxed::Box::pin(Self::handler(#call_args)));
+    let call = quote! {
+        fn call(ctx: &Self::Context, #args_param: Self::Args, envelope: ::core::option::Option<#p::Envelope>) -> #p::BoxFuture<'_, #krate::Result<Self::Output>> {
+            #boxed
+        }
     };
 
+    // Spanned at the return type: if it is not `crux::Result<T>`, every error says so there.
+    let invoke = quote_spanned! {ret.span()=>
+        #p::invoke(#ctx, __crux, &<#ident as #p::Function>::METADATA, async move {
+            #(#destructure)*
+            #fake_return
+            #body
+        })
+        .await
+    };
+    // The handler declares the runtime's result type; the user's spelling of it stays in
+    // the fake return edge, so only the `handler_result` check reports a foreign error type.
+    let handler_ret = quote_spanned!(ret.span()=> #krate::Result<#output_ty>);
     let metadata = metadata(kind, options, ident, &p);
     let checks = checks(kind, shape, &p);
 
@@ -130,13 +149,8 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
             #(#attrs)*
             #handler_docs
             #(#lifted)*
-            #vis #asyncness #fn_token #handler_ident(#(#inputs,)* __crux: ::core::option::Option<#p::Envelope>) -> #ret {
-                #p::invoke(#ctx, __crux, &<#ident as #p::Function>::METADATA, async move {
-                    #(#destructure)*
-                    #fake_return
-                    #body
-                })
-                .await
+            #vis #asyncness #fn_token #handler_ident(#(#inputs,)* __crux: ::core::option::Option<#p::Envelope>) -> #handler_ret {
+                #invoke
             }
         }
 

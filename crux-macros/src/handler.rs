@@ -129,8 +129,14 @@ pub fn shape(kind: Kind, sig: &Signature, cx: &Ctxt) -> Option<Shape> {
                         "`impl Trait` parameters make the handler generic; name a concrete type",
                     );
                 }
+                // `_ctx` is rebound too: the generated code uses it, and clippy's
+                // `used_underscore_binding` would blame the user for that.
                 let (binding, plain) = match &*typed.pat {
-                    Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => {
+                    Pat::Ident(pat)
+                        if pat.by_ref.is_none()
+                            && pat.subpat.is_none()
+                            && !pat.ident.to_string().starts_with('_') =>
+                    {
                         (pat.ident.clone(), true)
                     }
                     _ => (quote::format_ident!("__crux_param{}", index), false),

@@ -32,7 +32,7 @@ use kind::Kind;
 /// from the Crux taxonomy), `attributes(key = literal, ...)`, `flush = <ms> | false` (the
 /// final flush bound, default 3000 ms), `path = "dir/file:export"`, `crate = "..."`.
 ///
-/// ```ignore
+/// ```text
 /// #[crux::action(name = "support chat", root = "agent.run", attributes(agentId = "support-chat"))]
 /// pub async fn respond(ctx: &ActionCtx, args: RespondArgs) -> crux::Result<Reply> { .. }
 /// ```

@@ -507,3 +507,20 @@ fn context_type_in_messages_follows_the_kind() {
     );
     assert!(errs[0].contains("`(ctx: &MutationCtx)`"), "{}", errs[0]);
 }
+
+#[test]
+fn malformed_options_say_what_was_expected() {
+    let errs = arg_errors(Kind::ACTION, quote!("support chat"));
+    assert!(
+        errs[0]
+            .0
+            .starts_with("expected an option such as `name = \"...\"`"),
+        "{errs:?}"
+    );
+    let errs = arg_errors(Kind::ACTION, quote!(name = "a" "b", root = "run"));
+    assert_eq!(errs.len(), 1, "the next option still parses: {errs:?}");
+    assert!(
+        errs[0].0.starts_with("unexpected tokens after `name = ..`"),
+        "{errs:?}"
+    );
+}

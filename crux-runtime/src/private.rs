@@ -40,10 +40,15 @@ pub async fn invoke<C, T, Fut>(
     body: Fut,
 ) -> Result<T>
 where
-    C: crate::local::HostContext,
+    C: Sync + 'static,
     Fut: Future<Output = Result<T>>,
 {
-    crate::local::invoke(ctx, envelope, metadata, body).await
+    // Not bounded by `HostContext`: a wrong context type is reported once, by the
+    // `#[diagnostic::on_unimplemented]` checks below, not again here.
+    match crate::local::host_of(ctx) {
+        Some(host) => crate::local::invoke(host, envelope, metadata, body).await,
+        None => body.await,
+    }
 }
 
 /// Implemented by the context an action handler takes.

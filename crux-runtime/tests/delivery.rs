@@ -59,10 +59,15 @@ impl Sink for Slow {
     }
 }
 
-fn warnings() -> (Arc<Mutex<Vec<String>>>, impl Fn(&str) + Send + Sync + 'static) {
+fn warnings() -> (
+    Arc<Mutex<Vec<String>>>,
+    impl Fn(&str) + Send + Sync + 'static,
+) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let hook_seen = Arc::clone(&seen);
-    (seen, move |msg: &str| hook_seen.lock().unwrap().push(msg.to_owned()))
+    (seen, move |msg: &str| {
+        hook_seen.lock().unwrap().push(msg.to_owned())
+    })
 }
 
 fn emit_run(o: &Observer, spans: usize) {
@@ -78,30 +83,56 @@ fn emit_run(o: &Observer, spans: usize) {
 async fn a_hung_sink_cannot_stretch_a_flush_past_its_bound() {
     let hung = Hung::default();
     let (seen, hook) = warnings();
-    let o = Observer::builder().sink(hung.clone()).on_warning(hook).build();
+    let o = Observer::builder()
+        .sink(hung.clone())
+        .on_warning(hook)
+        .build();
     emit_run(&o, 3);
     let bound = Duration::from_millis(150);
     let started = Instant::now();
-    let result = o.flush(FlushOptions { timeout: bound, terminal: true }).await;
+    let result = o
+        .flush(FlushOptions {
+            timeout: bound,
+            terminal: true,
+        })
+        .await;
     let took = started.elapsed();
     assert_eq!(result.status, FlushStatus::Deadline);
     assert!(result.deadline_exceeded);
-    assert_eq!(result.remaining, 8, "all 8 records were still in the hung sink");
-    assert!(took >= bound && took < bound + Duration::from_millis(500), "took {took:?}");
+    assert_eq!(
+        result.remaining, 8,
+        "all 8 records were still in the hung sink"
+    );
+    assert!(
+        took >= bound && took < bound + Duration::from_millis(500),
+        "took {took:?}"
+    );
     assert!(hung.entered.load(Ordering::SeqCst));
     let warned = seen.lock().unwrap().clone();
     assert_eq!(warned.len(), 1);
-    assert!(warned[0].contains("did not fully complete"), "{}", warned[0]);
+    assert!(
+        warned[0].contains("did not fully complete"),
+        "{}",
+        warned[0]
+    );
     assert!(warned[0].contains("status=deadline"));
 
     // A non-terminal flush against the same hung sink is equally bounded and silent.
-    let result = o.flush(FlushOptions { timeout: Duration::from_millis(50), terminal: false }).await;
+    let result = o
+        .flush(FlushOptions {
+            timeout: Duration::from_millis(50),
+            terminal: false,
+        })
+        .await;
     assert_eq!(result.status, FlushStatus::Deadline);
     assert_eq!(seen.lock().unwrap().len(), 1);
 
     // The blocking flavour is bounded too.
     let started = Instant::now();
-    let result = o.flush_blocking(FlushOptions { timeout: Duration::from_millis(50), terminal: false });
+    let result = o.flush_blocking(FlushOptions {
+        timeout: Duration::from_millis(50),
+        terminal: false,
+    });
     assert_eq!(result.status, FlushStatus::Deadline);
     assert!(started.elapsed() < Duration::from_millis(500));
 
@@ -116,7 +147,10 @@ async fn a_hung_sink_cannot_stretch_a_flush_past_its_bound() {
 async fn a_failing_or_panicking_sink_yields_failed_and_counts() {
     for sink in [Box::new(Failing) as Box<dyn Sink>, Box::new(Panicking)] {
         let (seen, hook) = warnings();
-        let o = Observer::builder().sink(BoxSink(sink)).on_warning(hook).build();
+        let o = Observer::builder()
+            .sink(BoxSink(sink))
+            .on_warning(hook)
+            .build();
         emit_run(&o, 2);
         let result = o.flush(FlushOptions::FINAL).await;
         assert_eq!(result.status, FlushStatus::Failed);
@@ -151,7 +185,12 @@ async fn a_slow_sink_drains_within_a_generous_bound_and_not_a_tight_one() {
 
     emit_run(&o, 10);
     let started = Instant::now();
-    let result = o.flush(FlushOptions { timeout: Duration::from_millis(5), terminal: false }).await;
+    let result = o
+        .flush(FlushOptions {
+            timeout: Duration::from_millis(5),
+            terminal: false,
+        })
+        .await;
     assert!(started.elapsed() < Duration::from_millis(200));
     assert_eq!(result.status, FlushStatus::Deadline);
     assert!(result.remaining >= 1);
@@ -161,7 +200,11 @@ async fn a_slow_sink_drains_within_a_generous_bound_and_not_a_tight_one() {
 async fn overflow_drops_the_oldest_and_counts_it() {
     let hung = Hung::default();
     let memory = Memory::new();
-    let o = Observer::builder().sink(hung.clone()).sink(memory.clone()).capacity(10).build();
+    let o = Observer::builder()
+        .sink(hung.clone())
+        .sink(memory.clone())
+        .capacity(10)
+        .build();
     let run = o.open_run(RunOptions::new("r", "agent.run"));
     // Wait until the worker holds run:start inside the hung sink; then queue 25 more.
     while !hung.entered.load(Ordering::SeqCst) {
@@ -178,7 +221,10 @@ async fn overflow_drops_the_oldest_and_counts_it() {
     assert_eq!(stats.accepted, 51);
     assert_eq!(stats.dropped, 40, "50 queued behind a hung sink, 10 kept");
     hung.release();
-    assert_eq!(o.flush(FlushOptions::FINAL).await.status, FlushStatus::Drained);
+    assert_eq!(
+        o.flush(FlushOptions::FINAL).await.status,
+        FlushStatus::Drained
+    );
     let kept: Vec<String> = memory
         .records()
         .iter()
@@ -194,7 +240,10 @@ async fn overflow_drops_the_oldest_and_counts_it() {
 #[test]
 fn below_capacity_n_records_in_are_n_records_out_from_many_threads() {
     let memory = Memory::new();
-    let o = Observer::builder().sink(memory.clone()).capacity(100_000).build();
+    let o = Observer::builder()
+        .sink(memory.clone())
+        .capacity(100_000)
+        .build();
     std::thread::scope(|s| {
         for _ in 0..4 {
             let o = o.clone();
@@ -210,7 +259,10 @@ fn below_capacity_n_records_in_are_n_records_out_from_many_threads() {
     let n = 4 * 50 * (2 + 2 * 20);
     assert_eq!(memory.len(), n);
     let stats = o.stats();
-    assert_eq!((stats.accepted, stats.delivered, stats.dropped, stats.queued), (n as u64, n as u64, 0, 0));
+    assert_eq!(
+        (stats.accepted, stats.delivered, stats.dropped, stats.queued),
+        (n as u64, n as u64, 0, 0)
+    );
 }
 
 #[test]
@@ -223,14 +275,22 @@ fn json_lines_appends_one_record_a_line_and_flushes() {
         assert_eq!(sink.path(), path);
         let o = Observer::builder().sink(sink).build();
         emit_run(&o, 3);
-        assert_eq!(o.flush_blocking(FlushOptions::FINAL).status, FlushStatus::Drained);
+        assert_eq!(
+            o.flush_blocking(FlushOptions::FINAL).status,
+            FlushStatus::Drained
+        );
         let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<serde_json::Value> =
-            text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 8 * round, "append-only across opens");
         assert_eq!(lines[0]["type"], "run:start");
     }
-    assert_eq!(JsonLines::default_path(), std::path::Path::new(".crux/records.jsonl"));
+    assert_eq!(
+        JsonLines::default_path(),
+        std::path::Path::new(".crux/records.jsonl")
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -240,6 +300,9 @@ async fn flushing_a_disabled_or_idle_observer_is_immediate() {
     assert_eq!(r.status, FlushStatus::Drained);
     let o = Observer::builder().sink(Memory::new()).build();
     let started = Instant::now();
-    assert_eq!(o.flush(FlushOptions::FINAL).await.status, FlushStatus::Drained);
+    assert_eq!(
+        o.flush(FlushOptions::FINAL).await.status,
+        FlushStatus::Drained
+    );
     assert!(started.elapsed() < Duration::from_millis(500));
 }

@@ -10,33 +10,45 @@
 //! - Queries and mutations never open runs.
 //! - Actions end with a final flush bounded by their metadata; it never changes the result.
 
+use std::any::Any;
 use std::future::Future;
 
 use serde_json::json;
 
 use super::crux::{boundary_attributes, events};
-use super::ctx::HostContext;
+use super::ctx::{Host, HostContext};
+use super::{ActionCtx, MutationCtx, QueryCtx};
+use crate::Result;
 use crate::attributes::Attributes;
 use crate::envelope::{Boundary, Envelope};
 use crate::function::{FunctionKind, Metadata, Visibility};
 use crate::observe::{FlushOptions, Observer, RunOptions, RunStatus, Scope, SpanStatus};
 use crate::record::EdgeEnd;
-use crate::Result;
 
 /// The default root primitive of a run an action opens.
 const DEFAULT_ROOT: &str = "runtime.convex.action";
 
-pub(crate) async fn invoke<C, T, Fut>(
-    ctx: &C,
+/// The host behind a handler's context, if `C` is one of the three context types.
+pub(crate) fn host_of<C: 'static>(ctx: &C) -> Option<&Host> {
+    let ctx: &dyn Any = ctx;
+    if let Some(ctx) = ctx.downcast_ref::<ActionCtx>() {
+        return Some(ctx.host());
+    }
+    if let Some(ctx) = ctx.downcast_ref::<QueryCtx>() {
+        return Some(ctx.host());
+    }
+    ctx.downcast_ref::<MutationCtx>().map(HostContext::host)
+}
+
+pub(crate) async fn invoke<T, Fut>(
+    host: &Host,
     envelope: Option<Envelope>,
     metadata: &'static Metadata,
     body: Fut,
 ) -> Result<T>
 where
-    C: HostContext,
     Fut: Future<Output = Result<T>>,
 {
-    let host = ctx.host();
     let observer = host.deployment.observer();
     let (incoming, boundary) = match envelope {
         Some(Envelope {
@@ -51,9 +63,7 @@ where
             let scope = observer.continue_context(&incoming);
             continue_run(&scope, boundary, body).await
         }
-        (None, FunctionKind::Action) => {
-            open_run(observer, metadata, &host.invocation, body).await
-        }
+        (None, FunctionKind::Action) => open_run(observer, metadata, &host.invocation, body).await,
         (None, _) => body.await,
     };
     if metadata.kind == FunctionKind::Action
@@ -104,7 +114,10 @@ fn acknowledge(scope: &Scope, name: &'static str, attrs: Attributes) {
 /// Attribute keys the boundary owns; the macro rejects them at compile time, and a
 /// hand-written `Function` cannot sneak them in either.
 fn is_reserved(key: &str) -> bool {
-    matches!(key, "boundary" | "entrypoint" | "functionRef" | "presentation") || key.starts_with("crux.")
+    matches!(
+        key,
+        "boundary" | "entrypoint" | "functionRef" | "presentation"
+    ) || key.starts_with("crux.")
 }
 
 /// Opens the run of an action called without context, and runs the body in it.
@@ -123,7 +136,11 @@ async fn open_run<T>(
     }
     attributes.set(
         "boundary",
-        if internal { "convex.internalAction" } else { "convex.action" },
+        if internal {
+            "convex.internalAction"
+        } else {
+            "convex.action"
+        },
     );
     if internal {
         attributes.set("entrypoint", "standalone-internal");
@@ -132,7 +149,8 @@ async fn open_run<T>(
         Some(name) => name.into(),
         None => metadata.convex_path().into(),
     };
-    let options = RunOptions::new(name, metadata.root.unwrap_or(DEFAULT_ROOT)).attributes(attributes);
+    let options =
+        RunOptions::new(name, metadata.root.unwrap_or(DEFAULT_ROOT)).attributes(attributes);
     let run = observer.open_run(options);
     let scope = run.scope();
     if let Some(reason) = &invocation.rejected_envelope {

@@ -14,12 +14,12 @@ use super::dispatch::{Caller, ENVELOPE_KEY, from_json_output, to_json_args};
 use super::scheduler::{Schedulable, delay_until};
 use super::store::{Id, Transaction};
 use super::{ActionCtx, MutationCtx, QueryCtx};
+use crate::Result;
 use crate::attributes::Attributes;
 use crate::clock::Timestamp;
 use crate::envelope::{Boundary, BoundaryKind, CapturedContext, Envelope};
 use crate::function::Function;
 use crate::observe::{self, FlushOptions, SpanBuilder, SpanStatus};
-use crate::Result;
 
 /// How long a boundary may stay open before a backend projects it as stale: 11 minutes,
 /// just over Convex's 10-minute action limit (as in the TypeScript wrappers).
@@ -77,7 +77,11 @@ struct Core {
 
 impl Core {
     /// Calls `F` with `args` plus `__crux`, as another function.
-    async fn call<F: Function>(&self, args: &F::Args, envelope: Option<Envelope>) -> Result<F::Output> {
+    async fn call<F: Function>(
+        &self,
+        args: &F::Args,
+        envelope: Option<Envelope>,
+    ) -> Result<F::Output> {
         let mut json = to_json_args(args)?;
         if let (Some(envelope), Some(fields)) = (envelope, json.as_object_mut()) {
             fields.insert(ENVELOPE_KEY.to_owned(), envelope.to_value());
@@ -114,7 +118,11 @@ impl Core {
 
     /// `run_action`: the boundary span, `requested`, a flush before the child starts, the
     /// call, the span's end, a flush after. Errors come back unchanged.
-    async fn run_action<F: Function>(&self, label: &'static str, args: F::Args) -> Result<F::Output> {
+    async fn run_action<F: Function>(
+        &self,
+        label: &'static str,
+        args: F::Args,
+    ) -> Result<F::Output> {
         let path = F::path();
         let span = observe::span(label, "runtime.convex.action")
             .attr("functionRef", path)
@@ -208,9 +216,10 @@ impl CruxScheduler {
             .attr("presentation", presentation())
             .start();
         let (envelope, link) = match &self.options.continuation {
-            Some(continuation) => {
-                (self.continuation_envelope(label, path, continuation).await, None)
-            }
+            Some(continuation) => (
+                self.continuation_envelope(label, path, continuation).await,
+                None,
+            ),
             None => (Envelope::new(None), span.scope().map(|s| s.capture())),
         };
         let scheduled = to_json_args(&args).and_then(|mut json| {
@@ -273,7 +282,13 @@ impl CruxScheduler {
     }
 
     /// Runs `f(args)` at `when` (right away if it has passed); returns the job id.
-    pub async fn run_at<F>(&self, label: &'static str, when: SystemTime, f: F, args: F::Args) -> Result<Id>
+    pub async fn run_at<F>(
+        &self,
+        label: &'static str,
+        when: SystemTime,
+        f: F,
+        args: F::Args,
+    ) -> Result<Id>
     where
         F: Function,
         F::Context: Schedulable,
@@ -297,13 +312,22 @@ macro_rules! common_helpers {
         }
 
         /// A span in the current context, nested under the innermost open span.
-        pub fn span(&self, name: impl Into<Cow<'static, str>>, primitive: &'static str) -> SpanBuilder {
+        pub fn span(
+            &self,
+            name: impl Into<Cow<'static, str>>,
+            primitive: &'static str,
+        ) -> SpanBuilder {
             observe::span(name, primitive)
         }
 
         /// Runs a query in this run: a `runtime.convex.query` span named by `label`, the
         /// context propagated to the query.
-        pub async fn run_query<F>(&self, label: &'static str, f: F, args: F::Args) -> Result<F::Output>
+        pub async fn run_query<F>(
+            &self,
+            label: &'static str,
+            f: F,
+            args: F::Args,
+        ) -> Result<F::Output>
         where
             F: Function<Context = QueryCtx>,
         {
@@ -357,7 +381,12 @@ impl ActionCrux {
 
     /// Runs a mutation in this run (its own transaction): a `runtime.convex.mutation` span
     /// named by `label`, the context propagated.
-    pub async fn run_mutation<F>(&self, label: &'static str, f: F, args: F::Args) -> Result<F::Output>
+    pub async fn run_mutation<F>(
+        &self,
+        label: &'static str,
+        f: F,
+        args: F::Args,
+    ) -> Result<F::Output>
     where
         F: Function<Context = MutationCtx>,
     {
@@ -423,7 +452,12 @@ impl MutationCrux {
 
     /// Runs a mutation as a sub-transaction in this run: a `runtime.convex.mutation` span
     /// named by `label`, the context propagated.
-    pub async fn run_mutation<F>(&self, label: &'static str, f: F, args: F::Args) -> Result<F::Output>
+    pub async fn run_mutation<F>(
+        &self,
+        label: &'static str,
+        f: F,
+        args: F::Args,
+    ) -> Result<F::Output>
     where
         F: Function<Context = MutationCtx>,
     {

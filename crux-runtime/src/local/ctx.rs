@@ -7,9 +7,9 @@ use super::deployment::Deployment;
 use super::dispatch::{Call, Caller, from_json_output, to_json_args};
 use super::scheduler::Scheduler;
 use super::store::{DatabaseReader, DatabaseWriter, Transaction};
+use crate::Result;
 use crate::envelope::CapturedContext;
 use crate::function::{BoxFuture, Function};
-use crate::Result;
 
 /// What the deployment knows about one invocation beyond its envelope.
 #[derive(Clone, Debug, Default)]
@@ -96,11 +96,19 @@ impl HostContext for ActionCtx {
         F: Function<Context = Self>,
     {
         Box::pin(async move {
-            let Call { deployment, envelope, invocation, .. } = call;
+            let Call {
+                deployment,
+                envelope,
+                invocation,
+                ..
+            } = call;
             let ctx = ActionCtx {
                 crux: super::crux::ActionCrux::new(deployment.clone()),
                 scheduler: Scheduler::new(deployment.clone(), None),
-                host: Host { deployment, invocation },
+                host: Host {
+                    deployment,
+                    invocation,
+                },
             };
             F::call(&ctx, args, envelope).await
         })
@@ -117,7 +125,12 @@ impl HostContext for QueryCtx {
         F: Function<Context = Self>,
     {
         Box::pin(async move {
-            let Call { deployment, txn, envelope, invocation } = call;
+            let Call {
+                deployment,
+                txn,
+                envelope,
+                invocation,
+            } = call;
             let view = match txn {
                 Some(parent) => parent,
                 None => deployment.inner.store.read(),
@@ -125,7 +138,10 @@ impl HostContext for QueryCtx {
             let ctx = QueryCtx {
                 db: DatabaseReader::new(view.clone()),
                 crux: super::crux::QueryCrux::new(deployment.clone(), view),
-                host: Host { deployment, invocation },
+                host: Host {
+                    deployment,
+                    invocation,
+                },
             };
             F::call(&ctx, args, envelope).await
         })
@@ -142,7 +158,12 @@ impl HostContext for MutationCtx {
         F: Function<Context = Self>,
     {
         Box::pin(async move {
-            let Call { deployment, txn, envelope, invocation } = call;
+            let Call {
+                deployment,
+                txn,
+                envelope,
+                invocation,
+            } = call;
             let txn = match txn {
                 Some(parent) => parent.child(),
                 None => deployment.inner.store.begin().await,
@@ -151,7 +172,10 @@ impl HostContext for MutationCtx {
                 db: DatabaseWriter::new(txn.clone()),
                 crux: super::crux::MutationCrux::new(deployment.clone(), txn.clone()),
                 scheduler: Scheduler::new(deployment.clone(), Some(txn.clone())),
-                host: Host { deployment: deployment.clone(), invocation },
+                host: Host {
+                    deployment: deployment.clone(),
+                    invocation,
+                },
                 txn: txn.clone(),
             };
             let result = F::call(&ctx, args, envelope).await;

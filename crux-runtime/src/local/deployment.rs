@@ -13,9 +13,9 @@ use super::dispatch::{Caller, Entry, from_json_output, to_json_args};
 use super::scheduler::Jobs;
 use super::store::{Schema, Store, TableSchema};
 use crate::Result;
+use crate::function::Function;
 use crate::observe::{FlushOptions, FlushResult, Observer, ObserverBuilder};
 use crate::sink::Sink;
-use crate::function::Function;
 
 /// An embedded Convex-style deployment: registered functions, a document store and a
 /// scheduler, run in-process. A cheap `Clone` handle.
@@ -111,7 +111,12 @@ impl DeploymentBuilder {
     /// Sends the deployment's Crux records to `sink` (repeatable: every sink gets every
     /// record). Ignored when [`DeploymentBuilder::observer`] is given.
     pub fn sink(mut self, sink: impl Sink) -> Self {
-        self.sinks = Some(self.sinks.take().unwrap_or_else(Observer::builder).sink(sink));
+        self.sinks = Some(
+            self.sinks
+                .take()
+                .unwrap_or_else(Observer::builder)
+                .sink(sink),
+        );
         self
     }
 

@@ -26,7 +26,7 @@ pub(crate) enum Caller {
     /// Another function; a mutation passes its transaction for sub-transactions.
     Function(Option<Arc<Transaction>>),
     /// The scheduler, with the schedule span of a detached job.
-    Scheduler(Option<CapturedContext>),
+    Scheduler(Option<Box<CapturedContext>>),
 }
 
 /// Everything a kind-specific executor needs for one call.
@@ -70,7 +70,10 @@ where
     serde_json::to_value(output).map_err(|err| {
         Error::new(
             ErrorKind::ReturnsValidation,
-            format!("ReturnsValidationError: the result of '{}' is not JSON: {err}", F::path()),
+            format!(
+                "ReturnsValidationError: the result of '{}' is not JSON: {err}",
+                F::path()
+            ),
         )
     })
 }
@@ -116,7 +119,12 @@ fn split_envelope(args: &mut Value) -> (Option<Envelope>, Option<String>) {
 
 impl Deployment {
     /// Calls the function at `path` with JSON args, as `caller`.
-    pub(crate) async fn dispatch(&self, path: &str, mut args: Value, caller: Caller) -> Result<Value> {
+    pub(crate) async fn dispatch(
+        &self,
+        path: &str,
+        mut args: Value,
+        caller: Caller,
+    ) -> Result<Value> {
         let entry = match self.inner.registry.get(path) {
             Some(entry)
                 if entry.metadata.visibility == Visibility::Public
@@ -125,7 +133,11 @@ impl Deployment {
                 *entry
             }
             _ => {
-                let which = if matches!(caller, Caller::Client) { "public " } else { "" };
+                let which = if matches!(caller, Caller::Client) {
+                    "public "
+                } else {
+                    ""
+                };
                 return Err(Error::new(
                     ErrorKind::NotFound,
                     format!("Could not find {which}function for '{path}'"),
@@ -136,7 +148,7 @@ impl Deployment {
         let (txn, schedule_link) = match caller {
             Caller::Client => (None, None),
             Caller::Function(txn) => (txn, None),
-            Caller::Scheduler(link) => (None, link),
+            Caller::Scheduler(link) => (None, link.map(|link| *link)),
         };
         let call = Call {
             deployment: self.clone(),

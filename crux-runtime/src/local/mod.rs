@@ -14,12 +14,13 @@ mod scheduler;
 mod store;
 mod validation;
 
-pub(crate) use boundary::invoke;
-pub use crux::{ActionCrux, BOUNDARY_LEASE, CruxScheduler, MutationCrux, QueryCrux, ScheduleOptions};
+pub(crate) use boundary::{host_of, invoke};
+pub use crux::{
+    ActionCrux, BOUNDARY_LEASE, CruxScheduler, MutationCrux, QueryCrux, ScheduleOptions,
+};
 pub use ctx::{ActionCtx, HostContext, MutationCtx, QueryCtx};
 pub use deployment::{Deployment, DeploymentBuilder};
 pub use scheduler::{JobState, Schedulable, Scheduler};
 pub use store::{
-    DatabaseReader, DatabaseWriter, Document, Id, IndexRange, Order, Query, StoreError,
-    TableSchema,
+    DatabaseReader, DatabaseWriter, Document, Id, IndexRange, Order, Query, StoreError, TableSchema,
 };

@@ -121,7 +121,10 @@ mod tests {
     fn message(args: Value) -> String {
         let err = decode_args::<Args>(args).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ArgumentValidation);
-        assert!(err.message().starts_with("ArgumentValidationError: "), "{err}");
+        assert!(
+            err.message().starts_with("ArgumentValidationError: "),
+            "{err}"
+        );
         err.message().to_owned()
     }
 
@@ -137,14 +140,23 @@ mod tests {
         let wrong_type = message(json!({"threadId": 3}));
         assert!(wrong_type.contains("Path: .threadId"), "{wrong_type}");
         let missing = message(json!({}));
-        assert!(missing.contains("missing the required field `threadId`"), "{missing}");
+        assert!(
+            missing.contains("missing the required field `threadId`"),
+            "{missing}"
+        );
         let extra = message(json!({"threadId": "t", "extra": 1}));
         assert!(extra.contains("extra field `extra`"), "{extra}");
         let nested = message(json!({"threadId": "t", "items": [{"name": "a"}, {"name": 7}]}));
         assert!(nested.contains("Path: .items[1].name"), "{nested}");
         let nested_extra = message(json!({"threadId": "t", "items": [{"name": "a", "x": 1}]}));
-        assert!(nested_extra.contains("extra field `x`") && nested_extra.contains("items.0.x"), "{nested_extra}");
+        assert!(
+            nested_extra.contains("extra field `x`") && nested_extra.contains("items.0.x"),
+            "{nested_extra}"
+        );
         let not_object = message(json!([1]));
-        assert!(not_object.contains("must be an object, got an array"), "{not_object}");
+        assert!(
+            not_object.contains("must be an object, got an array"),
+            "{not_object}"
+        );
     }
 }

@@ -28,9 +28,8 @@ impl Id {
     /// The table this id points into, if the id is well formed.
     pub fn table(&self) -> Option<&str> {
         let (table, seq) = self.0.rsplit_once(':')?;
-        let well_formed = !table.is_empty()
-            && !seq.is_empty()
-            && seq.bytes().all(|b| b.is_ascii_hexdigit());
+        let well_formed =
+            !table.is_empty() && !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_hexdigit());
         well_formed.then_some(table)
     }
 
@@ -87,7 +86,10 @@ impl Document {
         T::deserialize(Value::Object(self.0.clone())).map_err(|err| {
             Error::new(
                 ErrorKind::Server,
-                format!("document {} does not match the requested type: {err}", self.id()),
+                format!(
+                    "document {} does not match the requested type: {err}",
+                    self.id()
+                ),
             )
         })
     }
@@ -112,8 +114,14 @@ mod tests {
 
     #[test]
     fn ids_name_their_table_and_reject_garbage() {
-        assert_eq!(Id::new("research_inputs", 255).table(), Some("research_inputs"));
-        assert_eq!(Id::new("research_inputs", 255).as_str(), "research_inputs:ff");
+        assert_eq!(
+            Id::new("research_inputs", 255).table(),
+            Some("research_inputs")
+        );
+        assert_eq!(
+            Id::new("research_inputs", 255).as_str(),
+            "research_inputs:ff"
+        );
         for bad in ["", "nocolon", ":1", "t:", "t:xyz"] {
             assert_eq!(Id(bad.to_owned()).table(), None, "{bad}");
         }

@@ -82,7 +82,10 @@ mod tests {
                 pair[0],
                 pair[1]
             );
-            assert_eq!(compare(pair[1].as_ref(), pair[0].as_ref()), Ordering::Greater);
+            assert_eq!(
+                compare(pair[1].as_ref(), pair[0].as_ref()),
+                Ordering::Greater
+            );
         }
         assert_eq!(compare(Some(&json!(2)), Some(&json!(2.0))), Ordering::Equal);
     }

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::Document;
 use super::error::StoreError;
 use super::order::compare;
 use super::transaction::Transaction;
-use super::Document;
 use crate::Result;
 
 /// The order of query results: by the index fields (then `_creationTime`).

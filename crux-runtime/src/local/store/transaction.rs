@@ -43,7 +43,9 @@ struct StoreInner {
 /// Locks a std mutex, recovering the data if a panicking thread poisoned it (every update
 /// here is a single assignment, so the data is never half-written).
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Store {
@@ -100,7 +102,11 @@ impl Store {
             .map(|d| d.as_secs_f64() * 1000.0)
             .unwrap_or_default();
         let mut last = lock(&self.inner.last_creation_time);
-        let next = if now > *last { now } else { *last + 1.0 / 1024.0 };
+        let next = if now > *last {
+            now
+        } else {
+            *last + 1.0 / 1024.0
+        };
         *last = next;
         next
     }
@@ -278,7 +284,9 @@ impl Transaction {
             return true;
         }
         drop(writes);
-        self.parent.as_ref().is_some_and(|parent| parent.unstage(id))
+        self.parent
+            .as_ref()
+            .is_some_and(|parent| parent.unstage(id))
     }
 
     /// Ends the transaction without committing: its writes and staged jobs are discarded.
