@@ -35,14 +35,25 @@ pub fn start() {
 }
 
 /// Sends `text` to the worker with `context`, and waits for its vector.
-pub async fn embed_in_background(text: String, context: Option<CapturedContext>) -> crux::Result<Vec<f32>> {
-    let worker = WORKER.get().ok_or_else(|| crux::Error::msg("the embedding worker was not started: call `embedder::start()` first"))?;
+pub async fn embed_in_background(
+    text: String,
+    context: Option<CapturedContext>,
+) -> crux::Result<Vec<f32>> {
+    let worker = WORKER.get().ok_or_else(|| {
+        crux::Error::msg("the embedding worker was not started: call `embedder::start()` first")
+    })?;
     let (reply, vector) = oneshot::channel();
     worker
-        .send(Job { text, context, reply })
+        .send(Job {
+            text,
+            context,
+            reply,
+        })
         .await
         .map_err(|_| crux::Error::msg("the embedding worker stopped"))?;
-    vector.await.map_err(|_| crux::Error::msg("the embedding worker dropped the job"))
+    vector
+        .await
+        .map_err(|_| crux::Error::msg("the embedding worker dropped the job"))
 }
 
 /// A LOCAL STAND-IN embedding model: a deterministic 4-dimensional vector, recorded as an
@@ -56,7 +67,12 @@ async fn embed(text: &str) -> Vec<f32> {
     let words = text.split_whitespace().count();
     let letters = text.chars().filter(|c| c.is_alphabetic()).count();
     let vowels = text.chars().filter(|c| "aeiouAEIOU".contains(*c)).count();
-    let vector = vec![words as f32, letters as f32, vowels as f32, text.len() as f32];
+    let vector = vec![
+        words as f32,
+        letters as f32,
+        vowels as f32,
+        text.len() as f32,
+    ];
     span.set_attr("inputTokens", words);
     span.set_attr("dimensions", vector.len());
     span.end(SpanStatus::Ok);

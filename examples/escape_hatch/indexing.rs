@@ -15,7 +15,11 @@ pub struct Documents {
 /// Embeds every document on the worker, one job each, and stores the vectors.
 #[crux::action(name = "index documents", root = "indexing.pipeline")]
 pub async fn index(ctx: &ActionCtx, args: Documents) -> crux::Result<usize> {
-    let batch = ctx.crux.span("embed documents", "retrieval.stage").attr("documents", args.texts.len()).start();
+    let batch = ctx
+        .crux
+        .span("embed documents", "retrieval.stage")
+        .attr("documents", args.texts.len())
+        .start();
     // Captured INSIDE the batch span, so the worker's spans nest under it.
     let here = batch.scope().map(|scope| scope.capture());
     let mut vectors = Vec::new();
@@ -24,8 +28,15 @@ pub async fn index(ctx: &ActionCtx, args: Documents) -> crux::Result<usize> {
     }
     batch.end(SpanStatus::Ok);
 
-    let rows = args.texts.into_iter().zip(vectors).map(|(text, vector)| Embedded { text, vector }).collect();
-    ctx.crux.run_mutation("store embeddings", store, Batch { rows }).await
+    let rows = args
+        .texts
+        .into_iter()
+        .zip(vectors)
+        .map(|(text, vector)| Embedded { text, vector })
+        .collect();
+    ctx.crux
+        .run_mutation("store embeddings", store, Batch { rows })
+        .await
 }
 
 #[derive(Serialize, Deserialize)]
@@ -42,7 +53,12 @@ pub struct Batch {
 #[crux::internal_mutation]
 pub async fn store(ctx: &MutationCtx, args: Batch) -> crux::Result<usize> {
     for row in &args.rows {
-        ctx.db.insert("embeddings", json!({"text": row.text, "vector": row.vector})).await?;
+        ctx.db
+            .insert(
+                "embeddings",
+                json!({"text": row.text, "vector": row.vector}),
+            )
+            .await?;
     }
     Ok(args.rows.len())
 }

@@ -29,7 +29,8 @@ async fn main() -> crux::Result<()> {
     embedder::start();
 
     // Outside any run the captured context is `None`: the worker records nothing.
-    let warm_up = embedder::embed_in_background("warm up".into(), crux::observe::capture_context()).await?;
+    let warm_up =
+        embedder::embed_in_background("warm up".into(), crux::observe::capture_context()).await?;
     println!("warm-up vector (recorded nowhere): {warm_up:?}");
 
     let texts = [
@@ -37,7 +38,9 @@ async fn main() -> crux::Result<()> {
         "Support can speed up a refund with the billing tool",
         "Convex actions may run for up to 10 minutes",
     ];
-    let docs = indexing::Documents { texts: texts.map(String::from).to_vec() };
+    let docs = indexing::Documents {
+        texts: texts.map(String::from).to_vec(),
+    };
     let stored = deployment.action(indexing::index, docs).await?;
     println!("documents indexed: {stored}");
 

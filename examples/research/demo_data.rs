@@ -10,13 +10,31 @@ pub const TOPICS: [&str; 2] = ["rust releases", "convex"];
 #[crux::mutation]
 pub async fn seed(ctx: &MutationCtx) -> crux::Result<()> {
     let sources = [
-        ("rust releases", "https://blog.rust-lang.org/", "Rust 1.95 stabilised new const features", false),
-        ("rust releases", "https://mirror.example/rust", "(unreachable mirror)", true),
-        ("convex", "https://news.convex.dev/", "Convex actions may run for up to 10 minutes", false),
+        (
+            "rust releases",
+            "https://blog.rust-lang.org/",
+            "Rust 1.95 stabilised new const features",
+            false,
+        ),
+        (
+            "rust releases",
+            "https://mirror.example/rust",
+            "(unreachable mirror)",
+            true,
+        ),
+        (
+            "convex",
+            "https://news.convex.dev/",
+            "Convex actions may run for up to 10 minutes",
+            false,
+        ),
     ];
     for (topic, url, text, offline) in sources {
         ctx.db
-            .insert("sources", json!({"topic": topic, "url": url, "text": text, "offline": offline}))
+            .insert(
+                "sources",
+                json!({"topic": topic, "url": url, "text": text, "offline": offline}),
+            )
             .await?;
     }
     Ok(())

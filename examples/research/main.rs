@@ -34,13 +34,17 @@ async fn main() -> crux::Result<()> {
         .function(findings::for_topic)
         .function(findings::save_briefing)
         .function(demo_data::seed)
-        .table("sources", |t| t.index("by_topic", ["topic"]).index("by_url", ["url"]))
+        .table("sources", |t| {
+            t.index("by_topic", ["topic"]).index("by_url", ["url"])
+        })
         .table("findings", |t| t.index("by_topic", ["topic"]))
         .table("briefings", |t| t)
         .build();
 
     deployment.mutation(demo_data::seed, NoArgs {}).await?;
-    let args = briefing::BriefingArgs { topics: demo_data::TOPICS.map(String::from).to_vec() };
+    let args = briefing::BriefingArgs {
+        topics: demo_data::TOPICS.map(String::from).to_vec(),
+    };
     let briefing = deployment.action(briefing::daily, args).await?;
     for line in &briefing.lines {
         println!("briefing: {line}");

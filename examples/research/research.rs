@@ -21,18 +21,34 @@ pub struct TopicReport {
 pub async fn topic(ctx: &ActionCtx, args: ByTopic) -> crux::Result<TopicReport> {
     let sources = ctx
         .crux
-        .run_query("find sources", sources::for_topic, ByTopic { topic: args.topic.clone() })
+        .run_query(
+            "find sources",
+            sources::for_topic,
+            ByTopic {
+                topic: args.topic.clone(),
+            },
+        )
         .await?;
     let mut found = Vec::new();
     let mut skipped = Vec::new();
     for source in sources {
         let url = source.url.clone();
-        match ctx.crux.run_action("read source", sources::read, ByUrl { url: url.clone() }).await {
-            Ok(text) => found.push(Finding { topic: args.topic.clone(), url, text }),
+        match ctx
+            .crux
+            .run_action("read source", sources::read, ByUrl { url: url.clone() })
+            .await
+        {
+            Ok(text) => found.push(Finding {
+                topic: args.topic.clone(),
+                url,
+                text,
+            }),
             Err(err) => {
                 crux::observe::event(
                     "research.source_skipped",
-                    Attributes::new().with("url", url.clone()).with("reason", err.message().to_owned()),
+                    Attributes::new()
+                        .with("url", url.clone())
+                        .with("reason", err.message().to_owned()),
                 );
                 skipped.push(format!("{url}: {err}"));
             }
@@ -40,7 +56,15 @@ pub async fn topic(ctx: &ActionCtx, args: ByTopic) -> crux::Result<TopicReport> 
     }
     let saved = ctx
         .crux
-        .run_mutation("save findings", findings::save, NewFindings { findings: found })
+        .run_mutation(
+            "save findings",
+            findings::save,
+            NewFindings { findings: found },
+        )
         .await?;
-    Ok(TopicReport { topic: args.topic, saved, skipped })
+    Ok(TopicReport {
+        topic: args.topic,
+        saved,
+        skipped,
+    })
 }

@@ -55,9 +55,20 @@ pub async fn get(ctx: &QueryCtx, args: ByUrl) -> crux::Result<Option<Source>> {
 pub async fn read(ctx: &ActionCtx, args: ByUrl) -> crux::Result<String> {
     let source = ctx
         .crux
-        .run_query("load source", get, ByUrl { url: args.url.clone() })
+        .run_query(
+            "load source",
+            get,
+            ByUrl {
+                url: args.url.clone(),
+            },
+        )
         .await?
-        .ok_or_else(|| Error::application(format!("no source `{}`", args.url), json!({"url": args.url})))?;
+        .ok_or_else(|| {
+            Error::application(
+                format!("no source `{}`", args.url),
+                json!({"url": args.url}),
+            )
+        })?;
     if source.offline {
         return Err(Error::application(
             format!("source `{}` is offline", source.url),

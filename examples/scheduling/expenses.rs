@@ -47,8 +47,13 @@ pub async fn submit(ctx: &ActionCtx, args: Expense) -> crux::Result<()> {
     let carrier = flow.suspend("awaiting manager approval");
 
     // Durable: the carrier outlives this process, so it goes in a table.
-    let parked = ParkedFlow { expense_id, carrier: carrier.to_value() };
-    ctx.crux.run_mutation("park approval flow", flows::park, parked).await?;
+    let parked = ParkedFlow {
+        expense_id,
+        carrier: carrier.to_value(),
+    };
+    ctx.crux
+        .run_mutation("park approval flow", flows::park, parked)
+        .await?;
     Ok(())
 }
 
@@ -75,7 +80,13 @@ pub async fn approve(ctx: &MutationCtx, args: ByExpense) -> crux::Result<()> {
 pub async fn resume_flow(ctx: &ActionCtx, args: ByExpense) -> crux::Result<()> {
     let parked = ctx
         .crux
-        .run_mutation("take parked flow", flows::take, ByExpense { expense_id: args.expense_id.clone() })
+        .run_mutation(
+            "take parked flow",
+            flows::take,
+            ByExpense {
+                expense_id: args.expense_id.clone(),
+            },
+        )
         .await?;
     let carrier = Carrier::decode(&parked.carrier)?;
     let flow = Observer::global().resume_run(&carrier, "manager approved")?;
@@ -89,7 +100,11 @@ pub async fn resume_flow(ctx: &ActionCtx, args: ByExpense) -> crux::Result<()> {
             // Starting a span does not make it current: run the work under its scope so
             // the mutation nests inside it.
             let inside = span.scope().map(|scope| scope.capture());
-            let paid = observe::with_context(inside, ctx.crux.run_mutation("mark expense paid", mark_paid, args)).await;
+            let paid = observe::with_context(
+                inside,
+                ctx.crux.run_mutation("mark expense paid", mark_paid, args),
+            )
+            .await;
             match &paid {
                 Ok(()) => span.end(SpanStatus::Ok),
                 Err(err) => span.fail(err),
@@ -118,8 +133,14 @@ pub async fn get_status(ctx: &QueryCtx, args: ByExpense) -> crux::Result<String>
         .with_index("by_expense", |q| q.eq("expenseId", &args.expense_id))
         .unique()
         .await?
-        .ok_or_else(|| Error::application("no such expense", json!({"expenseId": args.expense_id})))?;
-    Ok(doc.get("status").and_then(|s| s.as_str()).unwrap_or("unknown").to_owned())
+        .ok_or_else(|| {
+            Error::application("no such expense", json!({"expenseId": args.expense_id}))
+        })?;
+    Ok(doc
+        .get("status")
+        .and_then(|s| s.as_str())
+        .unwrap_or("unknown")
+        .to_owned())
 }
 
 async fn set_status(ctx: &MutationCtx, expense_id: &str, status: &str) -> crux::Result<()> {

@@ -43,20 +43,32 @@ async fn main() -> crux::Result<()> {
     // Flows open and resume runs themselves; they find the observer here.
     deployment.observer().install_global();
 
-    let team = reports::Team { team: "support".into() };
+    let team = reports::Team {
+        team: "support".into(),
+    };
     deployment.action(reports::request_weekly, team).await?;
 
-    let expense = expenses::Expense { expense_id: "exp-7".into(), amount_cents: 12_900 };
+    let expense = expenses::Expense {
+        expense_id: "exp-7".into(),
+        amount_cents: 12_900,
+    };
     deployment.action(expenses::submit, expense).await?;
     println!("expense exp-7 submitted; the approval flow is suspended");
 
     // Days later, in a real deployment. Here: the manager approves right away.
-    let which = flows::ByExpense { expense_id: "exp-7".into() };
+    let which = flows::ByExpense {
+        expense_id: "exp-7".into(),
+    };
     deployment.mutation(expenses::approve, which).await?;
 
     let ran = deployment.finish_scheduled().await;
     let status = deployment
-        .query(expenses::get_status, flows::ByExpense { expense_id: "exp-7".into() })
+        .query(
+            expenses::get_status,
+            flows::ByExpense {
+                expense_id: "exp-7".into(),
+            },
+        )
         .await?;
     println!("scheduled jobs run: {ran}; expense exp-7 is {status}");
 

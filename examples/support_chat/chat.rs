@@ -22,7 +22,11 @@ pub struct Reply {
 
 /// One support chat turn: the public entrypoint, and the root of the run everything below
 /// lands in.
-#[crux::action(name = "support chat", root = "agent.run", attributes(agentId = "support-chat"))]
+#[crux::action(
+    name = "support chat",
+    root = "agent.run",
+    attributes(agentId = "support-chat")
+)]
 pub async fn respond(ctx: &ActionCtx, args: RespondArgs) -> crux::Result<Reply> {
     threads::require_access(ctx, &args.thread_id, &args.user_id).await?;
 
@@ -31,7 +35,10 @@ pub async fn respond(ctx: &ActionCtx, args: RespondArgs) -> crux::Result<Reply> 
         .run_action(
             "plan research",
             research::plan,
-            research::PlanArgs { thread_id: args.thread_id.clone(), message: args.message },
+            research::PlanArgs {
+                thread_id: args.thread_id.clone(),
+                message: args.message,
+            },
         )
         .await?;
     let answer = ctx
@@ -39,7 +46,10 @@ pub async fn respond(ctx: &ActionCtx, args: RespondArgs) -> crux::Result<Reply> 
         .run_action(
             "write answer",
             writer::answer,
-            writer::AnswerArgs { thread_id: args.thread_id.clone(), plan },
+            writer::AnswerArgs {
+                thread_id: args.thread_id.clone(),
+                plan,
+            },
         )
         .await?;
 
@@ -51,7 +61,10 @@ pub async fn respond(ctx: &ActionCtx, args: RespondArgs) -> crux::Result<Reply> 
             "stream chat response",
             Duration::ZERO,
             stream_response,
-            StreamArgs { thread_id: args.thread_id, text: answer.text.clone() },
+            StreamArgs {
+                thread_id: args.thread_id,
+                text: answer.text.clone(),
+            },
         )
         .await?;
     Ok(Reply { text: answer.text })
@@ -65,11 +78,21 @@ pub struct StreamArgs {
 }
 
 /// Streams the reply to the thread and stores it; scheduled by [`respond`].
-#[crux::internal_action(name = "stream chat response", root = "agent.run", attributes(agentId = "support-chat"))]
+#[crux::internal_action(
+    name = "stream chat response",
+    root = "agent.run",
+    attributes(agentId = "support-chat")
+)]
 pub async fn stream_response(ctx: &ActionCtx, args: StreamArgs) -> crux::Result<()> {
     let chunks = stand_in_model::stream("stream reply", &args.text).await;
-    let message = Message { thread_id: args.thread_id, role: "assistant".into(), text: chunks.join(" ") };
-    ctx.crux.run_mutation("save assistant message", save_message, message).await?;
+    let message = Message {
+        thread_id: args.thread_id,
+        role: "assistant".into(),
+        text: chunks.join(" "),
+    };
+    ctx.crux
+        .run_mutation("save assistant message", save_message, message)
+        .await?;
     Ok(())
 }
 

@@ -11,14 +11,19 @@ pub const OWNER: &str = "user-ada";
 #[crux::mutation]
 pub async fn seed(ctx: &MutationCtx) -> crux::Result<()> {
     ctx.db
-        .insert("threads", json!({"threadId": THREAD, "ownerId": OWNER, "title": "Refund for a double charge"}))
+        .insert(
+            "threads",
+            json!({"threadId": THREAD, "ownerId": OWNER, "title": "Refund for a double charge"}),
+        )
         .await?;
     for note in [
         "The customer was charged twice for order 1017 on 3 March",
         "Duplicate charges are refunded automatically within 5 business days",
         "A refund can be sped up by support with the billing tool",
     ] {
-        ctx.db.insert("researchInputs", json!({"threadId": THREAD, "note": note})).await?;
+        ctx.db
+            .insert("researchInputs", json!({"threadId": THREAD, "note": note}))
+            .await?;
     }
     Ok(())
 }

@@ -61,16 +61,28 @@ async fn main() -> crux::Result<()> {
         message: "Show me this thread".into(),
     };
     match deployment.action(chat::respond, intruder).await {
-        Ok(reply) => return Err(Error::msg(format!("the access check let a stranger in: {reply:?}"))),
+        Ok(reply) => {
+            return Err(Error::msg(format!(
+                "the access check let a stranger in: {reply:?}"
+            )));
+        }
         Err(err) => println!("refused: {err}"),
     }
 
     // Run the detached work the turn scheduled (a real deployment runs it on its own).
     let ran = deployment.finish_scheduled().await;
     let messages = deployment
-        .query(chat::list_messages, threads::ThreadRef { thread_id: demo_data::THREAD.into() })
+        .query(
+            chat::list_messages,
+            threads::ThreadRef {
+                thread_id: demo_data::THREAD.into(),
+            },
+        )
         .await?;
-    println!("scheduled jobs run: {ran}; messages stored: {}", messages.len());
+    println!(
+        "scheduled jobs run: {ran}; messages stored: {}",
+        messages.len()
+    );
 
     trees::print_runs(&deployment, &memory).await;
     Ok(())

@@ -30,15 +30,24 @@ pub async fn plan(ctx: &ActionCtx, args: PlanArgs) -> crux::Result<Plan> {
         .run_query(
             "load research inputs",
             data::get_research_inputs,
-            data::ByThread { thread_id: args.thread_id },
+            data::ByThread {
+                thread_id: args.thread_id,
+            },
         )
         .await?;
     let points: Vec<String> = inputs.into_iter().map(|input| input.note).collect();
     let prompt = format!(
         "Plan an answer to: {}\nUse these notes:\n{}",
         args.message,
-        points.iter().map(|p| format!("- {p}\n")).collect::<String>()
+        points
+            .iter()
+            .map(|p| format!("- {p}\n"))
+            .collect::<String>()
     );
     let generation = stand_in_model::generate("plan answer", &prompt).await;
-    Ok(Plan { question: args.message, points, summary: generation.text })
+    Ok(Plan {
+        question: args.message,
+        points,
+        summary: generation.text,
+    })
 }

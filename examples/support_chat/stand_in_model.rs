@@ -53,7 +53,10 @@ pub async fn generate(name: &'static str, prompt: &str) -> Generation {
     };
     span.set_attr("inputTokens", generation.input_tokens);
     span.set_attr("outputTokens", generation.output_tokens);
-    span.set_attr("totalTokens", generation.input_tokens + generation.output_tokens);
+    span.set_attr(
+        "totalTokens",
+        generation.input_tokens + generation.output_tokens,
+    );
     span.end(SpanStatus::Ok);
     generation
 }

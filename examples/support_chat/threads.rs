@@ -32,8 +32,14 @@ pub async fn get(ctx: &QueryCtx, args: ThreadRef) -> crux::Result<Option<Thread>
 
 /// Fails with a clear application error unless `user_id` owns `thread_id`. Call it first
 /// in public actions: tenant checks belong at the public boundary.
-pub async fn require_access(ctx: &ActionCtx, thread_id: &str, user_id: &str) -> crux::Result<Thread> {
-    let args = ThreadRef { thread_id: thread_id.to_owned() };
+pub async fn require_access(
+    ctx: &ActionCtx,
+    thread_id: &str,
+    user_id: &str,
+) -> crux::Result<Thread> {
+    let args = ThreadRef {
+        thread_id: thread_id.to_owned(),
+    };
     match ctx.crux.run_query("check thread access", get, args).await? {
         Some(thread) if thread.owner_id == user_id => Ok(thread),
         // Same answer for "missing" and "not yours": do not reveal which threads exist.

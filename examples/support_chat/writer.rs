@@ -27,5 +27,8 @@ pub async fn answer(_ctx: &ActionCtx, args: AnswerArgs) -> crux::Result<Answer> 
         args.thread_id, args.plan.question, args.plan.summary
     );
     let generation = stand_in_model::generate("write reply", &prompt).await;
-    Ok(Answer { text: generation.text, output_tokens: generation.output_tokens })
+    Ok(Answer {
+        text: generation.text,
+        output_tokens: generation.output_tokens,
+    })
 }

@@ -46,7 +46,10 @@ impl Drop for TempDir {
 pub fn example_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable's path");
     // target/<profile>/deps/<test> → target/<profile>/examples/<name>
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
     let binary = profile_dir
         .join("examples")
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
@@ -102,8 +105,9 @@ pub fn read_store(path: &Path) -> Vec<Value> {
     text.lines()
         .enumerate()
         .map(|(i, line)| {
-            serde_json::from_str(line)
-                .unwrap_or_else(|err| panic!("{}:{}: not JSON ({err}): {line}", path.display(), i + 1))
+            serde_json::from_str(line).unwrap_or_else(|err| {
+                panic!("{}:{}: not JSON ({err}): {line}", path.display(), i + 1)
+            })
         })
         .collect()
 }

@@ -18,7 +18,10 @@ pub struct ResearchInput {
 
 /// Every research input of a thread, oldest first.
 #[crux::internal_query]
-pub async fn get_research_inputs(ctx: &QueryCtx, args: ByThread) -> crux::Result<Vec<ResearchInput>> {
+pub async fn get_research_inputs(
+    ctx: &QueryCtx,
+    args: ByThread,
+) -> crux::Result<Vec<ResearchInput>> {
     let docs = ctx
         .db
         .query("researchInputs")
