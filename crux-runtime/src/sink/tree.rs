@@ -32,7 +32,11 @@ pub fn render_tree(records: &[Value]) -> String {
     let mut roots: Vec<&Value> = Vec::new();
     let mut run_lines: Vec<String> = Vec::new();
     let mut run_status: Option<String> = None;
-    let mut inbound: Vec<(String, String)> = Vec::new();
+    let known: std::collections::HashSet<String> = records
+        .iter()
+        .filter(|r| r.get("type").and_then(Value::as_str) == Some("span:start"))
+        .map(|r| str_of(r, "spanId"))
+        .collect();
     for r in records {
         match r.get("type").and_then(Value::as_str).unwrap_or("") {
             "run:start" => run_lines.insert(
@@ -68,8 +72,9 @@ pub fn render_tree(records: &[Value]) -> String {
                 let (to_kind, to_id) = end("to");
                 let edge_type = str_of(r, "edgeType");
                 let line = format!("edge {edge_type} -> {to_kind} {to_id}");
-                if from_kind == "span" {
-                    inbound.push((from_id.clone(), edge_type));
+                if from_kind == "span" && !known.contains(&from_id) {
+                    run_lines.push(format!("  linked from span {from_id} ({edge_type})"));
+                } else if from_kind == "span" {
                     attached.entry(from_id).or_default().push(line);
                 } else if from_kind == "run" && to_kind == "run" && to_id == str_of(r, "runId") {
                     run_lines.push(format!("  linked from run {from_id} ({edge_type})"));
@@ -78,16 +83,6 @@ pub fn render_tree(records: &[Value]) -> String {
                 }
             }
             _ => {}
-        }
-    }
-    let known: std::collections::HashSet<String> = records
-        .iter()
-        .filter(|r| r.get("type").and_then(Value::as_str) == Some("span:start"))
-        .map(|r| str_of(r, "spanId"))
-        .collect();
-    for (span, edge_type) in inbound {
-        if !known.contains(&span) {
-            run_lines.push(format!("  linked from span {span} ({edge_type})"));
         }
     }
     let mut lines = run_lines.into_iter();
@@ -139,4 +134,46 @@ pub fn render_tree(records: &[Value]) -> String {
         walk(&mut out, root, 1, &children, &attached, &span_status);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::render_tree;
+
+    #[test]
+    fn links_into_the_run_are_shown_once_on_the_run() {
+        let run = "run_000000000000000000000001";
+        let records = [
+            json!({"type": "run:start", "runId": run, "name": "stream", "rootPrimitive": "agent.run"}),
+            json!({"type": "edge", "runId": run, "edgeType": "triggered",
+                   "from": {"kind": "span", "id": "00000000000000aa"}, "to": {"kind": "run", "id": run}}),
+            json!({"type": "edge", "runId": run, "edgeType": "caused",
+                   "from": {"kind": "run", "id": "run_000000000000000000000002"}, "to": {"kind": "run", "id": run}}),
+            json!({"type": "run:end", "runId": run, "status": "ok"}),
+        ];
+        assert_eq!(
+            render_tree(&records),
+            "run \"stream\" agent.run: ok\n  linked from span 00000000000000aa (triggered)\n  \
+             linked from run run_000000000000000000000002 (caused)\n"
+        );
+    }
+
+    #[test]
+    fn spans_started_in_the_same_millisecond_keep_their_delivery_order() {
+        let at = "2026-01-01T00:00:00.000Z";
+        let span = |id: &str, name: &str| {
+            json!({"type": "span:start", "spanId": id, "name": name, "primitive": "tool.call",
+                   "startedAt": at, "segmentId": if name == "first" { "seg_f" } else { "seg_a" }})
+        };
+        let records = [
+            span("00000000000000b2", "first"),
+            span("00000000000000b1", "second"),
+        ];
+        assert_eq!(
+            render_tree(&records),
+            "  span \"first\" tool.call: running\n  span \"second\" tool.call: running\n"
+        );
+    }
 }
