@@ -68,24 +68,45 @@ static DEPLOYMENT: LazyLock<Deployment> = LazyLock::new(|| {
         .build()
 });
 
+/// The same functions with observability off: what the JSON hops cost on their own.
+static UNOBSERVED: LazyLock<Deployment> = LazyLock::new(|| {
+    Deployment::builder()
+        .observer(crux::observe::Observer::disabled())
+        .function(leaf)
+        .function(drive)
+        .build()
+});
+
 fn main() {
     divan::main();
 }
 
-fn run(observed: bool) -> u32 {
+fn run(deployment: &Deployment, observed: bool) -> u32 {
     RUNTIME
-        .block_on(DEPLOYMENT.action(drive, Drive { observed }))
+        .block_on(deployment.action(drive, Drive { observed }))
         .expect("drive runs")
 }
 
 /// `ctx.crux.run_action`: boundary span, `requested`, flushes, envelope, child restore.
-#[divan::bench(sample_count = 30, sample_size = 1)]
+#[divan::bench(sample_count = 100, sample_size = 1)]
 fn crux_run_action() -> u32 {
-    run(true)
+    run(&DEPLOYMENT, true)
 }
 
 /// Raw `ctx.run_action`: same hop over JSON, no boundary (the callee opens its own run).
-#[divan::bench(sample_count = 30, sample_size = 1)]
+#[divan::bench(sample_count = 100, sample_size = 1)]
 fn raw_run_action() -> u32 {
-    run(false)
+    run(&DEPLOYMENT, false)
+}
+
+/// `ctx.crux.run_action` with observability disabled (no records, no flushes).
+#[divan::bench(sample_count = 100, sample_size = 1)]
+fn crux_run_action_unobserved() -> u32 {
+    run(&UNOBSERVED, true)
+}
+
+/// Raw `ctx.run_action` with observability disabled: the bare JSON hop.
+#[divan::bench(sample_count = 100, sample_size = 1)]
+fn raw_run_action_unobserved() -> u32 {
+    run(&UNOBSERVED, false)
 }

@@ -9,6 +9,8 @@
 //!   detached scheduled job gets an `edge` from the schedule span that enqueued it.
 //! - Queries and mutations never open runs.
 //! - Actions end with a final flush bounded by their metadata; it never changes the result.
+//!   (Skipped for a callee of `ctx.crux.run_action` in this deployment, whose caller flushes
+//!   the same shared pipeline right after.)
 
 use std::any::Any;
 use std::future::Future;
@@ -66,7 +68,11 @@ where
         (None, FunctionKind::Action) => open_run(observer, metadata, &host.invocation, body).await,
         (None, _) => body.await,
     };
+    // The final flush. A callee of `ctx.crux.run_action` in this deployment leaves it to
+    // the caller's post-call flush: the pipeline is shared, so the same records reach the
+    // sinks in the same order before the caller goes on, one thread round trip sooner.
     if metadata.kind == FunctionKind::Action
+        && !host.invocation.caller_flushes
         && let Some(timeout) = metadata.flush
     {
         observer

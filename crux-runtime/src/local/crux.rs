@@ -82,14 +82,21 @@ impl Core {
         args: &F::Args,
         envelope: Option<Envelope>,
     ) -> Result<F::Output> {
+        self.call_as::<F>(args, envelope, Caller::Function(self.txn.clone()))
+            .await
+    }
+
+    async fn call_as<F: Function>(
+        &self,
+        args: &F::Args,
+        envelope: Option<Envelope>,
+        caller: Caller,
+    ) -> Result<F::Output> {
         let mut json = to_json_args(args)?;
         if let (Some(envelope), Some(fields)) = (envelope, json.as_object_mut()) {
             fields.insert(ENVELOPE_KEY.to_owned(), envelope.to_value());
         }
-        let out = self
-            .deployment
-            .dispatch(F::path(), json, Caller::Function(self.txn.clone()))
-            .await?;
+        let out = self.deployment.dispatch(F::path(), json, caller).await?;
         from_json_output(F::path(), out)
     }
 
@@ -150,7 +157,9 @@ impl Core {
             observability: Some(captured),
             boundary: Some(boundary),
         };
-        let result = self.call::<F>(&args, Some(envelope)).await;
+        let result = self
+            .call_as::<F>(&args, Some(envelope), Caller::BoundaryCaller)
+            .await;
         match &result {
             Ok(_) => span.end(SpanStatus::Ok),
             Err(err) => span.fail(err),

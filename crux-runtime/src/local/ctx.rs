@@ -18,6 +18,8 @@ pub struct Invocation {
     pub(crate) rejected_envelope: Option<String>,
     /// The schedule span of a detached scheduled job.
     pub(crate) schedule_link: Option<CapturedContext>,
+    /// The caller flushes this deployment's pipeline right after the call returns.
+    pub(crate) caller_flushes: bool,
 }
 
 /// The parts every context shares: the deployment and this invocation.

@@ -25,6 +25,9 @@ pub(crate) enum Caller {
     Client,
     /// Another function; a mutation passes its transaction for sub-transactions.
     Function(Option<Arc<Transaction>>),
+    /// `ctx.crux.run_action` in this deployment, which flushes the shared pipeline as soon
+    /// as the callee returns.
+    BoundaryCaller,
     /// The scheduler, with the schedule span of a detached job.
     Scheduler(Option<Box<CapturedContext>>),
 }
@@ -145,8 +148,9 @@ impl Deployment {
             }
         };
         let (envelope, rejected) = split_envelope(&mut args);
+        let caller_flushes = matches!(caller, Caller::BoundaryCaller);
         let (txn, schedule_link) = match caller {
-            Caller::Client => (None, None),
+            Caller::Client | Caller::BoundaryCaller => (None, None),
             Caller::Function(txn) => (txn, None),
             Caller::Scheduler(link) => (None, link.map(|link| *link)),
         };
@@ -157,6 +161,7 @@ impl Deployment {
             invocation: Invocation {
                 rejected_envelope: rejected,
                 schedule_link,
+                caller_flushes,
             },
         };
         (entry.run)(call, args).await

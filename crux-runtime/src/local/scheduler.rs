@@ -151,7 +151,11 @@ impl Deployment {
 
     async fn execute_job(&self, job: Job) {
         let outcome = self
-            .dispatch(job.path, job.args, Caller::Scheduler(job.link.map(Box::new)))
+            .dispatch(
+                job.path,
+                job.args,
+                Caller::Scheduler(job.link.map(Box::new)),
+            )
             .await;
         let state = match outcome {
             Ok(_) => JobState::Success,
