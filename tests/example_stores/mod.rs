@@ -59,7 +59,43 @@ pub fn example_binary(name: &str) -> PathBuf {
          or `cargo build --examples` first",
         binary.display()
     );
+    // `cargo test --test examples` alone does not rebuild the examples: refuse a binary
+    // older than its sources rather than test stale code.
+    let built = modified(&binary);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for source in [
+        root.join(format!("{name}.rs")),
+        root.join(name),
+        root.join("trees"),
+    ] {
+        if newest(&source).is_some_and(|t| t > built) {
+            panic!(
+                "example binary {} is older than {}: run `cargo build --examples` \
+                 or `cargo test --workspace`",
+                binary.display(),
+                source.display()
+            );
+        }
+    }
     binary
+}
+
+fn modified(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|err| panic!("no modification time for {}: {err}", path.display()))
+}
+
+/// The newest modification time of a file, or of the files under a directory.
+fn newest(path: &Path) -> Option<std::time::SystemTime> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.is_file() {
+        return meta.modified().ok();
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .filter_map(|entry| newest(&entry.ok()?.path()))
+        .max()
 }
 
 /// Runs example `name` in `dir`; panics with its output if it fails.
