@@ -27,7 +27,8 @@ async fn main() -> crux::Result<()> {
     let deployment = Deployment::builder()
         .sink(JsonLines::open(JsonLines::default_path())?)
         .sink(memory.clone())
-        // OTLP export goes here once the facade has the `otel` feature (not merged yet).
+        // OTLP: when the facade gains the `otel` feature (branch `otel`, not merged yet), add
+        // its exporter sink here if OTEL_EXPORTER_OTLP_ENDPOINT is set.
         .function(chat::respond)
         .function(chat::stream_response)
         .function(chat::save_message)
