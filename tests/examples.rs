@@ -143,6 +143,10 @@ fn support_chat_is_one_run_per_turn_with_its_boundaries_and_a_linked_stream() {
         "{stdout}"
     );
     assert!(
+        stdout.contains("stored assistant message: The customer was charged twice"),
+        "the detached stream ran and saved the reply:\n{stdout}"
+    );
+    assert!(
         stdout.contains(
             "refused: thread `thread-42` does not exist or does not belong to `user-mallory`"
         ),

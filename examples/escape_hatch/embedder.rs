@@ -4,8 +4,7 @@
 
 use std::sync::OnceLock;
 
-use crux::envelope::CapturedContext;
-use crux::observe::{self, SpanStatus};
+use crux::observe::{self, CapturedContext, SpanStatus};
 use tokio::sync::{mpsc, oneshot};
 
 /// One text to embed, the context to record it in, and where to send the vector.

@@ -70,8 +70,9 @@ async fn main() -> crux::Result<()> {
         Err(err) => println!("refused: {err}"),
     }
 
-    // Run the detached work the turn scheduled (a real deployment runs it on its own).
-    let ran = deployment.finish_scheduled().await;
+    // Wait for the detached work the turn scheduled: it runs on its own timer; this runs
+    // anything still pending right away and waits for what already started.
+    deployment.finish_scheduled().await;
     let messages = deployment
         .query(
             chat::list_messages,
@@ -80,10 +81,9 @@ async fn main() -> crux::Result<()> {
             },
         )
         .await?;
-    println!(
-        "scheduled jobs run: {ran}; messages stored: {}",
-        messages.len()
-    );
+    for message in &messages {
+        println!("stored {} message: {}", message.role, message.text);
+    }
 
     trees::print_runs(&deployment, &memory).await;
     Ok(())
