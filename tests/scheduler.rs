@@ -208,3 +208,101 @@ async fn scheduling_an_unregistered_function_fails_at_schedule_time() {
         err.message()
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Observed scheduling (`ctx.crux.scheduler`) under a mutation's transaction.
+
+#[derive(Serialize, Deserialize)]
+pub struct MaybeFail {
+    pub fail: bool,
+}
+
+#[crux::internal_mutation]
+pub async fn schedules_observed(ctx: &MutationCtx, args: MaybeFail) -> crux::Result<Id> {
+    let when = SystemTime::now() + Duration::from_secs(60);
+    let id = ctx
+        .crux
+        .scheduler
+        .run_at(
+            "write later",
+            when,
+            write_note,
+            Note {
+                text: "observed".into(),
+            },
+        )
+        .await?;
+    if args.fail {
+        return Err(Error::msg("mutation failed after scheduling"));
+    }
+    Ok(id)
+}
+
+#[crux::action(name = "drives a mutation")]
+pub async fn drives(ctx: &ActionCtx, args: MaybeFail) -> crux::Result<String> {
+    match ctx
+        .crux
+        .run_mutation("schedule in a mutation", schedules_observed, args)
+        .await
+    {
+        Ok(id) => Ok(id.to_string()),
+        Err(err) => Ok(format!("caught: {}", err.message())),
+    }
+}
+
+#[tokio::test]
+async fn observed_scheduling_commits_or_cancels_with_the_mutation() {
+    let sink = crux::sink::Memory::new();
+    let d = Deployment::builder()
+        .sink(sink.clone())
+        .function(write_note)
+        .function(notes)
+        .function(schedules_observed)
+        .function(drives)
+        .build();
+    let out = d.action(drives, MaybeFail { fail: true }).await.unwrap();
+    assert_eq!(out, "caught: mutation failed after scheduling");
+    assert_eq!(
+        d.finish_scheduled().await,
+        0,
+        "the failed mutation's job was canceled"
+    );
+    let ok = d.action(drives, MaybeFail { fail: false }).await.unwrap();
+    assert!(ok.starts_with("_scheduled_functions:"), "{ok}");
+    assert_eq!(d.finish_scheduled().await, 1);
+    assert_eq!(d.query(notes, NoArgs {}).await.unwrap(), ["observed"]);
+
+    d.flush(Duration::from_secs(5)).await;
+    let records = sink.records();
+    let spans = |name: &str| -> Vec<serde_json::Value> {
+        records
+            .iter()
+            .filter(|r| r["type"] == "span:start" && r["name"] == name)
+            .cloned()
+            .collect()
+    };
+    let mutation_spans = spans("schedule in a mutation");
+    assert_eq!(mutation_spans.len(), 2);
+    let schedule_spans = spans("write later");
+    assert_eq!(schedule_spans.len(), 2, "recorded in both runs");
+    for (schedule, mutation) in schedule_spans.iter().zip(&mutation_spans) {
+        assert_eq!(schedule["primitive"], "runtime.convex.schedule");
+        assert_eq!(
+            schedule["parentSpanId"], mutation["spanId"],
+            "nested in the mutation span"
+        );
+        assert_eq!(
+            schedule["attributes"]["functionRef"],
+            "scheduler:write_note"
+        );
+    }
+    let end_status = |span: &serde_json::Value| {
+        records
+            .iter()
+            .find(|r| r["type"] == "span:end" && r["spanId"] == span["spanId"])
+            .map(|r| r["status"].clone())
+            .unwrap()
+    };
+    assert_eq!(end_status(&mutation_spans[0]), "error");
+    assert_eq!(end_status(&mutation_spans[1]), "ok");
+}

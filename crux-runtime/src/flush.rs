@@ -158,7 +158,7 @@ impl Waiter {
             status: FlushStatus::Deadline,
             delivered,
             rejected,
-            remaining: self.target.saturating_sub(done).max(1),
+            remaining: self.target.saturating_sub(done),
             deadline_exceeded: true,
         }
     }

@@ -158,7 +158,7 @@ impl Core {
             boundary: Some(boundary),
         };
         let result = self
-            .call_as::<F>(&args, Some(envelope), Caller::BoundaryCaller)
+            .call_as::<F>(&args, Some(envelope), Caller::Boundary)
             .await;
         match &result {
             Ok(_) => span.end(SpanStatus::Ok),

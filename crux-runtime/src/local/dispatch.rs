@@ -27,7 +27,7 @@ pub(crate) enum Caller {
     Function(Option<Arc<Transaction>>),
     /// `ctx.crux.run_action` in this deployment, which flushes the shared pipeline as soon
     /// as the callee returns.
-    BoundaryCaller,
+    Boundary,
     /// The scheduler, with the schedule span of a detached job.
     Scheduler(Option<Box<CapturedContext>>),
 }
@@ -148,9 +148,9 @@ impl Deployment {
             }
         };
         let (envelope, rejected) = split_envelope(&mut args);
-        let caller_flushes = matches!(caller, Caller::BoundaryCaller);
+        let caller_flushes = matches!(caller, Caller::Boundary);
         let (txn, schedule_link) = match caller {
-            Caller::Client | Caller::BoundaryCaller => (None, None),
+            Caller::Client | Caller::Boundary => (None, None),
             Caller::Function(txn) => (txn, None),
             Caller::Scheduler(link) => (None, link.map(|link| *link)),
         };

@@ -58,6 +58,35 @@ fn describe(path: &str, serde_message: &str) -> String {
     format!("Value does not match validator. Path: {path}. {serde_message}")
 }
 
+/// The name and Convex-style path (`.items[0].x`) of a field the `Args` type ignored.
+fn ignored_field(path: &serde_ignored::Path<'_>) -> (String, String) {
+    use serde_ignored::Path;
+    fn render(path: &Path<'_>, out: &mut String) {
+        match path {
+            Path::Root => {}
+            Path::Seq { parent, index } => {
+                render(parent, out);
+                out.push_str(&format!("[{index}]"));
+            }
+            Path::Map { parent, key } => {
+                render(parent, out);
+                out.push('.');
+                out.push_str(key);
+            }
+            Path::Some { parent }
+            | Path::NewtypeStruct { parent }
+            | Path::NewtypeVariant { parent } => render(parent, out),
+        }
+    }
+    let mut rendered = String::new();
+    render(path, &mut rendered);
+    let field = match path {
+        Path::Map { key, .. } => key.clone(),
+        _ => rendered.clone(),
+    };
+    (field, rendered)
+}
+
 fn backticked_after<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
     let rest = message.strip_prefix(prefix)?;
     rest.split('`').next()
@@ -72,9 +101,9 @@ pub(crate) fn decode_args<T: DeserializeOwned>(args: Value) -> Result<T> {
             json_type(&args)
         )));
     }
-    let mut extra: Option<String> = None;
+    let mut extra: Option<(String, String)> = None;
     let mut note_extra = |path: serde_ignored::Path<'_>| {
-        extra.get_or_insert_with(|| path.to_string());
+        extra.get_or_insert_with(|| ignored_field(&path));
     };
     let decoded = serde_path_to_error::deserialize::<_, T>(serde_ignored::Deserializer::new(
         &args,
@@ -83,12 +112,9 @@ pub(crate) fn decode_args<T: DeserializeOwned>(args: Value) -> Result<T> {
     match decoded {
         Ok(value) => match extra {
             None => Ok(value),
-            Some(path) => {
-                let field = path.rsplit('.').next().unwrap_or(&path).to_owned();
-                Err(invalid(format!(
-                    "Object contains extra field `{field}` that is not in the validator. Path: .{path}"
-                )))
-            }
+            Some((field, path)) => Err(invalid(format!(
+                "Object contains extra field `{field}` that is not in the validator. Path: {path}"
+            ))),
         },
         Err(err) => {
             let path = convex_path(err.path());
@@ -150,7 +176,7 @@ mod tests {
         assert!(nested.contains("Path: .items[1].name"), "{nested}");
         let nested_extra = message(json!({"threadId": "t", "items": [{"name": "a", "x": 1}]}));
         assert!(
-            nested_extra.contains("extra field `x`") && nested_extra.contains("items.0.x"),
+            nested_extra.contains("extra field `x`") && nested_extra.contains("Path: .items[0].x"),
             "{nested_extra}"
         );
         let not_object = message(json!([1]));
