@@ -146,15 +146,15 @@ fn support_chat_is_one_run_per_turn_with_its_boundaries_and_a_linked_stream() {
         stdout.contains("stored assistant message: The customer was charged twice"),
         "the detached stream ran and saved the reply:\n{stdout}"
     );
-    assert!(
-        stdout.contains(
-            "refused: thread `thread-42` does not exist or does not belong to `user-mallory`"
-        ),
-        "{stdout}"
-    );
+    for refusal in [
+        "refused: thread `thread-404` does not exist or does not belong to `user-ada`",
+        "refused: thread `thread-42` does not exist or does not belong to `user-mallory`",
+    ] {
+        assert!(stdout.contains(refusal), "{stdout}");
+    }
 
     let turns = records.runs_named("support chat");
-    assert_eq!(turns.len(), 2, "one answered turn, one refused");
+    assert_eq!(turns.len(), 3, "one answered turn, two refused");
     for turn in &turns {
         assert_eq!(turn["rootPrimitive"], "agent.run");
         assert_eq!(
@@ -225,22 +225,26 @@ fn support_chat_is_one_run_per_turn_with_its_boundaries_and_a_linked_stream() {
         "chat:stream_response"
     );
 
-    // The refused turn: the access check ran, nothing after it, the run failed clearly.
-    let refused = records.run(&turns[1]["runId"]);
-    assert_eq!(refused.run_end()["status"], "error");
-    let message = refused.run_end()["error"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("does not belong to `user-mallory`"),
-        "{message}"
-    );
-    assert_eq!(
-        refused.span("check thread access")["primitive"],
-        "runtime.convex.query"
-    );
-    assert!(
-        refused.spans("plan research").is_empty(),
-        "no work after a failed access check"
-    );
+    // The refused turns: the access check ran, nothing after it, the run failed clearly.
+    for (turn, who) in [(turns[1], "`user-ada`"), (turns[2], "`user-mallory`")] {
+        let refused = records.run(&turn["runId"]);
+        assert_eq!(refused.run_end()["status"], "error");
+        let end = refused.run_end();
+        let message = end["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("does not belong to {who}")),
+            "{message}"
+        );
+        assert_eq!(end["error"]["name"], "ConvexError");
+        assert_eq!(
+            refused.span("check thread access")["primitive"],
+            "runtime.convex.query"
+        );
+        assert!(
+            refused.spans("plan research").is_empty(),
+            "no work after a failed access check"
+        );
+    }
 
     // The detached stream: its own run and trace, linked back to the schedule span.
     let stream = records.the_run("stream chat response");

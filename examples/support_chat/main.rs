@@ -54,20 +54,25 @@ async fn main() -> crux::Result<()> {
     let reply = deployment.action(chat::respond, turn).await?;
     println!("reply: {}", reply.text);
 
-    // The access check refuses a thread the user does not own, before any work is done;
-    // the run records the refusal as its error.
-    let intruder = chat::RespondArgs {
-        thread_id: demo_data::THREAD.into(),
-        user_id: "user-mallory".into(),
-        message: "Show me this thread".into(),
-    };
-    match deployment.action(chat::respond, intruder).await {
-        Ok(reply) => {
-            return Err(Error::msg(format!(
-                "the access check let a stranger in: {reply:?}"
-            )));
+    // The access check refuses an unknown thread, and someone else's, before any work is
+    // done; each run records the refusal as its error.
+    for (thread, user) in [
+        ("thread-404", demo_data::OWNER),
+        (demo_data::THREAD, "user-mallory"),
+    ] {
+        let intruder = chat::RespondArgs {
+            thread_id: thread.into(),
+            user_id: user.into(),
+            message: "Show me this thread".into(),
+        };
+        match deployment.action(chat::respond, intruder).await {
+            Ok(reply) => {
+                return Err(Error::msg(format!(
+                    "the access check let {user} into {thread}: {reply:?}"
+                )));
+            }
+            Err(err) => println!("refused: {err}"),
         }
-        Err(err) => println!("refused: {err}"),
     }
 
     // Wait for the detached work the turn scheduled: it runs on its own timer; this runs
