@@ -118,13 +118,8 @@ pub async fn start_chain(ctx: &ActionCtx) -> crux::Result<()> {
 
 fn deployment() -> Deployment {
     Deployment::builder()
-        .function(write_note)
-        .function(notes)
-        .function(schedule_then_maybe_fail)
-        .function(schedule_at)
-        .function(schedule_and_cancel)
-        .function(chain)
-        .function(start_chain)
+        .functions((write_note, notes, schedule_then_maybe_fail, schedule_at))
+        .functions((schedule_and_cancel, chain, start_chain))
         .build()
 }
 

@@ -91,6 +91,15 @@ impl DeploymentBuilder {
         self
     }
 
+    /// Registers several functions at once: a tuple of up to 16 function references.
+    ///
+    /// ```ignore
+    /// Deployment::builder().functions((support::respond, research::plan, research::get_inputs))
+    /// ```
+    pub fn functions(self, functions: impl FunctionSet) -> Self {
+        functions.register(self)
+    }
+
     /// Declares a table and its indexes. Once any table is declared, writes to undeclared
     /// tables are rejected (as with a Convex schema); with none, any table may be used.
     ///
@@ -207,3 +216,41 @@ impl Deployment {
         from_json_output(F::path(), out)
     }
 }
+
+/// A tuple of function references for [`DeploymentBuilder::functions`].
+pub trait FunctionSet {
+    /// Registers every function of the set.
+    fn register(self, builder: DeploymentBuilder) -> DeploymentBuilder;
+}
+
+macro_rules! function_sets {
+    ($($f:ident),+) => {
+        impl<$($f),+> FunctionSet for ($($f,)+)
+        where
+            $($f: Function, $f::Context: HostContext,)+
+        {
+            #[allow(non_snake_case)]
+            fn register(self, builder: DeploymentBuilder) -> DeploymentBuilder {
+                let ($($f,)+) = self;
+                builder$(.function($f))+
+            }
+        }
+    };
+}
+
+function_sets!(A);
+function_sets!(A, B);
+function_sets!(A, B, C);
+function_sets!(A, B, C, D);
+function_sets!(A, B, C, D, E);
+function_sets!(A, B, C, D, E, F);
+function_sets!(A, B, C, D, E, F, G);
+function_sets!(A, B, C, D, E, F, G, H);
+function_sets!(A, B, C, D, E, F, G, H, I);
+function_sets!(A, B, C, D, E, F, G, H, I, J);
+function_sets!(A, B, C, D, E, F, G, H, I, J, K);
+function_sets!(A, B, C, D, E, F, G, H, I, J, K, L);
+function_sets!(A, B, C, D, E, F, G, H, I, J, K, L, M);
+function_sets!(A, B, C, D, E, F, G, H, I, J, K, L, M, N);
+function_sets!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O);
+function_sets!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P);

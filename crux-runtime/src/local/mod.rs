@@ -19,7 +19,7 @@ pub use crux::{
     ActionCrux, BOUNDARY_LEASE, CruxScheduler, MutationCrux, QueryCrux, ScheduleOptions,
 };
 pub use ctx::{ActionCtx, HostContext, MutationCtx, QueryCtx};
-pub use deployment::{Deployment, DeploymentBuilder};
+pub use deployment::{Deployment, DeploymentBuilder, FunctionSet};
 pub use scheduler::{JobState, Schedulable, Scheduler};
 pub use store::{
     DatabaseReader, DatabaseWriter, Document, Id, IndexRange, Order, Query, StoreError, TableSchema,
