@@ -22,8 +22,7 @@ async fn main() -> crux::Result<()> {
     let deployment = Deployment::builder()
         .sink(JsonLines::open(JsonLines::default_path())?)
         .sink(memory.clone())
-        .function(indexing::index)
-        .function(indexing::store)
+        .functions((indexing::index, indexing::store))
         .table("embeddings", |t| t)
         .build();
     embedder::start();

@@ -25,15 +25,17 @@ async fn main() -> crux::Result<()> {
     let deployment = Deployment::builder()
         .sink(JsonLines::open(JsonLines::default_path())?)
         .sink(memory.clone())
-        .function(briefing::daily)
-        .function(research::topic)
-        .function(sources::for_topic)
-        .function(sources::get)
-        .function(sources::read)
-        .function(findings::save)
-        .function(findings::for_topic)
-        .function(findings::save_briefing)
-        .function(demo_data::seed)
+        .functions((
+            briefing::daily,
+            research::topic,
+            sources::for_topic,
+            sources::get,
+            sources::read,
+            findings::save,
+            findings::for_topic,
+            findings::save_briefing,
+            demo_data::seed,
+        ))
         .table("sources", |t| {
             t.index("by_topic", ["topic"]).index("by_url", ["url"])
         })

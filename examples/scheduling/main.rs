@@ -26,17 +26,19 @@ async fn main() -> crux::Result<()> {
     let deployment = Deployment::builder()
         .sink(JsonLines::open(JsonLines::default_path())?)
         .sink(memory.clone())
-        .function(reports::request_weekly)
-        .function(reports::compile)
-        .function(reports::deliver)
-        .function(expenses::submit)
-        .function(expenses::store)
-        .function(expenses::approve)
-        .function(expenses::resume_flow)
-        .function(expenses::mark_paid)
-        .function(expenses::get_status)
-        .function(flows::park)
-        .function(flows::take)
+        .functions((
+            reports::request_weekly,
+            reports::compile,
+            reports::deliver,
+            expenses::submit,
+            expenses::store,
+            expenses::approve,
+            expenses::resume_flow,
+            expenses::mark_paid,
+            expenses::get_status,
+            flows::park,
+            flows::take,
+        ))
         .table("expenses", |t| t.index("by_expense", ["expenseId"]))
         .table("flows", |t| t.index("by_expense", ["expenseId"]))
         .build();

@@ -29,15 +29,17 @@ async fn main() -> crux::Result<()> {
         .sink(memory.clone())
         // OTLP: when the facade gains the `otel` feature (branch `otel`, not merged yet), add
         // its exporter sink here if OTEL_EXPORTER_OTLP_ENDPOINT is set.
-        .function(chat::respond)
-        .function(chat::stream_response)
-        .function(chat::save_message)
-        .function(chat::list_messages)
-        .function(research::plan)
-        .function(research::data::get_research_inputs)
-        .function(writer::answer)
-        .function(threads::get)
-        .function(demo_data::seed)
+        .functions((
+            chat::respond,
+            chat::stream_response,
+            chat::save_message,
+            chat::list_messages,
+            research::plan,
+            research::data::get_research_inputs,
+            writer::answer,
+            threads::get,
+            demo_data::seed,
+        ))
         .table("threads", |t| t.index("by_thread", ["threadId"]))
         .table("researchInputs", |t| t.index("by_thread", ["threadId"]))
         .table("messages", |t| t.index("by_thread", ["threadId"]))

@@ -84,7 +84,7 @@ pub fn render_tree(records: &[Value]) -> String {
             }
             // A combined record is its own start and end.
             "span" => {
-                span_status.insert(str_of(r, "spanId"), str_of(r, "status"));
+                span_status.insert(str_of(r, "spanId"), status_of(r));
                 match r.get("parentSpanId").and_then(Value::as_str) {
                     Some(p) => children.entry(p.to_owned()).or_default().push(r),
                     None => roots.push(r),
@@ -165,6 +165,28 @@ mod tests {
             render_tree(&records),
             "run \"stream\" agent.run: ok\n  linked from span 00000000000000aa (triggered)\n  \
              linked from run run_000000000000000000000002 (caused)\n"
+        );
+    }
+
+    #[test]
+    fn failures_show_their_message_on_runs_and_spans_combined_or_not() {
+        let run = "run_000000000000000000000001";
+        let error = json!({"message": "source offline", "name": "ConvexError"});
+        let records = [
+            json!({"type": "run:start", "runId": run, "name": "r", "rootPrimitive": "agent.run"}),
+            json!({"type": "span:start", "runId": run, "spanId": "00000000000000c1", "name": "read",
+                   "primitive": "tool.call", "startedAt": "2026-01-01T00:00:00.000Z"}),
+            json!({"type": "span:end", "runId": run, "spanId": "00000000000000c1", "status": "error",
+                   "error": error}),
+            json!({"type": "span", "runId": run, "spanId": "00000000000000c2", "name": "retry",
+                   "primitive": "tool.call", "startedAt": "2026-01-01T00:00:00.001Z",
+                   "status": "error", "error": error}),
+            json!({"type": "run:end", "runId": run, "status": "error", "error": {"message": "gave up"}}),
+        ];
+        assert_eq!(
+            render_tree(&records),
+            "run \"r\" agent.run: error: gave up\n  span \"read\" tool.call: error: source offline\n  \
+             span \"retry\" tool.call: error: source offline\n"
         );
     }
 
