@@ -148,7 +148,7 @@ async fn untrusted_envelopes_are_ignored_and_reported_never_failing_the_call() {
         assert_eq!(start["runId"], run);
         let warning = records
             .iter()
-            .find(|r| r["type"] == "span:start" && r["primitive"] == "security.warning")
+            .find(|r| r["type"] == "span" && r["primitive"] == "security.warning")
             .unwrap_or_else(|| panic!("no security.warning for {why}: {records:#?}"));
         assert_eq!(warning["runId"], run);
         let reason = warning["attributes"]["reason"].as_str().unwrap();

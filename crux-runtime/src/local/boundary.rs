@@ -5,8 +5,9 @@
 //!   or `failed` after it, on the caller's boundary span.
 //! - An action without one opens a run (name, root and attributes from its metadata; the
 //!   reserved keys `boundary`/`entrypoint` always win) and flushes `run:start` before the
-//!   body. A rejected envelope is recorded as a `security.warning` span in that fresh run; a
-//!   detached scheduled job gets an `edge` from the schedule span that enqueued it.
+//!   body. A rejected envelope is recorded in that fresh run as a `security.warning` span
+//!   (one combined `span` record); a detached scheduled job gets an `edge` from the
+//!   schedule span that enqueued it.
 //! - Queries and mutations never open runs.
 //! - Actions end with a final flush bounded by their metadata; it never changes the result.
 //!   (Skipped for a callee of `ctx.crux.run_action` in this deployment, whose caller flushes
@@ -22,6 +23,7 @@ use super::ctx::{Host, HostContext};
 use super::{ActionCtx, MutationCtx, QueryCtx};
 use crate::Result;
 use crate::attributes::Attributes;
+use crate::clock::Timestamp;
 use crate::envelope::{Boundary, Envelope};
 use crate::function::{FunctionKind, Metadata, Visibility};
 use crate::observe::{FlushOptions, Observer, RunOptions, RunStatus, Scope, SpanStatus};
@@ -160,12 +162,12 @@ async fn open_run<T>(
     let run = observer.open_run(options);
     let scope = run.scope();
     if let Some(reason) = &invocation.rejected_envelope {
+        let now = Timestamp::now();
         scope
             .span("untrusted __crux envelope ignored", "security.warning")
             .attr("reason", reason.clone())
             .attr("functionRef", metadata.convex_path())
-            .start()
-            .end(SpanStatus::Ok);
+            .record_finished(now, now, SpanStatus::Ok);
     }
     if let Some(span) = invocation
         .schedule_link
