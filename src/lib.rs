@@ -21,3 +21,8 @@ pub mod prelude {
 pub mod __private {
     pub use crux_runtime::private::*;
 }
+
+/// Compiles and runs every `rust` block of the README as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
