@@ -27,6 +27,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 
+pub use crate::attributes::{AttrValue, Attributes};
 use crate::clock::Timestamp;
 use crate::context::{self, Segment, SegmentInit};
 use crate::delivery::{DEFAULT_CAPACITY, Pipeline, lock};
@@ -34,9 +35,7 @@ use crate::envelope::{Correlators, Deployment, LiveContext};
 use crate::flush::FlushWait;
 use crate::ids::{RunId, SpanId, TraceId};
 use crate::record::{Body, SegmentExtra};
-use crate::sink::Sink;
 
-pub use crate::attributes::{AttrValue, Attributes};
 pub use crate::carrier::{Carrier, CarrierError};
 pub use crate::context::{EnterGuard, Scope, WithContext};
 pub use crate::delivery::DeliveryStats;
@@ -44,6 +43,7 @@ pub use crate::envelope::CapturedContext;
 pub use crate::flush::{FlushOptions, FlushResult, FlushStatus};
 pub use crate::record::{RunStatus, SpanStatus};
 pub use crate::run::Run;
+use crate::sink::Sink;
 pub use crate::span::{Span, SpanBuilder};
 
 /// How many ended runs an observer remembers to refuse resuming them.
