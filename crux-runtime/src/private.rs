@@ -31,10 +31,8 @@ impl PathCell {
 }
 
 /// Runs a handler body inside its Crux boundary: restores the caller's context or opens a
-/// run (public and internal actions without incoming context), records the boundary
-/// acknowledgements, and ends actions with the bounded final flush.
-///
-/// SKELETON: passes the body through; the boundary semantics are issue 4.
+/// run (actions without incoming context), records the boundary acknowledgements, and ends
+/// actions with the bounded final flush. See `local::boundary`.
 pub async fn invoke<C, T, Fut>(
     ctx: &C,
     envelope: Option<Envelope>,
@@ -42,11 +40,15 @@ pub async fn invoke<C, T, Fut>(
     body: Fut,
 ) -> Result<T>
 where
-    C: Sync,
+    C: Sync + 'static,
     Fut: Future<Output = Result<T>>,
 {
-    let _ = (ctx, envelope, metadata);
-    body.await
+    // Not bounded by `HostContext`: a wrong context type is reported once, by the
+    // `#[diagnostic::on_unimplemented]` checks below, not again here.
+    match crate::local::host_of(ctx) {
+        Some(host) => crate::local::invoke(host, envelope, metadata, body).await,
+        None => body.await,
+    }
 }
 
 /// Implemented by the context an action handler takes.
