@@ -23,6 +23,7 @@ pub mod run;
 pub mod sink;
 pub mod span;
 pub mod taxonomy;
+mod wallclock;
 pub mod wire;
 
 #[doc(hidden)]
