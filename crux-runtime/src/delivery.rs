@@ -11,9 +11,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::Thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::flush::Waiter;
+use crate::flush::{MAX_SPIN, Waiter};
 use crate::ids::{RecordId, random_u64};
 use crate::record::Record;
 use crate::sink::Sink;
@@ -64,6 +64,10 @@ pub(crate) struct Pipeline {
     /// dropped.
     pub(crate) done_upto: AtomicU64,
     idle: AtomicBool,
+    /// A flush was requested since the worker last took the queue.
+    flush_requested: AtomicBool,
+    /// Recent request-to-completion time of flushes, in ns (a moving average).
+    flush_latency_ns: AtomicU64,
     shutdown: AtomicBool,
     worker: Mutex<Option<Thread>>,
     sinks: Vec<Box<dyn Sink>>,
@@ -81,6 +85,8 @@ impl Pipeline {
             counters: Counters::default(),
             done_upto: AtomicU64::new(0),
             idle: AtomicBool::new(false),
+            flush_requested: AtomicBool::new(false),
+            flush_latency_ns: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
             worker: Mutex::new(None),
             sinks,
@@ -137,9 +143,48 @@ impl Pipeline {
             st.flushes.push(Arc::clone(&waiter));
             waiter
         };
+        self.flush_requested.store(true, Ordering::Release);
         self.idle.store(false, Ordering::Release);
         self.wake();
         waiter
+    }
+
+    /// How long a flush should wait for the worker before parking: about twice what
+    /// recent flushes took, none when that exceeds [`MAX_SPIN`] (a slow or hung sink).
+    pub(crate) fn spin_budget(&self) -> Duration {
+        let recent = self.flush_latency_ns.load(Ordering::Relaxed);
+        let cap = MAX_SPIN.as_nanos() as u64;
+        if recent > cap {
+            return Duration::ZERO;
+        }
+        Duration::from_nanos((2 * recent + 5_000).min(cap))
+    }
+
+    /// A flush spun for `budget` in vain: stop spinning until completions are quick again.
+    pub(crate) fn spin_missed(&self, budget: Duration) {
+        let missed = 2 * budget.as_nanos() as u64 + 1;
+        self.flush_latency_ns.fetch_max(missed, Ordering::Relaxed);
+    }
+
+    fn record_flush_latency(&self, latency: Duration) {
+        let sample = latency.as_nanos().min(u128::from(u64::MAX / 4)) as u64;
+        let old = self.flush_latency_ns.load(Ordering::Relaxed);
+        self.flush_latency_ns
+            .store((3 * old + sample) / 4, Ordering::Relaxed);
+    }
+
+    /// After completing a flush, stay awake briefly for the next one (a function boundary
+    /// flushes before and after its call): yielding, so the thread costs little on a busy
+    /// machine, and a request finds it running instead of parked.
+    fn linger_for_flush(&self) {
+        let until = Instant::now() + MAX_SPIN;
+        while Instant::now() < until {
+            if self.flush_requested.load(Ordering::Acquire) || self.shutdown.load(Ordering::Acquire)
+            {
+                return;
+            }
+            std::thread::yield_now();
+        }
     }
 
     pub(crate) fn stats(&self) -> DeliveryStats {
@@ -174,6 +219,7 @@ impl Pipeline {
         loop {
             let (accepted, flushes_pending) = {
                 let mut st = self.lock();
+                self.flush_requested.store(false, Ordering::Relaxed);
                 std::mem::swap(&mut st.queue, &mut batch);
                 (st.accepted, !st.flushes.is_empty())
             };
@@ -184,7 +230,9 @@ impl Pipeline {
             }
             self.done_upto.store(accepted, Ordering::Release);
             if flushes_pending {
-                self.complete_flushes(accepted);
+                if self.complete_flushes(accepted) {
+                    self.linger_for_flush();
+                }
                 continue;
             }
             if taken >= BUSY_BATCH {
@@ -266,7 +314,8 @@ impl Pipeline {
         ok
     }
 
-    fn complete_flushes(&self, done: u64) {
+    /// Completes the flushes waiting for positions up to `done`; whether there were any.
+    fn complete_flushes(&self, done: u64) -> bool {
         let ready: Vec<Arc<Waiter>> = {
             let mut st = self.lock();
             let (ready, waiting) = std::mem::take(&mut st.flushes)
@@ -276,12 +325,14 @@ impl Pipeline {
             ready
         };
         if ready.is_empty() {
-            return;
+            return false;
         }
         let sinks_ok = self.flush_sinks();
         for w in ready {
             w.complete(sinks_ok, &self.counters);
+            self.record_flush_latency(w.requested_at.elapsed());
         }
+        true
     }
 }
 

@@ -8,7 +8,7 @@
 use std::collections::BinaryHeap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -93,15 +93,26 @@ impl FlushResult {
 struct Slot {
     outcome: Option<FlushResult>,
     waker: Option<Waker>,
+    /// A thread blocks on the condvar (`wait_blocking`): only then is it notified.
+    blocked: bool,
 }
+
+/// The longest a flush waits for the worker by yielding its thread before it parks (an
+/// async flush returns `Pending` and arms its deadline). A flush round trip to an awake
+/// worker takes a few microseconds; a park costs two thread wake-ups on top of it.
+pub(crate) const MAX_SPIN: Duration = Duration::from_micros(50);
 
 /// One flush waiting on the worker.
 pub(crate) struct Waiter {
     pub(crate) target: u64,
+    /// When the flush was requested (the worker reports the latency of each completion).
+    pub(crate) requested_at: Instant,
     delivered_at_start: u64,
     rejected_at_start: u64,
     failed_at_start: u64,
     slot: Mutex<Slot>,
+    /// Set once `slot.outcome` is filled, so a spinning flush polls without the lock.
+    finished: AtomicBool,
     done: Condvar,
 }
 
@@ -109,10 +120,12 @@ impl Waiter {
     pub(crate) fn new(target: u64, counters: &Counters) -> Self {
         Self {
             target,
+            requested_at: Instant::now(),
             delivered_at_start: counters.delivered.load(Ordering::Acquire),
             rejected_at_start: counters.rejected.load(Ordering::Acquire),
             failed_at_start: counters.failed.load(Ordering::Acquire),
             slot: Mutex::new(Slot::default()),
+            finished: AtomicBool::new(false),
             done: Condvar::new(),
         }
     }
@@ -144,12 +157,16 @@ impl Waiter {
             remaining: 0,
             deadline_exceeded: false,
         };
-        let waker = {
+        let (waker, blocked) = {
             let mut slot = lock(&self.slot);
             slot.outcome = Some(result);
-            slot.waker.take()
+            self.finished.store(true, Ordering::Release);
+            (slot.waker.take(), slot.blocked)
         };
-        self.done.notify_all();
+        // A notify is a system call even with nobody waiting: skip it unless someone is.
+        if blocked {
+            self.done.notify_all();
+        }
         if let Some(w) = waker {
             w.wake();
         }
@@ -174,6 +191,7 @@ pub(crate) struct FlushWait {
     waiter: Arc<Waiter>,
     deadline: Instant,
     timer_armed: bool,
+    spun: bool,
 }
 
 impl FlushWait {
@@ -186,12 +204,47 @@ impl FlushWait {
             waiter,
             deadline,
             timer_armed: false,
+            spun: false,
+        }
+    }
+
+    /// Waits for the worker without parking, for as long as recent flushes took to
+    /// complete (at most [`MAX_SPIN`], never past the deadline): the usual boundary flush
+    /// is done by then and costs no thread wake-up and no deadline timer. Yields the
+    /// thread between checks, so the worker can run on a busy machine; a slow or hung
+    /// sink makes the estimate exceed the cap, and then nobody spins.
+    fn spin(&self) -> Option<FlushResult> {
+        let budget = self.pipeline.spin_budget();
+        if budget.is_zero() {
+            return None;
+        }
+        let start = Instant::now();
+        let until = (start + budget).min(self.deadline);
+        let mut checks = 0u32;
+        loop {
+            if self.waiter.finished.load(Ordering::Acquire) {
+                return lock(&self.waiter.slot).outcome;
+            }
+            checks += 1;
+            if checks < 64 {
+                std::hint::spin_loop();
+                continue;
+            }
+            if Instant::now() >= until {
+                self.pipeline.spin_missed(budget);
+                return None;
+            }
+            std::thread::yield_now();
         }
     }
 
     /// Blocks the current thread until done or the deadline.
     pub(crate) fn wait_blocking(self) -> FlushResult {
+        if let Some(r) = self.spin() {
+            return r;
+        }
         let mut slot = lock(&self.waiter.slot);
+        slot.blocked = true;
         loop {
             if let Some(r) = slot.outcome {
                 return r;
@@ -215,6 +268,12 @@ impl Future for FlushWait {
     type Output = FlushResult;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<FlushResult> {
+        if !self.spun {
+            self.spun = true;
+            if let Some(r) = self.spin() {
+                return Poll::Ready(r);
+            }
+        }
         {
             let mut slot = lock(&self.waiter.slot);
             if let Some(r) = slot.outcome {
