@@ -160,14 +160,17 @@ impl Pipeline {
         Duration::from_nanos((2 * recent + 5_000).min(cap))
     }
 
-    /// A flush spun for `budget` in vain: stop spinning until completions are quick again.
-    pub(crate) fn spin_missed(&self, budget: Duration) {
-        let missed = 2 * budget.as_nanos() as u64 + 1;
-        self.flush_latency_ns.fetch_max(missed, Ordering::Relaxed);
+    /// A flush spun in vain (a slow sink, a preempted worker): stop spinning until a
+    /// completion reports a quick round trip again.
+    pub(crate) fn spin_missed(&self) {
+        let over = MAX_SPIN.as_nanos() as u64 + 1;
+        self.flush_latency_ns.fetch_max(over, Ordering::Relaxed);
     }
 
     fn record_flush_latency(&self, latency: Duration) {
-        let sample = latency.as_nanos().min(u128::from(u64::MAX / 4)) as u64;
+        // Only "under the cap or not" matters: a clamped sample lets a recovered sink be
+        // spun for again after a few quick completions.
+        let sample = latency.as_nanos().min(2 * MAX_SPIN.as_nanos()) as u64;
         let old = self.flush_latency_ns.load(Ordering::Relaxed);
         self.flush_latency_ns
             .store((3 * old + sample) / 4, Ordering::Relaxed);
@@ -338,4 +341,84 @@ impl Pipeline {
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Condvar, Mutex};
+
+    use super::*;
+    use crate::flush::FlushOptions;
+    use crate::observe::{Observer, RunOptions};
+    use crate::sink::SinkError;
+
+    /// Blocks in `write` while `stuck` holds.
+    #[derive(Clone, Default)]
+    struct Stuck(Arc<(Mutex<bool>, Condvar)>);
+    impl Stuck {
+        fn set(&self, stuck: bool) {
+            *self.0.0.lock().unwrap() = stuck;
+            self.0.1.notify_all();
+        }
+    }
+    impl Sink for Stuck {
+        fn write(&self, _: &[Record]) -> Result<(), SinkError> {
+            let mut stuck = self.0.0.lock().unwrap();
+            while *stuck {
+                stuck = self.0.1.wait(stuck).unwrap();
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn flushes_stop_spinning_on_a_hung_sink_and_resume_once_it_recovers() {
+        let sink = Stuck::default();
+        let observer = Observer::builder().sink(sink.clone()).build();
+        let pipeline = Arc::clone(observer.pipeline().unwrap());
+        let bound = FlushOptions {
+            timeout: Duration::from_millis(30),
+            terminal: false,
+        };
+        let run = observer.open_run(RunOptions::new("r", "agent.run"));
+        assert_eq!(
+            observer.flush_blocking(bound).status,
+            crate::flush::FlushStatus::Drained
+        );
+        assert!(
+            !pipeline.spin_budget().is_zero(),
+            "a quick sink is waited for by spinning"
+        );
+        assert!(pipeline.spin_budget() <= MAX_SPIN);
+
+        sink.set(true);
+        let scope = run.scope();
+        scope
+            .span("s", "tool.call")
+            .start()
+            .end(crate::record::SpanStatus::Ok);
+        let started = Instant::now();
+        let r = observer.flush_blocking(bound);
+        assert!(r.deadline_exceeded);
+        assert!(started.elapsed() < Duration::from_millis(500));
+        assert_eq!(
+            pipeline.spin_budget(),
+            Duration::ZERO,
+            "no spinning on a hung sink"
+        );
+
+        sink.set(false);
+        // A handful of quick completions suffice; a loaded machine may need more.
+        let mut flushes = 0;
+        while pipeline.spin_budget().is_zero() && flushes < 1000 {
+            let r = observer.flush_blocking(FlushOptions::BOUNDARY);
+            assert_eq!(r.status, crate::flush::FlushStatus::Drained);
+            flushes += 1;
+        }
+        assert!(
+            !pipeline.spin_budget().is_zero(),
+            "quick round trips bring spinning back"
+        );
+        drop(run);
+    }
 }

@@ -231,7 +231,7 @@ impl FlushWait {
                 continue;
             }
             if Instant::now() >= until {
-                self.pipeline.spin_missed(budget);
+                self.pipeline.spin_missed();
                 return None;
             }
             std::thread::yield_now();
