@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use crate::flush::{MAX_SPIN, Waiter};
+use crate::flush::{MAX_SPIN, Waiter, spin_until};
 use crate::ids::{RecordId, random_u64};
 use crate::record::Record;
 use crate::sink::Sink;
@@ -180,14 +180,9 @@ impl Pipeline {
     /// flushes before and after its call): yielding, so the thread costs little on a busy
     /// machine, and a request finds it running instead of parked.
     fn linger_for_flush(&self) {
-        let until = Instant::now() + MAX_SPIN;
-        while Instant::now() < until {
-            if self.flush_requested.load(Ordering::Acquire) || self.shutdown.load(Ordering::Acquire)
-            {
-                return;
-            }
-            std::thread::yield_now();
-        }
+        spin_until(Instant::now() + MAX_SPIN, || {
+            self.flush_requested.load(Ordering::Acquire) || self.shutdown.load(Ordering::Acquire)
+        });
     }
 
     pub(crate) fn stats(&self) -> DeliveryStats {
