@@ -8,8 +8,8 @@ use crate::attributes::Attributes;
 use crate::carrier::{Carrier, CruxCarrier, TraceParent};
 use crate::clock::Timestamp;
 use crate::context::{Scope, Segment};
-use crate::ids::{RunId, SegmentId, TraceId};
-use crate::record::{Body, ErrorSummary, RunStatus};
+use crate::ids::{EdgeId, RunId, SegmentId, TraceId};
+use crate::record::{Body, EdgeEnd, ErrorSummary, RunStatus};
 
 /// An open run handle for this segment. End it with [`end`](Run::end),
 /// [`fail`](Run::fail) or [`suspend`](Run::suspend).
@@ -59,6 +59,20 @@ impl Run {
             segment: Arc::clone(&self.segment),
             top: None,
         }
+    }
+
+    /// Emits an `edge` of `edge_type` (canonical or `custom.*`) from `from` (a span or run
+    /// recorded elsewhere, such as the span that scheduled this run) to this run, in this
+    /// run's segment.
+    pub fn link_from(&self, from: EdgeEnd, edge_type: &'static str, attributes: Attributes) {
+        self.segment.emit(Body::Edge {
+            edge_id: EdgeId::generate(),
+            edge_type,
+            from,
+            to: EdgeEnd::Run(self.run_id()),
+            created_at: Timestamp::now(),
+            attributes,
+        });
     }
 
     /// Ends the run with `status`.
