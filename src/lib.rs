@@ -6,6 +6,8 @@
 pub use crux_macros::{
     action, internal_action, internal_mutation, internal_query, mutation, query,
 };
+#[cfg(feature = "otel")]
+pub use crux_runtime::otel;
 pub use crux_runtime::{Error, ErrorKind, Function, FunctionKind, Metadata, Result, Visibility};
 pub use crux_runtime::{envelope, function, ids, local};
 

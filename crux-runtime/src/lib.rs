@@ -18,6 +18,8 @@ pub mod function;
 pub mod ids;
 pub mod local;
 pub mod observe;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod record;
 pub mod run;
 pub mod sink;
