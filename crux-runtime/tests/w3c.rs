@@ -6,12 +6,12 @@ use crux_runtime::carrier::TraceParent;
 use crux_runtime::flush::FlushOptions;
 use crux_runtime::observe::{self, Observer, RunOptions, RunStatus, SpanStatus};
 use crux_runtime::sink::Memory;
+use opentelemetry::Context;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{
     SpanContext, SpanId as OtelSpanId, TraceContextExt, TraceFlags, TraceId as OtelTraceId,
     TraceState,
 };
-use opentelemetry::Context;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 
 fn otel_headers(trace: u128, span: u64) -> HashMap<String, String> {
@@ -37,8 +37,13 @@ fn otel_extract(headers: &HashMap<String, String>) -> SpanContext {
 
 #[test]
 fn a_run_started_under_an_otel_traceparent_keeps_its_trace_and_records_the_remote_parent() {
-    let headers = otel_headers(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736, 0x00f0_67aa_0ba9_02b7);
-    let tp = TraceParent::extract(&headers).unwrap().expect("header present");
+    let headers = otel_headers(
+        0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
+        0x00f0_67aa_0ba9_02b7,
+    );
+    let tp = TraceParent::extract(&headers)
+        .unwrap()
+        .expect("header present");
     assert!(tp.sampled());
 
     let memory = Memory::new();
@@ -81,7 +86,10 @@ fn an_injected_crux_traceparent_is_read_by_otel_as_the_current_crux_span() {
     let sc = otel_extract(&headers);
     assert!(sc.is_valid() && sc.is_remote() && sc.is_sampled());
     assert_eq!(sc.trace_id(), OtelTraceId::from(run.trace_id().0));
-    assert_eq!(sc.span_id(), OtelSpanId::from(run.run_id().root_span_id().0));
+    assert_eq!(
+        sc.span_id(),
+        OtelSpanId::from(run.run_id().root_span_id().0)
+    );
 
     // Inside a span: it names that span.
     let _in_run = run.scope().enter();
@@ -119,7 +127,10 @@ fn malformed_traceparents_are_refused_by_both_sides_and_absent_ones_are_none() {
         "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", // version ff
     ] {
         let headers = HashMap::from([("traceparent".to_owned(), bad.to_owned())]);
-        assert!(TraceParent::extract(&headers).is_err(), "crux accepted {bad}");
+        assert!(
+            TraceParent::extract(&headers).is_err(),
+            "crux accepted {bad}"
+        );
         assert!(!otel_extract(&headers).is_valid(), "otel accepted {bad}");
     }
     // W3C requires exactly 32 hex digits; OpenTelemetry 0.33 is laxer here, crux is not.
