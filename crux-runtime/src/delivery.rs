@@ -18,6 +18,9 @@ use crate::ids::{RecordId, random_u64};
 use crate::record::Record;
 use crate::sink::Sink;
 
+/// A batch at least this large means producers are busy: take the next one at once.
+const BUSY_BATCH: usize = 256;
+
 /// The default queue capacity, in records (as in the TypeScript engine).
 pub const DEFAULT_CAPACITY: usize = 2048;
 
@@ -167,17 +170,24 @@ impl Pipeline {
                 std::mem::swap(&mut st.queue, &mut batch);
                 (st.accepted, !st.flushes.is_empty())
             };
-            let had_work = !batch.is_empty();
-            if had_work {
+            let taken = batch.len();
+            if taken > 0 {
                 self.deliver(batch.make_contiguous(), rec_random, &mut counter);
                 batch.clear();
             }
             self.done_upto.store(accepted, Ordering::Release);
             if flushes_pending {
                 self.complete_flushes(accepted);
+                continue;
             }
-            if had_work || flushes_pending {
+            if taken >= BUSY_BATCH {
+                continue;
+            }
+            if taken > 0 {
+                // A trickle: let records gather for a millisecond instead of contending
+                // with producers for the queue lock record by record. Flushes wake us.
                 quiet_polls = 0;
+                std::thread::park_timeout(Duration::from_millis(1));
                 continue;
             }
             if self.shutdown.load(Ordering::Acquire) {

@@ -41,7 +41,10 @@ async fn concurrent_runs_never_see_each_other_across_awaits_and_threads() {
                 seen
             };
             let seen = scope.in_scope(body).await;
-            assert!(seen.iter().all(|s| s.as_deref() == Some(me.as_str())), "run {i} saw {seen:?}");
+            assert!(
+                seen.iter().all(|s| s.as_deref() == Some(me.as_str())),
+                "run {i} saw {seen:?}"
+            );
             // Outside the scope, nothing leaks.
             assert_eq!(current_run(), None);
             let id = run.run_id();
@@ -53,12 +56,18 @@ async fn concurrent_runs_never_see_each_other_across_awaits_and_threads() {
     for t in tasks {
         ids.push(t.await.unwrap());
     }
-    assert_eq!(o.flush(FlushOptions::FINAL).await.status, observe::FlushStatus::Drained);
+    assert_eq!(
+        o.flush(FlushOptions::FINAL).await.status,
+        observe::FlushStatus::Drained
+    );
     for id in ids {
         let records = memory.records_of_run(id);
         // run:start + 20 × (span:start, span:end) + run:end, every span in its own run.
         assert_eq!(records.len(), 42);
-        let seqs: Vec<u64> = records.iter().map(|r| r["segmentSeq"].as_u64().unwrap()).collect();
+        let seqs: Vec<u64> = records
+            .iter()
+            .map(|r| r["segmentSeq"].as_u64().unwrap())
+            .collect();
         let mut sorted = seqs.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (1..=42).collect::<Vec<_>>());
@@ -82,7 +91,11 @@ async fn spawned_tasks_carry_the_context_when_asked() {
                 current_run()
             }));
             let bare = tokio::spawn(async { current_run() });
-            (carried.await.unwrap(), captured.await.unwrap(), bare.await.unwrap())
+            (
+                carried.await.unwrap(),
+                captured.await.unwrap(),
+                bare.await.unwrap(),
+            )
         })
         .await;
     assert_eq!(carried, expected);
@@ -130,13 +143,16 @@ async fn with_context_keeps_a_live_segment_and_opens_one_for_a_received_context(
     let run = o.open_run(RunOptions::new("r", "agent.run"));
     let span = run.scope().span("outer", "flow.run").start();
     let live = span.scope().unwrap().capture();
-    let received: crux_runtime::envelope::Envelope =
-        serde_json::from_value(crux_runtime::envelope::Envelope::new(Some(live.clone())).to_value())
-            .unwrap();
+    let received: crux_runtime::envelope::Envelope = serde_json::from_value(
+        crux_runtime::envelope::Envelope::new(Some(live.clone())).to_value(),
+    )
+    .unwrap();
     let received = received.observability.unwrap();
 
     let live_segment = observe::with_context(Some(live), async {
-        observe::span("same segment", "flow.step").start().end(SpanStatus::Ok);
+        observe::span("same segment", "flow.step")
+            .start()
+            .end(SpanStatus::Ok);
         observe::current_scope().unwrap().segment_id()
     })
     .await;
@@ -146,7 +162,9 @@ async fn with_context_keeps_a_live_segment_and_opens_one_for_a_received_context(
     let new_segment = run
         .scope()
         .in_scope(observe::with_context(Some(received), async {
-            observe::span("new segment", "flow.step").start().end(SpanStatus::Ok);
+            observe::span("new segment", "flow.step")
+                .start()
+                .end(SpanStatus::Ok);
             observe::current_scope().unwrap().segment_id()
         }))
         .await;
@@ -160,7 +178,12 @@ async fn with_context_keeps_a_live_segment_and_opens_one_for_a_received_context(
         records
             .iter()
             .find(|r| r["type"] == "span:start" && r["name"] == name)
-            .map(|r| (r["segmentId"].as_str().unwrap().to_owned(), r["segmentSeq"].as_u64().unwrap()))
+            .map(|r| {
+                (
+                    r["segmentId"].as_str().unwrap().to_owned(),
+                    r["segmentSeq"].as_u64().unwrap(),
+                )
+            })
             .unwrap()
     };
     assert_eq!(seg_of("same segment").0, run_id_segment(&records));

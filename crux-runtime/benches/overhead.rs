@@ -1,0 +1,282 @@
+//! Overhead of crux against the tracing ecosystem, in one run (see `BENCHMARKS.md`):
+//!
+//! ```text
+//! cargo bench -p crux-runtime --bench overhead -- --sample-count 100 --sample-size 1000
+//! ```
+//!
+//! Global state (tracing's dispatcher, fastrace's reporter, the crux observers) is set up
+//! once in `main`, before divan runs.
+
+use std::hint::black_box;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crux_runtime::envelope::{CapturedContext, Envelope};
+use crux_runtime::flush::{FlushOptions, FlushStatus};
+use crux_runtime::observe::{Observer, RunOptions, Scope};
+use crux_runtime::record::SpanStatus;
+use crux_runtime::sink::{JsonLines, Memory};
+use divan::Bencher;
+use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
+use serde::{Deserialize, Serialize};
+
+fn main() {
+    tracing::subscriber::set_global_default(tracing_subscriber::registry())
+        .expect("no other subscriber in this binary");
+    fastrace::set_reporter(DropReporter, fastrace::collector::Config::default());
+    divan::main();
+    if std::env::var_os("CRUX_BENCH_SKIP_THROUGHPUT").is_none() {
+        json_lines_throughput();
+    }
+}
+
+struct DropReporter;
+impl fastrace::collector::Reporter for DropReporter {
+    fn report(&mut self, spans: Vec<fastrace::prelude::SpanRecord>) {
+        black_box(spans);
+    }
+}
+
+#[derive(Debug)]
+struct NoopExporter;
+impl opentelemetry_sdk::trace::SpanExporter for NoopExporter {
+    async fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        black_box(batch);
+        Ok(())
+    }
+}
+
+/// A run with a bounded Memory sink (so tens of millions of iterations stay in memory).
+fn crux_scope() -> &'static Scope {
+    static SCOPE: OnceLock<Scope> = OnceLock::new();
+    SCOPE.get_or_init(|| {
+        let observer = Observer::builder()
+            .sink(Memory::bounded(10_000))
+            .capacity(1 << 20)
+            .build();
+        let run = observer.open_run(RunOptions::new("bench", "agent.run"));
+        let scope = run.scope();
+        std::mem::forget(run);
+        scope
+    })
+}
+
+/// Spans per iteration of the span benches: fastrace keeps at most 10 240 local spans
+/// under one parent, so every bench opens its spans in batches under a fresh-enough parent
+/// and reports the time of 100 spans (divide by 100 for one span).
+const BATCH: usize = 100;
+
+mod span {
+    use super::*;
+
+    /// 100 crux spans (start + end: two records each) inside a run, Memory sink attached.
+    #[divan::bench(counters = [divan::counter::ItemsCount::new(BATCH)])]
+    fn crux(b: Bencher) {
+        let scope = crux_scope();
+        let _in_run = scope.enter();
+        b.bench_local(|| {
+            for _ in 0..BATCH {
+                crux_runtime::observe::span("step", "tool.call")
+                    .start()
+                    .end(SpanStatus::Ok);
+            }
+        });
+    }
+
+    #[tracing::instrument(skip_all)]
+    #[inline(never)]
+    fn traced() {
+        black_box(());
+    }
+
+    /// 100 `#[tracing::instrument]` calls with a `registry()` subscriber, as children of an
+    /// entered span.
+    #[divan::bench(counters = [divan::counter::ItemsCount::new(BATCH)])]
+    fn tracing_instrument(b: Bencher) {
+        let root = tracing::info_span!("root");
+        let _entered = root.enter();
+        b.bench_local(|| {
+            for _ in 0..BATCH {
+                traced();
+            }
+        });
+    }
+
+    #[fastrace::trace]
+    #[inline(never)]
+    fn fast() {
+        black_box(());
+    }
+
+    /// 100 fastrace `#[trace]` calls under a local parent (opened per batch, as fastrace
+    /// drops spans beyond 10 240 per parent), reporter set.
+    #[divan::bench(counters = [divan::counter::ItemsCount::new(BATCH)])]
+    fn fastrace_trace(b: Bencher) {
+        b.bench_local(|| {
+            let root = fastrace::Span::root("root", fastrace::prelude::SpanContext::random());
+            let _guard = root.set_local_parent();
+            for _ in 0..BATCH {
+                fast();
+            }
+        });
+    }
+
+    /// 100 OpenTelemetry SDK `tracer.start()` + `end()`, simple processor, no-op exporter.
+    #[divan::bench(counters = [divan::counter::ItemsCount::new(BATCH)])]
+    fn otel_sdk(b: Bencher) {
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_simple_exporter(NoopExporter)
+            .build();
+        let tracer = provider.tracer("bench");
+        b.bench_local(|| {
+            for _ in 0..BATCH {
+                let mut span = tracer.start("step");
+                span.end();
+            }
+        });
+    }
+}
+
+mod parts {
+    /// One wall-clock read (two per span).
+    #[divan::bench]
+    fn timestamp_now() -> crux_runtime::clock::Timestamp {
+        crux_runtime::clock::Timestamp::now()
+    }
+
+    /// One span id.
+    #[divan::bench]
+    fn span_id() -> crux_runtime::ids::SpanId {
+        crux_runtime::ids::SpanId::generate()
+    }
+}
+
+/// The same fields as a captured context with a two-span stack plus a boundary, as
+/// plain strings: what a bare serde round trip costs.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PlainEnvelope {
+    v: u32,
+    observability: PlainContext,
+    boundary: PlainBoundary,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PlainContext {
+    run_id: String,
+    operation_id: String,
+    trace_id: String,
+    segment_id: String,
+    span_stack: Vec<String>,
+    current_span_id: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PlainBoundary {
+    id: String,
+    span_id: String,
+    kind: String,
+    label: String,
+    #[serde(rename = "ref")]
+    function_ref: String,
+    parent_span_stack: Vec<String>,
+    lease_expires_at: String,
+}
+
+fn sample_envelope() -> Envelope {
+    let scope = crux_scope();
+    let outer = scope.span("outer", "agent.run").start();
+    let boundary = outer
+        .scope()
+        .unwrap()
+        .span("plan", "runtime.convex.action")
+        .start();
+    let ctx: CapturedContext = boundary.scope().unwrap().capture();
+    let json = serde_json::json!({
+        "v": 1,
+        "observability": ctx,
+        "boundary": {
+            "id": boundary.id().unwrap(), "spanId": boundary.id().unwrap(), "kind": "action",
+            "label": "plan research", "ref": "research:plan",
+            "parentSpanStack": ctx.span_stack, "leaseExpiresAt": "2026-01-02T03:15:05.678Z"
+        }
+    });
+    Envelope::decode(&json).unwrap()
+}
+
+mod envelope {
+    use super::*;
+
+    /// `__crux` encode to JSON text, parse, strict decode.
+    #[divan::bench]
+    fn crux_encode_decode(b: Bencher) {
+        let env = sample_envelope();
+        b.bench_local(|| {
+            let text = serde_json::to_string(black_box(&env)).unwrap();
+            let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+            Envelope::decode(&value).unwrap()
+        });
+    }
+
+    /// The same fields through a bare serde_json derive round trip (no validation).
+    #[divan::bench]
+    fn serde_json_round_trip(b: Bencher) {
+        let text = serde_json::to_string(&sample_envelope()).unwrap();
+        let plain: PlainEnvelope = serde_json::from_str(&text).unwrap();
+        b.bench_local(|| {
+            let text = serde_json::to_string(black_box(&plain)).unwrap();
+            serde_json::from_str::<PlainEnvelope>(&text).unwrap()
+        });
+    }
+}
+
+/// Sustained throughput into the JSON Lines sink, measured outside divan so that its
+/// size never depends on divan's sample flags: 5 rounds of 200 000 records (100 000
+/// spans) each, every record delivered, the file removed afterwards.
+fn json_lines_throughput() {
+    const SPANS: usize = 100_000;
+    const ROUNDS: usize = 5;
+    let dir = std::env::temp_dir().join(format!("crux-bench-{}", std::process::id()));
+    let sink = JsonLines::open(dir.join("records.jsonl")).unwrap();
+    let observer = Observer::builder().sink(sink).capacity(4 * SPANS).build();
+    let run = observer.open_run(RunOptions::new("bench", "agent.run"));
+    let scope = run.scope();
+    observer.flush_blocking(FlushOptions::FINAL);
+    let mut rates = Vec::new();
+    for _ in 0..ROUNDS {
+        let before = observer.stats();
+        let started = std::time::Instant::now();
+        for _ in 0..SPANS {
+            scope.span("step", "tool.call").start().end(SpanStatus::Ok);
+        }
+        let result = observer.flush_blocking(FlushOptions {
+            timeout: Duration::from_secs(60),
+            terminal: false,
+        });
+        let took = started.elapsed();
+        let after = observer.stats();
+        assert_eq!(result.status, FlushStatus::Drained);
+        assert_eq!(
+            after.delivered - before.delivered,
+            2 * SPANS as u64,
+            "nothing lost"
+        );
+        assert_eq!(after.dropped, 0);
+        rates.push(2.0 * SPANS as f64 / took.as_secs_f64());
+    }
+    drop(run);
+    let _ = std::fs::remove_dir_all(&dir);
+    rates.sort_by(f64::total_cmp);
+    println!(
+        "json_lines_throughput: {} records x {ROUNDS} rounds, all delivered; records/s min {:.0} median {:.0} max {:.0}",
+        2 * SPANS,
+        rates[0],
+        rates[ROUNDS / 2],
+        rates[ROUNDS - 1]
+    );
+}

@@ -1,0 +1,308 @@
+//! Delivery and bounded flush: hung, failing and slow sinks, overflow accounting, N in =
+//! N out, terminal warnings and the JSON Lines sink.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crux_runtime::flush::{FlushOptions, FlushStatus};
+use crux_runtime::observe::{Observer, RunOptions};
+use crux_runtime::record::{Record, RunStatus, SpanStatus};
+use crux_runtime::sink::{JsonLines, Memory, Sink, SinkError};
+
+/// Blocks in `write` until released (a collector that stopped answering).
+#[derive(Clone, Default)]
+struct Hung {
+    release: Arc<(Mutex<bool>, std::sync::Condvar)>,
+    entered: Arc<AtomicBool>,
+}
+
+impl Hung {
+    fn release(&self) {
+        *self.release.0.lock().unwrap() = true;
+        self.release.1.notify_all();
+    }
+}
+
+impl Sink for Hung {
+    fn write(&self, _: &[Record]) -> Result<(), SinkError> {
+        self.entered.store(true, Ordering::SeqCst);
+        let mut released = self.release.0.lock().unwrap();
+        while !*released {
+            released = self.release.1.wait(released).unwrap();
+        }
+        Ok(())
+    }
+}
+
+struct Failing;
+impl Sink for Failing {
+    fn write(&self, _: &[Record]) -> Result<(), SinkError> {
+        Err(SinkError::Other("collector refused".into()))
+    }
+}
+
+struct Panicking;
+impl Sink for Panicking {
+    fn write(&self, _: &[Record]) -> Result<(), SinkError> {
+        panic!("sink bug")
+    }
+}
+
+#[derive(Clone, Default)]
+struct Slow(Arc<AtomicUsize>);
+impl Sink for Slow {
+    fn write(&self, records: &[Record]) -> Result<(), SinkError> {
+        std::thread::sleep(Duration::from_millis(20));
+        self.0.fetch_add(records.len(), Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+fn warnings() -> (
+    Arc<Mutex<Vec<String>>>,
+    impl Fn(&str) + Send + Sync + 'static,
+) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let hook_seen = Arc::clone(&seen);
+    (seen, move |msg: &str| {
+        hook_seen.lock().unwrap().push(msg.to_owned())
+    })
+}
+
+fn emit_run(o: &Observer, spans: usize) {
+    let run = o.open_run(RunOptions::new("r", "agent.run"));
+    let scope = run.scope();
+    for _ in 0..spans {
+        scope.span("s", "tool.call").start().end(SpanStatus::Ok);
+    }
+    run.end(RunStatus::Ok);
+}
+
+#[tokio::test]
+async fn a_hung_sink_cannot_stretch_a_flush_past_its_bound() {
+    let hung = Hung::default();
+    let (seen, hook) = warnings();
+    let o = Observer::builder()
+        .sink(hung.clone())
+        .on_warning(hook)
+        .build();
+    emit_run(&o, 3);
+    let bound = Duration::from_millis(150);
+    let started = Instant::now();
+    let result = o
+        .flush(FlushOptions {
+            timeout: bound,
+            terminal: true,
+        })
+        .await;
+    let took = started.elapsed();
+    assert_eq!(result.status, FlushStatus::Deadline);
+    assert!(result.deadline_exceeded);
+    assert_eq!(
+        result.remaining, 8,
+        "all 8 records were still in the hung sink"
+    );
+    assert!(
+        took >= bound && took < bound + Duration::from_millis(500),
+        "took {took:?}"
+    );
+    assert!(hung.entered.load(Ordering::SeqCst));
+    let warned = seen.lock().unwrap().clone();
+    assert_eq!(warned.len(), 1);
+    assert!(
+        warned[0].contains("did not fully complete"),
+        "{}",
+        warned[0]
+    );
+    assert!(warned[0].contains("status=deadline"));
+
+    // A non-terminal flush against the same hung sink is equally bounded and silent.
+    let result = o
+        .flush(FlushOptions {
+            timeout: Duration::from_millis(50),
+            terminal: false,
+        })
+        .await;
+    assert_eq!(result.status, FlushStatus::Deadline);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+
+    // The blocking flavour is bounded too.
+    let started = Instant::now();
+    let result = o.flush_blocking(FlushOptions {
+        timeout: Duration::from_millis(50),
+        terminal: false,
+    });
+    assert_eq!(result.status, FlushStatus::Deadline);
+    assert!(started.elapsed() < Duration::from_millis(500));
+
+    // Once the sink recovers, nothing was lost.
+    hung.release();
+    let result = o.flush(FlushOptions::FINAL).await;
+    assert_eq!(result.status, FlushStatus::Drained);
+    assert_eq!(o.stats().delivered, 8);
+}
+
+#[tokio::test]
+async fn a_failing_or_panicking_sink_yields_failed_and_counts() {
+    for sink in [Box::new(Failing) as Box<dyn Sink>, Box::new(Panicking)] {
+        let (seen, hook) = warnings();
+        let o = Observer::builder()
+            .sink(BoxSink(sink))
+            .on_warning(hook)
+            .build();
+        emit_run(&o, 2);
+        let result = o.flush(FlushOptions::FINAL).await;
+        assert_eq!(result.status, FlushStatus::Failed);
+        assert_eq!(result.remaining, 0);
+        assert!(!result.deadline_exceeded);
+        let stats = o.stats();
+        assert_eq!((stats.failed, stats.delivered, stats.queued), (6, 0, 0));
+        assert_eq!(seen.lock().unwrap().len(), 1, "terminal failures warn");
+        // The worker survived: later records are still handled.
+        emit_run(&o, 0);
+        o.flush(FlushOptions::BOUNDARY).await;
+        assert_eq!(o.stats().failed, 8);
+    }
+}
+
+struct BoxSink(Box<dyn Sink>);
+impl Sink for BoxSink {
+    fn write(&self, records: &[Record]) -> Result<(), SinkError> {
+        self.0.write(records)
+    }
+}
+
+#[tokio::test]
+async fn a_slow_sink_drains_within_a_generous_bound_and_not_a_tight_one() {
+    let slow = Slow::default();
+    let o = Observer::builder().sink(slow.clone()).build();
+    emit_run(&o, 10);
+    let result = o.flush(FlushOptions::BOUNDARY).await;
+    assert_eq!(result.status, FlushStatus::Drained);
+    assert_eq!(result.delivered, 22);
+    assert_eq!(slow.0.load(Ordering::SeqCst), 22);
+
+    emit_run(&o, 10);
+    let started = Instant::now();
+    let result = o
+        .flush(FlushOptions {
+            timeout: Duration::from_millis(5),
+            terminal: false,
+        })
+        .await;
+    assert!(started.elapsed() < Duration::from_millis(200));
+    assert_eq!(result.status, FlushStatus::Deadline);
+    assert!(result.remaining >= 1);
+}
+
+#[tokio::test]
+async fn overflow_drops_the_oldest_and_counts_it() {
+    let hung = Hung::default();
+    let memory = Memory::new();
+    let o = Observer::builder()
+        .sink(hung.clone())
+        .sink(memory.clone())
+        .capacity(10)
+        .build();
+    let run = o.open_run(RunOptions::new("r", "agent.run"));
+    // Wait until the worker holds run:start inside the hung sink; then queue 25 more.
+    while !hung.entered.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let scope = run.scope();
+    let mut names = Vec::new();
+    for i in 0..25 {
+        let name = format!("span {i}");
+        names.push(name.clone());
+        scope.span(name, "tool.call").start().end(SpanStatus::Ok); // 2 records each
+    }
+    let stats = o.stats();
+    assert_eq!(stats.accepted, 51);
+    assert_eq!(stats.dropped, 40, "50 queued behind a hung sink, 10 kept");
+    hung.release();
+    assert_eq!(
+        o.flush(FlushOptions::FINAL).await.status,
+        FlushStatus::Drained
+    );
+    let kept: Vec<String> = memory
+        .records()
+        .iter()
+        .filter(|r| r["type"] == "span:start")
+        .map(|r| r["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kept, names[20..].to_vec(), "the newest records survive");
+    let stats = o.stats();
+    assert_eq!(stats.delivered + stats.dropped, stats.accepted);
+    drop(run);
+}
+
+#[test]
+fn below_capacity_n_records_in_are_n_records_out_from_many_threads() {
+    let memory = Memory::new();
+    let o = Observer::builder()
+        .sink(memory.clone())
+        .capacity(100_000)
+        .build();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            let o = o.clone();
+            s.spawn(move || {
+                for _ in 0..50 {
+                    emit_run(&o, 20);
+                }
+            });
+        }
+    });
+    let result = o.flush_blocking(FlushOptions::FINAL);
+    assert_eq!(result.status, FlushStatus::Drained);
+    let n = 4 * 50 * (2 + 2 * 20);
+    assert_eq!(memory.len(), n);
+    let stats = o.stats();
+    assert_eq!(
+        (stats.accepted, stats.delivered, stats.dropped, stats.queued),
+        (n as u64, n as u64, 0, 0)
+    );
+}
+
+#[test]
+fn json_lines_appends_one_record_a_line_and_flushes() {
+    let dir = std::env::temp_dir().join(format!("crux-jsonl-{}", std::process::id()));
+    let path = dir.join("nested").join("records.jsonl");
+    let _ = std::fs::remove_dir_all(&dir);
+    for round in 1..=2 {
+        let sink = JsonLines::open(&path).unwrap();
+        assert_eq!(sink.path(), path);
+        let o = Observer::builder().sink(sink).build();
+        emit_run(&o, 3);
+        assert_eq!(
+            o.flush_blocking(FlushOptions::FINAL).status,
+            FlushStatus::Drained
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 8 * round, "append-only across opens");
+        assert_eq!(lines[0]["type"], "run:start");
+    }
+    assert_eq!(
+        JsonLines::default_path(),
+        std::path::Path::new(".crux/records.jsonl")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn flushing_a_disabled_or_idle_observer_is_immediate() {
+    let r = Observer::disabled().flush(FlushOptions::FINAL).await;
+    assert_eq!(r.status, FlushStatus::Drained);
+    let o = Observer::builder().sink(Memory::new()).build();
+    let started = Instant::now();
+    assert_eq!(
+        o.flush(FlushOptions::FINAL).await.status,
+        FlushStatus::Drained
+    );
+    assert!(started.elapsed() < Duration::from_millis(500));
+}
