@@ -8,6 +8,8 @@ pub use crux_macros::{
 };
 #[cfg(feature = "otel")]
 pub use crux_runtime::otel;
+#[cfg(feature = "tracing")]
+pub use crux_runtime::tracing;
 pub use crux_runtime::{Error, ErrorKind, Function, FunctionKind, Metadata, Result, Visibility};
 pub use crux_runtime::{envelope, function, ids, local};
 

@@ -25,6 +25,8 @@ pub mod run;
 pub mod sink;
 pub mod span;
 pub mod taxonomy;
+#[cfg(feature = "tracing")]
+pub mod tracing;
 pub mod wire;
 
 #[doc(hidden)]
