@@ -177,6 +177,8 @@ fn a_malformed_endpoint_is_a_typed_error_naming_it() {
     let err = OtlpSink::new("localhost:4318").unwrap_err();
     assert!(matches!(err, OtlpError::InvalidEndpoint { .. }));
     assert!(err.to_string().contains("localhost:4318"), "{err}");
+    let err = OtlpSink::new("https://collector.example/v1/traces").unwrap_err();
+    assert!(err.to_string().contains("no TLS"), "{err}");
     let err = OtlpSink::new("http://exa mple/v1/traces").unwrap_err();
     assert!(err.to_string().contains("exa mple"), "{err}");
 }

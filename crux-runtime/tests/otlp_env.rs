@@ -27,4 +27,14 @@ fn from_env_exports_only_when_an_endpoint_is_set() {
         );
     }
     assert!(OtlpSink::from_env().is_some());
+    unsafe {
+        std::env::set_var(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "https://collector.example/v1/traces",
+        );
+    }
+    assert!(
+        OtlpSink::from_env().is_none(),
+        "no TLS: refused with a note, not a silent failure"
+    );
 }

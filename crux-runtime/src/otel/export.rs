@@ -168,7 +168,7 @@ impl Worker {
                 while !q.shutdown
                     && !q.flush_wanted
                     && q.spans.len() < self.settings.batch_size
-                    && !(since.elapsed() >= self.settings.delay && !q.spans.is_empty())
+                    && (since.elapsed() < self.settings.delay || q.spans.is_empty())
                 {
                     let wait = if q.spans.is_empty() {
                         Duration::from_secs(3600)

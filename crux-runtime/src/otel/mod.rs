@@ -207,20 +207,16 @@ impl OtelSinkBuilder {
     /// when neither `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` nor `OTEL_EXPORTER_OTLP_ENDPOINT`
     /// is set.
     pub fn build_otlp_from_env(self) -> Result<Option<OtlpSink>, OtlpError> {
-        if endpoint_from_env().is_none() {
+        let Some(endpoint) = endpoint_from_env() else {
             return Ok(None);
-        }
+        };
+        check_endpoint(endpoint.trim())?;
         self.otlp(None).map(Some)
     }
 
     fn otlp(self, endpoint: Option<&str>) -> Result<OtlpSink, OtlpError> {
         if let Some(e) = endpoint {
-            if !(e.starts_with("http://") || e.starts_with("https://")) {
-                return Err(OtlpError::InvalidEndpoint {
-                    endpoint: e.to_owned(),
-                    reason: "it must be an http:// URL (https needs a TLS-enabled client)",
-                });
-            }
+            check_endpoint(e)?;
         }
         let timeout = env_timeout().unwrap_or(self.export_timeout);
         let mut b = opentelemetry_otlp::SpanExporter::builder()
@@ -237,6 +233,17 @@ impl OtelSinkBuilder {
             sink: self.export_timeout(timeout).build(exporter),
         })
     }
+}
+
+fn check_endpoint(endpoint: &str) -> Result<(), OtlpError> {
+    if endpoint.starts_with("http://") {
+        return Ok(());
+    }
+    Err(OtlpError::InvalidEndpoint {
+        endpoint: endpoint.to_owned(),
+        reason: "it must be a plain http:// URL such as http://127.0.0.1:4318/v1/traces \
+                 (this exporter has no TLS; put a local collector in front of a TLS backend)",
+    })
 }
 
 fn endpoint_from_env() -> Option<String> {
