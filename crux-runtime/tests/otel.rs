@@ -354,6 +354,39 @@ fn a_hung_exporter_cannot_stretch_a_flush_and_overflow_is_counted() {
 }
 
 #[test]
+fn a_hung_collector_holds_up_other_sinks_for_one_export_timeout_at_most() {
+    let memory = crux_runtime::sink::Memory::new();
+    let otel = OtelSink::builder()
+        .export_timeout(Duration::from_millis(200))
+        .build(Hanging);
+    let observer = Observer::builder()
+        .sink(otel.clone())
+        .sink(memory.clone())
+        .build();
+    let run = observer.open_run(RunOptions::new("chat", "agent.run"));
+    let run_id = run.run_id();
+    let t = Instant::now();
+    for _ in 0..10 {
+        run.scope()
+            .span("hop", "runtime.convex.action")
+            .start()
+            .end(SpanStatus::Ok);
+        // A boundary flush per hop, as run_action does.
+        let r = observer.flush_blocking(FlushOptions::BOUNDARY);
+        assert_ne!(r.status, FlushStatus::Drained);
+    }
+    run.end(RunStatus::Ok);
+    observer.flush_blocking(FlushOptions::FINAL);
+    // One export timeout (200 ms), not ten: the other sink got every record promptly.
+    assert!(
+        t.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(memory.records_of_run(run_id).len(), 22);
+}
+
+#[test]
 fn spans_left_open_past_the_cap_are_dropped_and_counted() {
     let exporter = InMemorySpanExporter::default();
     let sink = OtelSink::builder()

@@ -3,7 +3,7 @@
 //! waits on the network outside a flush.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -74,6 +74,10 @@ pub(crate) struct Worker {
     pub(crate) exported: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) dropped: AtomicU64,
+    /// The last export failed or a flush timed out: flushes stop waiting (the export
+    /// thread keeps trying) until an export succeeds, so a dead or hung collector holds
+    /// crux's delivery thread for one export timeout at most, not once per flush.
+    unhealthy: AtomicBool,
     settings: Settings,
 }
 
@@ -92,6 +96,7 @@ impl Worker {
             exported: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            unhealthy: AtomicBool::new(false),
             settings,
         });
         let for_thread = Arc::clone(&worker);
@@ -137,9 +142,13 @@ impl Worker {
         let target = q.enqueued;
         q.flush_wanted = true;
         self.wake.notify_one();
+        if q.settled < target && self.unhealthy.load(Ordering::Acquire) {
+            return false;
+        }
         while q.settled < target {
             let now = Instant::now();
             if now >= deadline || q.shutdown {
+                self.unhealthy.store(true, Ordering::Release);
                 return false;
             }
             q = self
@@ -198,6 +207,7 @@ impl Worker {
                     .is_ok_and(|r| r.is_ok());
             let counter = if ok { &self.exported } else { &self.failed };
             counter.fetch_add(n, Ordering::AcqRel);
+            self.unhealthy.store(!ok, Ordering::Release);
             let mut q = lock(&self.queue);
             q.settled += n;
             self.settled.notify_all();
