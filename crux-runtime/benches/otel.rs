@@ -95,15 +95,21 @@ mod tracing_event {
     }
 }
 
-/// 100 spans' records (start + end), as the delivery worker hands them to a sink.
+/// 100 spans' records (start + end) of one segment, as the delivery worker hands them to
+/// a sink.
 fn records() -> Vec<Record> {
+    let (run_id, segment_id, trace_id) = (
+        RunId::generate(),
+        SegmentId::generate(),
+        TraceId::generate(),
+    );
     let base = |seq| Base {
         record_id: None,
-        run_id: RunId::generate(),
-        operation_id: RunId::generate(),
-        segment_id: SegmentId::generate(),
+        run_id,
+        operation_id: run_id,
+        segment_id,
         segment_seq: seq,
-        trace_id: TraceId::generate(),
+        trace_id,
         extra: None,
     };
     let now = Timestamp::now();

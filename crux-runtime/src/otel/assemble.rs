@@ -17,6 +17,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use opentelemetry::trace::{
@@ -60,6 +61,14 @@ pub(crate) struct Assembler {
     max_open: usize,
     counter: u64,
     scope: InstrumentationScope,
+    last_ids: Option<(SegmentId, SegmentIds)>,
+}
+
+#[derive(Clone)]
+struct SegmentIds {
+    run: Arc<str>,
+    operation: Option<Arc<str>>,
+    segment: Arc<str>,
 }
 
 impl Assembler {
@@ -74,6 +83,7 @@ impl Assembler {
             scope: InstrumentationScope::builder("crux")
                 .with_version(env!("CARGO_PKG_VERSION"))
                 .build(),
+            last_ids: None,
         }
     }
 
@@ -258,6 +268,24 @@ impl Assembler {
         }
     }
 
+    /// The id strings of a segment's records, formatted once per segment (records of a
+    /// segment arrive together).
+    fn segment_ids(&mut self, b: &Base) -> SegmentIds {
+        match &self.last_ids {
+            Some((seg, ids)) if *seg == b.segment_id => ids.clone(),
+            _ => {
+                let ids = SegmentIds {
+                    run: Arc::from(b.run_id.to_string()),
+                    operation: (b.operation_id != b.run_id)
+                        .then(|| Arc::from(b.operation_id.to_string())),
+                    segment: Arc::from(b.segment_id.to_string()),
+                };
+                self.last_ids = Some((b.segment_id, ids.clone()));
+                ids
+            }
+        }
+    }
+
     /// The span that null-parent spans of this segment hang under.
     fn segment_span(&self, b: &Base) -> SpanId {
         self.segment_spans
@@ -288,14 +316,12 @@ impl Assembler {
         if let Some(family) = taxonomy::family_of(primitive) {
             attrs.push(KeyValue::new("crux.family", family));
         }
-        attrs.push(KeyValue::new("crux.run.id", b.run_id.to_string()));
-        if b.operation_id != b.run_id {
-            attrs.push(KeyValue::new(
-                "crux.operation.id",
-                b.operation_id.to_string(),
-            ));
+        let ids = self.segment_ids(b);
+        attrs.push(KeyValue::new("crux.run.id", ids.run.clone()));
+        if let Some(op) = &ids.operation {
+            attrs.push(KeyValue::new("crux.operation.id", op.clone()));
         }
-        attrs.push(KeyValue::new("crux.segment.id", b.segment_id.to_string()));
+        attrs.push(KeyValue::new("crux.segment.id", ids.segment.clone()));
         if let Some(c) = b.extra.as_ref().and_then(|e| e.correlators.as_ref()) {
             if let Some(s) = &c.session_id {
                 attrs.push(KeyValue::new("session.id", s.clone()));
