@@ -212,15 +212,47 @@ fn sample_envelope() -> Envelope {
 mod envelope {
     use super::*;
 
-    /// `__crux` encode to JSON text, parse, strict decode.
+    /// `__crux` encode to JSON text, then strict decode of that text.
     #[divan::bench]
     fn crux_encode_decode(b: Bencher) {
+        let env = sample_envelope();
+        b.bench_local(|| {
+            let text = serde_json::to_string(black_box(&env)).unwrap();
+            Envelope::decode_str(&text).unwrap()
+        });
+    }
+
+    /// The same through a `serde_json::Value` tree (parse, then `Envelope::decode`).
+    #[divan::bench]
+    fn crux_encode_decode_via_value(b: Bencher) {
         let env = sample_envelope();
         b.bench_local(|| {
             let text = serde_json::to_string(black_box(&env)).unwrap();
             let value: serde_json::Value = serde_json::from_str(&text).unwrap();
             Envelope::decode(&value).unwrap()
         });
+    }
+
+    /// Encode only: `Envelope` to JSON text.
+    #[divan::bench]
+    fn crux_encode(b: Bencher) {
+        let env = sample_envelope();
+        b.bench_local(|| serde_json::to_string(black_box(&env)).unwrap());
+    }
+
+    /// Strict decode only, from an already parsed `serde_json::Value` (what a host that
+    /// took `__crux` out of the argument object holds).
+    #[divan::bench]
+    fn crux_decode_value(b: Bencher) {
+        let value = sample_envelope().to_value();
+        b.bench_local(|| Envelope::decode(black_box(&value)).unwrap());
+    }
+
+    /// Parsing the text into a `serde_json::Value` only.
+    #[divan::bench]
+    fn parse_value(b: Bencher) {
+        let text = serde_json::to_string(&sample_envelope()).unwrap();
+        b.bench_local(|| serde_json::from_str::<serde_json::Value>(black_box(&text)).unwrap());
     }
 
     /// The same fields through a bare serde_json derive round trip (no validation).

@@ -5,10 +5,11 @@
 //! wakes the flush, so a hung sink cannot stretch it past its bound, and it works under
 //! any executor (no tokio timer needed).
 
+use std::collections::BinaryHeap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -158,7 +159,7 @@ impl Waiter {
             status: FlushStatus::Deadline,
             delivered,
             rejected,
-            remaining: self.target.saturating_sub(done).max(1),
+            remaining: self.target.saturating_sub(done),
             deadline_exceeded: true,
         }
     }
@@ -169,6 +170,7 @@ pub(crate) struct FlushWait {
     pipeline: Arc<Pipeline>,
     waiter: Arc<Waiter>,
     deadline: Instant,
+    timer_armed: bool,
 }
 
 impl FlushWait {
@@ -180,6 +182,7 @@ impl FlushWait {
             pipeline,
             waiter,
             deadline,
+            timer_armed: false,
         }
     }
 
@@ -208,7 +211,7 @@ impl FlushWait {
 impl Future for FlushWait {
     type Output = FlushResult;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<FlushResult> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<FlushResult> {
         {
             let mut slot = lock(&self.waiter.slot);
             if let Some(r) = slot.outcome {
@@ -217,7 +220,10 @@ impl Future for FlushWait {
             if Instant::now() < self.deadline {
                 slot.waker = Some(cx.waker().clone());
                 drop(slot);
-                timer().schedule(self.deadline, cx.waker().clone());
+                if !self.timer_armed {
+                    self.timer_armed = true;
+                    timer().schedule(self.deadline, Arc::downgrade(&self.waiter));
+                }
                 return Poll::Pending;
             }
         }
@@ -225,66 +231,93 @@ impl Future for FlushWait {
     }
 }
 
-/// A tiny deadline timer on its own thread: wakes wakers when their instant passes.
+/// One armed deadline: wakes whatever waker its flush holds when `at` passes.
+struct Deadline {
+    at: Instant,
+    waiter: Weak<Waiter>,
+}
+
+impl PartialEq for Deadline {
+    fn eq(&self, other: &Self) -> bool {
+        self.at == other.at
+    }
+}
+impl Eq for Deadline {}
+impl PartialOrd for Deadline {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Deadline {
+    /// Reversed, so the max-heap pops the earliest deadline first.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.at.cmp(&self.at)
+    }
+}
+
+/// A tiny deadline timer on its own thread (a heap of deadlines, a condvar).
 struct Timer {
-    entries: Mutex<Vec<(Instant, Waker)>>,
+    deadlines: Mutex<BinaryHeap<Deadline>>,
     changed: Condvar,
 }
 
 fn timer() -> &'static Timer {
     static TIMER: OnceLock<Timer> = OnceLock::new();
     TIMER.get_or_init(|| {
-        let spawned = std::thread::Builder::new()
+        // Should the thread fail to start, a flush still ends: the worker wakes it on
+        // completion and every poll checks the deadline.
+        let _ = std::thread::Builder::new()
             .name("crux-flush-timer".into())
             .spawn(|| timer().run());
-        if spawned.is_err() {
-            // Without the thread a flush still ends: every poll checks the deadline, and
-            // the worker wakes it on completion.
-        }
         Timer {
-            entries: Mutex::new(Vec::new()),
+            deadlines: Mutex::new(BinaryHeap::new()),
             changed: Condvar::new(),
         }
     })
 }
 
 impl Timer {
-    fn schedule(&self, at: Instant, waker: Waker) {
-        let mut entries = lock(&self.entries);
-        if let Some(e) = entries
-            .iter_mut()
-            .find(|(t, w)| *t == at && w.will_wake(&waker))
-        {
-            e.1 = waker;
-            return;
+    fn schedule(&self, at: Instant, waiter: Weak<Waiter>) {
+        let mut deadlines = lock(&self.deadlines);
+        let earliest = deadlines.peek().is_none_or(|d| at < d.at);
+        deadlines.push(Deadline { at, waiter });
+        if earliest {
+            self.changed.notify_one();
         }
-        entries.push((at, waker));
-        self.changed.notify_one();
     }
 
     fn run(&self) {
-        let mut entries = lock(&self.entries);
+        let mut due = Vec::new();
+        let mut deadlines = lock(&self.deadlines);
         loop {
             let now = Instant::now();
-            let mut i = 0;
-            while i < entries.len() {
-                if entries[i].0 <= now {
-                    entries.swap_remove(i).1.wake();
-                } else {
-                    i += 1;
+            while deadlines.peek().is_some_and(|d| d.at <= now) {
+                if let Some(waiter) = deadlines.pop().and_then(|d| d.waiter.upgrade()) {
+                    due.push(waiter);
                 }
             }
-            let next = entries.iter().map(|(t, _)| *t).min();
-            entries = match next {
-                Some(t) => {
+            if !due.is_empty() {
+                // Wake without holding the heap: a waker may poll inline and re-arm.
+                drop(deadlines);
+                for waiter in due.drain(..) {
+                    let waker = lock(&waiter.slot).waker.take();
+                    if let Some(w) = waker {
+                        w.wake();
+                    }
+                }
+                deadlines = lock(&self.deadlines);
+                continue;
+            }
+            deadlines = match deadlines.peek().map(|d| d.at) {
+                Some(at) => {
                     self.changed
-                        .wait_timeout(entries, t.saturating_duration_since(Instant::now()))
+                        .wait_timeout(deadlines, at.saturating_duration_since(Instant::now()))
                         .unwrap_or_else(|e| e.into_inner())
                         .0
                 }
                 None => self
                     .changed
-                    .wait(entries)
+                    .wait(deadlines)
                     .unwrap_or_else(|e| e.into_inner()),
             };
         }

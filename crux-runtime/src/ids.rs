@@ -109,14 +109,37 @@ fn random_12() -> [u8; 12] {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-fn write_hex(bytes: &[u8], f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    let mut buf = [0u8; 64];
-    for (i, b) in bytes.iter().enumerate() {
-        buf[2 * i] = HEX[usize::from(b >> 4)];
-        buf[2 * i + 1] = HEX[usize::from(b & 0xf)];
+/// An id's wire text, built on the stack (no formatter machinery on the hot path).
+pub(crate) struct IdBuf {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl IdBuf {
+    fn new() -> Self {
+        Self {
+            buf: [0; 48],
+            len: 0,
+        }
     }
-    // The buffer holds ASCII hex only.
-    f.write_str(std::str::from_utf8(&buf[..bytes.len() * 2]).unwrap_or_default())
+
+    fn push_str(&mut self, s: &str) {
+        self.buf[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
+        self.len += s.len();
+    }
+
+    fn push_hex(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.buf[self.len] = HEX[usize::from(b >> 4)];
+            self.buf[self.len + 1] = HEX[usize::from(b & 0xf)];
+            self.len += 2;
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII is ever pushed.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
 }
 
 fn hex_val(c: u8) -> Option<u8> {
@@ -156,9 +179,15 @@ fn parse_hex<const N: usize>(
 
 macro_rules! string_serde {
     ($t:ty, $expecting:literal) => {
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.encode().as_str())
+            }
+        }
+
         impl Serialize for $t {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(self)
+                s.serialize_str(self.encode().as_str())
             }
         }
 
@@ -191,9 +220,11 @@ impl TraceId {
     }
 }
 
-impl fmt::Display for TraceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_hex(&self.0.to_be_bytes(), f)
+impl TraceId {
+    pub(crate) fn encode(&self) -> IdBuf {
+        let mut b = IdBuf::new();
+        b.push_hex(&self.0.to_be_bytes());
+        b
     }
 }
 
@@ -217,9 +248,11 @@ impl SpanId {
     }
 }
 
-impl fmt::Display for SpanId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_hex(&self.0.to_be_bytes(), f)
+impl SpanId {
+    pub(crate) fn encode(&self) -> IdBuf {
+        let mut b = IdBuf::new();
+        b.push_hex(&self.0.to_be_bytes());
+        b
     }
 }
 
@@ -244,10 +277,12 @@ macro_rules! prefixed_12 {
             }
         }
 
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str($prefix)?;
-                write_hex(&self.0, f)
+        impl $t {
+            pub(crate) fn encode(&self) -> IdBuf {
+                let mut b = IdBuf::new();
+                b.push_str($prefix);
+                b.push_hex(&self.0);
+                b
             }
         }
 
@@ -312,10 +347,12 @@ macro_rules! prefixed_8 {
             }
         }
 
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str($prefix)?;
-                write_hex(&self.0.to_be_bytes(), f)
+        impl $t {
+            pub(crate) fn encode(&self) -> IdBuf {
+                let mut b = IdBuf::new();
+                b.push_str($prefix);
+                b.push_hex(&self.0.to_be_bytes());
+                b
             }
         }
 
@@ -363,11 +400,12 @@ pub struct RecordId {
     pub counter: u64,
 }
 
-impl fmt::Display for RecordId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("rec_")?;
-        write_hex(&self.random.to_be_bytes(), f)?;
-        f.write_str("_")?;
+impl RecordId {
+    pub(crate) fn encode(&self) -> IdBuf {
+        let mut out = IdBuf::new();
+        out.push_str("rec_");
+        out.push_hex(&self.random.to_be_bytes());
+        out.push_str("_");
         let mut buf = [0u8; 16];
         let mut n = self.counter;
         let mut i = buf.len();
@@ -379,7 +417,8 @@ impl fmt::Display for RecordId {
                 break;
             }
         }
-        f.write_str(std::str::from_utf8(&buf[i..]).unwrap_or_default())
+        out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+        out
     }
 }
 

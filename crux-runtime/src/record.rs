@@ -258,6 +258,29 @@ pub enum Body {
         /// Attributes set after the start.
         attributes: Attributes,
     },
+    /// `span`: a finished span in one record (start and end together).
+    Span {
+        /// The span.
+        span_id: SpanId,
+        /// Its parent within the run.
+        parent_span_id: Option<SpanId>,
+        /// The canonical primitive (its family is derived).
+        primitive: &'static str,
+        /// The span's name.
+        name: Cow<'static, str>,
+        /// Start time.
+        started_at: Timestamp,
+        /// End time.
+        ended_at: Timestamp,
+        /// `ended_at - started_at`, never negative.
+        duration_ms: u64,
+        /// Final status.
+        status: SpanStatus,
+        /// Error summary when failed.
+        error: Option<ErrorSummary>,
+        /// Attributes.
+        attributes: Attributes,
+    },
     /// `span:event`.
     SpanEvent {
         /// The span.
@@ -343,6 +366,7 @@ impl Record {
             Body::RunEnd { .. } => "run:end",
             Body::SpanStart { .. } => "span:start",
             Body::SpanEnd { .. } => "span:end",
+            Body::Span { .. } => "span",
             Body::SpanEvent { .. } => "span:event",
             Body::Edge { .. } => "edge",
             Body::Artifact { .. } => "artifact",
@@ -379,6 +403,16 @@ impl Record {
                 return Err(InvalidRecord::Empty("suspend reason"));
             }
             Body::SpanStart {
+                primitive, name, ..
+            } => {
+                if taxonomy::family_of(primitive).is_none() {
+                    return Err(InvalidRecord::UnknownPrimitive(primitive));
+                }
+                if name.is_empty() {
+                    return Err(InvalidRecord::Empty("span name"));
+                }
+            }
+            Body::Span {
                 primitive, name, ..
             } => {
                 if taxonomy::family_of(primitive).is_none() {
@@ -542,6 +576,32 @@ impl Serialize for Record {
                 attributes,
             } => {
                 m.serialize_entry("spanId", span_id)?;
+                m.serialize_entry("endedAt", ended_at)?;
+                m.serialize_entry("durationMs", duration_ms)?;
+                m.serialize_entry("status", status.as_str())?;
+                if let Some(e) = error {
+                    m.serialize_entry("error", e)?;
+                }
+                attrs(&mut m, attributes)?;
+            }
+            Body::Span {
+                span_id,
+                parent_span_id,
+                primitive,
+                name,
+                started_at,
+                ended_at,
+                duration_ms,
+                status,
+                error,
+                attributes,
+            } => {
+                m.serialize_entry("spanId", span_id)?;
+                m.serialize_entry("parentSpanId", parent_span_id)?;
+                m.serialize_entry("family", &taxonomy::family_of(primitive))?;
+                m.serialize_entry("primitive", primitive)?;
+                m.serialize_entry("name", name)?;
+                m.serialize_entry("startedAt", started_at)?;
                 m.serialize_entry("endedAt", ended_at)?;
                 m.serialize_entry("durationMs", duration_ms)?;
                 m.serialize_entry("status", status.as_str())?;

@@ -49,6 +49,34 @@ impl SpanBuilder {
         self
     }
 
+    /// Records a span that already finished, as one combined `span` record (start and
+    /// end together); returns its id (`None` outside any context).
+    ///
+    /// For work timed elsewhere (a model call reported after the fact, a span imported
+    /// from another tracer). A start after the end is recorded as a zero duration.
+    pub fn record_finished(
+        self,
+        started_at: Timestamp,
+        ended_at: Timestamp,
+        status: SpanStatus,
+    ) -> Option<SpanId> {
+        let scope = self.scope.filter(|s| s.segment.enabled())?;
+        let id = SpanId::generate();
+        scope.segment.emit(Body::Span {
+            span_id: id,
+            parent_span_id: scope.current_span_id(),
+            primitive: self.primitive,
+            name: self.name,
+            started_at,
+            ended_at,
+            duration_ms: ended_at.millis_since(started_at),
+            status,
+            error: None,
+            attributes: self.attributes,
+        });
+        Some(id)
+    }
+
     /// Emits `span:start` and returns the open span.
     ///
     /// A primitive outside the taxonomy is not a panic: the records are counted as

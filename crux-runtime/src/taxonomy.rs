@@ -230,12 +230,25 @@ mod tests {
 
     #[test]
     fn matches_the_typescript_fixture() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/reference/fixtures/taxonomy.json"
-        );
-        let Ok(text) = std::fs::read_to_string(path) else {
-            println!("note: {path} is absent; skipping the fixture comparison");
+        // `shared/` sits beside the checkout (CI: `X/../shared`); a git worktree under
+        // `wt/` sits one level deeper.
+        let candidates = [
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../shared/reference/fixtures/taxonomy.json"
+            ),
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../../shared/reference/fixtures/taxonomy.json"
+            ),
+        ];
+        let Some(text) = candidates
+            .iter()
+            .find_map(|p| std::fs::read_to_string(p).ok())
+        else {
+            println!(
+                "note: taxonomy.json is absent ({candidates:?}); skipping the fixture comparison"
+            );
             return;
         };
         let fixture: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -10,8 +10,6 @@ use serde_json::{Map, Value};
 
 use crate::ids::IdError;
 
-/// Longest string accepted anywhere in untrusted input, unless a field says otherwise.
-pub const MAX_STRING: usize = 1024;
 /// Most keys an untrusted object may have (known and unknown together).
 pub const MAX_KEYS: usize = 32;
 /// Deepest nesting accepted in an untrusted value (the envelope itself is depth 1).

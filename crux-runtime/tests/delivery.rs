@@ -306,3 +306,53 @@ async fn flushing_a_disabled_or_idle_observer_is_immediate() {
     );
     assert!(started.elapsed() < Duration::from_millis(500));
 }
+
+/// A minimal executor: parks the thread until woken (no tokio timer available).
+fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+#[test]
+fn flush_needs_no_tokio_and_is_woken_at_its_deadline() {
+    let hung = Hung::default();
+    let o = Observer::builder().sink(hung.clone()).build();
+    emit_run(&o, 1);
+    let started = Instant::now();
+    let result = block_on(o.flush(FlushOptions {
+        timeout: Duration::from_millis(80),
+        terminal: false,
+    }));
+    assert_eq!(result.status, FlushStatus::Deadline);
+    assert!(started.elapsed() < Duration::from_millis(600));
+    hung.release();
+    assert_eq!(
+        block_on(o.flush(FlushOptions::FINAL)).status,
+        FlushStatus::Drained
+    );
+}
+
+#[test]
+fn handles_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Observer>();
+    send_sync::<crux_runtime::observe::Scope>();
+    send_sync::<crux_runtime::envelope::CapturedContext>();
+    send::<crux_runtime::observe::Run>();
+    send::<crux_runtime::observe::Span>();
+    send::<crux_runtime::observe::WithContext<std::future::Ready<()>>>();
+}

@@ -512,6 +512,27 @@ fn hostile_envelopes_are_rejected_with_field_and_reason() {
 }
 
 #[test]
+fn text_decoding_matches_value_decoding() {
+    let fixture = ts_action_envelope();
+    let text = fixture.to_string();
+    assert_eq!(Envelope::decode_str(&text), Envelope::decode(&fixture));
+    // Unknown keys and escapes take the general path and still agree.
+    let mut with_extra = fixture.clone();
+    with_extra["observability"]["hint"] = json!("x");
+    with_extra["boundary"]["label"] = json!("plan \u{e9} \"research\"");
+    assert_eq!(
+        Envelope::decode_str(&with_extra.to_string()).unwrap(),
+        Envelope::decode(&with_extra).unwrap()
+    );
+    let err = Envelope::decode_str("{\"v\": 1,").unwrap_err();
+    assert_eq!(err.path(), "");
+    assert_eq!(
+        err.to_string(),
+        "invalid `__crux` envelope: the value is not valid JSON"
+    );
+}
+
+#[test]
 fn error_messages_name_the_field_and_the_fix() {
     let bad = set(
         ts_action_envelope(),

@@ -61,6 +61,14 @@ pub fn render_tree(records: &[Value]) -> String {
                     run_lines.push(format!("  {line}"));
                 }
             }
+            // A combined record is its own start and end.
+            "span" => {
+                span_status.insert(str_of(r, "spanId"), str_of(r, "status"));
+                match r.get("parentSpanId").and_then(Value::as_str) {
+                    Some(p) => children.entry(p.to_owned()).or_default().push(r),
+                    None => roots.push(r),
+                }
+            }
             _ => {}
         }
     }

@@ -5,6 +5,7 @@
 //! checked, strings and arrays are capped, control characters and unknown versions are
 //! rejected, nesting is limited, and the error names the field. Unknown keys are ignored
 //! (a newer TypeScript writer may add fields) but count against the key cap.
+//! [`Envelope::decode_str`] applies the same rules to JSON text, with a typed fast path.
 //!
 //! ```
 //! use crux_runtime::envelope::Envelope;
@@ -37,6 +38,8 @@ use crate::clock::Timestamp;
 use crate::context::Scope;
 use crate::ids::{RunId, SegmentId, SpanId, TraceId};
 use crate::wire::{FieldError, MAX_DEPTH, Obj, Path, Reason, check_depth, id_item, type_name};
+
+mod text;
 
 /// The only envelope version this build writes and accepts.
 pub const ENVELOPE_VERSION: u64 = 1;
@@ -91,6 +94,17 @@ impl Envelope {
     /// Strictly decodes an untrusted `__crux` value.
     pub fn decode(value: &Value) -> Result<Envelope, EnvelopeError> {
         decode_envelope(value).map_err(EnvelopeError)
+    }
+
+    /// Strictly decodes envelope JSON text: the same rules and results as
+    /// [`decode`](Envelope::decode), with a fast typed path for well-formed input.
+    pub fn decode_str(json: &str) -> Result<Envelope, EnvelopeError> {
+        if let Some(env) = text::decode_fast(json) {
+            return Ok(env);
+        }
+        let value: Value = serde_json::from_str(json)
+            .map_err(|_| EnvelopeError(Path::Root.err(Reason::Invalid("is not valid JSON"))))?;
+        Envelope::decode(&value)
     }
 
     /// The JSON value to put under `__crux`.
