@@ -181,6 +181,32 @@ fn a_support_chat_waterfall_becomes_one_trace_with_crux_ids_parentage_and_semant
 }
 
 #[test]
+fn a_combined_span_record_is_one_finished_span_under_its_parent() {
+    use crux_runtime::clock::Timestamp;
+    let (observer, _sink, exporter) = setup();
+    let run = observer.open_run(RunOptions::new("chat", "agent.run"));
+    let started = Timestamp::now();
+    let id = run
+        .scope()
+        .span("cache lookup", "cache.lookup")
+        .attr("hit", true)
+        .record_finished(started, started.plus_millis(7), SpanStatus::Ok)
+        .unwrap();
+    let root = run.run_id().root_span_id();
+    run.end(RunStatus::Ok);
+    let spans = spans(&observer, &exporter);
+    let cache = named(&spans, "cache lookup");
+    assert_eq!(cache.span_context.span_id(), sid(id));
+    assert_eq!(cache.parent_span_id, sid(root));
+    assert_eq!(cache.status, Status::Ok);
+    assert_eq!(attr(cache, "hit"), Some(Value::Bool(true)));
+    assert_eq!(
+        cache.end_time.duration_since(cache.start_time).unwrap(),
+        Duration::from_millis(7)
+    );
+}
+
+#[test]
 fn a_failed_run_is_an_error_span_with_an_exception_event() {
     let (observer, _sink, exporter) = setup();
     let run = observer.open_run(RunOptions::new("daily briefing", "flow.run"));

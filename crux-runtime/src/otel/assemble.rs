@@ -6,7 +6,8 @@
 //!   its parent is the triggering span of a parent run, else the parent run's span, else
 //!   the remote W3C parent. `run:end`/`run:suspend` end it.
 //! - `run:resume` opens a span for the resumed segment under the run's span.
-//! - `span:start`/`span:end` map one to one, with the Crux span ids; a span whose
+//! - `span:start`/`span:end` (or one combined `span` record) map one to one, with the
+//!   Crux span ids; a span whose
 //!   `parentSpanId` is null hangs under its segment's span (run or resume).
 //! - `span:event` becomes a span event (`exception` events keep the OTel names).
 //! - an `edge` becomes a span link on whichever end is open here (a detached scheduled
@@ -233,6 +234,33 @@ impl Assembler {
                 attributes,
                 out,
             ),
+            Body::Span {
+                span_id,
+                parent_span_id,
+                primitive,
+                name,
+                started_at,
+                ended_at,
+                status,
+                error,
+                attributes,
+                ..
+            } => {
+                let parent = parent_span_id.unwrap_or_else(|| self.segment_span(b));
+                self.open(
+                    b,
+                    *span_id,
+                    Some(parent),
+                    false,
+                    name.clone(),
+                    primitive,
+                    *started_at,
+                    attributes,
+                    Vec::new(),
+                );
+                let none = Attributes::new();
+                self.close(*span_id, *ended_at, *status, error.as_ref(), &none, out);
+            }
             Body::SpanEvent {
                 span_id,
                 name,
