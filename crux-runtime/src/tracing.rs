@@ -1,7 +1,7 @@
 //! `tracing` integration (feature `tracing`): [`CruxLayer`], a `tracing_subscriber`
 //! layer that records `tracing` events as `span:event` records on the current Crux span,
 //! so logs written inside a handler land in the run's tree (and, through
-//! [`otel`](crate::otel), as OpenTelemetry span events).
+//! the `otel` feature's sink, as OpenTelemetry span events).
 //!
 //! ```
 //! use tracing_subscriber::layer::SubscriberExt;
