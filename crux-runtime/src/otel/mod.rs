@@ -97,7 +97,7 @@ pub struct OtelSinkBuilder {
     queue_capacity: usize,
     batch_size: usize,
     schedule_delay: Duration,
-    export_timeout: Duration,
+    export_timeout: Option<Duration>,
     max_open_spans: usize,
     resource: Vec<KeyValue>,
     service_name: Option<String>,
@@ -109,7 +109,7 @@ impl Default for OtelSinkBuilder {
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             batch_size: DEFAULT_BATCH_SIZE,
             schedule_delay: DEFAULT_SCHEDULE_DELAY,
-            export_timeout: DEFAULT_EXPORT_TIMEOUT,
+            export_timeout: None,
             max_open_spans: DEFAULT_MAX_OPEN_SPANS,
             resource: Vec::new(),
             service_name: None,
@@ -136,9 +136,10 @@ impl OtelSinkBuilder {
         self
     }
 
-    /// The bound of one export request, and of a sink flush waiting for the export.
+    /// The bound of one export request, and of a sink flush waiting for the export
+    /// (default: `OTEL_EXPORTER_OTLP_TIMEOUT` for [`OtlpSink`], else 3 s).
     pub fn export_timeout(mut self, timeout: Duration) -> Self {
-        self.export_timeout = timeout;
+        self.export_timeout = Some(timeout);
         self
     }
 
@@ -186,7 +187,7 @@ impl OtelSinkBuilder {
                 capacity: self.queue_capacity,
                 batch_size: self.batch_size,
                 delay: self.schedule_delay,
-                flush_timeout: self.export_timeout,
+                flush_timeout: self.export_timeout.unwrap_or(DEFAULT_EXPORT_TIMEOUT),
             },
         );
         OtelSink {
@@ -218,7 +219,11 @@ impl OtelSinkBuilder {
         if let Some(e) = endpoint {
             check_endpoint(e)?;
         }
-        let timeout = env_timeout().unwrap_or(self.export_timeout);
+        // Code wins over the environment, as elsewhere in OpenTelemetry.
+        let timeout = self
+            .export_timeout
+            .or_else(env_timeout)
+            .unwrap_or(DEFAULT_EXPORT_TIMEOUT);
         let mut b = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
