@@ -11,12 +11,13 @@ pub use crux_runtime::otel;
 #[cfg(feature = "tracing")]
 pub use crux_runtime::tracing;
 pub use crux_runtime::{Error, ErrorKind, Function, FunctionKind, Metadata, Result, Visibility};
-pub use crux_runtime::{envelope, function, ids, local};
+pub use crux_runtime::{attributes, envelope, function, ids, local, observe, record, sink};
 
 /// What handlers usually need: `use crux::prelude::*;`.
 pub mod prelude {
-    pub use crate::local::{ActionCtx, MutationCtx, QueryCtx};
+    pub use crate::local::{ActionCtx, Deployment, Document, Id, MutationCtx, QueryCtx};
     pub use crate::{Error, Function, Result};
+    pub use crux_runtime::function::NoArgs;
     pub use serde::{Deserialize, Serialize};
 }
 
@@ -24,3 +25,8 @@ pub mod prelude {
 pub mod __private {
     pub use crux_runtime::private::*;
 }
+
+/// Compiles and runs every `rust` block of the README as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -12,7 +12,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::task::{Context, Poll};
 
 use crate::envelope::{CapturedContext, LiveContext};
@@ -73,8 +73,8 @@ impl Segment {
         let Some(pipeline) = self.observer.pipeline() else {
             return;
         };
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
-        pipeline.push(Record {
+        let extra = self.extra.clone();
+        pipeline.push(&self.seq, |seq| Record {
             base: Base {
                 record_id: None,
                 run_id: self.run_id,
@@ -82,7 +82,7 @@ impl Segment {
                 segment_id: self.segment_id,
                 segment_seq: seq,
                 trace_id: self.trace_id,
-                extra: self.extra.clone(),
+                extra,
             },
             body,
         });

@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::Thread;
 use std::time::Duration;
@@ -99,16 +99,23 @@ impl Pipeline {
         lock(&self.state)
     }
 
-    /// Enqueues a record; drops the oldest one when full. Never blocks on sinks.
+    /// Enqueues the record `make` builds from the segment's next sequence number; drops
+    /// the oldest queued record when full. Never blocks on sinks.
+    ///
+    /// The number is taken under the queue lock, so records of one segment enter the
+    /// queue (and reach the sinks) in sequence order, at the cost of no extra atomic.
     #[inline]
-    pub(crate) fn push(&self, record: Record) {
+    pub(crate) fn push(&self, seq: &AtomicU32, make: impl FnOnce(u32) -> Record) {
         {
             let mut st = self.lock();
             if st.queue.len() >= self.capacity {
                 st.queue.pop_front();
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             }
-            st.queue.push_back(record);
+            // Every update of a segment's counter happens under this lock.
+            let n = seq.load(Ordering::Relaxed) + 1;
+            seq.store(n, Ordering::Relaxed);
+            st.queue.push_back(make(n));
             st.accepted += 1;
         }
         if self.idle.load(Ordering::Acquire) && self.idle.swap(false, Ordering::AcqRel) {

@@ -31,10 +31,8 @@ impl PathCell {
 }
 
 /// Runs a handler body inside its Crux boundary: restores the caller's context or opens a
-/// run (public and internal actions without incoming context), records the boundary
-/// acknowledgements, and ends actions with the bounded final flush.
-///
-/// SKELETON: passes the body through; the boundary semantics are issue 4.
+/// run (actions without incoming context), records the boundary acknowledgements, and ends
+/// actions with the bounded final flush. See `local::boundary`.
 pub async fn invoke<C, T, Fut>(
     ctx: &C,
     envelope: Option<Envelope>,
@@ -42,11 +40,15 @@ pub async fn invoke<C, T, Fut>(
     body: Fut,
 ) -> Result<T>
 where
-    C: Sync,
+    C: Sync + 'static,
     Fut: Future<Output = Result<T>>,
 {
-    let _ = (ctx, envelope, metadata);
-    body.await
+    // Not bounded by `HostContext`: a wrong context type is reported once, by the
+    // `#[diagnostic::on_unimplemented]` checks below, not again here.
+    match crate::local::host_of(ctx) {
+        Some(host) => crate::local::invoke(host, envelope, metadata, body).await,
+        None => body.await,
+    }
 }
 
 /// Implemented by the context an action handler takes.
@@ -93,6 +95,15 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> FunctionArgs for T {}
 pub trait FunctionOutput: Serialize + DeserializeOwned + Send + 'static {}
 impl<T: Serialize + DeserializeOwned + Send + 'static> FunctionOutput for T {}
 
+/// Implemented by the return type a handler may declare: `crux::Result<T>`.
+#[diagnostic::on_unimplemented(
+    message = "crux handlers return `crux::Result<T>`, not `{Self}`",
+    label = "declare `crux::Result<T>` here",
+    note = "errors cross the function boundary as `crux::Error`; map other errors with `crux::Error::msg`"
+)]
+pub trait HandlerResult {}
+impl<T> HandlerResult for Result<T> {}
+
 /// Compile-time check that the first parameter fits an action.
 pub const fn action_context<T: ActionContext + ?Sized>() {}
 /// Compile-time check that the first parameter fits a query.
@@ -103,3 +114,5 @@ pub const fn mutation_context<T: MutationContext + ?Sized>() {}
 pub const fn function_args<T: FunctionArgs>() {}
 /// Compile-time check that the result crosses JSON.
 pub const fn function_output<T: FunctionOutput>() {}
+/// Compile-time check that the declared return type is `crux::Result<T>`.
+pub const fn handler_result<R: HandlerResult>() {}

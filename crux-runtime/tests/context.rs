@@ -207,3 +207,31 @@ fn futures_lite_block_on<F: std::future::Future>(fut: F) -> F::Output {
         }
     }
 }
+
+#[test]
+fn one_segment_shared_by_threads_numbers_and_delivers_records_in_order() {
+    let (o, memory) = observer();
+    let run = o.open_run(RunOptions::new("r", "agent.run"));
+    let scope = run.scope();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            let scope = scope.clone();
+            s.spawn(move || {
+                let _g = scope.enter();
+                for _ in 0..250 {
+                    observe::span("s", "tool.call").start().end(SpanStatus::Ok);
+                }
+            });
+        }
+    });
+    let run_id = run.run_id();
+    run.end(RunStatus::Ok);
+    o.flush_blocking(FlushOptions::FINAL);
+    let seqs: Vec<u64> = memory
+        .records_of_run(run_id)
+        .iter()
+        .map(|r| r["segmentSeq"].as_u64().unwrap())
+        .collect();
+    // Numbered once each, and delivered in sequence order even though four threads raced.
+    assert_eq!(seqs, (1..=2002).collect::<Vec<_>>());
+}

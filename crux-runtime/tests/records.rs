@@ -152,7 +152,7 @@ fn failures_record_evidence_and_the_summary() {
     assert_eq!(run_end["error"]["message"], "boom");
     assert_eq!(
         memory.render_tree(run_id),
-        "run \"r\" agent.run: error\n  span \"call tool\" tool.call: error\n    event exception\n    artifact error.raw\n"
+        "run \"r\" agent.run: error: boom\n  span \"call tool\" tool.call: error: thread is closed\n    event exception\n    artifact error.raw\n"
     );
 }
 

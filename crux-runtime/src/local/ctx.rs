@@ -1,19 +1,269 @@
-//! The contexts handlers receive.
+//! The contexts handlers receive, and how each kind of function is executed.
 
-/// The context of an action handler.
-#[derive(Debug)]
-pub struct ActionCtx {
-    _private: (),
+use std::fmt;
+use std::sync::Arc;
+
+use super::deployment::Deployment;
+use super::dispatch::{Call, Caller, from_json_output, to_json_args};
+use super::scheduler::Scheduler;
+use super::store::{DatabaseReader, DatabaseWriter, Transaction};
+use crate::Result;
+use crate::envelope::CapturedContext;
+use crate::function::{BoxFuture, Function};
+
+/// What the deployment knows about one invocation beyond its envelope.
+#[derive(Clone, Debug, Default)]
+pub struct Invocation {
+    /// Why an incoming `__crux` was ignored, if it was.
+    pub(crate) rejected_envelope: Option<String>,
+    /// The schedule span of a detached scheduled job.
+    pub(crate) schedule_link: Option<CapturedContext>,
+    /// The caller flushes this deployment's pipeline right after the call returns.
+    pub(crate) caller_flushes: bool,
 }
 
-/// The context of a query handler: read-only.
+/// The parts every context shares: the deployment and this invocation.
+#[derive(Clone)]
+pub struct Host {
+    pub(crate) deployment: Deployment,
+    pub(crate) invocation: Invocation,
+}
+
+impl fmt::Debug for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Host").finish_non_exhaustive()
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// Implemented by [`ActionCtx`], [`QueryCtx`] and [`MutationCtx`]: how the deployment runs a
+/// function that takes this context. Sealed.
+pub trait HostContext: sealed::Sealed + Sized + Send + Sync + 'static {
+    /// Builds the context, runs the handler and settles the transaction, if any.
+    #[doc(hidden)]
+    fn execute<F>(call: Call, args: F::Args) -> BoxFuture<'static, Result<F::Output>>
+    where
+        F: Function<Context = Self>;
+
+    /// The deployment and the invocation this context belongs to.
+    #[doc(hidden)]
+    #[allow(private_interfaces)]
+    fn host(&self) -> &Host;
+}
+
+/// The context of an action handler: calls other functions and schedules work; no `db`
+/// (read and write through queries and mutations, each its own transaction).
+#[derive(Debug)]
+pub struct ActionCtx {
+    /// The Crux helpers: observed calls, scheduling, spans.
+    pub crux: super::crux::ActionCrux,
+    /// Convex's raw scheduler: scheduled work is not linked to this run.
+    pub scheduler: Scheduler,
+    host: Host,
+}
+
+/// The context of a query handler: read-only by type.
 #[derive(Debug)]
 pub struct QueryCtx {
-    _private: (),
+    /// Read access to the document store, at one snapshot.
+    pub db: DatabaseReader,
+    /// The Crux helpers.
+    pub crux: super::crux::QueryCrux,
+    host: Host,
 }
 
 /// The context of a mutation handler: reads and writes, all-or-nothing.
 #[derive(Debug)]
 pub struct MutationCtx {
-    _private: (),
+    /// Read-write access to the document store; committed only if the handler returns `Ok`.
+    pub db: DatabaseWriter,
+    /// The Crux helpers.
+    pub crux: super::crux::MutationCrux,
+    /// Convex's raw scheduler; what it schedules is canceled if the mutation fails.
+    pub scheduler: Scheduler,
+    host: Host,
+    txn: Arc<Transaction>,
+}
+
+impl sealed::Sealed for ActionCtx {}
+impl sealed::Sealed for QueryCtx {}
+impl sealed::Sealed for MutationCtx {}
+
+impl HostContext for ActionCtx {
+    fn execute<F>(call: Call, args: F::Args) -> BoxFuture<'static, Result<F::Output>>
+    where
+        F: Function<Context = Self>,
+    {
+        Box::pin(async move {
+            let Call {
+                deployment,
+                envelope,
+                invocation,
+                ..
+            } = call;
+            let ctx = ActionCtx {
+                crux: super::crux::ActionCrux::new(deployment.clone()),
+                scheduler: Scheduler::new(deployment.clone(), None),
+                host: Host {
+                    deployment,
+                    invocation,
+                },
+            };
+            F::call(&ctx, args, envelope).await
+        })
+    }
+
+    fn host(&self) -> &Host {
+        &self.host
+    }
+}
+
+impl HostContext for QueryCtx {
+    fn execute<F>(call: Call, args: F::Args) -> BoxFuture<'static, Result<F::Output>>
+    where
+        F: Function<Context = Self>,
+    {
+        Box::pin(async move {
+            let Call {
+                deployment,
+                txn,
+                envelope,
+                invocation,
+            } = call;
+            let view = match txn {
+                Some(parent) => parent,
+                None => deployment.inner.store.read(),
+            };
+            let ctx = QueryCtx {
+                db: DatabaseReader::new(view.clone()),
+                crux: super::crux::QueryCrux::new(deployment.clone(), view),
+                host: Host {
+                    deployment,
+                    invocation,
+                },
+            };
+            F::call(&ctx, args, envelope).await
+        })
+    }
+
+    fn host(&self) -> &Host {
+        &self.host
+    }
+}
+
+impl HostContext for MutationCtx {
+    fn execute<F>(call: Call, args: F::Args) -> BoxFuture<'static, Result<F::Output>>
+    where
+        F: Function<Context = Self>,
+    {
+        Box::pin(async move {
+            let Call {
+                deployment,
+                txn,
+                envelope,
+                invocation,
+            } = call;
+            let txn = match txn {
+                Some(parent) => parent.child(),
+                None => deployment.inner.store.begin().await,
+            };
+            let ctx = MutationCtx {
+                db: DatabaseWriter::new(txn.clone()),
+                crux: super::crux::MutationCrux::new(deployment.clone(), txn.clone()),
+                scheduler: Scheduler::new(deployment.clone(), Some(txn.clone())),
+                host: Host {
+                    deployment: deployment.clone(),
+                    invocation,
+                },
+                txn: txn.clone(),
+            };
+            let result = F::call(&ctx, args, envelope).await;
+            drop(ctx);
+            match &result {
+                Ok(_) => deployment.enqueue(txn.commit()),
+                Err(_) => txn.abort(),
+            }
+            result
+        })
+    }
+
+    fn host(&self) -> &Host {
+        &self.host
+    }
+}
+
+impl ActionCtx {
+    /// Runs a query in its own transaction. No Crux boundary: the callee sees no context
+    /// (use `ctx.crux.run_query` to keep it in this run).
+    pub async fn run_query<F>(&self, f: F, args: F::Args) -> Result<F::Output>
+    where
+        F: Function<Context = QueryCtx>,
+    {
+        raw_call(&self.host.deployment, None, f, args).await
+    }
+
+    /// Runs a mutation in its own transaction. No Crux boundary.
+    pub async fn run_mutation<F>(&self, f: F, args: F::Args) -> Result<F::Output>
+    where
+        F: Function<Context = MutationCtx>,
+    {
+        raw_call(&self.host.deployment, None, f, args).await
+    }
+
+    /// Runs another action. No Crux boundary: an observed callee opens its own run (use
+    /// `ctx.crux.run_action` to keep it in this run).
+    pub async fn run_action<F>(&self, f: F, args: F::Args) -> Result<F::Output>
+    where
+        F: Function<Context = ActionCtx>,
+    {
+        raw_call(&self.host.deployment, None, f, args).await
+    }
+}
+
+impl QueryCtx {
+    /// Runs another query at this query's snapshot. No Crux boundary.
+    pub async fn run_query<F>(&self, f: F, args: F::Args) -> Result<F::Output>
+    where
+        F: Function<Context = QueryCtx>,
+    {
+        let view = self.crux.view().cloned();
+        raw_call(&self.host.deployment, view, f, args).await
+    }
+}
+
+impl MutationCtx {
+    /// Runs a query that sees this mutation's writes. No Crux boundary.
+    pub async fn run_query<F>(&self, f: F, args: F::Args) -> Result<F::Output>
+    where
+        F: Function<Context = QueryCtx>,
+    {
+        raw_call(&self.host.deployment, Some(self.txn.clone()), f, args).await
+    }
+
+    /// Runs a mutation as a sub-transaction: its error rolls back only its own writes, and
+    /// the caller may handle it. No Crux boundary.
+    pub async fn run_mutation<F>(&self, f: F, args: F::Args) -> Result<F::Output>
+    where
+        F: Function<Context = MutationCtx>,
+    {
+        raw_call(&self.host.deployment, Some(self.txn.clone()), f, args).await
+    }
+}
+
+/// A call from one function to another without `__crux`.
+async fn raw_call<F: Function>(
+    deployment: &Deployment,
+    txn: Option<Arc<Transaction>>,
+    f: F,
+    args: F::Args,
+) -> Result<F::Output> {
+    let _ = f;
+    let args = to_json_args(&args)?;
+    let out = deployment
+        .dispatch(F::path(), args, Caller::Function(txn))
+        .await?;
+    from_json_output(F::path(), out)
 }

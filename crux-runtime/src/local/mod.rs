@@ -1,9 +1,26 @@
 //! The embedded Convex-style deployment: runs annotated functions in-process with Convex
 //! semantics, every hop crossing a real JSON boundary.
 //!
-//! SKELETON: the context types exist so that macros can be built; the deployment itself
-//! is issue 4.
+//! Build one with [`Deployment::builder`], register functions and tables, then call it as a
+//! client would ([`Deployment::action`], [`Deployment::query`], [`Deployment::mutation`],
+//! [`Deployment::call`]).
 
+mod boundary;
+mod crux;
 mod ctx;
+mod deployment;
+mod dispatch;
+mod scheduler;
+mod store;
+mod validation;
 
-pub use ctx::{ActionCtx, MutationCtx, QueryCtx};
+pub(crate) use boundary::{host_of, invoke};
+pub use crux::{
+    ActionCrux, BOUNDARY_LEASE, CruxScheduler, MutationCrux, QueryCrux, ScheduleOptions,
+};
+pub use ctx::{ActionCtx, HostContext, MutationCtx, QueryCtx};
+pub use deployment::{Deployment, DeploymentBuilder, FunctionSet};
+pub use scheduler::{JobState, Schedulable, Scheduler};
+pub use store::{
+    DatabaseReader, DatabaseWriter, Document, Id, IndexRange, Order, Query, StoreError, TableSchema,
+};

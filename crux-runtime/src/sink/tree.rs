@@ -5,7 +5,10 @@ use serde_json::Value;
 
 /// Renders the records of one run (wire JSON, any order of arrival) as an indented tree:
 /// run lifecycle lines, then spans nested under their parents in start order, each with
-/// its primitive, final status, events, artifacts and edges.
+/// its primitive, final status (with the error message, if any), events, artifacts and
+/// edges. An edge from a span recorded in another run (the schedule span that triggered a
+/// detached run) or from another run to this one is shown as a run line,
+/// `linked from span|run ID (EDGE TYPE)`.
 ///
 /// ```text
 /// run "support chat" agent.run: ok
@@ -14,6 +17,14 @@ use serde_json::Value;
 /// ```
 pub fn render_tree(records: &[Value]) -> String {
     let str_of = |r: &Value, k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    // "error: <message>" when the end record carries an error summary.
+    let status_of = |r: &Value| {
+        let status = str_of(r, "status");
+        match r.pointer("/error/message").and_then(Value::as_str) {
+            Some(message) => format!("{status}: {message}"),
+            None => status,
+        }
+    };
     let mut out = String::new();
     let mut span_status: HashMap<String, String> = HashMap::new();
     let mut children: HashMap<String, Vec<&Value>> = HashMap::new();
@@ -21,6 +32,11 @@ pub fn render_tree(records: &[Value]) -> String {
     let mut roots: Vec<&Value> = Vec::new();
     let mut run_lines: Vec<String> = Vec::new();
     let mut run_status: Option<String> = None;
+    let known: std::collections::HashSet<String> = records
+        .iter()
+        .filter(|r| r.get("type").and_then(Value::as_str) == Some("span:start"))
+        .map(|r| str_of(r, "spanId"))
+        .collect();
     for r in records {
         match r.get("type").and_then(Value::as_str).unwrap_or("") {
             "run:start" => run_lines.insert(
@@ -29,13 +45,13 @@ pub fn render_tree(records: &[Value]) -> String {
             ),
             "run:suspend" => run_lines.push(format!("  suspend: {}", str_of(r, "reason"))),
             "run:resume" => run_lines.push(format!("  resume: {}", str_of(r, "reason"))),
-            "run:end" => run_status = Some(str_of(r, "status")),
+            "run:end" => run_status = Some(status_of(r)),
             "span:start" => match r.get("parentSpanId").and_then(Value::as_str) {
                 Some(p) => children.entry(p.to_owned()).or_default().push(r),
                 None => roots.push(r),
             },
             "span:end" => {
-                span_status.insert(str_of(r, "spanId"), str_of(r, "status"));
+                span_status.insert(str_of(r, "spanId"), status_of(r));
             }
             "span:event" => attached
                 .entry(str_of(r, "spanId"))
@@ -54,16 +70,21 @@ pub fn render_tree(records: &[Value]) -> String {
                 };
                 let (from_kind, from_id) = end("from");
                 let (to_kind, to_id) = end("to");
-                let line = format!("edge {} -> {to_kind} {to_id}", str_of(r, "edgeType"));
-                if from_kind == "span" {
+                let edge_type = str_of(r, "edgeType");
+                let line = format!("edge {edge_type} -> {to_kind} {to_id}");
+                if from_kind == "span" && !known.contains(&from_id) {
+                    run_lines.push(format!("  linked from span {from_id} ({edge_type})"));
+                } else if from_kind == "span" {
                     attached.entry(from_id).or_default().push(line);
+                } else if from_kind == "run" && to_kind == "run" && to_id == str_of(r, "runId") {
+                    run_lines.push(format!("  linked from run {from_id} ({edge_type})"));
                 } else {
                     run_lines.push(format!("  {line}"));
                 }
             }
             // A combined record is its own start and end.
             "span" => {
-                span_status.insert(str_of(r, "spanId"), str_of(r, "status"));
+                span_status.insert(str_of(r, "spanId"), status_of(r));
                 match r.get("parentSpanId").and_then(Value::as_str) {
                     Some(p) => children.entry(p.to_owned()).or_default().push(r),
                     None => roots.push(r),
@@ -110,25 +131,79 @@ pub fn render_tree(records: &[Value]) -> String {
         }
     }
     // Spans whose parent was opened in another run's records hang at the top level.
-    let known: std::collections::HashSet<String> = records
-        .iter()
-        .filter(|r| r.get("type").and_then(Value::as_str) == Some("span:start"))
-        .map(|r| str_of(r, "spanId"))
-        .collect();
     for (parent, kids) in &children {
         if !known.contains(parent) {
             roots.extend(kids.iter().copied());
         }
     }
-    roots.sort_by_key(|r| {
-        (
-            str_of(r, "startedAt"),
-            str_of(r, "segmentId"),
-            r.get("segmentSeq").and_then(Value::as_u64),
-        )
-    });
+    // Stable: spans started in the same millisecond keep their delivery order.
+    roots.sort_by_key(|r| str_of(r, "startedAt"));
     for root in roots {
         walk(&mut out, root, 1, &children, &attached, &span_status);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::render_tree;
+
+    #[test]
+    fn links_into_the_run_are_shown_once_on_the_run() {
+        let run = "run_000000000000000000000001";
+        let records = [
+            json!({"type": "run:start", "runId": run, "name": "stream", "rootPrimitive": "agent.run"}),
+            json!({"type": "edge", "runId": run, "edgeType": "triggered",
+                   "from": {"kind": "span", "id": "00000000000000aa"}, "to": {"kind": "run", "id": run}}),
+            json!({"type": "edge", "runId": run, "edgeType": "caused",
+                   "from": {"kind": "run", "id": "run_000000000000000000000002"}, "to": {"kind": "run", "id": run}}),
+            json!({"type": "run:end", "runId": run, "status": "ok"}),
+        ];
+        assert_eq!(
+            render_tree(&records),
+            "run \"stream\" agent.run: ok\n  linked from span 00000000000000aa (triggered)\n  \
+             linked from run run_000000000000000000000002 (caused)\n"
+        );
+    }
+
+    #[test]
+    fn failures_show_their_message_on_runs_and_spans_combined_or_not() {
+        let run = "run_000000000000000000000001";
+        let error = json!({"message": "source offline", "name": "ConvexError"});
+        let records = [
+            json!({"type": "run:start", "runId": run, "name": "r", "rootPrimitive": "agent.run"}),
+            json!({"type": "span:start", "runId": run, "spanId": "00000000000000c1", "name": "read",
+                   "primitive": "tool.call", "startedAt": "2026-01-01T00:00:00.000Z"}),
+            json!({"type": "span:end", "runId": run, "spanId": "00000000000000c1", "status": "error",
+                   "error": error}),
+            json!({"type": "span", "runId": run, "spanId": "00000000000000c2", "name": "retry",
+                   "primitive": "tool.call", "startedAt": "2026-01-01T00:00:00.001Z",
+                   "status": "error", "error": error}),
+            json!({"type": "run:end", "runId": run, "status": "error", "error": {"message": "gave up"}}),
+        ];
+        assert_eq!(
+            render_tree(&records),
+            "run \"r\" agent.run: error: gave up\n  span \"read\" tool.call: error: source offline\n  \
+             span \"retry\" tool.call: error: source offline\n"
+        );
+    }
+
+    #[test]
+    fn spans_started_in_the_same_millisecond_keep_their_delivery_order() {
+        let at = "2026-01-01T00:00:00.000Z";
+        let span = |id: &str, name: &str| {
+            json!({"type": "span:start", "spanId": id, "name": name, "primitive": "tool.call",
+                   "startedAt": at, "segmentId": if name == "first" { "seg_f" } else { "seg_a" }})
+        };
+        let records = [
+            span("00000000000000b2", "first"),
+            span("00000000000000b1", "second"),
+        ];
+        assert_eq!(
+            render_tree(&records),
+            "  span \"first\" tool.call: running\n  span \"second\" tool.call: running\n"
+        );
+    }
 }

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Compile cost of the crux attributes: 200 annotated handlers against the same 200 handlers
+# without attributes, in a scratch crate. Touches one file and times the incremental
+# rebuild (`cargo build`, dev profile), RUNS times per variant; prints the medians.
+#
+# Not run in CI. Usage: crux-macros/benches/compile_cost.sh [RUNS]   (default 7)
+set -euo pipefail
+shopt -s inherit_errexit
+
+RUNS="${1:-7}"
+HANDLERS=200
+FILES=10
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+SCRATCH="$ROOT/target/compile-cost"
+export CARGO_TARGET_DIR="$SCRATCH/target"
+export CARGO_TERM_COLOR=never
+
+generate() { # variant(annotated|plain) dir
+    local variant="$1" dir="$2"
+    mkdir -p "$dir/src"
+    cat > "$dir/Cargo.toml" <<TOML
+[package]
+name = "cost_$variant"
+version = "0.0.0"
+edition = "2024"
+publish = false
+
+[dependencies]
+crux = { path = "$ROOT" }
+serde = { version = "1", features = ["derive"] }
+
+[workspace]
+TOML
+    {
+        echo "#![allow(dead_code, unused_variables)]"
+        echo "use crux::prelude::*;"
+        echo "#[derive(Serialize, Deserialize)] pub struct Args { pub id: u64, pub text: String }"
+        for f in $(seq 0 $((FILES - 1))); do echo "pub mod m$f;"; done
+    } > "$dir/src/lib.rs"
+    local per_file=$((HANDLERS / FILES))
+    for f in $(seq 0 $((FILES - 1))); do
+        {
+            echo "use crux::prelude::*;"
+            echo "use crate::Args;"
+            for i in $(seq 0 $((per_file - 1))); do
+                local attr=""
+                case "$variant:$((i % 3))" in
+                    annotated:0) attr="#[crux::action(name = \"handler $f $i\", root = \"agent.run\", attributes(index = $i))]" ;;
+                    annotated:1) attr="#[crux::query]" ;;
+                    annotated:2) attr="#[crux::internal_mutation(path = \"m$f:h$i\")]" ;;
+                esac
+                local ctx
+                case $((i % 3)) in 0) ctx=ActionCtx ;; 1) ctx=QueryCtx ;; 2) ctx=MutationCtx ;; esac
+                cat <<RS
+$attr
+pub async fn h$i(ctx: &$ctx, args: Args) -> crux::Result<u64> {
+    let base = args.id.wrapping_mul($i);
+    let len = args.text.len() as u64;
+    let mut total = base;
+    for step in 0..len { total = total.wrapping_add(step); }
+    if total == u64::MAX { return Err(crux::Error::msg("overflow")); }
+    let label = format!("{}-{}", args.text, total);
+    Ok(total + label.len() as u64)
+}
+RS
+            done
+        } > "$dir/src/m$f.rs"
+    done
+}
+
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+measure() { # dir
+    local dir="$1"
+    (cd "$dir" && cargo build -q)          # warm: dependencies and a first full build
+    for _ in $(seq "$RUNS"); do
+        touch "$dir/src/m0.rs"
+        local start end
+        start=$(date +%s.%N)
+        (cd "$dir" && cargo build -q)
+        end=$(date +%s.%N)
+        echo "$end - $start" | bc
+    done | median
+}
+
+rm -rf "$SCRATCH/annotated" "$SCRATCH/plain"
+generate annotated "$SCRATCH/annotated"
+generate plain "$SCRATCH/plain"
+plain=$(measure "$SCRATCH/plain")
+annotated=$(measure "$SCRATCH/annotated")
+added=$(echo "$annotated - $plain" | bc)
+per_fn=$(echo "scale=3; $added * 1000 / $HANDLERS" | bc)
+ratio=$(echo "scale=2; $annotated / $plain" | bc)
+echo "handlers: $HANDLERS, runs: $RUNS (medians, incremental rebuild after touching one file)"
+echo "plain:     ${plain} s"
+echo "annotated: ${annotated} s"
+echo "added:     ${added} s (${per_fn} ms per handler), ratio ${ratio}x"

@@ -1,0 +1,264 @@
+//! Code generation: the handler becomes a unit struct implementing `Function`, with the
+//! handler (plus the hidden `__crux` parameter) as an associated fn. Every runtime call goes
+//! through a named item in `crux::__private`, so `cargo expand` stays short.
+
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
+use syn::{Attribute, Ident, LitStr};
+
+use crate::args::{self, AttrValue, Flush, Options};
+use crate::ctxt::Ctxt;
+use crate::handler::{self, HandlerFn, Shape};
+use crate::kind::Kind;
+
+/// Expands one attribute: `args` are the tokens inside `#[crux::kind(..)]`, `item` the fn.
+///
+/// Never fails: problems come out as `compile_error!{..}` items next to the best expansion
+/// possible (the rewritten handler when only metadata is wrong, the fn as written when its
+/// signature is unusable), so IDEs and later diagnostics keep working.
+pub fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
+    let cx = Ctxt::default();
+    let options = args::parse(kind, args, &cx);
+    let handler: HandlerFn = match syn::parse2(item.clone()) {
+        Ok(handler) => handler,
+        Err(err) => {
+            cx.error(
+                err.span(),
+                format!(
+                    "`#[crux::{}]` goes on an `async fn` handler: {err}",
+                    kind.attribute()
+                ),
+            );
+            let errors = cx.into_compile_errors();
+            return quote!(#item #errors);
+        }
+    };
+    let output = match handler::shape(kind, &handler.sig, &cx) {
+        Some(shape) => generate(kind, &options, &handler, &shape),
+        None => quote!(#handler),
+    };
+    let errors = cx.into_compile_errors();
+    quote!(#output #errors)
+}
+
+fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -> TokenStream {
+    let krate = match &options.krate {
+        Some(path) => quote!(#path),
+        None => quote!(::crux),
+    };
+    let p = quote!(#krate::__private);
+    let HandlerFn {
+        attrs,
+        vis,
+        sig,
+        inner_attrs,
+        body,
+    } = handler;
+    let ident = &sig.ident;
+    let docs: Vec<&Attribute> = attrs.iter().filter(|a| a.path().is_ident("doc")).collect();
+    let cfgs: Vec<&Attribute> = attrs.iter().filter(|a| a.path().is_ident("cfg")).collect();
+    let handler_docs = if docs.is_empty() {
+        let text = format!(
+            " The `{ident}` handler as written, with the hidden `__crux` context argument."
+        );
+        quote!(#[doc = #text])
+    } else {
+        TokenStream::new()
+    };
+    let lifted = inner_attrs.iter().map(|attr| {
+        let meta = &attr.meta;
+        quote!(#[#meta])
+    });
+
+    // The handler keeps the user's signature; patterns that are not plain identifiers get a
+    // fresh binding and are destructured first thing in the body.
+    let params = std::iter::once(&shape.ctx).chain(&shape.args);
+    let inputs = params.clone().map(|param| {
+        let ty = &param.ty;
+        if param.plain {
+            let pat = &param.pat;
+            quote!(#pat: #ty)
+        } else {
+            let binding = &param.binding;
+            quote!(#binding: #ty)
+        }
+    });
+    let destructure = params.filter(|param| !param.plain).map(|param| {
+        let (pat, binding) = (&param.pat, &param.binding);
+        if matches!(pat, syn::Pat::Ident(_)) {
+            // `_ctx` as written: a rebinding the user never sees.
+            quote!(#[allow(clippy::no_effect_underscore_binding)] let #pat = #binding;)
+        } else {
+            quote!(let #pat = #binding;)
+        }
+    });
+    let asyncness = &sig.asyncness;
+    let fn_token = &sig.fn_token;
+    let handler_ident = Ident::new("handler", ident.span());
+    let ret = &shape.ret;
+    let output_ty = &shape.output;
+    let ctx_ty = &shape.ctx_ty;
+    let ctx = &shape.ctx.binding;
+    let fake_return = fake_return_edge(ret);
+
+    let args_ty = match &shape.args {
+        Some(args) => {
+            let ty = &args.ty;
+            quote!(#ty)
+        }
+        None => quote!(#p::NoArgs),
+    };
+    let (args_param, call_args) = if shape.args.is_some() {
+        (quote!(args), quote!(ctx, args, envelope))
+    } else {
+        (quote!(_args), quote!(ctx, envelope))
+    };
+    let boxed = quote_spanned!(ret.span()=> ::std::boxed::Box::pin(Self::handler(#call_args)));
+    let call = quote! {
+        fn call(ctx: &Self::Context, #args_param: Self::Args, envelope: ::core::option::Option<#p::Envelope>) -> #p::BoxFuture<'_, #krate::Result<Self::Output>> {
+            #boxed
+        }
+    };
+
+    // Spanned at the return type: if it is not `crux::Result<T>`, every error says so there.
+    let invoke = quote_spanned! {ret.span()=>
+        #p::invoke(#ctx, __crux, &<#ident as #p::Function>::METADATA, async move {
+            #(#destructure)*
+            #fake_return
+            #body
+        })
+        .await
+    };
+    // The handler declares the runtime's result type; the user's spelling of it stays in
+    // the fake return edge, so only the `handler_result` check reports a foreign error type.
+    let handler_ret = quote_spanned!(ret.span()=> #krate::Result<#output_ty>);
+    let metadata = metadata(kind, options, ident, &p);
+    let checks = checks(kind, shape, &p);
+
+    quote! {
+        #(#docs)*
+        #(#cfgs)*
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy, Debug)]
+        #vis struct #ident;
+
+        #(#cfgs)*
+        impl #ident {
+            #(#attrs)*
+            #handler_docs
+            #(#lifted)*
+            #vis #asyncness #fn_token #handler_ident(#(#inputs,)* __crux: ::core::option::Option<#p::Envelope>) -> #handler_ret {
+                #invoke
+            }
+        }
+
+        #(#cfgs)*
+        impl #p::Function for #ident {
+            type Args = #args_ty;
+            type Output = #output_ty;
+            type Context = #ctx_ty;
+            const METADATA: #p::Metadata = #metadata;
+            fn path() -> &'static str {
+                static PATH: #p::PathCell = #p::PathCell::new();
+                PATH.get(&Self::METADATA)
+            }
+            #call
+        }
+
+        #(#cfgs)*
+        const _: () = { #checks };
+    }
+}
+
+/// tracing's trick: an unreachable `return` of the declared type, spanned at it, fixes the
+/// body's type first, so a mismatch in the user's body is reported against the user's code.
+fn fake_return_edge(ret: &syn::Type) -> TokenStream {
+    quote_spanned! {ret.span()=>
+        #[allow(
+            unknown_lints,
+            unreachable_code,
+            clippy::diverging_sub_expression,
+            clippy::empty_loop,
+            clippy::let_unit_value,
+            clippy::needless_return,
+            clippy::unreachable
+        )]
+        if false {
+            let __crux_return: #ret = loop {};
+            return __crux_return;
+        }
+    }
+}
+
+fn metadata(kind: Kind, options: &Options, ident: &Ident, p: &TokenStream) -> TokenStream {
+    let variant = Ident::new(kind.variant(), Span::call_site());
+    let visibility = if kind.internal {
+        format_ident!("Internal")
+    } else {
+        format_ident!("Public")
+    };
+    let export = LitStr::new(&ident.unraw().to_string(), ident.span());
+    let some_str = |lit: &Option<LitStr>| match lit {
+        Some(lit) => quote!(::core::option::Option::Some(#lit)),
+        None => quote!(::core::option::Option::None),
+    };
+    let path = some_str(&options.path);
+    let name = some_str(&options.name);
+    let root = some_str(&options.root);
+    let attributes = options.attributes.iter().map(|attribute| {
+        let key = LitStr::new(&attribute.key, Span::call_site());
+        let value = match &attribute.value {
+            AttrValue::Str(s) => quote!(Str(#s)),
+            AttrValue::Int(i) => {
+                let lit = Literal::i64_unsuffixed(*i);
+                quote!(Int(#lit))
+            }
+            AttrValue::Float(f) => {
+                let lit = Literal::f64_unsuffixed(*f);
+                quote!(Float(#lit))
+            }
+            AttrValue::Bool(b) => quote!(Bool(#b)),
+        };
+        quote!((#key, #p::AttrLiteral::#value))
+    });
+    let flush = match (kind.opens_runs(), options.flush) {
+        (false, _) | (true, Flush::Disabled) => quote!(::core::option::Option::None),
+        (true, Flush::Default) => quote!(::core::option::Option::Some(#p::Metadata::DEFAULT_FLUSH)),
+        (true, Flush::Millis(ms)) => {
+            let ms = Literal::u64_unsuffixed(ms);
+            quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms)))
+        }
+    };
+    quote! {
+        #p::Metadata {
+            kind: #p::FunctionKind::#variant,
+            visibility: #p::Visibility::#visibility,
+            module_path: ::core::module_path!(),
+            export: #export,
+            path: #path,
+            name: #name,
+            root: #root,
+            attributes: &[#(#attributes),*],
+            flush: #flush,
+        }
+    }
+}
+
+/// Trait-bound checks, each spanned at the user's type so errors (with the runtime's
+/// `#[diagnostic::on_unimplemented]` notes) point there.
+fn checks(kind: Kind, shape: &Shape, p: &TokenStream) -> TokenStream {
+    let context_check = Ident::new(kind.context_check(), Span::call_site());
+    let ctx_ty = &shape.ctx_ty;
+    let mut checks = quote_spanned!(ctx_ty.span()=> #p::#context_check::<#ctx_ty>(););
+    if let Some(args) = &shape.args {
+        let ty = &args.ty;
+        checks.extend(quote_spanned!(ty.span()=> #p::function_args::<#ty>();));
+    }
+    let output = &shape.output;
+    checks.extend(quote_spanned!(output.span()=> #p::function_output::<#output>();));
+    let ret = &shape.ret;
+    checks.extend(quote_spanned!(ret.span()=> #p::handler_result::<#ret>();));
+    checks
+}

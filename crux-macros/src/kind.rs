@@ -1,0 +1,73 @@
+//! Which attribute is being expanded: one of Convex's three function kinds, public or internal.
+
+/// Convex's function kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Action,
+    Query,
+    Mutation,
+}
+
+/// The attribute being expanded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kind {
+    pub family: Family,
+    pub internal: bool,
+}
+
+impl Kind {
+    pub const ACTION: Self = Self::new(Family::Action, false);
+    pub const INTERNAL_ACTION: Self = Self::new(Family::Action, true);
+    pub const QUERY: Self = Self::new(Family::Query, false);
+    pub const INTERNAL_QUERY: Self = Self::new(Family::Query, true);
+    pub const MUTATION: Self = Self::new(Family::Mutation, false);
+    pub const INTERNAL_MUTATION: Self = Self::new(Family::Mutation, true);
+
+    const fn new(family: Family, internal: bool) -> Self {
+        Self { family, internal }
+    }
+
+    /// The attribute's name as users write it: `internal_query`.
+    pub fn attribute(self) -> &'static str {
+        match (self.family, self.internal) {
+            (Family::Action, false) => "action",
+            (Family::Action, true) => "internal_action",
+            (Family::Query, false) => "query",
+            (Family::Query, true) => "internal_query",
+            (Family::Mutation, false) => "mutation",
+            (Family::Mutation, true) => "internal_mutation",
+        }
+    }
+
+    /// Only actions open runs, so only they take run metadata and a final flush.
+    pub fn opens_runs(self) -> bool {
+        self.family == Family::Action
+    }
+
+    /// The `FunctionKind` variant the runtime uses.
+    pub fn variant(self) -> &'static str {
+        match self.family {
+            Family::Action => "Action",
+            Family::Query => "Query",
+            Family::Mutation => "Mutation",
+        }
+    }
+
+    /// The `crux::__private` check fn for this kind's context type.
+    pub fn context_check(self) -> &'static str {
+        match self.family {
+            Family::Action => "action_context",
+            Family::Query => "query_context",
+            Family::Mutation => "mutation_context",
+        }
+    }
+
+    /// The context type a handler of this kind takes, for messages.
+    pub fn context_type(self) -> &'static str {
+        match self.family {
+            Family::Action => "ActionCtx",
+            Family::Query => "QueryCtx",
+            Family::Mutation => "MutationCtx",
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! Committed state, snapshots and transactions with nested sub-transactions.
+//!
+//! Committed state is an immutable [`Snapshot`] swapped on commit (tables are `Arc`s, so a
+//! commit copies only the tables it touches, and only while a reader still holds them).
+//! Top-level mutations run one at a time under the write lock, so they are serializable
+//! without retries; queries read a snapshot and never wait.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value};
+
+use super::error::{StoreError, json_type};
+use super::schema::{Schema, TableSchema};
+use super::{Document, Id};
+use crate::local::scheduler::Job;
+
+type Table = BTreeMap<Id, Arc<Document>>;
+
+/// One consistent view of every table.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Snapshot {
+    tables: BTreeMap<String, Arc<Table>>,
+}
+
+/// The in-memory document store of a deployment. Cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct Store {
+    inner: Arc<StoreInner>,
+}
+
+#[derive(Debug)]
+struct StoreInner {
+    schema: Schema,
+    committed: Mutex<Arc<Snapshot>>,
+    write_lock: Arc<tokio::sync::Mutex<()>>,
+    seq: AtomicU64,
+    last_creation_time: Mutex<f64>,
+}
+
+/// Locks a std mutex, recovering the data if a panicking thread poisoned it (every update
+/// here is a single assignment, so the data is never half-written).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Store {
+    pub(crate) fn new(schema: Schema) -> Self {
+        Self {
+            inner: Arc::new(StoreInner {
+                schema,
+                committed: Mutex::new(Arc::default()),
+                write_lock: Arc::new(tokio::sync::Mutex::new(())),
+                seq: AtomicU64::new(1),
+                last_creation_time: Mutex::new(0.0),
+            }),
+        }
+    }
+
+    /// The latest committed snapshot.
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
+        lock(&self.inner.committed).clone()
+    }
+
+    /// A read-only view of the latest committed state (a query's transaction).
+    pub(crate) fn read(&self) -> Arc<Transaction> {
+        Arc::new(Transaction::new(self.clone(), self.snapshot(), None, None))
+    }
+
+    /// Starts a top-level mutation: waits for the write lock, then reads the newest state.
+    pub(crate) async fn begin(&self) -> Arc<Transaction> {
+        let guard = self.inner.write_lock.clone().lock_owned().await;
+        Arc::new(Transaction::new(
+            self.clone(),
+            self.snapshot(),
+            None,
+            Some(guard),
+        ))
+    }
+
+    pub(crate) fn table_schema(&self, table: &str) -> Result<TableSchema, StoreError> {
+        self.inner
+            .schema
+            .table(table)
+            .ok_or_else(|| StoreError::UnknownTable {
+                table: table.to_owned(),
+            })
+    }
+
+    pub(crate) fn next_id(&self, table: &str) -> Id {
+        Id::new(table, self.inner.seq.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Milliseconds since the epoch, strictly increasing across the store.
+    fn next_creation_time(&self) -> f64 {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .unwrap_or_default();
+        let mut last = lock(&self.inner.last_creation_time);
+        let next = if now > *last {
+            now
+        } else {
+            *last + 1.0 / 1024.0
+        };
+        *last = next;
+        next
+    }
+}
+
+/// What a transaction changed: `None` marks a deletion.
+#[derive(Debug, Default)]
+struct Writes {
+    docs: BTreeMap<Id, Option<Arc<Document>>>,
+    jobs: Vec<Job>,
+}
+
+/// A mutation's transaction (or a query's read-only view). Reads see the transaction's own
+/// writes, then its parents', then the snapshot it started from.
+#[derive(Debug)]
+pub(crate) struct Transaction {
+    store: Store,
+    base: Arc<Snapshot>,
+    parent: Option<Arc<Transaction>>,
+    writes: Mutex<Writes>,
+    write_guard: Mutex<Option<tokio::sync::OwnedMutexGuard<()>>>,
+    closed: AtomicBool,
+}
+
+impl Transaction {
+    fn new(
+        store: Store,
+        base: Arc<Snapshot>,
+        parent: Option<Arc<Transaction>>,
+        write_guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    ) -> Self {
+        Self {
+            store,
+            base,
+            parent,
+            writes: Mutex::new(Writes::default()),
+            write_guard: Mutex::new(write_guard),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// A sub-transaction: its writes reach `self` only if it commits.
+    pub(crate) fn child(self: &Arc<Self>) -> Arc<Transaction> {
+        Arc::new(Transaction::new(
+            self.store.clone(),
+            self.base.clone(),
+            Some(self.clone()),
+            None,
+        ))
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The pending write for `id` in this transaction or a parent: `Some(None)` = deleted.
+    fn pending(&self, id: &Id) -> Option<Option<Arc<Document>>> {
+        if let Some(entry) = lock(&self.writes).docs.get(id) {
+            return Some(entry.clone());
+        }
+        self.parent.as_ref().and_then(|parent| parent.pending(id))
+    }
+
+    pub(crate) fn get(&self, id: &Id) -> Result<Option<Arc<Document>>, StoreError> {
+        let table = id
+            .table()
+            .ok_or_else(|| StoreError::MalformedId { id: id.clone() })?;
+        if let Some(pending) = self.pending(id) {
+            return Ok(pending);
+        }
+        Ok(self
+            .base
+            .tables
+            .get(table)
+            .and_then(|docs| docs.get(id))
+            .cloned())
+    }
+
+    /// Every live document of `table` as this transaction sees it, in id order.
+    pub(crate) fn scan(&self, table: &str) -> Vec<Arc<Document>> {
+        let mut docs: Table = self
+            .base
+            .tables
+            .get(table)
+            .map(|t| (**t).clone())
+            .unwrap_or_default();
+        self.apply_pending(table, &mut docs);
+        docs.into_values().collect()
+    }
+
+    fn apply_pending(&self, table: &str, docs: &mut Table) {
+        if let Some(parent) = &self.parent {
+            parent.apply_pending(table, docs);
+        }
+        for (id, doc) in &lock(&self.writes).docs {
+            if id.table() != Some(table) {
+                continue;
+            }
+            match doc {
+                Some(doc) => docs.insert(id.clone(), doc.clone()),
+                None => docs.remove(id),
+            };
+        }
+    }
+
+    pub(crate) fn insert(&self, table: &str, value: Value) -> Result<Id, StoreError> {
+        self.store.table_schema(table)?;
+        let mut fields = user_fields(value)?;
+        let id = self.store.next_id(table);
+        fields.insert("_id".to_owned(), Value::from(id.clone()));
+        fields.insert(
+            "_creationTime".to_owned(),
+            Value::from(self.store.next_creation_time()),
+        );
+        self.write(id.clone(), Some(Document::new(fields)))?;
+        Ok(id)
+    }
+
+    /// Shallow-merges `value`'s fields into the document; `null` values are stored as null.
+    pub(crate) fn patch(&self, id: &Id, value: Value) -> Result<(), StoreError> {
+        let fields = user_fields(value)?;
+        let current = self.existing(id)?;
+        let mut merged = (*current).clone().into_map();
+        merged.extend(fields);
+        self.write(id.clone(), Some(Document::new(merged)))
+    }
+
+    /// Replaces every user field, keeping `_id` and `_creationTime`.
+    pub(crate) fn replace(&self, id: &Id, value: Value) -> Result<(), StoreError> {
+        let mut fields = user_fields(value)?;
+        let current = self.existing(id)?;
+        for system in ["_id", "_creationTime"] {
+            if let Some(v) = current.get(system) {
+                fields.insert(system.to_owned(), v.clone());
+            }
+        }
+        self.write(id.clone(), Some(Document::new(fields)))
+    }
+
+    pub(crate) fn delete(&self, id: &Id) -> Result<(), StoreError> {
+        self.existing(id)?;
+        self.write(id.clone(), None)
+    }
+
+    fn existing(&self, id: &Id) -> Result<Arc<Document>, StoreError> {
+        self.get(id)?
+            .ok_or_else(|| StoreError::Missing { id: id.clone() })
+    }
+
+    fn write(&self, id: Id, doc: Option<Document>) -> Result<(), StoreError> {
+        self.check_open()?;
+        lock(&self.writes).docs.insert(id, doc.map(Arc::new));
+        Ok(())
+    }
+
+    fn check_open(&self) -> Result<(), StoreError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        Ok(())
+    }
+
+    /// Stages a scheduled job: it is enqueued only if the whole mutation commits.
+    pub(crate) fn stage(&self, job: Job) -> Result<(), StoreError> {
+        self.check_open()?;
+        lock(&self.writes).jobs.push(job);
+        Ok(())
+    }
+
+    /// Unstages a job scheduled earlier in this transaction (or a parent); true if found.
+    pub(crate) fn unstage(&self, id: &Id) -> bool {
+        let mut writes = lock(&self.writes);
+        if let Some(pos) = writes.jobs.iter().position(|job| &job.id == id) {
+            writes.jobs.remove(pos);
+            return true;
+        }
+        drop(writes);
+        self.parent
+            .as_ref()
+            .is_some_and(|parent| parent.unstage(id))
+    }
+
+    /// Ends the transaction without committing: its writes and staged jobs are discarded.
+    pub(crate) fn abort(&self) {
+        self.closed.store(true, Ordering::Release);
+        *lock(&self.writes) = Writes::default();
+        lock(&self.write_guard).take();
+    }
+
+    /// Makes the writes visible: to the parent for a sub-transaction (returning no jobs),
+    /// to everyone for a top-level transaction (returning the jobs to enqueue), and releases
+    /// the write lock.
+    pub(crate) fn commit(&self) -> Vec<Job> {
+        self.closed.store(true, Ordering::Release);
+        let Writes { docs, jobs } = std::mem::take(&mut *lock(&self.writes));
+        if let Some(parent) = &self.parent {
+            let mut parent_writes = lock(&parent.writes);
+            parent_writes.docs.extend(docs);
+            parent_writes.jobs.extend(jobs);
+            return Vec::new();
+        }
+        if !docs.is_empty() {
+            let mut committed = lock(&self.store.inner.committed);
+            let snapshot = Arc::make_mut(&mut committed);
+            for (id, doc) in docs {
+                let Some(table) = id.table() else { continue };
+                let rows = Arc::make_mut(snapshot.tables.entry(table.to_owned()).or_default());
+                match doc {
+                    Some(doc) => rows.insert(id, doc),
+                    None => rows.remove(&id),
+                };
+            }
+        }
+        lock(&self.write_guard).take();
+        jobs
+    }
+}
+
+/// The user fields of a document or patch: an object without system fields.
+fn user_fields(value: Value) -> Result<Map<String, Value>, StoreError> {
+    let Value::Object(fields) = value else {
+        return Err(StoreError::NotAnObject {
+            got: json_type(&value),
+        });
+    };
+    if let Some(field) = fields.keys().find(|k| k.starts_with('_')) {
+        return Err(StoreError::SystemField {
+            field: field.clone(),
+        });
+    }
+    Ok(fields)
+}

@@ -1,0 +1,188 @@
+//! Argument validation: JSON args to the handler's `Args` type, Convex-style.
+//!
+//! Every failure is an [`ErrorKind::ArgumentValidation`] error whose message starts with
+//! `ArgumentValidationError:` and names the offending field by its path.
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::store::json_type;
+use crate::{Error, ErrorKind, Result};
+
+/// The path of a field, Convex-style: `.threadId`, `.items[2].name`; empty for the root.
+fn convex_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                out.push('.');
+                out.push_str(key);
+            }
+            Segment::Unknown => out.push_str(".?"),
+        }
+    }
+    out
+}
+
+fn invalid(message: String) -> Error {
+    Error::new(
+        ErrorKind::ArgumentValidation,
+        format!("ArgumentValidationError: {message}"),
+    )
+}
+
+/// Turns serde's message into Convex's wording where one exists.
+fn describe(path: &str, serde_message: &str) -> String {
+    let field_at = |field: &str| {
+        if path.is_empty() {
+            format!(".{field}")
+        } else {
+            format!("{path}.{field}")
+        }
+    };
+    if let Some(field) = backticked_after(serde_message, "missing field `") {
+        return format!(
+            "Object is missing the required field `{field}`. Path: {}",
+            field_at(field)
+        );
+    }
+    if let Some(field) = backticked_after(serde_message, "unknown field `") {
+        return format!(
+            "Object contains extra field `{field}` that is not in the validator. Path: {}",
+            field_at(field)
+        );
+    }
+    let path = if path.is_empty() { "(root)" } else { path };
+    format!("Value does not match validator. Path: {path}. {serde_message}")
+}
+
+/// The name and Convex-style path (`.items[0].x`) of a field the `Args` type ignored.
+fn ignored_field(path: &serde_ignored::Path<'_>) -> (String, String) {
+    use serde_ignored::Path;
+    fn render(path: &Path<'_>, out: &mut String) {
+        match path {
+            Path::Root => {}
+            Path::Seq { parent, index } => {
+                render(parent, out);
+                out.push_str(&format!("[{index}]"));
+            }
+            Path::Map { parent, key } => {
+                render(parent, out);
+                out.push('.');
+                out.push_str(key);
+            }
+            Path::Some { parent }
+            | Path::NewtypeStruct { parent }
+            | Path::NewtypeVariant { parent } => render(parent, out),
+        }
+    }
+    let mut rendered = String::new();
+    render(path, &mut rendered);
+    let field = match path {
+        Path::Map { key, .. } => key.clone(),
+        _ => rendered.clone(),
+    };
+    (field, rendered)
+}
+
+fn backticked_after<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = message.strip_prefix(prefix)?;
+    rest.split('`').next()
+}
+
+/// Deserializes a function's arguments, rejecting wrong types, missing fields and fields the
+/// `Args` type does not declare (even when it does not `deny_unknown_fields`).
+pub(crate) fn decode_args<T: DeserializeOwned>(args: Value) -> Result<T> {
+    if !args.is_object() {
+        return Err(invalid(format!(
+            "Value does not match validator. Path: (root). Function arguments must be an object, got {}",
+            json_type(&args)
+        )));
+    }
+    let mut extra: Option<(String, String)> = None;
+    let mut note_extra = |path: serde_ignored::Path<'_>| {
+        extra.get_or_insert_with(|| ignored_field(&path));
+    };
+    let decoded = serde_path_to_error::deserialize::<_, T>(serde_ignored::Deserializer::new(
+        &args,
+        &mut note_extra,
+    ));
+    match decoded {
+        Ok(value) => match extra {
+            None => Ok(value),
+            Some((field, path)) => Err(invalid(format!(
+                "Object contains extra field `{field}` that is not in the validator. Path: {path}"
+            ))),
+        },
+        Err(err) => {
+            let path = convex_path(err.path());
+            Err(invalid(describe(&path, &err.inner().to_string())))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+    use serde_json::json;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(rename_all = "camelCase")]
+    struct Inner {
+        name: String,
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(rename_all = "camelCase")]
+    struct Args {
+        thread_id: String,
+        #[serde(default)]
+        items: Vec<Inner>,
+    }
+
+    fn message(args: Value) -> String {
+        let err = decode_args::<Args>(args).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ArgumentValidation);
+        assert!(
+            err.message().starts_with("ArgumentValidationError: "),
+            "{err}"
+        );
+        err.message().to_owned()
+    }
+
+    #[test]
+    fn valid_args_decode() {
+        let args: Args = decode_args(json!({"threadId": "t1", "items": [{"name": "a"}]})).unwrap();
+        assert_eq!(args.thread_id, "t1");
+        assert_eq!(args.items, vec![Inner { name: "a".into() }]);
+    }
+
+    #[test]
+    fn each_failure_names_the_field() {
+        let wrong_type = message(json!({"threadId": 3}));
+        assert!(wrong_type.contains("Path: .threadId"), "{wrong_type}");
+        let missing = message(json!({}));
+        assert!(
+            missing.contains("missing the required field `threadId`"),
+            "{missing}"
+        );
+        let extra = message(json!({"threadId": "t", "extra": 1}));
+        assert!(extra.contains("extra field `extra`"), "{extra}");
+        let nested = message(json!({"threadId": "t", "items": [{"name": "a"}, {"name": 7}]}));
+        assert!(nested.contains("Path: .items[1].name"), "{nested}");
+        let nested_extra = message(json!({"threadId": "t", "items": [{"name": "a", "x": 1}]}));
+        assert!(
+            nested_extra.contains("extra field `x`") && nested_extra.contains("Path: .items[0].x"),
+            "{nested_extra}"
+        );
+        let not_object = message(json!([1]));
+        assert!(
+            not_object.contains("must be an object, got an array"),
+            "{not_object}"
+        );
+    }
+}

@@ -1,0 +1,301 @@
+//! Untrusted `__crux` envelopes, reserved attributes, and the bounded final flush.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crux::local::Deployment;
+use crux::observe::Observer;
+use crux::prelude::*;
+use crux::record::Record;
+use crux::sink::{Memory, Sink, SinkError};
+use serde_json::{Value, json};
+
+#[derive(Serialize, Deserialize)]
+pub struct Ask {
+    pub question: String,
+}
+
+#[crux::action(name = "answer")]
+pub async fn answer(ctx: &ActionCtx, args: Ask) -> crux::Result<String> {
+    let run = ctx
+        .crux
+        .capture()
+        .map(|c| c.run_id.to_string())
+        .unwrap_or_default();
+    Ok(format!("{}@{run}", args.question))
+}
+
+#[crux::action(name = "quick", flush = 200)]
+pub async fn quick(_ctx: &ActionCtx, args: Ask) -> crux::Result<String> {
+    if args.question == "fail" {
+        return Err(Error::application("refused", json!({"why": "asked to"})));
+    }
+    Ok(args.question.to_uppercase())
+}
+
+/// A hand-written `Function` (exactly what the macro generates) whose metadata tries to
+/// set the reserved attributes the macro would reject.
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug)]
+pub struct spoofing;
+
+impl spoofing {
+    pub async fn handler(
+        ctx: &ActionCtx,
+        args: crux::function::NoArgs,
+        __crux: Option<crux::envelope::Envelope>,
+    ) -> crux::Result<()> {
+        let _ = args;
+        crux::__private::invoke(ctx, __crux, &<spoofing as Function>::METADATA, async move {
+            Ok(())
+        })
+        .await
+    }
+}
+
+impl Function for spoofing {
+    type Args = crux::function::NoArgs;
+    type Output = ();
+    type Context = ActionCtx;
+    const METADATA: crux::Metadata = crux::Metadata {
+        kind: crux::FunctionKind::Action,
+        visibility: crux::Visibility::Public,
+        module_path: module_path!(),
+        export: "spoofing",
+        path: None,
+        name: Some("spoofing"),
+        root: None,
+        attributes: &[
+            ("boundary", crux::function::AttrLiteral::Str("spoofed")),
+            ("entrypoint", crux::function::AttrLiteral::Str("spoofed")),
+            ("crux.internal", crux::function::AttrLiteral::Bool(true)),
+            ("team", crux::function::AttrLiteral::Str("support")),
+        ],
+        flush: Some(Duration::from_millis(3000)),
+    };
+    fn path() -> &'static str {
+        static PATH: crux::__private::PathCell = crux::__private::PathCell::new();
+        PATH.get(&Self::METADATA)
+    }
+    fn call(
+        ctx: &ActionCtx,
+        args: Self::Args,
+        envelope: Option<crux::envelope::Envelope>,
+    ) -> crux::function::BoxFuture<'_, crux::Result<()>> {
+        Box::pin(Self::handler(ctx, args, envelope))
+    }
+}
+
+const VICTIM_RUN: &str = "run_0123456789abcdef01234567";
+
+fn victim_context() -> Value {
+    json!({
+        "runId": VICTIM_RUN,
+        "traceId": "4bf92f3577b34da6a3ce929d0e0e4736",
+        "segmentId": "seg_0123456789abcdef01234567",
+        "spanStack": ["00f067aa0ba902b7"],
+        "currentSpanId": "00f067aa0ba902b7"
+    })
+}
+
+fn memory_deployment(sink: &Memory) -> Deployment {
+    Deployment::builder()
+        .sink(sink.clone())
+        .function(answer)
+        .function(quick)
+        .function(spoofing)
+        .build()
+}
+
+#[tokio::test]
+async fn untrusted_envelopes_are_ignored_and_reported_never_failing_the_call() {
+    let mut oversized = victim_context();
+    oversized["spanStack"] = json!(vec!["00f067aa0ba902b7"; 1000]);
+    let mut malformed = victim_context();
+    malformed["traceId"] = json!("not-a-trace");
+    let mut control = victim_context();
+    control["segmentId"] = json!("seg_0123\u{7}");
+    let cases = [
+        (
+            json!({"v": 2, "observability": victim_context()}),
+            "version",
+        ),
+        (json!({"v": 1, "observability": oversized}), "spanStack"),
+        (json!({"v": 1, "observability": malformed}), "traceId"),
+        (json!({"v": 1, "observability": control}), "segmentId"),
+        (json!({"observability": victim_context()}), "`v`"),
+        (json!("run_0123456789abcdef01234567"), "expected"),
+    ];
+    for (envelope, why) in cases {
+        let sink = Memory::new();
+        let d = memory_deployment(&sink);
+        let args = json!({"question": "q", "__crux": envelope});
+        let out = d
+            .call("envelopes:answer", args)
+            .await
+            .expect("never a failed call");
+        let (question, run) = out.as_str().unwrap().split_once('@').unwrap();
+        assert_eq!(question, "q");
+        assert_ne!(run, VICTIM_RUN, "ran as a fresh root");
+        d.flush(Duration::from_secs(5)).await;
+        let records = sink.records();
+        assert!(
+            records.iter().all(|r| r["runId"] != VICTIM_RUN),
+            "nothing written into the named run: {records:#?}"
+        );
+        let start = records.iter().find(|r| r["type"] == "run:start").unwrap();
+        assert_eq!(start["runId"], run);
+        let warning = records
+            .iter()
+            .find(|r| r["type"] == "span" && r["primitive"] == "security.warning")
+            .unwrap_or_else(|| panic!("no security.warning for {why}: {records:#?}"));
+        assert_eq!(warning["runId"], run);
+        let reason = warning["attributes"]["reason"].as_str().unwrap();
+        assert!(reason.contains(why), "{reason:?} should mention {why}");
+        assert_eq!(warning["attributes"]["functionRef"], "envelopes:answer");
+    }
+}
+
+#[tokio::test]
+async fn a_valid_incoming_context_continues_the_named_run() {
+    let sink = Memory::new();
+    let d = memory_deployment(&sink);
+    let args = json!({"question": "q", "__crux": {"v": 1, "observability": victim_context()}});
+    let out = d.call("envelopes:answer", args).await.unwrap();
+    assert_eq!(out, format!("q@{VICTIM_RUN}"));
+    d.flush(Duration::from_secs(5)).await;
+    let records = sink.records();
+    assert!(
+        records.iter().all(|r| r["type"] != "run:start"),
+        "no new run"
+    );
+    assert!(
+        records.iter().all(|r| r["type"] != "span:start"),
+        "no warning either"
+    );
+}
+
+#[tokio::test]
+async fn reserved_attribute_keys_cannot_be_overridden() {
+    let sink = Memory::new();
+    let d = memory_deployment(&sink);
+    d.action(spoofing, crux::function::NoArgs {}).await.unwrap();
+    d.flush(Duration::from_secs(5)).await;
+    let start = sink
+        .records()
+        .into_iter()
+        .find(|r| r["type"] == "run:start")
+        .unwrap();
+    assert_eq!(
+        start["attributes"],
+        json!({"team": "support", "boundary": "convex.action"})
+    );
+}
+
+/// A sink whose writes block until the test ends.
+struct Hung(Mutex<mpsc::Receiver<()>>);
+
+impl Sink for Hung {
+    fn write(&self, _: &[Record]) -> Result<(), SinkError> {
+        let _ = self.0.lock().unwrap().recv();
+        Ok(())
+    }
+}
+
+struct Failing;
+
+impl Sink for Failing {
+    fn write(&self, _: &[Record]) -> Result<(), SinkError> {
+        Err(SinkError::Other("collector is down".into()))
+    }
+    fn flush(&self) -> Result<(), SinkError> {
+        Err(SinkError::Other("collector is down".into()))
+    }
+}
+
+#[tokio::test]
+async fn the_final_flush_is_bounded_and_never_changes_the_result() {
+    let (release, blocked) = mpsc::channel::<()>();
+    let warnings = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = warnings.clone();
+    let observer = Observer::builder()
+        .sink(Hung(Mutex::new(blocked)))
+        .on_warning(move |w| seen.lock().unwrap().push(w.to_owned()))
+        .build();
+    let d = Deployment::builder()
+        .observer(observer)
+        .function(quick)
+        .build();
+    let guard = Duration::from_secs(30); // a hang guard, not a timing assertion
+    let ok = tokio::time::timeout(
+        guard,
+        d.action(
+            quick,
+            Ask {
+                question: "hi".into(),
+            },
+        ),
+    )
+    .await
+    .expect("a hung sink cannot hang the action");
+    assert_eq!(ok.unwrap(), "HI");
+    let err = tokio::time::timeout(
+        guard,
+        d.action(
+            quick,
+            Ask {
+                question: "fail".into(),
+            },
+        ),
+    )
+    .await
+    .expect("a hung sink cannot hang the action")
+    .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.message()),
+        (crux::ErrorKind::Application, "refused")
+    );
+    assert_eq!(err.data(), Some(&json!({"why": "asked to"})));
+    let warnings = warnings.lock().unwrap().clone();
+    assert_eq!(
+        warnings.len(),
+        2,
+        "each terminal flush reported its deadline: {warnings:?}"
+    );
+    assert!(
+        warnings[0].contains("status=deadline") && warnings[0].contains("bound 200 ms"),
+        "{warnings:?}"
+    );
+    drop(release);
+}
+
+#[tokio::test]
+async fn a_failing_sink_never_changes_the_result() {
+    let d = Deployment::builder().sink(Failing).function(quick).build();
+    assert_eq!(
+        d.action(
+            quick,
+            Ask {
+                question: "hi".into()
+            }
+        )
+        .await
+        .unwrap(),
+        "HI"
+    );
+    let err = d
+        .action(
+            quick,
+            Ask {
+                question: "fail".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.message(), "refused");
+    assert!(
+        d.observer().stats().failed > 0,
+        "the failures were counted, not raised"
+    );
+}

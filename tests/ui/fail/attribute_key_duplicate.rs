@@ -1,0 +1,8 @@
+use crux::prelude::*;
+
+#[crux::action(attributes(agentId = "a", agentId = "b"))]
+pub async fn respond(_ctx: &ActionCtx) -> crux::Result<()> {
+    Ok(())
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use crux::prelude::*;
+
+#[crux::action(attributes("" = "a"))]
+pub async fn respond(_ctx: &ActionCtx) -> crux::Result<()> {
+    Ok(())
+}
+
+fn main() {}

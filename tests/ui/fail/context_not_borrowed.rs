@@ -1,0 +1,8 @@
+use crux::prelude::*;
+
+#[crux::query]
+pub async fn list(_ctx: QueryCtx) -> crux::Result<()> {
+    Ok(())
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use crux::prelude::*;
+
+#[crux::action(name = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")]
+pub async fn respond(_ctx: &ActionCtx) -> crux::Result<()> {
+    Ok(())
+}
+
+fn main() {}

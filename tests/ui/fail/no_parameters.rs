@@ -1,0 +1,6 @@
+#[crux::mutation]
+pub async fn save() -> crux::Result<()> {
+    Ok(())
+}
+
+fn main() {}

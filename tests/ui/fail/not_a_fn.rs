@@ -1,0 +1,4 @@
+#[crux::action]
+pub struct Respond;
+
+fn main() {}

@@ -1,0 +1,28 @@
+//! A crate that renames its crux dependency points the macros at the new name.
+extern crate crux as my_crux;
+
+use my_crux::prelude::*;
+
+#[my_crux::action(name = "renamed", root = "agent.run", crate = "my_crux")]
+pub async fn respond(_ctx: &ActionCtx) -> my_crux::Result<u32> {
+    Ok(1)
+}
+
+#[my_crux::query(crate = "my_crux")]
+pub async fn list(_ctx: &QueryCtx, args: Vec<String>) -> my_crux::Result<Vec<String>> {
+    Ok(args)
+}
+
+mod nested {
+    use my_crux::prelude::*;
+
+    #[my_crux::internal_mutation(crate = "my_crux")]
+    pub async fn save(_ctx: &MutationCtx) -> my_crux::Result<()> {
+        Ok(())
+    }
+}
+
+fn main() {
+    let _ = <respond as my_crux::Function>::path();
+    let _ = nested::save;
+}
