@@ -3,8 +3,12 @@
 //! the path). Without that variable the tests print a note and pass without checking.
 #![cfg(feature = "otel")]
 
+mod example_stores;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
+
+use example_stores::example_binary;
 use std::time::{Duration, Instant};
 
 use crux::otel::OtlpSink;
@@ -381,4 +385,91 @@ fn killing_phoenix_mid_run_changes_no_result_bounds_every_flush_and_counts_the_l
     let stats = otlp.stats();
     assert_eq!(stats.exported, 1, "{stats:?}");
     assert_eq!(stats.not_exported(), 6, "{stats:?}");
+}
+
+#[test]
+fn the_support_chat_example_exports_through_the_local_deployment() {
+    let Some(phoenix) = Phoenix::start("example") else {
+        return;
+    };
+    let project = "crux-support-chat";
+    let dir = example_stores::TempDir::new("phoenix-support-chat");
+    let out = Command::new(example_binary("support_chat"))
+        .current_dir(dir.path())
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &phoenix.base)
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .env(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            format!("openinference.project.name={project}"),
+        )
+        .output()
+        .expect("run the support_chat example");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let spans = phoenix.spans(project, 15);
+    let roots: Vec<_> = spans
+        .iter()
+        .filter(|s| s["name"] == "support chat" && s["parent_id"].is_null())
+        .collect();
+    assert_eq!(roots.len(), 3, "one answered turn, two refused");
+    for root in &roots {
+        assert_eq!(root["span_kind"], "AGENT");
+    }
+    let ok: Vec<_> = roots.iter().filter(|r| r["status_code"] == "OK").collect();
+    assert_eq!(ok.len(), 1);
+    for refused in roots.iter().filter(|r| r["status_code"] == "ERROR") {
+        assert!(!refused["status_message"].as_str().unwrap_or("").is_empty());
+    }
+
+    // The answered turn: every span of it in one trace, nested across every boundary.
+    let trace = ok[0]["context"]["trace_id"].as_str().unwrap();
+    let turn: Vec<Value> = spans
+        .iter()
+        .filter(|s| s["context"]["trace_id"] == trace)
+        .cloned()
+        .collect();
+    let id_of = |name: &str| {
+        by_name(&turn, name)["context"]["span_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let parent_of = |name: &str| {
+        by_name(&turn, name)["parent_id"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    let root = ok[0]["context"]["span_id"].as_str().unwrap();
+    assert_eq!(parent_of("check thread access"), root);
+    assert_eq!(parent_of("plan research"), root);
+    assert_eq!(parent_of("load research inputs"), id_of("plan research"));
+    assert_eq!(parent_of("plan answer"), id_of("plan research"));
+    assert_eq!(parent_of("write answer"), root);
+    assert_eq!(parent_of("write reply"), id_of("write answer"));
+    assert_eq!(parent_of("stream chat response"), root);
+    for llm in ["plan answer", "write reply"] {
+        let span = by_name(&turn, llm);
+        assert_eq!(span["span_kind"], "LLM");
+        let model = attr(span, "gen_ai.request.model").expect("a model");
+        assert_eq!(attr(span, "llm.model_name"), Some(model));
+        assert!(attr(span, "gen_ai.usage.input_tokens").is_some_and(|t| t.as_i64() > Some(0)));
+    }
+
+    // The streaming ran later as its own run and trace, with its own children.
+    let stream = spans
+        .iter()
+        .find(|s| s["name"] == "stream chat response" && s["parent_id"].is_null())
+        .expect("the detached streaming run");
+    assert_eq!(stream["span_kind"], "AGENT");
+    let stream_trace = &stream["context"]["trace_id"];
+    assert_ne!(stream_trace, trace);
+    let reply = by_name(&spans, "stream reply");
+    assert_eq!(&reply["context"]["trace_id"], stream_trace);
+    assert_eq!(reply["parent_id"], stream["context"]["span_id"]);
+    assert_eq!(reply["span_kind"], "LLM");
 }

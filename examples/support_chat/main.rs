@@ -24,11 +24,17 @@ use crux::sink::{JsonLines, Memory};
 #[tokio::main]
 async fn main() -> crux::Result<()> {
     let memory = Memory::new();
-    let deployment = Deployment::builder()
+    #[allow(unused_mut)]
+    let mut builder = Deployment::builder()
         .sink(JsonLines::open(JsonLines::default_path())?)
-        .sink(memory.clone())
-        // OTLP: when the facade gains the `otel` feature (branch `otel`, not merged yet), add
-        // its exporter sink here if OTEL_EXPORTER_OTLP_ENDPOINT is set.
+        .sink(memory.clone());
+    // With `--features otel`, also export to OpenTelemetry when OTEL_EXPORTER_OTLP_ENDPOINT
+    // is set (for example Arize Phoenix: see crux-runtime/src/otel/README.md).
+    #[cfg(feature = "otel")]
+    if let Some(otlp) = crux::otel::OtlpSink::from_env() {
+        builder = builder.sink(otlp);
+    }
+    let deployment = builder
         .functions((
             chat::respond,
             chat::stream_response,
