@@ -108,6 +108,17 @@ mod tests {
     }
 
     #[test]
+    fn primitives_match_the_runtime_taxonomy() {
+        // A proc-macro crate cannot share items with the runtime, so the list is kept twice;
+        // the compile-time check and the records must never disagree.
+        let runtime: Vec<&str> = crux_runtime::taxonomy::PRIMITIVES
+            .iter()
+            .map(|(primitive, _)| *primitive)
+            .collect();
+        assert_eq!(PRIMITIVES, runtime.as_slice());
+    }
+
+    #[test]
     fn primitives_match_the_shared_fixture_plus_later_additions() {
         // The shared references sit beside the checkout (`../shared` from the workspace).
         let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -86,6 +86,17 @@ mod span {
         });
     }
 
+    /// The same through an explicit scope (no thread-local lookup).
+    #[divan::bench(counters = [divan::counter::ItemsCount::new(BATCH)])]
+    fn crux_explicit_scope(b: Bencher) {
+        let scope = crux_scope();
+        b.bench_local(|| {
+            for _ in 0..BATCH {
+                scope.span("step", "tool.call").start().end(SpanStatus::Ok);
+            }
+        });
+    }
+
     #[tracing::instrument(skip_all)]
     #[inline(never)]
     fn traced() {

@@ -285,9 +285,7 @@ impl<F: Future> Future for WithContext<F> {
         let this = unsafe { self.get_unchecked_mut() };
         let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
         if let Some(ctx) = this.received.take() {
-            let observer = with_current(|s| s.map(|s| s.segment.observer.clone()))
-                .unwrap_or_else(Observer::global);
-            this.scope = Some(observer.continue_context(&ctx));
+            this.scope = Some(crate::observe::current_observer().continue_context(&ctx));
         }
         let Some(scope) = &this.scope else {
             return inner.poll(cx);

@@ -25,7 +25,7 @@ const BUSY_BATCH: usize = 256;
 pub const DEFAULT_CAPACITY: usize = 2048;
 
 /// Delivery counters since the observer was built.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DeliveryStats {
     /// Records accepted into the queue.
     pub accepted: u64,

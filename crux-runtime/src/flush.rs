@@ -39,7 +39,8 @@ impl FlushOptions {
 }
 
 /// How a flush ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub enum FlushStatus {
     /// Everything enqueued before the call reached every sink, and the sinks flushed.
     Drained,
@@ -60,8 +61,10 @@ impl FlushStatus {
     }
 }
 
-/// The structured result of a flush (`ObservabilityFlushResult` in TypeScript).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The structured result of a flush (`ObservabilityFlushResult` in TypeScript); serializes
+/// to the same JSON shape (`{status, delivered, rejected, remaining, deadlineExceeded}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct FlushResult {
     /// How it ended.
     pub status: FlushStatus,

@@ -27,7 +27,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::attributes::Attributes;
+pub use crate::attributes::{AttrValue, Attributes};
 use crate::clock::Timestamp;
 use crate::context::{self, Segment, SegmentInit};
 use crate::delivery::{DEFAULT_CAPACITY, Pipeline, lock};
@@ -472,6 +472,30 @@ pub fn with_context<F: Future>(ctx: Option<CapturedContext>, fut: F) -> WithCont
         }) => WithContext::new(Some(scope), fut),
         Some(received) => WithContext::received(received, fut),
     }
+}
+
+/// The observer of the current scope, or else the [global](Observer::global) one.
+pub fn current_observer() -> Observer {
+    context::with_current(|s| s.map(|s| s.segment.observer.clone()))
+        .unwrap_or_else(Observer::global)
+}
+
+/// Resumes a suspended run on the [current observer](current_observer): see
+/// [`Observer::resume_run`].
+///
+/// ```
+/// use crux_runtime::observe::{self, Observer, RunOptions};
+/// let observer = Observer::builder().build();
+/// let carrier = observer.open_run(RunOptions::new("flow", "flow.run")).suspend("await approval");
+/// let carrier: observe::Carrier = serde_json::from_value(carrier.to_value()).unwrap(); // a durable table
+/// // Later, inside some other run of the same observer:
+/// let host = observer.open_run(RunOptions::new("signal handler", "agent.run"));
+/// let _in_host = host.scope().enter();
+/// let resumed = observe::resume_run(&carrier, "approved").unwrap();
+/// assert_eq!(resumed.run_id(), carrier.crux.run_id);
+/// ```
+pub fn resume_run(carrier: &Carrier, reason: &str) -> Result<Run, CarrierError> {
+    current_observer().resume_run(carrier, reason)
 }
 
 /// A span in the current context (a disabled one that records nothing outside any).

@@ -108,6 +108,11 @@ async fn a_hung_sink_cannot_stretch_a_flush_past_its_bound() {
         "took {took:?}"
     );
     assert!(hung.entered.load(Ordering::SeqCst));
+    assert_eq!(
+        serde_json::to_value(result).unwrap(),
+        serde_json::json!({"status": "deadline", "delivered": 0, "rejected": 0,
+                           "remaining": 8, "deadlineExceeded": true})
+    );
     let warned = seen.lock().unwrap().clone();
     assert_eq!(warned.len(), 1);
     assert!(
@@ -355,4 +360,29 @@ fn handles_cross_threads() {
     send::<crux_runtime::observe::Run>();
     send::<crux_runtime::observe::Span>();
     send::<crux_runtime::observe::WithContext<std::future::Ready<()>>>();
+}
+
+#[test]
+fn dropping_the_last_observer_handle_drains_and_flushes_the_sinks() {
+    let dir = std::env::temp_dir().join(format!("crux-jsonl-drop-{}", std::process::id()));
+    let path = dir.join("records.jsonl");
+    let _ = std::fs::remove_dir_all(&dir);
+    let o = Observer::builder()
+        .sink(JsonLines::open(&path).unwrap())
+        .build();
+    emit_run(&o, 3);
+    drop(o);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let lines = loop {
+        let n = std::fs::read_to_string(&path).map_or(0, |t| t.lines().count());
+        if n == 8 || Instant::now() > deadline {
+            break n;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(
+        lines, 8,
+        "the worker drained the queue and flushed the file on shutdown"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -7,7 +7,10 @@ use super::{Sink, SinkError};
 use crate::record::Record;
 
 /// An append-only JSON Lines file: one record a line, buffered, flushed on
-/// [`Sink::flush`] (and when dropped).
+/// [`Sink::flush`] (and when the observer's last handle drops).
+///
+/// Flush the observer before the process exits (`observer.flush_blocking(FlushOptions::FINAL)`
+/// or the action's final flush): the delivery thread does not outlive `main`.
 ///
 /// ```no_run
 /// let sink = crux_runtime::sink::JsonLines::open(crux_runtime::sink::JsonLines::default_path())?;
