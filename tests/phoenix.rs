@@ -1,6 +1,7 @@
 //! End to end against a real OpenTelemetry backend: Arize Phoenix, started on a free
 //! loopback port from `CRUX_PHOENIX_BIN` (`bash .ci/phoenix.sh` installs it and prints
-//! the path). Without that variable the tests print a note and pass without checking.
+//! the path). Without that variable the tests print a note and skip, except under `CI`,
+//! where they fail.
 #![cfg(feature = "otel")]
 
 mod example_stores;
@@ -44,6 +45,11 @@ fn free_port() -> u16 {
 impl Phoenix {
     fn start(test: &str) -> Option<Phoenix> {
         let Some(bin) = std::env::var_os("CRUX_PHOENIX_BIN") else {
+            // CI installs Phoenix: there, a missing binary is a broken pipeline, not a skip.
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI=true but CRUX_PHOENIX_BIN is not set: .ci/run exports it from .ci/phoenix.sh"
+            );
             eprintln!(
                 "note: CRUX_PHOENIX_BIN is not set; skipping the Phoenix test `{test}` \
                  (bash .ci/phoenix.sh installs Phoenix and prints the path)"
