@@ -15,25 +15,14 @@ mod stand_in_model;
 mod threads;
 mod writer;
 
-#[path = "../trees/mod.rs"]
-mod trees;
+#[path = "../recording/mod.rs"]
+mod recording;
 
 use crux::prelude::*;
-use crux::sink::{JsonLines, Memory};
 
 #[tokio::main]
 async fn main() -> crux::Result<()> {
-    let memory = Memory::new();
-    #[allow(unused_mut)]
-    let mut builder = Deployment::builder()
-        .sink(JsonLines::open(JsonLines::default_path())?)
-        .sink(memory.clone());
-    // With `--features otel`, also export to OpenTelemetry when OTEL_EXPORTER_OTLP_ENDPOINT
-    // is set (for example Arize Phoenix: see crux-runtime/src/otel/README.md).
-    #[cfg(feature = "otel")]
-    if let Some(otlp) = crux::otel::OtlpSink::from_env() {
-        builder = builder.sink(otlp);
-    }
+    let (builder, memory) = recording::sinks(Deployment::builder())?;
     let deployment = builder
         .functions((
             chat::respond,
@@ -98,6 +87,6 @@ async fn main() -> crux::Result<()> {
         println!("stored {} message: {}", message.role, message.text);
     }
 
-    trees::print_runs(&deployment, &memory).await;
+    recording::print_runs(&deployment, &memory).await;
     Ok(())
 }

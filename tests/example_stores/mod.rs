@@ -66,7 +66,7 @@ pub fn example_binary(name: &str) -> PathBuf {
     for source in [
         root.join(format!("{name}.rs")),
         root.join(name),
-        root.join("trees"),
+        root.join("recording"),
     ] {
         if newest(&source).is_some_and(|t| t > built) {
             panic!(
