@@ -410,10 +410,12 @@ fn the_support_chat_example_exports_through_the_local_deployment() {
         )
         .output()
         .expect("run the support_chat example");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.contains("also exporting over OTLP"),
+        "the support_chat binary was built without the `otel` feature: build the examples \
+         with `cargo test --workspace --all-features` (or `cargo build --examples --all-features`)"
     );
 
     let spans = phoenix.spans(project, 15);

@@ -20,6 +20,7 @@ pub fn sinks(builder: DeploymentBuilder) -> crux::Result<(DeploymentBuilder, Mem
         .sink(memory.clone());
     #[cfg(feature = "otel")]
     if let Some(otlp) = crux::otel::OtlpSink::from_env() {
+        eprintln!("also exporting over OTLP (OTEL_EXPORTER_OTLP_ENDPOINT is set)");
         builder = builder.sink(otlp);
     }
     Ok((builder, memory))
