@@ -29,7 +29,7 @@ async fn main() -> crux::Result<()> {
         .sink(JsonLines::open(JsonLines::default_path())?)
         .sink(memory.clone());
     // With `--features otel`, also export to OpenTelemetry when OTEL_EXPORTER_OTLP_ENDPOINT
-    // is set (for example Arize Phoenix: see crux-runtime/src/otel/README.md).
+    // is set (for example Arize Phoenix: see "Watching runs in Arize Phoenix" in the README).
     #[cfg(feature = "otel")]
     if let Some(otlp) = crux::otel::OtlpSink::from_env() {
         builder = builder.sink(otlp);
