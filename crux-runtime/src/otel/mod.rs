@@ -5,8 +5,8 @@
 //! [`OtlpSink`] is a [`Sink`]: add it to an observer next to (or instead of) the JSON
 //! Lines file. Trace ids and span ids are the Crux ones, so a W3C `traceparent` taken
 //! from a Crux context or carrier names the exported span. The mapping (runs, spans,
-//! events, errors, links, semantic conventions) is described in the crate's
-//! `src/otel/README.md` and on [`openinference_kind`].
+//! events, errors, links, semantic conventions) is described in the README of the
+//! `crux` repository (section "OpenTelemetry") and on [`openinference_kind`].
 //!
 //! ```no_run
 //! use crux_runtime::observe::Observer;
