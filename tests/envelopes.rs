@@ -157,6 +157,52 @@ async fn untrusted_envelopes_are_ignored_and_reported_never_failing_the_call() {
     }
 }
 
+#[crux::query]
+pub async fn peek(_ctx: &QueryCtx, args: Ask) -> crux::Result<String> {
+    Ok(args.question)
+}
+
+#[crux::mutation]
+pub async fn poke(_ctx: &MutationCtx, args: Ask) -> crux::Result<String> {
+    Ok(args.question)
+}
+
+#[tokio::test]
+async fn untrusted_envelopes_on_queries_and_mutations_are_reported_in_a_warning_run() {
+    for path in ["envelopes:peek", "envelopes:poke"] {
+        let sink = Memory::new();
+        let d = Deployment::builder()
+            .sink(sink.clone())
+            .function(peek)
+            .function(poke)
+            .build();
+        let args = json!({"question": "q", "__crux": {"v": 9, "observability": victim_context()}});
+        let out = d.call(path, args).await.expect("never a failed call");
+        assert_eq!(out, "q");
+        d.flush(Duration::from_secs(5)).await;
+        let records = sink.records();
+        assert!(
+            records.iter().all(|r| r["runId"] != VICTIM_RUN),
+            "{records:#?}"
+        );
+        let types: Vec<&str> = records
+            .iter()
+            .map(|r| r["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            types,
+            ["run:start", "span", "run:end"],
+            "only the warning: {records:#?}"
+        );
+        assert_eq!(records[0]["rootPrimitive"], "security.warning");
+        assert_eq!(records[1]["primitive"], "security.warning");
+        assert_eq!(records[1]["attributes"]["functionRef"], path);
+        let reason = records[1]["attributes"]["reason"].as_str().unwrap();
+        assert!(reason.contains("version"), "{reason}");
+        assert_eq!(records[2]["status"], "ok");
+    }
+}
+
 #[tokio::test]
 async fn a_valid_incoming_context_continues_the_named_run() {
     let sink = Memory::new();

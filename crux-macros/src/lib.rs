@@ -6,8 +6,9 @@
 //! *function reference*: a unit struct `name` implementing `crux::Function`, whose
 //! associated `name::handler` is the handler as written plus a hidden
 //! `__crux: Option<Envelope>` parameter. All metadata is validated at compile time, every
-//! problem in one compile, each error at the offending token. See the crate README for
-//! the full reference and `cargo expand` to read the generated code.
+//! problem in one compile, each error at the offending token. See the README of the
+//! `crux` repository ("Attribute reference") for every option and rule, and for how to
+//! read the generated code with `cargo expand`.
 
 use proc_macro::TokenStream;
 

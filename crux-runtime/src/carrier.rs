@@ -121,6 +121,46 @@ impl FromStr for TraceParent {
     }
 }
 
+impl TraceParent {
+    /// Writes the `traceparent` header (what an OpenTelemetry `TraceContextPropagator`
+    /// reads).
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use crux_runtime::carrier::TraceParent;
+    /// let tp: TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap();
+    /// let mut headers = HashMap::new();
+    /// tp.inject(&mut headers);
+    /// assert_eq!(TraceParent::extract(&headers), Ok(Some(tp)));
+    /// ```
+    pub fn inject(&self, headers: &mut impl Injector) {
+        headers.set("traceparent", self.to_string());
+    }
+
+    /// Reads an incoming `traceparent` header: `Ok(None)` when there is none, an error
+    /// naming the defect when it is malformed (uppercase hex, all-zero ids, version `ff`,
+    /// wrong lengths), so a caller can ignore it and start a fresh trace.
+    pub fn extract(headers: &impl Extractor) -> Result<Option<TraceParent>, CarrierError> {
+        let Some(value) = headers.get("traceparent") else {
+            return Ok(None);
+        };
+        let path = Path::Key(&Path::Root, "traceparent");
+        if value.len() > 64 {
+            return Err(path.err(Reason::TooLong { max: 64 }).into());
+        }
+        value
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|e| path.err(Reason::Id(e)).into())
+    }
+
+    /// Whether the `sampled` flag is set.
+    pub fn sampled(&self) -> bool {
+        self.flags & 1 == 1
+    }
+}
+
 impl Serialize for TraceParent {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)

@@ -303,6 +303,29 @@ prefixed_12!(
     "run id",
     "a run id (`run_` + 24 hex digits)"
 );
+impl RunId {
+    /// The span id that stands for the run itself in W3C trace context and OpenTelemetry:
+    /// derived from the run id (FNV-1a 64 of its 12 bytes, never zero), so every process
+    /// that knows the run computes the same id without coordination. A carrier's
+    /// `traceparent` names it, and exported spans whose `parentSpanId` is null hang under
+    /// it.
+    ///
+    /// ```
+    /// use crux_runtime::ids::RunId;
+    /// let run: RunId = "run_0123456789abcdef01234567".parse().unwrap();
+    /// assert_eq!(run.root_span_id(), run.root_span_id());
+    /// assert_ne!(run.root_span_id().0, 0);
+    /// ```
+    pub fn root_span_id(&self) -> SpanId {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.0 {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        SpanId(if h == 0 { 1 } else { h })
+    }
+}
+
 prefixed_12!(
     /// `seg_` followed by 24 hex digits: one physical invocation's slice of a run.
     SegmentId,

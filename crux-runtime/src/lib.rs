@@ -18,11 +18,15 @@ pub mod function;
 pub mod ids;
 pub mod local;
 pub mod observe;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod record;
 pub mod run;
 pub mod sink;
 pub mod span;
 pub mod taxonomy;
+#[cfg(feature = "tracing")]
+pub mod tracing;
 mod wallclock;
 pub mod wire;
 

@@ -36,7 +36,7 @@ use crate::flush::FlushWait;
 use crate::ids::{RunId, SpanId, TraceId};
 use crate::record::{Body, SegmentExtra};
 
-pub use crate::carrier::{Carrier, CarrierError};
+pub use crate::carrier::{Carrier, CarrierError, TraceParent};
 pub use crate::context::{EnterGuard, Scope, WithContext};
 pub use crate::delivery::DeliveryStats;
 pub use crate::envelope::CapturedContext;
@@ -136,6 +136,11 @@ pub struct RunOptions {
     pub correlators: Option<Correlators>,
     /// The deployment identity (v3), stamped on every record.
     pub deployment: Option<Deployment>,
+    /// An incoming W3C `traceparent` (for example from an OpenTelemetry-instrumented HTTP
+    /// client): a root run keeps its trace id and records its span as the remote parent.
+    /// Ignored when [`parent`](RunOptions::parent) is set (a child run stays in its
+    /// parent's trace).
+    pub remote_parent: Option<TraceParent>,
 }
 
 impl RunOptions {
@@ -148,6 +153,7 @@ impl RunOptions {
             parent: None,
             correlators: None,
             deployment: None,
+            remote_parent: None,
         }
     }
 
@@ -160,6 +166,19 @@ impl RunOptions {
     /// As a child of `parent`.
     pub fn parent(mut self, parent: ParentRun) -> Self {
         self.parent = Some(parent);
+        self
+    }
+
+    /// Under an incoming W3C `traceparent` (see [`RunOptions::remote_parent`]).
+    ///
+    /// ```
+    /// use crux_runtime::observe::{Observer, RunOptions};
+    /// let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap();
+    /// let run = Observer::disabled().open_run(RunOptions::new("chat", "agent.run").remote_parent(tp));
+    /// assert_eq!(run.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    /// ```
+    pub fn remote_parent(mut self, traceparent: TraceParent) -> Self {
+        self.remote_parent = Some(traceparent);
         self
     }
 
@@ -298,13 +317,18 @@ impl Observer {
     pub fn open_run(&self, opts: RunOptions) -> Run {
         let run_id = RunId::generate();
         let parent = opts.parent;
+        let remote = opts.remote_parent.filter(|_| parent.is_none());
         let started = Timestamp::now();
         let segment = Segment::open(
             self.clone(),
             SegmentInit {
                 run_id,
                 operation_id: parent.map_or(run_id, |p| p.operation_id),
-                trace_id: parent.map_or_else(TraceId::generate, |p| p.trace_id),
+                trace_id: match (parent, remote) {
+                    (Some(p), _) => p.trace_id,
+                    (None, Some(r)) => r.trace_id,
+                    (None, None) => TraceId::generate(),
+                },
                 extra: extra(opts.correlators, opts.deployment),
                 started_at_ms: Some(started.as_millis()),
                 parent_run_id: parent.map(|p| p.run_id),
@@ -318,6 +342,7 @@ impl Observer {
             attributes: opts.attributes,
             parent_run_id: parent.map(|p| p.run_id),
             triggered_by_span_id: parent.and_then(|p| p.triggered_by_span_id),
+            remote_parent_span_id: remote.map(|r| r.parent_id),
         });
         Run {
             segment,
@@ -496,7 +521,25 @@ pub fn event(name: impl Into<Cow<'static, str>>, attributes: Attributes) {
     });
 }
 
+/// The W3C `traceparent` of the current context (its innermost span, else the run's own
+/// span), to inject into an outgoing request; `None` outside any context.
+pub fn current_traceparent() -> Option<TraceParent> {
+    context::with_current(|s| s.map(Scope::traceparent))
+}
+
 impl Scope {
+    /// The W3C `traceparent` naming this scope's innermost span (the run's own span,
+    /// [`RunId::root_span_id`], when no span is open), sampled.
+    pub fn traceparent(&self) -> TraceParent {
+        TraceParent {
+            trace_id: self.trace_id(),
+            parent_id: self
+                .current_span_id()
+                .unwrap_or_else(|| self.run_id().root_span_id()),
+            flags: 1,
+        }
+    }
+
     /// A span whose parent is the top of this scope's stack.
     pub fn span(&self, name: impl Into<Cow<'static, str>>, primitive: &'static str) -> SpanBuilder {
         SpanBuilder::new(Some(self.clone()), name.into(), primitive)

@@ -191,6 +191,9 @@ pub enum Body {
         parent_run_id: Option<RunId>,
         /// Span of the parent run that triggered this one (v4).
         triggered_by_span_id: Option<SpanId>,
+        /// The span of an incoming W3C `traceparent` the run started under (written as
+        /// `remoteParentSpanId`, only when present).
+        remote_parent_span_id: Option<SpanId>,
     },
     /// `run:suspend`.
     RunSuspend {
@@ -493,6 +496,7 @@ impl Serialize for Record {
                 attributes,
                 parent_run_id,
                 triggered_by_span_id,
+                remote_parent_span_id,
             } => {
                 m.serialize_entry("name", name)?;
                 m.serialize_entry("rootPrimitive", root_primitive)?;
@@ -503,6 +507,9 @@ impl Serialize for Record {
                 }
                 if let Some(t) = triggered_by_span_id {
                     m.serialize_entry("triggeredBySpanId", t)?;
+                }
+                if let Some(r) = remote_parent_span_id {
+                    m.serialize_entry("remoteParentSpanId", r)?;
                 }
                 attrs(&mut m, attributes)?;
             }

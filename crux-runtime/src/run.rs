@@ -8,7 +8,7 @@ use crate::attributes::Attributes;
 use crate::carrier::{Carrier, CruxCarrier, TraceParent};
 use crate::clock::Timestamp;
 use crate::context::{Scope, Segment};
-use crate::ids::{EdgeId, RunId, SegmentId, SpanId, TraceId};
+use crate::ids::{EdgeId, RunId, SegmentId, TraceId};
 use crate::record::{Body, EdgeEnd, ErrorSummary, RunStatus};
 
 /// An open run handle for this segment. End it with [`end`](Run::end),
@@ -118,7 +118,7 @@ impl Run {
         Carrier {
             traceparent: TraceParent {
                 trace_id: self.segment.trace_id,
-                parent_id: SpanId::generate(),
+                parent_id: self.segment.run_id.root_span_id(),
                 flags: 1,
             },
             tracestate: None,

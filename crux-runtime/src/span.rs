@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::attributes::{AttrValue, Attributes};
 use crate::clock::Timestamp;
-use crate::context::Scope;
+use crate::context::{Scope, WithContext};
 use crate::ids::{ArtifactId, EdgeId, EventId, SpanId};
 use crate::record::{Body, EdgeEnd, ErrorSummary, SpanStatus};
 use crate::run::Run;
@@ -147,6 +147,28 @@ impl Span {
     /// The scope with this span pushed on the stack: work run under it nests here.
     pub fn scope(&self) -> Option<Scope> {
         self.live.as_ref().map(|l| l.scope.push(l.id))
+    }
+
+    /// Runs `fut` with this span current, so spans started inside it nest under this one.
+    ///
+    /// A disabled span runs `fut` under the context current at this call.
+    ///
+    /// ```no_run
+    /// # async fn embed() {}
+    /// use crux_runtime::observe;
+    /// use crux_runtime::record::SpanStatus;
+    ///
+    /// # async fn demo() {
+    /// let span = observe::span("embed chunks", "embedding.call").start();
+    /// span.in_scope(embed()).await;
+    /// span.end(SpanStatus::Ok);
+    /// # }
+    /// ```
+    pub fn in_scope<F: std::future::Future>(&self, fut: F) -> WithContext<F> {
+        match self.scope() {
+            Some(scope) => scope.in_scope(fut),
+            None => WithContext::new(crate::context::current(), fut),
+        }
     }
 
     /// Records a `span:event` on this span.

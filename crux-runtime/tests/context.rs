@@ -104,6 +104,47 @@ async fn spawned_tasks_carry_the_context_when_asked() {
     run.end(RunStatus::Ok);
 }
 
+#[tokio::test]
+async fn work_in_a_span_scope_nests_under_that_span() {
+    let (o, memory) = observer();
+    let run = o.open_run(RunOptions::new("r", "agent.run"));
+    let run_id = run.run_id().to_string();
+    run.scope()
+        .in_scope(async {
+            let outer = observe::span("outer", "task.operation").start();
+            let outer_id = outer.id().unwrap().to_string();
+            let inner_parent = outer
+                .in_scope(async {
+                    tokio::task::yield_now().await;
+                    let inner = observe::span("inner", "tool.call").start();
+                    let parent = observe::current_scope().and_then(|s| s.current_span_id());
+                    inner.end(SpanStatus::Ok);
+                    parent
+                })
+                .await;
+            assert_eq!(
+                inner_parent.map(|id| id.to_string()),
+                Some(outer_id.clone())
+            );
+            // A disabled span keeps the context that was current.
+            let disabled = observe::Span::disabled();
+            let kept = disabled.in_scope(async { current_run() }).await;
+            assert_eq!(kept.as_deref(), Some(run_id.as_str()));
+            outer.end(SpanStatus::Ok);
+            let records = {
+                o.flush(FlushOptions::FINAL).await;
+                memory.records()
+            };
+            let inner = records
+                .iter()
+                .find(|r| r["type"] == "span:start" && r["name"] == "inner")
+                .expect("the inner span was recorded");
+            assert_eq!(inner["parentSpanId"], outer_id.as_str());
+        })
+        .await;
+    run.end(RunStatus::Ok);
+}
+
 #[test]
 fn sync_code_sees_the_entered_scope_and_guards_nest() {
     let (o, _memory) = observer();

@@ -10,18 +10,15 @@
 mod embedder;
 mod indexing;
 
-#[path = "../trees/mod.rs"]
-mod trees;
+#[path = "../recording/mod.rs"]
+mod recording;
 
 use crux::prelude::*;
-use crux::sink::{JsonLines, Memory};
 
 #[tokio::main]
 async fn main() -> crux::Result<()> {
-    let memory = Memory::new();
-    let deployment = Deployment::builder()
-        .sink(JsonLines::open(JsonLines::default_path())?)
-        .sink(memory.clone())
+    let (builder, memory) = recording::sinks(Deployment::builder())?;
+    let deployment = builder
         .functions((indexing::index, indexing::store))
         .table("embeddings", |t| t)
         .build();
@@ -43,6 +40,6 @@ async fn main() -> crux::Result<()> {
     let stored = deployment.action(indexing::index, docs).await?;
     println!("documents indexed: {stored}");
 
-    trees::print_runs(&deployment, &memory).await;
+    recording::print_runs(&deployment, &memory).await;
     Ok(())
 }

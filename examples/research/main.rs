@@ -13,18 +13,15 @@ mod findings;
 mod research;
 mod sources;
 
-#[path = "../trees/mod.rs"]
-mod trees;
+#[path = "../recording/mod.rs"]
+mod recording;
 
 use crux::prelude::*;
-use crux::sink::{JsonLines, Memory};
 
 #[tokio::main]
 async fn main() -> crux::Result<()> {
-    let memory = Memory::new();
-    let deployment = Deployment::builder()
-        .sink(JsonLines::open(JsonLines::default_path())?)
-        .sink(memory.clone())
+    let (builder, memory) = recording::sinks(Deployment::builder())?;
+    let deployment = builder
         .functions((
             briefing::daily,
             research::topic,
@@ -55,6 +52,6 @@ async fn main() -> crux::Result<()> {
         println!("skipped:  {skipped}");
     }
 
-    trees::print_runs(&deployment, &memory).await;
+    recording::print_runs(&deployment, &memory).await;
     Ok(())
 }

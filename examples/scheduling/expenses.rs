@@ -97,14 +97,11 @@ pub async fn resume_flow(ctx: &ActionCtx, args: ByExpense) -> crux::Result<()> {
         .scope()
         .in_scope(async {
             let span = ctx.crux.span("pay expense", "tool.call").start();
-            // Starting a span does not make it current: run the work under its scope so
-            // the mutation nests inside it.
-            let inside = span.scope().map(|scope| scope.capture());
-            let paid = observe::with_context(
-                inside,
-                ctx.crux.run_mutation("mark expense paid", mark_paid, args),
-            )
-            .await;
+            // Starting a span does not make it current: run the work in its scope so the
+            // mutation nests inside it.
+            let paid = span
+                .in_scope(ctx.crux.run_mutation("mark expense paid", mark_paid, args))
+                .await;
             match &paid {
                 Ok(()) => span.end(SpanStatus::Ok),
                 Err(err) => span.fail(err),

@@ -14,18 +14,15 @@ mod expenses;
 mod flows;
 mod reports;
 
-#[path = "../trees/mod.rs"]
-mod trees;
+#[path = "../recording/mod.rs"]
+mod recording;
 
 use crux::prelude::*;
-use crux::sink::{JsonLines, Memory};
 
 #[tokio::main]
 async fn main() -> crux::Result<()> {
-    let memory = Memory::new();
-    let deployment = Deployment::builder()
-        .sink(JsonLines::open(JsonLines::default_path())?)
-        .sink(memory.clone())
+    let (builder, memory) = recording::sinks(Deployment::builder())?;
+    let deployment = builder
         .functions((
             reports::request_weekly,
             reports::compile,
@@ -75,6 +72,6 @@ async fn main() -> crux::Result<()> {
         .await?;
     println!("expense exp-7 is {status}");
 
-    trees::print_runs(&deployment, &memory).await;
+    recording::print_runs(&deployment, &memory).await;
     Ok(())
 }

@@ -15,20 +15,15 @@ mod stand_in_model;
 mod threads;
 mod writer;
 
-#[path = "../trees/mod.rs"]
-mod trees;
+#[path = "../recording/mod.rs"]
+mod recording;
 
 use crux::prelude::*;
-use crux::sink::{JsonLines, Memory};
 
 #[tokio::main]
 async fn main() -> crux::Result<()> {
-    let memory = Memory::new();
-    let deployment = Deployment::builder()
-        .sink(JsonLines::open(JsonLines::default_path())?)
-        .sink(memory.clone())
-        // OTLP: when the facade gains the `otel` feature (branch `otel`, not merged yet), add
-        // its exporter sink here if OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    let (builder, memory) = recording::sinks(Deployment::builder())?;
+    let deployment = builder
         .functions((
             chat::respond,
             chat::stream_response,
@@ -92,6 +87,6 @@ async fn main() -> crux::Result<()> {
         println!("stored {} message: {}", message.role, message.text);
     }
 
-    trees::print_runs(&deployment, &memory).await;
+    recording::print_runs(&deployment, &memory).await;
     Ok(())
 }

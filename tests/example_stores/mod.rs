@@ -66,7 +66,7 @@ pub fn example_binary(name: &str) -> PathBuf {
     for source in [
         root.join(format!("{name}.rs")),
         root.join(name),
-        root.join("trees"),
+        root.join("recording"),
     ] {
         if newest(&source).is_some_and(|t| t > built) {
             panic!(
@@ -103,6 +103,7 @@ pub fn run_example(name: &str, dir: &Path) -> Output {
     let out = Command::new(example_binary(name))
         .current_dir(dir)
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .output()
         .unwrap_or_else(|err| panic!("could not start example {name}: {err}"));
     assert!(

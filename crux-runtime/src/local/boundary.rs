@@ -8,7 +8,8 @@
 //!   body. A rejected envelope is recorded in that fresh run as a `security.warning` span
 //!   (one combined `span` record); a detached scheduled job gets an `edge` from the
 //!   schedule span that enqueued it.
-//! - Queries and mutations never open runs.
+//! - Queries and mutations never open runs. A rejected envelope on one is recorded in a
+//!   run of its own that holds only the `security.warning`.
 //! - Actions end with a final flush bounded by their metadata; it never changes the result.
 //!   (Skipped for a callee of `ctx.crux.run_action` in this deployment, whose caller flushes
 //!   the same shared pipeline right after.)
@@ -28,6 +29,9 @@ use crate::envelope::{Boundary, Envelope};
 use crate::function::{FunctionKind, Metadata, Visibility};
 use crate::observe::{FlushOptions, Observer, RunOptions, RunStatus, Scope, SpanStatus};
 use crate::record::EdgeEnd;
+
+/// The name of the `security.warning` span recording an ignored envelope.
+const REJECTED_ENVELOPE: &str = "untrusted __crux envelope ignored";
 
 /// The default root primitive of a run an action opens.
 const DEFAULT_ROOT: &str = "runtime.convex.action";
@@ -68,7 +72,12 @@ where
             continue_run(&scope, boundary, body).await
         }
         (None, FunctionKind::Action) => open_run(observer, metadata, &host.invocation, body).await,
-        (None, _) => body.await,
+        (None, _) => {
+            if let Some(reason) = &host.invocation.rejected_envelope {
+                warn_in_own_run(observer, metadata, reason);
+            }
+            body.await
+        }
     };
     // The final flush. A callee of `ctx.crux.run_action` in this deployment leaves it to
     // the caller's post-call flush: the pipeline is shared, so the same records reach the
@@ -128,6 +137,24 @@ fn is_reserved(key: &str) -> bool {
     ) || key.starts_with("crux.")
 }
 
+/// Records why an incoming `__crux` envelope was ignored, as one `security.warning` span.
+fn record_rejection(scope: &Scope, metadata: &Metadata, reason: &str) {
+    let now = Timestamp::now();
+    scope
+        .span(REJECTED_ENVELOPE, "security.warning")
+        .attr("reason", reason.to_owned())
+        .attr("functionRef", metadata.convex_path())
+        .record_finished(now, now, SpanStatus::Ok);
+}
+
+/// A query or mutation has no run to hold the warning, and its work still never opens one:
+/// the warning gets a run of its own that holds nothing else.
+fn warn_in_own_run(observer: &Observer, metadata: &Metadata, reason: &str) {
+    let run = observer.open_run(RunOptions::new(REJECTED_ENVELOPE, "security.warning"));
+    record_rejection(&run.scope(), metadata, reason);
+    run.end(RunStatus::Ok);
+}
+
 /// Opens the run of an action called without context, and runs the body in it.
 async fn open_run<T>(
     observer: &Observer,
@@ -162,12 +189,7 @@ async fn open_run<T>(
     let run = observer.open_run(options);
     let scope = run.scope();
     if let Some(reason) = &invocation.rejected_envelope {
-        let now = Timestamp::now();
-        scope
-            .span("untrusted __crux envelope ignored", "security.warning")
-            .attr("reason", reason.clone())
-            .attr("functionRef", metadata.convex_path())
-            .record_finished(now, now, SpanStatus::Ok);
+        record_rejection(&scope, metadata, reason);
     }
     if let Some(span) = invocation
         .schedule_link
