@@ -1,7 +1,51 @@
 //! crux: observable Convex-style functions for Rust.
 //!
 //! Annotate async handlers with [`action`], [`query`], [`mutation`] and their internal
-//! variants; every call between them lands in one Crux run.
+//! variants; every call between them — child actions through `ctx.crux.run_action`,
+//! queries, mutations, scheduled work — lands in one Crux run, recorded through
+//! [`sink`]s and readable as a tree (`cargo run --bin crux -- show latest`).
+//!
+//! ```
+//! use crux::prelude::*;
+//! use crux::sink::Memory;
+//!
+//! #[derive(Serialize, Deserialize)]
+//! pub struct Ask {
+//!     pub question: String,
+//! }
+//!
+//! #[crux::action(name = "support chat", root = "agent.run")]
+//! pub async fn respond(ctx: &ActionCtx, args: Ask) -> crux::Result<String> {
+//!     let words = ctx.crux.run_query("count words", count_words, args).await?;
+//!     Ok(format!("{words} words"))
+//! }
+//!
+//! #[crux::internal_query]
+//! pub async fn count_words(_ctx: &QueryCtx, args: Ask) -> crux::Result<usize> {
+//!     Ok(args.question.split_whitespace().count())
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> crux::Result<()> {
+//! let memory = Memory::new();
+//! let deployment = Deployment::builder()
+//!     .sink(memory.clone())
+//!     .functions((respond, count_words))
+//!     .build();
+//! let reply = deployment.action(respond, Ask { question: "where is my refund".into() }).await?;
+//! assert_eq!(reply, "4 words");
+//!
+//! deployment.flush(std::time::Duration::from_secs(1)).await;
+//! let records = memory.records();
+//! assert_eq!(records[0]["name"], "support chat"); // the run
+//! assert!(records.iter().any(|r| r["name"] == "count words")); // its runtime.convex.query span
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The README is the guide: a tour of entrypoints, child actions, queries and mutations,
+//! scheduling and escape hatches, the attribute reference, the local deployment, the
+//! viewer, OpenTelemetry export and the wire format.
 
 pub use crux_macros::{
     action, internal_action, internal_mutation, internal_query, mutation, query,
