@@ -35,18 +35,15 @@ pub(crate) mod events {
 
 /// The attributes every boundary event carries (reference §2.3).
 pub(crate) fn boundary_attributes(boundary: &Boundary) -> Attributes {
-    let stack: Vec<Value> = boundary
-        .parent_span_stack
-        .iter()
-        .map(|id| json!(id))
-        .collect();
+    let id_value = |id: &crate::ids::SpanId| Value::String(id.encode().as_str().to_owned());
+    let stack: Vec<Value> = boundary.parent_span_stack.iter().map(id_value).collect();
     let kind = match boundary.kind {
         BoundaryKind::Action => "action",
         BoundaryKind::Schedule => "schedule",
     };
     let mut attrs = Attributes::new()
-        .with("boundaryId", json!(boundary.id))
-        .with("boundarySpanId", json!(boundary.span_id))
+        .with("boundaryId", id_value(&boundary.id))
+        .with("boundarySpanId", id_value(&boundary.span_id))
         .with("boundaryKind", kind)
         .with("boundaryLabel", boundary.label.clone())
         .with("functionRef", boundary.function_ref.clone())
