@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 
 use super::deployment::Deployment;
-use super::dispatch::{Caller, ENVELOPE_KEY, from_json_output, to_json_args};
+use super::dispatch::{Caller, ENVELOPE_KEY, EnvelopeText, from_json_output, to_json_args};
 use super::scheduler::{Schedulable, delay_until};
 use super::store::{Id, Transaction};
 use super::{ActionCtx, MutationCtx, QueryCtx};
@@ -90,10 +90,19 @@ impl Core {
         caller: Caller,
     ) -> Result<F::Output> {
         let mut json = to_json_args(args)?;
-        if let (Some(envelope), Some(fields)) = (envelope, json.as_object_mut()) {
-            fields.insert(ENVELOPE_KEY.to_owned(), envelope.to_value());
-        }
-        let out = self.deployment.dispatch(F::path(), json, caller).await?;
+        // `__crux` travels as JSON text beside the args object; an args field of that name
+        // is replaced by it, as if it were inserted into the object.
+        let text = match (envelope, json.as_object_mut()) {
+            (Some(envelope), Some(fields)) => {
+                fields.remove(ENVELOPE_KEY);
+                Some(EnvelopeText::encode(&envelope))
+            }
+            _ => None,
+        };
+        let out = self
+            .deployment
+            .dispatch_with(F::path(), json, text, caller)
+            .await?;
         from_json_output(F::path(), out)
     }
 
