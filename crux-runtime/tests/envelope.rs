@@ -103,6 +103,21 @@ fn to_value_is_the_serde_value_for_every_field() {
         let env = Envelope::decode(&fixture).unwrap();
         assert_eq!(env.to_value(), serde_json::to_value(&env).unwrap());
         assert_eq!(env.to_value(), fixture);
+        assert_eq!(env.to_json_string(), serde_json::to_string(&env).unwrap());
+    }
+    // Labels are the caller's text: quotes, backslashes, non-ASCII and escapes survive.
+    for label in ["say \"hi\" \\ now", "données → ok", "tab\there"] {
+        let mut env = Envelope::decode(&ts_action_envelope()).unwrap();
+        env.boundary.as_mut().unwrap().label = label.to_owned();
+        let text = env.to_json_string();
+        assert_eq!(text, serde_json::to_string(&env).unwrap());
+        let back = Envelope::decode_str(&text);
+        if label.contains('\t') {
+            // A control character is refused by the strict decoder, as from any writer.
+            assert!(back.is_err());
+        } else {
+            assert_eq!(back.unwrap(), env);
+        }
     }
 }
 

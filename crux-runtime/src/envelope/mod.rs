@@ -39,6 +39,7 @@ use crate::context::Scope;
 use crate::ids::{RunId, SegmentId, SpanId, TraceId};
 use crate::wire::{FieldError, MAX_DEPTH, Obj, Path, Reason, check_depth, id_item, type_name};
 
+mod encode;
 mod text;
 
 /// The only envelope version this build writes and accepts.
@@ -105,6 +106,14 @@ impl Envelope {
         let value: Value = serde_json::from_str(json)
             .map_err(|_| EnvelopeError(Path::Root.err(Reason::Invalid("is not valid JSON"))))?;
         Envelope::decode(&value)
+    }
+
+    /// The envelope as JSON text: the same text as `serde_json::to_string(self)`, written
+    /// directly (ids and the boundary kind need no escaping), since it runs on every hop.
+    pub fn to_json_string(&self) -> String {
+        let mut out = String::with_capacity(512);
+        encode::envelope(&mut out, self);
+        out
     }
 
     /// The JSON value to put under `__crux`.

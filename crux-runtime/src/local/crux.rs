@@ -41,7 +41,8 @@ pub(crate) fn boundary_attributes(boundary: &Boundary) -> Attributes {
         BoundaryKind::Action => "action",
         BoundaryKind::Schedule => "schedule",
     };
-    let mut attrs = Attributes::new()
+    // Room for the acknowledgement's `status` and `error` too.
+    let mut attrs = Attributes::with_capacity(9)
         .with("boundaryId", id_value(&boundary.id))
         .with("boundarySpanId", id_value(&boundary.span_id))
         .with("boundaryKind", kind)

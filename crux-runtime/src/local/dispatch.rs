@@ -117,8 +117,7 @@ pub(crate) struct EnvelopeText(String);
 impl EnvelopeText {
     /// Encodes `envelope` to the JSON text that would travel under `__crux`.
     pub(crate) fn encode(envelope: &Envelope) -> Self {
-        // Serializing these plain types cannot fail.
-        Self(serde_json::to_string(envelope).unwrap_or_default())
+        Self(envelope.to_json_string())
     }
 }
 
