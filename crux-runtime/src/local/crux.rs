@@ -35,6 +35,29 @@ pub(crate) mod events {
 
 /// The attributes every boundary event carries (reference §2.3).
 pub(crate) fn boundary_attributes(boundary: &Boundary) -> Attributes {
+    attributes_of(
+        boundary,
+        boundary.label.clone().into(),
+        boundary.function_ref.clone().into(),
+        boundary.lease_expires_at.clone(),
+    )
+}
+
+/// [`boundary_attributes`], taking the boundary's strings instead of copying them.
+pub(crate) fn into_boundary_attributes(mut boundary: Boundary) -> Attributes {
+    let label = std::mem::take(&mut boundary.label);
+    let function_ref = std::mem::take(&mut boundary.function_ref);
+    let lease = boundary.lease_expires_at.take();
+    attributes_of(&boundary, label.into(), function_ref.into(), lease)
+}
+
+/// The boundary attributes with the strings given (borrowed when they are `'static`).
+fn attributes_of(
+    boundary: &Boundary,
+    label: Cow<'static, str>,
+    function_ref: Cow<'static, str>,
+    lease: Option<String>,
+) -> Attributes {
     let id_value = |id: &crate::ids::SpanId| Value::String(id.encode().as_str().to_owned());
     let stack: Vec<Value> = boundary.parent_span_stack.iter().map(id_value).collect();
     let kind = match boundary.kind {
@@ -46,11 +69,11 @@ pub(crate) fn boundary_attributes(boundary: &Boundary) -> Attributes {
         .with("boundaryId", id_value(&boundary.id))
         .with("boundarySpanId", id_value(&boundary.span_id))
         .with("boundaryKind", kind)
-        .with("boundaryLabel", boundary.label.clone())
-        .with("functionRef", boundary.function_ref.clone())
+        .with("boundaryLabel", label)
+        .with("functionRef", function_ref)
         .with("parentSpanStack", Value::Array(stack));
-    if let Some(lease) = &boundary.lease_expires_at {
-        attrs.set("leaseExpiresAt", lease.clone());
+    if let Some(lease) = lease {
+        attrs.set("leaseExpiresAt", lease);
     }
     attrs
 }
@@ -156,7 +179,13 @@ impl Core {
             parent_span_stack: captured.span_stack.clone(),
             lease_expires_at: Some(lease_expiry()),
         };
-        span.event(events::REQUESTED, boundary_attributes(&boundary));
+        let requested = attributes_of(
+            &boundary,
+            label.into(),
+            path.into(),
+            boundary.lease_expires_at.clone(),
+        );
+        span.event(events::REQUESTED, requested);
         let observer = self.deployment.observer();
         observer.flush(FlushOptions::BOUNDARY).await;
         let envelope = Envelope {
