@@ -117,6 +117,11 @@ impl Attributes {
         Self(Vec::new())
     }
 
+    /// No attributes, with room for `n` without reallocating.
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        Self(Vec::with_capacity(n))
+    }
+
     /// Adds (or replaces) `key`, builder style.
     pub fn with(mut self, key: impl Into<Cow<'static, str>>, value: impl Into<AttrValue>) -> Self {
         self.set(key, value);

@@ -223,8 +223,11 @@ impl Pipeline {
             };
             let taken = batch.len();
             if taken > 0 {
-                self.deliver(batch.make_contiguous(), rec_random, &mut counter);
-                batch.clear();
+                // As a `Vec` (in place), so the last sink can keep the records it is given.
+                let mut records = Vec::from(std::mem::take(&mut batch));
+                self.deliver(&mut records, rec_random, &mut counter);
+                records.clear();
+                batch = VecDeque::from(records);
             }
             self.done_upto.store(accepted, Ordering::Release);
             if flushes_pending {
@@ -267,7 +270,7 @@ impl Pipeline {
         }
     }
 
-    fn deliver(&self, records: &mut [Record], rec_random: u64, counter: &mut u64) {
+    fn deliver(&self, records: &mut Vec<Record>, rec_random: u64, counter: &mut u64) {
         let mut valid = 0usize;
         // Move invalid records to the back, keeping the order of the valid ones.
         let mut rejected = 0u64;
@@ -286,13 +289,17 @@ impl Pipeline {
                 counter: *counter,
             });
         }
-        let good = &records[..valid];
+        records.truncate(valid);
         let mut ok = true;
-        if !good.is_empty() {
-            for sink in &self.sinks {
-                let res = catch_unwind(AssertUnwindSafe(|| sink.write(good)));
+        if let Some((last, others)) = self.sinks.split_last()
+            && valid > 0
+        {
+            for sink in others {
+                let res = catch_unwind(AssertUnwindSafe(|| sink.write(records)));
                 ok &= matches!(res, Ok(Ok(())));
             }
+            let res = catch_unwind(AssertUnwindSafe(|| last.write_owned(records)));
+            ok &= matches!(res, Ok(Ok(())));
         }
         let c = &self.counters;
         c.rejected.fetch_add(rejected, Ordering::AcqRel);

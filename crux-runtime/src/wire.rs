@@ -148,6 +148,17 @@ pub(crate) fn check_depth(v: &Value, max: usize, path: Path<'_>) -> Result<(), F
 
 /// Checks a string: length (in characters) and no control characters.
 pub(crate) fn check_text(s: &str, max: usize, path: Path<'_>) -> Result<(), FieldError> {
+    // Ids, labels and timestamps are ASCII: one byte scan instead of decoding chars. The
+    // ASCII control characters are exactly U+0000..=U+001F and U+007F.
+    if s.is_ascii() {
+        if s.len() > max {
+            return Err(path.err(Reason::TooLong { max }));
+        }
+        if s.bytes().any(|b| b < 0x20 || b == 0x7f) {
+            return Err(path.err(Reason::ControlCharacter));
+        }
+        return Ok(());
+    }
     if s.len() > max && s.chars().count() > max {
         return Err(path.err(Reason::TooLong { max }));
     }

@@ -386,3 +386,27 @@ fn dropping_the_last_observer_handle_drains_and_flushes_the_sinks() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn every_sink_gets_the_same_records_whether_lent_or_handed_over() {
+    // The worker lends each batch to every sink but the last, which it hands the records
+    // to (`write_owned`): both must end up with the same records in the same order.
+    let lent = Memory::new();
+    let kept = Memory::bounded(30);
+    let o = Observer::builder()
+        .sink(lent.clone())
+        .sink(kept.clone())
+        .build();
+    for _ in 0..3 {
+        emit_run(&o, 10);
+    }
+    assert_eq!(
+        o.flush_blocking(FlushOptions::FINAL).status,
+        FlushStatus::Drained
+    );
+    let all = lent.records();
+    assert_eq!(all.len(), 3 * (2 + 2 * 10));
+    // The bounded sink keeps the newest 30, identical to the tail of the other.
+    assert_eq!(kept.records(), all[all.len() - 30..].to_vec());
+    assert_eq!(o.stats().delivered, all.len() as u64);
+}

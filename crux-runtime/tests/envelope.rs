@@ -81,6 +81,47 @@ fn envelopes_round_trip_byte_for_byte() {
 }
 
 #[test]
+fn to_value_is_the_serde_value_for_every_field() {
+    // `to_value` builds the value by hand for speed; it must stay what serde writes.
+    let full = set(
+        set(
+            ts_action_envelope(),
+            "/observability/parentRunId",
+            json!(OP),
+        ),
+        "/observability/triggeredBySpanId",
+        json!(S1),
+    );
+    let sparse = remove(
+        remove(
+            remove(ts_action_envelope(), "/observability/correlators"),
+            "/boundary/leaseExpiresAt",
+        ),
+        "/observability/startedAtMs",
+    );
+    for fixture in [full, sparse, json!({"v": 1})] {
+        let env = Envelope::decode(&fixture).unwrap();
+        assert_eq!(env.to_value(), serde_json::to_value(&env).unwrap());
+        assert_eq!(env.to_value(), fixture);
+        assert_eq!(env.to_json_string(), serde_json::to_string(&env).unwrap());
+    }
+    // Labels are the caller's text: quotes, backslashes, non-ASCII and escapes survive.
+    for label in ["say \"hi\" \\ now", "données → ok", "tab\there"] {
+        let mut env = Envelope::decode(&ts_action_envelope()).unwrap();
+        env.boundary.as_mut().unwrap().label = label.to_owned();
+        let text = env.to_json_string();
+        assert_eq!(text, serde_json::to_string(&env).unwrap());
+        let back = Envelope::decode_str(&text);
+        if label.contains('\t') {
+            // A control character is refused by the strict decoder, as from any writer.
+            assert!(back.is_err());
+        } else {
+            assert_eq!(back.unwrap(), env);
+        }
+    }
+}
+
+#[test]
 fn minimal_and_detached_typescript_shapes_are_accepted() {
     // `{v: 1, observability: undefined}` arrives as `{v: 1}`; `null` means the same.
     for detached in [json!({"v": 1}), json!({"v": 1, "observability": null})] {

@@ -32,13 +32,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::clock::Timestamp;
 use crate::context::Scope;
 use crate::ids::{RunId, SegmentId, SpanId, TraceId};
 use crate::wire::{FieldError, MAX_DEPTH, Obj, Path, Reason, check_depth, id_item, type_name};
 
+mod encode;
 mod text;
 
 /// The only envelope version this build writes and accepts.
@@ -107,11 +108,98 @@ impl Envelope {
         Envelope::decode(&value)
     }
 
-    /// The JSON value to put under `__crux`.
-    pub fn to_value(&self) -> Value {
-        // Serializing these plain types cannot fail.
-        serde_json::to_value(self).unwrap_or(Value::Null)
+    /// The envelope as JSON text: the same text as `serde_json::to_string(self)`, written
+    /// directly (ids and the boundary kind need no escaping), since it runs on every hop.
+    pub fn to_json_string(&self) -> String {
+        let mut out = String::with_capacity(512);
+        encode::envelope(&mut out, self);
+        out
     }
+
+    /// The JSON value to put under `__crux`.
+    ///
+    /// The same value as `serde_json::to_value(self)`, built directly: this runs on every
+    /// boundary hop, and going through serde's value serializer cost twice as much.
+    pub fn to_value(&self) -> Value {
+        let mut root = Map::new();
+        root.insert("v".to_owned(), Value::from(self.v));
+        if let Some(context) = &self.observability {
+            root.insert("observability".to_owned(), context_value(context));
+        }
+        if let Some(boundary) = &self.boundary {
+            root.insert("boundary".to_owned(), boundary_value(boundary));
+        }
+        Value::Object(root)
+    }
+}
+
+/// An id as a JSON string.
+macro_rules! id_value {
+    ($id:expr) => {
+        Value::String($id.encode().as_str().to_owned())
+    };
+}
+
+fn span_stack_value(stack: &[SpanId]) -> Value {
+    Value::Array(stack.iter().map(|id| id_value!(id)).collect())
+}
+
+/// `serde_json::to_value(context)`, built directly (see [`Envelope::to_value`]).
+fn context_value(c: &CapturedContext) -> Value {
+    let mut o = Map::new();
+    o.insert("runId".to_owned(), id_value!(c.run_id));
+    o.insert("operationId".to_owned(), id_value!(c.operation_id));
+    o.insert("traceId".to_owned(), id_value!(c.trace_id));
+    o.insert("segmentId".to_owned(), id_value!(c.segment_id));
+    if let Some(ms) = c.started_at_ms {
+        o.insert("startedAtMs".to_owned(), Value::from(ms));
+    }
+    // Rare and small: plain serde (it cannot fail for these types).
+    if let Some(correlators) = &c.correlators {
+        o.insert(
+            "correlators".to_owned(),
+            serde_json::to_value(correlators).unwrap_or(Value::Null),
+        );
+    }
+    if let Some(deployment) = &c.deployment {
+        o.insert(
+            "deployment".to_owned(),
+            serde_json::to_value(deployment).unwrap_or(Value::Null),
+        );
+    }
+    o.insert("spanStack".to_owned(), span_stack_value(&c.span_stack));
+    if let Some(id) = c.current_span_id {
+        o.insert("currentSpanId".to_owned(), id_value!(id));
+    }
+    if let Some(id) = c.parent_run_id {
+        o.insert("parentRunId".to_owned(), id_value!(id));
+    }
+    if let Some(id) = c.triggered_by_span_id {
+        o.insert("triggeredBySpanId".to_owned(), id_value!(id));
+    }
+    Value::Object(o)
+}
+
+/// `serde_json::to_value(boundary)`, built directly (see [`Envelope::to_value`]).
+fn boundary_value(b: &Boundary) -> Value {
+    let kind = match b.kind {
+        BoundaryKind::Action => "action",
+        BoundaryKind::Schedule => "schedule",
+    };
+    let mut o = Map::new();
+    o.insert("id".to_owned(), id_value!(b.id));
+    o.insert("spanId".to_owned(), id_value!(b.span_id));
+    o.insert("kind".to_owned(), Value::from(kind));
+    o.insert("label".to_owned(), Value::from(b.label.as_str()));
+    o.insert("ref".to_owned(), Value::from(b.function_ref.as_str()));
+    o.insert(
+        "parentSpanStack".to_owned(),
+        span_stack_value(&b.parent_span_stack),
+    );
+    if let Some(lease) = &b.lease_expires_at {
+        o.insert("leaseExpiresAt".to_owned(), Value::from(lease.as_str()));
+    }
+    Value::Object(o)
 }
 
 impl<'de> Deserialize<'de> for Envelope {

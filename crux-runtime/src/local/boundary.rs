@@ -19,7 +19,7 @@ use std::future::Future;
 
 use serde_json::json;
 
-use super::crux::{boundary_attributes, events};
+use super::crux::{boundary_attributes, events, into_boundary_attributes};
 use super::ctx::{Host, HostContext};
 use super::{ActionCtx, MutationCtx, QueryCtx};
 use crate::Result;
@@ -105,9 +105,9 @@ async fn continue_run<T>(
     let Some(boundary) = boundary else {
         return scope.in_scope(body).await;
     };
-    let attrs = boundary_attributes(&boundary);
-    acknowledge(scope, events::RECEIVED, attrs.clone());
+    acknowledge(scope, events::RECEIVED, boundary_attributes(&boundary));
     let result = scope.in_scope(body).await;
+    let attrs = into_boundary_attributes(boundary);
     match &result {
         Ok(_) => acknowledge(scope, events::COMPLETED, attrs.with("status", "ok")),
         Err(err) => acknowledge(

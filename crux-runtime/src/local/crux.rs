@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 
 use super::deployment::Deployment;
-use super::dispatch::{Caller, ENVELOPE_KEY, from_json_output, to_json_args};
+use super::dispatch::{Caller, ENVELOPE_KEY, EnvelopeText, from_json_output, to_json_args};
 use super::scheduler::{Schedulable, delay_until};
 use super::store::{Id, Transaction};
 use super::{ActionCtx, MutationCtx, QueryCtx};
@@ -35,24 +35,45 @@ pub(crate) mod events {
 
 /// The attributes every boundary event carries (reference §2.3).
 pub(crate) fn boundary_attributes(boundary: &Boundary) -> Attributes {
-    let stack: Vec<Value> = boundary
-        .parent_span_stack
-        .iter()
-        .map(|id| json!(id))
-        .collect();
+    attributes_of(
+        boundary,
+        boundary.label.clone().into(),
+        boundary.function_ref.clone().into(),
+        boundary.lease_expires_at.clone(),
+    )
+}
+
+/// [`boundary_attributes`], taking the boundary's strings instead of copying them.
+pub(crate) fn into_boundary_attributes(mut boundary: Boundary) -> Attributes {
+    let label = std::mem::take(&mut boundary.label);
+    let function_ref = std::mem::take(&mut boundary.function_ref);
+    let lease = boundary.lease_expires_at.take();
+    attributes_of(&boundary, label.into(), function_ref.into(), lease)
+}
+
+/// The boundary attributes with the strings given (borrowed when they are `'static`).
+fn attributes_of(
+    boundary: &Boundary,
+    label: Cow<'static, str>,
+    function_ref: Cow<'static, str>,
+    lease: Option<String>,
+) -> Attributes {
+    let id_value = |id: &crate::ids::SpanId| Value::String(id.encode().as_str().to_owned());
+    let stack: Vec<Value> = boundary.parent_span_stack.iter().map(id_value).collect();
     let kind = match boundary.kind {
         BoundaryKind::Action => "action",
         BoundaryKind::Schedule => "schedule",
     };
-    let mut attrs = Attributes::new()
-        .with("boundaryId", json!(boundary.id))
-        .with("boundarySpanId", json!(boundary.span_id))
+    // Room for the acknowledgement's `status` and `error` too.
+    let mut attrs = Attributes::with_capacity(9)
+        .with("boundaryId", id_value(&boundary.id))
+        .with("boundarySpanId", id_value(&boundary.span_id))
         .with("boundaryKind", kind)
-        .with("boundaryLabel", boundary.label.clone())
-        .with("functionRef", boundary.function_ref.clone())
+        .with("boundaryLabel", label)
+        .with("functionRef", function_ref)
         .with("parentSpanStack", Value::Array(stack));
-    if let Some(lease) = &boundary.lease_expires_at {
-        attrs.set("leaseExpiresAt", lease.clone());
+    if let Some(lease) = lease {
+        attrs.set("leaseExpiresAt", lease);
     }
     attrs
 }
@@ -93,10 +114,19 @@ impl Core {
         caller: Caller,
     ) -> Result<F::Output> {
         let mut json = to_json_args(args)?;
-        if let (Some(envelope), Some(fields)) = (envelope, json.as_object_mut()) {
-            fields.insert(ENVELOPE_KEY.to_owned(), envelope.to_value());
-        }
-        let out = self.deployment.dispatch(F::path(), json, caller).await?;
+        // `__crux` travels as JSON text beside the args object; an args field of that name
+        // is replaced by it, as if it were inserted into the object.
+        let text = match (envelope, json.as_object_mut()) {
+            (Some(envelope), Some(fields)) => {
+                fields.remove(ENVELOPE_KEY);
+                Some(EnvelopeText::encode(&envelope))
+            }
+            _ => None,
+        };
+        let out = self
+            .deployment
+            .dispatch_with(F::path(), json, text, caller)
+            .await?;
         from_json_output(F::path(), out)
     }
 
@@ -149,7 +179,13 @@ impl Core {
             parent_span_stack: captured.span_stack.clone(),
             lease_expires_at: Some(lease_expiry()),
         };
-        span.event(events::REQUESTED, boundary_attributes(&boundary));
+        let requested = attributes_of(
+            &boundary,
+            label.into(),
+            path.into(),
+            boundary.lease_expires_at.clone(),
+        );
+        span.event(events::REQUESTED, requested);
         let observer = self.deployment.observer();
         observer.flush(FlushOptions::BOUNDARY).await;
         let envelope = Envelope {

@@ -84,14 +84,26 @@ impl Memory {
     }
 }
 
-impl Sink for Memory {
-    fn write(&self, records: &[Record]) -> Result<(), SinkError> {
+impl Memory {
+    fn keep(&self, records: impl Iterator<Item = Record>) {
         let mut store = self.lock();
-        store.records.extend(records.iter().cloned());
+        store.records.extend(records);
         if let Some(limit) = store.limit {
             let excess = store.records.len().saturating_sub(limit);
             store.records.drain(..excess);
         }
+    }
+}
+
+impl Sink for Memory {
+    fn write(&self, records: &[Record]) -> Result<(), SinkError> {
+        self.keep(records.iter().cloned());
+        Ok(())
+    }
+
+    /// Keeps the batch without cloning it: the records are moved in.
+    fn write_owned(&self, records: &mut Vec<Record>) -> Result<(), SinkError> {
+        self.keep(records.drain(..));
         Ok(())
     }
 }

@@ -42,6 +42,13 @@ pub trait Sink: Send + Sync + 'static {
     /// Writes a batch, in enqueue order.
     fn write(&self, records: &[Record]) -> Result<(), SinkError>;
 
+    /// Writes a batch the sink may keep: it can move records out of `records` instead of
+    /// cloning them (what it leaves is dropped afterwards). The delivery worker calls this
+    /// on the last sink; the default calls [`write`](Sink::write). [`Memory`] overrides it.
+    fn write_owned(&self, records: &mut Vec<Record>) -> Result<(), SinkError> {
+        self.write(records)
+    }
+
     /// Makes everything written so far durable or visible (called by flushes).
     fn flush(&self) -> Result<(), SinkError> {
         Ok(())
@@ -51,6 +58,9 @@ pub trait Sink: Send + Sync + 'static {
 impl<S: Sink + ?Sized> Sink for std::sync::Arc<S> {
     fn write(&self, records: &[Record]) -> Result<(), SinkError> {
         (**self).write(records)
+    }
+    fn write_owned(&self, records: &mut Vec<Record>) -> Result<(), SinkError> {
+        (**self).write_owned(records)
     }
     fn flush(&self) -> Result<(), SinkError> {
         (**self).flush()

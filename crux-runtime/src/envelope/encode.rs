@@ -1,0 +1,112 @@
+//! [`Envelope::to_json_string`]: the serde text of an envelope, written directly.
+//!
+//! Field order and omissions follow the `Serialize` derives in `mod.rs`; a test compares
+//! the two for every field.
+
+use std::fmt::Write;
+
+use super::{Boundary, BoundaryKind, CapturedContext, Envelope};
+use crate::ids::SpanId;
+
+pub(super) fn envelope(out: &mut String, e: &Envelope) {
+    let _ = write!(out, "{{\"v\":{}", e.v);
+    if let Some(c) = &e.observability {
+        out.push_str(",\"observability\":");
+        context(out, c);
+    }
+    if let Some(b) = &e.boundary {
+        out.push_str(",\"boundary\":");
+        boundary(out, b);
+    }
+    out.push('}');
+}
+
+/// `,"key":"id"` for an id, whose text is ASCII hex with an ASCII prefix.
+macro_rules! id_field {
+    ($out:expr, $key:literal, $id:expr) => {{
+        $out.push_str(concat!(",\"", $key, "\":\""));
+        $out.push_str($id.encode().as_str());
+        $out.push('"');
+    }};
+}
+
+/// A string with JSON escaping, as serde writes it (it escapes only `"`, `\\` and
+/// U+0000..=U+001F).
+fn string(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        // Serializing a `str` cannot fail.
+        out.push_str(&serde_json::to_string(s).unwrap_or_default());
+    }
+}
+
+fn stack(out: &mut String, ids: &[SpanId]) {
+    out.push('[');
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(id.encode().as_str());
+        out.push('"');
+    }
+    out.push(']');
+}
+
+fn context(out: &mut String, c: &CapturedContext) {
+    out.push_str("{\"runId\":\"");
+    out.push_str(c.run_id.encode().as_str());
+    out.push('"');
+    id_field!(out, "operationId", c.operation_id);
+    id_field!(out, "traceId", c.trace_id);
+    id_field!(out, "segmentId", c.segment_id);
+    if let Some(ms) = c.started_at_ms {
+        let _ = write!(out, ",\"startedAtMs\":{ms}");
+    }
+    // Rare: plain serde (cannot fail for these types).
+    if let Some(correlators) = &c.correlators {
+        out.push_str(",\"correlators\":");
+        out.push_str(&serde_json::to_string(correlators).unwrap_or_default());
+    }
+    if let Some(deployment) = &c.deployment {
+        out.push_str(",\"deployment\":");
+        out.push_str(&serde_json::to_string(deployment).unwrap_or_default());
+    }
+    out.push_str(",\"spanStack\":");
+    stack(out, &c.span_stack);
+    if let Some(id) = c.current_span_id {
+        id_field!(out, "currentSpanId", id);
+    }
+    if let Some(id) = c.parent_run_id {
+        id_field!(out, "parentRunId", id);
+    }
+    if let Some(id) = c.triggered_by_span_id {
+        id_field!(out, "triggeredBySpanId", id);
+    }
+    out.push('}');
+}
+
+fn boundary(out: &mut String, b: &Boundary) {
+    out.push_str("{\"id\":\"");
+    out.push_str(b.id.encode().as_str());
+    out.push('"');
+    id_field!(out, "spanId", b.span_id);
+    out.push_str(match b.kind {
+        BoundaryKind::Action => ",\"kind\":\"action\"",
+        BoundaryKind::Schedule => ",\"kind\":\"schedule\"",
+    });
+    out.push_str(",\"label\":");
+    string(out, &b.label);
+    out.push_str(",\"ref\":");
+    string(out, &b.function_ref);
+    out.push_str(",\"parentSpanStack\":");
+    stack(out, &b.parent_span_stack);
+    if let Some(lease) = &b.lease_expires_at {
+        out.push_str(",\"leaseExpiresAt\":");
+        string(out, lease);
+    }
+    out.push('}');
+}
