@@ -57,6 +57,19 @@ pub(crate) fn boundary_attributes(boundary: &Boundary) -> Attributes {
     attrs
 }
 
+/// The label as the envelope carries it: the receiving decoder refuses an empty label,
+/// more than [`MAX_LABEL`](crate::envelope::MAX_LABEL) characters or control characters,
+/// and a refused envelope would cut the callee off the caller's run. The span keeps the
+/// label as written; an empty one travels as the function's path.
+fn wire_label(label: &str, path: &str) -> String {
+    let label = if label.is_empty() { path } else { label };
+    label
+        .chars()
+        .take(crate::envelope::MAX_LABEL)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 fn lease_expiry() -> String {
     Timestamp::now()
         .plus_millis(BOUNDARY_LEASE.as_millis() as u64)
@@ -144,7 +157,7 @@ impl Core {
             id: span_id,
             span_id,
             kind: BoundaryKind::Action,
-            label: label.to_owned(),
+            label: wire_label(label, path),
             function_ref: path.to_owned(),
             parent_span_stack: captured.span_stack.clone(),
             lease_expires_at: Some(lease_expiry()),
@@ -262,7 +275,7 @@ impl CruxScheduler {
             id,
             span_id: id,
             kind: BoundaryKind::Schedule,
-            label: label.to_owned(),
+            label: wire_label(label, path),
             function_ref: path.to_owned(),
             parent_span_stack: if continuation.span_stack.is_empty() {
                 vec![id]
