@@ -312,3 +312,30 @@ fn correlators_beyond_the_wire_limits_still_travel_and_resume() {
     let resumed = obs.resume_run(&carrier, "approved").expect("resumes");
     resumed.end(RunStatus::Ok);
 }
+
+#[test]
+fn a_span_stack_deeper_than_the_envelope_cap_still_crosses_a_boundary() {
+    // Each `run_action` level adds its boundary span to the stack the callee inherits, so
+    // a deep recursion outgrows the 128 ids the receiver accepts; the capture keeps the
+    // innermost ones, which is all the receiver nests under.
+    use crux_runtime::envelope::{Envelope, MAX_SPAN_STACK};
+    let (obs, _sink) = observer();
+    let run = obs.open_run(RunOptions::new("deep", "agent.run"));
+    let mut scope = run.scope();
+    let mut spans = Vec::new();
+    for _ in 0..MAX_SPAN_STACK + 5 {
+        let span = scope.span("level", "tool.call").start();
+        scope = span.scope().expect("an enabled span");
+        spans.push(span);
+    }
+    let sent = Envelope::new(Some(scope.capture())).to_value();
+    let received = Envelope::decode(&sent).expect("the receiver accepts the envelope");
+    let ctx = received.observability.unwrap();
+    assert_eq!(ctx.span_stack.len(), MAX_SPAN_STACK);
+    assert_eq!(ctx.span_stack.first(), spans[5].id().as_ref());
+    assert_eq!(ctx.current_span_id, spans.last().unwrap().id());
+    for span in spans.into_iter().rev() {
+        span.end(SpanStatus::Ok);
+    }
+    run.end(RunStatus::Ok);
+}
