@@ -60,6 +60,17 @@ async fn a_long_or_odd_label_keeps_the_callee_in_the_callers_run() {
         .filter(|r| r["primitive"] == "security.warning")
         .collect();
     assert!(warnings.is_empty(), "{warnings:#?}");
+    assert_eq!(
+        d.observer().stats().rejected,
+        0,
+        "every record was accepted"
+    );
+    // An empty label names the span by the callee's path.
+    assert!(
+        records
+            .iter()
+            .any(|r| r["type"] == "span:start" && r["name"] == "boundary_labels:callee")
+    );
     // The boundary span keeps the label as written.
     for label in [LONG, TABBED] {
         assert!(

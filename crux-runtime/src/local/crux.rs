@@ -70,6 +70,12 @@ fn wire_label(label: &str, path: &str) -> String {
         .collect()
 }
 
+/// The boundary span's name: the label, or the function's path for an empty one (a span
+/// without a name is refused by the pipeline, and its callee would hang off nothing).
+fn span_name(label: &'static str, path: &'static str) -> &'static str {
+    if label.is_empty() { path } else { label }
+}
+
 fn lease_expiry() -> String {
     Timestamp::now()
         .plus_millis(BOUNDARY_LEASE.as_millis() as u64)
@@ -121,7 +127,7 @@ impl Core {
         primitive: &'static str,
         args: F::Args,
     ) -> Result<F::Output> {
-        let span = observe::span(label, primitive)
+        let span = observe::span(span_name(label, F::path()), primitive)
             .attr("functionRef", F::path())
             .attr("presentation", presentation())
             .start();
@@ -144,7 +150,7 @@ impl Core {
         args: F::Args,
     ) -> Result<F::Output> {
         let path = F::path();
-        let span = observe::span(label, "runtime.convex.action")
+        let span = observe::span(span_name(label, path), "runtime.convex.action")
             .attr("functionRef", path)
             .attr("boundary", "convex.action")
             .attr("presentation", presentation())
@@ -231,7 +237,7 @@ impl CruxScheduler {
     {
         let _ = f;
         let path = F::path();
-        let span = observe::span(label, "runtime.convex.schedule")
+        let span = observe::span(span_name(label, path), "runtime.convex.schedule")
             .attr("functionRef", path)
             .attr("boundary", "convex.schedule")
             .attr("delayMs", delay.as_millis() as u64)
