@@ -386,3 +386,20 @@ fn dropping_the_last_observer_handle_drains_and_flushes_the_sinks() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn an_unbounded_flush_timeout_waits_instead_of_panicking() {
+    // `Duration::MAX` reads as "as long as it takes"; it must not overflow the deadline.
+    let memory = Memory::new();
+    let o = Observer::builder().sink(memory.clone()).build();
+    emit_run(&o, 2);
+    let forever = FlushOptions {
+        timeout: Duration::MAX,
+        terminal: true,
+    };
+    let result = o.flush(forever).await;
+    assert_eq!(result.status, FlushStatus::Drained);
+    emit_run(&o, 1);
+    assert_eq!(o.flush_blocking(forever).status, FlushStatus::Drained);
+    assert_eq!(memory.len(), 6 + 4);
+}
