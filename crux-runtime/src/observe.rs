@@ -255,6 +255,20 @@ const MAX_METADATA_KEY: usize = 64;
 /// their limit with control characters as spaces; an empty id is dropped; metadata keeps
 /// its first [`MAX_METADATA`] entries.
 fn wire_correlators(c: Correlators) -> Correlators {
+    let id_fits = |s: &Option<String>| {
+        s.as_deref()
+            .is_none_or(|s| !s.is_empty() && fits(s, MAX_LABEL))
+    };
+    if id_fits(&c.session_id)
+        && id_fits(&c.user_id)
+        && c.metadata.len() <= MAX_METADATA
+        && c.metadata
+            .iter()
+            .all(|(k, v)| fits(k, MAX_METADATA_KEY) && fits(v, MAX_LABEL))
+    {
+        // The usual case, checked without rebuilding the map.
+        return c;
+    }
     let id = |s: Option<String>| s.filter(|s| !s.is_empty()).map(|s| wire_text(s, MAX_LABEL));
     Correlators {
         session_id: id(c.session_id),
@@ -281,11 +295,15 @@ fn wire_deployment(d: Deployment) -> Option<Deployment> {
     })
 }
 
+/// Whether the decoders accept `s` as a text of at most `max` characters.
+fn fits(s: &str, max: usize) -> bool {
+    (s.len() <= max || s.chars().count() <= max) && !s.chars().any(char::is_control)
+}
+
 /// `s` within `max` characters, control characters as spaces; unchanged (no copy) when
 /// it already is.
-fn wire_text(s: String, max: usize) -> String {
-    let fits = s.len() <= max || s.chars().count() <= max;
-    if fits && !s.chars().any(char::is_control) {
+pub(crate) fn wire_text(s: String, max: usize) -> String {
+    if fits(&s, max) {
         return s;
     }
     s.chars()

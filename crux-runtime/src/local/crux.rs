@@ -63,11 +63,7 @@ pub(crate) fn boundary_attributes(boundary: &Boundary) -> Attributes {
 /// label as written; an empty one travels as the function's path.
 fn wire_label(label: &str, path: &str) -> String {
     let label = if label.is_empty() { path } else { label };
-    label
-        .chars()
-        .take(crate::envelope::MAX_LABEL)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+    observe::wire_text(label.to_owned(), crate::envelope::MAX_LABEL)
 }
 
 /// The boundary span's name: the label, or the function's path for an empty one (a span
