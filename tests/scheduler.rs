@@ -116,10 +116,24 @@ pub async fn start_chain(ctx: &ActionCtx) -> crux::Result<()> {
     Ok(())
 }
 
+/// Schedules with the longest delay a `Duration` holds ("never, unless canceled").
+#[crux::action]
+pub async fn schedule_forever(ctx: &ActionCtx) -> crux::Result<Id> {
+    ctx.scheduler
+        .run_after(
+            Duration::MAX,
+            write_note,
+            Note {
+                text: "never".into(),
+            },
+        )
+        .await
+}
+
 fn deployment() -> Deployment {
     Deployment::builder()
         .functions((write_note, notes, schedule_then_maybe_fail, schedule_at))
-        .functions((schedule_and_cancel, chain, start_chain))
+        .functions((schedule_and_cancel, chain, start_chain, schedule_forever))
         .build()
 }
 
@@ -300,4 +314,16 @@ async fn observed_scheduling_commits_or_cancels_with_the_mutation() {
     };
     assert_eq!(end_status(&mutation_spans[0]), "error");
     assert_eq!(end_status(&mutation_spans[1]), "ok");
+}
+
+#[tokio::test]
+async fn the_longest_delay_schedules_without_panicking_and_waits() {
+    let d = deployment();
+    let id = d.action(schedule_forever, NoArgs {}).await.unwrap();
+    assert_eq!(d.job_state(&id), Some(JobState::Pending));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(d.job_state(&id), Some(JobState::Pending));
+    assert!(d.query(notes, NoArgs {}).await.unwrap().is_empty());
+    let flushed = d.flush(Duration::MAX).await;
+    assert_eq!(flushed.status, crux::observe::FlushStatus::Drained);
 }

@@ -610,3 +610,46 @@ fn a_store_full_of_garbage_warns_briefly_and_keeps_the_good_lines() {
         warnings[20]
     );
 }
+
+#[test]
+fn a_store_nested_thousands_deep_is_shown_not_a_stack_overflow() {
+    // A corrupt or hostile store can chain spans arbitrarily deep; the viewer's tree is
+    // cut at 256 levels and the rest is shown as trees of their own, saying where they
+    // belong.
+    let run = "run_da00000000000000000000d1";
+    let mut lines = String::new();
+    for i in 1..=3000u64 {
+        let parent = if i == 1 {
+            "null".to_owned()
+        } else {
+            format!("\"{:016x}\"", i - 1)
+        };
+        lines.push_str(&format!(
+            r#"{{"schemaVersion":5,"recordId":"rec_{i:016x}_1k","runId":"{run}","operationId":"{run}","segmentId":"seg_d1aa00000000000000000001","segmentSeq":{i},"traceId":"3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d","type":"span:start","spanId":"{i:016x}","parentSpanId":{parent},"family":"flow","primitive":"flow.step","name":"s{i}","startedAt":"2026-11-25T10:03:00.001Z","status":"running"}}"#
+        ));
+        lines.push('\n');
+    }
+    let dir = std::env::temp_dir().join(format!("crux-viewer-deep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("deep.jsonl"), lines).unwrap();
+    let (code, text, stderr) = crux_in(&dir, &["show", "latest", "--store", "deep.jsonl"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(text.contains("s3000  flow.step"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "s257  flow.step  running  (child of span {:016x}, nested too deeply to show under it)",
+            256
+        )),
+        "{text}"
+    );
+    let (code, out, stderr) = crux_in(&dir, &["show", "latest", "--json", "--store", "deep.jsonl"]);
+    assert_eq!(code, 0, "{stderr}");
+    // Deeper than serde_json's default recursion limit, so read as text.
+    assert_eq!(
+        out.matches(r#""tooDeepUnder": ""#).count(),
+        3000 / 256,
+        "{out}"
+    );
+    assert!(out.contains(&format!(r#""tooDeepUnder": "{:016x}""#, 256 * 3)));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

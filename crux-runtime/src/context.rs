@@ -167,8 +167,14 @@ impl Scope {
     }
 
     /// A serializable snapshot of this scope that also keeps the live segment (in-process).
+    /// The span stack it carries is the innermost
+    /// [`MAX_SPAN_STACK`](crate::envelope::MAX_SPAN_STACK) ids, the most a receiver accepts.
     pub fn capture(&self) -> CapturedContext {
-        let span_stack = self.span_stack();
+        let mut span_stack = self.span_stack();
+        let outer = span_stack
+            .len()
+            .saturating_sub(crate::envelope::MAX_SPAN_STACK);
+        span_stack.drain(..outer);
         let extra = self.segment.extra.as_deref();
         CapturedContext {
             run_id: self.segment.run_id,

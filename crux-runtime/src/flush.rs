@@ -196,7 +196,7 @@ pub(crate) struct FlushWait {
 
 impl FlushWait {
     pub(crate) fn start(pipeline: Arc<Pipeline>, timeout: Duration) -> Self {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let counters = &pipeline.counters;
         let waiter = pipeline.request_flush(|target| Waiter::new(target, counters));
         Self {
@@ -279,6 +279,16 @@ impl Future for FlushWait {
         }
         Poll::Ready(self.waiter.deadline_result(&self.pipeline))
     }
+}
+
+/// `now + timeout`, saturating: a `Duration::MAX` timeout ("wait as long as it takes")
+/// is about a century away instead of an `Instant` overflow panic.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(CENTURY))
+        .unwrap_or(now)
 }
 
 /// Waits until `done()` or `until`, yielding the thread between checks; whether `done()`

@@ -31,7 +31,7 @@ pub use crate::attributes::{AttrValue, Attributes};
 use crate::clock::Timestamp;
 use crate::context::{self, Segment, SegmentInit};
 use crate::delivery::{DEFAULT_CAPACITY, Pipeline, lock};
-use crate::envelope::{Correlators, Deployment, LiveContext};
+use crate::envelope::{Correlators, Deployment, LiveContext, MAX_LABEL, MAX_METADATA};
 use crate::flush::FlushWait;
 use crate::ids::{RunId, SpanId, TraceId};
 use crate::record::{Body, SegmentExtra};
@@ -182,7 +182,9 @@ impl RunOptions {
         self
     }
 
-    /// With these correlators.
+    /// With these correlators. Values beyond what the `__crux` envelope and the carrier
+    /// carry (ids over 200 characters, control characters, more than 16 metadata entries,
+    /// keys over 64 characters) are cut to fit, so the run still crosses boundaries.
     pub fn correlators(mut self, correlators: Correlators) -> Self {
         self.correlators = Some(correlators);
         self
@@ -234,12 +236,80 @@ fn extra(
     correlators: Option<Correlators>,
     deployment: Option<Deployment>,
 ) -> Option<Arc<SegmentExtra>> {
+    let correlators = correlators.map(wire_correlators);
+    let deployment = deployment.and_then(wire_deployment);
     (correlators.is_some() || deployment.is_some()).then(|| {
         Arc::new(SegmentExtra {
             correlators,
             deployment,
         })
     })
+}
+
+/// The longest metadata key the envelope decoder accepts.
+const MAX_METADATA_KEY: usize = 64;
+
+/// Correlators as every envelope and carrier of the run will carry them, within the
+/// limits the receiving decoders enforce: a value they refuse would cut every callee off
+/// the run (a `security.warning` instead) and make `resume_run` fail. Texts are cut to
+/// their limit with control characters as spaces; an empty id is dropped; metadata keeps
+/// its first [`MAX_METADATA`] entries.
+fn wire_correlators(c: Correlators) -> Correlators {
+    let id_fits = |s: &Option<String>| {
+        s.as_deref()
+            .is_none_or(|s| !s.is_empty() && fits(s, MAX_LABEL))
+    };
+    if id_fits(&c.session_id)
+        && id_fits(&c.user_id)
+        && c.metadata.len() <= MAX_METADATA
+        && c.metadata
+            .iter()
+            .all(|(k, v)| fits(k, MAX_METADATA_KEY) && fits(v, MAX_LABEL))
+    {
+        // The usual case, checked without rebuilding the map.
+        return c;
+    }
+    let id = |s: Option<String>| s.filter(|s| !s.is_empty()).map(|s| wire_text(s, MAX_LABEL));
+    Correlators {
+        session_id: id(c.session_id),
+        user_id: id(c.user_id),
+        metadata: c
+            .metadata
+            .into_iter()
+            .map(|(k, v)| (wire_text(k, MAX_METADATA_KEY), wire_text(v, MAX_LABEL)))
+            .take(MAX_METADATA)
+            .collect(),
+    }
+}
+
+/// The deployment identity within the decoders' limits; dropped if a field is empty.
+fn wire_deployment(d: Deployment) -> Option<Deployment> {
+    let fields = [&d.project_id, &d.manifest_id, &d.deployment_id];
+    if fields.iter().any(|f| f.is_empty()) {
+        return None;
+    }
+    Some(Deployment {
+        project_id: wire_text(d.project_id, MAX_LABEL),
+        manifest_id: wire_text(d.manifest_id, MAX_LABEL),
+        deployment_id: wire_text(d.deployment_id, MAX_LABEL),
+    })
+}
+
+/// Whether the decoders accept `s` as a text of at most `max` characters.
+fn fits(s: &str, max: usize) -> bool {
+    (s.len() <= max || s.chars().count() <= max) && !s.chars().any(char::is_control)
+}
+
+/// `s` within `max` characters, control characters as spaces; unchanged (no copy) when
+/// it already is.
+pub(crate) fn wire_text(s: String, max: usize) -> String {
+    if fits(&s, max) {
+        return s;
+    }
+    s.chars()
+        .take(max)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 impl Observer {

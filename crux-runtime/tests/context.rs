@@ -276,3 +276,66 @@ fn one_segment_shared_by_threads_numbers_and_delivers_records_in_order() {
     // Numbered once each, and delivered in sequence order even though four threads raced.
     assert_eq!(seqs, (1..=2002).collect::<Vec<_>>());
 }
+
+#[test]
+fn correlators_beyond_the_wire_limits_still_travel_and_resume() {
+    // A user id of 300 characters, a session id with a newline, 20 metadata entries: the
+    // envelope and carrier decoders refuse such values, so the run must carry them within
+    // the limits, or every callee would be cut off the run and `resume_run` would fail.
+    use crux_runtime::envelope::{Correlators, Envelope, MAX_LABEL, MAX_METADATA};
+    let (obs, _sink) = observer();
+    let long = "u".repeat(300);
+    let correlators = Correlators {
+        session_id: Some("session\n42".to_owned()),
+        user_id: Some(long.clone()),
+        metadata: (0..20)
+            .map(|i| (format!("key{i:02}"), format!("value {i}")))
+            .collect(),
+    };
+    let run = obs.open_run(RunOptions::new("flow", "flow.run").correlators(correlators));
+    let captured = {
+        let _entered = run.scope().enter();
+        observe::capture_context().expect("inside the run")
+    };
+    let sent = Envelope::new(Some(captured)).to_value();
+    let received = Envelope::decode(&sent).expect("the receiver accepts the envelope");
+    let c = received.observability.unwrap().correlators.unwrap();
+    assert_eq!(c.user_id.as_deref(), Some(&long[..MAX_LABEL]));
+    assert_eq!(c.session_id.as_deref(), Some("session 42"));
+    assert_eq!(c.metadata.len(), MAX_METADATA);
+    assert_eq!(c.metadata["key00"], "value 0");
+
+    let carrier = run.suspend("waiting for approval");
+    let parked = serde_json::to_value(&carrier).unwrap();
+    let carrier: observe::Carrier = serde_json::from_value(parked).expect("the carrier reads back");
+    assert_eq!(carrier.crux.user_id.as_deref(), Some(&long[..MAX_LABEL]));
+    let resumed = obs.resume_run(&carrier, "approved").expect("resumes");
+    resumed.end(RunStatus::Ok);
+}
+
+#[test]
+fn a_span_stack_deeper_than_the_envelope_cap_still_crosses_a_boundary() {
+    // Each `run_action` level adds its boundary span to the stack the callee inherits, so
+    // a deep recursion outgrows the 128 ids the receiver accepts; the capture keeps the
+    // innermost ones, which is all the receiver nests under.
+    use crux_runtime::envelope::{Envelope, MAX_SPAN_STACK};
+    let (obs, _sink) = observer();
+    let run = obs.open_run(RunOptions::new("deep", "agent.run"));
+    let mut scope = run.scope();
+    let mut spans = Vec::new();
+    for _ in 0..MAX_SPAN_STACK + 5 {
+        let span = scope.span("level", "tool.call").start();
+        scope = span.scope().expect("an enabled span");
+        spans.push(span);
+    }
+    let sent = Envelope::new(Some(scope.capture())).to_value();
+    let received = Envelope::decode(&sent).expect("the receiver accepts the envelope");
+    let ctx = received.observability.unwrap();
+    assert_eq!(ctx.span_stack.len(), MAX_SPAN_STACK);
+    assert_eq!(ctx.span_stack.first(), spans[5].id().as_ref());
+    assert_eq!(ctx.current_span_id, spans.last().unwrap().id());
+    for span in spans.into_iter().rev() {
+        span.end(SpanStatus::Ok);
+    }
+    run.end(RunStatus::Ok);
+}

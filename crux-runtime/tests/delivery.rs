@@ -410,3 +410,20 @@ fn every_sink_gets_the_same_records_whether_lent_or_handed_over() {
     assert_eq!(kept.records(), all[all.len() - 30..].to_vec());
     assert_eq!(o.stats().delivered, all.len() as u64);
 }
+
+#[tokio::test]
+async fn an_unbounded_flush_timeout_waits_instead_of_panicking() {
+    // `Duration::MAX` reads as "as long as it takes"; it must not overflow the deadline.
+    let memory = Memory::new();
+    let o = Observer::builder().sink(memory.clone()).build();
+    emit_run(&o, 2);
+    let forever = FlushOptions {
+        timeout: Duration::MAX,
+        terminal: true,
+    };
+    let result = o.flush(forever).await;
+    assert_eq!(result.status, FlushStatus::Drained);
+    emit_run(&o, 1);
+    assert_eq!(o.flush_blocking(forever).status, FlushStatus::Drained);
+    assert_eq!(memory.len(), 6 + 4);
+}

@@ -78,6 +78,21 @@ fn attributes_of(
     attrs
 }
 
+/// The label as the envelope carries it: the receiving decoder refuses an empty label,
+/// more than [`MAX_LABEL`](crate::envelope::MAX_LABEL) characters or control characters,
+/// and a refused envelope would cut the callee off the caller's run. The span keeps the
+/// label as written; an empty one travels as the function's path.
+fn wire_label(label: &str, path: &str) -> String {
+    let label = if label.is_empty() { path } else { label };
+    observe::wire_text(label.to_owned(), crate::envelope::MAX_LABEL)
+}
+
+/// The boundary span's name: the label, or the function's path for an empty one (a span
+/// without a name is refused by the pipeline, and its callee would hang off nothing).
+fn span_name(label: &'static str, path: &'static str) -> &'static str {
+    if label.is_empty() { path } else { label }
+}
+
 fn lease_expiry() -> String {
     Timestamp::now()
         .plus_millis(BOUNDARY_LEASE.as_millis() as u64)
@@ -138,7 +153,7 @@ impl Core {
         primitive: &'static str,
         args: F::Args,
     ) -> Result<F::Output> {
-        let span = observe::span(label, primitive)
+        let span = observe::span(span_name(label, F::path()), primitive)
             .attr("functionRef", F::path())
             .attr("presentation", presentation())
             .start();
@@ -161,7 +176,7 @@ impl Core {
         args: F::Args,
     ) -> Result<F::Output> {
         let path = F::path();
-        let span = observe::span(label, "runtime.convex.action")
+        let span = observe::span(span_name(label, path), "runtime.convex.action")
             .attr("functionRef", path)
             .attr("boundary", "convex.action")
             .attr("presentation", presentation())
@@ -174,7 +189,7 @@ impl Core {
             id: span_id,
             span_id,
             kind: BoundaryKind::Action,
-            label: label.to_owned(),
+            label: wire_label(label, path),
             function_ref: path.to_owned(),
             parent_span_stack: captured.span_stack.clone(),
             lease_expires_at: Some(lease_expiry()),
@@ -254,7 +269,7 @@ impl CruxScheduler {
     {
         let _ = f;
         let path = F::path();
-        let span = observe::span(label, "runtime.convex.schedule")
+        let span = observe::span(span_name(label, path), "runtime.convex.schedule")
             .attr("functionRef", path)
             .attr("boundary", "convex.schedule")
             .attr("delayMs", delay.as_millis() as u64)
@@ -298,7 +313,7 @@ impl CruxScheduler {
             id,
             span_id: id,
             kind: BoundaryKind::Schedule,
-            label: label.to_owned(),
+            label: wire_label(label, path),
             function_ref: path.to_owned(),
             parent_span_stack: if continuation.span_stack.is_empty() {
                 vec![id]

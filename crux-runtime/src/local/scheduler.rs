@@ -238,7 +238,7 @@ impl Deployment {
             id: self.inner.store.next_id(SCHEDULED_TABLE),
             path,
             args,
-            due: Instant::now() + delay,
+            due: due_after(delay),
             link,
         };
         let id = job.id.clone();
@@ -261,6 +261,17 @@ impl Deployment {
 }
 
 /// The delay until `when`, zero if it has passed.
+/// When a job delayed by `delay` is due; saturating, so `Duration::MAX` ("only if someone
+/// runs `finish_scheduled`") is about a century away instead of an overflow panic. On
+/// tokio's clock, which tests may pause.
+fn due_after(delay: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(delay)
+        .or_else(|| now.checked_add(CENTURY))
+        .unwrap_or(now)
+}
+
 pub(crate) fn delay_until(when: SystemTime) -> Duration {
     when.duration_since(SystemTime::now()).unwrap_or_default()
 }

@@ -109,15 +109,29 @@ pub fn render_tree(records: &[Value]) -> String {
     for line in lines {
         let _ = writeln!(out, "{line}");
     }
-    fn walk(
+    struct Maps<'a, 'r> {
+        children: &'a HashMap<String, Vec<&'r Value>>,
+        attached: &'a HashMap<String, Vec<String>>,
+        status: &'a HashMap<String, String>,
+    }
+    /// `shown`: the spans already printed, so records that make a parent cycle (a span
+    /// listed under itself) print each span once instead of recursing forever.
+    fn walk<'r>(
         out: &mut String,
-        span: &Value,
+        span: &'r Value,
         depth: usize,
-        children: &HashMap<String, Vec<&Value>>,
-        attached: &HashMap<String, Vec<String>>,
-        status: &HashMap<String, String>,
+        maps: &Maps<'_, 'r>,
+        shown: &mut std::collections::HashSet<&'r str>,
     ) {
         let id = span.get("spanId").and_then(Value::as_str).unwrap_or("");
+        if !id.is_empty() && !shown.insert(id) {
+            return;
+        }
+        let Maps {
+            children,
+            attached,
+            status,
+        } = maps;
         let name = span.get("name").and_then(Value::as_str).unwrap_or("");
         let primitive = span.get("primitive").and_then(Value::as_str).unwrap_or("");
         let st = status.get(id).map_or("running", String::as_str);
@@ -127,7 +141,7 @@ pub fn render_tree(records: &[Value]) -> String {
             let _ = writeln!(out, "{pad}  {line}");
         }
         for child in children.get(id).into_iter().flatten() {
-            walk(out, child, depth + 1, children, attached, status);
+            walk(out, child, depth + 1, maps, shown);
         }
     }
     // Spans whose parent was opened in another run's records hang at the top level.
@@ -138,8 +152,14 @@ pub fn render_tree(records: &[Value]) -> String {
     }
     // Stable: spans started in the same millisecond keep their delivery order.
     roots.sort_by_key(|r| str_of(r, "startedAt"));
+    let maps = Maps {
+        children: &children,
+        attached: &attached,
+        status: &span_status,
+    };
+    let mut shown = std::collections::HashSet::new();
     for root in roots {
-        walk(&mut out, root, 1, &children, &attached, &span_status);
+        walk(&mut out, root, 1, &maps, &mut shown);
     }
     out
 }
@@ -149,6 +169,19 @@ mod tests {
     use serde_json::json;
 
     use super::render_tree;
+
+    #[test]
+    fn records_naming_a_span_its_own_parent_print_it_once() {
+        // Hand-written or corrupt records can make a parent cycle reachable from a root.
+        let run = "run_000000000000000000000001";
+        let records = [
+            json!({"type": "span:start", "runId": run, "spanId": "00000000000000a1", "name": "a",
+                   "primitive": "tool.call"}),
+            json!({"type": "span:start", "runId": run, "spanId": "00000000000000a1", "name": "a",
+                   "primitive": "tool.call", "parentSpanId": "00000000000000a1"}),
+        ];
+        assert_eq!(render_tree(&records), "  span \"a\" tool.call: running\n");
+    }
 
     #[test]
     fn links_into_the_run_are_shown_once_on_the_run() {

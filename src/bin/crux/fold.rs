@@ -115,6 +115,7 @@ fn plain(run: &Run, index: usize, folding: Folding, hop: bool) -> NodeView {
         artifacts: span.artifacts.clone(),
         links: span.links.clone(),
         missing_parent: span.missing_parent.clone(),
+        too_deep_under: span.too_deep_under.clone(),
         via: Vec::new(),
         folded: false,
         children: if hop {

@@ -87,6 +87,8 @@ pub struct Span {
     pub parent: Option<usize>,
     /// The parent id this span names when that parent is not in the store.
     pub missing_parent: Option<String>,
+    /// The parent id of a span nested deeper than [`MAX_TREE_DEPTH`], shown as a root.
+    pub too_deep_under: Option<String>,
     pub links: Vec<Link>,
     /// Position of the span's first record in run order.
     order: usize,
@@ -310,6 +312,7 @@ fn build_run(run_id: String, records: Vec<Record>, edges: &mut Vec<(String, Edge
                 children: Vec::new(),
                 parent: None,
                 missing_parent: None,
+                too_deep_under: None,
                 links: Vec::new(),
                 order,
             });
@@ -419,6 +422,7 @@ fn build_run(run_id: String, records: Vec<Record>, edges: &mut Vec<(String, Edge
             None => run.roots.push(child),
         }
     }
+    cut_deep_subtrees(&mut run);
     let keys: Vec<(Nanos, usize)> = run
         .spans
         .iter()
@@ -444,6 +448,46 @@ fn build_run(run_id: String, records: Vec<Record>, edges: &mut Vec<(String, Edge
         }
     }
     run
+}
+
+/// Span nesting the viewer shows as one tree; a span deeper than this starts a tree of
+/// its own. Real runs nest a few dozen levels; the cap keeps the recursive folding,
+/// rendering and JSON output of a hostile or corrupt store within the stack.
+pub const MAX_TREE_DEPTH: usize = 256;
+
+/// Detaches every span at depth [`MAX_TREE_DEPTH`] from its parent and makes it a root
+/// that says where it belongs, so no tree is deeper than the cap.
+fn cut_deep_subtrees(run: &mut Run) {
+    let mut stack: Vec<(usize, usize)> = run.roots.iter().map(|&i| (i, 0)).collect();
+    let mut cut = Vec::new();
+    while let Some((index, depth)) = stack.pop() {
+        for &child in &run.spans[index].children {
+            if depth + 1 >= MAX_TREE_DEPTH {
+                cut.push(child);
+            } else {
+                stack.push((child, depth + 1));
+            }
+        }
+    }
+    while let Some(child) = cut.pop() {
+        let Some(parent) = run.spans[child].parent.take() else {
+            continue;
+        };
+        run.spans[parent].children.retain(|&c| c != child);
+        run.spans[child].too_deep_under = Some(run.spans[parent].span_id.clone());
+        run.roots.push(child);
+        // The detached subtree is measured again from its new root.
+        let mut below: Vec<(usize, usize)> = vec![(child, 0)];
+        while let Some((index, depth)) = below.pop() {
+            for &grandchild in &run.spans[index].children {
+                if depth + 1 >= MAX_TREE_DEPTH {
+                    cut.push(grandchild);
+                } else {
+                    below.push((grandchild, depth + 1));
+                }
+            }
+        }
+    }
 }
 
 /// Guards against parent cycles in bad data: would making `parent` the parent of `child`

@@ -192,6 +192,13 @@ fn headline(node: &NodeView) -> String {
             clean(parent)
         );
     }
+    if let Some(parent) = &node.too_deep_under {
+        let _ = write!(
+            text,
+            "  (child of span {}, nested too deeply to show under it)",
+            clean(parent)
+        );
+    }
     text
 }
 

@@ -11,7 +11,13 @@ pub type Nanos = i64;
 /// which field was wrong.
 pub fn parse_iso8601(text: &str) -> Option<Nanos> {
     let bytes = text.as_bytes();
-    if bytes.len() < 20 || bytes[4] != b'-' || bytes[7] != b'-' || !matches!(bytes[10], b'T' | b't')
+    // The format is ASCII throughout; checking that first keeps every slice below on a
+    // character boundary whatever a store holds.
+    if !text.is_ascii()
+        || bytes.len() < 20
+        || bytes[4] != b'-'
+        || bytes[7] != b'-'
+        || !matches!(bytes[10], b'T' | b't')
     {
         return None;
     }
@@ -144,6 +150,10 @@ mod tests {
             "2026-11-25T10:00:00",
             "2026-11-25T10:00:00.Z",
             "2026-11-25T10:00:00.1+0100",
+            // Multi-byte characters where digits belong: refused, not a slicing panic.
+            "2026-11-25T10:00:0\u{e9}00Z",
+            "2026-11-25T10:0\u{e9}0:00Z",
+            "2026-11-25T10:00:00.1+0\u{e9}00",
         ] {
             assert_eq!(parse_iso8601(bad), None, "{bad:?}");
         }

@@ -92,6 +92,9 @@ pub struct NodeView {
     /// The parent span id when that parent is not in the store.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub missing_parent: Option<String>,
+    /// The parent span id of a span nested too deeply to show under it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub too_deep_under: Option<String>,
     /// Boundaries folded into this node, outermost first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub via: Vec<NodeView>,
