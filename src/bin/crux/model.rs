@@ -402,24 +402,27 @@ fn build_run(run_id: String, records: Vec<Record>, edges: &mut Vec<(String, Edge
     for span in &mut run.spans {
         (span.status, span.status_source) = span_status(span);
     }
-    let parents: Vec<Option<String>> = run
+    let named: Vec<Option<String>> = run
         .spans
         .iter()
         .map(|s| s.open.as_ref().and_then(|o| o.parent_span_id.clone()))
         .collect();
-    for (child, parent_id) in parents.into_iter().enumerate() {
-        match parent_id {
-            Some(parent_id) => match index.get(&parent_id) {
-                Some(&parent) if parent != child && !is_ancestor(&run, child, parent) => {
-                    run.spans[parent].children.push(child);
-                    run.spans[child].parent = Some(parent);
-                }
-                _ => {
-                    run.spans[child].missing_parent = Some(parent_id);
-                    run.roots.push(child);
-                }
-            },
-            None => run.roots.push(child),
+    let resolved: Vec<Option<usize>> = named
+        .iter()
+        .map(|id| id.as_ref().and_then(|id| index.get(id).copied()))
+        .collect();
+    let closes_cycle = cycle_closers(resolved.len(), |i| resolved[i]);
+    for (child, parent_id) in named.into_iter().enumerate() {
+        match (parent_id, resolved[child]) {
+            (Some(_), Some(parent)) if !closes_cycle[child] => {
+                run.spans[parent].children.push(child);
+                run.spans[child].parent = Some(parent);
+            }
+            (Some(parent_id), _) => {
+                run.spans[child].missing_parent = Some(parent_id);
+                run.roots.push(child);
+            }
+            (None, _) => run.roots.push(child),
         }
     }
     cut_deep_subtrees(&mut run);
@@ -456,51 +459,78 @@ fn build_run(run_id: String, records: Vec<Record>, edges: &mut Vec<(String, Edge
 pub const MAX_TREE_DEPTH: usize = 256;
 
 /// Detaches every span at depth [`MAX_TREE_DEPTH`] from its parent and makes it a root
-/// that says where it belongs, so no tree is deeper than the cap.
+/// that says where it belongs, so no tree is deeper than the cap. One walk over the forest:
+/// a detached span is measured again from depth 0, as the root it becomes.
 fn cut_deep_subtrees(run: &mut Run) {
+    let mut cut = vec![false; run.spans.len()];
     let mut stack: Vec<(usize, usize)> = run.roots.iter().map(|&i| (i, 0)).collect();
-    let mut cut = Vec::new();
     while let Some((index, depth)) = stack.pop() {
         for &child in &run.spans[index].children {
             if depth + 1 >= MAX_TREE_DEPTH {
-                cut.push(child);
+                cut[child] = true;
+                stack.push((child, 0));
             } else {
                 stack.push((child, depth + 1));
             }
         }
     }
-    while let Some(child) = cut.pop() {
-        let Some(parent) = run.spans[child].parent.take() else {
-            continue;
-        };
-        run.spans[parent].children.retain(|&c| c != child);
-        run.spans[child].too_deep_under = Some(run.spans[parent].span_id.clone());
-        run.roots.push(child);
-        // The detached subtree is measured again from its new root.
-        let mut below: Vec<(usize, usize)> = vec![(child, 0)];
-        while let Some((index, depth)) = below.pop() {
-            for &grandchild in &run.spans[index].children {
-                if depth + 1 >= MAX_TREE_DEPTH {
-                    cut.push(grandchild);
-                } else {
-                    below.push((grandchild, depth + 1));
-                }
-            }
+    for child in (0..run.spans.len()).filter(|&c| cut[c]) {
+        if let Some(parent) = run.spans[child].parent.take() {
+            run.spans[child].too_deep_under = Some(run.spans[parent].span_id.clone());
+            run.roots.push(child);
         }
+    }
+    // Once per span, not once per cut: a wide span at the cap can lose thousands of children.
+    for span in &mut run.spans {
+        span.children.retain(|&c| !cut[c]);
     }
 }
 
-/// Guards against parent cycles in bad data: would making `parent` the parent of `child`
-/// put `child` above itself?
-fn is_ancestor(run: &Run, child: usize, parent: usize) -> bool {
-    let mut at = run.spans[parent].parent;
-    while let Some(p) = at {
-        if p == child {
-            return true;
+/// Where a span stands in [`cycle_closers`]' walk.
+#[derive(Clone, Copy)]
+enum Walked {
+    Not,
+    /// On the current walk, at this position.
+    On(usize),
+    Done,
+}
+
+/// Guards against parent cycles in bad data: for spans `0..count` (in run order) with the
+/// parent `parent_of` names, which links would close a cycle. On each cycle that is the
+/// link of the span latest in run order, the one found closing it when spans are linked in
+/// order, so the rest of the cycle is still shown as a chain.
+///
+/// Each span's parent is looked up once: a walk follows parents from each span not seen
+/// yet and stops at a span seen before, so the whole check is linear in `count`.
+fn cycle_closers(count: usize, mut parent_of: impl FnMut(usize) -> Option<usize>) -> Vec<bool> {
+    let mut walked = vec![Walked::Not; count];
+    let mut closes = vec![false; count];
+    let mut walk = Vec::new();
+    for start in 0..count {
+        let mut next = Some(start);
+        while let Some(at) = next {
+            match walked[at] {
+                Walked::Not => {
+                    walked[at] = Walked::On(walk.len());
+                    walk.push(at);
+                    next = parent_of(at);
+                }
+                // Back on this walk: `walk[from..]` is a cycle (one span for a self-parent).
+                Walked::On(from) => {
+                    if let Some(&latest) = walk[from..].iter().max() {
+                        closes[latest] = true;
+                    }
+                    break;
+                }
+                Walked::Done => break,
+            }
         }
-        at = run.spans[p].parent;
+        for &span in &walk {
+            walked[span] = Walked::Done;
+        }
+        walk.clear();
     }
-    false
+    closes
 }
 
 /// The span's own end status; for an unended boundary span the callee's acknowledgement
@@ -897,6 +927,144 @@ pub(crate) mod tests {
         ];
         let run = &build(records_from_lines(&lines)).runs[0];
         assert_eq!(run.spans_in_tree_order().len(), 2);
+    }
+
+    /// The check as first written, linking spans in run order and refusing a link whose
+    /// parent already has the child above it: quadratic, kept as the reference.
+    fn closers_span_by_span(parents: &[Option<usize>]) -> Vec<bool> {
+        let mut linked: Vec<Option<usize>> = vec![None; parents.len()];
+        let mut closes = vec![false; parents.len()];
+        for (child, &parent) in parents.iter().enumerate() {
+            let Some(parent) = parent else { continue };
+            let mut at = Some(parent);
+            while let Some(p) = at
+                && p != child
+            {
+                at = linked[p];
+            }
+            if at == Some(child) {
+                closes[child] = true;
+            } else {
+                linked[child] = Some(parent);
+            }
+        }
+        closes
+    }
+
+    #[test]
+    fn the_cycle_check_drops_the_links_linking_in_order_would() {
+        // Every parent assignment of up to 5 spans: chains, forests, self-parents, one or
+        // more cycles with tails.
+        for count in 1..=5usize {
+            let choices = count + 1;
+            for mut code in 0..choices.pow(count as u32) {
+                let parents: Vec<Option<usize>> = (0..count)
+                    .map(|_| {
+                        let digit = code % choices;
+                        code /= choices;
+                        digit.checked_sub(1)
+                    })
+                    .collect();
+                assert_eq!(
+                    cycle_closers(count, |i| parents[i]),
+                    closers_span_by_span(&parents),
+                    "{parents:?}"
+                );
+            }
+        }
+    }
+
+    const DEEP: usize = 50_000;
+
+    #[test]
+    fn the_cycle_check_looks_each_parent_up_once() {
+        let chain: Vec<Option<usize>> = (0..DEEP).map(|i| i.checked_sub(1)).collect();
+        let children_first: Vec<Option<usize>> =
+            (0..DEEP).map(|i| (i + 1 < DEEP).then_some(i + 1)).collect();
+        let mut ring = chain.clone();
+        ring[0] = Some(DEEP - 1);
+        for (name, parents, closer) in [
+            ("chain", chain, None),
+            ("children first", children_first, None),
+            ("ring", ring, Some(DEEP - 1)),
+        ] {
+            let mut lookups = 0;
+            let closes = cycle_closers(DEEP, |i| {
+                lookups += 1;
+                parents[i]
+            });
+            assert_eq!(lookups, DEEP, "{name}");
+            let closers: Vec<usize> = (0..DEEP).filter(|&i| closes[i]).collect();
+            assert_eq!(closers, Vec::from_iter(closer), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_ring_50_000_deep_is_shown_as_capped_chains() {
+        use crate::fold::{Folding, view};
+        use crate::render::run_text;
+        let r = "run_aaaaaaaaaaaaaaaaaaaaaaaa";
+        let id = |i: usize| format!("{i:016x}");
+        // s1 names the last span as its parent, so the chain is one 50 000-span cycle.
+        let lines: Vec<String> = (1..=DEEP)
+            .map(|i| {
+                let parent = id(if i == 1 { DEEP } else { i - 1 });
+                let at = ("seg_1", i as u64, 0);
+                span_start(r, at, &id(i), Some(&parent), "flow.step", &format!("s{i}"))
+            })
+            .collect();
+        let run = &build(records_from_lines(&lines)).runs[0];
+        assert_eq!(run.spans_in_tree_order().len(), DEEP);
+        // The last span in run order closed the cycle: it tops the chain s50000, s1, s2, ...
+        let last = &run.spans[DEEP - 1];
+        assert_eq!(last.parent, None);
+        assert_eq!(last.missing_parent, Some(id(DEEP - 1)));
+        assert_eq!(run.spans[0].parent, Some(DEEP - 1));
+        // Cut every 256 levels: s256 is the first span at depth 256.
+        let cuts = (DEEP - 1) / MAX_TREE_DEPTH;
+        assert_eq!(run.roots.len(), 1 + cuts);
+        assert_eq!(run.spans[255].too_deep_under, Some(id(255)));
+        assert!((0..DEEP).all(|i| run.span_path(i).len() <= MAX_TREE_DEPTH));
+        let text = run_text(&view(run, Folding::All), false);
+        assert_eq!(
+            text.matches("nested too deeply to show under it").count(),
+            cuts
+        );
+        assert_eq!(text.matches(" is not in the store)").count(), 1);
+        assert!(text.contains(&format!("s{DEEP}  flow.step")), "{text}");
+    }
+
+    #[test]
+    fn a_wide_span_at_the_cap_loses_each_child_once() {
+        let r = "run_aaaaaaaaaaaaaaaaaaaaaaaa";
+        let id = |i: usize| format!("{i:016x}");
+        let wide = 1000;
+        let mut lines: Vec<String> = (1..=MAX_TREE_DEPTH)
+            .map(|i| {
+                let parent = (i > 1).then(|| id(i - 1));
+                let at = ("seg_1", i as u64, 0);
+                span_start(r, at, &id(i), parent.as_deref(), "flow.step", "deep")
+            })
+            .collect();
+        lines.extend((1..=wide).map(|j| {
+            let at = ("seg_1", (MAX_TREE_DEPTH + j) as u64, 0);
+            let parent = id(MAX_TREE_DEPTH);
+            span_start(
+                r,
+                at,
+                &id(MAX_TREE_DEPTH + j),
+                Some(&parent),
+                "tool.call",
+                "leaf",
+            )
+        }));
+        let run = &build(records_from_lines(&lines)).runs[0];
+        assert_eq!(run.roots.len(), 1 + wide);
+        assert!(run.spans[MAX_TREE_DEPTH - 1].children.is_empty());
+        let leaves = &run.spans[MAX_TREE_DEPTH..];
+        assert!(leaves.iter().all(|s| s.parent.is_none()
+            && s.too_deep_under.as_deref() == Some(id(MAX_TREE_DEPTH).as_str())));
+        assert_eq!(run.spans_in_tree_order().len(), MAX_TREE_DEPTH + wide);
     }
 
     #[test]
