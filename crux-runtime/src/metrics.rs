@@ -146,16 +146,21 @@ impl Metrics {
     }
 }
 
+/// A metric that is a whole number within JSON's exact integer range (a token count), as
+/// an integer.
+pub(crate) fn whole(v: f64) -> Option<i64> {
+    (v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0).then_some(v as i64)
+}
+
 impl Serialize for Metrics {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(self.entries.len()))?;
         for (k, v) in &self.entries {
             // Whole numbers (token counts) are written as integers, as the TypeScript
             // writer's JSON does.
-            if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 {
-                m.serialize_entry(k, &(*v as i64))?;
-            } else {
-                m.serialize_entry(k, v)?;
+            match whole(*v) {
+                Some(i) => m.serialize_entry(k, &i)?,
+                None => m.serialize_entry(k, v)?,
             }
         }
         m.end()

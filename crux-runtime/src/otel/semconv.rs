@@ -130,11 +130,7 @@ impl Typed<'_> {
 
 /// A metric as an OpenTelemetry value: whole numbers (token counts) as integers.
 fn metric_value(v: f64) -> opentelemetry::Value {
-    if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 {
-        opentelemetry::Value::I64(v as i64)
-    } else {
-        opentelemetry::Value::F64(v)
-    }
+    crate::metrics::whole(v).map_or(opentelemetry::Value::F64(v), opentelemetry::Value::I64)
 }
 
 /// The GenAI attributes a span of `primitive` gets from its typed fields and its Crux
