@@ -12,7 +12,7 @@
 use crux::otel::OtlpSink;
 use crux_runtime::attributes::Attributes;
 use crux_runtime::flush::FlushOptions;
-use crux_runtime::observe::{self, Observer, RunOptions, RunStatus, SpanStatus};
+use crux_runtime::observe::{self, Metrics, Observer, RunOptions, RunStatus, SpanStatus};
 
 fn main() {
     let Some(otlp) = OtlpSink::from_env() else {
@@ -31,11 +31,10 @@ fn main() {
         {
             let _in_plan = plan.scope().expect("recording").enter();
             let mut llm = observe::span("draft plan", "generation.call")
-                .attr("model", "gpt-5-mini")
-                .attr("provider", "openai")
+                .model("gpt-5-mini")
+                .provider("openai")
                 .start();
-            llm.set_attr("inputTokens", 812);
-            llm.set_attr("outputTokens", 64);
+            llm.set_metrics(Metrics::tokens(812, 64));
             llm.end(SpanStatus::Ok);
         }
         plan.end(SpanStatus::Ok);

@@ -12,7 +12,7 @@ use crux_runtime::clock::Timestamp;
 use crux_runtime::ids::{RunId, SegmentId, SpanId, TraceId};
 use crux_runtime::observe::{self, Observer, RunOptions, Scope};
 use crux_runtime::otel::OtelSink;
-use crux_runtime::record::{Base, Body, Record, SpanStatus};
+use crux_runtime::record::{Base, Body, Metrics, Record, SpanField, SpanFields, SpanStatus};
 use crux_runtime::sink::{Memory, Sink};
 use crux_runtime::tracing::CruxLayer;
 use divan::Bencher;
@@ -124,7 +124,13 @@ fn records() -> Vec<Record> {
                 primitive: "generation.call",
                 name: "draft".into(),
                 started_at: now,
-                attributes: Attributes::new().with("model", "m").with("provider", "p"),
+                fields: {
+                    let mut f = SpanFields::new();
+                    f.set(SpanField::Model, "m");
+                    f.set(SpanField::Provider, "p");
+                    f
+                },
+                attributes: Attributes::new(),
             },
         });
         out.push(Record {
@@ -135,7 +141,8 @@ fn records() -> Vec<Record> {
                 duration_ms: 0,
                 status: SpanStatus::Ok,
                 error: None,
-                attributes: Attributes::new().with("inputTokens", 10),
+                metrics: Metrics::tokens(10, 0),
+                attributes: Attributes::new(),
             },
         });
     }

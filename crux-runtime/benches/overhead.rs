@@ -86,6 +86,44 @@ mod span {
         });
     }
 
+    /// 100 generation spans with typed `model`/`provider` and three token metrics: the
+    /// cost of the typed fields against `crux` above.
+    #[divan::bench(counters = [divan::counter::ItemsCount::new(BATCH)])]
+    fn crux_typed_generation(b: Bencher) {
+        let scope = crux_scope();
+        let _in_run = scope.enter();
+        b.bench_local(|| {
+            for _ in 0..BATCH {
+                let mut span = crux_runtime::observe::span("draft", "generation.call")
+                    .model("gpt-5-mini")
+                    .provider("openai")
+                    .start();
+                span.set_metrics(crux_runtime::observe::Metrics::tokens(812, 96));
+                span.end(SpanStatus::Ok);
+            }
+        });
+    }
+
+    /// The same generation span recorded the old way, with attributes only: the baseline
+    /// for `crux_typed_generation`.
+    #[divan::bench(counters = [divan::counter::ItemsCount::new(BATCH)])]
+    fn crux_attribute_generation(b: Bencher) {
+        let scope = crux_scope();
+        let _in_run = scope.enter();
+        b.bench_local(|| {
+            for _ in 0..BATCH {
+                let mut span = crux_runtime::observe::span("draft", "generation.call")
+                    .attr("model", "gpt-5-mini")
+                    .attr("provider", "openai")
+                    .start();
+                span.set_attr("inputTokens", 812);
+                span.set_attr("outputTokens", 96);
+                span.set_attr("totalTokens", 908);
+                span.end(SpanStatus::Ok);
+            }
+        });
+    }
+
     /// The same through an explicit scope (no thread-local lookup).
     #[divan::bench(counters = [divan::counter::ItemsCount::new(BATCH)])]
     fn crux_explicit_scope(b: Bencher) {

@@ -17,6 +17,7 @@ pub mod flush;
 pub mod function;
 pub mod ids;
 pub mod local;
+mod metrics;
 pub mod observe;
 #[cfg(feature = "otel")]
 pub mod otel;
@@ -24,6 +25,7 @@ pub mod record;
 pub mod run;
 pub mod sink;
 pub mod span;
+mod span_fields;
 pub mod taxonomy;
 #[cfg(feature = "tracing")]
 pub mod tracing;

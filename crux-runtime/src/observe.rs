@@ -41,7 +41,7 @@ pub use crate::context::{EnterGuard, Scope, WithContext};
 pub use crate::delivery::DeliveryStats;
 pub use crate::envelope::CapturedContext;
 pub use crate::flush::{FlushOptions, FlushResult, FlushStatus};
-pub use crate::record::{RunStatus, SpanStatus};
+pub use crate::record::{MetricError, Metrics, RunStatus, SpanField, SpanFields, SpanStatus};
 pub use crate::run::Run;
 use crate::sink::Sink;
 pub use crate::span::{Span, SpanBuilder};

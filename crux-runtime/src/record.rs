@@ -16,6 +16,9 @@ use crate::envelope::{Correlators, Deployment};
 use crate::ids::{ArtifactId, EdgeId, EventId, RecordId, RunId, SegmentId, SpanId, TraceId};
 use crate::taxonomy;
 
+pub use crate::metrics::{KNOWN_METRICS, MetricError, Metrics, check_metric_key};
+pub use crate::span_fields::{SpanField, SpanFields};
+
 /// The Crux record schema version this crate writes.
 pub const SCHEMA_VERSION: u32 = 5;
 
@@ -240,6 +243,8 @@ pub enum Body {
         name: Cow<'static, str>,
         /// Start time.
         started_at: Timestamp,
+        /// The typed fields (`model`, `provider`, ...), each written only when set.
+        fields: SpanFields,
         /// Attributes.
         attributes: Attributes,
     },
@@ -255,6 +260,8 @@ pub enum Body {
         status: SpanStatus,
         /// Error summary when failed.
         error: Option<ErrorSummary>,
+        /// `metrics`, written only when not empty.
+        metrics: Metrics,
         /// Attributes set after the start.
         attributes: Attributes,
     },
@@ -278,6 +285,10 @@ pub enum Body {
         status: SpanStatus,
         /// Error summary when failed.
         error: Option<ErrorSummary>,
+        /// The typed fields (`model`, `provider`, ...), each written only when set.
+        fields: SpanFields,
+        /// `metrics`, written only when not empty.
+        metrics: Metrics,
         /// Attributes.
         attributes: Attributes,
     },
@@ -556,6 +567,7 @@ impl Serialize for Record {
                 primitive,
                 name,
                 started_at,
+                fields,
                 attributes,
             } => {
                 m.serialize_entry("spanId", span_id)?;
@@ -565,6 +577,9 @@ impl Serialize for Record {
                 m.serialize_entry("name", name)?;
                 m.serialize_entry("startedAt", started_at)?;
                 m.serialize_entry("status", "running")?;
+                for (field, value) in fields.iter() {
+                    m.serialize_entry(field.as_str(), value)?;
+                }
                 attrs(&mut m, attributes)?;
             }
             Body::SpanEnd {
@@ -573,12 +588,16 @@ impl Serialize for Record {
                 duration_ms,
                 status,
                 error,
+                metrics,
                 attributes,
             } => {
                 m.serialize_entry("spanId", span_id)?;
                 m.serialize_entry("endedAt", ended_at)?;
                 m.serialize_entry("durationMs", duration_ms)?;
                 m.serialize_entry("status", status.as_str())?;
+                if !metrics.is_empty() {
+                    m.serialize_entry("metrics", metrics)?;
+                }
                 if let Some(e) = error {
                     m.serialize_entry("error", e)?;
                 }
@@ -594,6 +613,8 @@ impl Serialize for Record {
                 duration_ms,
                 status,
                 error,
+                fields,
+                metrics,
                 attributes,
             } => {
                 m.serialize_entry("spanId", span_id)?;
@@ -605,6 +626,12 @@ impl Serialize for Record {
                 m.serialize_entry("endedAt", ended_at)?;
                 m.serialize_entry("durationMs", duration_ms)?;
                 m.serialize_entry("status", status.as_str())?;
+                for (field, value) in fields.iter() {
+                    m.serialize_entry(field.as_str(), value)?;
+                }
+                if !metrics.is_empty() {
+                    m.serialize_entry("metrics", metrics)?;
+                }
                 if let Some(e) = error {
                     m.serialize_entry("error", e)?;
                 }

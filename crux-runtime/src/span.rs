@@ -7,7 +7,9 @@ use crate::attributes::{AttrValue, Attributes};
 use crate::clock::Timestamp;
 use crate::context::{Scope, WithContext};
 use crate::ids::{ArtifactId, EdgeId, EventId, SpanId};
-use crate::record::{Body, EdgeEnd, ErrorSummary, SpanStatus};
+use crate::record::{
+    Body, EdgeEnd, ErrorSummary, MetricError, Metrics, SpanField, SpanFields, SpanStatus,
+};
 use crate::run::Run;
 
 /// A span about to start; see [`Scope::span`] and [`observe::span`](crate::observe::span).
@@ -17,6 +19,8 @@ pub struct SpanBuilder {
     name: Cow<'static, str>,
     primitive: &'static str,
     attributes: Attributes,
+    fields: SpanFields,
+    metrics: Metrics,
 }
 
 impl SpanBuilder {
@@ -30,7 +34,57 @@ impl SpanBuilder {
             name,
             primitive,
             attributes: Attributes::new(),
+            fields: SpanFields::new(),
+            metrics: Metrics::new(),
         }
+    }
+
+    /// Sets the `model` field of `span:start` (the model a generation asked for).
+    ///
+    /// ```no_run
+    /// use crux_runtime::observe::{self, Metrics, SpanStatus};
+    ///
+    /// let mut span = observe::span("draft reply", "generation.call")
+    ///     .model("gpt-5-mini")
+    ///     .provider("openai")
+    ///     .start();
+    /// span.set_metrics(Metrics::tokens(812, 96));
+    /// span.end(SpanStatus::Ok);
+    /// ```
+    pub fn model(self, model: impl Into<Cow<'static, str>>) -> Self {
+        self.field(SpanField::Model, model)
+    }
+
+    /// Sets the `provider` field of `span:start` (who serves the model).
+    pub fn provider(self, provider: impl Into<Cow<'static, str>>) -> Self {
+        self.field(SpanField::Provider, provider)
+    }
+
+    /// Sets one of the typed fields of `span:start` (`toolName`, `agentId`, ...); a later
+    /// value wins, an empty one removes the field.
+    ///
+    /// ```no_run
+    /// use crux_runtime::observe::{self, SpanField};
+    ///
+    /// let span = observe::span("look up order", "tool.call")
+    ///     .field(SpanField::ToolName, "orders.lookup")
+    ///     .start();
+    /// ```
+    pub fn field(mut self, field: SpanField, value: impl Into<Cow<'static, str>>) -> Self {
+        if self.scope.is_some() {
+            self.fields.set(field, value);
+        }
+        self
+    }
+
+    /// Metrics for the span's end (or for the record of
+    /// [`record_finished`](SpanBuilder::record_finished)); metrics set on the [`Span`]
+    /// later are added to these.
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        if self.scope.is_some() {
+            self.metrics.extend(metrics);
+        }
+        self
     }
 
     /// Adds a start attribute.
@@ -72,6 +126,8 @@ impl SpanBuilder {
             duration_ms: ended_at.millis_since(started_at),
             status,
             error: None,
+            fields: self.fields,
+            metrics: self.metrics,
             attributes: self.attributes,
         });
         Some(id)
@@ -93,6 +149,7 @@ impl SpanBuilder {
             primitive: self.primitive,
             name: self.name,
             started_at: started,
+            fields: self.fields,
             attributes: self.attributes,
         });
         Span {
@@ -101,6 +158,7 @@ impl SpanBuilder {
                 id,
                 started,
                 end_attributes: Attributes::new(),
+                metrics: self.metrics,
             }),
         }
     }
@@ -112,6 +170,7 @@ struct Live {
     id: SpanId,
     started: Timestamp,
     end_attributes: Attributes,
+    metrics: Metrics,
 }
 
 /// An open span. End it with [`end`](Span::end) or [`fail`](Span::fail).
@@ -191,6 +250,32 @@ impl Span {
         }
     }
 
+    /// Sets a metric reported on `span:end` (`inputTokens`, `costUsd`, `gen.*`,
+    /// `custom.*`, ...; see [`Metrics`]).
+    ///
+    /// A key the schema does not allow is refused with [`MetricError::UnknownKey`] and
+    /// nothing is recorded for it; a non-finite value is stripped. On a disabled span the
+    /// key is still checked, so a typo shows up whether or not anything records.
+    pub fn set_metric(
+        &mut self,
+        key: impl Into<Cow<'static, str>>,
+        value: f64,
+    ) -> Result<(), MetricError> {
+        let key = key.into();
+        crate::record::check_metric_key(&key)?;
+        if let Some(l) = &mut self.live {
+            l.metrics.set(key, value)?;
+        }
+        Ok(())
+    }
+
+    /// Adds `metrics` (already checked) to those reported on `span:end`.
+    pub fn set_metrics(&mut self, metrics: Metrics) {
+        if let Some(l) = &mut self.live {
+            l.metrics.extend(metrics);
+        }
+    }
+
     /// Emits an `edge` (`triggered`) from this span to `run`.
     pub fn link_run(&self, run: &Run) {
         self.link(EdgeEnd::Run(run.run_id()), "triggered", Attributes::new());
@@ -255,6 +340,7 @@ impl Span {
                 duration_ms: now.millis_since(l.started),
                 status,
                 error,
+                metrics: l.metrics,
                 attributes: l.end_attributes,
             });
         }

@@ -429,3 +429,57 @@ fn spans_left_open_past_the_cap_are_dropped_and_counted() {
     std::mem::forget(open);
     std::mem::forget(run);
 }
+
+#[test]
+fn typed_model_fields_and_metrics_map_to_genai_and_openinference_attributes() {
+    use crux_runtime::observe::{Metrics, SpanField};
+    let (observer, _sink, exporter) = setup();
+    let run = observer.open_run(RunOptions::new("typed", "agent.run"));
+    let mut call = run
+        .scope()
+        .span("draft", "generation.call")
+        .model("gpt-5-mini")
+        .provider("openai")
+        .start();
+    call.set_metrics(Metrics::tokens(812, 96));
+    call.set_metric("costUsd", 0.5).unwrap();
+    call.end(SpanStatus::Ok);
+    run.scope()
+        .span("lookup", "tool.call")
+        .field(SpanField::ToolName, "orders.lookup")
+        .record_finished(
+            crux_runtime::clock::Timestamp::from_millis(1_000),
+            crux_runtime::clock::Timestamp::from_millis(1_010),
+            SpanStatus::Ok,
+        );
+    run.end(RunStatus::Ok);
+    let spans = spans(&observer, &exporter);
+    let draft = named(&spans, "draft");
+    assert_eq!(
+        attr(draft, "gen_ai.request.model"),
+        Some(Value::from("gpt-5-mini"))
+    );
+    assert_eq!(
+        attr(draft, "llm.model_name"),
+        Some(Value::from("gpt-5-mini"))
+    );
+    assert_eq!(
+        attr(draft, "gen_ai.provider.name"),
+        Some(Value::from("openai"))
+    );
+    assert_eq!(
+        attr(draft, "gen_ai.usage.input_tokens"),
+        Some(Value::I64(812))
+    );
+    assert_eq!(
+        attr(draft, "gen_ai.usage.output_tokens"),
+        Some(Value::I64(96))
+    );
+    assert_eq!(attr(draft, "llm.token_count.total"), Some(Value::I64(908)));
+    assert_eq!(attr(draft, "llm.cost.total"), Some(Value::F64(0.5)));
+    assert_eq!(attr(draft, "model"), Some(Value::from("gpt-5-mini")));
+    assert_eq!(attr(draft, "totalTokens"), Some(Value::I64(908)));
+    let lookup = named(&spans, "lookup");
+    assert_eq!(attr(lookup, "toolName"), Some(Value::from("orders.lookup")));
+    assert_eq!(attr(lookup, "gen_ai.request.model"), None);
+}

@@ -1,13 +1,13 @@
 //! A LOCAL STAND-IN for a language model, so the example runs with no network and no key.
 //!
 //! It "answers" deterministically from the prompt, and records what a real model client
-//! would: a `generation.call` span with the model, the provider and the token counts
-//! (`inputTokens`, `outputTokens`, `totalTokens`). Swap [`generate`] for your model client
-//! and keep the span.
+//! would: a `generation.call` span with the typed `model` and `provider` fields and the
+//! token counts as `metrics` (`inputTokens`, `outputTokens`, `totalTokens`). Swap
+//! [`generate`] for your model client and keep the span.
 
 use std::time::Duration;
 
-use crux::observe::{self, SpanStatus};
+use crux::observe::{self, Metrics, SpanStatus};
 
 /// The stand-in's model name, recorded as `model`.
 pub const MODEL: &str = "stand-in-1";
@@ -31,8 +31,8 @@ fn tokens(text: &str) -> u64 {
 /// Recorded as a `generation.call` span named `name`.
 pub async fn generate(name: &'static str, prompt: &str) -> Generation {
     let mut span = observe::span(name, "generation.call")
-        .attr("model", MODEL)
-        .attr("provider", PROVIDER)
+        .model(MODEL)
+        .provider(PROVIDER)
         .start();
     // A real call takes a while; a millisecond keeps durations honest without slowing the example.
     tokio::time::sleep(Duration::from_millis(1)).await;
@@ -51,12 +51,10 @@ pub async fn generate(name: &'static str, prompt: &str) -> Generation {
         output_tokens: tokens(&text),
         text,
     };
-    span.set_attr("inputTokens", generation.input_tokens);
-    span.set_attr("outputTokens", generation.output_tokens);
-    span.set_attr(
-        "totalTokens",
-        generation.input_tokens + generation.output_tokens,
-    );
+    span.set_metrics(Metrics::tokens(
+        generation.input_tokens,
+        generation.output_tokens,
+    ));
     span.end(SpanStatus::Ok);
     generation
 }
@@ -65,8 +63,8 @@ pub async fn generate(name: &'static str, prompt: &str) -> Generation {
 /// `generation.chunk` event per sentence. Returns the chunks.
 pub async fn stream(name: &'static str, text: &str) -> Vec<String> {
     let mut span = observe::span(name, "generation.stream")
-        .attr("model", MODEL)
-        .attr("provider", PROVIDER)
+        .model(MODEL)
+        .provider(PROVIDER)
         .start();
     let chunks: Vec<String> = text
         .split_inclusive(". ")
@@ -81,7 +79,8 @@ pub async fn stream(name: &'static str, text: &str) -> Vec<String> {
                 .with("text", chunk.clone()),
         );
     }
-    span.set_attr("outputTokens", tokens(text));
+    // `outputTokens` is a schema key, so this cannot fail.
+    let _ = span.set_metric("outputTokens", tokens(text) as f64);
     span.end(SpanStatus::Ok);
     chunks
 }

@@ -28,7 +28,7 @@ use opentelemetry::trace::{
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
-use super::semconv::{genai_aliases, genai_attributes, openinference_kind, otel_value};
+use super::semconv::{Typed, genai_aliases, genai_attributes, openinference_kind, otel_value};
 use crate::attributes::Attributes;
 use crate::clock::Timestamp;
 use crate::ids::{RunId, SegmentId, SpanId, TraceId};
@@ -140,6 +140,7 @@ impl Assembler {
                     name.clone(),
                     root_primitive,
                     *started_at,
+                    Typed::NONE,
                     attributes,
                     attrs,
                 );
@@ -167,6 +168,7 @@ impl Assembler {
                     Cow::Owned(format!("resume: {reason}")),
                     "runtime.convex.resume",
                     *resumed_at,
+                    Typed::NONE,
                     attributes,
                     attrs,
                 );
@@ -179,7 +181,15 @@ impl Assembler {
                 let id = self.segment_span(b);
                 let mut extra = attributes.clone();
                 extra.set("crux.suspend.reason", reason.clone());
-                self.close(id, *suspended_at, SpanStatus::Suspended, None, &extra, out);
+                self.close(
+                    id,
+                    *suspended_at,
+                    SpanStatus::Suspended,
+                    None,
+                    Typed::NONE,
+                    &extra,
+                    out,
+                );
             }
             Body::RunEnd {
                 ended_at,
@@ -194,6 +204,7 @@ impl Assembler {
                     *ended_at,
                     SpanStatus::from(*status),
                     error.as_ref(),
+                    Typed::NONE,
                     attributes,
                     out,
                 );
@@ -204,6 +215,7 @@ impl Assembler {
                 primitive,
                 name,
                 started_at,
+                fields,
                 attributes,
             } => {
                 let parent = parent_span_id.unwrap_or_else(|| self.segment_span(b));
@@ -215,6 +227,10 @@ impl Assembler {
                     name.clone(),
                     primitive,
                     *started_at,
+                    Typed {
+                        fields: Some(fields),
+                        metrics: None,
+                    },
                     attributes,
                     Vec::new(),
                 );
@@ -224,6 +240,7 @@ impl Assembler {
                 ended_at,
                 status,
                 error,
+                metrics,
                 attributes,
                 ..
             } => self.close(
@@ -231,6 +248,10 @@ impl Assembler {
                 *ended_at,
                 *status,
                 error.as_ref(),
+                Typed {
+                    fields: None,
+                    metrics: Some(metrics),
+                },
                 attributes,
                 out,
             ),
@@ -243,6 +264,8 @@ impl Assembler {
                 ended_at,
                 status,
                 error,
+                fields,
+                metrics,
                 attributes,
                 ..
             } => {
@@ -255,11 +278,27 @@ impl Assembler {
                     name.clone(),
                     primitive,
                     *started_at,
+                    Typed {
+                        fields: Some(fields),
+                        metrics: None,
+                    },
                     attributes,
                     Vec::new(),
                 );
                 let none = Attributes::new();
-                self.close(*span_id, *ended_at, *status, error.as_ref(), &none, out);
+                let typed = Typed {
+                    fields: None,
+                    metrics: Some(metrics),
+                };
+                self.close(
+                    *span_id,
+                    *ended_at,
+                    *status,
+                    error.as_ref(),
+                    typed,
+                    &none,
+                    out,
+                );
             }
             Body::SpanEvent {
                 span_id,
@@ -331,6 +370,7 @@ impl Assembler {
         name: Cow<'static, str>,
         primitive: &'static str,
         started_at: Timestamp,
+        typed: Typed<'_>,
         attributes: &Attributes,
         mut attrs: Vec<KeyValue>,
     ) {
@@ -361,7 +401,8 @@ impl Assembler {
                 attrs.push(KeyValue::new(format!("meta.{k}"), v.clone()));
             }
         }
-        genai_attributes(primitive, attributes, &mut attrs);
+        genai_attributes(primitive, typed, attributes, &mut attrs);
+        typed.push_all(&mut attrs);
         for (k, v) in attributes.iter() {
             attrs.push(KeyValue::new(k.to_owned(), otel_value(v)));
         }
@@ -391,12 +432,14 @@ impl Assembler {
         );
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn close(
         &mut self,
         id: SpanId,
         ended_at: Timestamp,
         status: SpanStatus,
         error: Option<&ErrorSummary>,
+        typed: Typed<'_>,
         attributes: &Attributes,
         out: &mut Assembled,
     ) {
@@ -409,10 +452,11 @@ impl Assembler {
             return;
         };
         // Token counts and response models usually arrive with the end.
-        genai_aliases(primitive, attributes, &mut data.attributes);
+        genai_aliases(primitive, typed, attributes, &mut data.attributes);
         data.end_time = time(ended_at).max(data.start_time);
         data.attributes
             .push(KeyValue::new("crux.status", status.as_str()));
+        typed.push_all(&mut data.attributes);
         for (k, v) in attributes.iter() {
             data.attributes
                 .push(KeyValue::new(k.to_owned(), otel_value(v)));

@@ -4,6 +4,7 @@
 use opentelemetry::KeyValue;
 
 use crate::attributes::{AttrValue, Attributes};
+use crate::record::{Metrics, SpanFields};
 
 /// The OpenInference span kind (`openinference.span.kind`) of a Crux primitive.
 ///
@@ -86,32 +87,92 @@ const GENAI_ALIASES: &[(&str, &[&str])] = &[
     ("costUsd", &["llm.cost.total"]),
 ];
 
-/// The GenAI attributes a span of `primitive` gets from its Crux `attributes` (empty for
-/// primitives that are not model calls). Keys the user already wrote in `gen_ai.*` form
-/// are left alone.
-pub(crate) fn genai_attributes(primitive: &str, attributes: &Attributes, out: &mut Vec<KeyValue>) {
+/// The typed values a span carries beside its attributes: the `span:start` fields and
+/// the `metrics` of its end.
+#[derive(Clone, Copy)]
+pub(crate) struct Typed<'a> {
+    pub fields: Option<&'a SpanFields>,
+    pub metrics: Option<&'a Metrics>,
+}
+
+impl Typed<'_> {
+    /// Nothing typed.
+    pub const NONE: Typed<'static> = Typed {
+        fields: None,
+        metrics: None,
+    };
+
+    /// The typed value under the Crux key `key` (a field's wire name or a metric key).
+    fn get(&self, key: &str) -> Option<opentelemetry::Value> {
+        let field = self.fields.and_then(|f| {
+            f.iter()
+                .find(|(field, _)| field.as_str() == key)
+                .map(|(_, v)| opentelemetry::Value::from(v.to_owned()))
+        });
+        field.or_else(|| self.metrics.and_then(|m| m.get(key)).map(metric_value))
+    }
+
+    /// The typed values as OpenTelemetry attributes under their Crux keys (`model`,
+    /// `inputTokens`, ...), so they read like the attributes they replace.
+    pub fn push_all(&self, out: &mut Vec<KeyValue>) {
+        if let Some(fields) = self.fields {
+            for (field, value) in fields.iter() {
+                out.push(KeyValue::new(field.as_str(), value.to_owned()));
+            }
+        }
+        if let Some(metrics) = self.metrics {
+            for (key, value) in metrics.iter() {
+                out.push(KeyValue::new(key.to_owned(), metric_value(value)));
+            }
+        }
+    }
+}
+
+/// A metric as an OpenTelemetry value: whole numbers (token counts) as integers.
+fn metric_value(v: f64) -> opentelemetry::Value {
+    crate::metrics::whole(v).map_or(opentelemetry::Value::F64(v), opentelemetry::Value::I64)
+}
+
+/// The GenAI attributes a span of `primitive` gets from its typed fields and its Crux
+/// `attributes` (empty for primitives that are not model calls). Keys the user already
+/// wrote in `gen_ai.*` form are left alone.
+pub(crate) fn genai_attributes(
+    primitive: &str,
+    typed: Typed<'_>,
+    attributes: &Attributes,
+    out: &mut Vec<KeyValue>,
+) {
     let Some(operation) = genai_operation(primitive) else {
         return;
     };
     if attributes.get("gen_ai.operation.name").is_none() {
         out.push(KeyValue::new("gen_ai.operation.name", operation));
     }
-    genai_aliases(primitive, attributes, out);
+    genai_aliases(primitive, typed, attributes, out);
 }
 
-/// The GenAI and OpenInference aliases of the Crux keys in `attributes` (for attributes
-/// set after the start: token counts, the response model).
-pub(crate) fn genai_aliases(primitive: &str, attributes: &Attributes, out: &mut Vec<KeyValue>) {
+/// The GenAI and OpenInference aliases of the Crux keys, read from the typed fields and
+/// metrics first and from `attributes` after (for values set after the start: token
+/// counts, the response model).
+pub(crate) fn genai_aliases(
+    primitive: &str,
+    typed: Typed<'_>,
+    attributes: &Attributes,
+    out: &mut Vec<KeyValue>,
+) {
     if genai_operation(primitive).is_none() {
         return;
     }
     for (crux_key, otel_keys) in GENAI_ALIASES {
-        let Some(value) = attributes.get(crux_key) else {
+        let Some(value) = typed
+            .get(crux_key)
+            .or_else(|| attributes.get(crux_key).map(otel_value))
+        else {
             continue;
         };
         for key in *otel_keys {
             if attributes.get(key).is_none() {
-                out.push(KeyValue::new(*key, otel_value(value)));
+                out.push(KeyValue::new(*key, value.clone()));
             }
         }
     }
@@ -169,7 +230,7 @@ mod tests {
             .with("outputTokens", 30)
             .with("gen_ai.system", "azure");
         let mut out = Vec::new();
-        genai_attributes("generation.call", &attrs, &mut out);
+        genai_attributes("generation.call", Typed::NONE, &attrs, &mut out);
         let get = |k: &str| {
             out.iter()
                 .find(|kv| kv.key.as_str() == k)
@@ -184,7 +245,58 @@ mod tests {
         assert_eq!(get("gen_ai.system"), None, "the user's own key wins");
 
         let mut none = Vec::new();
-        genai_attributes("tool.call", &attrs, &mut none);
+        genai_attributes("tool.call", Typed::NONE, &attrs, &mut none);
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn typed_fields_and_metrics_are_read_before_attributes() {
+        use crate::record::SpanField;
+        let mut fields = SpanFields::new();
+        fields.set(SpanField::Model, "typed-model");
+        let metrics = Metrics::tokens(7, 3).with("costUsd", 0.25).unwrap();
+        let typed = Typed {
+            fields: Some(&fields),
+            metrics: Some(&metrics),
+        };
+        let attrs = Attributes::new()
+            .with("model", "attribute-model")
+            .with("provider", "attribute-provider")
+            .with("inputTokens", 999);
+        let mut out = Vec::new();
+        genai_attributes("generation.stream", typed, &attrs, &mut out);
+        let get = |k: &str| {
+            out.iter()
+                .find(|kv| kv.key.as_str() == k)
+                .map(|kv| kv.value.clone())
+        };
+        use opentelemetry::Value;
+        assert_eq!(
+            get("gen_ai.request.model"),
+            Some(Value::from("typed-model"))
+        );
+        assert_eq!(get("llm.model_name"), Some(Value::from("typed-model")));
+        assert_eq!(
+            get("gen_ai.provider.name"),
+            Some(Value::from("attribute-provider")),
+            "an untyped key falls back to the attribute"
+        );
+        assert_eq!(get("gen_ai.usage.input_tokens"), Some(Value::I64(7)));
+        assert_eq!(get("llm.token_count.total"), Some(Value::I64(10)));
+        assert_eq!(get("llm.cost.total"), Some(Value::F64(0.25)));
+
+        let mut plain = Vec::new();
+        typed.push_all(&mut plain);
+        let keys: Vec<_> = plain.iter().map(|kv| kv.key.as_str().to_owned()).collect();
+        assert_eq!(
+            keys,
+            [
+                "model",
+                "inputTokens",
+                "outputTokens",
+                "totalTokens",
+                "costUsd"
+            ]
+        );
     }
 }
