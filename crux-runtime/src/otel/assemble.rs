@@ -32,7 +32,7 @@ use super::semconv::{Typed, genai_aliases, genai_attributes, openinference_kind,
 use crate::attributes::Attributes;
 use crate::clock::Timestamp;
 use crate::ids::{RunId, SegmentId, SpanId, TraceId};
-use crate::record::{Base, Body, EdgeEnd, ErrorSummary, Record, SpanStatus};
+use crate::record::{Base, Body, EdgeEnd, ErrorSummary, Record, SpanFields, SpanStatus};
 use crate::taxonomy;
 
 /// How many ids of spans and runs seen recently are remembered to resolve edges.
@@ -217,24 +217,16 @@ impl Assembler {
                 started_at,
                 fields,
                 attributes,
-            } => {
-                let parent = parent_span_id.unwrap_or_else(|| self.segment_span(b));
-                self.open(
-                    b,
-                    *span_id,
-                    Some(parent),
-                    false,
-                    name.clone(),
-                    primitive,
-                    *started_at,
-                    Typed {
-                        fields: Some(fields),
-                        metrics: None,
-                    },
-                    attributes,
-                    Vec::new(),
-                );
-            }
+            } => self.open_recorded(
+                b,
+                *span_id,
+                *parent_span_id,
+                name.clone(),
+                primitive,
+                *started_at,
+                fields,
+                attributes,
+            ),
             Body::SpanEnd {
                 span_id,
                 ended_at,
@@ -269,21 +261,16 @@ impl Assembler {
                 attributes,
                 ..
             } => {
-                let parent = parent_span_id.unwrap_or_else(|| self.segment_span(b));
-                self.open(
+                // A combined record: the span opened and closed at once.
+                self.open_recorded(
                     b,
                     *span_id,
-                    Some(parent),
-                    false,
+                    *parent_span_id,
                     name.clone(),
                     primitive,
                     *started_at,
-                    Typed {
-                        fields: Some(fields),
-                        metrics: None,
-                    },
+                    fields,
                     attributes,
-                    Vec::new(),
                 );
                 let none = Attributes::new();
                 let typed = Typed {
@@ -358,6 +345,39 @@ impl Assembler {
         self.segment_spans
             .get(&b.segment_id)
             .unwrap_or_else(|| b.run_id.root_span_id())
+    }
+
+    /// Opens a span recorded by `span:start` or a combined `span` record; a span with no
+    /// parent hangs under its segment's span (the run's root, or a resume span).
+    #[allow(clippy::too_many_arguments)]
+    fn open_recorded(
+        &mut self,
+        b: &Base,
+        id: SpanId,
+        parent_span_id: Option<SpanId>,
+        name: Cow<'static, str>,
+        primitive: &'static str,
+        started_at: Timestamp,
+        fields: &SpanFields,
+        attributes: &Attributes,
+    ) {
+        let parent = parent_span_id.unwrap_or_else(|| self.segment_span(b));
+        let typed = Typed {
+            fields: Some(fields),
+            metrics: None,
+        };
+        self.open(
+            b,
+            id,
+            Some(parent),
+            false,
+            name,
+            primitive,
+            started_at,
+            typed,
+            attributes,
+            Vec::new(),
+        );
     }
 
     #[allow(clippy::too_many_arguments)]
