@@ -51,9 +51,9 @@ pub use crux_macros::{
     action, internal_action, internal_mutation, internal_query, mutation, query,
 };
 #[cfg(feature = "otel")]
-pub use crux_runtime::otel;
+pub use crux_otel as otel;
 #[cfg(feature = "tracing")]
-pub use crux_runtime::tracing;
+pub use crux_tracing as tracing;
 pub use crux_runtime::{Error, ErrorKind, Function, FunctionKind, Metadata, Result, Visibility};
 pub use crux_runtime::{attributes, envelope, function, ids, local, observe, record, sink};
 

@@ -283,7 +283,7 @@ impl Future for FlushWait {
 
 /// `now + timeout`, saturating: a `Duration::MAX` timeout ("wait as long as it takes")
 /// is about a century away instead of an `Instant` overflow panic.
-pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+pub fn deadline_after(timeout: Duration) -> Instant {
     const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
     let now = Instant::now();
     now.checked_add(timeout)

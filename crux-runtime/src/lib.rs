@@ -19,16 +19,12 @@ pub mod ids;
 pub mod local;
 mod metrics;
 pub mod observe;
-#[cfg(feature = "otel")]
-pub mod otel;
 pub mod record;
 pub mod run;
 pub mod sink;
 pub mod span;
 mod span_fields;
 pub mod taxonomy;
-#[cfg(feature = "tracing")]
-pub mod tracing;
 mod wallclock;
 pub mod wire;
 

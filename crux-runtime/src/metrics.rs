@@ -64,6 +64,14 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The one whole-number rule for metric values: a value that is a whole number within
+    /// JSON's exact integer range (a token count) is written as an integer, in the JSON
+    /// records and by exporters alike.
+    pub fn whole(value: f64) -> Option<i64> {
+        whole(value)
+    }
+
+
     /// No metrics.
     pub const fn new() -> Self {
         Self {
@@ -148,7 +156,7 @@ impl Metrics {
 
 /// A metric that is a whole number within JSON's exact integer range (a token count), as
 /// an integer.
-pub(crate) fn whole(v: f64) -> Option<i64> {
+fn whole(v: f64) -> Option<i64> {
     (v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0).then_some(v as i64)
 }
 

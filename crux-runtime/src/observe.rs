@@ -521,6 +521,12 @@ pub fn current_scope() -> Option<Scope> {
     context::current()
 }
 
+/// Whether code runs inside an open Crux span: one thread-local read, for integrations
+/// (a `tracing` layer) that must cost next to nothing outside a run.
+pub fn in_span() -> bool {
+    context::with_current(|s| s.is_some_and(|s| s.current_span_id().is_some()))
+}
+
 /// A snapshot of the current context (`None` outside any), keeping its live segment.
 pub fn capture_context() -> Option<CapturedContext> {
     context::with_current(|s| s.map(Scope::capture))

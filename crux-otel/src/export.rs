@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
-use crate::delivery::lock;
+use crate::lock;
 
 /// A `SpanExporter` driven from a plain thread (its future is polled to completion there).
 pub(crate) trait BlockingExport: Send {
@@ -137,7 +137,7 @@ impl Worker {
     /// timeout. Returns whether it all went out.
     pub(crate) fn flush(&self) -> bool {
         let failed_before = self.failed.load(Ordering::Acquire);
-        let deadline = crate::flush::deadline_after(self.settings.flush_timeout);
+        let deadline = crux_runtime::flush::deadline_after(self.settings.flush_timeout);
         let mut q = lock(&self.queue);
         let target = q.enqueued;
         q.flush_wanted = true;

@@ -1,6 +1,5 @@
 //! The OTLP HTTP/protobuf exporter against a real socket: a minimal collector that
 //! decodes what it receives, and a collector that is not there.
-#![cfg(feature = "otel")]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -9,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crux_runtime::flush::{FlushOptions, FlushStatus};
 use crux_runtime::observe::{Observer, RunOptions, RunStatus, SpanStatus};
-use crux_runtime::otel::{OtlpError, OtlpSink};
+use crux_otel::{OtlpError, OtlpSink};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use prost::Message;

@@ -1,11 +1,11 @@
-//! `tracing` integration (feature `tracing`): [`CruxLayer`], a `tracing_subscriber`
+//! `tracing` integration for crux (the `crux` facade's feature `tracing`): [`CruxLayer`], a `tracing_subscriber`
 //! layer that records `tracing` events as `span:event` records on the current Crux span,
 //! so logs written inside a handler land in the run's tree (and, through
 //! the `otel` feature's sink, as OpenTelemetry span events).
 //!
 //! ```
 //! use tracing_subscriber::layer::SubscriberExt;
-//! let subscriber = tracing_subscriber::registry().with(crux_runtime::tracing::CruxLayer::new());
+//! let subscriber = tracing_subscriber::registry().with(crux_tracing::CruxLayer::new());
 //! # let _ = subscriber;
 //! ```
 //!
@@ -20,8 +20,8 @@ use tracing_core::field::{Field, Visit};
 use tracing_core::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 
-use crate::attributes::{AttrValue, Attributes};
-use crate::context;
+use crux_runtime::attributes::{AttrValue, Attributes};
+use crux_runtime::observe;
 
 /// A `tracing_subscriber` layer that ties `tracing` events to the current Crux span.
 #[derive(Clone, Debug)]
@@ -58,7 +58,7 @@ impl<S: Subscriber> Layer<S> for CruxLayer {
             return;
         }
         // Cheap exit outside a Crux span: no field is visited.
-        if !context::with_current(|s| s.is_some_and(|s| s.current_span_id().is_some())) {
+        if !observe::in_span() {
             return;
         }
         let mut fields = Fields {
@@ -72,7 +72,7 @@ impl<S: Subscriber> Layer<S> for CruxLayer {
             Some(m) if !m.is_empty() => Cow::Owned(m),
             _ => Cow::Borrowed(meta.name()),
         };
-        crate::observe::event(name, fields.attributes);
+        observe::event(name, fields.attributes);
     }
 }
 

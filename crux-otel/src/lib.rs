@@ -1,4 +1,4 @@
-//! OpenTelemetry export (feature `otel`): Crux runs as OpenTelemetry traces, sent over
+//! OpenTelemetry export for crux (the `crux` facade's feature `otel`): Crux runs as OpenTelemetry traces, sent over
 //! OTLP HTTP/protobuf to any collector or backend (Jaeger, Tempo, Honeycomb, Arize
 //! Phoenix ...).
 //!
@@ -10,7 +10,7 @@
 //!
 //! ```no_run
 //! use crux_runtime::observe::Observer;
-//! use crux_runtime::otel::OtlpSink;
+//! use crux_otel::OtlpSink;
 //!
 //! // Exports when OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) is set.
 //! let mut builder = Observer::builder();
@@ -49,9 +49,14 @@ use self::assemble::{Assembled, Assembler};
 pub use self::export::ExportStats;
 use self::export::{Settings, Worker};
 pub use self::semconv::openinference_kind;
-use crate::delivery::lock;
-use crate::record::Record;
-use crate::sink::{Sink, SinkError};
+use crux_runtime::record::Record;
+use crux_runtime::sink::{Sink, SinkError};
+
+/// Locks a mutex, ignoring poisoning: the data behind it (queues, counters) stays usable
+/// after a panic elsewhere, and export must never panic in turn.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// Default capacity of the export queue, in finished spans.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 4096;

@@ -3,8 +3,8 @@
 
 use opentelemetry::KeyValue;
 
-use crate::attributes::{AttrValue, Attributes};
-use crate::record::{Metrics, SpanFields};
+use crux_runtime::attributes::{AttrValue, Attributes};
+use crux_runtime::record::{Metrics, SpanFields};
 
 /// The OpenInference span kind (`openinference.span.kind`) of a Crux primitive.
 ///
@@ -21,7 +21,7 @@ use crate::record::{Metrics, SpanFields};
 /// | everything else (runs, flows, composition, routing, runtime boundaries ...) | `CHAIN` |
 ///
 /// ```
-/// use crux_runtime::otel::openinference_kind;
+/// use crux_otel::openinference_kind;
 /// assert_eq!(openinference_kind("agent.run"), "AGENT");
 /// assert_eq!(openinference_kind("generation.stream"), "LLM");
 /// assert_eq!(openinference_kind("runtime.convex.action"), "CHAIN");
@@ -130,7 +130,7 @@ impl Typed<'_> {
 
 /// A metric as an OpenTelemetry value: whole numbers (token counts) as integers.
 fn metric_value(v: f64) -> opentelemetry::Value {
-    crate::metrics::whole(v).map_or(opentelemetry::Value::F64(v), opentelemetry::Value::I64)
+    crux_runtime::record::Metrics::whole(v).map_or(opentelemetry::Value::F64(v), opentelemetry::Value::I64)
 }
 
 /// The GenAI attributes a span of `primitive` gets from its typed fields and its Crux
@@ -192,7 +192,7 @@ pub(crate) fn otel_value(value: &AttrValue) -> opentelemetry::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::taxonomy::PRIMITIVES;
+    use crux_runtime::taxonomy::PRIMITIVES;
 
     #[test]
     fn every_canonical_primitive_has_a_known_openinference_kind() {
@@ -251,7 +251,7 @@ mod tests {
 
     #[test]
     fn typed_fields_and_metrics_are_read_before_attributes() {
-        use crate::record::SpanField;
+        use crux_runtime::record::SpanField;
         let mut fields = SpanFields::new();
         fields.set(SpanField::Model, "typed-model");
         let metrics = Metrics::tokens(7, 3).with("costUsd", 0.25).unwrap();

@@ -1,5 +1,4 @@
 //! Crux records → OpenTelemetry spans, checked on what an OTel exporter receives.
-#![cfg(feature = "otel")]
 
 use std::time::{Duration, Instant};
 
@@ -7,7 +6,7 @@ use crux_runtime::attributes::Attributes;
 use crux_runtime::carrier::TraceParent;
 use crux_runtime::flush::{FlushOptions, FlushStatus};
 use crux_runtime::observe::{self, Observer, ParentRun, RunOptions, RunStatus, SpanStatus};
-use crux_runtime::otel::OtelSink;
+use crux_otel::OtelSink;
 use crux_runtime::record::EdgeEnd;
 use opentelemetry::Value;
 use opentelemetry::trace::{SpanId, Status, TraceId};

@@ -1,7 +1,7 @@
 //! What the `tracing` layer and the OpenTelemetry sink cost, against in-run baselines:
 //!
 //! ```text
-//! cargo bench -p crux-runtime --features otel,tracing --bench otel -- --sample-count 100 --sample-size 1000
+//! cargo bench -p crux-otel --bench otel -- --sample-count 100 --sample-size 1000
 //! ```
 
 use std::hint::black_box;
@@ -11,10 +11,10 @@ use crux_runtime::attributes::Attributes;
 use crux_runtime::clock::Timestamp;
 use crux_runtime::ids::{RunId, SegmentId, SpanId, TraceId};
 use crux_runtime::observe::{self, Observer, RunOptions, Scope};
-use crux_runtime::otel::OtelSink;
+use crux_otel::OtelSink;
 use crux_runtime::record::{Base, Body, Metrics, Record, SpanField, SpanFields, SpanStatus};
 use crux_runtime::sink::{Memory, Sink};
-use crux_runtime::tracing::CruxLayer;
+use crux_tracing::CruxLayer;
 use divan::Bencher;
 use tracing_subscriber::layer::SubscriberExt;
 

@@ -29,11 +29,11 @@ use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
 use super::semconv::{Typed, genai_aliases, genai_attributes, openinference_kind, otel_value};
-use crate::attributes::Attributes;
-use crate::clock::Timestamp;
-use crate::ids::{RunId, SegmentId, SpanId, TraceId};
-use crate::record::{Base, Body, EdgeEnd, ErrorSummary, Record, SpanFields, SpanStatus};
-use crate::taxonomy;
+use crux_runtime::attributes::Attributes;
+use crux_runtime::clock::Timestamp;
+use crux_runtime::ids::{RunId, SegmentId, SpanId, TraceId};
+use crux_runtime::record::{Base, Body, EdgeEnd, ErrorSummary, Record, SpanFields, SpanStatus};
+use crux_runtime::taxonomy;
 
 /// How many ids of spans and runs seen recently are remembered to resolve edges.
 const REMEMBERED: usize = 65_536;

@@ -1,10 +1,9 @@
 //! `tracing` events inside a Crux span become `span:event` records on it.
-#![cfg(feature = "tracing")]
 
 use crux_runtime::flush::FlushOptions;
 use crux_runtime::observe::{self, Observer, RunOptions, RunStatus, SpanStatus};
 use crux_runtime::sink::Memory;
-use crux_runtime::tracing::CruxLayer;
+use crux_tracing::CruxLayer;
 use tracing_subscriber::layer::SubscriberExt;
 
 #[test]

@@ -1,8 +1,7 @@
 //! `OtlpSink::from_env`: the OpenTelemetry environment variables. One test, because it
 //! changes the process environment.
-#![cfg(feature = "otel")]
 
-use crux_runtime::otel::OtlpSink;
+use crux_otel::OtlpSink;
 
 #[test]
 fn from_env_exports_only_when_an_endpoint_is_set() {
