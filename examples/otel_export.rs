@@ -11,7 +11,7 @@
 
 use crux::otel::OtlpSink;
 use crux_runtime::attributes::Attributes;
-use crux_runtime::flush::FlushOptions;
+use crux_runtime::delivery::FlushOptions;
 use crux_runtime::observe::{self, Metrics, Observer, RunOptions, RunStatus, SpanStatus};
 
 fn main() {

@@ -47,15 +47,16 @@
 //! scheduling and escape hatches, the attribute reference, the local deployment, the
 //! viewer, OpenTelemetry export and the wire format.
 
+pub use crux_local as local;
 pub use crux_macros::{
     action, internal_action, internal_mutation, internal_query, mutation, query,
 };
 #[cfg(feature = "otel")]
 pub use crux_otel as otel;
+pub use crux_runtime::{Error, ErrorKind, Function, FunctionKind, Metadata, Result, Visibility};
+pub use crux_runtime::{attributes, boundary, envelope, function, ids, observe, record, sink};
 #[cfg(feature = "tracing")]
 pub use crux_tracing as tracing;
-pub use crux_runtime::{Error, ErrorKind, Function, FunctionKind, Metadata, Result, Visibility};
-pub use crux_runtime::{attributes, envelope, function, ids, local, observe, record, sink};
 
 /// What handlers usually need: `use crux::prelude::*;`.
 pub mod prelude {
@@ -67,7 +68,7 @@ pub mod prelude {
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crux_runtime::private::*;
+    pub use crux_local::__private::*;
 }
 
 /// Compiles and runs every `rust` block of the README as a doctest.

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use crux::otel::OtlpSink;
 use crux_runtime::attributes::Attributes;
-use crux_runtime::envelope::{CapturedContext, Envelope};
-use crux_runtime::flush::{FlushOptions, FlushStatus};
+use crux_runtime::delivery::{FlushOptions, FlushStatus};
+use crux_runtime::envelope::Envelope;
+use crux_runtime::observe::CapturedContext;
 use crux_runtime::observe::{self, Observer, RunOptions, RunStatus, SpanStatus};
 use crux_runtime::record::EdgeEnd;
 use serde_json::Value;
@@ -158,8 +159,12 @@ struct Waterfall {
 
 /// What crossing a function boundary does to a context: JSON out, strict decode back in.
 fn hop(ctx: CapturedContext) -> CapturedContext {
-    let wire = Envelope::new(Some(ctx)).to_value();
-    Envelope::decode(&wire).unwrap().observability.unwrap()
+    let wire = Envelope::new(Some(ctx.into_wire())).to_value();
+    Envelope::decode(&wire)
+        .unwrap()
+        .observability
+        .unwrap()
+        .into()
 }
 
 /// A support-chat-shaped waterfall driven through the observe API, with a real JSON hop

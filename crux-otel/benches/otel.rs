@@ -7,11 +7,11 @@
 use std::hint::black_box;
 use std::sync::OnceLock;
 
+use crux_otel::OtelSink;
 use crux_runtime::attributes::Attributes;
 use crux_runtime::clock::Timestamp;
 use crux_runtime::ids::{RunId, SegmentId, SpanId, TraceId};
 use crux_runtime::observe::{self, Observer, RunOptions, Scope};
-use crux_otel::OtelSink;
 use crux_runtime::record::{Base, Body, Metrics, Record, SpanField, SpanFields, SpanStatus};
 use crux_runtime::sink::{Memory, Sink};
 use crux_tracing::CruxLayer;

@@ -137,7 +137,7 @@ impl Worker {
     /// timeout. Returns whether it all went out.
     pub(crate) fn flush(&self) -> bool {
         let failed_before = self.failed.load(Ordering::Acquire);
-        let deadline = crux_runtime::flush::deadline_after(self.settings.flush_timeout);
+        let deadline = crux_runtime::delivery::deadline_after(self.settings.flush_timeout);
         let mut q = lock(&self.queue);
         let target = q.enqueued;
         q.flush_wanted = true;

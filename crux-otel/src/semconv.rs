@@ -130,7 +130,8 @@ impl Typed<'_> {
 
 /// A metric as an OpenTelemetry value: whole numbers (token counts) as integers.
 fn metric_value(v: f64) -> opentelemetry::Value {
-    crux_runtime::record::Metrics::whole(v).map_or(opentelemetry::Value::F64(v), opentelemetry::Value::I64)
+    crux_runtime::record::Metrics::whole(v)
+        .map_or(opentelemetry::Value::F64(v), opentelemetry::Value::I64)
 }
 
 /// The GenAI attributes a span of `primitive` gets from its typed fields and its Crux

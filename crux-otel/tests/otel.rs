@@ -2,11 +2,11 @@
 
 use std::time::{Duration, Instant};
 
+use crux_otel::OtelSink;
 use crux_runtime::attributes::Attributes;
 use crux_runtime::carrier::TraceParent;
-use crux_runtime::flush::{FlushOptions, FlushStatus};
+use crux_runtime::delivery::{FlushOptions, FlushStatus};
 use crux_runtime::observe::{self, Observer, ParentRun, RunOptions, RunStatus, SpanStatus};
-use crux_otel::OtelSink;
 use crux_runtime::record::EdgeEnd;
 use opentelemetry::Value;
 use opentelemetry::trace::{SpanId, Status, TraceId};

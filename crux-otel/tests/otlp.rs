@@ -6,9 +6,9 @@ use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crux_runtime::flush::{FlushOptions, FlushStatus};
-use crux_runtime::observe::{Observer, RunOptions, RunStatus, SpanStatus};
 use crux_otel::{OtlpError, OtlpSink};
+use crux_runtime::delivery::{FlushOptions, FlushStatus};
+use crux_runtime::observe::{Observer, RunOptions, RunStatus, SpanStatus};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use prost::Message;

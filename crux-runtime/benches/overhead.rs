@@ -11,8 +11,8 @@ use std::hint::black_box;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crux_runtime::envelope::{CapturedContext, Envelope};
-use crux_runtime::flush::{FlushOptions, FlushStatus};
+use crux_runtime::delivery::{FlushOptions, FlushStatus};
+use crux_runtime::envelope::{Envelope, WireContext};
 use crux_runtime::observe::{Observer, RunOptions, Scope};
 use crux_runtime::record::SpanStatus;
 use crux_runtime::sink::{JsonLines, Memory};
@@ -245,7 +245,7 @@ fn sample_envelope() -> Envelope {
         .unwrap()
         .span("plan", "runtime.convex.action")
         .start();
-    let ctx: CapturedContext = boundary.scope().unwrap().capture();
+    let ctx: WireContext = boundary.scope().unwrap().wire_context();
     let json = serde_json::json!({
         "v": 1,
         "observability": ctx,

@@ -11,8 +11,6 @@ use std::borrow::Cow;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use crate::function::AttrLiteral;
-
 /// One attribute value. Strings borrowed from `'static` data cost nothing to capture.
 #[derive(Clone, Debug, PartialEq)]
 pub enum AttrValue {
@@ -94,6 +92,19 @@ impl From<serde_json::Value> for AttrValue {
         AttrValue::Json(v)
     }
 }
+/// A literal attribute value given in `attributes(key = value)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum AttrLiteral {
+    /// A string literal.
+    Str(&'static str),
+    /// An integer literal.
+    Int(i64),
+    /// A float literal.
+    Float(f64),
+    /// A bool literal.
+    Bool(bool),
+}
+
 impl From<AttrLiteral> for AttrValue {
     fn from(v: AttrLiteral) -> Self {
         match v {

@@ -23,7 +23,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use crate::envelope::{Deployment, MAX_LABEL, decode_deployment};
+use crate::envelope::{DeploymentIdentity, MAX_LABEL, decode_deployment};
 use crate::ids::{IdError, IdErrorReason, RunId, SegmentId, SpanId, TraceId};
 use crate::wire::{FieldError, MAX_DEPTH, Obj, Path, Reason, check_depth};
 
@@ -190,7 +190,7 @@ pub struct CruxCarrier {
     pub user_id: Option<String>,
     /// The deployment identity (v3).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub deployment: Option<Deployment>,
+    pub deployment: Option<DeploymentIdentity>,
 }
 
 /// A run's propagation carrier (`CruxPropagationCarrier`).

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 use std::task::{Context, Poll};
 
-use crate::envelope::{CapturedContext, LiveContext};
+use crate::envelope::WireContext;
 use crate::ids::{RunId, SegmentId, SpanId, TraceId};
 use crate::observe::Observer;
 use crate::record::{Base, Body, Record, SegmentExtra};
@@ -166,17 +166,24 @@ impl Scope {
         out
     }
 
-    /// A serializable snapshot of this scope that also keeps the live segment (in-process).
-    /// The span stack it carries is the innermost
-    /// [`MAX_SPAN_STACK`](crate::envelope::MAX_SPAN_STACK) ids, the most a receiver accepts.
+    /// A snapshot of this scope that also keeps the live segment (in-process).
     pub fn capture(&self) -> CapturedContext {
+        CapturedContext {
+            wire: self.wire_context(),
+            live: Some(self.clone()),
+        }
+    }
+
+    /// This scope as it crosses the wire. The span stack it carries is the innermost
+    /// [`MAX_SPAN_STACK`](crate::envelope::MAX_SPAN_STACK) ids, the most a receiver accepts.
+    pub fn wire_context(&self) -> WireContext {
         let mut span_stack = self.span_stack();
         let outer = span_stack
             .len()
             .saturating_sub(crate::envelope::MAX_SPAN_STACK);
         span_stack.drain(..outer);
         let extra = self.segment.extra.as_deref();
-        CapturedContext {
+        WireContext {
             run_id: self.segment.run_id,
             operation_id: self.segment.operation_id,
             trace_id: self.segment.trace_id,
@@ -188,7 +195,6 @@ impl Scope {
             span_stack,
             parent_run_id: self.segment.parent_run_id,
             triggered_by_span_id: self.segment.triggered_by_span_id,
-            live: LiveContext(Some(self.clone())),
         }
     }
 
@@ -254,12 +260,83 @@ impl Drop for EnterGuard {
     }
 }
 
+/// A snapshot of the current Crux context, to carry work across a task, a queue or a
+/// process ([`capture_context`](crate::observe::capture_context),
+/// [`with_context`](crate::observe::with_context)).
+///
+/// It is the wire form ([`WireContext`], which it derefs to and serializes as) plus, when
+/// taken in-process, a handle to its live segment, so that `with_context` continues that
+/// very segment; one built from a decoded [`WireContext`] continues in a new segment.
+/// Equality compares the wire form only.
+#[derive(Clone)]
+pub struct CapturedContext {
+    wire: WireContext,
+    live: Option<Scope>,
+}
+
+impl CapturedContext {
+    /// Whether this capture still holds its live in-process segment.
+    pub fn is_live(&self) -> bool {
+        self.live.is_some()
+    }
+
+    /// The wire form.
+    pub fn wire(&self) -> &WireContext {
+        &self.wire
+    }
+
+    /// The wire form, dropping the live handle.
+    pub fn into_wire(self) -> WireContext {
+        self.wire
+    }
+
+    pub(crate) fn into_parts(self) -> (WireContext, Option<Scope>) {
+        (self.wire, self.live)
+    }
+}
+
+impl From<WireContext> for CapturedContext {
+    /// A context received over the wire: it continues in a new segment.
+    fn from(wire: WireContext) -> Self {
+        Self { wire, live: None }
+    }
+}
+
+impl std::ops::Deref for CapturedContext {
+    type Target = WireContext;
+
+    fn deref(&self) -> &WireContext {
+        &self.wire
+    }
+}
+
+impl PartialEq for CapturedContext {
+    fn eq(&self, other: &Self) -> bool {
+        self.wire == other.wire
+    }
+}
+
+impl fmt::Debug for CapturedContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CapturedContext")
+            .field("wire", &self.wire)
+            .field("live", &self.live.is_some())
+            .finish()
+    }
+}
+
+impl serde::Serialize for CapturedContext {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.wire.serialize(s)
+    }
+}
+
 /// A future that runs with a scope current on every poll (see [`Scope::in_scope`]).
 pub struct WithContext<F> {
     scope: Option<Scope>,
     /// A context received over the wire, turned into a scope on the first poll (so it
     /// continues on the observer current where the future runs).
-    received: Option<Box<CapturedContext>>,
+    received: Option<Box<WireContext>>,
     inner: F,
 }
 
@@ -272,7 +349,7 @@ impl<F> WithContext<F> {
         }
     }
 
-    pub(crate) fn received(ctx: CapturedContext, inner: F) -> Self {
+    pub(crate) fn received(ctx: WireContext, inner: F) -> Self {
         Self {
             scope: None,
             received: Some(Box::new(ctx)),

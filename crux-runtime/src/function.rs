@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::Result;
+pub use crate::attributes::AttrLiteral;
 use crate::envelope::Envelope;
 
 /// A boxed, `Send` future borrowing from `'a`.
@@ -31,19 +32,6 @@ pub enum Visibility {
     Public,
     /// Callable only by other functions and the scheduler.
     Internal,
-}
-
-/// A literal attribute value given in `attributes(key = value)`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum AttrLiteral {
-    /// A string literal.
-    Str(&'static str),
-    /// An integer literal.
-    Int(i64),
-    /// A float literal.
-    Float(f64),
-    /// A bool literal.
-    Bool(bool),
 }
 
 /// Everything the attribute macro knows about a function, fixed at compile time.

@@ -71,7 +71,6 @@ impl Metrics {
         whole(value)
     }
 
-
     /// No metrics.
     pub const fn new() -> Self {
         Self {

@@ -4,7 +4,7 @@
 //! use crux_runtime::observe::{self, Observer, RunOptions};
 //! use crux_runtime::record::{RunStatus, SpanStatus};
 //! use crux_runtime::sink::Memory;
-//! use crux_runtime::flush::FlushOptions;
+//! use crux_runtime::delivery::FlushOptions;
 //!
 //! let memory = Memory::new();
 //! let observer = Observer::builder().sink(memory.clone()).build();
@@ -30,17 +30,19 @@ use std::sync::{Arc, Mutex, OnceLock};
 pub use crate::attributes::{AttrValue, Attributes};
 use crate::clock::Timestamp;
 use crate::context::{self, Segment, SegmentInit};
+use crate::delivery::FlushWait;
 use crate::delivery::{DEFAULT_CAPACITY, Pipeline, lock};
-use crate::envelope::{Correlators, Deployment, LiveContext, MAX_LABEL, MAX_METADATA};
-use crate::flush::FlushWait;
+use crate::envelope::{Correlators, DeploymentIdentity, MAX_LABEL, MAX_METADATA};
 use crate::ids::{RunId, SpanId, TraceId};
 use crate::record::{Body, SegmentExtra};
+use crate::wire::{clamp_text, fits_text};
 
 pub use crate::carrier::{Carrier, CarrierError, TraceParent};
+pub use crate::context::CapturedContext;
 pub use crate::context::{EnterGuard, Scope, WithContext};
 pub use crate::delivery::DeliveryStats;
-pub use crate::envelope::CapturedContext;
-pub use crate::flush::{FlushOptions, FlushResult, FlushStatus};
+pub use crate::delivery::{FlushOptions, FlushResult, FlushStatus};
+pub use crate::envelope::WireContext;
 pub use crate::record::{MetricError, Metrics, RunStatus, SpanField, SpanFields, SpanStatus};
 pub use crate::run::Run;
 use crate::sink::Sink;
@@ -135,7 +137,7 @@ pub struct RunOptions {
     /// Session/user correlation, stamped on every record.
     pub correlators: Option<Correlators>,
     /// The deployment identity (v3), stamped on every record.
-    pub deployment: Option<Deployment>,
+    pub deployment: Option<DeploymentIdentity>,
     /// An incoming W3C `traceparent` (for example from an OpenTelemetry-instrumented HTTP
     /// client): a root run keeps its trace id and records its span as the remote parent.
     /// Ignored when [`parent`](RunOptions::parent) is set (a child run stays in its
@@ -222,7 +224,7 @@ impl ParentRun {
     }
 
     /// The parent described by a captured context.
-    pub fn from_context(ctx: &CapturedContext) -> Self {
+    pub fn from_context(ctx: &WireContext) -> Self {
         Self {
             run_id: ctx.run_id,
             operation_id: ctx.operation_id,
@@ -234,7 +236,7 @@ impl ParentRun {
 
 fn extra(
     correlators: Option<Correlators>,
-    deployment: Option<Deployment>,
+    deployment: Option<DeploymentIdentity>,
 ) -> Option<Arc<SegmentExtra>> {
     let correlators = correlators.map(wire_correlators);
     let deployment = deployment.and_then(wire_deployment);
@@ -257,59 +259,45 @@ const MAX_METADATA_KEY: usize = 64;
 fn wire_correlators(c: Correlators) -> Correlators {
     let id_fits = |s: &Option<String>| {
         s.as_deref()
-            .is_none_or(|s| !s.is_empty() && fits(s, MAX_LABEL))
+            .is_none_or(|s| !s.is_empty() && fits_text(s, MAX_LABEL))
     };
     if id_fits(&c.session_id)
         && id_fits(&c.user_id)
         && c.metadata.len() <= MAX_METADATA
         && c.metadata
             .iter()
-            .all(|(k, v)| fits(k, MAX_METADATA_KEY) && fits(v, MAX_LABEL))
+            .all(|(k, v)| fits_text(k, MAX_METADATA_KEY) && fits_text(v, MAX_LABEL))
     {
         // The usual case, checked without rebuilding the map.
         return c;
     }
-    let id = |s: Option<String>| s.filter(|s| !s.is_empty()).map(|s| wire_text(s, MAX_LABEL));
+    let id = |s: Option<String>| {
+        s.filter(|s| !s.is_empty())
+            .map(|s| clamp_text(s, MAX_LABEL))
+    };
     Correlators {
         session_id: id(c.session_id),
         user_id: id(c.user_id),
         metadata: c
             .metadata
             .into_iter()
-            .map(|(k, v)| (wire_text(k, MAX_METADATA_KEY), wire_text(v, MAX_LABEL)))
+            .map(|(k, v)| (clamp_text(k, MAX_METADATA_KEY), clamp_text(v, MAX_LABEL)))
             .take(MAX_METADATA)
             .collect(),
     }
 }
 
 /// The deployment identity within the decoders' limits; dropped if a field is empty.
-fn wire_deployment(d: Deployment) -> Option<Deployment> {
+fn wire_deployment(d: DeploymentIdentity) -> Option<DeploymentIdentity> {
     let fields = [&d.project_id, &d.manifest_id, &d.deployment_id];
     if fields.iter().any(|f| f.is_empty()) {
         return None;
     }
-    Some(Deployment {
-        project_id: wire_text(d.project_id, MAX_LABEL),
-        manifest_id: wire_text(d.manifest_id, MAX_LABEL),
-        deployment_id: wire_text(d.deployment_id, MAX_LABEL),
+    Some(DeploymentIdentity {
+        project_id: clamp_text(d.project_id, MAX_LABEL),
+        manifest_id: clamp_text(d.manifest_id, MAX_LABEL),
+        deployment_id: clamp_text(d.deployment_id, MAX_LABEL),
     })
-}
-
-/// Whether the decoders accept `s` as a text of at most `max` characters.
-fn fits(s: &str, max: usize) -> bool {
-    (s.len() <= max || s.chars().count() <= max) && !s.chars().any(char::is_control)
-}
-
-/// `s` within `max` characters, control characters as spaces; unchanged (no copy) when
-/// it already is.
-pub(crate) fn wire_text(s: String, max: usize) -> String {
-    if fits(&s, max) {
-        return s;
-    }
-    s.chars()
-        .take(max)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
 }
 
 impl Observer {
@@ -471,7 +459,7 @@ impl Observer {
     /// Continues a context received over the wire: a NEW segment on the same run, with
     /// the received span stack. No `run:resume` is written; the first record of the new
     /// segment is simply seq 1.
-    pub fn continue_context(&self, ctx: &CapturedContext) -> Scope {
+    pub fn continue_context(&self, ctx: &WireContext) -> Scope {
         let segment = Segment::open(
             self.clone(),
             SegmentInit {
@@ -540,13 +528,10 @@ pub fn capture_context() -> Option<CapturedContext> {
 ///   on the observer of the scope current where the future runs, or else the [global](Observer::global) one (records
 ///   nothing if none is installed).
 pub fn with_context<F: Future>(ctx: Option<CapturedContext>, fut: F) -> WithContext<F> {
-    match ctx {
+    match ctx.map(CapturedContext::into_parts) {
         None => WithContext::new(None, fut),
-        Some(CapturedContext {
-            live: LiveContext(Some(scope)),
-            ..
-        }) => WithContext::new(Some(scope), fut),
-        Some(received) => WithContext::received(received, fut),
+        Some((_, Some(scope))) => WithContext::new(Some(scope), fut),
+        Some((received, None)) => WithContext::received(received, fut),
     }
 }
 

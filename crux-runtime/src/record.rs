@@ -12,7 +12,7 @@ use serde::{Serialize, Serializer};
 
 use crate::attributes::Attributes;
 use crate::clock::Timestamp;
-use crate::envelope::{Correlators, Deployment};
+use crate::envelope::{Correlators, DeploymentIdentity};
 use crate::ids::{ArtifactId, EdgeId, EventId, RecordId, RunId, SegmentId, SpanId, TraceId};
 use crate::taxonomy;
 
@@ -155,7 +155,7 @@ pub struct SegmentExtra {
     /// Session/user correlation, stamped on every record.
     pub correlators: Option<Correlators>,
     /// The deployment identity (v3).
-    pub deployment: Option<Deployment>,
+    pub deployment: Option<DeploymentIdentity>,
 }
 
 /// The base fields every record carries.

@@ -146,26 +146,52 @@ pub(crate) fn check_depth(v: &Value, max: usize, path: Path<'_>) -> Result<(), F
     }
 }
 
-/// Checks a string: length (in characters) and no control characters.
-pub(crate) fn check_text(s: &str, max: usize, path: Path<'_>) -> Result<(), FieldError> {
+/// The wire's one text rule, used by every decoder and encoder: at most `max` characters
+/// and no control characters. What is wrong with `s`, if anything.
+pub(crate) fn text_violation(s: &str, max: usize) -> Option<Reason> {
     // Ids, labels and timestamps are ASCII: one byte scan instead of decoding chars. The
     // ASCII control characters are exactly U+0000..=U+001F and U+007F.
     if s.is_ascii() {
         if s.len() > max {
-            return Err(path.err(Reason::TooLong { max }));
+            return Some(Reason::TooLong { max });
         }
         if s.bytes().any(|b| b < 0x20 || b == 0x7f) {
-            return Err(path.err(Reason::ControlCharacter));
+            return Some(Reason::ControlCharacter);
         }
-        return Ok(());
+        return None;
     }
     if s.len() > max && s.chars().count() > max {
-        return Err(path.err(Reason::TooLong { max }));
+        return Some(Reason::TooLong { max });
     }
     if s.chars().any(char::is_control) {
-        return Err(path.err(Reason::ControlCharacter));
+        return Some(Reason::ControlCharacter);
     }
-    Ok(())
+    None
+}
+
+/// Whether the decoders accept `s` as a text of at most `max` characters.
+pub(crate) fn fits_text(s: &str, max: usize) -> bool {
+    text_violation(s, max).is_none()
+}
+
+/// `s` made to fit the text rule: cut to `max` characters, control characters as spaces;
+/// unchanged (no copy) when it already fits.
+pub(crate) fn clamp_text(s: String, max: usize) -> String {
+    if fits_text(&s, max) {
+        return s;
+    }
+    s.chars()
+        .take(max)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// Checks a string against the text rule ([`text_violation`]).
+pub(crate) fn check_text(s: &str, max: usize, path: Path<'_>) -> Result<(), FieldError> {
+    match text_violation(s, max) {
+        Some(reason) => Err(path.err(reason)),
+        None => Ok(()),
+    }
 }
 
 /// An object being read field by field.

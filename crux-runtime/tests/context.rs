@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crux_runtime::flush::FlushOptions;
+use crux_runtime::delivery::FlushOptions;
 use crux_runtime::observe::{self, Observer, RunOptions};
 use crux_runtime::record::{RunStatus, SpanStatus};
 use crux_runtime::sink::Memory;
@@ -185,10 +185,10 @@ async fn with_context_keeps_a_live_segment_and_opens_one_for_a_received_context(
     let span = run.scope().span("outer", "flow.run").start();
     let live = span.scope().unwrap().capture();
     let received: crux_runtime::envelope::Envelope = serde_json::from_value(
-        crux_runtime::envelope::Envelope::new(Some(live.clone())).to_value(),
+        crux_runtime::envelope::Envelope::new(Some(live.wire().clone())).to_value(),
     )
     .unwrap();
-    let received = received.observability.unwrap();
+    let received: observe::CapturedContext = received.observability.unwrap().into();
 
     let live_segment = observe::with_context(Some(live), async {
         observe::span("same segment", "flow.step")
@@ -297,7 +297,7 @@ fn correlators_beyond_the_wire_limits_still_travel_and_resume() {
         let _entered = run.scope().enter();
         observe::capture_context().expect("inside the run")
     };
-    let sent = Envelope::new(Some(captured)).to_value();
+    let sent = Envelope::new(Some(captured.into_wire())).to_value();
     let received = Envelope::decode(&sent).expect("the receiver accepts the envelope");
     let c = received.observability.unwrap().correlators.unwrap();
     assert_eq!(c.user_id.as_deref(), Some(&long[..MAX_LABEL]));
@@ -328,7 +328,7 @@ fn a_span_stack_deeper_than_the_envelope_cap_still_crosses_a_boundary() {
         scope = span.scope().expect("an enabled span");
         spans.push(span);
     }
-    let sent = Envelope::new(Some(scope.capture())).to_value();
+    let sent = Envelope::new(Some(scope.wire_context())).to_value();
     let received = Envelope::decode(&sent).expect("the receiver accepts the envelope");
     let ctx = received.observability.unwrap();
     assert_eq!(ctx.span_stack.len(), MAX_SPAN_STACK);

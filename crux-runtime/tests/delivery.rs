@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crux_runtime::flush::{FlushOptions, FlushStatus};
+use crux_runtime::delivery::{FlushOptions, FlushStatus};
 use crux_runtime::observe::{Observer, RunOptions};
 use crux_runtime::record::{Record, RunStatus, SpanStatus};
 use crux_runtime::sink::{JsonLines, Memory, Sink, SinkError};
@@ -356,7 +356,8 @@ fn handles_cross_threads() {
     fn send<T: Send>() {}
     send_sync::<Observer>();
     send_sync::<crux_runtime::observe::Scope>();
-    send_sync::<crux_runtime::envelope::CapturedContext>();
+    send_sync::<crux_runtime::observe::CapturedContext>();
+    send_sync::<crux_runtime::envelope::WireContext>();
     send::<crux_runtime::observe::Run>();
     send::<crux_runtime::observe::Span>();
     send::<crux_runtime::observe::WithContext<std::future::Ready<()>>>();

@@ -60,7 +60,6 @@ fn typescript_action_envelope_decodes_field_for_field() {
         ctx.span_stack,
         vec![S1.parse::<SpanId>().unwrap(), S2.parse().unwrap()]
     );
-    assert!(!ctx.is_live());
     let b = env.boundary.as_ref().unwrap();
     assert_eq!(b.kind, BoundaryKind::Action);
     assert_eq!(b.function_ref, "research:plan");

@@ -1,7 +1,7 @@
 //! Spans recorded after the fact: one combined `span` record.
 
 use crux_runtime::clock::Timestamp;
-use crux_runtime::flush::{FlushOptions, FlushStatus};
+use crux_runtime::delivery::{FlushOptions, FlushStatus};
 use crux_runtime::observe::{self, Observer, RunOptions};
 use crux_runtime::record::{RunStatus, SpanStatus};
 use crux_runtime::sink::Memory;

@@ -1,8 +1,8 @@
 //! The process-wide observer: where received contexts and free-function resumes go when
 //! no scope names an observer. Its own test binary, since the global is set once.
 
+use crux_runtime::delivery::{FlushOptions, FlushStatus};
 use crux_runtime::envelope::Envelope;
-use crux_runtime::flush::{FlushOptions, FlushStatus};
 use crux_runtime::observe::{self, Observer, RunOptions};
 use crux_runtime::record::{RunStatus, SpanStatus};
 use crux_runtime::sink::Memory;
@@ -21,8 +21,11 @@ async fn received_contexts_and_resumes_fall_back_to_the_global_observer() {
     // A caller elsewhere (another observer) sends its context over the wire.
     let caller = Observer::builder().build();
     let run = caller.open_run(RunOptions::new("caller", "agent.run"));
-    let wire = Envelope::new(Some(run.scope().capture())).to_value();
-    let received = Envelope::decode(&wire).unwrap().observability;
+    let wire = Envelope::new(Some(run.scope().wire_context())).to_value();
+    let received = Envelope::decode(&wire)
+        .unwrap()
+        .observability
+        .map(Into::into);
 
     // Outside any scope, the received context continues on the global observer.
     let segment = observe::with_context(received, async {

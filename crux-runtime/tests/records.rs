@@ -2,8 +2,8 @@
 //! error evidence, suspend/resume and the tree rendering.
 
 use crux_runtime::attributes::Attributes;
+use crux_runtime::delivery::{FlushOptions, FlushStatus};
 use crux_runtime::envelope::Envelope;
-use crux_runtime::flush::{FlushOptions, FlushStatus};
 use crux_runtime::observe::{self, Observer, ParentRun, RunOptions};
 use crux_runtime::record::{RunStatus, SpanStatus};
 use crux_runtime::sink::Memory;
@@ -221,8 +221,10 @@ fn a_received_context_continues_the_run_in_its_own_segment() {
     let captured = boundary.scope().unwrap().capture();
     assert!(captured.is_live());
     // Across the wire: the live handle does not survive.
-    let wire = Envelope::new(Some(captured.clone())).to_value();
+    let wire = Envelope::new(Some(captured.wire().clone())).to_value();
     let received = Envelope::decode(&wire).unwrap().observability.unwrap();
+    assert_eq!(&received, captured.wire());
+    let received = observe::CapturedContext::from(received);
     assert!(!received.is_live());
     assert_eq!(received, captured);
 

@@ -2,7 +2,7 @@
 //! Crux backend read.
 
 use crux_runtime::clock::Timestamp;
-use crux_runtime::flush::{FlushOptions, FlushStatus};
+use crux_runtime::delivery::{FlushOptions, FlushStatus};
 use crux_runtime::observe::{
     self, MetricError, Metrics, Observer, RunOptions, RunStatus, SpanField, SpanStatus,
 };

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crux_runtime::carrier::TraceParent;
-use crux_runtime::flush::FlushOptions;
+use crux_runtime::delivery::FlushOptions;
 use crux_runtime::observe::{self, Observer, RunOptions, RunStatus, SpanStatus};
 use crux_runtime::sink::Memory;
 use opentelemetry::Context;

@@ -1,6 +1,6 @@
 //! `tracing` events inside a Crux span become `span:event` records on it.
 
-use crux_runtime::flush::FlushOptions;
+use crux_runtime::delivery::FlushOptions;
 use crux_runtime::observe::{self, Observer, RunOptions, RunStatus, SpanStatus};
 use crux_runtime::sink::Memory;
 use crux_tracing::CruxLayer;

@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use super::{Boundary, BoundaryKind, CapturedContext, Envelope};
+use super::{Boundary, BoundaryKind, Envelope, WireContext};
 use crate::ids::SpanId;
 
 pub(super) fn envelope(out: &mut String, e: &Envelope) {
@@ -56,7 +56,7 @@ fn stack(out: &mut String, ids: &[SpanId]) {
     out.push(']');
 }
 
-fn context(out: &mut String, c: &CapturedContext) {
+fn context(out: &mut String, c: &WireContext) {
     out.push_str("{\"runId\":\"");
     out.push_str(c.run_id.encode().as_str());
     out.push('"');

@@ -29,13 +29,11 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use crate::clock::Timestamp;
-use crate::context::Scope;
 use crate::ids::{RunId, SegmentId, SpanId, TraceId};
 use crate::wire::{FieldError, MAX_DEPTH, Obj, Path, Reason, check_depth, id_item, type_name};
 
@@ -76,7 +74,7 @@ pub struct Envelope {
     pub v: u32,
     /// The caller's captured context; absent for detached work.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub observability: Option<CapturedContext>,
+    pub observability: Option<WireContext>,
     /// The boundary the caller opened for this call, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub boundary: Option<Boundary>,
@@ -84,7 +82,7 @@ pub struct Envelope {
 
 impl Envelope {
     /// An envelope carrying `observability` (and no boundary).
-    pub fn new(observability: Option<CapturedContext>) -> Self {
+    pub fn new(observability: Option<WireContext>) -> Self {
         Self {
             v: ENVELOPE_VERSION as u32,
             observability,
@@ -145,7 +143,7 @@ fn span_stack_value(stack: &[SpanId]) -> Value {
 }
 
 /// `serde_json::to_value(context)`, built directly (see [`Envelope::to_value`]).
-fn context_value(c: &CapturedContext) -> Value {
+fn context_value(c: &WireContext) -> Value {
     let mut o = Map::new();
     o.insert("runId".to_owned(), id_value!(c.run_id));
     o.insert("operationId".to_owned(), id_value!(c.operation_id));
@@ -225,10 +223,11 @@ pub struct Correlators {
     pub metadata: BTreeMap<String, String>,
 }
 
-/// The deployment identity of schema v3.
+/// Which deployment, manifest (code version) and project recorded a run: the deployment
+/// identity of schema v3.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Deployment {
+pub struct DeploymentIdentity {
     /// The project.
     pub project_id: String,
     /// The manifest (code version).
@@ -237,15 +236,12 @@ pub struct Deployment {
     pub deployment_id: String,
 }
 
-/// A serializable snapshot of the current Crux context (reference §6.1).
-///
-/// One taken in-process by [`capture_context`](crate::observe::capture_context) also holds
-/// a handle to its live segment (never serialized), so that
-/// [`with_context`](crate::observe::with_context) continues that very segment; a decoded
-/// one has none and continues in a new segment.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// The Crux context as it crosses the wire: the envelope's `observability` (reference
+/// §6.1). Pure data: the live in-process handle of a capture is
+/// [`observe::CapturedContext`](crate::observe::CapturedContext), which holds one of these.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CapturedContext {
+pub struct WireContext {
     /// The run the work belongs to.
     pub run_id: RunId,
     /// The operation (the root run of the family); equals `run_id` for a root run.
@@ -262,7 +258,7 @@ pub struct CapturedContext {
     pub correlators: Option<Correlators>,
     /// The deployment identity (v3).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub deployment: Option<Deployment>,
+    pub deployment: Option<DeploymentIdentity>,
     /// Open spans, outermost first.
     pub span_stack: Vec<SpanId>,
     /// The innermost open span (the last of `span_stack`).
@@ -274,32 +270,6 @@ pub struct CapturedContext {
     /// The span of the parent run that triggered this run (v4).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub triggered_by_span_id: Option<SpanId>,
-    /// The live segment of an in-process capture; `None` once it crossed the wire.
-    #[serde(skip)]
-    pub live: LiveContext,
-}
-
-impl CapturedContext {
-    /// Whether this capture still holds its live in-process segment.
-    pub fn is_live(&self) -> bool {
-        self.live.0.is_some()
-    }
-}
-
-/// The live scope behind an in-process capture. Ignored by `==` and never serialized.
-#[derive(Clone, Default)]
-pub struct LiveContext(pub(crate) Option<Scope>);
-
-impl PartialEq for LiveContext {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl fmt::Debug for LiveContext {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_some() { "live" } else { "detached" })
-    }
 }
 
 /// Which kind of hop a [`Boundary`] describes.
@@ -369,7 +339,7 @@ fn decode_envelope(value: &Value) -> Result<Envelope, FieldError> {
 }
 
 /// Strictly decodes a captured context object (the `observability` field).
-pub(crate) fn decode_context(o: &Obj<'_>) -> Result<CapturedContext, FieldError> {
+pub(crate) fn decode_context(o: &Obj<'_>) -> Result<WireContext, FieldError> {
     let run_id: RunId = o.req_id("runId")?;
     let operation_id = o.opt_id("operationId")?.unwrap_or(run_id);
     let trace_id = o.req_id("traceId")?;
@@ -391,7 +361,7 @@ pub(crate) fn decode_context(o: &Obj<'_>) -> Result<CapturedContext, FieldError>
         return Err(Path::Key(&o.path, "currentSpanId")
             .err(Reason::Invalid("must equal the last id of spanStack")));
     }
-    Ok(CapturedContext {
+    Ok(WireContext {
         run_id,
         operation_id,
         trace_id,
@@ -403,7 +373,6 @@ pub(crate) fn decode_context(o: &Obj<'_>) -> Result<CapturedContext, FieldError>
         current_span_id,
         parent_run_id: o.opt_id("parentRunId")?,
         triggered_by_span_id: o.opt_id("triggeredBySpanId")?,
-        live: LiveContext(None),
     })
 }
 
@@ -427,14 +396,14 @@ pub(crate) fn decode_correlators(c: &Obj<'_>) -> Result<Correlators, FieldError>
     })
 }
 
-pub(crate) fn decode_deployment(d: &Obj<'_>) -> Result<Deployment, FieldError> {
+pub(crate) fn decode_deployment(d: &Obj<'_>) -> Result<DeploymentIdentity, FieldError> {
     let field = |k| -> Result<String, FieldError> {
         match d.req_str(k, MAX_LABEL)? {
             "" => Err(Path::Key(&d.path, k).err(Reason::Empty)),
             s => Ok(s.to_owned()),
         }
     };
-    Ok(Deployment {
+    Ok(DeploymentIdentity {
         project_id: field("projectId")?,
         manifest_id: field("manifestId")?,
         deployment_id: field("deploymentId")?,

@@ -11,11 +11,12 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::{
-    Boundary, BoundaryKind, CapturedContext, Correlators, Deployment, ENVELOPE_VERSION, Envelope,
-    LiveContext, MAX_LABEL, MAX_METADATA, MAX_SPAN_STACK,
+    Boundary, BoundaryKind, Correlators, DeploymentIdentity, ENVELOPE_VERSION, Envelope, MAX_LABEL,
+    MAX_METADATA, MAX_SPAN_STACK, WireContext,
 };
 use crate::clock::Timestamp;
 use crate::ids::{RunId, SegmentId, SpanId, TraceId};
+use crate::wire::fits_text;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -116,10 +117,9 @@ pub(super) fn decode_fast(text: &str) -> Option<Envelope> {
     })
 }
 
-/// A string within `max` characters and free of control characters.
+/// `s` if it passes the wire's text rule ([`fits_text`]).
 fn text(s: &str, max: usize) -> Option<&str> {
-    let short = s.len() <= max || s.chars().count() <= max;
-    (short && !s.chars().any(char::is_control)).then_some(s)
+    fits_text(s, max).then_some(s)
 }
 
 fn label(s: &str) -> Option<String> {
@@ -149,7 +149,7 @@ fn stack(ids: &[Cow<'_, str>]) -> Option<Vec<SpanId>> {
     ids.iter().map(|s| id(s)).collect()
 }
 
-fn context(c: RawContext<'_>) -> Option<CapturedContext> {
+fn context(c: RawContext<'_>) -> Option<WireContext> {
     let run_id: RunId = id(&c.run_id)?;
     let span_stack = stack(&c.span_stack)?;
     let current_span_id: Option<SpanId> = opt_id(c.current_span_id)?;
@@ -186,13 +186,13 @@ fn context(c: RawContext<'_>) -> Option<CapturedContext> {
     };
     let deployment = match c.deployment {
         None => None,
-        Some(d) => Some(Deployment {
+        Some(d) => Some(DeploymentIdentity {
             project_id: label(&d.project_id)?,
             manifest_id: label(&d.manifest_id)?,
             deployment_id: label(&d.deployment_id)?,
         }),
     };
-    Some(CapturedContext {
+    Some(WireContext {
         run_id,
         operation_id: opt_id(c.operation_id)?.unwrap_or(run_id),
         trace_id: id::<TraceId>(&c.trace_id)?,
@@ -204,7 +204,6 @@ fn context(c: RawContext<'_>) -> Option<CapturedContext> {
         current_span_id,
         parent_run_id: opt_id(c.parent_run_id)?,
         triggered_by_span_id: opt_id(c.triggered_by_span_id)?,
-        live: LiveContext(None),
     })
 }
 

@@ -5,19 +5,20 @@
 //! client would ([`Deployment::action`], [`Deployment::query`], [`Deployment::mutation`],
 //! [`Deployment::call`]).
 
-mod boundary;
-mod crux;
+mod calling;
 mod ctx;
 mod deployment;
 mod dispatch;
+mod receiving;
 mod scheduler;
 mod store;
 mod validation;
 
-pub(crate) use boundary::{host_of, invoke};
-pub use crux::{
-    ActionCrux, BOUNDARY_LEASE, CruxScheduler, MutationCrux, QueryCrux, ScheduleOptions,
-};
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use calling::{ActionCrux, CruxScheduler, MutationCrux, QueryCrux, ScheduleOptions};
 pub use ctx::{ActionCtx, HostContext, MutationCtx, QueryCtx};
 pub use deployment::{Deployment, DeploymentBuilder, FunctionSet};
 pub use scheduler::{JobState, Schedulable, Scheduler};

@@ -13,7 +13,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::delivery::{Counters, Pipeline, lock};
+use super::{Counters, Pipeline, lock};
 
 /// How long to wait and whether an incomplete drain deserves a warning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,12 +7,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{Error, ErrorKind, Result};
+use crux_runtime::{Error, ErrorKind, Result};
 
 /// A document id: names the table it belongs to. Opaque on the wire (a JSON string).
 ///
 /// ```
-/// # use crux_runtime::local::Id;
+/// # use crux_local::Id;
 /// let id: Id = serde_json::from_value(serde_json::json!("messages:1f")).unwrap();
 /// assert_eq!(id.table(), Some("messages"));
 /// ```

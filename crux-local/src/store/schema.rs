@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 /// The indexes of one table, declared with `Deployment::builder().table(name, |t| ...)`.
 ///
 /// ```
-/// # use crux_runtime::local::TableSchema;
+/// # use crux_local::TableSchema;
 /// let table = TableSchema::default().index("by_thread", ["threadId"]);
 /// assert_eq!(table.fields_of("by_thread"), Some(&["threadId".to_owned()][..]));
 /// ```

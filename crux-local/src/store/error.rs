@@ -4,7 +4,7 @@ use thiserror::Error;
 
 use super::Id;
 
-/// A document store operation was rejected. Converts into [`crate::Error`] with `?`.
+/// A document store operation was rejected. Converts into [`crux_runtime::Error`] with `?`.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum StoreError {

@@ -15,9 +15,9 @@ use tokio::time::Instant;
 use super::deployment::{Deployment, Inner};
 use super::dispatch::Caller;
 use super::store::{Id, Transaction, lock};
-use crate::envelope::CapturedContext;
-use crate::function::Function;
-use crate::{Error, ErrorKind, FunctionKind, Result};
+use crux_runtime::function::Function;
+use crux_runtime::ids::SpanId;
+use crux_runtime::{Error, ErrorKind, FunctionKind, Result};
 
 /// The system table scheduled job ids point into.
 pub(crate) const SCHEDULED_TABLE: &str = "_scheduled_functions";
@@ -45,8 +45,8 @@ pub(crate) struct Job {
     pub(crate) path: &'static str,
     pub(crate) args: Value,
     pub(crate) due: Instant,
-    /// The context of the schedule span that enqueued a detached job, for the link.
-    pub(crate) link: Option<CapturedContext>,
+    /// The schedule span that enqueued a detached job, for the `triggered` link.
+    pub(crate) link: Option<SpanId>,
 }
 
 #[derive(Debug)]
@@ -175,11 +175,7 @@ impl Deployment {
 
     async fn execute_job(&self, job: Job) {
         let outcome = self
-            .dispatch(
-                job.path,
-                job.args,
-                Caller::Scheduler(job.link.map(Box::new)),
-            )
+            .dispatch(job.path, job.args, Caller::Scheduler(job.link))
             .await;
         let state = match outcome {
             Ok(_) => JobState::Success,
@@ -221,7 +217,7 @@ impl Deployment {
         path: &'static str,
         args: Value,
         delay: Duration,
-        link: Option<CapturedContext>,
+        link: Option<SpanId>,
     ) -> Result<Id> {
         let Some(entry) = self.inner.registry.get(path) else {
             return Err(Error::new(

@@ -12,10 +12,10 @@ use super::ctx::{ActionCtx, HostContext, MutationCtx, QueryCtx};
 use super::dispatch::{Caller, Entry, from_json_output, to_json_args};
 use super::scheduler::Jobs;
 use super::store::{Schema, Store, TableSchema};
-use crate::Result;
-use crate::function::Function;
-use crate::observe::{FlushOptions, FlushResult, Observer, ObserverBuilder};
-use crate::sink::Sink;
+use crux_runtime::Result;
+use crux_runtime::function::Function;
+use crux_runtime::observe::{FlushOptions, FlushResult, Observer, ObserverBuilder};
+use crux_runtime::sink::Sink;
 
 /// An embedded Convex-style deployment: registered functions, a document store and a
 /// scheduler, run in-process. A cheap `Clone` handle.

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::store::json_type;
-use crate::{Error, ErrorKind, Result};
+use crux_runtime::{Error, ErrorKind, Result};
 
 /// The path of a field, Convex-style: `.threadId`, `.items[2].name`; empty for the root.
 fn convex_path(path: &serde_path_to_error::Path) -> String {

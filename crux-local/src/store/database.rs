@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::query::Query;
 use super::transaction::Transaction;
 use super::{Document, Id, StoreError};
-use crate::Result;
+use crux_runtime::Result;
 
 /// Read access to the document store (`ctx.db` in a query). All reads of one query see one
 /// consistent snapshot (plus the writes of the mutation that called it, if any).

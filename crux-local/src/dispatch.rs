@@ -11,12 +11,11 @@ use super::ctx::{HostContext, Invocation};
 use super::deployment::Deployment;
 use super::store::Transaction;
 use super::validation::decode_args;
-use crate::envelope::{CapturedContext, Envelope};
-use crate::function::{BoxFuture, Function, Metadata, Visibility};
-use crate::{Error, ErrorKind, Result};
-
-/// The key the hidden argument travels under.
-pub(crate) const ENVELOPE_KEY: &str = "__crux";
+use crux_runtime::boundary::take_envelope;
+use crux_runtime::envelope::Envelope;
+use crux_runtime::function::{BoxFuture, Function, Metadata, Visibility};
+use crux_runtime::ids::SpanId;
+use crux_runtime::{Error, ErrorKind, Result};
 
 /// Who makes a call; decides visibility and the transaction it joins.
 #[derive(Debug)]
@@ -29,7 +28,7 @@ pub(crate) enum Caller {
     /// as the callee returns.
     Boundary,
     /// The scheduler, with the schedule span of a detached job.
-    Scheduler(Option<Box<CapturedContext>>),
+    Scheduler(Option<SpanId>),
 }
 
 /// Everything a kind-specific executor needs for one call.
@@ -129,15 +128,13 @@ fn split_envelope(
     text: Option<EnvelopeText>,
 ) -> (Option<Envelope>, Option<String>) {
     let decoded = match text {
-        Some(EnvelopeText(text)) => Envelope::decode_str(&text),
-        None => match args.as_object_mut().and_then(|o| o.remove(ENVELOPE_KEY)) {
-            Some(raw) => Envelope::decode(&raw),
-            None => return (None, None),
-        },
+        Some(EnvelopeText(text)) => Some(Envelope::decode_str(&text)),
+        None => take_envelope(args).transpose(),
     };
     match decoded {
-        Ok(envelope) => (Some(envelope), None),
-        Err(err) => (None, Some(err.to_string())),
+        None => (None, None),
+        Some(Ok(envelope)) => (Some(envelope), None),
+        Some(Err(err)) => (None, Some(err.to_string())),
     }
 }
 
@@ -182,7 +179,7 @@ impl Deployment {
         let (txn, schedule_link) = match caller {
             Caller::Client | Caller::Boundary => (None, None),
             Caller::Function(txn) => (txn, None),
-            Caller::Scheduler(link) => (None, link.map(|link| *link)),
+            Caller::Scheduler(link) => (None, link),
         };
         let call = Call {
             deployment: self.clone(),
@@ -190,7 +187,7 @@ impl Deployment {
             envelope,
             invocation: Invocation {
                 rejected_envelope: rejected,
-                schedule_link,
+                triggered_by: schedule_link,
                 caller_flushes,
             },
         };

@@ -1,107 +1,24 @@
-//! `ctx.crux`: calls that keep the callee in the caller's run, scheduling, spans.
+//! The calling side of a boundary in this deployment, `ctx.crux`: calls that keep the
+//! callee in the caller's run, scheduling, spans.
 //!
-//! Every helper serializes the caller's context into the callee's `__crux` argument, so the
-//! callee continues the run on the other side of a real JSON boundary (in its own segment).
+//! Every helper serializes the caller's context into the callee's `__crux` argument (the
+//! core's [`Hop`]), so the callee continues the run on the other side of a real JSON
+//! boundary (in its own segment).
 
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde_json::{Value, json};
-
 use super::deployment::Deployment;
-use super::dispatch::{Caller, ENVELOPE_KEY, EnvelopeText, from_json_output, to_json_args};
+use super::dispatch::{Caller, EnvelopeText, from_json_output, to_json_args};
 use super::scheduler::{Schedulable, delay_until};
 use super::store::{Id, Transaction};
 use super::{ActionCtx, MutationCtx, QueryCtx};
-use crate::Result;
-use crate::attributes::Attributes;
-use crate::clock::Timestamp;
-use crate::envelope::{Boundary, BoundaryKind, CapturedContext, Envelope};
-use crate::function::Function;
-use crate::observe::{self, FlushOptions, SpanBuilder, SpanStatus};
-
-/// How long a boundary may stay open before a backend projects it as stale: 11 minutes,
-/// just over Convex's 10-minute action limit (as in the TypeScript wrappers).
-pub const BOUNDARY_LEASE: Duration = Duration::from_secs(11 * 60);
-
-/// The span event names of the two-sided boundary acknowledgement.
-pub(crate) mod events {
-    pub(crate) const REQUESTED: &str = "runtime.convex.boundary.requested";
-    pub(crate) const RECEIVED: &str = "runtime.convex.boundary.received";
-    pub(crate) const COMPLETED: &str = "runtime.convex.boundary.completed";
-    pub(crate) const FAILED: &str = "runtime.convex.boundary.failed";
-}
-
-/// The attributes every boundary event carries (reference §2.3).
-pub(crate) fn boundary_attributes(boundary: &Boundary) -> Attributes {
-    attributes_of(
-        boundary,
-        boundary.label.clone().into(),
-        boundary.function_ref.clone().into(),
-        boundary.lease_expires_at.clone(),
-    )
-}
-
-/// [`boundary_attributes`], taking the boundary's strings instead of copying them.
-pub(crate) fn into_boundary_attributes(mut boundary: Boundary) -> Attributes {
-    let label = std::mem::take(&mut boundary.label);
-    let function_ref = std::mem::take(&mut boundary.function_ref);
-    let lease = boundary.lease_expires_at.take();
-    attributes_of(&boundary, label.into(), function_ref.into(), lease)
-}
-
-/// The boundary attributes with the strings given (borrowed when they are `'static`).
-fn attributes_of(
-    boundary: &Boundary,
-    label: Cow<'static, str>,
-    function_ref: Cow<'static, str>,
-    lease: Option<String>,
-) -> Attributes {
-    let id_value = |id: &crate::ids::SpanId| Value::String(id.encode().as_str().to_owned());
-    let stack: Vec<Value> = boundary.parent_span_stack.iter().map(id_value).collect();
-    let kind = match boundary.kind {
-        BoundaryKind::Action => "action",
-        BoundaryKind::Schedule => "schedule",
-    };
-    // Room for the acknowledgement's `status` and `error` too.
-    let mut attrs = Attributes::with_capacity(9)
-        .with("boundaryId", id_value(&boundary.id))
-        .with("boundarySpanId", id_value(&boundary.span_id))
-        .with("boundaryKind", kind)
-        .with("boundaryLabel", label)
-        .with("functionRef", function_ref)
-        .with("parentSpanStack", Value::Array(stack));
-    if let Some(lease) = lease {
-        attrs.set("leaseExpiresAt", lease);
-    }
-    attrs
-}
-
-/// The label as the envelope carries it: the receiving decoder refuses an empty label,
-/// more than [`MAX_LABEL`](crate::envelope::MAX_LABEL) characters or control characters,
-/// and a refused envelope would cut the callee off the caller's run. The span keeps the
-/// label as written; an empty one travels as the function's path.
-fn wire_label(label: &str, path: &str) -> String {
-    let label = if label.is_empty() { path } else { label };
-    observe::wire_text(label.to_owned(), crate::envelope::MAX_LABEL)
-}
-
-/// The boundary span's name: the label, or the function's path for an empty one (a span
-/// without a name is refused by the pipeline, and its callee would hang off nothing).
-fn span_name(label: &'static str, path: &'static str) -> &'static str {
-    if label.is_empty() { path } else { label }
-}
-
-fn lease_expiry() -> String {
-    Timestamp::now()
-        .plus_millis(BOUNDARY_LEASE.as_millis() as u64)
-        .to_string()
-}
-
-fn presentation() -> Value {
-    json!({"display": "detail"})
-}
+use crux_runtime::Result;
+use crux_runtime::boundary::{ENVELOPE_KEY, Hop, continuation_envelope, schedule_span};
+use crux_runtime::envelope::Envelope;
+use crux_runtime::function::Function;
+use crux_runtime::observe::{self, CapturedContext, FlushOptions, SpanBuilder, SpanStatus};
 
 /// What every `ctx.crux` shares: the deployment and, in a mutation or query, the
 /// transaction nested calls join.
@@ -153,18 +70,9 @@ impl Core {
         primitive: &'static str,
         args: F::Args,
     ) -> Result<F::Output> {
-        let span = observe::span(span_name(label, F::path()), primitive)
-            .attr("functionRef", F::path())
-            .attr("presentation", presentation())
-            .start();
-        let envelope = span
-            .scope()
-            .map(|scope| Envelope::new(Some(scope.capture())));
-        let result = self.call::<F>(&args, envelope).await;
-        match &result {
-            Ok(_) => span.end(SpanStatus::Ok),
-            Err(err) => span.fail(err),
-        }
+        let mut hop = Hop::nested(label, primitive, F::path());
+        let result = self.call::<F>(&args, hop.envelope()).await;
+        hop.end(&result);
         result
     }
 
@@ -175,46 +83,13 @@ impl Core {
         label: &'static str,
         args: F::Args,
     ) -> Result<F::Output> {
-        let path = F::path();
-        let span = observe::span(span_name(label, path), "runtime.convex.action")
-            .attr("functionRef", path)
-            .attr("boundary", "convex.action")
-            .attr("presentation", presentation())
-            .start();
-        let (Some(scope), Some(span_id)) = (span.scope(), span.id()) else {
-            return self.call::<F>(&args, Some(Envelope::new(None))).await;
-        };
-        let captured = scope.capture();
-        let boundary = Boundary {
-            id: span_id,
-            span_id,
-            kind: BoundaryKind::Action,
-            label: wire_label(label, path),
-            function_ref: path.to_owned(),
-            parent_span_stack: captured.span_stack.clone(),
-            lease_expires_at: Some(lease_expiry()),
-        };
-        let requested = attributes_of(
-            &boundary,
-            label.into(),
-            path.into(),
-            boundary.lease_expires_at.clone(),
-        );
-        span.event(events::REQUESTED, requested);
+        let mut hop = Hop::action(label, F::path());
         let observer = self.deployment.observer();
         observer.flush(FlushOptions::BOUNDARY).await;
-        let envelope = Envelope {
-            v: 1,
-            observability: Some(captured),
-            boundary: Some(boundary),
-        };
         let result = self
-            .call_as::<F>(&args, Some(envelope), Caller::Boundary)
+            .call_as::<F>(&args, hop.envelope(), Caller::Boundary)
             .await;
-        match &result {
-            Ok(_) => span.end(SpanStatus::Ok),
-            Err(err) => span.fail(err),
-        }
+        hop.end(&result);
         observer.flush(FlushOptions::BOUNDARY).await;
         result
     }
@@ -269,18 +144,20 @@ impl CruxScheduler {
     {
         let _ = f;
         let path = F::path();
-        let span = observe::span(span_name(label, path), "runtime.convex.schedule")
-            .attr("functionRef", path)
-            .attr("boundary", "convex.schedule")
-            .attr("delayMs", delay.as_millis() as u64)
-            .attr("presentation", presentation())
-            .start();
+        let span = schedule_span(label, path, delay.as_millis() as u64);
         let (envelope, link) = match &self.options.continuation {
-            Some(continuation) => (
-                self.continuation_envelope(label, path, continuation).await,
-                None,
-            ),
-            None => (Envelope::new(None), span.scope().map(|s| s.capture())),
+            Some(continuation) => {
+                let envelope = continuation_envelope(label, path, continuation).await;
+                if envelope.boundary.is_some() {
+                    self.core
+                        .deployment
+                        .observer()
+                        .flush(FlushOptions::BOUNDARY)
+                        .await;
+                }
+                (envelope, None)
+            }
+            None => (Envelope::new(None), span.id()),
         };
         let scheduled = to_json_args(&args).and_then(|mut json| {
             if let Some(fields) = json.as_object_mut() {
@@ -295,50 +172,6 @@ impl CruxScheduler {
             Err(err) => span.fail(err),
         }
         scheduled
-    }
-
-    /// The envelope of a continuation: its context plus a `schedule` boundary on its
-    /// current span, announced there with `requested` (the acknowledgements land on the
-    /// same span, unlike the TypeScript wrappers) and flushed before enqueueing.
-    async fn continuation_envelope(
-        &self,
-        label: &'static str,
-        path: &'static str,
-        continuation: &CapturedContext,
-    ) -> Envelope {
-        let target = continuation
-            .current_span_id
-            .or_else(|| continuation.span_stack.last().copied());
-        let boundary = target.map(|id| Boundary {
-            id,
-            span_id: id,
-            kind: BoundaryKind::Schedule,
-            label: wire_label(label, path),
-            function_ref: path.to_owned(),
-            parent_span_stack: if continuation.span_stack.is_empty() {
-                vec![id]
-            } else {
-                continuation.span_stack.clone()
-            },
-            lease_expires_at: Some(lease_expiry()),
-        });
-        if let Some(boundary) = &boundary {
-            let attrs = boundary_attributes(boundary);
-            observe::with_context(Some(continuation.clone()), async move {
-                observe::event(events::REQUESTED, attrs);
-            })
-            .await;
-            self.core
-                .deployment
-                .observer()
-                .flush(FlushOptions::BOUNDARY)
-                .await;
-        }
-        Envelope {
-            v: 1,
-            observability: Some(continuation.clone()),
-            boundary,
-        }
     }
 
     /// Runs `f(args)` at `when` (right away if it has passed); returns the job id.

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use super::error::{StoreError, json_type};
 use super::schema::{Schema, TableSchema};
 use super::{Document, Id};
-use crate::local::scheduler::Job;
+use crate::scheduler::Job;
 
 type Table = BTreeMap<Id, Arc<Document>>;
 

@@ -7,20 +7,13 @@ use super::deployment::Deployment;
 use super::dispatch::{Call, Caller, from_json_output, to_json_args};
 use super::scheduler::Scheduler;
 use super::store::{DatabaseReader, DatabaseWriter, Transaction};
-use crate::Result;
-use crate::envelope::CapturedContext;
-use crate::function::{BoxFuture, Function};
+use crux_runtime::Result;
+use crux_runtime::boundary::Incoming;
+use crux_runtime::function::{BoxFuture, Function};
 
-/// What the deployment knows about one invocation beyond its envelope.
-#[derive(Clone, Debug, Default)]
-pub struct Invocation {
-    /// Why an incoming `__crux` was ignored, if it was.
-    pub(crate) rejected_envelope: Option<String>,
-    /// The schedule span of a detached scheduled job.
-    pub(crate) schedule_link: Option<CapturedContext>,
-    /// The caller flushes this deployment's pipeline right after the call returns.
-    pub(crate) caller_flushes: bool,
-}
+/// What the deployment knows about one invocation beyond its envelope (the boundary
+/// protocol's [`Incoming`]).
+pub(crate) type Invocation = Incoming;
 
 /// The parts every context shares: the deployment and this invocation.
 #[derive(Clone)]
@@ -59,7 +52,7 @@ pub trait HostContext: sealed::Sealed + Sized + Send + Sync + 'static {
 #[derive(Debug)]
 pub struct ActionCtx {
     /// The Crux helpers: observed calls, scheduling, spans.
-    pub crux: super::crux::ActionCrux,
+    pub crux: super::calling::ActionCrux,
     /// Convex's raw scheduler: scheduled work is not linked to this run.
     pub scheduler: Scheduler,
     host: Host,
@@ -71,7 +64,7 @@ pub struct QueryCtx {
     /// Read access to the document store, at one snapshot.
     pub db: DatabaseReader,
     /// The Crux helpers.
-    pub crux: super::crux::QueryCrux,
+    pub crux: super::calling::QueryCrux,
     host: Host,
 }
 
@@ -81,7 +74,7 @@ pub struct MutationCtx {
     /// Read-write access to the document store; committed only if the handler returns `Ok`.
     pub db: DatabaseWriter,
     /// The Crux helpers.
-    pub crux: super::crux::MutationCrux,
+    pub crux: super::calling::MutationCrux,
     /// Convex's raw scheduler; what it schedules is canceled if the mutation fails.
     pub scheduler: Scheduler,
     host: Host,
@@ -105,7 +98,7 @@ impl HostContext for ActionCtx {
                 ..
             } = call;
             let ctx = ActionCtx {
-                crux: super::crux::ActionCrux::new(deployment.clone()),
+                crux: super::calling::ActionCrux::new(deployment.clone()),
                 scheduler: Scheduler::new(deployment.clone(), None),
                 host: Host {
                     deployment,
@@ -139,7 +132,7 @@ impl HostContext for QueryCtx {
             };
             let ctx = QueryCtx {
                 db: DatabaseReader::new(view.clone()),
-                crux: super::crux::QueryCrux::new(deployment.clone(), view),
+                crux: super::calling::QueryCrux::new(deployment.clone(), view),
                 host: Host {
                     deployment,
                     invocation,
@@ -172,7 +165,7 @@ impl HostContext for MutationCtx {
             };
             let ctx = MutationCtx {
                 db: DatabaseWriter::new(txn.clone()),
-                crux: super::crux::MutationCrux::new(deployment.clone(), txn.clone()),
+                crux: super::calling::MutationCrux::new(deployment.clone(), txn.clone()),
                 scheduler: Scheduler::new(deployment.clone(), Some(txn.clone())),
                 host: Host {
                     deployment: deployment.clone(),

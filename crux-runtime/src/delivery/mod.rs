@@ -13,10 +13,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use crate::flush::{MAX_SPIN, Waiter, spin_until};
+mod flush;
+
 use crate::ids::{RecordId, random_u64};
 use crate::record::Record;
 use crate::sink::Sink;
+pub use flush::{FlushOptions, FlushResult, FlushStatus, deadline_after};
+pub(crate) use flush::{FlushWait, MAX_SPIN, Waiter, spin_until};
 
 /// A batch at least this large means producers are busy: take the next one at once.
 const BUSY_BATCH: usize = 256;
@@ -349,8 +352,8 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 mod tests {
     use std::sync::{Condvar, Mutex};
 
+    use super::FlushOptions;
     use super::*;
-    use crate::flush::FlushOptions;
     use crate::observe::{Observer, RunOptions};
     use crate::sink::SinkError;
 
@@ -388,7 +391,7 @@ mod tests {
             let mut flushes = 0;
             while pipeline.spin_budget().is_zero() && flushes < 1000 {
                 let r = observer.flush_blocking(FlushOptions::BOUNDARY);
-                assert_eq!(r.status, crate::flush::FlushStatus::Drained);
+                assert_eq!(r.status, super::FlushStatus::Drained);
                 flushes += 1;
             }
             assert!(!pipeline.spin_budget().is_zero(), "{what}");

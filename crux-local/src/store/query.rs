@@ -11,7 +11,7 @@ use super::Document;
 use super::error::StoreError;
 use super::order::compare;
 use super::transaction::Transaction;
-use crate::Result;
+use crux_runtime::Result;
 
 /// The order of query results: by the index fields (then `_creationTime`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

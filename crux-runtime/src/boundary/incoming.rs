@@ -1,4 +1,4 @@
-//! The receiving side of a function boundary: what runs around every handler body.
+//! The receiving side of a hop: what runs around every handler body.
 //!
 //! - An incoming context (`__crux.observability`) is continued in a new segment of the
 //!   caller's run; with a boundary, `received` is recorded before the body and `completed`
@@ -11,23 +11,23 @@
 //! - Queries and mutations never open runs. A rejected envelope on one is recorded in a
 //!   run of its own that holds only the `security.warning`.
 //! - Actions end with a final flush bounded by their metadata; it never changes the result.
-//!   (Skipped for a callee of `ctx.crux.run_action` in this deployment, whose caller flushes
-//!   the same shared pipeline right after.)
+//!   (Skipped when [`Incoming::caller_flushes`]: a caller sharing the same pipeline flushes
+//!   right after.)
 
-use std::any::Any;
+use std::borrow::Cow;
 use std::future::Future;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::crux::{boundary_attributes, events, into_boundary_attributes};
-use super::ctx::{Host, HostContext};
-use super::{ActionCtx, MutationCtx, QueryCtx};
+use super::attributes::{boundary_attributes, into_boundary_attributes};
+use super::{ENVELOPE_KEY, events};
 use crate::Result;
 use crate::attributes::Attributes;
 use crate::clock::Timestamp;
-use crate::envelope::{Boundary, Envelope};
+use crate::envelope::{Boundary, Envelope, EnvelopeError};
 use crate::function::{FunctionKind, Metadata, Visibility};
-use crate::observe::{FlushOptions, Observer, RunOptions, RunStatus, Scope, SpanStatus};
+use crate::ids::SpanId;
+use crate::observe::{self, FlushOptions, Observer, RunOptions, RunStatus, Scope, SpanStatus};
 use crate::record::EdgeEnd;
 
 /// The name of the `security.warning` span recording an ignored envelope.
@@ -36,54 +36,66 @@ const REJECTED_ENVELOPE: &str = "untrusted __crux envelope ignored";
 /// The default root primitive of a run an action opens.
 const DEFAULT_ROOT: &str = "runtime.convex.action";
 
-/// The host behind a handler's context, if `C` is one of the three context types.
-pub(crate) fn host_of<C: 'static>(ctx: &C) -> Option<&Host> {
-    let ctx: &dyn Any = ctx;
-    if let Some(ctx) = ctx.downcast_ref::<ActionCtx>() {
-        return Some(ctx.host());
-    }
-    if let Some(ctx) = ctx.downcast_ref::<QueryCtx>() {
-        return Some(ctx.host());
-    }
-    ctx.downcast_ref::<MutationCtx>().map(HostContext::host)
+/// What the host knows about one invocation beyond its envelope.
+#[derive(Clone, Debug, Default)]
+pub struct Incoming {
+    /// Why an incoming `__crux` was ignored, if it was (recorded as a `security.warning`).
+    pub rejected_envelope: Option<String>,
+    /// The schedule span of a detached scheduled job: the run it opens links back to it.
+    pub triggered_by: Option<SpanId>,
+    /// The caller flushes the same pipeline right after the call returns, so the callee's
+    /// final flush is skipped (one thread round trip sooner, same records, same order).
+    pub caller_flushes: bool,
 }
 
-pub(crate) async fn invoke<T, Fut>(
-    host: &Host,
+/// Takes `__crux` out of JSON args and decodes it strictly. `Ok(None)` when there is none;
+/// an error names what was wrong, and the field is gone either way (a handler never sees
+/// it). A host then records the error as [`Incoming::rejected_envelope`] and runs the
+/// call as if no envelope had come: an untrusted envelope never fails a call.
+pub fn take_envelope(args: &mut Value) -> std::result::Result<Option<Envelope>, EnvelopeError> {
+    match args.as_object_mut().and_then(|o| o.remove(ENVELOPE_KEY)) {
+        Some(raw) => Envelope::decode(&raw).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Runs a handler body inside its Crux boundary on `observer`: continues the caller's
+/// context or opens a run (an action without context) or neither (a query or mutation),
+/// records the acknowledgements, and ends actions with the bounded final flush. Returns
+/// the body's result unchanged.
+pub async fn receive<T, Fut>(
+    observer: &Observer,
     envelope: Option<Envelope>,
     metadata: &'static Metadata,
+    incoming: &Incoming,
     body: Fut,
 ) -> Result<T>
 where
     Fut: Future<Output = Result<T>>,
 {
-    let observer = host.deployment.observer();
-    let (incoming, boundary) = match envelope {
+    let (context, boundary) = match envelope {
         Some(Envelope {
-            observability: Some(incoming),
+            observability: Some(context),
             boundary,
             ..
-        }) => (Some(incoming), boundary),
+        }) => (Some(context), boundary),
         _ => (None, None),
     };
-    let result = match (incoming, metadata.kind) {
-        (Some(incoming), _) => {
-            let scope = observer.continue_context(&incoming);
+    let result = match (context, metadata.kind) {
+        (Some(context), _) => {
+            let scope = observer.continue_context(&context);
             continue_run(&scope, boundary, body).await
         }
-        (None, FunctionKind::Action) => open_run(observer, metadata, &host.invocation, body).await,
+        (None, FunctionKind::Action) => open_run(observer, metadata, incoming, body).await,
         (None, _) => {
-            if let Some(reason) = &host.invocation.rejected_envelope {
+            if let Some(reason) = &incoming.rejected_envelope {
                 warn_in_own_run(observer, metadata, reason);
             }
             body.await
         }
     };
-    // The final flush. A callee of `ctx.crux.run_action` in this deployment leaves it to
-    // the caller's post-call flush: the pipeline is shared, so the same records reach the
-    // sinks in the same order before the caller goes on, one thread round trip sooner.
     if metadata.kind == FunctionKind::Action
-        && !host.invocation.caller_flushes
+        && !incoming.caller_flushes
         && let Some(timeout) = metadata.flush
     {
         observer
@@ -125,7 +137,7 @@ async fn continue_run<T>(
 /// Records a boundary event on the scope's innermost span: the caller's boundary span.
 fn acknowledge(scope: &Scope, name: &'static str, attrs: Attributes) {
     let _entered = scope.enter();
-    crate::observe::event(name, attrs);
+    observe::event(name, attrs);
 }
 
 /// Attribute keys the boundary owns; the macro rejects them at compile time, and a
@@ -159,7 +171,7 @@ fn warn_in_own_run(observer: &Observer, metadata: &Metadata, reason: &str) {
 async fn open_run<T>(
     observer: &Observer,
     metadata: &'static Metadata,
-    invocation: &super::ctx::Invocation,
+    incoming: &Incoming,
     body: impl Future<Output = Result<T>>,
 ) -> Result<T> {
     let internal = metadata.visibility == Visibility::Internal;
@@ -180,7 +192,7 @@ async fn open_run<T>(
     if internal {
         attributes.set("entrypoint", "standalone-internal");
     }
-    let name: std::borrow::Cow<'static, str> = match metadata.name {
+    let name: Cow<'static, str> = match metadata.name {
         Some(name) => name.into(),
         None => metadata.convex_path().into(),
     };
@@ -188,14 +200,10 @@ async fn open_run<T>(
         RunOptions::new(name, metadata.root.unwrap_or(DEFAULT_ROOT)).attributes(attributes);
     let run = observer.open_run(options);
     let scope = run.scope();
-    if let Some(reason) = &invocation.rejected_envelope {
+    if let Some(reason) = &incoming.rejected_envelope {
         record_rejection(&scope, metadata, reason);
     }
-    if let Some(span) = invocation
-        .schedule_link
-        .as_ref()
-        .and_then(|link| link.current_span_id)
-    {
+    if let Some(span) = incoming.triggered_by {
         run.link_from(EdgeEnd::Span(span), "triggered", Attributes::new());
     }
     observer.flush(FlushOptions::BOUNDARY).await;

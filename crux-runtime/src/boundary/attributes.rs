@@ -1,0 +1,85 @@
+//! The attributes every boundary event carries (reference §2.3), and the small text rules
+//! of a boundary (labels on the wire, span names, the lease).
+
+use std::borrow::Cow;
+
+use serde_json::{Value, json};
+
+use super::BOUNDARY_LEASE;
+use crate::attributes::Attributes;
+use crate::clock::Timestamp;
+use crate::envelope::{Boundary, BoundaryKind, MAX_LABEL};
+use crate::ids::SpanId;
+use crate::wire::clamp_text;
+
+/// The attributes of a boundary event for `boundary`.
+pub fn boundary_attributes(boundary: &Boundary) -> Attributes {
+    attributes_of(
+        boundary,
+        boundary.label.clone().into(),
+        boundary.function_ref.clone().into(),
+        boundary.lease_expires_at.clone(),
+    )
+}
+
+/// [`boundary_attributes`], taking the boundary's strings instead of copying them.
+pub fn into_boundary_attributes(mut boundary: Boundary) -> Attributes {
+    let label = std::mem::take(&mut boundary.label);
+    let function_ref = std::mem::take(&mut boundary.function_ref);
+    let lease = boundary.lease_expires_at.take();
+    attributes_of(&boundary, label.into(), function_ref.into(), lease)
+}
+
+/// The boundary attributes with the strings given (borrowed when they are `'static`).
+pub(super) fn attributes_of(
+    boundary: &Boundary,
+    label: Cow<'static, str>,
+    function_ref: Cow<'static, str>,
+    lease: Option<String>,
+) -> Attributes {
+    let id_value = |id: &SpanId| Value::String(id.encode().as_str().to_owned());
+    let stack: Vec<Value> = boundary.parent_span_stack.iter().map(id_value).collect();
+    let kind = match boundary.kind {
+        BoundaryKind::Action => "action",
+        BoundaryKind::Schedule => "schedule",
+    };
+    // Room for the acknowledgement's `status` and `error` too.
+    let mut attrs = Attributes::with_capacity(9)
+        .with("boundaryId", id_value(&boundary.id))
+        .with("boundarySpanId", id_value(&boundary.span_id))
+        .with("boundaryKind", kind)
+        .with("boundaryLabel", label)
+        .with("functionRef", function_ref)
+        .with("parentSpanStack", Value::Array(stack));
+    if let Some(lease) = lease {
+        attrs.set("leaseExpiresAt", lease);
+    }
+    attrs
+}
+
+/// The label as the envelope carries it: the receiving decoder refuses an empty label,
+/// more than [`MAX_LABEL`] characters or control characters, and a refused envelope would
+/// cut the callee off the caller's run. The span keeps the label as written; an empty one
+/// travels as the function's path.
+pub(super) fn wire_label(label: &str, path: &str) -> String {
+    let label = if label.is_empty() { path } else { label };
+    clamp_text(label.to_owned(), MAX_LABEL)
+}
+
+/// The boundary span's name: the label, or the function's path for an empty one (a span
+/// without a name is refused by the pipeline, and its callee would hang off nothing).
+pub(super) fn span_name(label: &'static str, path: &'static str) -> &'static str {
+    if label.is_empty() { path } else { label }
+}
+
+/// When a boundary opened now goes stale.
+pub(super) fn lease_expiry() -> String {
+    Timestamp::now()
+        .plus_millis(BOUNDARY_LEASE.as_millis() as u64)
+        .to_string()
+}
+
+/// How viewers show a boundary span.
+pub(super) fn presentation() -> Value {
+    json!({"display": "detail"})
+}

@@ -1,0 +1,159 @@
+//! The calling side of a hop: the boundary span and the envelope sent with the call.
+
+use super::attributes::{
+    attributes_of, boundary_attributes, lease_expiry, presentation, span_name, wire_label,
+};
+use super::events;
+use crate::Result;
+use crate::envelope::{Boundary, BoundaryKind, Envelope, WireContext};
+use crate::observe::{self, Span, SpanStatus};
+
+/// One call from the current context to another function, as the caller records it.
+///
+/// ```
+/// use crux_runtime::boundary::Hop;
+/// use crux_runtime::observe::{Observer, RunOptions};
+///
+/// let observer = Observer::builder().build();
+/// let run = observer.open_run(RunOptions::new("support chat", "agent.run"));
+/// let _entered = run.scope().enter();
+/// let mut hop = Hop::action("plan research", "research:plan");
+/// // flush (FlushOptions::BOUNDARY), then send `hop.envelope()` as the args' `__crux` ...
+/// let envelope = hop.envelope().expect("inside a run");
+/// assert!(envelope.boundary.is_some());
+/// let reply: crux_runtime::Result<()> = Ok(());
+/// hop.end(&reply);
+/// ```
+#[derive(Debug)]
+pub struct Hop {
+    span: Span,
+    envelope: Option<Envelope>,
+}
+
+impl Hop {
+    /// `run_action`: opens a `runtime.convex.action` boundary span named by `label` (the
+    /// path when empty) under the current span and records `requested` on it. Outside any
+    /// context the hop records nothing and sends a bare `{v: 1}` envelope.
+    pub fn action(label: &'static str, path: &'static str) -> Hop {
+        let span = observe::span(span_name(label, path), "runtime.convex.action")
+            .attr("functionRef", path)
+            .attr("boundary", "convex.action")
+            .attr("presentation", presentation())
+            .start();
+        let (Some(scope), Some(span_id)) = (span.scope(), span.id()) else {
+            return Hop {
+                span,
+                envelope: Some(Envelope::new(None)),
+            };
+        };
+        let captured = scope.wire_context();
+        let boundary = Boundary {
+            id: span_id,
+            span_id,
+            kind: BoundaryKind::Action,
+            label: wire_label(label, path),
+            function_ref: path.to_owned(),
+            parent_span_stack: captured.span_stack.clone(),
+            lease_expires_at: Some(lease_expiry()),
+        };
+        let requested = attributes_of(
+            &boundary,
+            label.into(),
+            path.into(),
+            boundary.lease_expires_at.clone(),
+        );
+        span.event(events::REQUESTED, requested);
+        Hop {
+            span,
+            envelope: Some(Envelope {
+                v: 1,
+                observability: Some(captured),
+                boundary: Some(boundary),
+            }),
+        }
+    }
+
+    /// `run_query`/`run_mutation`: a span named by `label` with the given primitive, the
+    /// context propagated to the callee; no boundary, no acknowledgements (and the caller
+    /// does not flush: queries and mutations do no network I/O on Convex).
+    pub fn nested(label: &'static str, primitive: &'static str, path: &'static str) -> Hop {
+        let span = observe::span(span_name(label, path), primitive)
+            .attr("functionRef", path)
+            .attr("presentation", presentation())
+            .start();
+        let envelope = span
+            .scope()
+            .map(|scope| Envelope::new(Some(scope.wire_context())));
+        Hop { span, envelope }
+    }
+
+    /// The envelope to send as `__crux` (taken: a second call returns `None`). `None` for
+    /// a nested hop outside any context: the callee gets no `__crux` at all.
+    pub fn envelope(&mut self) -> Option<Envelope> {
+        self.envelope.take()
+    }
+
+    /// The boundary span (for attributes the host adds, such as a remote deployment).
+    pub fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// Ends the span as the reply says: `ok`, or the error recorded on it.
+    pub fn end<T>(self, result: &Result<T>) {
+        match result {
+            Ok(_) => self.span.end(SpanStatus::Ok),
+            Err(err) => self.span.fail(err),
+        }
+    }
+}
+
+/// The envelope of a scheduled continuation: `continuation`'s context plus a `schedule`
+/// boundary on its current span, announced there with `requested` (the acknowledgements
+/// land on the same span). The caller flushes
+/// ([`FlushOptions::BOUNDARY`](crate::delivery::FlushOptions::BOUNDARY)) before enqueueing
+/// when [`Envelope::boundary`] is set.
+pub async fn continuation_envelope(
+    label: &'static str,
+    path: &'static str,
+    continuation: &observe::CapturedContext,
+) -> Envelope {
+    let wire: &WireContext = continuation;
+    let target = wire
+        .current_span_id
+        .or_else(|| wire.span_stack.last().copied());
+    let boundary = target.map(|id| Boundary {
+        id,
+        span_id: id,
+        kind: BoundaryKind::Schedule,
+        label: wire_label(label, path),
+        function_ref: path.to_owned(),
+        parent_span_stack: if wire.span_stack.is_empty() {
+            vec![id]
+        } else {
+            wire.span_stack.clone()
+        },
+        lease_expires_at: Some(lease_expiry()),
+    });
+    if let Some(boundary) = &boundary {
+        let attrs = boundary_attributes(boundary);
+        observe::with_context(Some(continuation.clone()), async move {
+            observe::event(events::REQUESTED, attrs);
+        })
+        .await;
+    }
+    Envelope {
+        v: 1,
+        observability: Some(wire.clone()),
+        boundary,
+    }
+}
+
+/// The span a schedule records (`runtime.convex.schedule`), started under the current span.
+pub fn schedule_span(label: &'static str, path: &'static str, delay_ms: u64) -> Span {
+    observe::span(span_name(label, path), "runtime.convex.schedule")
+        .attr("functionRef", path)
+        .attr("boundary", "convex.schedule")
+        .attr("delayMs", delay_ms)
+        .attr("presentation", presentation())
+        .start()
+}
