@@ -176,7 +176,7 @@ impl HostContext for MutationCtx {
             let result = F::call(&ctx, args, envelope).await;
             drop(ctx);
             match &result {
-                Ok(_) => deployment.enqueue(txn.commit()),
+                Ok(_) => deployment.enqueue_staged(txn.commit()),
                 Err(_) => txn.abort(),
             }
             result

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::deployment::{Deployment, Inner};
 use super::dispatch::Caller;
-use super::store::{Id, Transaction, lock};
+use super::store::{Id, Staged, Transaction, lock};
 use crux_runtime::function::Function;
 use crux_runtime::ids::SpanId;
 use crux_runtime::{Error, ErrorKind, FunctionKind, Result};
@@ -148,8 +148,18 @@ impl Jobs {
 }
 
 impl Deployment {
+    /// Starts the jobs a committed mutation staged.
+    pub(crate) fn enqueue_staged(&self, staged: Vec<Staged>) {
+        // Only the scheduler stages work, so every item is a job.
+        let jobs = staged
+            .into_iter()
+            .filter_map(|staged| staged.work.downcast::<Job>().ok())
+            .map(|job| *job);
+        self.enqueue(jobs);
+    }
+
     /// Enqueues committed jobs and arms their timers (when a tokio runtime is running).
-    pub(crate) fn enqueue(&self, jobs: Vec<Job>) {
+    pub(crate) fn enqueue(&self, jobs: impl IntoIterator<Item = Job>) {
         for job in jobs {
             let (id, due) = (job.id.clone(), job.due);
             self.inner.jobs.insert(job);
@@ -239,8 +249,11 @@ impl Deployment {
         };
         let id = job.id.clone();
         match txn {
-            Some(txn) => txn.stage(job)?,
-            None => self.enqueue(vec![job]),
+            Some(txn) => txn.stage(Staged {
+                id: id.clone(),
+                work: Box::new(job),
+            })?,
+            None => self.enqueue([job]),
         }
         Ok(id)
     }

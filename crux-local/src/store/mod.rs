@@ -17,4 +17,4 @@ pub use schema::TableSchema;
 
 pub(crate) use error::json_type;
 pub(crate) use schema::Schema;
-pub(crate) use transaction::{Store, Transaction, lock};
+pub(crate) use transaction::{Staged, Store, Transaction, lock};

@@ -15,7 +15,6 @@ use serde_json::{Map, Value};
 use super::error::{StoreError, json_type};
 use super::schema::{Schema, TableSchema};
 use super::{Document, Id};
-use crate::scheduler::Job;
 
 type Table = BTreeMap<Id, Arc<Document>>;
 
@@ -112,11 +111,28 @@ impl Store {
     }
 }
 
+/// Work held until the whole mutation commits (the scheduler's jobs). The store keeps it
+/// in order, discards it on abort and hands it back on commit, without knowing what it is.
+pub(crate) struct Staged {
+    /// What a cancel names it by.
+    pub(crate) id: Id,
+    /// The work itself, for whoever staged it.
+    pub(crate) work: Box<dyn std::any::Any + Send + Sync>,
+}
+
+impl std::fmt::Debug for Staged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Staged")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What a transaction changed: `None` marks a deletion.
 #[derive(Debug, Default)]
 struct Writes {
     docs: BTreeMap<Id, Option<Arc<Document>>>,
-    jobs: Vec<Job>,
+    staged: Vec<Staged>,
 }
 
 /// A mutation's transaction (or a query's read-only view). Reads see the transaction's own
@@ -269,18 +285,18 @@ impl Transaction {
         Ok(())
     }
 
-    /// Stages a scheduled job: it is enqueued only if the whole mutation commits.
-    pub(crate) fn stage(&self, job: Job) -> Result<(), StoreError> {
+    /// Stages work (a scheduled job): it is handed back only if the whole mutation commits.
+    pub(crate) fn stage(&self, staged: Staged) -> Result<(), StoreError> {
         self.check_open()?;
-        lock(&self.writes).jobs.push(job);
+        lock(&self.writes).staged.push(staged);
         Ok(())
     }
 
-    /// Unstages a job scheduled earlier in this transaction (or a parent); true if found.
+    /// Unstages work staged earlier in this transaction (or a parent); true if found.
     pub(crate) fn unstage(&self, id: &Id) -> bool {
         let mut writes = lock(&self.writes);
-        if let Some(pos) = writes.jobs.iter().position(|job| &job.id == id) {
-            writes.jobs.remove(pos);
+        if let Some(pos) = writes.staged.iter().position(|staged| &staged.id == id) {
+            writes.staged.remove(pos);
             return true;
         }
         drop(writes);
@@ -296,16 +312,16 @@ impl Transaction {
         lock(&self.write_guard).take();
     }
 
-    /// Makes the writes visible: to the parent for a sub-transaction (returning no jobs),
-    /// to everyone for a top-level transaction (returning the jobs to enqueue), and releases
-    /// the write lock.
-    pub(crate) fn commit(&self) -> Vec<Job> {
+    /// Makes the writes visible: to the parent for a sub-transaction (returning nothing),
+    /// to everyone for a top-level transaction (returning the staged work to start), and
+    /// releases the write lock.
+    pub(crate) fn commit(&self) -> Vec<Staged> {
         self.closed.store(true, Ordering::Release);
-        let Writes { docs, jobs } = std::mem::take(&mut *lock(&self.writes));
+        let Writes { docs, staged } = std::mem::take(&mut *lock(&self.writes));
         if let Some(parent) = &self.parent {
             let mut parent_writes = lock(&parent.writes);
             parent_writes.docs.extend(docs);
-            parent_writes.jobs.extend(jobs);
+            parent_writes.staged.extend(staged);
             return Vec::new();
         }
         if !docs.is_empty() {
@@ -321,7 +337,7 @@ impl Transaction {
             }
         }
         lock(&self.write_guard).take();
-        jobs
+        staged
     }
 }
 
