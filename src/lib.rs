@@ -53,16 +53,48 @@ pub use crux_macros::{
 };
 #[cfg(feature = "otel")]
 pub use crux_otel as otel;
-pub use crux_runtime::{Error, ErrorKind, Function, FunctionKind, Metadata, Result, Visibility};
-pub use crux_runtime::{attributes, boundary, envelope, function, ids, observe, record, sink};
+pub use crux_runtime::{Error, ErrorKind, Result};
+pub use crux_runtime::{attributes, boundary, envelope, ids, sink};
 #[cfg(feature = "tracing")]
 pub use crux_tracing as tracing;
 
+// Each public type has one path in the facade: the core's `observe` and `record` modules
+// re-export their neighbours' types for the core's own users; here every type appears
+// once, in the module a user looks for it in.
+
+/// The live API: observers, runs, spans, events, context capture and restore, flush.
+pub mod observe {
+    pub use crux_runtime::observe::{
+        CapturedContext, Carrier, CarrierError, DeliveryStats, EnterGuard, FlushOptions,
+        FlushResult, FlushStatus, MetricError, Metrics, Observer, ObserverBuilder, ParentRun, Run,
+        RunOptions, RunStatus, Scope, Span, SpanBuilder, SpanField, SpanFields, SpanStatus,
+        TraceParent, WithContext, capture_context, current_observer, current_scope,
+        current_traceparent, event, in_span, resume_run, span, with_context,
+    };
+}
+
+/// Crux graph records as they cross the wire (schema v5). Statuses, metrics and typed
+/// span fields are in [`observe`].
+pub mod record {
+    pub use crux_runtime::record::{
+        Base, Body, EdgeEnd, ErrorSummary, InvalidRecord, KNOWN_METRICS, Record, SCHEMA_VERSION,
+        SegmentExtra, check_metric_key,
+    };
+}
+
+/// Function references: what an annotated handler becomes. Attribute literals are in
+/// [`attributes`].
+pub mod function {
+    pub use crux_runtime::function::{
+        BoxFuture, Function, FunctionKind, Metadata, NoArgs, Visibility,
+    };
+}
+
 /// What handlers usually need: `use crux::prelude::*;`.
 pub mod prelude {
+    pub use crate::function::{Function, NoArgs};
     pub use crate::local::{ActionCtx, Deployment, Document, Id, MutationCtx, QueryCtx};
-    pub use crate::{Error, Function, Result};
-    pub use crux_runtime::function::NoArgs;
+    pub use crate::{Error, Result};
     pub use serde::{Deserialize, Serialize};
 }
 

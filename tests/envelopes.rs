@@ -58,19 +58,19 @@ impl Function for spoofing {
     type Args = crux::function::NoArgs;
     type Output = ();
     type Context = ActionCtx;
-    const METADATA: crux::Metadata = crux::Metadata {
-        kind: crux::FunctionKind::Action,
-        visibility: crux::Visibility::Public,
+    const METADATA: crux::function::Metadata = crux::function::Metadata {
+        kind: crux::function::FunctionKind::Action,
+        visibility: crux::function::Visibility::Public,
         module_path: module_path!(),
         export: "spoofing",
         path: None,
         name: Some("spoofing"),
         root: None,
         attributes: &[
-            ("boundary", crux::function::AttrLiteral::Str("spoofed")),
-            ("entrypoint", crux::function::AttrLiteral::Str("spoofed")),
-            ("crux.internal", crux::function::AttrLiteral::Bool(true)),
-            ("team", crux::function::AttrLiteral::Str("support")),
+            ("boundary", crux::attributes::AttrLiteral::Str("spoofed")),
+            ("entrypoint", crux::attributes::AttrLiteral::Str("spoofed")),
+            ("crux.internal", crux::attributes::AttrLiteral::Bool(true)),
+            ("team", crux::attributes::AttrLiteral::Str("support")),
         ],
         flush: Some(Duration::from_millis(3000)),
     };

@@ -6,9 +6,9 @@
 use std::any::type_name;
 use std::time::Duration;
 
-use crux::function::{AttrLiteral, NoArgs};
+use crux::attributes::AttrLiteral;
+use crux::function::{FunctionKind, NoArgs, Visibility};
 use crux::prelude::*;
-use crux::{FunctionKind, Visibility};
 
 #[derive(Serialize, Deserialize)]
 pub struct RespondArgs {

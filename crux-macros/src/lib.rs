@@ -3,7 +3,7 @@
 //! variants.
 //!
 //! Each attribute turns `async fn name(ctx: &Ctx, args: Args) -> crux::Result<T>` into a
-//! *function reference*: a unit struct `name` implementing `crux::Function`, whose
+//! *function reference*: a unit struct `name` implementing `crux::function::Function`, whose
 //! associated `name::handler` is the handler as written plus a hidden
 //! `__crux: Option<Envelope>` parameter. All metadata is validated at compile time, every
 //! problem in one compile, each error at the offending token. See the README of the

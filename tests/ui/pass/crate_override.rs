@@ -23,6 +23,6 @@ mod nested {
 }
 
 fn main() {
-    let _ = <respond as my_crux::Function>::path();
+    let _ = <respond as my_crux::function::Function>::path();
     let _ = nested::save;
 }

@@ -1,7 +1,7 @@
 //! Generated code stays clean under the strictest common lint settings.
 #![deny(warnings, clippy::all, clippy::pedantic, unused, unused_braces, unreachable_code, missing_docs)]
 
-use crux::Function;
+use crux::function::Function;
 use crux::prelude::*;
 
 /// Arguments.
