@@ -101,7 +101,10 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
     let output_ty = &shape.output;
     let ctx_ty = &shape.ctx_ty;
     let ctx = &shape.ctx.binding;
-    let fake_return = fake_return_edge(ret);
+    // The runtime's result type, spanned at the user's return type (whose own spelling only
+    // the `handler_result` check sees, so a foreign error type is reported once, there).
+    let result_ty = quote_spanned!(ret.span()=> #krate::Result<#output_ty>);
+    let fake_return = fake_return_edge(ret.span(), &result_ty);
 
     let args_ty = match &shape.args {
         Some(args) => {
@@ -122,7 +125,7 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
         }
     };
 
-    // Spanned at the return type: if it is not `crux::Result<T>`, every error says so there.
+    // Spanned at the return type, so errors about the body's result point there.
     let invoke = quote_spanned! {ret.span()=>
         #p::invoke(#ctx, __crux, &<#ident as #p::Function>::METADATA, async move {
             #(#destructure)*
@@ -131,9 +134,6 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
         })
         .await
     };
-    // The handler declares the runtime's result type; the user's spelling of it stays in
-    // the fake return edge, so only the `handler_result` check reports a foreign error type.
-    let handler_ret = quote_spanned!(ret.span()=> #krate::Result<#output_ty>);
     let metadata = metadata(kind, options, ident, &p);
     let checks = checks(kind, shape, &p);
 
@@ -149,7 +149,7 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
             #(#attrs)*
             #handler_docs
             #(#lifted)*
-            #vis #asyncness #fn_token #handler_ident(#(#inputs,)* __crux: ::core::option::Option<#p::Envelope>) -> #handler_ret {
+            #vis #asyncness #fn_token #handler_ident(#(#inputs,)* __crux: ::core::option::Option<#p::Envelope>) -> #result_ty {
                 #invoke
             }
         }
@@ -172,10 +172,11 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
     }
 }
 
-/// tracing's trick: an unreachable `return` of the declared type, spanned at it, fixes the
-/// body's type first, so a mismatch in the user's body is reported against the user's code.
-fn fake_return_edge(ret: &syn::Type) -> TokenStream {
-    quote_spanned! {ret.span()=>
+/// tracing's trick: an unreachable `return` of the result type, spanned at the user's return
+/// type, fixes the body's type first, so a mismatch in the user's body is reported against
+/// the user's code.
+fn fake_return_edge(span: Span, ty: &TokenStream) -> TokenStream {
+    quote_spanned! {span=>
         #[allow(
             unknown_lints,
             unreachable_code,
@@ -186,7 +187,7 @@ fn fake_return_edge(ret: &syn::Type) -> TokenStream {
             clippy::unreachable
         )]
         if false {
-            let __crux_return: #ret = loop {};
+            let __crux_return: #ty = loop {};
             return __crux_return;
         }
     }
