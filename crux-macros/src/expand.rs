@@ -1,6 +1,13 @@
 //! Code generation: the handler becomes a unit struct implementing `Function`, with the
 //! handler (plus the hidden `__crux` parameter) as an associated fn. Every runtime call goes
 //! through a named item in `crux::__private`, so `cargo expand` stays short.
+//!
+//! Layout (serde_derive's `wrap_in_const`): the struct and its inherent `impl` (what users
+//! name and call) sit at module level and spell out `crux::__private::..`; everything else
+//! sits in one `const _: () = { use <crate>::__private as __crux_rt; .. };` and goes through
+//! that alias. Impls are global, so the `Function` impl inside the block is seen everywhere;
+//! `__crux_rt` is only in scope inside the block, where the only user tokens are the
+//! function's name and types.
 
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
@@ -48,7 +55,9 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
         Some(path) => quote!(#path),
         None => quote!(::crux),
     };
+    // Module level: the full path. Inside the `const _` block: the alias `RT`.
     let p = quote!(#krate::__private);
+    let rt = Ident::new(RT, Span::call_site());
     let HandlerFn {
         attrs,
         vis,
@@ -101,14 +110,17 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
     let output_ty = &shape.output;
     let ctx_ty = &shape.ctx_ty;
     let ctx = &shape.ctx.binding;
-    let fake_return = fake_return_edge(ret);
+    // The runtime's result type, spanned at the user's return type (whose own spelling only
+    // the `handler_result` check sees, so a foreign error type is reported once, there).
+    let result_ty = quote_spanned!(ret.span()=> #krate::Result<#output_ty>);
+    let fake_return = fake_return_edge(ret.span(), &result_ty);
 
     let args_ty = match &shape.args {
         Some(args) => {
             let ty = &args.ty;
             quote!(#ty)
         }
-        None => quote!(#p::NoArgs),
+        None => quote!(#rt::NoArgs),
     };
     let (args_param, call_args) = if shape.args.is_some() {
         (quote!(args), quote!(ctx, args, envelope))
@@ -117,12 +129,12 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
     };
     let boxed = quote_spanned!(ret.span()=> ::std::boxed::Box::pin(Self::handler(#call_args)));
     let call = quote! {
-        fn call(ctx: &Self::Context, #args_param: Self::Args, envelope: ::core::option::Option<#p::Envelope>) -> #p::BoxFuture<'_, #krate::Result<Self::Output>> {
+        fn call(ctx: &Self::Context, #args_param: Self::Args, envelope: ::core::option::Option<#rt::Envelope>) -> #rt::BoxFuture<'_, #krate::Result<Self::Output>> {
             #boxed
         }
     };
 
-    // Spanned at the return type: if it is not `crux::Result<T>`, every error says so there.
+    // Spanned at the return type, so errors about the body's result point there.
     let invoke = quote_spanned! {ret.span()=>
         #p::invoke(#ctx, __crux, &<#ident as #p::Function>::METADATA, async move {
             #(#destructure)*
@@ -131,11 +143,8 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
         })
         .await
     };
-    // The handler declares the runtime's result type; the user's spelling of it stays in
-    // the fake return edge, so only the `handler_result` check reports a foreign error type.
-    let handler_ret = quote_spanned!(ret.span()=> #krate::Result<#output_ty>);
-    let metadata = metadata(kind, options, ident, &p);
-    let checks = checks(kind, shape, &p);
+    let metadata = metadata(kind, options, ident, &rt);
+    let checks = checks(kind, shape, &rt);
 
     quote! {
         #(#docs)*
@@ -149,33 +158,40 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
             #(#attrs)*
             #handler_docs
             #(#lifted)*
-            #vis #asyncness #fn_token #handler_ident(#(#inputs,)* __crux: ::core::option::Option<#p::Envelope>) -> #handler_ret {
+            #vis #asyncness #fn_token #handler_ident(#(#inputs,)* __crux: ::core::option::Option<#p::Envelope>) -> #result_ty {
                 #invoke
             }
         }
 
         #(#cfgs)*
-        impl #p::Function for #ident {
-            type Args = #args_ty;
-            type Output = #output_ty;
-            type Context = #ctx_ty;
-            const METADATA: #p::Metadata = #metadata;
-            fn path() -> &'static str {
-                static PATH: #p::PathCell = #p::PathCell::new();
-                PATH.get(&Self::METADATA)
+        const _: () = {
+            use #p as #rt;
+            impl #rt::Function for #ident {
+                type Args = #args_ty;
+                type Output = #output_ty;
+                type Context = #ctx_ty;
+                const METADATA: #rt::Metadata = #metadata;
+                fn path() -> &'static str {
+                    static PATH: #rt::PathCell = #rt::PathCell::new();
+                    PATH.get(&Self::METADATA)
+                }
+                #call
             }
-            #call
-        }
-
-        #(#cfgs)*
-        const _: () = { #checks };
+            #checks
+        };
     }
 }
 
-/// tracing's trick: an unreachable `return` of the declared type, spanned at it, fixes the
-/// body's type first, so a mismatch in the user's body is reported against the user's code.
-fn fake_return_edge(ret: &syn::Type) -> TokenStream {
-    quote_spanned! {ret.span()=>
+/// The alias of `<crate>::__private` inside the `const _` block. Distinct from the handler's
+/// `__crux` parameter and the `__crux_return`/`__crux_paramN` bindings (which live in the
+/// handler, outside the block), and no name a user would write.
+const RT: &str = "__crux_rt";
+
+/// tracing's trick: an unreachable `return` of the result type, spanned at the user's return
+/// type, fixes the body's type first, so a mismatch in the user's body is reported against
+/// the user's code.
+fn fake_return_edge(span: Span, ty: &TokenStream) -> TokenStream {
+    quote_spanned! {span=>
         #[allow(
             unknown_lints,
             unreachable_code,
@@ -186,13 +202,13 @@ fn fake_return_edge(ret: &syn::Type) -> TokenStream {
             clippy::unreachable
         )]
         if false {
-            let __crux_return: #ret = loop {};
+            let __crux_return: #ty = loop {};
             return __crux_return;
         }
     }
 }
 
-fn metadata(kind: Kind, options: &Options, ident: &Ident, p: &TokenStream) -> TokenStream {
+fn metadata(kind: Kind, options: &Options, ident: &Ident, rt: &Ident) -> TokenStream {
     let variant = Ident::new(kind.variant(), Span::call_site());
     let visibility = if kind.internal {
         format_ident!("Internal")
@@ -221,20 +237,22 @@ fn metadata(kind: Kind, options: &Options, ident: &Ident, p: &TokenStream) -> To
             }
             AttrValue::Bool(b) => quote!(Bool(#b)),
         };
-        quote!((#key, #p::AttrLiteral::#value))
+        quote!((#key, #rt::AttrLiteral::#value))
     });
     let flush = match (kind.opens_runs(), options.flush) {
         (false, _) | (true, Flush::Disabled) => quote!(::core::option::Option::None),
-        (true, Flush::Default) => quote!(::core::option::Option::Some(#p::Metadata::DEFAULT_FLUSH)),
+        (true, Flush::Default) => {
+            quote!(::core::option::Option::Some(#rt::Metadata::DEFAULT_FLUSH))
+        }
         (true, Flush::Millis(ms)) => {
             let ms = Literal::u64_unsuffixed(ms);
             quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms)))
         }
     };
     quote! {
-        #p::Metadata {
-            kind: #p::FunctionKind::#variant,
-            visibility: #p::Visibility::#visibility,
+        #rt::Metadata {
+            kind: #rt::FunctionKind::#variant,
+            visibility: #rt::Visibility::#visibility,
             module_path: ::core::module_path!(),
             export: #export,
             path: #path,
@@ -248,17 +266,17 @@ fn metadata(kind: Kind, options: &Options, ident: &Ident, p: &TokenStream) -> To
 
 /// Trait-bound checks, each spanned at the user's type so errors (with the runtime's
 /// `#[diagnostic::on_unimplemented]` notes) point there.
-fn checks(kind: Kind, shape: &Shape, p: &TokenStream) -> TokenStream {
+fn checks(kind: Kind, shape: &Shape, rt: &Ident) -> TokenStream {
     let context_check = Ident::new(kind.context_check(), Span::call_site());
     let ctx_ty = &shape.ctx_ty;
-    let mut checks = quote_spanned!(ctx_ty.span()=> #p::#context_check::<#ctx_ty>(););
+    let mut checks = quote_spanned!(ctx_ty.span()=> #rt::#context_check::<#ctx_ty>(););
     if let Some(args) = &shape.args {
         let ty = &args.ty;
-        checks.extend(quote_spanned!(ty.span()=> #p::function_args::<#ty>();));
+        checks.extend(quote_spanned!(ty.span()=> #rt::function_args::<#ty>();));
     }
     let output = &shape.output;
-    checks.extend(quote_spanned!(output.span()=> #p::function_output::<#output>();));
+    checks.extend(quote_spanned!(output.span()=> #rt::function_output::<#output>();));
     let ret = &shape.ret;
-    checks.extend(quote_spanned!(ret.span()=> #p::handler_result::<#ret>();));
+    checks.extend(quote_spanned!(ret.span()=> #rt::handler_result::<#ret>();));
     checks
 }

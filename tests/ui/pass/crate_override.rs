@@ -22,7 +22,20 @@ mod nested {
     }
 }
 
+mod aliased {
+    // `crate = ".."` naming a `use` alias of this module: the generated
+    // `use <crate>::__private as ..` inside `const _` resolves it from here.
+    use my_crux as local_crux;
+    use local_crux::prelude::*;
+
+    #[local_crux::query(crate = "local_crux")]
+    pub async fn count(_ctx: &QueryCtx) -> local_crux::Result<u32> {
+        Ok(0)
+    }
+}
+
 fn main() {
     let _ = <respond as my_crux::function::Function>::path();
     let _ = nested::save;
+    let _ = <aliased::count as my_crux::function::Function>::path();
 }
