@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::store::json_type;
+use crux_runtime::wire::{MAX_ERROR_MESSAGE, cap_string};
 use crux_runtime::{Error, ErrorKind, Result};
 
 /// The path of a field, Convex-style: `.threadId`, `.items[2].name`; empty for the root.
@@ -26,10 +27,15 @@ fn convex_path(path: &serde_path_to_error::Path) -> String {
     out
 }
 
+/// The error, its message cut to `MAX_ERROR_MESSAGE` bytes: serde's messages echo the
+/// offending value (and paths the keys), which may be megabytes long.
 fn invalid(message: String) -> Error {
     Error::new(
         ErrorKind::ArgumentValidation,
-        format!("ArgumentValidationError: {message}"),
+        cap_string(
+            format!("ArgumentValidationError: {message}"),
+            MAX_ERROR_MESSAGE,
+        ),
     )
 }
 
@@ -152,6 +158,27 @@ mod tests {
             "{err}"
         );
         err.message().to_owned()
+    }
+
+    #[test]
+    fn messages_echoing_huge_inputs_are_capped() {
+        let huge = "x".repeat(10 << 20);
+        for args in [
+            json!({"threadId": "t", "items": huge.clone()}),
+            json!({"threadId": "t", "items": [huge.clone()]}),
+            json!({"threadId": "t", huge.clone(): 1}),
+            json!({"threadId": "t", "items": [{"name": "a", huge.clone(): {}}]}),
+        ] {
+            let m = message(args);
+            assert!(m.len() <= MAX_ERROR_MESSAGE, "{}", m.len());
+            assert!(m.ends_with(" bytes]"), "{}", &m[m.len() - 40..]);
+        }
+        let wrong_type = message(json!({"threadId": "t", "items": huge}));
+        assert!(
+            wrong_type.contains("Path: .items"),
+            "{}",
+            &wrong_type[..200]
+        );
     }
 
     #[test]

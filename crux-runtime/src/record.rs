@@ -104,11 +104,13 @@ pub struct ErrorSummary {
 }
 
 impl From<&crate::Error> for ErrorSummary {
+    /// The error's message cut to [`MAX_ERROR_MESSAGE`](crate::wire::MAX_ERROR_MESSAGE)
+    /// bytes (the cut marked), its name when the message is empty.
     fn from(e: &crate::Error) -> Self {
         let message = if e.message().is_empty() {
             e.name().to_owned()
         } else {
-            e.message().to_owned()
+            crate::wire::cap_text(e.message(), crate::wire::MAX_ERROR_MESSAGE).into_owned()
         };
         Self {
             message,

@@ -11,6 +11,7 @@ use crate::record::{
     Body, EdgeEnd, ErrorSummary, MetricError, Metrics, SpanField, SpanFields, SpanStatus,
 };
 use crate::run::Run;
+use crate::wire::{MAX_ERROR_MESSAGE, MAX_ERROR_RAW, cap_text, capped_json};
 
 /// A span about to start; see [`Scope::span`] and [`observe::span`](crate::observe::span).
 #[must_use = "a span builder does nothing until `.start()`"]
@@ -302,6 +303,10 @@ impl Span {
 
     /// Ends the span as `error`, recording the evidence: an `exception` event, an
     /// `error.raw` artifact with the error's JSON, and the error summary on `span:end`.
+    ///
+    /// Messages are cut to [`MAX_ERROR_MESSAGE`] and the artifact's preview to
+    /// [`MAX_ERROR_RAW`] bytes (the cut marked, `sizeBytes` the full size), so a huge error
+    /// cannot blow up a record; `error` itself is untouched.
     pub fn fail(mut self, error: &crate::Error) {
         if let Some(l) = &self.live {
             let seg = &l.scope.segment;
@@ -313,10 +318,13 @@ impl Span {
                 timestamp: now,
                 attributes: Attributes::new()
                     .with("exception.type", error.name())
-                    .with("exception.message", error.message().to_owned())
+                    .with(
+                        "exception.message",
+                        cap_text(error.message(), MAX_ERROR_MESSAGE).into_owned(),
+                    )
                     .with("error.kind", format!("{:?}", error.kind())),
             });
-            let raw = serde_json::to_string(error).unwrap_or_default();
+            let (raw, size) = capped_json(error, MAX_ERROR_RAW);
             seg.emit(Body::Artifact {
                 artifact_id: ArtifactId::generate(),
                 span_id: Some(l.id),
@@ -324,7 +332,7 @@ impl Span {
                 created_at: now,
                 content_type: "application/json",
                 encoding: "json",
-                size_bytes: Some(raw.len() as u64),
+                size_bytes: Some(size as u64),
                 preview: Some(raw),
             });
         }

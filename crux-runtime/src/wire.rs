@@ -3,6 +3,7 @@
 //! Every reader knows the path of the value it reads, so an error names the exact field
 //! (`observability.spanStack[3]`) and the reason. Paths are only formatted on error.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -186,6 +187,111 @@ pub(crate) fn clamp_text(s: String, max: usize) -> String {
         .collect()
 }
 
+/// Longest error message a record holds (the `exception.message` event attribute, the
+/// `error.message` of `span:end`/`run:end`, a `failed` acknowledgement), and longest
+/// argument-validation message a host returns: 8 KiB, room for a long message with its
+/// context while a record stays a small fraction of the 4 MiB delivery queue.
+pub const MAX_ERROR_MESSAGE: usize = 8 * 1024;
+/// Longest reason of a `security.warning` (an ignored `__crux` envelope): 1 KiB. A
+/// decoder's reason is one field path and one short sentence; only hostile input (a
+/// megabyte-long key in the path) makes it longer.
+pub const MAX_WARNING_REASON: usize = 1024;
+/// Longest `preview` of an `error.raw` artifact (the error's JSON, `data` included):
+/// 64 KiB. `sizeBytes` keeps the full length.
+pub const MAX_ERROR_RAW: usize = 64 * 1024;
+
+/// `s` cut to at most `max` bytes, marker included (for any `max` of 48 bytes or more;
+/// below that only the marker is left): the cut falls on a char boundary and
+/// is marked `… [truncated N bytes]` (N counts the bytes left out). Borrowed, with no copy,
+/// when `s` already fits.
+///
+/// The one cap for free-form texts that reach a record or an error message; the limits
+/// are [`MAX_ERROR_MESSAGE`], [`MAX_WARNING_REASON`] and [`MAX_ERROR_RAW`].
+///
+/// ```
+/// use crux_runtime::wire::cap_text;
+/// assert_eq!(cap_text("short", 64), "short");
+/// let long = "é".repeat(100); // 200 bytes
+/// let cut = cap_text(&long, 64);
+/// assert!(cut.len() <= 64);
+/// assert!(cut.ends_with(" bytes]"));
+/// assert!(cut.starts_with("éé"));
+/// ```
+pub fn cap_text(s: &str, max: usize) -> Cow<'_, str> {
+    if s.len() <= max {
+        return Cow::Borrowed(s);
+    }
+    // The marker is never longer than with N = s.len(), so the text gets the rest.
+    let room = max.saturating_sub(truncation_marker(s.len()).len());
+    let mut keep = room.min(s.len());
+    while !s.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    let marker = truncation_marker(s.len() - keep);
+    let mut out = String::with_capacity(keep + marker.len());
+    out.push_str(&s[..keep]);
+    out.push_str(&marker);
+    Cow::Owned(out)
+}
+
+/// [`cap_text`] for an owned string: unchanged (no copy) when it fits.
+pub fn cap_string(s: String, max: usize) -> String {
+    match cap_text(&s, max) {
+        Cow::Borrowed(_) => s,
+        Cow::Owned(cut) => cut,
+    }
+}
+
+/// `value`'s JSON capped like [`cap_text`], and the full JSON length in bytes. At most
+/// `max` bytes are ever held, however large `value` is.
+pub(crate) fn capped_json<T: serde::Serialize + ?Sized>(value: &T, max: usize) -> (String, usize) {
+    struct Head {
+        buf: Vec<u8>,
+        total: usize,
+        max: usize,
+    }
+    impl std::io::Write for Head {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.total += bytes.len();
+            let room = self.max.saturating_sub(self.buf.len());
+            self.buf.extend_from_slice(&bytes[..room.min(bytes.len())]);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut head = Head {
+        buf: Vec::new(),
+        total: 0,
+        max,
+    };
+    if serde_json::to_writer(&mut head, value).is_err() {
+        return (String::new(), 0);
+    }
+    let total = head.total;
+    if total > max {
+        let room = max.saturating_sub(truncation_marker(total).len());
+        head.buf.truncate(room);
+    }
+    // The head is JSON (UTF-8) cut anywhere: keep its whole chars.
+    let valid = match std::str::from_utf8(&head.buf) {
+        Ok(s) => s.len(),
+        Err(e) => e.valid_up_to(),
+    };
+    head.buf.truncate(valid);
+    let mut text = String::from_utf8(head.buf).unwrap_or_default();
+    if total > max {
+        let cut = total - text.len();
+        text.push_str(&truncation_marker(cut));
+    }
+    (text, total)
+}
+
+fn truncation_marker(cut: usize) -> String {
+    format!("… [truncated {cut} bytes]")
+}
+
 /// Checks a string against the text rule ([`text_violation`]).
 pub(crate) fn check_text(s: &str, max: usize, path: Path<'_>) -> Result<(), FieldError> {
     match text_violation(s, max) {
@@ -330,4 +436,66 @@ pub(crate) fn id_item<T: FromStr<Err = IdError>>(
         return Err(path.err(Reason::TooLong { max: 64 }));
     }
     s.parse().map_err(|e| path.err(Reason::Id(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cap_text_keeps_what_fits_and_marks_the_cut() {
+        assert!(matches!(cap_text("abc", 3), Cow::Borrowed("abc")));
+        let s = "x".repeat(10_000);
+        let cut = cap_text(&s, 1024);
+        assert!(cut.len() <= 1024, "{}", cut.len());
+        let kept = cut.find('…').unwrap();
+        // Room for the longest marker (N <= 10 000), so one byte is spare here.
+        assert_eq!(kept, 1024 - "… [truncated 10000 bytes]".len());
+        assert_eq!(
+            cut,
+            format!("{}… [truncated {} bytes]", &s[..kept], 10_000 - kept)
+        );
+    }
+
+    #[test]
+    fn cap_text_cuts_on_a_char_boundary() {
+        // Every offset of a 4-byte char against the cut point.
+        for pad in 0..4 {
+            let s = format!("{}{}", "a".repeat(pad), "😀".repeat(1000));
+            for max in 48..80 {
+                let cut = cap_text(&s, max);
+                assert!(cut.len() <= max);
+                let body = cut.split("… [truncated ").next().unwrap();
+                assert!(s.starts_with(body));
+                let n: usize = cut
+                    .rsplit("truncated ")
+                    .next()
+                    .unwrap()
+                    .trim_end_matches(" bytes]")
+                    .parse()
+                    .unwrap();
+                assert_eq!(body.len() + n, s.len());
+            }
+        }
+    }
+
+    #[test]
+    fn capped_json_holds_the_head_and_counts_the_whole() {
+        let value = serde_json::json!({"message": "é".repeat(5000)});
+        let full = serde_json::to_string(&value).unwrap();
+        assert_eq!(capped_json(&value, 1 << 20), (full.clone(), full.len()));
+        for max in [64, 65, 1000, 1001] {
+            let (head, total) = capped_json(&value, max);
+            assert_eq!(total, full.len());
+            assert_eq!(head, cap_text(&full, max), "max {max}");
+        }
+    }
+
+    #[test]
+    fn cap_string_does_not_copy_what_fits() {
+        let s = String::from("fits");
+        let ptr = s.as_ptr();
+        let kept = cap_string(s, 8);
+        assert_eq!(kept.as_ptr(), ptr);
+    }
 }

@@ -29,6 +29,7 @@ use crate::function::{FunctionKind, Metadata, Visibility};
 use crate::ids::SpanId;
 use crate::observe::{self, FlushOptions, Observer, RunOptions, RunStatus, Scope, SpanStatus};
 use crate::record::EdgeEnd;
+use crate::wire::{MAX_ERROR_MESSAGE, MAX_WARNING_REASON, cap_text};
 
 /// The name of the `security.warning` span recording an ignored envelope.
 const REJECTED_ENVELOPE: &str = "untrusted __crux envelope ignored";
@@ -127,7 +128,10 @@ async fn continue_run<T>(
             events::FAILED,
             attrs.with("status", "error").with(
                 "error",
-                json!({"name": err.name(), "message": err.message()}),
+                json!({
+                    "name": err.name(),
+                    "message": cap_text(err.message(), MAX_ERROR_MESSAGE),
+                }),
             ),
         ),
     }
@@ -149,12 +153,13 @@ fn is_reserved(key: &str) -> bool {
     ) || key.starts_with("crux.")
 }
 
-/// Records why an incoming `__crux` envelope was ignored, as one `security.warning` span.
+/// Records why an incoming `__crux` envelope was ignored, as one `security.warning` span
+/// (the reason cut to [`MAX_WARNING_REASON`] bytes: a decoder's path can echo a hostile key).
 fn record_rejection(scope: &Scope, metadata: &Metadata, reason: &str) {
     let now = Timestamp::now();
     scope
         .span(REJECTED_ENVELOPE, "security.warning")
-        .attr("reason", reason.to_owned())
+        .attr("reason", cap_text(reason, MAX_WARNING_REASON).into_owned())
         .attr("functionRef", metadata.convex_path())
         .record_finished(now, now, SpanStatus::Ok);
 }
