@@ -1,6 +1,8 @@
 //! The propagation carrier of a suspended run (reference §6.3): W3C `traceparent`,
 //! `tracestate`, `baggage`, and the `crux` object, with strict validation and
-//! inject/extract to HTTP-header-like maps.
+//! inject/extract to HTTP-header-like maps. [`Carrier::extract`] accepts exactly what
+//! [`Carrier::decode`] accepts: both apply one set of rules, the `crux` size cap
+//! ([`MAX_CRUX_HEADER`]) included.
 //!
 //! ```
 //! use std::collections::HashMap;
@@ -33,8 +35,13 @@ pub const MAX_TRACESTATE: usize = 512;
 pub const MAX_BAGGAGE: usize = 8192;
 /// Most `baggage` members.
 pub const MAX_BAGGAGE_MEMBERS: usize = 64;
-/// Longest `crux` header (JSON of the `crux` object).
-pub const MAX_CRUX_HEADER: usize = 1024;
+/// Longest `crux` object, in characters of its compact JSON (the text [`Carrier::inject`]
+/// writes as the `crux` header). One rule for both readers: [`Carrier::decode`] measures
+/// the value, [`Carrier::extract`] the header's value re-serialized, so whitespace or
+/// escapes in a header never decide. 4096 holds every carrier this build writes (all
+/// fields at their caps, every character escaped: about 2 300); TypeScript Crux caps its
+/// own header text at 1024 characters.
+pub const MAX_CRUX_HEADER: usize = 4096;
 
 /// A carrier that cannot be used, or a resume that is not allowed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -265,6 +272,7 @@ impl Carrier {
         let c = o
             .opt_obj("crux")?
             .ok_or_else(|| Path::Key(&Path::Root, "crux").err(Reason::Missing))?;
+        check_crux_size(c.map, c.path)?;
         let crux = decode_crux(&c)?;
         Ok(Carrier {
             traceparent,
@@ -295,8 +303,10 @@ impl Carrier {
         );
     }
 
-    /// Reads a carrier written by [`inject`](Carrier::inject), with the same checks as
-    /// [`decode`](Carrier::decode) and a 1024-character cap on the `crux` header.
+    /// Reads a carrier written by [`inject`](Carrier::inject): exactly the carriers
+    /// [`decode`](Carrier::decode) accepts, with the same results, since it decodes the
+    /// value the headers spell (the `crux` header parsed as JSON). Its only own errors are
+    /// a missing `traceparent` or `crux` header and a `crux` header that is not JSON.
     pub fn extract(headers: &impl Extractor) -> Result<Carrier, CarrierError> {
         let traceparent = headers
             .get("traceparent")
@@ -304,13 +314,6 @@ impl Carrier {
         let crux = headers
             .get("crux")
             .ok_or(CarrierError::MissingHeader("crux"))?;
-        if crux.len() > MAX_CRUX_HEADER {
-            return Err(Path::Key(&Path::Root, "crux")
-                .err(Reason::TooLong {
-                    max: MAX_CRUX_HEADER,
-                })
-                .into());
-        }
         let crux: Value = serde_json::from_str(crux).map_err(|_| CarrierError::HeaderNotJson)?;
         let mut obj = serde_json::Map::new();
         obj.insert("traceparent".into(), Value::String(traceparent.to_owned()));
@@ -329,6 +332,36 @@ impl<'de> Deserialize<'de> for Carrier {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = Value::deserialize(d)?;
         Carrier::decode(&v).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The `crux` size rule ([`MAX_CRUX_HEADER`]): counts the characters of the object's
+/// compact JSON, stopping as soon as the cap is passed (unknown keys may hold anything).
+fn check_crux_size(
+    crux: &serde_json::Map<String, Value>,
+    path: Path<'_>,
+) -> Result<(), FieldError> {
+    struct Count {
+        chars: usize,
+    }
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            // UTF-8: every byte but a continuation byte starts a character.
+            self.chars += bytes.iter().filter(|b| (**b & 0xC0) != 0x80).count();
+            if self.chars > MAX_CRUX_HEADER {
+                return Err(std::io::ErrorKind::FileTooLarge.into());
+            }
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    match serde_json::to_writer(&mut Count { chars: 0 }, crux) {
+        Ok(()) => Ok(()),
+        Err(_) => Err(path.err(Reason::TooLong {
+            max: MAX_CRUX_HEADER,
+        })),
     }
 }
 

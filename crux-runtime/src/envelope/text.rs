@@ -2,13 +2,15 @@
 //! well-formed envelope text, checked with the same rules as the `Value` decoder.
 //!
 //! It accepts a subset of what [`Envelope::decode`] accepts (no unknown keys, no
-//! duplicates), so any input it refuses, for any reason, goes through the `Value` decoder,
-//! which then yields the precise field error or the same envelope.
+//! duplicates, objects only: [`Obj`] keeps serde from reading a struct out of a JSON
+//! array), so any input it refuses, for any reason, goes through the `Value` decoder, which
+//! then yields the precise field error or the same envelope.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, Visitor, value::MapAccessDeserializer};
 
 use super::{
     Boundary, BoundaryKind, Correlators, DeploymentIdentity, ENVELOPE_VERSION, Envelope, MAX_LABEL,
@@ -18,14 +20,34 @@ use crate::clock::Timestamp;
 use crate::ids::{RunId, SegmentId, SpanId, TraceId};
 use crate::wire::fits_text;
 
+/// A struct that must be written as a JSON object. Derived `Deserialize` impls also read
+/// structs from arrays (`[1]` as `{"v": 1}`), which the `Value` decoder refuses.
+struct Obj<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Only<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Only<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(Only(std::marker::PhantomData)).map(Obj)
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEnvelope<'a> {
     v: u64,
     #[serde(borrow, default)]
-    observability: Option<RawContext<'a>>,
+    observability: Option<Obj<RawContext<'a>>>,
     #[serde(borrow, default)]
-    boundary: Option<RawBoundary<'a>>,
+    boundary: Option<Obj<RawBoundary<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -42,9 +64,9 @@ struct RawContext<'a> {
     #[serde(default)]
     started_at_ms: Option<u64>,
     #[serde(borrow, default)]
-    correlators: Option<RawCorrelators<'a>>,
+    correlators: Option<Obj<RawCorrelators<'a>>>,
     #[serde(borrow, default)]
-    deployment: Option<RawDeployment<'a>>,
+    deployment: Option<Obj<RawDeployment<'a>>>,
     #[serde(borrow)]
     span_stack: Vec<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -98,16 +120,16 @@ struct RawBoundary<'a> {
 
 /// `Some` only for input the strict decoder accepts with the same result.
 pub(super) fn decode_fast(text: &str) -> Option<Envelope> {
-    let raw: RawEnvelope<'_> = serde_json::from_str(text).ok()?;
+    let Obj(raw): Obj<RawEnvelope<'_>> = serde_json::from_str(text).ok()?;
     if raw.v != ENVELOPE_VERSION {
         return None;
     }
     let observability = match raw.observability {
-        Some(c) => Some(context(c)?),
+        Some(Obj(c)) => Some(context(c)?),
         None => None,
     };
     let boundary = match raw.boundary {
-        Some(b) => Some(boundary(b)?),
+        Some(Obj(b)) => Some(boundary(b)?),
         None => None,
     };
     Some(Envelope {
@@ -161,7 +183,7 @@ fn context(c: RawContext<'_>) -> Option<WireContext> {
     }
     let correlators = match c.correlators {
         None => None,
-        Some(r) => {
+        Some(Obj(r)) => {
             let mut metadata = BTreeMap::new();
             for (k, v) in r.metadata.unwrap_or_default() {
                 text(&k, 64)?;
@@ -186,7 +208,7 @@ fn context(c: RawContext<'_>) -> Option<WireContext> {
     };
     let deployment = match c.deployment {
         None => None,
-        Some(d) => Some(DeploymentIdentity {
+        Some(Obj(d)) => Some(DeploymentIdentity {
             project_id: label(&d.project_id)?,
             manifest_id: label(&d.manifest_id)?,
             deployment_id: label(&d.deployment_id)?,
