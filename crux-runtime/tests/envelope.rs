@@ -670,12 +670,18 @@ fn hostile_carriers_are_rejected() {
     Carrier::decode(&ok).unwrap().inject(&mut headers);
     headers.insert("crux".into(), "{not json".into());
     assert_eq!(Carrier::extract(&headers), Err(CarrierError::HeaderNotJson));
+    let pad = "x".repeat(crux_runtime::carrier::MAX_CRUX_HEADER);
     headers.insert(
         "crux".into(),
-        format!("{{\"runId\":\"{RUN}\",\"pad\":\"{}\"}}", "x".repeat(1100)),
+        format!("{{\"runId\":\"{RUN}\",\"pad\":\"{pad}\"}}"),
     );
     assert!(
         matches!(Carrier::extract(&headers), Err(CarrierError::Invalid(e)) if e.path == "crux")
+    );
+    assert_eq!(
+        field(set(ok.clone(), "/crux/pad", json!(pad))),
+        "crux",
+        "the same cap on a carrier value"
     );
     headers.remove("crux");
     assert_eq!(
