@@ -99,7 +99,7 @@ impl ObserverBuilder {
         self
     }
 
-    /// The queue capacity in records (default [`DEFAULT_CAPACITY`](crate::delivery::DEFAULT_CAPACITY), 65 536). When full,
+    /// The queue capacity in records (default [`DEFAULT_CAPACITY`], 65 536). When full,
     /// the oldest record is dropped and counted, and the next terminal flush warns how many.
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity.max(1);

@@ -26,10 +26,12 @@ const BUSY_BATCH: usize = 256;
 
 /// The default queue capacity, in records.
 ///
-/// Larger than the TypeScript engine's 2048: one process here hosts many concurrent
-/// invocations, and a burst of 10 000 concurrent actions queues tens of thousands of
-/// records before the worker gets a core. The queue only holds what is waiting, so the
-/// bound costs nothing while sinks keep up.
+/// Larger than the TypeScript engine's 2048, which a burst of 10 000 concurrent actions
+/// with a healthy sink overflowed: one process here hosts many concurrent invocations.
+/// Between two passes of the worker each action emits at most the records up to its next
+/// flush (about five for an action with a `run_action` hop), so such a burst queues about
+/// 50 000 records at worst. The queue holds only what waits, so the bound costs nothing
+/// while sinks keep up.
 pub const DEFAULT_CAPACITY: usize = 65_536;
 
 /// Delivery counters since the observer was built.
@@ -169,9 +171,10 @@ impl Pipeline {
             st.accepted += 1;
             st.queue.len() == self.capacity / 2 + 1
         };
-        if half_full {
-            self.wake();
-        } else if self.idle.load(Ordering::Acquire) && self.idle.swap(false, Ordering::AcqRel) {
+        // `||` short-circuits: a half-full queue wakes the worker whether or not it idles.
+        if half_full
+            || (self.idle.load(Ordering::Acquire) && self.idle.swap(false, Ordering::AcqRel))
+        {
             self.wake();
         }
     }
