@@ -304,13 +304,18 @@ async fn the_final_flush_is_bounded_and_never_changes_the_result() {
     );
     assert_eq!(err.data(), Some(&json!({"why": "asked to"})));
     let warnings = warnings.lock().unwrap().clone();
-    assert_eq!(
-        warnings.len(),
-        2,
-        "each terminal flush reported its deadline: {warnings:?}"
+    // The first action's final flush reports its deadline; the sink did not answer for
+    // its whole bound, so the circuit breaker opens (one warning) and the second action's
+    // flushes return at once, silently.
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w.contains("has not answered")),
+        "{warnings:?}"
     );
     assert!(
-        warnings[0].contains("status=deadline") && warnings[0].contains("bound 200 ms"),
+        warnings
+            .iter()
+            .any(|w| w.contains("status=deadline") && w.contains("bound 200 ms")),
         "{warnings:?}"
     );
     drop(release);

@@ -25,6 +25,7 @@ use std::borrow::Cow;
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 pub use crate::attributes::{AttrValue, Attributes};
@@ -56,6 +57,8 @@ type WarningHook = Box<dyn Fn(&str) + Send + Sync>;
 struct ObserverInner {
     pipeline: Arc<Pipeline>,
     on_warning: WarningHook,
+    /// The `dropped` counter as of the last warning about drops.
+    dropped_warned: AtomicU64,
     ended: Mutex<(HashSet<RunId>, VecDeque<RunId>)>,
 }
 
@@ -96,14 +99,15 @@ impl ObserverBuilder {
         self
     }
 
-    /// The queue capacity in records (default 2048). When full, the oldest record is
-    /// dropped and counted.
+    /// The queue capacity in records (default [`DEFAULT_CAPACITY`], 65 536). When full,
+    /// the oldest record is dropped and counted, and the next terminal flush warns how many.
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity.max(1);
         self
     }
 
-    /// Where warnings go (incomplete terminal flushes). Default: one line on stderr.
+    /// Where warnings go (incomplete terminal flushes, dropped records, a hung sink).
+    /// Default: one line on stderr.
     pub fn on_warning(mut self, hook: impl Fn(&str) + Send + Sync + 'static) -> Self {
         self.on_warning = Some(Box::new(hook));
         self
@@ -117,6 +121,7 @@ impl ObserverBuilder {
                 on_warning: self
                     .on_warning
                     .unwrap_or_else(|| Box::new(|msg: &str| eprintln!("{msg}"))),
+                dropped_warned: AtomicU64::new(0),
                 ended: Mutex::new((HashSet::new(), VecDeque::new())),
             })),
         }
@@ -332,7 +337,9 @@ impl Observer {
         let Some(inner) = &self.inner else {
             return FlushResult::EMPTY;
         };
-        let result = FlushWait::start(Arc::clone(&inner.pipeline), opts.timeout).await;
+        let result = FlushWait::start(Arc::clone(&inner.pipeline), opts.timeout)
+            .wait()
+            .await;
         self.report(opts, result);
         result
     }
@@ -347,22 +354,50 @@ impl Observer {
         result
     }
 
+    /// Warnings after a flush, through the hook: an incomplete terminal flush (not for a
+    /// bypassed one: the breaker warned once when it opened); records dropped from the full
+    /// queue since the last such warning (at terminal flushes); the circuit breaker opening
+    /// (once, whatever the flush).
     fn report(&self, opts: FlushOptions, r: FlushResult) {
-        if let Some(inner) = &self.inner
-            && opts.terminal
-            && r.status != FlushStatus::Drained
-        {
-            let msg = format!(
+        let Some(inner) = &self.inner else {
+            return;
+        };
+        let warn = |msg: String| {
+            let hook = &inner.on_warning;
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(&msg)));
+        };
+        if inner.pipeline.take_hung_report() {
+            warn(format!(
+                "[crux] a sink has not answered for a whole flush bound ({} ms): flushes stop \
+                 waiting for it until it answers; records beyond the queue's capacity are \
+                 dropped and counted",
+                opts.timeout.as_millis()
+            ));
+        }
+        if !opts.terminal {
+            return;
+        }
+        if r.status != FlushStatus::Drained && !r.bypassed {
+            warn(format!(
                 "[crux] observability drain did not fully complete before the boundary returned: \
-                 status={} delivered={} rejected={} remaining={} (bound {} ms)",
+                 status={} delivered={} rejected={} dropped={} remaining={} (bound {} ms)",
                 r.status.as_str(),
                 r.delivered,
                 r.rejected,
+                r.dropped,
                 r.remaining,
                 opts.timeout.as_millis()
-            );
-            let hook = &inner.on_warning;
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(&msg)));
+            ));
+        }
+        let dropped = inner.pipeline.counters.dropped.load(Ordering::Acquire);
+        let before = inner.dropped_warned.fetch_max(dropped, Ordering::AcqRel);
+        if dropped > before {
+            warn(format!(
+                "[crux] {} records were dropped (oldest first) because the delivery queue was \
+                 full ({} in all); raise `ObserverBuilder::capacity` or check the sinks",
+                dropped - before,
+                dropped
+            ));
         }
     }
 

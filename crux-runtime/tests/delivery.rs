@@ -70,6 +70,15 @@ fn warnings() -> (
     })
 }
 
+/// Waits until a released sink's call has returned (the circuit breaker closes then).
+fn answered(o: &Observer) {
+    let until = Instant::now() + Duration::from_secs(30);
+    while o.stats().sink_hung && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(!o.stats().sink_hung, "the released sink answered");
+}
+
 fn emit_run(o: &Observer, spans: usize) {
     let run = o.open_run(RunOptions::new("r", "agent.run"));
     let scope = run.scope();
@@ -110,11 +119,11 @@ async fn a_hung_sink_cannot_stretch_a_flush_past_its_bound() {
     assert!(hung.entered.load(Ordering::SeqCst));
     assert_eq!(
         serde_json::to_value(result).unwrap(),
-        serde_json::json!({"status": "deadline", "delivered": 0, "rejected": 0,
-                           "remaining": 8, "deadlineExceeded": true})
+        serde_json::json!({"status": "deadline", "delivered": 0, "rejected": 0, "dropped": 0,
+                           "remaining": 8, "deadlineExceeded": true, "bypassed": false})
     );
     let warned = seen.lock().unwrap().clone();
-    assert_eq!(warned.len(), 1);
+    assert_eq!(warned.len(), 1, "{warned:?}");
     assert!(
         warned[0].contains("did not fully complete"),
         "{}",
@@ -122,7 +131,9 @@ async fn a_hung_sink_cannot_stretch_a_flush_past_its_bound() {
     );
     assert!(warned[0].contains("status=deadline"));
 
-    // A non-terminal flush against the same hung sink is equally bounded and silent.
+    // A non-terminal flush against the same hung sink is equally bounded; it is the
+    // second to time out in the same sink call, which opens the circuit breaker (the one
+    // warning it gives).
     let result = o
         .flush(FlushOptions {
             timeout: Duration::from_millis(50),
@@ -130,7 +141,9 @@ async fn a_hung_sink_cannot_stretch_a_flush_past_its_bound() {
         })
         .await;
     assert_eq!(result.status, FlushStatus::Deadline);
-    assert_eq!(seen.lock().unwrap().len(), 1);
+    let warned = seen.lock().unwrap().clone();
+    assert_eq!(warned.len(), 2, "{warned:?}");
+    assert!(warned[1].contains("has not answered"), "{}", warned[1]);
 
     // The blocking flavour is bounded too.
     let started = Instant::now();
@@ -143,6 +156,7 @@ async fn a_hung_sink_cannot_stretch_a_flush_past_its_bound() {
 
     // Once the sink recovers, nothing was lost.
     hung.release();
+    answered(&o);
     let result = o.flush(FlushOptions::FINAL).await;
     assert_eq!(result.status, FlushStatus::Drained);
     assert_eq!(o.stats().delivered, 8);
@@ -344,6 +358,7 @@ fn flush_needs_no_tokio_and_is_woken_at_its_deadline() {
     assert_eq!(result.status, FlushStatus::Deadline);
     assert!(started.elapsed() < Duration::from_millis(600));
     hung.release();
+    answered(&o);
     assert_eq!(
         block_on(o.flush(FlushOptions::FINAL)).status,
         FlushStatus::Drained
@@ -427,4 +442,238 @@ async fn an_unbounded_flush_timeout_waits_instead_of_panicking() {
     emit_run(&o, 1);
     assert_eq!(o.flush_blocking(forever).status, FlushStatus::Drained);
     assert_eq!(memory.len(), 6 + 4);
+}
+
+/// Queues 25 spans (50 records) behind a sink hung on `run:start`.
+fn overflow_behind(hung: &Hung, run: &crux_runtime::run::Run) {
+    while !hung.entered.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let scope = run.scope();
+    for i in 0..25 {
+        scope
+            .span(format!("span {i}"), "tool.call")
+            .start()
+            .end(SpanStatus::Ok);
+    }
+}
+
+#[test]
+fn drops_are_reported_in_the_flush_result_and_once_in_a_terminal_warning() {
+    let hung = Hung::default();
+    let (seen, hook) = warnings();
+    let o = Observer::builder()
+        .sink(hung.clone())
+        .capacity(10)
+        .on_warning(hook)
+        .build();
+    let run = o.open_run(RunOptions::new("r", "agent.run"));
+    let flusher = {
+        let o = o.clone();
+        std::thread::spawn(move || {
+            o.flush_blocking(FlushOptions {
+                timeout: Duration::from_secs(60),
+                terminal: true,
+            })
+        })
+    };
+    while o.stats().flush_waiters == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    overflow_behind(&hung, &run);
+    hung.release();
+    let result = flusher.join().unwrap();
+    assert_eq!(result.status, FlushStatus::Drained, "{result:?}");
+    assert_eq!(result.dropped, 40, "dropped while it waited: {result:?}");
+    let warned = seen.lock().unwrap().clone();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(
+        warned[0].contains("40 records were dropped"),
+        "{}",
+        warned[0]
+    );
+
+    drop(run);
+    o.flush_blocking(FlushOptions::BOUNDARY);
+    let stats = o.stats();
+    assert_eq!(stats.delivered + stats.dropped, stats.accepted, "{stats:?}");
+
+    // Drops before any flush began: its result says 0, the terminal flush warns once.
+    let hung = Hung::default();
+    let (seen, hook) = warnings();
+    let o = Observer::builder()
+        .sink(hung.clone())
+        .capacity(10)
+        .on_warning(hook)
+        .build();
+    let run = o.open_run(RunOptions::new("r", "agent.run"));
+    overflow_behind(&hung, &run);
+    hung.release();
+    let silent = o.flush_blocking(FlushOptions::BOUNDARY);
+    assert_eq!(silent.dropped, 0);
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "boundary flushes stay silent"
+    );
+    let result = o.flush_blocking(FlushOptions::FINAL);
+    assert_eq!((result.status, result.dropped), (FlushStatus::Drained, 0));
+    let again = o.flush_blocking(FlushOptions::FINAL);
+    assert_eq!(again.status, FlushStatus::Drained);
+    let warned = seen.lock().unwrap().clone();
+    assert_eq!(
+        warned.len(),
+        1,
+        "each drop is warned about once: {warned:?}"
+    );
+    assert!(warned[0].contains("40 records were dropped"), "{warned:?}");
+    drop(run);
+}
+
+#[tokio::test]
+async fn flushes_that_time_out_or_are_dropped_leave_no_waiter_behind() {
+    let hung = Hung::default();
+    let o = Observer::builder().sink(hung.clone()).build();
+    emit_run(&o, 1);
+    while !hung.entered.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Many flushes in flight at once, all timing out (all started before the first one's
+    // deadline, so none is bypassed).
+    let bound = FlushOptions {
+        timeout: Duration::from_millis(300),
+        terminal: false,
+    };
+    let flushes: Vec<_> = (0..500).map(|_| o.flush(bound)).collect();
+    let results = futures_join(flushes).await;
+    assert!(
+        results
+            .iter()
+            .all(|r| r.status == FlushStatus::Deadline && r.remaining == 4),
+        "{:?}",
+        results.first()
+    );
+    assert_eq!(o.stats().flush_waiters, 0, "{:?}", o.stats());
+
+    // Flush futures dropped before their end (a caller's own timeout) leave none either.
+    hung.release();
+    answered(&o);
+    let hung2 = Hung::default();
+    let o = Observer::builder().sink(hung2.clone()).build();
+    emit_run(&o, 1);
+    for _ in 0..500 {
+        let r = tokio::time::timeout(
+            Duration::from_micros(10),
+            o.flush(FlushOptions {
+                timeout: Duration::MAX,
+                terminal: false,
+            }),
+        )
+        .await;
+        assert!(r.is_err(), "cut short by the caller");
+    }
+    let stats = o.stats();
+    assert!(stats.flush_waiters <= 1, "{stats:?}");
+    assert!(!stats.sink_hung, "no flush reached a deadline");
+    hung2.release();
+    assert_eq!(
+        o.flush(FlushOptions::FINAL).await.status,
+        FlushStatus::Drained
+    );
+    assert_eq!(o.stats().flush_waiters, 0);
+}
+
+/// Polls every future to completion concurrently (no extra dependency).
+async fn futures_join<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
+    let mut futs: Vec<_> = futs.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, o) in futs.iter_mut().zip(out.iter_mut()) {
+            if o.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *o = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().map(Option::unwrap).collect()
+}
+
+#[test]
+fn a_hung_sink_is_bypassed_until_it_answers_and_the_loss_is_counted() {
+    let hung = Hung::default();
+    let memory = Memory::new();
+    let (seen, hook) = warnings();
+    let o = Observer::builder()
+        .sink(hung.clone())
+        .sink(memory.clone())
+        .capacity(10)
+        .on_warning(hook)
+        .build();
+    let run = o.open_run(RunOptions::new("r", "agent.run"));
+    while !hung.entered.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // The first flush pays its bound: the sink did not answer for all of it.
+    let first = o.flush_blocking(FlushOptions {
+        timeout: Duration::from_millis(100),
+        terminal: false,
+    });
+    assert_eq!(first.status, FlushStatus::Deadline);
+    assert!(!first.bypassed);
+    assert!(o.stats().sink_hung, "the circuit opened");
+    assert_eq!(seen.lock().unwrap().len(), 1, "one warning when it opens");
+    assert!(seen.lock().unwrap()[0].contains("has not answered"));
+
+    // Later flushes, terminal or not, do not wait while the same call hangs.
+    let bound = Duration::from_secs(2);
+    for terminal in [true, false, true] {
+        let started = Instant::now();
+        let r = o.flush_blocking(FlushOptions {
+            timeout: bound,
+            terminal,
+        });
+        assert!(
+            started.elapsed() < bound / 2,
+            "took {:?}",
+            started.elapsed()
+        );
+        assert!(r.bypassed && r.deadline_exceeded, "{r:?}");
+        assert_eq!(r.status, FlushStatus::Deadline);
+        assert_eq!(r.remaining, 1, "run:start is still in the sink");
+    }
+    assert_eq!(seen.lock().unwrap().len(), 1, "bypassed flushes stay quiet");
+
+    // Memory stays bounded by the capacity; the overflow is counted.
+    overflow_behind(&hung, &run);
+    let stats = o.stats();
+    assert_eq!(stats.dropped, 40);
+    assert_eq!(
+        stats.queued, 11,
+        "10 queued + 1 in the hung sink: {stats:?}"
+    );
+    assert_eq!(stats.flush_waiters, 0, "{stats:?}");
+    assert_eq!(stats.bypassed_flushes, 3);
+
+    // It answers: the circuit closes and flushes wait again.
+    hung.release();
+    answered(&o);
+    let r = o.flush_blocking(FlushOptions::FINAL);
+    assert_eq!(r.status, FlushStatus::Drained, "{r:?}");
+    assert!(!r.bypassed);
+    let stats = o.stats();
+    assert_eq!(stats.delivered, 11);
+    assert_eq!(stats.delivered + stats.dropped, stats.accepted);
+    assert_eq!(memory.records().len(), 11);
+    let warned = seen.lock().unwrap().clone();
+    assert_eq!(warned.len(), 2, "{warned:?}");
+    assert!(warned[1].contains("40 records were dropped"), "{warned:?}");
+    drop(run);
 }

@@ -8,7 +8,7 @@
 use std::collections::BinaryHeap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -62,20 +62,29 @@ impl FlushStatus {
 }
 
 /// The structured result of a flush (`ObservabilityFlushResult` in TypeScript); serializes
-/// to the same JSON shape (`{status, delivered, rejected, remaining, deadlineExceeded}`).
+/// to the same JSON shape (`{status, delivered, rejected, remaining, deadlineExceeded}`)
+/// plus two fields the TypeScript result lacks: `dropped` and `bypassed`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FlushResult {
-    /// How it ended.
+    /// How it ended. `Drained` speaks of the records still queued when the flush began:
+    /// records dropped before they were taken are counted in `dropped`, not here.
     pub status: FlushStatus,
     /// Records delivered while the flush waited.
     pub delivered: u64,
     /// Records rejected as invalid while the flush waited.
     pub rejected: u64,
+    /// Records dropped from the full queue (oldest first) while the flush waited.
+    pub dropped: u64,
     /// Records enqueued before the call and not yet handled when it returned.
     pub remaining: u64,
-    /// Whether the bound passed.
+    /// Whether the bound passed (or, when `bypassed`, was treated as passed).
     pub deadline_exceeded: bool,
+    /// The flush did not wait: a sink call had outlasted an earlier flush's whole bound
+    /// and has not returned yet (the circuit breaker, [`DeliveryStats::sink_hung`]).
+    ///
+    /// [`DeliveryStats::sink_hung`]: super::DeliveryStats::sink_hung
+    pub bypassed: bool,
 }
 
 impl FlushResult {
@@ -84,8 +93,10 @@ impl FlushResult {
         status: FlushStatus::Drained,
         delivered: 0,
         rejected: 0,
+        dropped: 0,
         remaining: 0,
         deadline_exceeded: false,
+        bypassed: false,
     };
 }
 
@@ -110,6 +121,11 @@ pub(crate) struct Waiter {
     delivered_at_start: u64,
     rejected_at_start: u64,
     failed_at_start: u64,
+    dropped_at_start: u64,
+    /// In the pipeline's list of flushes (changed under the queue lock only).
+    pub(crate) listed: AtomicBool,
+    /// Gave up waiting while listed (changed under the queue lock only).
+    pub(crate) abandoned: AtomicBool,
     slot: Mutex<Slot>,
     /// Set once `slot.outcome` is filled, so a spinning flush polls without the lock.
     finished: AtomicBool,
@@ -124,28 +140,29 @@ impl Waiter {
             delivered_at_start: counters.delivered.load(Ordering::Acquire),
             rejected_at_start: counters.rejected.load(Ordering::Acquire),
             failed_at_start: counters.failed.load(Ordering::Acquire),
+            dropped_at_start: counters.dropped.load(Ordering::Acquire),
+            listed: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
             slot: Mutex::new(Slot::default()),
             finished: AtomicBool::new(false),
             done: Condvar::new(),
         }
     }
 
-    fn progress(&self, counters: &Counters) -> (u64, u64, bool) {
+    fn progress(&self, counters: &Counters) -> (u64, u64, u64, bool) {
+        let since = |counter: &std::sync::atomic::AtomicU64, start: u64| {
+            counter.load(Ordering::Acquire).saturating_sub(start)
+        };
         (
-            counters
-                .delivered
-                .load(Ordering::Acquire)
-                .saturating_sub(self.delivered_at_start),
-            counters
-                .rejected
-                .load(Ordering::Acquire)
-                .saturating_sub(self.rejected_at_start),
+            since(&counters.delivered, self.delivered_at_start),
+            since(&counters.rejected, self.rejected_at_start),
+            since(&counters.dropped, self.dropped_at_start),
             counters.failed.load(Ordering::Acquire) > self.failed_at_start,
         )
     }
 
     pub(crate) fn complete(&self, sinks_ok: bool, counters: &Counters) {
-        let (delivered, rejected, failed) = self.progress(counters);
+        let (delivered, rejected, dropped, failed) = self.progress(counters);
         let result = FlushResult {
             status: if failed || !sinks_ok {
                 FlushStatus::Failed
@@ -154,8 +171,10 @@ impl Waiter {
             },
             delivered,
             rejected,
+            dropped,
             remaining: 0,
             deadline_exceeded: false,
+            bypassed: false,
         };
         let (waker, blocked) = {
             let mut slot = lock(&self.slot);
@@ -172,15 +191,20 @@ impl Waiter {
         }
     }
 
+    /// The result at the deadline; a sink stuck in one call since before the request
+    /// opens the circuit breaker.
     fn deadline_result(&self, pipeline: &Pipeline) -> FlushResult {
-        let (delivered, rejected, _) = self.progress(&pipeline.counters);
+        pipeline.deadline_passed(self.requested_at);
+        let (delivered, rejected, dropped, _) = self.progress(&pipeline.counters);
         let done = pipeline.done_upto.load(Ordering::Acquire);
         FlushResult {
             status: FlushStatus::Deadline,
             delivered,
             rejected,
+            dropped,
             remaining: self.target.saturating_sub(done),
             deadline_exceeded: true,
+            bypassed: false,
         }
     }
 }
@@ -194,18 +218,53 @@ pub(crate) struct FlushWait {
     spun: bool,
 }
 
+/// How a flush starts: waiting on the worker, or at once with the circuit breaker open.
+pub(crate) enum FlushStart {
+    Wait(FlushWait),
+    Bypassed(FlushResult),
+}
+
+impl FlushStart {
+    /// Blocks the current thread until done or the deadline.
+    pub(crate) fn wait_blocking(self) -> FlushResult {
+        match self {
+            FlushStart::Wait(w) => w.wait_blocking(),
+            FlushStart::Bypassed(r) => r,
+        }
+    }
+
+    /// Waits asynchronously until done or the deadline.
+    pub(crate) async fn wait(self) -> FlushResult {
+        match self {
+            FlushStart::Wait(w) => w.await,
+            FlushStart::Bypassed(r) => r,
+        }
+    }
+}
+
 impl FlushWait {
-    pub(crate) fn start(pipeline: Arc<Pipeline>, timeout: Duration) -> Self {
+    pub(crate) fn start(pipeline: Arc<Pipeline>, timeout: Duration) -> FlushStart {
+        if pipeline.sink_hung() {
+            let accepted = pipeline.count_bypass();
+            let done = pipeline.done_upto.load(Ordering::Acquire);
+            return FlushStart::Bypassed(FlushResult {
+                status: FlushStatus::Deadline,
+                remaining: accepted.saturating_sub(done),
+                deadline_exceeded: true,
+                bypassed: true,
+                ..FlushResult::EMPTY
+            });
+        }
         let deadline = deadline_after(timeout);
         let counters = &pipeline.counters;
         let waiter = pipeline.request_flush(|target| Waiter::new(target, counters));
-        Self {
+        FlushStart::Wait(Self {
             pipeline,
             waiter,
             deadline,
             timer_armed: false,
             spun: false,
-        }
+        })
     }
 
     /// Waits for the worker without parking, for as long as recent flushes took to
@@ -248,6 +307,16 @@ impl FlushWait {
                 .wait_timeout(slot, self.deadline - now)
                 .map(|(g, _)| g)
                 .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+}
+
+impl Drop for FlushWait {
+    /// A flush that stops waiting (its deadline, or its future dropped) leaves nothing
+    /// behind in the worker's list.
+    fn drop(&mut self) {
+        if !self.waiter.finished.load(Ordering::Acquire) {
+            self.pipeline.abandon(&self.waiter);
         }
     }
 }
@@ -337,8 +406,13 @@ impl Ord for Deadline {
 /// A tiny deadline timer on its own thread (a heap of deadlines, a condvar).
 struct Timer {
     deadlines: Mutex<BinaryHeap<Deadline>>,
+    /// The heap size at which deadlines of flushes that are gone are purged.
+    purge_at: AtomicUsize,
     changed: Condvar,
 }
+
+/// The heap is never purged below this size.
+const MIN_PURGE: usize = 1024;
 
 fn timer() -> &'static Timer {
     static TIMER: OnceLock<Timer> = OnceLock::new();
@@ -350,6 +424,7 @@ fn timer() -> &'static Timer {
             .spawn(|| timer().run());
         Timer {
             deadlines: Mutex::new(BinaryHeap::new()),
+            purge_at: AtomicUsize::new(MIN_PURGE),
             changed: Condvar::new(),
         }
     })
@@ -358,6 +433,14 @@ fn timer() -> &'static Timer {
 impl Timer {
     fn schedule(&self, at: Instant, waiter: Weak<Waiter>) {
         let mut deadlines = lock(&self.deadlines);
+        // A flush that completed or was dropped leaves its deadline until it passes, which
+        // may be far away: drop those once the heap doubled since the last purge, so it
+        // stays within twice the flushes alive (amortized O(log n) per deadline).
+        if deadlines.len() >= self.purge_at.load(Ordering::Relaxed) {
+            deadlines.retain(|d| d.waiter.strong_count() > 0);
+            self.purge_at
+                .store((2 * deadlines.len()).max(MIN_PURGE), Ordering::Relaxed);
+        }
         let earliest = deadlines.peek().is_none_or(|d| at < d.at);
         deadlines.push(Deadline { at, waiter });
         if earliest {
@@ -400,5 +483,21 @@ impl Timer {
                     .unwrap_or_else(|e| e.into_inner()),
             };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_of_flushes_that_are_gone_do_not_pile_up() {
+        // Far-away deadlines of flushes that ended (or were dropped) long before them.
+        let far = deadline_after(Duration::MAX);
+        for _ in 0..10_000 {
+            timer().schedule(far, Weak::new());
+        }
+        let held = lock(&timer().deadlines).len();
+        assert!(held < 5_000, "{held} deadlines held for 0 live flushes");
     }
 }

@@ -24,8 +24,15 @@ pub(crate) use flush::{FlushWait, MAX_SPIN, Waiter, spin_until};
 /// A batch at least this large means producers are busy: take the next one at once.
 const BUSY_BATCH: usize = 256;
 
-/// The default queue capacity, in records (as in the TypeScript engine).
-pub const DEFAULT_CAPACITY: usize = 2048;
+/// The default queue capacity, in records.
+///
+/// Larger than the TypeScript engine's 2048, which a burst of 10 000 concurrent actions
+/// with a healthy sink overflowed: one process here hosts many concurrent invocations.
+/// Between two passes of the worker each action emits at most the records up to its next
+/// flush (about five for an action with a `run_action` hop), so such a burst queues about
+/// 50 000 records at worst. The queue holds only what waits, so the bound costs nothing
+/// while sinks keep up.
+pub const DEFAULT_CAPACITY: usize = 65_536;
 
 /// Delivery counters since the observer was built.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -42,6 +49,14 @@ pub struct DeliveryStats {
     pub rejected: u64,
     /// Records still queued or being written.
     pub queued: u64,
+    /// Flushes the worker holds a waiter for (each still waiting, or timed out and not yet
+    /// compacted away: at most about twice the flushes in progress).
+    pub flush_waiters: u64,
+    /// The circuit breaker: a sink call has not returned within a whole flush bound, and
+    /// flushes return at once ([`FlushResult::bypassed`]) until it does.
+    pub sink_hung: bool,
+    /// Flushes that returned at once because [`sink_hung`](DeliveryStats::sink_hung) held.
+    pub bypassed_flushes: u64,
 }
 
 #[derive(Default)]
@@ -57,6 +72,9 @@ struct State {
     /// Records ever accepted; the position of the newest one.
     accepted: u64,
     flushes: Vec<Arc<Waiter>>,
+    /// How many of `flushes` gave up waiting (timed out or dropped); compacted away once
+    /// they are the majority, so the list stays within twice the flushes in progress.
+    abandoned: usize,
 }
 
 pub(crate) struct Pipeline {
@@ -74,6 +92,20 @@ pub(crate) struct Pipeline {
     shutdown: AtomicBool,
     worker: Mutex<Option<Thread>>,
     sinks: Vec<Box<dyn Sink>>,
+    /// The origin of `sink_call_started`.
+    epoch: Instant,
+    /// The sink call (write or flush) the worker is in: its number, 0 when in none.
+    sink_call: AtomicU64,
+    /// When that call started, in ns since `epoch`.
+    sink_call_started: AtomicU64,
+    /// The circuit breaker: the number of the sink call that outlasted a whole flush
+    /// bound. While that call is still the one in progress, flushes do not wait.
+    hung_call: AtomicU64,
+    /// The sink call during which a flush last reached its deadline.
+    struck_call: AtomicU64,
+    /// The breaker opened since the observer last warned about it.
+    hung_unreported: AtomicBool,
+    bypassed_flushes: AtomicU64,
 }
 
 impl Pipeline {
@@ -83,6 +115,7 @@ impl Pipeline {
                 queue: VecDeque::with_capacity(capacity.min(4096)),
                 accepted: 0,
                 flushes: Vec::new(),
+                abandoned: 0,
             }),
             capacity: capacity.max(1),
             counters: Counters::default(),
@@ -93,6 +126,13 @@ impl Pipeline {
             shutdown: AtomicBool::new(false),
             worker: Mutex::new(None),
             sinks,
+            epoch: Instant::now(),
+            sink_call: AtomicU64::new(0),
+            sink_call_started: AtomicU64::new(0),
+            hung_call: AtomicU64::new(0),
+            struck_call: AtomicU64::new(0),
+            hung_unreported: AtomicBool::new(false),
+            bypassed_flushes: AtomicU64::new(0),
         });
         let for_worker = Arc::clone(&pipeline);
         let spawned = std::thread::Builder::new()
@@ -113,9 +153,12 @@ impl Pipeline {
     ///
     /// The number is taken under the queue lock, so records of one segment enter the
     /// queue (and reach the sinks) in sequence order, at the cost of no extra atomic.
+    ///
+    /// A queue half full wakes the worker at once instead of at its next poll, so a burst
+    /// is taken while there is still room.
     #[inline]
     pub(crate) fn push(&self, seq: &AtomicU32, make: impl FnOnce(u32) -> Record) {
-        {
+        let half_full = {
             let mut st = self.lock();
             if st.queue.len() >= self.capacity {
                 st.queue.pop_front();
@@ -126,8 +169,12 @@ impl Pipeline {
             seq.store(n, Ordering::Relaxed);
             st.queue.push_back(make(n));
             st.accepted += 1;
-        }
-        if self.idle.load(Ordering::Acquire) && self.idle.swap(false, Ordering::AcqRel) {
+            st.queue.len() == self.capacity / 2 + 1
+        };
+        // `||` short-circuits: a half-full queue wakes the worker whether or not it idles.
+        if half_full
+            || (self.idle.load(Ordering::Acquire) && self.idle.swap(false, Ordering::AcqRel))
+        {
             self.wake();
         }
     }
@@ -143,6 +190,7 @@ impl Pipeline {
         let waiter = {
             let mut st = self.lock();
             let waiter = Arc::new(make(st.accepted));
+            waiter.listed.store(true, Ordering::Relaxed);
             st.flushes.push(Arc::clone(&waiter));
             waiter
         };
@@ -150,6 +198,86 @@ impl Pipeline {
         self.idle.store(false, Ordering::Release);
         self.wake();
         waiter
+    }
+
+    /// A flush stopped waiting before the worker completed it (deadline, or its future
+    /// was dropped): mark its waiter, and drop the marked ones once they are the majority.
+    /// Amortized O(1); the list stays within twice the flushes still waiting.
+    pub(crate) fn abandon(&self, waiter: &Waiter) {
+        let mut st = self.lock();
+        // `listed` and `abandoned` change only under this lock.
+        if !waiter.listed.load(Ordering::Relaxed) || waiter.abandoned.load(Ordering::Relaxed) {
+            return;
+        }
+        waiter.abandoned.store(true, Ordering::Relaxed);
+        st.abandoned += 1;
+        if 2 * st.abandoned > st.flushes.len() {
+            st.flushes.retain(|w| {
+                let keep = !w.abandoned.load(Ordering::Relaxed);
+                if !keep {
+                    w.listed.store(false, Ordering::Relaxed);
+                }
+                keep
+            });
+            st.abandoned = 0;
+        }
+    }
+
+    /// The sink call in progress, if any: its number and when it started.
+    fn sink_call(&self) -> Option<(u64, Instant)> {
+        let call = self.sink_call.load(Ordering::Acquire);
+        if call == 0 {
+            return None;
+        }
+        let started = self.sink_call_started.load(Ordering::Acquire);
+        // A call that ended meanwhile gave its `started` to the next one: check again.
+        (self.sink_call.load(Ordering::Acquire) == call)
+            .then(|| (call, self.epoch + Duration::from_nanos(started)))
+    }
+
+    /// Whether the circuit breaker is open: the sink call that outlasted a flush's whole
+    /// bound is still in progress.
+    pub(crate) fn sink_hung(&self) -> bool {
+        let hung = self.hung_call.load(Ordering::Acquire);
+        hung != 0 && self.sink_call.load(Ordering::Acquire) == hung
+    }
+
+    /// A flush requested at `requested_at` reached its deadline while the worker is in a
+    /// sink call. The sink keeps timing out, and the circuit breaker opens (until that
+    /// call returns), when the call began before the flush did (it did not answer for the
+    /// flush's whole bound) or when it is the second deadline passed during that call.
+    pub(crate) fn deadline_passed(&self, requested_at: Instant) {
+        let Some((call, started)) = self.sink_call() else {
+            return;
+        };
+        let keeps_timing_out =
+            started <= requested_at || self.struck_call.swap(call, Ordering::AcqRel) == call;
+        if keeps_timing_out && self.hung_call.swap(call, Ordering::AcqRel) != call {
+            self.hung_unreported.store(true, Ordering::Release);
+        }
+    }
+
+    /// A flush returned at once because the circuit breaker is open.
+    pub(crate) fn count_bypass(&self) -> u64 {
+        self.bypassed_flushes.fetch_add(1, Ordering::Relaxed);
+        self.lock().accepted
+    }
+
+    /// Whether the breaker opened since the last call (once per opening).
+    pub(crate) fn take_hung_report(&self) -> bool {
+        self.hung_unreported.load(Ordering::Relaxed)
+            && self.hung_unreported.swap(false, Ordering::AcqRel)
+    }
+
+    /// Runs one sink call, marked so that flushes can tell a hung sink (`sink_call`).
+    fn in_sink<R>(&self, call: &mut u64, f: impl FnOnce() -> R) -> R {
+        *call += 1;
+        let started = self.epoch.elapsed().as_nanos() as u64;
+        self.sink_call_started.store(started, Ordering::Release);
+        self.sink_call.store(*call, Ordering::Release);
+        let r = f();
+        self.sink_call.store(0, Ordering::Release);
+        r
     }
 
     /// How long a flush should wait for the worker before parking: about twice what
@@ -189,7 +317,10 @@ impl Pipeline {
     }
 
     pub(crate) fn stats(&self) -> DeliveryStats {
-        let accepted = self.lock().accepted;
+        let (accepted, flush_waiters) = {
+            let st = self.lock();
+            (st.accepted, st.flushes.len() as u64)
+        };
         let c = &self.counters;
         let (delivered, dropped, failed, rejected) = (
             c.delivered.load(Ordering::Acquire),
@@ -204,6 +335,9 @@ impl Pipeline {
             failed,
             rejected,
             queued: accepted.saturating_sub(delivered + dropped + failed + rejected),
+            flush_waiters,
+            sink_hung: self.sink_hung(),
+            bypassed_flushes: self.bypassed_flushes.load(Ordering::Relaxed),
         }
     }
 
@@ -215,6 +349,7 @@ impl Pipeline {
     fn run(&self) {
         let rec_random = random_u64();
         let mut counter: u64 = 0;
+        let mut calls: u64 = 0;
         let mut batch: VecDeque<Record> = VecDeque::new();
         let mut quiet_polls = 0u32;
         loop {
@@ -228,13 +363,13 @@ impl Pipeline {
             if taken > 0 {
                 // As a `Vec` (in place), so the last sink can keep the records it is given.
                 let mut records = Vec::from(std::mem::take(&mut batch));
-                self.deliver(&mut records, rec_random, &mut counter);
+                self.deliver(&mut records, rec_random, &mut counter, &mut calls);
                 records.clear();
                 batch = VecDeque::from(records);
             }
             self.done_upto.store(accepted, Ordering::Release);
             if flushes_pending {
-                if self.complete_flushes(accepted) {
+                if self.complete_flushes(accepted, &mut calls) {
                     self.linger_for_flush();
                 }
                 continue;
@@ -250,7 +385,7 @@ impl Pipeline {
                 continue;
             }
             if self.shutdown.load(Ordering::Acquire) {
-                self.flush_sinks();
+                self.flush_sinks(&mut calls);
                 return;
             }
             quiet_polls += 1;
@@ -273,7 +408,13 @@ impl Pipeline {
         }
     }
 
-    fn deliver(&self, records: &mut Vec<Record>, rec_random: u64, counter: &mut u64) {
+    fn deliver(
+        &self,
+        records: &mut Vec<Record>,
+        rec_random: u64,
+        counter: &mut u64,
+        calls: &mut u64,
+    ) {
         let mut valid = 0usize;
         // Move invalid records to the back, keeping the order of the valid ones.
         let mut rejected = 0u64;
@@ -298,10 +439,14 @@ impl Pipeline {
             && valid > 0
         {
             for sink in others {
-                let res = catch_unwind(AssertUnwindSafe(|| sink.write(records)));
+                let res = self.in_sink(calls, || {
+                    catch_unwind(AssertUnwindSafe(|| sink.write(records)))
+                });
                 ok &= matches!(res, Ok(Ok(())));
             }
-            let res = catch_unwind(AssertUnwindSafe(|| last.write_owned(records)));
+            let res = self.in_sink(calls, || {
+                catch_unwind(AssertUnwindSafe(|| last.write_owned(records)))
+            });
             ok &= matches!(res, Ok(Ok(())));
         }
         let c = &self.counters;
@@ -313,29 +458,35 @@ impl Pipeline {
         }
     }
 
-    fn flush_sinks(&self) -> bool {
+    fn flush_sinks(&self, calls: &mut u64) -> bool {
         let mut ok = true;
         for sink in &self.sinks {
-            let res = catch_unwind(AssertUnwindSafe(|| sink.flush()));
+            let res = self.in_sink(calls, || catch_unwind(AssertUnwindSafe(|| sink.flush())));
             ok &= matches!(res, Ok(Ok(())));
         }
         ok
     }
 
     /// Completes the flushes waiting for positions up to `done`; whether there were any.
-    fn complete_flushes(&self, done: u64) -> bool {
+    fn complete_flushes(&self, done: u64, calls: &mut u64) -> bool {
         let ready: Vec<Arc<Waiter>> = {
             let mut st = self.lock();
-            let (ready, waiting) = std::mem::take(&mut st.flushes)
+            let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut st.flushes)
                 .into_iter()
                 .partition(|w| w.target <= done);
             st.flushes = waiting;
+            for w in &ready {
+                w.listed.store(false, Ordering::Relaxed);
+                if w.abandoned.load(Ordering::Relaxed) {
+                    st.abandoned -= 1;
+                }
+            }
             ready
         };
         if ready.is_empty() {
             return false;
         }
-        let sinks_ok = self.flush_sinks();
+        let sinks_ok = self.flush_sinks(calls);
         for w in ready {
             w.complete(sinks_ok, &self.counters);
             self.record_flush_latency(w.requested_at.elapsed());
