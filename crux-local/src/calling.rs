@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::ctx::Deadline;
 use super::deployment::Deployment;
 use super::dispatch::{Caller, EnvelopeText, from_json_output, to_json_args};
 use super::scheduler::{Schedulable, delay_until};
@@ -26,6 +27,10 @@ use crux_runtime::observe::{self, CapturedContext, FlushOptions, SpanBuilder, Sp
 struct Core {
     deployment: Deployment,
     txn: Option<Arc<Transaction>>,
+    /// The call depth of the function this `ctx.crux` belongs to.
+    depth: u32,
+    /// Its deadline, which bounds the calls it makes.
+    deadline: Deadline,
 }
 
 impl Core {
@@ -35,8 +40,12 @@ impl Core {
         args: &F::Args,
         envelope: Option<Envelope>,
     ) -> Result<F::Output> {
-        self.call_as::<F>(args, envelope, Caller::Function(self.txn.clone()))
-            .await
+        let caller = Caller::Function {
+            txn: self.txn.clone(),
+            depth: self.depth + 1,
+            deadline: self.deadline,
+        };
+        self.call_as::<F>(args, envelope, caller).await
     }
 
     async fn call_as<F: Function>(
@@ -55,10 +64,8 @@ impl Core {
             }
             _ => None,
         };
-        let out = self
-            .deployment
-            .dispatch_with(F::path(), json, text, caller)
-            .await?;
+        // Boxed: the call's future lives on the heap, not in every frame polling this one.
+        let out = Box::pin(self.deployment.dispatch_with(F::path(), json, text, caller)).await?;
         from_json_output(F::path(), out)
     }
 
@@ -86,9 +93,11 @@ impl Core {
         let mut hop = Hop::action(label, F::path());
         let observer = self.deployment.observer();
         observer.flush(FlushOptions::BOUNDARY).await;
-        let result = self
-            .call_as::<F>(&args, hop.envelope(), Caller::Boundary)
-            .await;
+        let caller = Caller::Boundary {
+            depth: self.depth + 1,
+            deadline: self.deadline,
+        };
+        let result = self.call_as::<F>(&args, hop.envelope(), caller).await;
         hop.end(&result);
         observer.flush(FlushOptions::BOUNDARY).await;
         result
@@ -241,10 +250,12 @@ pub struct ActionCrux {
 }
 
 impl ActionCrux {
-    pub(crate) fn new(deployment: Deployment) -> Self {
+    pub(crate) fn new(deployment: Deployment, depth: u32, deadline: Deadline) -> Self {
         let core = Core {
             deployment,
             txn: None,
+            depth,
+            deadline,
         };
         Self {
             scheduler: CruxScheduler {
@@ -302,11 +313,18 @@ pub struct QueryCrux {
 }
 
 impl QueryCrux {
-    pub(crate) fn new(deployment: Deployment, view: Arc<Transaction>) -> Self {
+    pub(crate) fn new(
+        deployment: Deployment,
+        view: Arc<Transaction>,
+        depth: u32,
+        deadline: Deadline,
+    ) -> Self {
         Self {
             core: Core {
                 deployment,
                 txn: Some(view),
+                depth,
+                deadline,
             },
         }
     }
@@ -327,10 +345,17 @@ pub struct MutationCrux {
 }
 
 impl MutationCrux {
-    pub(crate) fn new(deployment: Deployment, txn: Arc<Transaction>) -> Self {
+    pub(crate) fn new(
+        deployment: Deployment,
+        txn: Arc<Transaction>,
+        depth: u32,
+        deadline: Deadline,
+    ) -> Self {
         let core = Core {
             deployment,
             txn: Some(txn),
+            depth,
+            deadline,
         };
         Self {
             scheduler: CruxScheduler {

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::deployment::Deployment;
 use super::dispatch::{Call, Caller, from_json_output, to_json_args};
@@ -9,7 +10,7 @@ use super::scheduler::Scheduler;
 use super::store::{DatabaseReader, DatabaseWriter, Transaction};
 use crux_runtime::Result;
 use crux_runtime::boundary::Incoming;
-use crux_runtime::function::{BoxFuture, Function};
+use crux_runtime::function::{BoxFuture, Function, FunctionKind};
 
 /// What the deployment knows about one invocation beyond its envelope (the boundary
 /// protocol's [`Incoming`]).
@@ -20,6 +21,52 @@ pub(crate) type Invocation = Incoming;
 pub struct Host {
     pub(crate) deployment: Deployment,
     pub(crate) invocation: Invocation,
+    /// How many calls deep this invocation is (0: a client's or the scheduler's).
+    pub(crate) depth: u32,
+    /// When this invocation's execution limit runs out (its own or its caller's, the
+    /// nearer).
+    pub(crate) deadline: Deadline,
+}
+
+/// When an invocation must have finished, and which limit set it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Deadline {
+    pub(crate) at: tokio::time::Instant,
+    /// The limit that set it, the kind it belongs to, and whether a caller's.
+    pub(crate) limit: Duration,
+    pub(crate) kind: FunctionKind,
+    pub(crate) inherited: bool,
+}
+
+impl Deadline {
+    /// The deadline of a function of `kind` starting now, under its caller's `inherited`.
+    fn starting_now(
+        deployment: &Deployment,
+        kind: FunctionKind,
+        inherited: Option<Deadline>,
+    ) -> Self {
+        let limit = deployment.inner.limits.timeout(kind);
+        let own = Deadline {
+            at: tokio::time::Instant::now()
+                .checked_add(limit)
+                .unwrap_or_else(far_future),
+            limit,
+            kind,
+            inherited: false,
+        };
+        match inherited {
+            Some(caller) if caller.at < own.at => Deadline {
+                inherited: true,
+                ..caller
+            },
+            _ => own,
+        }
+    }
+}
+
+/// About thirty years from now: "no limit" for a limit too large to add to the clock.
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(86_400 * 365 * 30)
 }
 
 impl fmt::Debug for Host {
@@ -95,14 +142,19 @@ impl HostContext for ActionCtx {
                 deployment,
                 envelope,
                 invocation,
+                depth,
+                deadline,
                 ..
             } = call;
+            let deadline = Deadline::starting_now(&deployment, FunctionKind::Action, deadline);
             let ctx = ActionCtx {
-                crux: super::calling::ActionCrux::new(deployment.clone()),
+                crux: super::calling::ActionCrux::new(deployment.clone(), depth, deadline),
                 scheduler: Scheduler::new(deployment.clone(), None),
                 host: Host {
                     deployment,
                     invocation,
+                    depth,
+                    deadline,
                 },
             };
             F::call(&ctx, args, envelope).await
@@ -125,17 +177,22 @@ impl HostContext for QueryCtx {
                 txn,
                 envelope,
                 invocation,
+                depth,
+                deadline,
             } = call;
             let view = match txn {
                 Some(parent) => parent,
                 None => deployment.inner.store.read(),
             };
+            let deadline = Deadline::starting_now(&deployment, FunctionKind::Query, deadline);
             let ctx = QueryCtx {
                 db: DatabaseReader::new(view.clone()),
-                crux: super::calling::QueryCrux::new(deployment.clone(), view),
+                crux: super::calling::QueryCrux::new(deployment.clone(), view, depth, deadline),
                 host: Host {
                     deployment,
                     invocation,
+                    depth,
+                    deadline,
                 },
             };
             F::call(&ctx, args, envelope).await
@@ -158,18 +215,28 @@ impl HostContext for MutationCtx {
                 txn,
                 envelope,
                 invocation,
+                depth,
+                deadline,
             } = call;
             let txn = match txn {
                 Some(parent) => parent.child(),
                 None => deployment.inner.store.begin().await,
             };
+            let deadline = Deadline::starting_now(&deployment, FunctionKind::Mutation, deadline);
             let ctx = MutationCtx {
                 db: DatabaseWriter::new(txn.clone()),
-                crux: super::calling::MutationCrux::new(deployment.clone(), txn.clone()),
+                crux: super::calling::MutationCrux::new(
+                    deployment.clone(),
+                    txn.clone(),
+                    depth,
+                    deadline,
+                ),
                 scheduler: Scheduler::new(deployment.clone(), Some(txn.clone())),
                 host: Host {
                     deployment: deployment.clone(),
                     invocation,
+                    depth,
+                    deadline,
                 },
                 txn: txn.clone(),
             };
@@ -195,7 +262,7 @@ impl ActionCtx {
     where
         F: Function<Context = QueryCtx>,
     {
-        raw_call(&self.host.deployment, None, f, args).await
+        raw_call(&self.host, None, f, args).await
     }
 
     /// Runs a mutation in its own transaction. No Crux boundary.
@@ -203,7 +270,7 @@ impl ActionCtx {
     where
         F: Function<Context = MutationCtx>,
     {
-        raw_call(&self.host.deployment, None, f, args).await
+        raw_call(&self.host, None, f, args).await
     }
 
     /// Runs another action. No Crux boundary: an observed callee opens its own run (use
@@ -212,7 +279,7 @@ impl ActionCtx {
     where
         F: Function<Context = ActionCtx>,
     {
-        raw_call(&self.host.deployment, None, f, args).await
+        raw_call(&self.host, None, f, args).await
     }
 }
 
@@ -223,7 +290,7 @@ impl QueryCtx {
         F: Function<Context = QueryCtx>,
     {
         let view = self.crux.view().cloned();
-        raw_call(&self.host.deployment, view, f, args).await
+        raw_call(&self.host, view, f, args).await
     }
 }
 
@@ -233,7 +300,7 @@ impl MutationCtx {
     where
         F: Function<Context = QueryCtx>,
     {
-        raw_call(&self.host.deployment, Some(self.txn.clone()), f, args).await
+        raw_call(&self.host, Some(self.txn.clone()), f, args).await
     }
 
     /// Runs a mutation as a sub-transaction: its error rolls back only its own writes, and
@@ -242,21 +309,25 @@ impl MutationCtx {
     where
         F: Function<Context = MutationCtx>,
     {
-        raw_call(&self.host.deployment, Some(self.txn.clone()), f, args).await
+        raw_call(&self.host, Some(self.txn.clone()), f, args).await
     }
 }
 
 /// A call from one function to another without `__crux`.
 async fn raw_call<F: Function>(
-    deployment: &Deployment,
+    host: &Host,
     txn: Option<Arc<Transaction>>,
     f: F,
     args: F::Args,
 ) -> Result<F::Output> {
     let _ = f;
     let args = to_json_args(&args)?;
-    let out = deployment
-        .dispatch(F::path(), args, Caller::Function(txn))
-        .await?;
+    let caller = Caller::Function {
+        txn,
+        depth: host.depth + 1,
+        deadline: host.deadline,
+    };
+    // Boxed: the call's future lives on the heap, not in every frame polling this one.
+    let out = Box::pin(host.deployment.dispatch(F::path(), args, caller)).await?;
     from_json_output(F::path(), out)
 }

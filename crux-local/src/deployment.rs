@@ -13,7 +13,7 @@ use super::dispatch::{Caller, Entry, from_json_output, to_json_args};
 use super::scheduler::Jobs;
 use super::store::{Schema, Store, TableSchema};
 use crux_runtime::Result;
-use crux_runtime::function::Function;
+use crux_runtime::function::{Function, FunctionKind};
 use crux_runtime::observe::{FlushOptions, FlushResult, Observer, ObserverBuilder};
 use crux_runtime::sink::Sink;
 
@@ -33,6 +33,40 @@ pub(crate) struct Inner {
     pub(crate) store: Store,
     pub(crate) jobs: Jobs,
     pub(crate) observer: Observer,
+    pub(crate) limits: Limits,
+}
+
+/// The execution limits of a deployment (see the [`DeploymentBuilder`] settings).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) query_timeout: Duration,
+    pub(crate) mutation_timeout: Duration,
+    pub(crate) action_timeout: Duration,
+    pub(crate) max_call_depth: u32,
+    pub(crate) max_value_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            query_timeout: Deployment::DEFAULT_QUERY_TIMEOUT,
+            mutation_timeout: Deployment::DEFAULT_MUTATION_TIMEOUT,
+            action_timeout: Deployment::DEFAULT_ACTION_TIMEOUT,
+            max_call_depth: Deployment::DEFAULT_MAX_CALL_DEPTH,
+            max_value_depth: Deployment::DEFAULT_MAX_VALUE_DEPTH,
+        }
+    }
+}
+
+impl Limits {
+    /// The execution limit of a function of `kind`.
+    pub(crate) fn timeout(&self, kind: FunctionKind) -> Duration {
+        match kind {
+            FunctionKind::Query => self.query_timeout,
+            FunctionKind::Mutation => self.mutation_timeout,
+            FunctionKind::Action => self.action_timeout,
+        }
+    }
 }
 
 impl fmt::Debug for Deployment {
@@ -52,6 +86,7 @@ pub struct DeploymentBuilder {
     schema: Schema,
     sinks: Option<ObserverBuilder>,
     observer: Option<Observer>,
+    limits: Limits,
 }
 
 impl fmt::Debug for DeploymentBuilder {
@@ -135,6 +170,51 @@ impl DeploymentBuilder {
         self
     }
 
+    /// How long a query may run before it fails with an [`ErrorKind::Timeout`] error
+    /// (default [`Deployment::DEFAULT_QUERY_TIMEOUT`], 1 s, as on Convex).
+    ///
+    /// A limit stops a handler at an `.await`; a handler that blocks its thread without
+    /// awaiting cannot be interrupted in-process.
+    ///
+    /// [`ErrorKind::Timeout`]: crux_runtime::ErrorKind::Timeout
+    pub fn query_timeout(mut self, limit: Duration) -> Self {
+        self.limits.query_timeout = limit;
+        self
+    }
+
+    /// How long a mutation may run (default [`Deployment::DEFAULT_MUTATION_TIMEOUT`], 1 s):
+    /// past it the mutation fails, its writes are discarded and the store's write lock is
+    /// released for the next mutation.
+    pub fn mutation_timeout(mut self, limit: Duration) -> Self {
+        self.limits.mutation_timeout = limit;
+        self
+    }
+
+    /// How long an action may run (default [`Deployment::DEFAULT_ACTION_TIMEOUT`], 10 min,
+    /// as on Convex). Its final flush is not counted.
+    pub fn action_timeout(mut self, limit: Duration) -> Self {
+        self.limits.action_timeout = limit;
+        self
+    }
+
+    /// How deep function calls may nest (`ctx.crux.run_*` and `ctx.run_*`; a client or
+    /// scheduled call is level 0); a call deeper fails with an [`ErrorKind::CallDepth`]
+    /// error (default [`Deployment::DEFAULT_MAX_CALL_DEPTH`]).
+    ///
+    /// [`ErrorKind::CallDepth`]: crux_runtime::ErrorKind::CallDepth
+    pub fn max_call_depth(mut self, depth: u32) -> Self {
+        self.limits.max_call_depth = depth;
+        self
+    }
+
+    /// How deep arrays and objects may nest in arguments and results (default
+    /// [`Deployment::DEFAULT_MAX_VALUE_DEPTH`]); deeper arguments are an
+    /// `ArgumentValidationError`, deeper results a `ReturnsValidationError`.
+    pub fn max_value_depth(mut self, depth: usize) -> Self {
+        self.limits.max_value_depth = depth;
+        self
+    }
+
     /// Builds the deployment. Without a sink or observer it records through
     /// [`Observer::global`] (nothing, unless one was installed).
     pub fn build(self) -> Deployment {
@@ -149,6 +229,7 @@ impl DeploymentBuilder {
                 store: Store::new(self.schema),
                 jobs: Jobs::default(),
                 observer,
+                limits: self.limits,
             }),
         }
     }
@@ -157,6 +238,21 @@ impl DeploymentBuilder {
 impl Deployment {
     /// How many jobs one [`Deployment::finish_scheduled`] runs at most.
     pub const MAX_DRAINED_JOBS: usize = 10_000;
+
+    /// The default execution limit of a query: 1 s, as on Convex.
+    pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(1);
+
+    /// The default execution limit of a mutation: 1 s, as on Convex.
+    pub const DEFAULT_MUTATION_TIMEOUT: Duration = Duration::from_secs(1);
+
+    /// The default execution limit of an action: 10 minutes, as on Convex.
+    pub const DEFAULT_ACTION_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+    /// The default limit on nested function calls: 256 levels below a client's call.
+    pub const DEFAULT_MAX_CALL_DEPTH: u32 = 256;
+
+    /// The default limit on how deep arrays and objects nest in arguments and results.
+    pub const DEFAULT_MAX_VALUE_DEPTH: usize = 64;
 
     /// Starts configuring a deployment.
     pub fn builder() -> DeploymentBuilder {

@@ -1,17 +1,21 @@
 //! One function call across the JSON boundary: lookup, visibility, `__crux` extraction,
 //! argument validation, the handler, and the result back to JSON.
 
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::ctx::{HostContext, Invocation};
+use super::ctx::{Deadline, HostContext, Invocation};
 use super::deployment::Deployment;
 use super::store::Transaction;
-use super::validation::decode_args;
-use crux_runtime::boundary::take_envelope;
+use super::validation::{check_args_depth, decode_args, drop_flat, too_deep};
+use crux_runtime::boundary::{CatchPanic, panic_error, take_envelope};
 use crux_runtime::envelope::Envelope;
 use crux_runtime::function::{BoxFuture, Function, Metadata, Visibility};
 use crux_runtime::ids::SpanId;
@@ -22,11 +26,16 @@ use crux_runtime::{Error, ErrorKind, Result};
 pub(crate) enum Caller {
     /// A client outside the deployment: public functions only.
     Client,
-    /// Another function; a mutation passes its transaction for sub-transactions.
-    Function(Option<Arc<Transaction>>),
+    /// Another function at call depth `depth` (the callee's); a mutation passes its
+    /// transaction for sub-transactions.
+    Function {
+        txn: Option<Arc<Transaction>>,
+        depth: u32,
+        deadline: Deadline,
+    },
     /// `ctx.crux.run_action` in this deployment, which flushes the shared pipeline as soon
-    /// as the callee returns.
-    Boundary,
+    /// as the callee returns; `depth` is the callee's.
+    Boundary { depth: u32, deadline: Deadline },
     /// The scheduler, with the schedule span of a detached job.
     Scheduler(Option<SpanId>),
 }
@@ -38,6 +47,10 @@ pub struct Call {
     pub(crate) txn: Option<Arc<Transaction>>,
     pub(crate) envelope: Option<Envelope>,
     pub(crate) invocation: Invocation,
+    /// How many calls deep this one is (0: a client's or the scheduler's).
+    pub(crate) depth: u32,
+    /// The caller's deadline, which bounds this call too.
+    pub(crate) deadline: Option<Deadline>,
 }
 
 /// A registered function, type-erased.
@@ -65,19 +78,41 @@ where
     F: Function,
     F::Context: HostContext,
 {
-    let args: F::Args = decode_args(args)?;
-    let output = F::Context::execute::<F>(call, args)
-        .await
-        .map_err(across_the_wire)?;
-    serde_json::to_value(output).map_err(|err| {
-        Error::new(
+    let max_depth = call.deployment.inner.limits.max_value_depth;
+    if let Err(err) = check_args_depth(&args, max_depth) {
+        drop_flat(args);
+        return Err(err);
+    }
+    // A panic outside the handler body (an `Args` or `Output` serde impl, say) is a failed
+    // call too; the body's own panics are recorded by the boundary (`receive`).
+    let output = CatchPanic::new(F::path(), async move {
+        let args: F::Args = decode_args(args)?;
+        let output = F::Context::execute::<F>(call, args).await?;
+        serde_json::to_value(output).map_err(|err| {
+            Error::new(
+                ErrorKind::ReturnsValidation,
+                format!(
+                    "ReturnsValidationError: the result of '{}' is not JSON: {err}",
+                    F::path()
+                ),
+            )
+        })
+    })
+    .await
+    .map_err(across_the_wire)?;
+    if let Some(path) = too_deep(&output, max_depth) {
+        drop_flat(output);
+        return Err(Error::new(
             ErrorKind::ReturnsValidation,
             format!(
-                "ReturnsValidationError: the result of '{}' is not JSON: {err}",
+                "ReturnsValidationError: the result of '{}' is nested more than {max_depth} \
+                 levels deep (the deployment's limit, DeploymentBuilder::max_value_depth). \
+                 Path: {path}",
                 F::path()
             ),
-        )
-    })
+        ));
+    }
+    Ok(output)
 }
 
 /// An error as the caller receives it: serialized and deserialized, as on Convex.
@@ -155,12 +190,12 @@ impl Deployment {
         envelope: Option<EnvelopeText>,
         caller: Caller,
     ) -> Result<Value> {
-        let entry = match self.inner.registry.get(path) {
-            Some(entry)
+        let (path, entry) = match self.inner.registry.get_key_value(path) {
+            Some((path, entry))
                 if entry.metadata.visibility == Visibility::Public
                     || !matches!(caller, Caller::Client) =>
             {
-                *entry
+                (*path, *entry)
             }
             _ => {
                 let which = if matches!(caller, Caller::Client) {
@@ -175,12 +210,29 @@ impl Deployment {
             }
         };
         let (envelope, rejected) = split_envelope(&mut args, envelope);
-        let caller_flushes = matches!(caller, Caller::Boundary);
-        let (txn, schedule_link) = match caller {
-            Caller::Client | Caller::Boundary => (None, None),
-            Caller::Function(txn) => (txn, None),
-            Caller::Scheduler(link) => (None, link),
+        let caller_flushes = matches!(caller, Caller::Boundary { .. });
+        let (txn, schedule_link, depth, deadline) = match caller {
+            Caller::Client => (None, None, 0, None),
+            Caller::Boundary { depth, deadline } => (None, None, depth, Some(deadline)),
+            Caller::Function {
+                txn,
+                depth,
+                deadline,
+            } => (txn, None, depth, Some(deadline)),
+            Caller::Scheduler(link) => (None, link, 0, None),
         };
+        let max_depth = self.inner.limits.max_call_depth;
+        if depth > max_depth {
+            drop_flat(args);
+            return Err(Error::new(
+                ErrorKind::CallDepth,
+                format!(
+                    "CallDepthError: calling '{path}' would nest function calls {depth} deep; \
+                     the deployment allows {max_depth} (DeploymentBuilder::max_call_depth). \
+                     Is a function calling itself without end?"
+                ),
+            ));
+        }
         let call = Call {
             deployment: self.clone(),
             txn,
@@ -190,7 +242,108 @@ impl Deployment {
                 triggered_by: schedule_link,
                 caller_flushes,
             },
+            depth,
+            deadline,
         };
-        (entry.run)(call, args).await
+        let future = (entry.run)(call, args);
+        if depth == 0 {
+            return OnFreshStack::new(future).await;
+        }
+        if stack_used().is_some_and(|used| used > STACK_BUDGET)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            return on_new_task(&runtime, path, future).await;
+        }
+        future.await
+    }
+}
+
+/// How much of a thread's stack one poll of a chain of nested calls may use before the next
+/// hop continues on a task of its own (a fresh stack). A worker thread has 2 MiB.
+const STACK_BUDGET: usize = 256 * 1024;
+
+thread_local! {
+    /// The stack address where the outermost call being polled on this thread started;
+    /// 0 when none is.
+    static STACK_BASE: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The address of a local in a frame of its own: where the stack is now.
+#[inline(never)]
+fn stack_address() -> usize {
+    let probe = 0u8;
+    std::hint::black_box(&probe) as *const u8 as usize
+}
+
+/// How far the stack is from where the outermost call began, in this poll.
+fn stack_used() -> Option<usize> {
+    let base = STACK_BASE.with(Cell::get);
+    (base != 0).then(|| base.abs_diff(stack_address()))
+}
+
+/// A top-level call: marks where its chain of nested calls starts on the stack, on each
+/// poll.
+struct OnFreshStack<F> {
+    inner: Pin<Box<F>>,
+}
+
+impl<F> OnFreshStack<F> {
+    fn new(future: F) -> Self {
+        Self {
+            inner: Box::pin(future),
+        }
+    }
+}
+
+/// Puts back the base found when a poll began (also if the poll unwinds).
+struct RestoreBase(usize);
+
+impl Drop for RestoreBase {
+    fn drop(&mut self) {
+        STACK_BASE.with(|base| base.set(self.0));
+    }
+}
+
+impl<F: Future> Future for OnFreshStack<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let outer = STACK_BASE.with(Cell::get);
+        let _restore = RestoreBase(outer);
+        if outer == 0 {
+            STACK_BASE.with(|base| base.set(stack_address()));
+        }
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+/// Aborts a spawned hop when its caller stops waiting for it (a time limit, a drop).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs a nested call as a task of its own, so a deep recursion of calls never exhausts
+/// one thread's stack; the caller's ambient context goes with it.
+async fn on_new_task(
+    runtime: &tokio::runtime::Handle,
+    path: &'static str,
+    future: BoxFuture<'static, Result<Value>>,
+) -> Result<Value> {
+    let context = crux_runtime::observe::capture_context();
+    let task = runtime.spawn(OnFreshStack::new(crux_runtime::observe::with_context(
+        context, future,
+    )));
+    let _abort = AbortOnDrop(task.abort_handle());
+    match task.await {
+        Ok(result) => result,
+        Err(err) if err.is_panic() => Err(panic_error(path, err.into_panic().as_ref())),
+        Err(_) => Err(Error::new(
+            ErrorKind::Server,
+            format!("'{path}' was cancelled by the runtime"),
+        )),
     }
 }

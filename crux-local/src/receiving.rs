@@ -5,12 +5,12 @@
 use std::any::Any;
 use std::future::Future;
 
-use crux_runtime::Result;
 use crux_runtime::boundary;
 use crux_runtime::envelope::Envelope;
-use crux_runtime::function::Metadata;
+use crux_runtime::function::{FunctionKind, Metadata};
+use crux_runtime::{Error, ErrorKind, Result};
 
-use super::ctx::{Host, HostContext};
+use super::ctx::{Deadline, Host, HostContext};
 use super::{ActionCtx, MutationCtx, QueryCtx};
 
 /// The host behind a handler's context, if `C` is one of the three context types.
@@ -27,7 +27,8 @@ fn host_of<C: 'static>(ctx: &C) -> Option<&Host> {
 
 /// Runs a handler body inside its Crux boundary: restores the caller's context or opens a
 /// run (actions without incoming context), records the boundary acknowledgements, and ends
-/// actions with the bounded final flush.
+/// actions with the bounded final flush. The body runs under its kind's execution limit,
+/// and a panic in it is an error; either way the run and the boundary end `error`.
 pub async fn invoke<C, T, Fut>(
     ctx: &C,
     envelope: Option<Envelope>,
@@ -43,8 +44,44 @@ where
     match host_of(ctx) {
         Some(host) => {
             let observer = host.deployment.observer();
+            let body = within(host.deadline, metadata, body);
             boundary::receive(observer, envelope, metadata, &host.invocation, body).await
         }
         None => body.await,
+    }
+}
+
+/// Runs `body` until `deadline`; past it the body is dropped (a mutation's transaction is
+/// then aborted by its executor, releasing the write lock) and the call fails with
+/// [`ErrorKind::Timeout`]. The timer is made on the first poll, inside the boundary's
+/// panic guard, so a runtime without timers gives an error, not a crash.
+async fn within<T>(
+    deadline: Deadline,
+    metadata: &'static Metadata,
+    body: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout_at(deadline.at, body).await {
+        Ok(result) => result,
+        Err(_) => {
+            let (kind, setting) = match deadline.kind {
+                FunctionKind::Action => ("action", "action_timeout"),
+                FunctionKind::Query => ("query", "query_timeout"),
+                FunctionKind::Mutation => ("mutation", "mutation_timeout"),
+            };
+            let whose = if deadline.inherited {
+                "its caller's "
+            } else {
+                "the "
+            };
+            Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "TimeoutError: '{}' was still running when {whose}{kind} execution limit \
+                     of {:?} ran out (DeploymentBuilder::{setting})",
+                    metadata.convex_path(),
+                    deadline.limit,
+                ),
+            ))
+        }
     }
 }

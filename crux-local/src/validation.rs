@@ -98,6 +98,89 @@ fn backticked_after<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
     rest.split('`').next()
 }
 
+/// The Convex-style path (`.a[0].b`) of the first place in `value` nested deeper than
+/// `max` levels (the outermost object or array is level 1), if any. Iterative, so any
+/// depth is safe to inspect.
+pub(crate) fn too_deep(value: &Value, max: usize) -> Option<String> {
+    // The common case costs no allocation per element: a plain depth walk first.
+    let mut stack: Vec<(&Value, usize)> = vec![(value, 0)];
+    let mut deep = false;
+    while let Some((value, depth)) = stack.pop() {
+        let nested = match value {
+            Value::Array(items) => !items.is_empty(),
+            Value::Object(fields) => !fields.is_empty(),
+            _ => false,
+        };
+        if !nested {
+            continue;
+        }
+        if depth + 1 > max {
+            deep = true;
+            break;
+        }
+        match value {
+            Value::Array(items) => stack.extend(items.iter().map(|v| (v, depth + 1))),
+            Value::Object(fields) => stack.extend(fields.values().map(|v| (v, depth + 1))),
+            _ => {}
+        }
+    }
+    if !deep {
+        return None;
+    }
+    // Rare: walk again, keeping paths, to name the place.
+    let mut stack: Vec<(&Value, usize, String)> = vec![(value, 0, String::new())];
+    while let Some((value, depth, path)) = stack.pop() {
+        let children: Vec<(&Value, String)> = match value {
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (v, format!("{path}[{i}]")))
+                .collect(),
+            Value::Object(fields) => fields
+                .iter()
+                .map(|(k, v)| (v, format!("{path}.{k}")))
+                .collect(),
+            _ => continue,
+        };
+        if children.is_empty() {
+            continue;
+        }
+        if depth + 1 > max {
+            return Some(if path.is_empty() {
+                "(root)".into()
+            } else {
+                path
+            });
+        }
+        stack.extend(children.into_iter().map(|(v, p)| (v, depth + 1, p)).rev());
+    }
+    None
+}
+
+/// Drops a JSON value without recursion: `serde_json`'s own `Drop` recurses once per level
+/// and would overflow the stack on a value nested thousands deep.
+pub(crate) fn drop_flat(value: Value) {
+    let mut stack = vec![value];
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::Array(items) => stack.extend(items),
+            Value::Object(fields) => stack.extend(fields.into_iter().map(|(_, v)| v)),
+            _ => {}
+        }
+    }
+}
+
+/// Rejects arguments nested deeper than `max` levels, naming where.
+pub(crate) fn check_args_depth(args: &Value, max: usize) -> Result<()> {
+    match too_deep(args, max) {
+        None => Ok(()),
+        Some(path) => Err(invalid(format!(
+            "Value is nested more than {max} levels deep (the deployment's limit, \
+             DeploymentBuilder::max_value_depth). Path: {path}"
+        ))),
+    }
+}
+
 /// Deserializes a function's arguments, rejecting wrong types, missing fields and fields the
 /// `Args` type does not declare (even when it does not `deny_unknown_fields`).
 pub(crate) fn decode_args<T: DeserializeOwned>(args: Value) -> Result<T> {

@@ -34,8 +34,12 @@ pub enum ErrorKind {
     NotFound,
     /// An application error carrying structured data (Convex's `ConvexError`).
     Application,
-    /// Any other failure raised by a handler.
+    /// Any other failure raised by a handler, including a panic in one.
     Server,
+    /// A function ran longer than its kind's execution limit.
+    Timeout,
+    /// A function call was nested deeper than the host allows.
+    CallDepth,
 }
 
 impl Error {
@@ -90,6 +94,8 @@ impl Error {
             ErrorKind::NotFound => "FunctionNotFound",
             ErrorKind::Application => "ConvexError",
             ErrorKind::Server => "Error",
+            ErrorKind::Timeout => "TimeoutError",
+            ErrorKind::CallDepth => "CallDepthError",
         }
     }
 }

@@ -10,6 +10,8 @@
 //!   schedule span that enqueued it.
 //! - Queries and mutations never open runs. A rejected envelope on one is recorded in a
 //!   run of its own that holds only the `security.warning`.
+//! - A panic in the body is a failed call ([`CatchPanic`]): the caller gets an error naming
+//!   the function, and the run and the boundary end `error` with the (bounded) message.
 //! - Actions end with a final flush bounded by their metadata; it never changes the result.
 //!   (Skipped when [`Incoming::caller_flushes`]: a caller sharing the same pipeline flushes
 //!   right after.)
@@ -20,6 +22,7 @@ use std::future::Future;
 use serde_json::{Value, json};
 
 use super::attributes::{boundary_attributes, into_boundary_attributes};
+use super::panic::CatchPanic;
 use super::{ENVELOPE_KEY, events};
 use crate::Result;
 use crate::attributes::Attributes;
@@ -63,7 +66,8 @@ pub fn take_envelope(args: &mut Value) -> std::result::Result<Option<Envelope>, 
 /// Runs a handler body inside its Crux boundary on `observer`: continues the caller's
 /// context or opens a run (an action without context) or neither (a query or mutation),
 /// records the acknowledgements, and ends actions with the bounded final flush. Returns
-/// the body's result unchanged.
+/// the body's result unchanged; a panic in the body is returned as an error naming the
+/// function ([`CatchPanic`]) and recorded as one.
 pub async fn receive<T, Fut>(
     observer: &Observer,
     envelope: Option<Envelope>,
@@ -74,6 +78,7 @@ pub async fn receive<T, Fut>(
 where
     Fut: Future<Output = Result<T>>,
 {
+    let body = CatchPanic::of(metadata, body);
     let (context, boundary) = match envelope {
         Some(Envelope {
             observability: Some(context),

@@ -19,7 +19,9 @@
 //!   continues the caller's run in a new segment and acknowledges the boundary
 //!   (`received`, then `completed` or `failed`), or opens a run (an action called without
 //!   context), or neither (a query or mutation), and ends actions with their bounded final
-//!   flush. The result is never changed by any of it.
+//!   flush. The result is never changed by any of it, except that a panic in the body is
+//!   contained ([`CatchPanic`]) and becomes an error naming the function, so the run and
+//!   the boundary end `error` as for any failed call.
 //!
 //! Event names are in [`events`]; the attributes every boundary event carries are built by
 //! [`boundary_attributes`].
@@ -27,12 +29,14 @@
 mod attributes;
 mod incoming;
 mod outgoing;
+mod panic;
 
 use std::time::Duration;
 
 pub use attributes::{boundary_attributes, into_boundary_attributes};
 pub use incoming::{Incoming, receive, take_envelope};
 pub use outgoing::{Hop, continuation_envelope, schedule_span};
+pub use panic::{CatchPanic, MAX_PANIC_MESSAGE, panic_error};
 
 /// The args field that carries the envelope.
 pub const ENVELOPE_KEY: &str = "__crux";
