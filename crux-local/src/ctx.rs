@@ -160,7 +160,7 @@ impl HostContext for MutationCtx {
                 invocation,
             } = call;
             let txn = match txn {
-                Some(parent) => parent.child(),
+                Some(parent) => parent.child().await,
                 None => deployment.inner.store.begin().await,
             };
             let ctx = MutationCtx {
@@ -175,11 +175,17 @@ impl HostContext for MutationCtx {
             };
             let result = F::call(&ctx, args, envelope).await;
             drop(ctx);
-            match &result {
-                Ok(_) => deployment.enqueue_staged(txn.commit()),
-                Err(_) => txn.abort(),
+            match result {
+                Ok(output) => {
+                    let staged = txn.commit()?;
+                    deployment.enqueue_staged(staged);
+                    Ok(output)
+                }
+                Err(err) => {
+                    txn.abort();
+                    Err(err)
+                }
             }
-            result
         })
     }
 
