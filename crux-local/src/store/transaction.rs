@@ -356,17 +356,17 @@ impl Transaction {
         Ok(())
     }
 
-    /// Unstages work staged earlier in this transaction (or a parent); true if found.
-    pub(crate) fn unstage(&self, id: &Id) -> bool {
-        let mut writes = lock(&self.writes);
-        if let Some(pos) = writes.staged.iter().position(|staged| &staged.id == id) {
-            writes.staged.remove(pos);
-            return true;
-        }
-        drop(writes);
-        self.parent
-            .as_ref()
-            .is_some_and(|parent| parent.unstage(id))
+    /// Whether work for `id` is staged in this transaction or a parent (a job scheduled
+    /// earlier in the mutation, which a cancel may name before it is committed).
+    pub(crate) fn is_staged(&self, id: &Id) -> bool {
+        lock(&self.writes)
+            .staged
+            .iter()
+            .any(|staged| &staged.id == id)
+            || self
+                .parent
+                .as_ref()
+                .is_some_and(|parent| parent.is_staged(id))
     }
 
     /// Ends the transaction without committing: its writes and staged work are discarded.
