@@ -100,10 +100,10 @@ impl Table {
     /// more than [`SETTLED_JOBS_KEPT`] are kept.
     fn settle(&mut self, id: &Id) {
         self.settled.push_back(id.clone());
-        if self.settled.len() > SETTLED_JOBS_KEPT {
-            if let Some(old) = self.settled.pop_front() {
-                self.entries.remove(&old);
-            }
+        if self.settled.len() > SETTLED_JOBS_KEPT
+            && let Some(old) = self.settled.pop_front()
+        {
+            self.entries.remove(&old);
         }
     }
 }

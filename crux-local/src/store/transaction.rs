@@ -382,11 +382,11 @@ impl Transaction {
     /// releases the lock it held. A sub-transaction whose reads the parent has since
     /// overwritten is aborted instead, with [`StoreError::Conflict`].
     pub(crate) fn commit(&self) -> Result<Vec<Staged>, StoreError> {
-        if let Some(parent) = &self.parent {
-            if let Err(conflict) = self.check_reads(parent) {
-                self.abort();
-                return Err(conflict);
-            }
+        if let Some(parent) = &self.parent
+            && let Err(conflict) = self.check_reads(parent)
+        {
+            self.abort();
+            return Err(conflict);
         }
         self.closed.store(true, Ordering::Release);
         let Writes { docs, staged } = std::mem::take(&mut *lock(&self.writes));
