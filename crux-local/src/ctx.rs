@@ -219,7 +219,7 @@ impl HostContext for MutationCtx {
                 deadline,
             } = call;
             let txn = match txn {
-                Some(parent) => parent.child(),
+                Some(parent) => parent.child().await,
                 None => deployment.inner.store.begin().await,
             };
             let deadline = Deadline::starting_now(&deployment, FunctionKind::Mutation, deadline);
@@ -242,11 +242,17 @@ impl HostContext for MutationCtx {
             };
             let result = F::call(&ctx, args, envelope).await;
             drop(ctx);
-            match &result {
-                Ok(_) => deployment.enqueue_staged(txn.commit()),
-                Err(_) => txn.abort(),
+            match result {
+                Ok(output) => {
+                    let staged = txn.commit()?;
+                    deployment.enqueue_staged(staged);
+                    Ok(output)
+                }
+                Err(err) => {
+                    txn.abort();
+                    Err(err)
+                }
             }
-            result
         })
     }
 

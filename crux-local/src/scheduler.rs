@@ -1,15 +1,22 @@
 //! Scheduled functions: `ctx.scheduler` (raw, like Convex's) and the job table behind it.
 //!
-//! Jobs run on tokio timers when due, or all at once through
+//! Jobs run when due, on one timer task per deployment, or all at once through
 //! [`Deployment::finish_scheduled`](super::Deployment::finish_scheduled). A job scheduled by
-//! a mutation is enqueued only when that mutation commits.
+//! a mutation is enqueued only when that mutation commits, and a cancel made by a mutation
+//! takes effect only then. A job that panics fails; it never stays in progress.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::any::Any;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 use tokio::sync::Notify;
+use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::deployment::{Deployment, Inner};
@@ -32,7 +39,7 @@ pub enum JobState {
     InProgress,
     /// Ran and returned `Ok`.
     Success,
-    /// Ran and returned an error (its message).
+    /// Ran and returned an error, panicked or was interrupted (the message says which).
     Failed(String),
     /// Canceled before it started.
     Canceled,
@@ -49,19 +56,68 @@ pub(crate) struct Job {
     pub(crate) link: Option<SpanId>,
 }
 
+/// Staged by a cancel inside a mutation: applied when the mutation commits.
+#[derive(Debug)]
+struct Cancel;
+
+/// Where pending jobs wait: due time, then scheduling order.
+type QueueKey = (Instant, u64);
+
 #[derive(Debug)]
 struct Entry {
-    job: Job,
     state: JobState,
+    key: QueueKey,
+    /// The job while it is pending; dropped once it is claimed or canceled.
+    job: Option<Job>,
 }
 
-/// The deployment's job table.
+#[derive(Debug, Default)]
+struct Table {
+    entries: HashMap<Id, Entry>,
+    /// Pending jobs, earliest first.
+    queue: BTreeMap<QueueKey, Id>,
+    next_seq: u64,
+    in_progress: usize,
+    /// Jobs that reached a final state, oldest first, so the table stays bounded.
+    settled: VecDeque<Id>,
+}
+
+impl Table {
+    /// Marks the first queued job as running and returns it, if `due` accepts its due time.
+    fn claim_first(&mut self, due: impl FnOnce(Instant) -> bool) -> Option<Job> {
+        let entry = self.queue.first_entry()?;
+        if !due(entry.key().0) {
+            return None;
+        }
+        let id = entry.remove();
+        let entry = self.entries.get_mut(&id)?;
+        entry.state = JobState::InProgress;
+        self.in_progress += 1;
+        entry.job.take()
+    }
+
+    /// Remembers that `id` reached a final state, forgetting the oldest settled job once
+    /// more than [`SETTLED_JOBS_KEPT`] are kept.
+    fn settle(&mut self, id: &Id) {
+        self.settled.push_back(id.clone());
+        if self.settled.len() > SETTLED_JOBS_KEPT
+            && let Some(old) = self.settled.pop_front()
+        {
+            self.entries.remove(&old);
+        }
+    }
+}
+
+/// The deployment's job table and its timer.
 #[derive(Debug, Default)]
 pub(crate) struct Jobs {
-    entries: Mutex<BTreeMap<Id, Entry>>,
-    /// Jobs that reached a final state, oldest first, so the table stays bounded.
-    settled: Mutex<VecDeque<Id>>,
+    table: Mutex<Table>,
+    /// Wakes `finish_scheduled` waiting for running jobs.
     changed: Notify,
+    /// Wakes the timer when a job is queued.
+    rearm: Arc<Notify>,
+    /// The timer task, while one runs.
+    timer: Mutex<Option<AbortHandle>>,
 }
 
 /// How many finished or canceled jobs keep their state (Convex keeps them for 7 days).
@@ -69,135 +125,227 @@ const SETTLED_JOBS_KEPT: usize = 10_000;
 
 impl Jobs {
     pub(crate) fn state(&self, id: &Id) -> Option<JobState> {
-        lock(&self.entries).get(id).map(|e| e.state.clone())
+        lock(&self.table).entries.get(id).map(|e| e.state.clone())
     }
 
     fn insert(&self, job: Job) {
-        lock(&self.entries).insert(
-            job.id.clone(),
-            Entry {
-                job,
-                state: JobState::Pending,
-            },
-        );
-    }
-
-    /// Marks a pending job as running and returns it; `None` if it is no longer pending.
-    fn claim(&self, id: &Id) -> Option<Job> {
-        let mut entries = lock(&self.entries);
-        let entry = entries.get_mut(id)?;
-        if entry.state != JobState::Pending {
-            return None;
+        {
+            let mut table = lock(&self.table);
+            let key = (job.due, table.next_seq);
+            table.next_seq += 1;
+            table.queue.insert(key, job.id.clone());
+            table.entries.insert(
+                job.id.clone(),
+                Entry {
+                    state: JobState::Pending,
+                    key,
+                    job: Some(job),
+                },
+            );
         }
-        entry.state = JobState::InProgress;
-        Some(entry.job.clone())
+        self.rearm.notify_one();
     }
 
     /// The pending job due first, claimed.
     fn claim_earliest(&self) -> Option<Job> {
-        let id = lock(&self.entries)
-            .values()
-            .filter(|e| e.state == JobState::Pending)
-            .min_by_key(|e| (e.job.due, e.job.id.clone()))
-            .map(|e| e.job.id.clone())?;
-        self.claim(&id)
+        lock(&self.table).claim_first(|_| true)
+    }
+
+    /// A pending job due by `now`, claimed.
+    fn claim_due(&self, now: Instant) -> Option<Job> {
+        lock(&self.table).claim_first(|due| due <= now)
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        lock(&self.table)
+            .queue
+            .first_key_value()
+            .map(|(key, _)| key.0)
     }
 
     fn any_in_progress(&self) -> bool {
-        lock(&self.entries)
-            .values()
-            .any(|e| e.state == JobState::InProgress)
+        lock(&self.table).in_progress > 0
     }
 
     fn finish(&self, id: &Id, state: JobState) {
-        if let Some(entry) = lock(&self.entries).get_mut(id) {
-            entry.state = state;
+        {
+            let mut table = lock(&self.table);
+            if let Some(entry) = table.entries.get_mut(id) {
+                entry.state = state;
+            }
+            table.in_progress = table.in_progress.saturating_sub(1);
+            table.settle(id);
         }
-        self.settle(id);
         self.changed.notify_waiters();
     }
 
-    /// Remembers that `id` reached a final state, forgetting the oldest settled job once
-    /// more than [`SETTLED_JOBS_KEPT`] are kept.
-    fn settle(&self, id: &Id) {
-        let forgotten = {
-            let mut settled = lock(&self.settled);
-            settled.push_back(id.clone());
-            if settled.len() > SETTLED_JOBS_KEPT {
-                settled.pop_front()
-            } else {
-                None
-            }
-        };
-        if let Some(old) = forgotten {
-            lock(&self.entries).remove(&old);
-        }
-    }
-
-    /// Cancels a pending job; true if it was pending.
+    /// Cancels a pending job, dropping it and its place in the queue; true if it was
+    /// pending.
     fn cancel(&self, id: &Id) -> bool {
-        match lock(&self.entries).get_mut(id) {
-            Some(entry) if entry.state == JobState::Pending => {
-                entry.state = JobState::Canceled;
-            }
-            _ => return false,
+        let mut table = lock(&self.table);
+        let Some(entry) = table.entries.get_mut(id) else {
+            return false;
+        };
+        if entry.state != JobState::Pending {
+            return false;
         }
-        self.settle(id);
+        entry.state = JobState::Canceled;
+        entry.job = None;
+        let key = entry.key;
+        table.queue.remove(&key);
+        table.settle(id);
         true
     }
 }
 
+impl Drop for Jobs {
+    fn drop(&mut self) {
+        if let Some(timer) = lock(&self.timer).take() {
+            timer.abort();
+        }
+    }
+}
+
+/// Marks a claimed job failed if it is dropped before it finishes (its future was dropped:
+/// the runtime shut down or a caller of `finish_scheduled` gave up), so no job stays in
+/// progress forever.
+struct Running<'a> {
+    jobs: &'a Jobs,
+    id: Option<Id>,
+}
+
+impl Running<'_> {
+    fn finish(mut self, state: JobState) {
+        if let Some(id) = self.id.take() {
+            self.jobs.finish(&id, state);
+        }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            let message = "the job was interrupted before it finished (its task was dropped)";
+            self.jobs.finish(&id, JobState::Failed(message.to_owned()));
+        }
+    }
+}
+
+/// Polls a future, turning a panic in it into `Err(payload)`.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
+    }
+}
+
+/// The message of a panic payload.
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        message
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message
+    } else {
+        "a panic without a message"
+    }
+}
+
+/// The deployment's timer: runs due jobs, each on its own task, then sleeps until the next
+/// is due or a job is queued. Holds the deployment weakly; it ends with it.
+async fn run_timer(weak: Weak<Inner>, rearm: Arc<Notify>) {
+    loop {
+        let next = {
+            let Some(inner) = weak.upgrade() else { return };
+            let now = Instant::now();
+            while let Some(job) = inner.jobs.claim_due(now) {
+                let deployment = Deployment {
+                    inner: inner.clone(),
+                };
+                tokio::spawn(async move { deployment.execute_job(job).await });
+            }
+            inner.jobs.next_due()
+        };
+        match next {
+            Some(due) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(due) => {}
+                    () = rearm.notified() => {}
+                }
+            }
+            None => rearm.notified().await,
+        }
+    }
+}
+
 impl Deployment {
-    /// Starts the jobs a committed mutation staged.
+    /// Applies what a committed mutation staged, in order: jobs are enqueued, cancels
+    /// cancel.
     pub(crate) fn enqueue_staged(&self, staged: Vec<Staged>) {
-        // Only the scheduler stages work, so every item is a job.
-        let jobs = staged
-            .into_iter()
-            .filter_map(|staged| staged.work.downcast::<Job>().ok())
-            .map(|job| *job);
-        self.enqueue(jobs);
+        for Staged { id, work } in staged {
+            match work.downcast::<Job>() {
+                Ok(job) => self.enqueue([*job]),
+                Err(work) => {
+                    if work.is::<Cancel>() {
+                        self.inner.jobs.cancel(&id);
+                    }
+                }
+            }
+        }
     }
 
-    /// Enqueues committed jobs and arms their timers (when a tokio runtime is running).
+    /// Enqueues committed jobs and makes sure the timer runs (when a tokio runtime does).
     pub(crate) fn enqueue(&self, jobs: impl IntoIterator<Item = Job>) {
         for job in jobs {
-            let (id, due) = (job.id.clone(), job.due);
             self.inner.jobs.insert(job);
-            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-                continue;
-            };
-            let weak: Weak<Inner> = Arc::downgrade(&self.inner);
-            runtime.spawn(async move {
-                tokio::time::sleep_until(due).await;
-                if let Some(inner) = weak.upgrade() {
-                    Deployment { inner }.run_job(&id).await;
-                }
-            });
         }
+        self.ensure_timer();
     }
 
-    /// Runs one job if it is still pending.
-    async fn run_job(&self, id: &Id) {
-        if let Some(job) = self.inner.jobs.claim(id) {
-            self.execute_job(job).await;
-        }
-    }
-
-    async fn execute_job(&self, job: Job) {
-        let outcome = self
-            .dispatch(job.path, job.args, Caller::Scheduler(job.link))
-            .await;
-        let state = match outcome {
-            Ok(_) => JobState::Success,
-            Err(err) => JobState::Failed(err.message().to_owned()),
+    /// Starts the timer task on the current runtime unless one is running.
+    fn ensure_timer(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
         };
-        self.inner.jobs.finish(&job.id, state);
+        let mut timer = lock(&self.inner.jobs.timer);
+        if timer.as_ref().is_some_and(|timer| !timer.is_finished()) {
+            return;
+        }
+        let weak = Arc::downgrade(&self.inner);
+        let rearm = self.inner.jobs.rearm.clone();
+        *timer = Some(runtime.spawn(run_timer(weak, rearm)).abort_handle());
+    }
+
+    /// Runs a claimed job; its error or panic fails it.
+    async fn execute_job(&self, job: Job) {
+        let running = Running {
+            jobs: &self.inner.jobs,
+            id: Some(job.id.clone()),
+        };
+        let call = self.dispatch(job.path, job.args, Caller::Scheduler(job.link));
+        let state = match CatchUnwind(Box::pin(call)).await {
+            Ok(Ok(_)) => JobState::Success,
+            Ok(Err(err)) => JobState::Failed(err.message().to_owned()),
+            Err(payload) => JobState::Failed(format!(
+                "the job panicked: {}",
+                panic_message(payload.as_ref())
+            )),
+        };
+        running.finish(state);
     }
 
     /// Runs scheduled work until none is left, earliest first, without waiting for delays
-    /// (work scheduled by that work runs too), and waits for jobs already running on timers.
-    /// Returns how many jobs it ran; stops after [`Deployment::MAX_DRAINED_JOBS`] so that
-    /// work rescheduling itself forever cannot hang a test.
+    /// (work scheduled by that work runs too), and waits for jobs already running on the
+    /// timer. Returns how many jobs it ran; stops after [`Deployment::MAX_DRAINED_JOBS`] so
+    /// that work rescheduling itself forever cannot hang a test. A job that panics fails
+    /// (`JobState::Failed`) and the drain goes on.
     pub async fn finish_scheduled(&self) -> usize {
         let mut ran = 0;
         while ran < Self::MAX_DRAINED_JOBS {
@@ -258,18 +406,27 @@ impl Deployment {
         Ok(id)
     }
 
+    /// Cancels a job that has not started. Inside a mutation the cancel is staged and takes
+    /// effect only if the mutation commits; a job the mutation itself scheduled counts.
     pub(crate) fn cancel_job(&self, txn: Option<&Arc<Transaction>>, id: &Id) -> Result<()> {
-        if txn.is_some_and(|txn| txn.unstage(id)) || self.inner.jobs.cancel(id) {
-            return Ok(());
-        }
-        match self.inner.jobs.state(id) {
-            Some(_) => Ok(()), // already running or finished: Convex lets it be
-            None => Err(Error::msg(format!("`{id}` is not a scheduled job"))),
+        let known = |txn: Option<&Arc<Transaction>>| {
+            txn.is_some_and(|txn| txn.is_staged(id)) || self.inner.jobs.state(id).is_some()
+        };
+        match txn {
+            Some(txn) if known(Some(txn)) => {
+                txn.stage(Staged {
+                    id: id.clone(),
+                    work: Box::new(Cancel),
+                })?;
+                Ok(())
+            }
+            // Running or finished jobs are left alone, as on Convex.
+            None if self.inner.jobs.cancel(id) || known(None) => Ok(()),
+            _ => Err(Error::msg(format!("`{id}` is not a scheduled job"))),
         }
     }
 }
 
-/// The delay until `when`, zero if it has passed.
 /// When a job delayed by `delay` is due; saturating, so `Duration::MAX` ("only if someone
 /// runs `finish_scheduled`") is about a century away instead of an overflow panic. On
 /// tokio's clock, which tests may pause.
@@ -281,6 +438,7 @@ fn due_after(delay: Duration) -> Instant {
         .unwrap_or(now)
 }
 
+/// The delay until `when`, zero if it has passed.
 pub(crate) fn delay_until(when: SystemTime) -> Duration {
     when.duration_since(SystemTime::now()).unwrap_or_default()
 }

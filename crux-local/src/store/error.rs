@@ -62,6 +62,17 @@ pub enum StoreError {
         /// The table queried.
         table: String,
     },
+    /// A sub-mutation read something its enclosing mutation changed while it ran (a write
+    /// made concurrently with the sub-mutation, e.g. beside it in `tokio::join!`).
+    #[error(
+        "write conflict: {what} changed in the enclosing mutation while this sub-mutation ran, \
+         so its writes were discarded; await the sub-mutation before writing what it reads, \
+         or retry it"
+    )]
+    Conflict {
+        /// What changed: a document or a table.
+        what: String,
+    },
     /// The mutation this database handle belonged to has already returned.
     #[error("the mutation that owned this database handle has already returned")]
     Closed,

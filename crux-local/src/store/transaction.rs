@@ -4,6 +4,13 @@
 //! commit copies only the tables it touches, and only while a reader still holds them).
 //! Top-level mutations run one at a time under the write lock, so they are serializable
 //! without retries; queries read a snapshot and never wait.
+//!
+//! Sub-transactions of one transaction run one at a time too (each holds its parent's
+//! `children` lock from start to commit or abort), so concurrent sibling sub-mutations
+//! are ordered. A sub-transaction also records what it read from outside itself; on commit
+//! it checks that the parent still sees the same documents (pointer-equal) and fails with
+//! [`StoreError::Conflict`] otherwise, so a parent writing while its child runs can never
+//! lose the child's update or have its own write overwritten.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -111,10 +118,11 @@ impl Store {
     }
 }
 
-/// Work held until the whole mutation commits (the scheduler's jobs). The store keeps it
-/// in order, discards it on abort and hands it back on commit, without knowing what it is.
+/// Work held until the whole mutation commits (the scheduler's jobs and cancels). The store
+/// keeps it in order, discards it on abort and hands it back on commit, without knowing
+/// what it is.
 pub(crate) struct Staged {
-    /// What a cancel names it by.
+    /// The id the work concerns (a job's id); [`Transaction::is_staged`] looks it up.
     pub(crate) id: Id,
     /// The work itself, for whoever staged it.
     pub(crate) work: Box<dyn std::any::Any + Send + Sync>,
@@ -135,6 +143,13 @@ struct Writes {
     staged: Vec<Staged>,
 }
 
+/// What a sub-transaction read from outside itself, as first seen: checked on commit.
+#[derive(Debug, Default)]
+struct Reads {
+    docs: BTreeMap<Id, Option<Arc<Document>>>,
+    tables: BTreeMap<String, Vec<Arc<Document>>>,
+}
+
 /// A mutation's transaction (or a query's read-only view). Reads see the transaction's own
 /// writes, then its parents', then the snapshot it started from.
 #[derive(Debug)]
@@ -143,7 +158,13 @@ pub(crate) struct Transaction {
     base: Arc<Snapshot>,
     parent: Option<Arc<Transaction>>,
     writes: Mutex<Writes>,
+    /// Recorded for sub-transactions only.
+    reads: Mutex<Reads>,
+    /// The store's write lock (top level) or the parent's `children` lock (sub-transaction),
+    /// held until commit or abort.
     write_guard: Mutex<Option<tokio::sync::OwnedMutexGuard<()>>>,
+    /// Taken by each sub-transaction of this one, so siblings run one at a time.
+    children: Arc<tokio::sync::Mutex<()>>,
     closed: AtomicBool,
 }
 
@@ -159,18 +180,22 @@ impl Transaction {
             base,
             parent,
             writes: Mutex::new(Writes::default()),
+            reads: Mutex::new(Reads::default()),
             write_guard: Mutex::new(write_guard),
+            children: Arc::new(tokio::sync::Mutex::new(())),
             closed: AtomicBool::new(false),
         }
     }
 
-    /// A sub-transaction: its writes reach `self` only if it commits.
-    pub(crate) fn child(self: &Arc<Self>) -> Arc<Transaction> {
+    /// A sub-transaction: its writes reach `self` only if it commits. Waits until the
+    /// previous sub-transaction of `self` has committed or aborted.
+    pub(crate) async fn child(self: &Arc<Self>) -> Arc<Transaction> {
+        let guard = self.children.clone().lock_owned().await;
         Arc::new(Transaction::new(
             self.store.clone(),
             self.base.clone(),
             Some(self.clone()),
-            None,
+            Some(guard),
         ))
     }
 
@@ -178,45 +203,54 @@ impl Transaction {
         &self.store
     }
 
-    /// The pending write for `id` in this transaction or a parent: `Some(None)` = deleted.
-    fn pending(&self, id: &Id) -> Option<Option<Arc<Document>>> {
-        if let Some(entry) = lock(&self.writes).docs.get(id) {
-            return Some(entry.clone());
-        }
-        self.parent.as_ref().and_then(|parent| parent.pending(id))
-    }
-
+    /// The document `id` as this transaction sees it: its own write, else its parent's view
+    /// (recorded as read, in a sub-transaction), else the snapshot's.
     pub(crate) fn get(&self, id: &Id) -> Result<Option<Arc<Document>>, StoreError> {
         let table = id
             .table()
             .ok_or_else(|| StoreError::MalformedId { id: id.clone() })?;
-        if let Some(pending) = self.pending(id) {
-            return Ok(pending);
+        if let Some(own) = lock(&self.writes).docs.get(id) {
+            return Ok(own.clone());
         }
-        Ok(self
-            .base
-            .tables
-            .get(table)
-            .and_then(|docs| docs.get(id))
-            .cloned())
+        let Some(parent) = &self.parent else {
+            return Ok(self
+                .base
+                .tables
+                .get(table)
+                .and_then(|docs| docs.get(id))
+                .cloned());
+        };
+        let found = parent.get(id)?;
+        lock(&self.reads)
+            .docs
+            .entry(id.clone())
+            .or_insert_with(|| found.clone());
+        Ok(found)
     }
 
     /// Every live document of `table` as this transaction sees it, in id order.
     pub(crate) fn scan(&self, table: &str) -> Vec<Arc<Document>> {
-        let mut docs: Table = self
-            .base
-            .tables
-            .get(table)
-            .map(|t| (**t).clone())
-            .unwrap_or_default();
-        self.apply_pending(table, &mut docs);
-        docs.into_values().collect()
+        self.view_of(table).into_values().collect()
     }
 
-    fn apply_pending(&self, table: &str, docs: &mut Table) {
-        if let Some(parent) = &self.parent {
-            parent.apply_pending(table, docs);
-        }
+    /// `table` as this transaction sees it; a sub-transaction records its parent's view.
+    fn view_of(&self, table: &str) -> Table {
+        let mut docs = match &self.parent {
+            Some(parent) => {
+                let docs = parent.view_of(table);
+                lock(&self.reads)
+                    .tables
+                    .entry(table.to_owned())
+                    .or_insert_with(|| docs.values().cloned().collect());
+                docs
+            }
+            None => self
+                .base
+                .tables
+                .get(table)
+                .map(|t| (**t).clone())
+                .unwrap_or_default(),
+        };
         for (id, doc) in &lock(&self.writes).docs {
             if id.table() != Some(table) {
                 continue;
@@ -226,6 +260,36 @@ impl Transaction {
                 None => docs.remove(id),
             };
         }
+        docs
+    }
+
+    /// Fails if the parent no longer sees what this sub-transaction read from it.
+    fn check_reads(&self, parent: &Transaction) -> Result<(), StoreError> {
+        let Reads { docs, tables } = std::mem::take(&mut *lock(&self.reads));
+        for (id, seen) in docs {
+            let now = parent.get(&id)?;
+            let same = match (&seen, &now) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
+                return Err(StoreError::Conflict {
+                    what: format!("document `{id}`"),
+                });
+            }
+        }
+        for (table, seen) in tables {
+            let now = parent.scan(&table);
+            let same =
+                seen.len() == now.len() && seen.iter().zip(&now).all(|(a, b)| Arc::ptr_eq(a, b));
+            if !same {
+                return Err(StoreError::Conflict {
+                    what: format!("table `{table}`"),
+                });
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn insert(&self, table: &str, value: Value) -> Result<Id, StoreError> {
@@ -292,37 +356,47 @@ impl Transaction {
         Ok(())
     }
 
-    /// Unstages work staged earlier in this transaction (or a parent); true if found.
-    pub(crate) fn unstage(&self, id: &Id) -> bool {
-        let mut writes = lock(&self.writes);
-        if let Some(pos) = writes.staged.iter().position(|staged| &staged.id == id) {
-            writes.staged.remove(pos);
-            return true;
-        }
-        drop(writes);
-        self.parent
-            .as_ref()
-            .is_some_and(|parent| parent.unstage(id))
+    /// Whether work for `id` is staged in this transaction or a parent (a job scheduled
+    /// earlier in the mutation, which a cancel may name before it is committed).
+    pub(crate) fn is_staged(&self, id: &Id) -> bool {
+        lock(&self.writes)
+            .staged
+            .iter()
+            .any(|staged| &staged.id == id)
+            || self
+                .parent
+                .as_ref()
+                .is_some_and(|parent| parent.is_staged(id))
     }
 
-    /// Ends the transaction without committing: its writes and staged jobs are discarded.
+    /// Ends the transaction without committing: its writes and staged work are discarded.
     pub(crate) fn abort(&self) {
         self.closed.store(true, Ordering::Release);
         *lock(&self.writes) = Writes::default();
+        *lock(&self.reads) = Reads::default();
         lock(&self.write_guard).take();
     }
 
     /// Makes the writes visible: to the parent for a sub-transaction (returning nothing),
     /// to everyone for a top-level transaction (returning the staged work to start), and
-    /// releases the write lock.
-    pub(crate) fn commit(&self) -> Vec<Staged> {
+    /// releases the lock it held. A sub-transaction whose reads the parent has since
+    /// overwritten is aborted instead, with [`StoreError::Conflict`].
+    pub(crate) fn commit(&self) -> Result<Vec<Staged>, StoreError> {
+        if let Some(parent) = &self.parent
+            && let Err(conflict) = self.check_reads(parent)
+        {
+            self.abort();
+            return Err(conflict);
+        }
         self.closed.store(true, Ordering::Release);
         let Writes { docs, staged } = std::mem::take(&mut *lock(&self.writes));
         if let Some(parent) = &self.parent {
             let mut parent_writes = lock(&parent.writes);
             parent_writes.docs.extend(docs);
             parent_writes.staged.extend(staged);
-            return Vec::new();
+            drop(parent_writes);
+            lock(&self.write_guard).take();
+            return Ok(Vec::new());
         }
         if !docs.is_empty() {
             let mut committed = lock(&self.store.inner.committed);
@@ -337,7 +411,7 @@ impl Transaction {
             }
         }
         lock(&self.write_guard).take();
-        staged
+        Ok(staged)
     }
 }
 
