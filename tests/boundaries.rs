@@ -610,7 +610,9 @@ async fn a_continuation_joins_the_given_run() {
     let sink = Memory::new();
     let d = observed(&sink).build();
     let span_id = d.action(resumes_later, NoArgs {}).await.unwrap();
-    assert_eq!(d.finish_scheduled().await, 1);
+    // Due at once: the deployment's timer may run it before the drain does; either way
+    // the drain returns only when it has finished (the events below show it ran, once).
+    assert!(d.finish_scheduled().await <= 1);
     let records = settled(&d, &sink).await;
     assert_eq!(
         run_starts(&records).len(),
