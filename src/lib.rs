@@ -3,7 +3,8 @@
 //! Annotate async handlers with [`action`], [`query`], [`mutation`] and their internal
 //! variants; every call between them — child actions through `ctx.crux.run_action`,
 //! queries, mutations, scheduled work — lands in one Crux run, recorded through
-//! [`sink`]s and readable as a tree (`cargo run --bin crux -- show latest`).
+//! [`sink`]s and readable as a tree (`cargo run --bin crux -- show latest`, [`view::Trees`]),
+//! which tests can pin with [`testing`].
 //!
 //! ```
 //! use crux::prelude::*;
@@ -89,6 +90,12 @@ pub mod function {
         BoxFuture, Function, FunctionKind, Metadata, NoArgs, Visibility,
     };
 }
+
+/// Reading recorded runs as trees: the `crux-view` library behind the `crux` viewer.
+/// [`view::Trees`] prints the runs of some records as `crux show` does.
+pub use crux_view as view;
+
+pub mod testing;
 
 /// What handlers usually need: `use crux::prelude::*;`.
 pub mod prelude {

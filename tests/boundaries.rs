@@ -1,4 +1,5 @@
-//! The boundary semantics of `ctx.crux`, asserted on the records a `sink::Memory` receives.
+//! The boundary semantics of `ctx.crux`, asserted on the records a `sink::Memory` receives
+//! and, for the main shapes, on the run trees `crux::testing` prints for them.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -7,6 +8,7 @@ use crux::ErrorKind;
 use crux::local::Deployment;
 use crux::prelude::*;
 use crux::sink::Memory;
+use crux::testing::{assert_run_trees, run_trees};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------
@@ -397,6 +399,28 @@ async fn run_action_records_the_boundary_and_flushes_before_the_child_starts() {
     let child_seg = &events[1]["segmentId"];
     assert_ne!(child_seg, &span["segmentId"]);
     assert_eq!(events[1]["segmentSeq"], 1);
+
+    // The hop as the viewer shows it: folded (no work under it), then every record.
+    assert_run_trees(
+        &records,
+        r#"
+        run run#1 "support chat" (agent.run)
+        status ok · 7 records · 2 segments
+
+        └─ ↳ runtime.convex.action "plan research" → boundaries:child  ok  (folded)
+    "#,
+    );
+    run_trees(&records).all_spans().assert_eq(
+        r#"
+        run run#1 "support chat" (agent.run)
+        status ok · 7 records · 2 segments
+
+        └─ plan research  runtime.convex.action  ok
+             • runtime.convex.boundary.requested
+             • runtime.convex.boundary.received
+             • runtime.convex.boundary.completed
+    "#,
+    );
 }
 
 #[tokio::test]
@@ -474,6 +498,28 @@ async fn a_failure_at_the_bottom_marks_every_boundary_and_the_run_as_error() {
     let run_end = &of_type(&records, "run:end")[0];
     assert_eq!(run_end["status"], "error");
     assert_eq!(run_end["error"]["message"], "research failed");
+
+    // The failure where it happened, on both hops and on the run.
+    run_trees(&records).all_spans().assert_eq(
+        r#"
+        run run#1 "waterfall" (runtime.convex.action)
+        status error · 16 records · 3 segments
+        ✗ ConvexError: research failed
+
+        └─ plan research  runtime.convex.action  error
+           │ ✗ ConvexError: research failed
+           │ • runtime.convex.boundary.requested
+           │ • runtime.convex.boundary.received
+           │ • runtime.convex.boundary.failed: research failed
+           │ • exception: research failed
+           └─ dig deeper  runtime.convex.action  error
+                ✗ ConvexError: research failed
+                • runtime.convex.boundary.requested
+                • runtime.convex.boundary.received
+                • runtime.convex.boundary.failed: research failed
+                • exception: research failed
+    "#,
+    );
 }
 
 #[tokio::test]
@@ -603,6 +649,24 @@ async fn scheduled_work_is_detached_and_linked_back_to_its_schedule_span() {
     assert_eq!(edge["edgeType"], "triggered");
     assert_eq!(edge["from"], json!({"kind": "span", "id": span["spanId"]}));
     assert_eq!(edge["to"], json!({"kind": "run", "id": scheduled["runId"]}));
+
+    // Two runs, linked both ways: the schedule span names the run it triggered.
+    assert_run_trees(
+        &records,
+        r#"
+        run run#1 "schedules" (runtime.convex.action)
+        status ok · 4 records · 1 segment
+
+        └─ ↳ runtime.convex.schedule "stream chat response" → boundaries:scheduled_work  ok  (folded)
+             ↪ triggered run run#2 "scheduled work"
+
+        run run#2 "scheduled work" (runtime.convex.action)
+        status ok · 3 records · 1 segment
+        ↩ triggered by span "stream chat response" (runtime.convex.schedule) in run run#1 "schedules"
+
+        (no spans)
+    "#,
+    );
 }
 
 #[tokio::test]

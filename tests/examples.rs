@@ -119,7 +119,8 @@ fn every_example_writes_valid_v5_records_and_prints_its_trees() {
         }
         for start in records.of_type("run:start") {
             let tree_head = format!(
-                "run {} {}",
+                "run {} {} ({})",
+                start["runId"].as_str().unwrap(),
                 start["name"],
                 start["rootPrimitive"].as_str().unwrap()
             );

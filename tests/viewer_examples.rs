@@ -6,7 +6,7 @@ mod example_stores;
 use std::path::Path;
 use std::process::Command;
 
-use example_stores::{EXAMPLES, TempDir, produce_store, read_store};
+use example_stores::{EXAMPLES, TempDir, produce_store, read_store, run_example, store_path};
 use serde_json::Value;
 
 /// Runs `crux ARGS --store STORE`; returns (exit code, stdout, stderr).
@@ -161,4 +161,77 @@ fn search_finds_a_label_in_every_run_and_says_where() {
         hits.iter().any(|h| h.to_string().contains(&run)),
         "no hit names the support chat run {run}: {hits:#?}"
     );
+}
+
+/// One renderer: what an example prints for each run (its `Memory`, through
+/// `crux::view::Trees`) is exactly what `crux show RUN` prints from the store, the library
+/// gives the same text from the store's records, and `crux::testing` gives that text
+/// normalized (same lines, same spans; ids numbered, times left out).
+#[test]
+fn examples_the_library_and_the_viewer_print_the_same_trees() {
+    for name in EXAMPLES {
+        let dir = TempDir::new("viewer-examples-same");
+        let printed = String::from_utf8(run_example(name, dir.path()).stdout).unwrap();
+        let store = store_path(dir.path());
+        let records = read_store(&store);
+        let mut runs: Vec<&str> = Vec::new();
+        for record in &records {
+            let run = record["runId"].as_str().unwrap();
+            if !runs.contains(&run) {
+                runs.push(run);
+            }
+        }
+        assert!(!runs.is_empty(), "{name} recorded no run");
+        let all_runs = runs.clone();
+        for run in runs {
+            let shown = ok(&store, &["show", run]);
+            assert!(
+                printed.contains(&shown),
+                "{name} did not print run {run} as `crux show` does:\n{shown}\n--- printed:\n{printed}"
+            );
+            let library = crux::view::Trees::from_values(&records)
+                .run(run)
+                .to_string();
+            assert_eq!(library, shown, "{name}: the library and `crux show` differ");
+
+            let pinned = crux::testing::run_trees(&records)
+                .run(run.parse().unwrap())
+                .to_string();
+            assert!(pinned.starts_with("run run#1 "), "{pinned}");
+            assert!(!pinned.contains(run), "{pinned}");
+            let (pinned_lines, shown_lines): (Vec<&str>, Vec<&str>) =
+                (pinned.lines().collect(), shown.lines().collect());
+            assert_eq!(
+                pinned_lines.len(),
+                shown_lines.len(),
+                "{name}:\n{pinned}\n---\n{shown}"
+            );
+            // Below the header, each line names the same span (or event, hop or link) in
+            // the same place: the text before its first two-space gap is the same once ids
+            // and event offsets are set aside.
+            let head = |line: &str, ids: &[String]| {
+                let mut head = line.split("  ").next().unwrap_or("").to_owned();
+                if let Some(at) = head.find(" +") {
+                    let end = head[at..].find(':').map_or(head.len(), |e| at + e);
+                    head.replace_range(at..end, "");
+                }
+                for id in ids {
+                    head = head.replace(id.as_str(), "RUN");
+                }
+                head
+            };
+            let real_ids: Vec<String> = all_runs.iter().map(|r| r.to_string()).collect();
+            let placeholders: Vec<String> = (1..=all_runs.len())
+                .rev()
+                .map(|n| format!("run#{n}"))
+                .collect();
+            for (p, s) in pinned_lines.iter().zip(&shown_lines).skip(2) {
+                assert_eq!(
+                    head(p, &placeholders),
+                    head(s, &real_ids),
+                    "{name}:\n{pinned}\n---\n{shown}"
+                );
+            }
+        }
+    }
 }

@@ -17,8 +17,12 @@
 //! let run_id = run.run_id();
 //! run.end(RunStatus::Ok);
 //! observer.flush_blocking(FlushOptions::FINAL);
-//! assert_eq!(memory.render_tree(run_id),
-//!     "run \"support chat\" agent.run: ok\n  span \"plan\" plan.operation: ok\n");
+//! let records = memory.records_of_run(run_id);
+//! let types: Vec<&str> = records.iter().map(|r| r["type"].as_str().unwrap()).collect();
+//! assert_eq!(types, ["run:start", "span:start", "span:end", "run:end"]);
+//! assert_eq!(records[1]["name"], "plan");
+//! assert_eq!(records[1]["parentSpanId"], serde_json::Value::Null);
+//! assert_eq!(records[2]["status"], "ok");
 //! ```
 
 use std::borrow::Cow;

@@ -1,9 +1,10 @@
 //! Runs, spans and the records they write: segments, sequence numbers, wire shapes,
-//! error evidence, suspend/resume and the tree rendering.
+//! error evidence, suspend/resume, and the run trees the viewer's library shows for them.
 
 use crux_runtime::attributes::Attributes;
 use crux_runtime::delivery::{FlushOptions, FlushStatus};
 use crux_runtime::envelope::Envelope;
+use crux_runtime::ids::RunId;
 use crux_runtime::observe::{self, Observer, ParentRun, RunOptions};
 use crux_runtime::record::{RunStatus, SpanStatus};
 use crux_runtime::sink::Memory;
@@ -19,6 +20,20 @@ fn drain(o: &Observer) {
         o.flush_blocking(FlushOptions::FINAL).status,
         FlushStatus::Drained
     );
+}
+
+/// One run as the `crux` viewer shows it (`crux-view`), normalized: no ids, no times.
+fn tree(memory: &Memory, run_id: RunId, all_spans: bool, attributes: bool) -> String {
+    let mut trees = crux_view::Trees::from_values(&memory.records())
+        .run(run_id)
+        .normalized();
+    if all_spans {
+        trees = trees.all_spans();
+    }
+    if attributes {
+        trees = trees.with_attributes();
+    }
+    trees.to_string()
 }
 
 fn of_type<'a>(records: &'a [Value], t: &str) -> Vec<&'a Value> {
@@ -116,8 +131,10 @@ fn nested_spans_record_their_parents_through_scopes() {
     let starts = of_type(&records, "span:start");
     assert_eq!(starts[1]["parentSpanId"], starts[0]["spanId"]);
     assert_eq!(
-        memory.render_tree(run_id),
-        "run \"r\" agent.run: ok\n  span \"outer\" flow.run: suspended\n    span \"inner\" flow.step: ok\n"
+        tree(&memory, run_id, false, false),
+        "run run#1 \"r\" (agent.run)\nstatus ok · 6 records · 1 segment\n\n\
+         └─ outer  flow.run  suspended\n   \
+         └─ inner  flow.step  ok\n"
     );
 }
 
@@ -151,8 +168,12 @@ fn failures_record_evidence_and_the_summary() {
     assert_eq!(run_end["status"], "error");
     assert_eq!(run_end["error"]["message"], "boom");
     assert_eq!(
-        memory.render_tree(run_id),
-        "run \"r\" agent.run: error: boom\n  span \"call tool\" tool.call: error: thread is closed\n    event exception\n    artifact error.raw\n"
+        tree(&memory, run_id, false, true),
+        "run run#1 \"r\" (agent.run)\nstatus error · 6 records · 1 segment\n✗ Error: boom\n\n\
+         └─ call tool  tool.call  error\n     \
+         ✗ ConvexError: thread is closed\n     \
+         • exception: thread is closed\n     \
+         ▪ artifact error.raw (application/json)\n"
     );
 }
 
@@ -262,10 +283,12 @@ fn a_received_context_continues_the_run_in_its_own_segment() {
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len(), n);
-    assert!(
-        memory
-            .render_tree(run_id)
-            .contains("    span \"plan body\" plan.operation: ok\n")
+    // The callee's span nests under the boundary (shown unfolded: `all_spans`).
+    assert_eq!(
+        tree(&memory, run_id, true, false),
+        "run run#1 \"caller\" (agent.run)\nstatus ok · 6 records · 2 segments\n\n\
+         └─ plan  runtime.convex.action  ok\n   \
+         └─ plan body  plan.operation  ok\n"
     );
 }
 

@@ -1,13 +1,13 @@
 //! Where the examples record, and how they print it.
 //!
 //! Each example records to `.crux/records.jsonl` (appended; what the `crux` viewer reads)
-//! and to a `sink::Memory`, whose runs it prints as trees at the end. Built with
+//! and to a `sink::Memory`, whose runs it prints at the end as the `crux` viewer shows
+//! them (`crux::view::Trees`: the same text as `crux show RUN`). Built with
 //! `--features otel` and run with `OTEL_EXPORTER_OTLP_ENDPOINT` set, it also exports to
 //! that OpenTelemetry collector (Arize Phoenix, for one: see the README).
 
 use std::time::Duration;
 
-use crux::ids::RunId;
 use crux::local::{Deployment, DeploymentBuilder};
 use crux::sink::{JsonLines, Memory};
 
@@ -27,20 +27,12 @@ pub fn sinks(builder: DeploymentBuilder) -> crux::Result<(DeploymentBuilder, Mem
 }
 
 /// Waits (at most 3 s) for every record to reach the sinks, then prints each run `memory`
-/// received as a tree, in the order the runs first appeared.
+/// received as a tree, in the order the runs first appeared, as `crux show RUN` prints it.
 pub async fn print_runs(deployment: &Deployment, memory: &Memory) {
     let flushed = deployment.flush(Duration::from_secs(3)).await;
     let records = memory.records();
-    let mut runs: Vec<RunId> = Vec::new();
-    for record in &records {
-        let run = record["runId"].as_str().and_then(|id| id.parse().ok());
-        if let Some(run) = run.filter(|run| !runs.contains(run)) {
-            runs.push(run);
-        }
-    }
-    for run in runs {
-        println!("\n{run}\n{}", memory.render_tree(run).trim_end());
-    }
+    let trees = crux::view::Trees::from_values(&records).to_string();
+    println!("\n{}", trees.trim_end());
     println!(
         "\n{} records ({:?}) appended to {}",
         records.len(),

@@ -1,23 +1,20 @@
-//! Store lines as the `crux` viewer reads them: its record decoder (`decode_line`) on
-//! every line of any text, never a panic.
-//!
-//! The viewer is a binary, so its decoder is compiled in here from its source files
-//! (`src/bin/crux/{record,time}.rs`) rather than moved into a library.
+//! Store lines as the `crux` viewer reads them: `crux-view`'s record decoder
+//! (`decode_line`) on every line of any text, never a panic; then the runs and trees the
+//! viewer builds from whatever decoded, also never a panic.
 #![no_main]
-#![allow(dead_code, unused_imports)]
-
-#[path = "../../src/bin/crux/time.rs"]
-mod time;
-
-#[path = "../../src/bin/crux/record.rs"]
-mod record;
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
-    for (i, line) in lines.iter().enumerate() {
-        let _ = record::decode_line(i + 1, line);
+    for (i, line) in text.lines().enumerate() {
+        let _ = crux_view::record::decode_line(i + 1, line);
+    }
+    if let Ok(values) = text
+        .lines()
+        .map(serde_json::from_str::<serde_json::Value>)
+        .collect::<Result<Vec<_>, _>>()
+    {
+        let _ = crux_view::Trees::from_values(&values).to_string();
     }
 });

@@ -8,7 +8,8 @@ use crate::ids::RunId;
 use crate::record::Record;
 
 /// An in-memory sink for tests and examples. Cloning gives another handle to the same
-/// records.
+/// records. To print or pin them as run trees, use the `crux` facade's `crux::view::Trees`
+/// and `crux::testing`.
 ///
 /// ```
 /// let memory = crux_runtime::sink::Memory::new();
@@ -76,11 +77,6 @@ impl Memory {
     /// Forgets every record.
     pub fn clear(&self) {
         self.lock().records.clear();
-    }
-
-    /// One run as an indented tree; see [`render_tree`](super::render_tree).
-    pub fn render_tree(&self, run_id: RunId) -> String {
-        super::render_tree(&self.records_of_run(run_id))
     }
 }
 

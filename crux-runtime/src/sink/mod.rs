@@ -5,11 +5,9 @@
 
 mod jsonl;
 mod memory;
-mod tree;
 
 pub use jsonl::JsonLines;
 pub use memory::Memory;
-pub use tree::render_tree;
 
 use crate::record::Record;
 

@@ -1,30 +1,25 @@
 //! `crux`: the run viewer. Lists, prints and searches the Crux runs in a record store
 //! (by default `.crux/records.jsonl`, which the examples write).
 //!
-//! Data flow: [`store`] reads lines into [`record`]s, [`model`] builds runs and span trees,
-//! [`fold`] and [`search`] turn them into [`view`]s, and [`render`] (or serde, for `--json`)
-//! prints them.
+//! This binary is the command line only: [`cli`] parses it, [`store`] reads the store's
+//! lines, and the `crux-view` library decodes them (`record`), builds runs and span trees
+//! (`model`), folds (`fold`) or searches (`search`) them into views, and prints them
+//! (`render`, or serde for `--json`).
 
 mod cli;
 mod error;
-mod fold;
-mod model;
-mod record;
-mod render;
-mod search;
 mod store;
-mod time;
-mod view;
 
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
 use cli::{Command, Common};
+use crux_view::fold::{self, Folding};
+use crux_view::model::{self, Model, Run};
+use crux_view::view::RunSummary;
+use crux_view::{render, search};
 use error::CliError;
-use fold::Folding;
-use model::{Model, Run};
-use view::RunSummary;
 
 fn main() -> ExitCode {
     let args: Result<Vec<String>, _> = std::env::args_os()
@@ -57,7 +52,7 @@ fn run(command: Command) -> Result<(), CliError> {
         Command::Version => emit(&format!("crux {}\n", env!("CARGO_PKG_VERSION"))),
         Command::Runs(common) => {
             let model = load(&common.store)?;
-            let runs: Vec<RunSummary> = model.runs.iter().map(summary).collect();
+            let runs: Vec<RunSummary> = model.runs.iter().map(RunSummary::of).collect();
             if common.json {
                 emit_json(&runs)
             } else {
@@ -147,18 +142,6 @@ fn resolve<'m>(model: &'m Model, query: &str, common: &Common) -> Result<&'m Run
                 })
                 .collect(),
         }),
-    }
-}
-
-fn summary(run: &Run) -> RunSummary {
-    RunSummary {
-        run_id: run.run_id.clone(),
-        name: run.name().to_owned(),
-        root_primitive: run.root_primitive().to_owned(),
-        status: run.status.clone(),
-        duration_ms: run.duration_ms(),
-        started_at: run.started_at().map(str::to_owned),
-        records: run.records,
     }
 }
 

@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use crate::error::CliError;
-use crate::record::{Record, decode_line};
+use crux_view::record::{Record, decode_line};
 
 /// The store the examples write, relative to the working directory.
 pub const DEFAULT_STORE: &str = ".crux/records.jsonl";

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::model::{Lifecycle, Link};
+use crate::model::{Lifecycle, Link, Run};
 use crate::record::{Artifact, Attributes, ErrorSummary};
 
 /// One line of `crux runs`.
@@ -21,6 +21,21 @@ pub struct RunSummary {
     pub duration_ms: Option<f64>,
     pub started_at: Option<String>,
     pub records: usize,
+}
+
+impl RunSummary {
+    /// The summary of `run`.
+    pub fn of(run: &Run) -> RunSummary {
+        RunSummary {
+            run_id: run.run_id.clone(),
+            name: run.name().to_owned(),
+            root_primitive: run.root_primitive().to_owned(),
+            status: run.status.clone(),
+            duration_ms: run.duration_ms(),
+            started_at: run.started_at().map(str::to_owned),
+            records: run.records,
+        }
+    }
 }
 
 /// One match of `crux search`.

@@ -200,7 +200,25 @@ pub fn decode_line(line: usize, text: &str) -> Result<Option<Record>, LineError>
             LineError(format!("{kind} record: {e}"))
         }),
         // The fast path failed: look again to say what is wrong in the user's terms.
-        Err(error) => Err(diagnose(trimmed, &error)),
+        Err(error) => Err(match serde_json::from_str::<Value>(trimmed) {
+            Ok(value) => diagnose(&value, &error),
+            Err(e) => LineError(format!("not valid JSON ({e})")),
+        }),
+    }
+}
+
+/// Decodes one record already parsed as JSON (from `sink::Memory::records`, say); `line`
+/// is its position, used as the last tie-break when ordering records.
+pub fn decode_value(line: usize, value: &Value) -> Result<Record, LineError> {
+    match Raw::deserialize(value) {
+        Ok(raw) => raw.into_record(line).map_err(|e| {
+            let kind = value
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            LineError(format!("{kind} record: {e}"))
+        }),
+        Err(error) => Err(diagnose(value, &error)),
     }
 }
 
@@ -213,11 +231,7 @@ fn kind_of(text: &str) -> Option<String> {
     serde_json::from_str::<Kind>(text).ok().map(|k| k.kind)
 }
 
-fn diagnose(text: &str, error: &serde_json::Error) -> LineError {
-    let value: Value = match serde_json::from_str(text) {
-        Ok(value) => value,
-        Err(e) => return LineError(format!("not valid JSON ({e})")),
-    };
+fn diagnose(value: &Value, error: &serde_json::Error) -> LineError {
     let Some(object) = value.as_object() else {
         return LineError("not a JSON object".to_owned());
     };

@@ -189,6 +189,12 @@ impl Run {
         self.start.as_ref().map(|s| s.started_at.as_str())
     }
 
+    /// The position (store line, or index in a slice of records) of the run's first record:
+    /// ordering runs by it gives the order they were delivered in.
+    pub fn first_line(&self) -> usize {
+        self.first_line
+    }
+
     /// Wall time from start to end; `None` while the run has not ended.
     pub fn duration_ms(&self) -> Option<f64> {
         let end = self.end.as_ref()?;
