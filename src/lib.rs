@@ -70,7 +70,7 @@ pub mod observe {
         FlushResult, FlushStatus, MetricError, Metrics, Observer, ObserverBuilder, ParentRun, Run,
         RunOptions, RunStatus, Scope, Span, SpanBuilder, SpanField, SpanFields, SpanStatus,
         TraceParent, WithContext, capture_context, current_observer, current_scope,
-        current_traceparent, event, in_span, resume_run, span, with_context,
+        current_traceparent, event, in_span, replace_current_scope, resume_run, span, with_context,
     };
 }
 

@@ -95,6 +95,54 @@ mod tracing_event {
     }
 }
 
+mod tracing_span {
+    use super::*;
+    use opentelemetry::trace::TracerProvider as _;
+
+    /// One `tracing` span: created, entered, exited, closed.
+    fn one_span() {
+        tracing::info_span!("lookup order", order_id = 42u64).in_scope(|| black_box(1));
+    }
+
+    /// Baseline: the span with a registry and no layer, inside a crux span.
+    #[divan::bench]
+    fn registry_only(b: Bencher) {
+        let _sub = tracing::subscriber::set_default(tracing_subscriber::registry());
+        let _in_span = span_scope().enter();
+        b.bench_local(one_span);
+    }
+
+    /// Baseline: the span through `tracing-opentelemetry`'s layer into the OTel SDK (simple
+    /// processor, no-op exporter).
+    #[divan::bench]
+    fn tracing_opentelemetry(b: Bencher) {
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_simple_exporter(NoopExporter)
+            .build();
+        let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"));
+        let _sub = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+        let _in_span = span_scope().enter();
+        b.bench_local(one_span);
+    }
+
+    /// The span through `CruxLayer` outside any crux context (nothing recorded).
+    #[divan::bench]
+    fn crux_layer_outside_crux(b: Bencher) {
+        let _sub =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(CruxLayer::new()));
+        b.bench_local(one_span);
+    }
+
+    /// The span through `CruxLayer` inside a crux span: a Crux span (start + end records).
+    #[divan::bench]
+    fn crux_layer_inside_span(b: Bencher) {
+        let _sub =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(CruxLayer::new()));
+        let _in_span = span_scope().enter();
+        b.bench_local(one_span);
+    }
+}
+
 /// 100 spans' records (start + end) of one segment, as the delivery worker hands them to
 /// a sink.
 fn records() -> Vec<Record> {

@@ -226,7 +226,7 @@ thread_local! {
     static CURRENT: RefCell<Option<Scope>> = const { RefCell::new(None) };
 }
 
-fn swap_current(scope: Option<Scope>) -> Option<Scope> {
+pub(crate) fn swap_current(scope: Option<Scope>) -> Option<Scope> {
     CURRENT.try_with(|c| c.replace(scope)).ok().flatten()
 }
 

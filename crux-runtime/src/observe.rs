@@ -548,6 +548,25 @@ pub fn current_scope() -> Option<Scope> {
     context::current()
 }
 
+/// Makes `scope` current on this thread (`None`: no context) and returns the scope that
+/// was current, which the caller restores later with another call.
+///
+/// For integrations whose enter and exit are two callbacks, so that no guard can live
+/// between them (a `tracing` layer's `on_enter`/`on_exit`); code that can hold a guard
+/// uses [`Scope::enter`] or [`Scope::in_scope`] instead.
+///
+/// ```
+/// use crux_runtime::observe::{self, Observer, RunOptions};
+/// let run = Observer::builder().build().open_run(RunOptions::new("chat", "agent.run"));
+/// let previous = observe::replace_current_scope(Some(run.scope()));
+/// assert_eq!(observe::current_scope().map(|s| s.run_id()), Some(run.run_id()));
+/// observe::replace_current_scope(previous);
+/// assert!(observe::current_scope().is_none());
+/// ```
+pub fn replace_current_scope(scope: Option<Scope>) -> Option<Scope> {
+    context::swap_current(scope)
+}
+
 /// Whether code runs inside an open Crux span: one thread-local read, for integrations
 /// (a `tracing` layer) that must cost next to nothing outside a run.
 pub fn in_span() -> bool {

@@ -1,7 +1,8 @@
-//! `tracing` integration for crux (the `crux` facade's feature `tracing`): [`CruxLayer`], a `tracing_subscriber`
-//! layer that records `tracing` events as `span:event` records on the current Crux span,
-//! so logs written inside a handler land in the run's tree (and, through
-//! the `otel` feature's sink, as OpenTelemetry span events).
+//! `tracing` integration for crux (the `crux` facade's feature `tracing`): [`CruxLayer`], a
+//! `tracing_subscriber` layer that turns `tracing` spans opened inside a Crux context into
+//! Crux spans and `tracing` events into `span:event` records on the innermost span, so
+//! `#[instrument]`ed helpers, library spans and logs written inside a handler land in the
+//! run's tree (and, through the `otel` feature's sink, in OpenTelemetry).
 //!
 //! ```
 //! use tracing_subscriber::layer::SubscriberExt;
@@ -9,91 +10,418 @@
 //! # let _ = subscriber;
 //! ```
 //!
-//! Outside a Crux span the layer does nothing but one thread-local read. Inside one, an
-//! event becomes a Crux event named after its message (or its callsite name), with the
-//! attributes `level`, `target` and every field.
+//! Spans:
+//! - A `tracing` span created inside a Crux context (or with an explicit `parent:` that is a
+//!   Crux span already) becomes a Crux span under the current Crux span: its name, its
+//!   creation to its close (an `.instrument()`ed future polled many times is one span), its
+//!   fields as typed attributes (plus `level` and `target`). Fields recorded later
+//!   (`Span::record`) are reported on `span:end`.
+//! - Entering it makes its Crux scope current, so Crux spans and `tracing` spans opened
+//!   inside nest under it, also in a task spawned with `.instrument(span)`.
+//! - An `error` field, or an `ERROR` event inside it (what `#[instrument(err)]` writes),
+//!   ends it as `error` with that message.
+//! - Its primitive: a `crux.primitive` field naming a canonical primitive, else the first
+//!   matching rule of [`CruxLayer::primitive_for_target`]/[`CruxLayer::primitive_for_name`],
+//!   else [`DEFAULT_PRIMITIVE`].
+//!
+//! Events become Crux events named after their message (or their callsite name), with the
+//! attributes `level`, `target` and every field, on the innermost span (the `tracing`
+//! span's or a Crux span opened inside it); an explicit `parent:` that is a Crux span
+//! wins. Outside any Crux context the layer costs a thread-local read per span and event
+//! and an atomic load per enter.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tracing_core::field::{Field, Visit};
-use tracing_core::{Event, Level, Subscriber};
+use tracing_core::span::{self, Id};
+use tracing_core::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::LookupSpan;
 
 use crux_runtime::attributes::{AttrValue, Attributes};
-use crux_runtime::observe;
+use crux_runtime::observe::{self, Scope, Span, SpanStatus};
+use crux_runtime::taxonomy;
 
-/// A `tracing_subscriber` layer that ties `tracing` events to the current Crux span.
+/// The primitive of a `tracing` span with no `crux.primitive` field and no matching rule:
+/// `custom.operation`, the canonical taxonomy's catch-all.
+pub const DEFAULT_PRIMITIVE: &str = "custom.operation";
+
+/// The field that names a span's Crux primitive (`crux.primitive = "tool.call"`).
+pub const PRIMITIVE_FIELD: &str = "crux.primitive";
+
+/// A `tracing_subscriber` layer that records `tracing` spans and events in the current Crux
+/// run (see the [crate docs](crate)).
 #[derive(Clone, Debug)]
 pub struct CruxLayer {
     max_level: Level,
+    rules: Vec<Rule>,
+    default_primitive: &'static str,
+}
+
+#[derive(Clone, Debug)]
+struct Rule {
+    on_target: bool,
+    prefix: Cow<'static, str>,
+    primitive: &'static str,
 }
 
 impl Default for CruxLayer {
     fn default() -> Self {
         Self {
             max_level: Level::TRACE,
+            rules: Vec::new(),
+            default_primitive: DEFAULT_PRIMITIVE,
         }
     }
 }
 
 impl CruxLayer {
-    /// Records events of every level.
+    /// Records spans and events of every level.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Records only events at `level` or more severe (`Level::INFO` keeps `INFO`, `WARN`
-    /// and `ERROR`).
+    /// Records only spans and events at `level` or more severe (`Level::INFO` keeps `INFO`,
+    /// `WARN` and `ERROR`). Work inside a span left out nests under its nearest recorded
+    /// ancestor.
     pub fn with_max_level(mut self, level: Level) -> Self {
         self.max_level = level;
         self
     }
+
+    /// Spans whose target starts with `prefix` (`"tower_http"`, `"sqlx"`) get `primitive`
+    /// (canonical or `custom.*`; another is counted as `rejected` by delivery). Rules are
+    /// tried in the order added; a `crux.primitive` field wins over them.
+    pub fn primitive_for_target(
+        mut self,
+        prefix: impl Into<Cow<'static, str>>,
+        primitive: &'static str,
+    ) -> Self {
+        self.rules.push(Rule {
+            on_target: true,
+            prefix: prefix.into(),
+            primitive,
+        });
+        self
+    }
+
+    /// Spans whose name starts with `prefix` get `primitive` (see
+    /// [`primitive_for_target`](CruxLayer::primitive_for_target)).
+    pub fn primitive_for_name(
+        mut self,
+        prefix: impl Into<Cow<'static, str>>,
+        primitive: &'static str,
+    ) -> Self {
+        self.rules.push(Rule {
+            on_target: false,
+            prefix: prefix.into(),
+            primitive,
+        });
+        self
+    }
+
+    /// The primitive of spans no field or rule names (default [`DEFAULT_PRIMITIVE`]).
+    pub fn default_primitive(mut self, primitive: &'static str) -> Self {
+        self.default_primitive = primitive;
+        self
+    }
+
+    fn primitive_for(&self, meta: &Metadata<'_>) -> &'static str {
+        self.rules
+            .iter()
+            .find(|r| {
+                let s = if r.on_target {
+                    meta.target()
+                } else {
+                    meta.name()
+                };
+                s.starts_with(&*r.prefix)
+            })
+            .map_or(self.default_primitive, |r| r.primitive)
+    }
 }
 
-impl<S: Subscriber> Layer<S> for CruxLayer {
-    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+/// What a `tracing` span recorded as a Crux span keeps in its extensions.
+struct Recorded {
+    span: Span,
+    /// The scope with `span` on top, made current while the `tracing` span is entered.
+    scope: Scope,
+    /// The first error recorded in it (an `error` field or an `ERROR` event).
+    error: Option<String>,
+}
+
+/// How many `tracing` spans hold a Crux span, in any subscriber: while none does,
+/// `on_enter` and `on_close` skip the span lookup.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// The `tracing` spans this thread entered that installed a Crux scope, innermost last,
+    /// each with the scope it replaced.
+    static ENTERED: RefCell<Vec<(u64, Option<Scope>)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl CruxLayer {
+    /// The scope a new span opens in: the current one for a contextual span, else the
+    /// nearest explicit ancestor holding a Crux span, else the current one.
+    fn parent_scope<S>(&self, attrs: &span::Attributes<'_>, ctx: &Context<'_, S>) -> Option<Scope>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let explicit = attrs.parent().filter(|_| LIVE.load(Ordering::Relaxed) > 0);
+        if let Some(parent) = explicit
+            && let Some(scope) = ctx.span_scope(parent).and_then(|mut spans| {
+                spans.find_map(|s| s.extensions().get::<Recorded>().map(|r| r.scope.clone()))
+            })
+        {
+            return Some(scope);
+        }
+        observe::current_scope()
+    }
+}
+
+impl<S> Layer<S> for CruxLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let meta = attrs.metadata();
+        if *meta.level() > self.max_level {
+            return;
+        }
+        let Some(parent) = self.parent_scope(attrs, &ctx) else {
+            return;
+        };
+        let mut fields = Fields::new(meta);
+        attrs.record(&mut fields);
+        let primitive = fields.primitive.unwrap_or_else(|| self.primitive_for(meta));
+        let span = parent
+            .span(meta.name(), primitive)
+            .attrs(fields.attributes)
+            .start();
+        let Some(scope) = span.scope() else {
+            return; // a disabled observer: nothing to record
+        };
+        if let Some(s) = ctx.span(id) {
+            s.extensions_mut().insert(Recorded {
+                span,
+                scope,
+                error: fields.error,
+            });
+            LIVE.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &span::Record<'_>, ctx: Context<'_, S>) {
+        if LIVE.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let Some(s) = ctx.span(id) else { return };
+        let mut ext = s.extensions_mut();
+        let Some(rec) = ext.get_mut::<Recorded>() else {
+            return;
+        };
+        let mut fields = Fields::later();
+        values.record(&mut fields);
+        for (key, value) in fields.attributes.iter() {
+            rec.span.set_attr(key.to_owned(), value.clone());
+        }
+        if rec.error.is_none() {
+            rec.error = fields.error;
+        }
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        if LIVE.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let Some(s) = ctx.span(id) else { return };
+        let Some(scope) = s.extensions().get::<Recorded>().map(|r| r.scope.clone()) else {
+            return;
+        };
+        let previous = observe::replace_current_scope(Some(scope));
+        let _ = ENTERED.try_with(|e| e.borrow_mut().push((id.into_u64(), previous)));
+    }
+
+    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
+        let id = id.into_u64();
+        let _ = ENTERED.try_with(|e| {
+            let mut entered = e.borrow_mut();
+            let Some(at) = entered.iter().rposition(|(i, _)| *i == id) else {
+                return;
+            };
+            let (_, previous) = entered.remove(at);
+            if at == entered.len() {
+                drop(entered);
+                observe::replace_current_scope(previous);
+            } else {
+                // Exited out of order: the span entered after this one now restores what
+                // this one replaced, and the current scope stays that later span's.
+                entered[at].1 = previous;
+            }
+        });
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        if LIVE.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let Some(s) = ctx.span(&id) else { return };
+        let Some(rec) = s.extensions_mut().remove::<Recorded>() else {
+            return;
+        };
+        LIVE.fetch_sub(1, Ordering::Relaxed);
+        match rec.error {
+            None => rec.span.end(SpanStatus::Ok),
+            Some(message) => rec.span.fail(&crux_runtime::Error::msg(message)),
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
         if *meta.level() > self.max_level {
             return;
         }
+        // An explicit parent holding a Crux span takes the event; else the current span.
+        let explicit = event
+            .parent()
+            .filter(|_| LIVE.load(Ordering::Relaxed) > 0)
+            .and_then(|p| ctx.span(p));
+        let explicit = explicit.filter(|s| s.extensions().get::<Recorded>().is_some());
         // Cheap exit outside a Crux span: no field is visited.
-        if !observe::in_span() {
+        if explicit.is_none() && !observe::in_span() {
             return;
         }
-        let mut fields = Fields {
-            message: None,
-            attributes: Attributes::new()
-                .with("level", meta.level().as_str())
-                .with("target", meta.target()),
-        };
+        let mut fields = Fields::new(meta);
         event.record(&mut fields);
-        let name = match fields.message {
+        let name = match fields.message.take() {
             Some(m) if !m.is_empty() => Cow::Owned(m),
             _ => Cow::Borrowed(meta.name()),
         };
-        observe::event(name, fields.attributes);
+        if *meta.level() == Level::ERROR {
+            // The event's innermost `tracing` span holding a Crux span ends as `error`.
+            if let Some(spans) = ctx.event_scope(event) {
+                for s in spans {
+                    if let Some(rec) = s.extensions_mut().get_mut::<Recorded>() {
+                        if rec.error.is_none() {
+                            rec.error =
+                                Some(fields.error.clone().unwrap_or_else(|| name.to_string()));
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        match explicit {
+            Some(s) => {
+                if let Some(rec) = s.extensions().get::<Recorded>() {
+                    rec.span.event(name, fields.attributes);
+                }
+            }
+            None => observe::event(name, fields.attributes),
+        }
+    }
+}
+
+/// A `tracing_subscriber::fmt` event format that starts every line written inside a Crux
+/// context with `crux.run_id=… crux.trace_id=… `, then writes what `inner` writes.
+///
+/// ```
+/// use tracing_subscriber::layer::SubscriberExt;
+/// let fmt = tracing_subscriber::fmt::layer()
+///     .event_format(crux_tracing::WithCruxIds::new(tracing_subscriber::fmt::format()));
+/// let subscriber = tracing_subscriber::registry()
+///     .with(crux_tracing::CruxLayer::new())
+///     .with(fmt);
+/// # let _ = subscriber;
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct WithCruxIds<E> {
+    inner: E,
+}
+
+impl<E> WithCruxIds<E> {
+    /// Wraps an event format (`tracing_subscriber::fmt::format()`, `.compact()`, ...).
+    pub fn new(inner: E) -> Self {
+        Self { inner }
+    }
+}
+
+impl<S, N, E> FormatEvent<S, N> for WithCruxIds<E>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    E: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let ids = observe::current_scope().map(|s| (s.run_id(), s.trace_id()));
+        if let Some((run_id, trace_id)) = ids {
+            write!(writer, "crux.run_id={run_id} crux.trace_id={trace_id} ")?;
+        }
+        self.inner.format_event(ctx, writer, event)
     }
 }
 
 struct Fields {
     message: Option<String>,
+    primitive: Option<&'static str>,
+    error: Option<String>,
     attributes: Attributes,
 }
 
 impl Fields {
+    fn new(meta: &'static Metadata<'static>) -> Self {
+        Self {
+            message: None,
+            primitive: None,
+            error: None,
+            attributes: Attributes::new()
+                .with("level", meta.level().as_str())
+                .with("target", meta.target()),
+        }
+    }
+
+    /// For values recorded after a span started.
+    fn later() -> Self {
+        Self {
+            message: None,
+            primitive: None,
+            error: None,
+            attributes: Attributes::new(),
+        }
+    }
+
     fn put(&mut self, field: &Field, value: AttrValue) {
         self.attributes.set(field.name(), value);
+    }
+
+    fn text(&mut self, field: &Field, value: String) {
+        match field.name() {
+            "message" => self.message = Some(value),
+            PRIMITIVE_FIELD if taxonomy::canonical_primitive(&value).is_some() => {
+                self.primitive = taxonomy::canonical_primitive(&value);
+            }
+            "error" => {
+                self.error.get_or_insert_with(|| value.clone());
+                self.put(field, AttrValue::from(value));
+            }
+            _ => self.put(field, AttrValue::from(value)),
+        }
     }
 }
 
 impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message = Some(value.to_owned());
-        } else {
-            self.put(field, AttrValue::from(value.to_owned()));
-        }
+        self.text(field, value.to_owned());
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.put(field, AttrValue::Int(value));
@@ -105,13 +433,15 @@ impl Visit for Fields {
         self.put(field, AttrValue::Float(value));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
+        if value && field.name() == "error" {
+            self.error.get_or_insert_with(|| "error".to_owned());
+        }
         self.put(field, AttrValue::Bool(value));
     }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.text(field, value.to_string());
+    }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if field.name() == "message" {
-            self.message = Some(format!("{value:?}"));
-        } else {
-            self.put(field, AttrValue::from(format!("{value:?}")));
-        }
+        self.text(field, format!("{value:?}"));
     }
 }
