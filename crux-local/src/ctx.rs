@@ -54,8 +54,20 @@ impl Deadline {
             kind,
             inherited: false,
         };
+        // A call that inherits its caller's deadline ends a little before it, so the
+        // innermost call is the one that times out and its error has time to travel up
+        // (acknowledgements, the boundary flush) before the caller's own limit fires.
+        let inherited_at = |caller: &Deadline| {
+            caller
+                .at
+                .checked_sub(INHERITED_DEADLINE_MARGIN)
+                .map_or(own.at.min(caller.at), |at| {
+                    at.max(tokio::time::Instant::now())
+                })
+        };
         match inherited {
-            Some(caller) if caller.at < own.at => Deadline {
+            Some(caller) if inherited_at(&caller) < own.at => Deadline {
+                at: inherited_at(&caller),
                 inherited: true,
                 ..caller
             },
@@ -63,6 +75,9 @@ impl Deadline {
         }
     }
 }
+
+/// How much earlier than its caller's deadline a nested call that inherits it ends.
+const INHERITED_DEADLINE_MARGIN: Duration = Duration::from_millis(50);
 
 /// About thirty years from now: "no limit" for a limit too large to add to the clock.
 fn far_future() -> tokio::time::Instant {
