@@ -1,6 +1,10 @@
 //! The server: its settings, the routes of Convex's HTTP API, and serving with a graceful
 //! shutdown.
 
+// A refused request's `Response` is the error of the request-reading helpers: built once,
+// on the way out; boxing it would only add an allocation.
+#![allow(clippy::result_large_err)]
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
