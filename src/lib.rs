@@ -56,6 +56,8 @@ pub use crux_macros::{
 pub use crux_otel as otel;
 pub use crux_runtime::{Error, ErrorKind, Result};
 pub use crux_runtime::{attributes, boundary, envelope, ids, sink};
+#[cfg(feature = "server")]
+pub use crux_server as server;
 #[cfg(feature = "tracing")]
 pub use crux_tracing as tracing;
 

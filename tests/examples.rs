@@ -437,3 +437,66 @@ fn examples_append_to_the_store() {
     assert_eq!(records.0.len(), 2 * once);
     assert_eq!(records.runs_named("index documents").len(), 2);
 }
+
+/// `support_chat --serve ADDRESS` serves the example's functions over Convex's HTTP API
+/// until SIGTERM, recording as the example does, then exits 0 after its final flush.
+#[cfg(unix)]
+#[test]
+fn support_chat_serves_over_http_until_sigterm() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpStream;
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    let dir = TempDir::new("serve");
+    let mut child = Command::new(example_stores::example_binary("support_chat"))
+        .args(["--serve", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the example starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let address = first
+        .trim()
+        .strip_prefix("serving on http://")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+    let body = json!({
+        "path": "chat:respond",
+        "format": "json",
+        "args": {"threadId": "thread-42", "userId": "user-ada", "message": "Where is my refund?"}
+    })
+    .to_string();
+    let mut stream = TcpStream::connect(&address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /api/action HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.contains(r#""status":"success""#), "{reply}");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert!(exit.success(), "exit {exit:?}; stdout: {rest}");
+    assert!(rest.contains("stopped; final flush"), "{rest}");
+    let records = Records(read_store(&store_path(dir.path())));
+    let run = records.the_run("support chat");
+    assert_eq!(run.of_type("run:end")[0]["status"], "ok");
+}

@@ -352,3 +352,22 @@ async fn raw_call<F: Function>(
     let out = Box::pin(host.deployment.dispatch(F::path(), args, caller)).await?;
     from_json_output(F::path(), out)
 }
+
+macro_rules! state_accessor {
+    ($($ctx:ty),+) => {$(
+        impl $ctx {
+            /// The application state of type `T` registered on the builder
+            /// ([`DeploymentBuilder::state`](crate::DeploymentBuilder::state)): a model
+            /// client, a connection pool.
+            ///
+            /// # Errors
+            ///
+            /// A server error naming the type when none was registered.
+            pub fn state<T: std::any::Any + Send + Sync>(&self) -> Result<&T> {
+                self.host.deployment.state::<T>()
+            }
+        }
+    )+};
+}
+
+state_accessor!(ActionCtx, QueryCtx, MutationCtx);

@@ -1,5 +1,6 @@
 //! The deployment handle, its builder, and the calls a client makes.
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::ctx::{ActionCtx, HostContext, MutationCtx, QueryCtx};
-use super::dispatch::{Caller, Entry, from_json_output, to_json_args};
+use super::dispatch::{Caller, ClientCall, Entry, from_json_output, to_json_args};
 use super::scheduler::Jobs;
 use super::store::{Schema, Store, TableSchema};
 use crux_runtime::Result;
@@ -34,7 +35,11 @@ pub(crate) struct Inner {
     pub(crate) jobs: Jobs,
     pub(crate) observer: Observer,
     pub(crate) limits: Limits,
+    pub(crate) state: StateMap,
 }
+
+/// Application state by type ([`DeploymentBuilder::state`]).
+pub(crate) type StateMap = HashMap<TypeId, Box<dyn Any + Send + Sync>>;
 
 /// The execution limits of a deployment (see the [`DeploymentBuilder`] settings).
 #[derive(Clone, Copy, Debug)]
@@ -87,6 +92,7 @@ pub struct DeploymentBuilder {
     sinks: Option<ObserverBuilder>,
     observer: Option<Observer>,
     limits: Limits,
+    state: StateMap,
 }
 
 impl fmt::Debug for DeploymentBuilder {
@@ -215,6 +221,15 @@ impl DeploymentBuilder {
         self
     }
 
+    /// Registers application state that handlers reach through their context
+    /// (`ctx.state::<T>()`): a model client, a connection pool, a configuration. One value
+    /// per type; a second one of the same type replaces the first. Share mutable state
+    /// through types that synchronise themselves (`Mutex`, atomics, pools).
+    pub fn state<T: Any + Send + Sync>(mut self, value: T) -> Self {
+        self.state.insert(TypeId::of::<T>(), Box::new(value));
+        self
+    }
+
     /// Builds the deployment. Without a sink or observer it records through
     /// [`Observer::global`] (nothing, unless one was installed).
     pub fn build(self) -> Deployment {
@@ -230,6 +245,7 @@ impl DeploymentBuilder {
                 jobs: Jobs::default(),
                 observer,
                 limits: self.limits,
+                state: self.state,
             }),
         }
     }
@@ -302,13 +318,46 @@ impl Deployment {
     /// Calls the public function at `path` (`dir/file:export`) with raw JSON arguments, as
     /// Convex's HTTP API does; internal functions are "not found" from outside.
     pub async fn call(&self, path: &str, args: Value) -> Result<Value> {
-        self.dispatch(path, args, Caller::Client).await
+        self.dispatch(path, args, Caller::Client(ClientCall::default()))
+            .await
+    }
+
+    /// [`call`](Self::call) for a host in front of the deployment (an HTTP server) that
+    /// knows more about the client: its privileges, the kind its route allows, its
+    /// `traceparent`, and whether its context is trusted ([`ClientCall`]).
+    pub async fn call_with(&self, path: &str, args: Value, client: ClientCall) -> Result<Value> {
+        self.dispatch(path, args, Caller::Client(client)).await
+    }
+
+    /// The application state of type `T` registered with [`DeploymentBuilder::state`].
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Server`](crux_runtime::ErrorKind::Server) naming the type when none
+    /// was registered.
+    pub fn state<T: Any + Send + Sync>(&self) -> Result<&T> {
+        self.inner
+            .state
+            .get(&TypeId::of::<T>())
+            .and_then(|state| state.downcast_ref::<T>())
+            .ok_or_else(|| {
+                crux_runtime::Error::new(
+                    crux_runtime::ErrorKind::Server,
+                    format!(
+                        "no application state of type `{}` was registered; add it with \
+                         DeploymentBuilder::state",
+                        std::any::type_name::<T>()
+                    ),
+                )
+            })
     }
 
     async fn client_call<F: Function>(&self, f: F, args: F::Args) -> Result<F::Output> {
         let _ = f;
         let args = to_json_args(&args)?;
-        let out = self.dispatch(F::path(), args, Caller::Client).await?;
+        let out = self
+            .dispatch(F::path(), args, Caller::Client(ClientCall::default()))
+            .await?;
         from_json_output(F::path(), out)
     }
 }

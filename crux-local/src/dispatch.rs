@@ -16,16 +16,18 @@ use super::deployment::Deployment;
 use super::store::Transaction;
 use super::validation::{check_args_depth, decode_args, drop_flat, too_deep};
 use crux_runtime::boundary::{CatchPanic, panic_error, take_envelope};
+use crux_runtime::carrier::TraceParent;
 use crux_runtime::envelope::Envelope;
-use crux_runtime::function::{BoxFuture, Function, Metadata, Visibility};
+use crux_runtime::function::{BoxFuture, Function, FunctionKind, Metadata, Visibility};
 use crux_runtime::ids::SpanId;
 use crux_runtime::{Error, ErrorKind, Result};
 
 /// Who makes a call; decides visibility and the transaction it joins.
 #[derive(Debug)]
 pub(crate) enum Caller {
-    /// A client outside the deployment: public functions only.
-    Client,
+    /// A client outside the deployment: public functions only, unless it proved the admin
+    /// key.
+    Client(ClientCall),
     /// Another function at call depth `depth` (the callee's); a mutation passes its
     /// transaction for sub-transactions.
     Function {
@@ -38,6 +40,69 @@ pub(crate) enum Caller {
     Boundary { depth: u32, deadline: Deadline },
     /// The scheduler, with the schedule span of a detached job.
     Scheduler(Option<SpanId>),
+}
+
+/// What a host in front of the deployment (an HTTP server) knows about a client's call:
+/// its privileges, the kind of function its route allows, and whether its context may be
+/// continued. [`ClientCall::default()`] is what [`Deployment::call`] uses: a public client
+/// whose `__crux` is trusted.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct ClientCall {
+    /// The caller proved the deployment's admin key (`Authorization: Convex <key>` on
+    /// Convex): internal functions are visible to it.
+    pub admin: bool,
+    /// The kind of function the caller's route runs (`/api/query` runs queries only);
+    /// `None` runs any kind (`/api/run/..`).
+    pub kind: Option<FunctionKind>,
+    /// A W3C `traceparent` that came with the call (an HTTP header): an action without a
+    /// `__crux` context opens its run in that trace, under that remote parent.
+    pub remote_parent: Option<TraceParent>,
+    /// `Some(reason)`: the host does not trust this caller with a context. A `__crux`
+    /// context or a `remote_parent` is then dropped and the call runs as a fresh root, with
+    /// a `security.warning` recording `reason`; the call itself never fails for it.
+    pub distrust_context: Option<String>,
+}
+
+impl ClientCall {
+    /// A public client's call with no further knowledge.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// As a caller that proved the admin key: internal functions are visible.
+    pub fn admin(mut self, admin: bool) -> Self {
+        self.admin = admin;
+        self
+    }
+
+    /// Runs only functions of `kind`; another kind is refused with Convex's message.
+    pub fn kind(mut self, kind: FunctionKind) -> Self {
+        self.kind = Some(kind);
+        self
+    }
+
+    /// With the `traceparent` the call came with.
+    pub fn remote_parent(mut self, traceparent: TraceParent) -> Self {
+        self.remote_parent = Some(traceparent);
+        self
+    }
+
+    /// Drops any context the caller sends, recording `reason` (see
+    /// [`distrust_context`](Self::distrust_context)).
+    pub fn distrust_context(mut self, reason: impl Into<String>) -> Self {
+        self.distrust_context = Some(reason.into());
+        self
+    }
+}
+
+/// Convex's name of a function kind in its messages.
+fn kind_name(kind: FunctionKind) -> &'static str {
+    match kind {
+        FunctionKind::Query => "Query",
+        FunctionKind::Mutation => "Mutation",
+        FunctionKind::Action => "Action",
+    }
 }
 
 /// Everything a kind-specific executor needs for one call.
@@ -190,18 +255,18 @@ impl Deployment {
         envelope: Option<EnvelopeText>,
         caller: Caller,
     ) -> Result<Value> {
-        let (path, entry) = match self.inner.registry.get_key_value(path) {
-            Some((path, entry))
-                if entry.metadata.visibility == Visibility::Public
-                    || !matches!(caller, Caller::Client) =>
-            {
-                (*path, *entry)
+        let visible = |entry: &Entry| match &caller {
+            Caller::Client(client) => {
+                entry.metadata.visibility == Visibility::Public || client.admin
             }
+            _ => true,
+        };
+        let (path, entry) = match self.inner.registry.get_key_value(path) {
+            Some((path, entry)) if visible(entry) => (*path, *entry),
             _ => {
-                let which = if matches!(caller, Caller::Client) {
-                    "public "
-                } else {
-                    ""
+                let which = match &caller {
+                    Caller::Client(client) if !client.admin => "public ",
+                    _ => "",
                 };
                 return Err(Error::new(
                     ErrorKind::NotFound,
@@ -209,10 +274,38 @@ impl Deployment {
                 ));
             }
         };
-        let (envelope, rejected) = split_envelope(&mut args, envelope);
+        if let Caller::Client(ClientCall {
+            kind: Some(kind), ..
+        }) = &caller
+            && *kind != entry.metadata.kind
+        {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!(
+                    "Trying to execute {path} as {}, but it is defined as {}.",
+                    kind_name(*kind),
+                    kind_name(entry.metadata.kind)
+                ),
+            ));
+        }
+        let (mut envelope, mut rejected) = split_envelope(&mut args, envelope);
+        let mut remote_parent = None;
+        if let Caller::Client(client) = &caller {
+            remote_parent = client.remote_parent;
+            if let Some(reason) = &client.distrust_context {
+                let sent_context = envelope
+                    .as_ref()
+                    .is_some_and(|envelope| envelope.observability.is_some());
+                if sent_context || remote_parent.is_some() {
+                    envelope = None;
+                    remote_parent = None;
+                    rejected.get_or_insert_with(|| reason.clone());
+                }
+            }
+        }
         let caller_flushes = matches!(caller, Caller::Boundary { .. });
         let (txn, schedule_link, depth, deadline) = match caller {
-            Caller::Client => (None, None, 0, None),
+            Caller::Client(_) => (None, None, 0, None),
             Caller::Boundary { depth, deadline } => (None, None, depth, Some(deadline)),
             Caller::Function {
                 txn,
@@ -241,6 +334,7 @@ impl Deployment {
                 rejected_envelope: rejected,
                 triggered_by: schedule_link,
                 caller_flushes,
+                remote_parent,
             },
             depth,
             deadline,

@@ -13,6 +13,7 @@ mod receiving;
 mod scheduler;
 mod store;
 mod validation;
+mod value;
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -21,7 +22,9 @@ pub mod __private;
 pub use calling::{ActionCrux, CruxScheduler, MutationCrux, QueryCrux, ScheduleOptions};
 pub use ctx::{ActionCtx, HostContext, MutationCtx, QueryCtx};
 pub use deployment::{Deployment, DeploymentBuilder, FunctionSet};
+pub use dispatch::ClientCall;
 pub use scheduler::{JobState, Schedulable, Scheduler};
 pub use store::{
     DatabaseReader, DatabaseWriter, Document, Id, IndexRange, Order, Query, StoreError, TableSchema,
 };
+pub use value::{BYTES_KEY, Bytes, base64_decode, base64_encode};

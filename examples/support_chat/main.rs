@@ -7,6 +7,10 @@
 //!
 //! Records are appended to `.crux/records.jsonl` and every run is printed as a tree.
 //! The model is a local stand-in (`stand_in_model`): no network, no key.
+//!
+//! `cargo run --example support_chat -- --serve 127.0.0.1:3210` instead serves the same
+//! functions over Convex's HTTP API (`crux_server`) at their Convex paths until Ctrl-C or
+//! SIGTERM, recording the same way; the README shows calls with `curl` and the npm client.
 
 mod chat;
 mod demo_data;
@@ -22,6 +26,7 @@ use crux::prelude::*;
 
 #[tokio::main]
 async fn main() -> crux::Result<()> {
+    let serve_at = serve_address()?;
     let (builder, memory) = recording::sinks(Deployment::builder())?;
     let deployment = builder
         .functions((
@@ -42,6 +47,10 @@ async fn main() -> crux::Result<()> {
 
     // A plain client mutation outside any run: records nothing.
     deployment.mutation(demo_data::seed, NoArgs {}).await?;
+
+    if let Some(address) = serve_at {
+        return serve(deployment, &address).await;
+    }
 
     let turn = chat::RespondArgs {
         thread_id: demo_data::THREAD.into(),
@@ -88,5 +97,38 @@ async fn main() -> crux::Result<()> {
     }
 
     recording::print_runs(&deployment, &memory).await;
+    Ok(())
+}
+
+/// `--serve ADDRESS` from the command line, if given.
+fn serve_address() -> crux::Result<Option<String>> {
+    let mut args = std::env::args().skip(1);
+    match (args.next().as_deref(), args.next()) {
+        (None, _) => Ok(None),
+        (Some("--serve"), Some(address)) => Ok(Some(address)),
+        _ => Err(Error::msg(
+            "usage: support_chat [--serve ADDRESS], e.g. --serve 127.0.0.1:3210",
+        )),
+    }
+}
+
+/// Serves the deployment over Convex's HTTP API until Ctrl-C or SIGTERM.
+async fn serve(deployment: Deployment, address: &str) -> crux::Result<()> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|err| Error::msg(format!("cannot listen on {address}: {err}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|err| Error::msg(err.to_string()))?;
+    // Printed first, and flushed: a script (or a test) reads it to know where to call.
+    println!("serving on http://{local} (Ctrl-C stops)");
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    let server = crux_server::Server::builder(deployment).build();
+    let shutdown = server
+        .serve_until_signal(listener)
+        .await
+        .map_err(|err| Error::msg(err.to_string()))?;
+    println!("stopped; final flush: {:?}", shutdown.flush.status);
     Ok(())
 }

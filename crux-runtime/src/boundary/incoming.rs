@@ -26,6 +26,7 @@ use super::panic::CatchPanic;
 use super::{ENVELOPE_KEY, events};
 use crate::Result;
 use crate::attributes::Attributes;
+use crate::carrier::TraceParent;
 use crate::clock::Timestamp;
 use crate::envelope::{Boundary, Envelope, EnvelopeError};
 use crate::function::{FunctionKind, Metadata, Visibility};
@@ -50,6 +51,11 @@ pub struct Incoming {
     /// The caller flushes the same pipeline right after the call returns, so the callee's
     /// final flush is skipped (one thread round trip sooner, same records, same order).
     pub caller_flushes: bool,
+    /// A W3C `traceparent` that came with the call outside the envelope (an HTTP header):
+    /// a run the action opens keeps its trace id and records its span as the remote parent
+    /// ([`RunOptions::remote_parent`]). The host decides whether to trust it; an envelope's
+    /// context wins over it.
+    pub remote_parent: Option<TraceParent>,
 }
 
 /// Takes `__crux` out of JSON args and decodes it strictly. `Ok(None)` when there is none;
@@ -206,8 +212,11 @@ async fn open_run<T>(
         Some(name) => name.into(),
         None => metadata.convex_path().into(),
     };
-    let options =
+    let mut options =
         RunOptions::new(name, metadata.root.unwrap_or(DEFAULT_ROOT)).attributes(attributes);
+    if let Some(traceparent) = incoming.remote_parent {
+        options = options.remote_parent(traceparent);
+    }
     let run = observer.open_run(options);
     let scope = run.scope();
     if let Some(reason) = &incoming.rejected_envelope {
