@@ -490,6 +490,11 @@ impl Shared {
             if q.settled >= target {
                 break true;
             }
+            // A collector that stopped answering will not drain the queue in this flush:
+            // return at once rather than hold crux's delivery thread to the deadline.
+            if self.unhealthy.load(Ordering::Acquire) {
+                break false;
+            }
             let now = Instant::now();
             if now >= deadline || q.senders_done >= self.settings.in_flight {
                 self.unhealthy.store(true, Ordering::Release);

@@ -25,10 +25,13 @@ CREATE TABLE IF NOT EXISTS records (
   segment_id TEXT NOT NULL,
   segment_seq INTEGER NOT NULL,
   type TEXT NOT NULL,
+  span_id TEXT,
   payload TEXT NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS records_by_segment ON records(segment_id, segment_seq);
 CREATE INDEX IF NOT EXISTS records_by_run ON records(run_id, seq);
+CREATE INDEX IF NOT EXISTS records_by_span ON records(span_id) WHERE span_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS records_linking ON records(seq) WHERE type IN ('edge', 'run:start');
 CREATE TABLE IF NOT EXISTS segments (
   segment_id TEXT PRIMARY KEY,
   run_id TEXT NOT NULL
@@ -41,6 +44,8 @@ CREATE TABLE IF NOT EXISTS runs (
   ended INTEGER NOT NULL,
   started_at TEXT,
   started_ms INTEGER,
+  started_ns INTEGER,
+  ended_ns INTEGER,
   duration_ms REAL,
   session_id TEXT,
   user_id TEXT,
@@ -220,6 +225,8 @@ struct RunDelta {
     root_primitive: Option<String>,
     started_at: Option<String>,
     started_ms: Option<i64>,
+    started_ns: Option<i64>,
+    ended_ns: Option<i64>,
     session_id: Option<String>,
     user_id: Option<String>,
     /// The last lifecycle status seen, and whether it ends the run.
@@ -252,16 +259,20 @@ impl RunDelta {
                 self.name = str_of(v, "name");
                 self.root_primitive = str_of(v, "rootPrimitive");
                 self.started_at = str_of(v, "startedAt");
-                self.started_ms = self
+                self.started_ns = self
                     .started_at
                     .as_deref()
-                    .and_then(crux_view::time::parse_iso8601)
-                    .map(|ns| ns.div_euclid(1_000_000));
+                    .and_then(crux_view::time::parse_iso8601);
+                self.started_ms = self.started_ns.map(|ns| ns.div_euclid(1_000_000));
             }
             "run:end" => {
                 let status = str_of(v, "status").unwrap_or_else(|| "ok".to_owned());
                 self.lifecycle = Some((status, true));
                 self.duration_ms = v.get("durationMs").and_then(Value::as_f64);
+                self.ended_ns = v
+                    .get("endedAt")
+                    .and_then(Value::as_str)
+                    .and_then(crux_view::time::parse_iso8601);
             }
             "run:suspend" if !self.lifecycle.as_ref().is_some_and(|l| l.1) => {
                 self.lifecycle = Some(("suspended".to_owned(), false));
@@ -371,8 +382,8 @@ impl Store {
                 .map_err(sql(&path))?;
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT INTO records(record_id, run_id, segment_id, segment_seq, type, payload) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO records(record_id, run_id, segment_id, segment_seq, type, span_id, payload) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
                 .map_err(sql(&path))?;
             for v in records {
@@ -427,6 +438,9 @@ impl Store {
                         b.segment_id,
                         b.segment_seq,
                         b.kind,
+                        matches!(b.kind, "span:start" | "span")
+                            .then(|| v.get("spanId").and_then(Value::as_str))
+                            .flatten(),
                         v.to_string()
                     ])
                     .map_err(sql(&path))?;
@@ -559,7 +573,15 @@ impl Store {
                     root_primitive: r.get("root_primitive")?,
                     status: r.get("status")?,
                     started_at: r.get("started_at")?,
-                    duration_ms: r.get("duration_ms")?,
+                    // As the viewer computes it: start to end when both are known (a
+                    // resumed run's end record times only its last segment).
+                    duration_ms: match (
+                        r.get::<_, Option<i64>>("started_ns")?,
+                        r.get::<_, Option<i64>>("ended_ns")?,
+                    ) {
+                        (Some(s), Some(e)) => Some(crux_view::time::millis_between(s, e)),
+                        _ => r.get("duration_ms")?,
+                    },
                     records: r.get::<_, i64>("records")? as u64,
                     session_id: r.get("session_id")?,
                     user_id: r.get("user_id")?,
@@ -574,6 +596,23 @@ impl Store {
         self.texts(
             "SELECT payload FROM records WHERE run_id = ?1 ORDER BY seq",
             params![run_id],
+        )
+    }
+
+    /// The records that link runs and name them (`edge`, `run:start`) of every run, in
+    /// arrival order: with a run's own records, what its links need to print.
+    pub fn linking_records(&self) -> Result<Vec<String>, StoreError> {
+        self.texts(
+            "SELECT payload FROM records WHERE type IN ('edge', 'run:start') ORDER BY seq",
+            [],
+        )
+    }
+
+    /// The runs holding a span `span_id` (its `span:start` or `span` record).
+    pub fn runs_of_span(&self, span_id: &str) -> Result<Vec<String>, StoreError> {
+        self.texts(
+            "SELECT DISTINCT run_id FROM records WHERE span_id = ?1",
+            params![span_id],
         )
     }
 
@@ -618,13 +657,15 @@ fn merge_run(tx: &rusqlite::Transaction<'_>, run_id: &str, d: RunDelta) -> rusql
         (Some((_, _, n, f)), Some((s, e))) => (s, e, n + d.records as i64, f),
     };
     tx.prepare_cached(
-        "INSERT INTO runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+        "INSERT INTO runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
          ON CONFLICT(run_id) DO UPDATE SET \
          name = coalesce(excluded.name, name), \
          root_primitive = coalesce(excluded.root_primitive, root_primitive), \
          status = excluded.status, ended = excluded.ended, \
          started_at = coalesce(excluded.started_at, started_at), \
          started_ms = coalesce(excluded.started_ms, started_ms), \
+         started_ns = coalesce(excluded.started_ns, started_ns), \
+         ended_ns = coalesce(excluded.ended_ns, ended_ns), \
          duration_ms = coalesce(excluded.duration_ms, duration_ms), \
          session_id = coalesce(session_id, excluded.session_id), \
          user_id = coalesce(user_id, excluded.user_id), \
@@ -638,6 +679,8 @@ fn merge_run(tx: &rusqlite::Transaction<'_>, run_id: &str, d: RunDelta) -> rusql
         ended,
         d.started_at,
         d.started_ms,
+        d.started_ns,
+        d.ended_ns,
         d.duration_ms,
         d.session_id,
         d.user_id,
