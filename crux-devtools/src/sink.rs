@@ -512,10 +512,7 @@ impl Shared {
 
     /// One sender thread: take a chunk when one is due, post it, settle or requeue it.
     fn send_loop(&self) {
-        loop {
-            let Some(chunk) = self.next_chunk() else {
-                break;
-            };
+        while let Some(chunk) = self.next_chunk() {
             let body = self.body(&chunk);
             let receipt = self.post(&chunk, body);
             self.settle(chunk, receipt);
