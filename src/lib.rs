@@ -61,6 +61,11 @@ pub use crux_server as server;
 #[cfg(feature = "tracing")]
 pub use crux_tracing as tracing;
 
+/// Crux devtools (feature `devtools`): [`DevtoolsSink`](crux_devtools::DevtoolsSink)
+/// delivers records to a collector; with `devtools-collector`, the collector itself.
+#[cfg(feature = "devtools")]
+pub use crux_devtools as devtools;
+
 // Each public type has one path in the facade: the core's `observe` and `record` modules
 // re-export their neighbours' types for the core's own users; here every type appears
 // once, in the module a user looks for it in.

@@ -4,7 +4,9 @@
 //! and to a `sink::Memory`, whose runs it prints at the end as the `crux` viewer shows
 //! them (`crux::view::Trees`: the same text as `crux show RUN`). Built with
 //! `--features otel` and run with `OTEL_EXPORTER_OTLP_ENDPOINT` set, it also exports to
-//! that OpenTelemetry collector (Arize Phoenix, for one: see the README).
+//! that OpenTelemetry collector (Arize Phoenix, for one: see the README). Built with
+//! `--features devtools` and run with `CRUX_DEVTOOLS_URL` set, it also delivers to that
+//! devtools collector (`crux serve`).
 
 use std::time::Duration;
 
@@ -22,6 +24,14 @@ pub fn sinks(builder: DeploymentBuilder) -> crux::Result<(DeploymentBuilder, Mem
     if let Some(otlp) = crux::otel::OtlpSink::from_env() {
         eprintln!("also exporting over OTLP (OTEL_EXPORTER_OTLP_ENDPOINT is set)");
         builder = builder.sink(otlp);
+    }
+    #[cfg(feature = "devtools")]
+    if let Some(devtools) = crux::devtools::DevtoolsSink::from_env() {
+        eprintln!(
+            "also delivering to the devtools collector at {}",
+            devtools.endpoint()
+        );
+        builder = builder.sink(devtools);
     }
     Ok((builder, memory))
 }

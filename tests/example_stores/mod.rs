@@ -104,6 +104,7 @@ pub fn run_example(name: &str, dir: &Path) -> Output {
         .current_dir(dir)
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .env_remove("CRUX_DEVTOOLS_URL")
         .output()
         .unwrap_or_else(|err| panic!("could not start example {name}: {err}"));
     assert!(

@@ -26,6 +26,15 @@ pub enum CliError {
     },
     /// Writing the output failed (other than a closed pipe).
     Output(std::io::Error),
+    /// A devtools database could not be read.
+    #[cfg_attr(not(feature = "devtools-collector"), allow(dead_code))]
+    Database(String),
+    /// The collector could not start.
+    #[cfg_attr(not(feature = "devtools-collector"), allow(dead_code))]
+    Serve(String),
+    /// `serve` or `--db` in a binary built without the collector.
+    #[cfg_attr(feature = "devtools-collector", allow(dead_code))]
+    NoCollector,
 }
 
 impl CliError {
@@ -80,6 +89,13 @@ impl fmt::Display for CliError {
                 write!(f, "\ngive more of the run id")
             }
             CliError::Output(source) => write!(f, "cannot write the output: {source}"),
+            CliError::Database(reason) => write!(f, "{reason}"),
+            CliError::Serve(reason) => write!(f, "cannot start the collector: {reason}"),
+            CliError::NoCollector => write!(
+                f,
+                "this crux binary was built without the devtools collector (`crux serve`, --db); \
+                 rebuild it with the feature: cargo run --features devtools-collector --bin crux -- ..."
+            ),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! (`render`, or serde for `--json`).
 
 mod cli;
+mod db;
 mod error;
 mod store;
 
@@ -50,15 +51,22 @@ fn run(command: Command) -> Result<(), CliError> {
     match command {
         Command::Help(topic) => emit(cli::help_text(topic)),
         Command::Version => emit(&format!("crux {}\n", env!("CARGO_PKG_VERSION"))),
+        Command::Serve { listen, db, token } => db::serve(&listen, &db, token),
         Command::Runs(common) => {
-            let model = load(&common.store)?;
-            let runs: Vec<RunSummary> = model.runs.iter().map(RunSummary::of).collect();
+            let runs: Vec<RunSummary> = match &common.db {
+                Some(db) => db::runs(db)?,
+                None => load(&common.store)?
+                    .runs
+                    .iter()
+                    .map(RunSummary::of)
+                    .collect(),
+            };
             if common.json {
                 emit_json(&runs)
             } else {
                 emit(&render::runs_text(
                     &runs,
-                    &common.store.display().to_string(),
+                    &common.source().display().to_string(),
                 ))
             }
         }
@@ -68,8 +76,14 @@ fn run(command: Command) -> Result<(), CliError> {
             attributes,
             common,
         } => {
-            let model = load(&common.store)?;
-            let found = resolve(&model, &run, &common)?;
+            let (model, query) = match &common.db {
+                Some(db) => {
+                    let (id, model) = db::run_model(db, &run)?;
+                    (model, id)
+                }
+                None => (load(&common.store)?, run),
+            };
+            let found = resolve(&model, &query, &common)?;
             let folding = if all { Folding::All } else { Folding::Fold };
             let view = fold::view(found, folding);
             if common.json {
@@ -79,7 +93,10 @@ fn run(command: Command) -> Result<(), CliError> {
             }
         }
         Command::Search { text, common } => {
-            let model = load(&common.store)?;
+            let model = match &common.db {
+                Some(db) => db::all(db)?,
+                None => load(&common.store)?,
+            };
             let hits = search::search(&model, &text);
             if common.json {
                 emit_json(&hits)
@@ -111,7 +128,7 @@ fn load(path: &Path) -> Result<Model, CliError> {
 fn resolve<'m>(model: &'m Model, query: &str, common: &Common) -> Result<&'m Run, CliError> {
     let not_found = || CliError::RunNotFound {
         query: query.to_owned(),
-        store: common.store.clone(),
+        store: common.source().to_path_buf(),
     };
     if query == "latest" {
         return model.runs.first().ok_or_else(not_found);

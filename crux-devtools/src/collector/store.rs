@@ -1,0 +1,692 @@
+//! The collector's SQLite store: every accepted record as received, plus a `runs` table
+//! kept up to date on ingest so that a run list never scans the records.
+//!
+//! WAL journal, `synchronous = NORMAL`: a record is acknowledged (202) only after its
+//! batch's transaction commits, so a crash of the collector loses nothing it accepted.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use serde_json::{Map, Value, json};
+
+/// The store's schema version, kept in `PRAGMA user_version`.
+pub const STORE_VERSION: i64 = 1;
+
+/// Most distinct `sourceHealth` sources remembered.
+pub const MAX_SOURCES: i64 = 256;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS records (
+  seq INTEGER PRIMARY KEY,
+  record_id TEXT NOT NULL UNIQUE,
+  run_id TEXT NOT NULL,
+  segment_id TEXT NOT NULL,
+  segment_seq INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  span_id TEXT,
+  payload TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS records_by_segment ON records(segment_id, segment_seq);
+CREATE INDEX IF NOT EXISTS records_by_run ON records(run_id, seq);
+CREATE INDEX IF NOT EXISTS records_by_span ON records(span_id) WHERE span_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS records_linking ON records(seq) WHERE type IN ('edge', 'run:start');
+CREATE TABLE IF NOT EXISTS segments (
+  segment_id TEXT PRIMARY KEY,
+  run_id TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+  run_id TEXT PRIMARY KEY,
+  name TEXT,
+  root_primitive TEXT,
+  status TEXT NOT NULL,
+  ended INTEGER NOT NULL,
+  started_at TEXT,
+  started_ms INTEGER,
+  started_ns INTEGER,
+  ended_ns INTEGER,
+  duration_ms REAL,
+  session_id TEXT,
+  user_id TEXT,
+  records INTEGER NOT NULL,
+  first_seq INTEGER NOT NULL,
+  last_seq INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS runs_newest_first ON runs(started_ms DESC, first_seq DESC);
+CREATE INDEX IF NOT EXISTS runs_by_session ON runs(session_id) WHERE session_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS sources (
+  source_id TEXT PRIMARY KEY,
+  accepted INTEGER NOT NULL,
+  retried INTEGER NOT NULL,
+  permanently_rejected INTEGER NOT NULL,
+  overflow_dropped INTEGER NOT NULL,
+  deadline_dropped INTEGER NOT NULL,
+  last_error TEXT
+) WITHOUT ROWID;
+";
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed (opening, a query, a full disk).
+    #[error("devtools database {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// The file was written by a newer collector.
+    #[error(
+        "devtools database {path} has store version {found}; this crux reads version {STORE_VERSION} (upgrade crux or use another --db)"
+    )]
+    Version {
+        /// The database file.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+    },
+}
+
+/// One run as `GET /api/runs` and `crux runs --db` list it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunRow {
+    /// `run_…`.
+    pub run_id: String,
+    /// From `run:start`; `None` until it arrives.
+    pub name: Option<String>,
+    /// From `run:start`.
+    pub root_primitive: Option<String>,
+    /// `running`, `suspended`, or the end status.
+    pub status: String,
+    /// ISO-8601, from `run:start`.
+    pub started_at: Option<String>,
+    /// From `run:end`.
+    pub duration_ms: Option<f64>,
+    /// Records stored for the run.
+    pub records: u64,
+    /// The run's session correlator.
+    pub session_id: Option<String>,
+    /// The run's user correlator.
+    pub user_id: Option<String>,
+}
+
+impl RunRow {
+    /// The JSON of the API.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "runId": self.run_id,
+            "name": self.name,
+            "rootPrimitive": self.root_primitive,
+            "status": self.status,
+            "startedAt": self.started_at,
+            "durationMs": self.duration_ms,
+            "records": self.records,
+            "sessionId": self.session_id,
+            "userId": self.user_id,
+        })
+    }
+}
+
+/// Why a record was not stored (the disposition codes of the ingest contract).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// Not a usable record; the message says which field.
+    Invalid(String),
+    /// Its `recordId` is stored with a different payload.
+    RecordIdConflict,
+    /// Its `segmentId` belongs to another run.
+    SegmentOwnership,
+    /// Its `(segmentId, segmentSeq)` is taken by another record.
+    SegmentSequence,
+}
+
+impl Rejection {
+    /// The disposition code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::Invalid(_) => "invalid_record",
+            Rejection::RecordIdConflict => "record_id_conflict",
+            Rejection::SegmentOwnership => "segment_ownership_conflict",
+            Rejection::SegmentSequence => "segment_sequence_conflict",
+        }
+    }
+    /// A message for the disposition.
+    pub fn message(&self) -> String {
+        match self {
+            Rejection::Invalid(m) => m.clone(),
+            Rejection::RecordIdConflict => {
+                "a different record with this recordId is already stored".to_owned()
+            }
+            Rejection::SegmentOwnership => "this segmentId belongs to another run".to_owned(),
+            Rejection::SegmentSequence => {
+                "another record already holds this segmentId and segmentSeq".to_owned()
+            }
+        }
+    }
+}
+
+/// The SQLite store (one connection).
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// A record's base fields, checked.
+struct Base<'a> {
+    record_id: &'a str,
+    run_id: &'a str,
+    segment_id: &'a str,
+    segment_seq: i64,
+    kind: &'a str,
+}
+
+fn text<'a>(o: &'a Map<String, Value>, key: &str) -> Result<&'a str, Rejection> {
+    match o.get(key) {
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => Ok(s),
+        Some(Value::String(_)) => Err(Rejection::Invalid(format!(
+            "{key} must be 1 to 256 characters"
+        ))),
+        Some(_) => Err(Rejection::Invalid(format!("{key} must be a string"))),
+        None => Err(Rejection::Invalid(format!("{key} is missing"))),
+    }
+}
+
+fn base(v: &Value, schema_version: u64) -> Result<Base<'_>, Rejection> {
+    let Some(o) = v.as_object() else {
+        return Err(Rejection::Invalid("a record must be a JSON object".into()));
+    };
+    if let Some(sv) = o.get("schemaVersion")
+        && sv.as_u64() != Some(schema_version)
+    {
+        return Err(Rejection::Invalid(format!(
+            "schemaVersion {sv} differs from the batch's {schema_version}"
+        )));
+    }
+    let segment_seq = o
+        .get("segmentSeq")
+        .and_then(Value::as_i64)
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| Rejection::Invalid("segmentSeq must be an integer ≥ 1".into()))?;
+    Ok(Base {
+        record_id: text(o, "recordId")?,
+        run_id: text(o, "runId")?,
+        segment_id: text(o, "segmentId")?,
+        segment_seq,
+        kind: text(o, "type")?,
+    })
+}
+
+/// What a batch changes in one run's row.
+#[derive(Default)]
+struct RunDelta {
+    name: Option<String>,
+    root_primitive: Option<String>,
+    started_at: Option<String>,
+    started_ms: Option<i64>,
+    started_ns: Option<i64>,
+    ended_ns: Option<i64>,
+    session_id: Option<String>,
+    user_id: Option<String>,
+    /// The last lifecycle status seen, and whether it ends the run.
+    lifecycle: Option<(String, bool)>,
+    duration_ms: Option<f64>,
+    records: u64,
+    first_seq: i64,
+    last_seq: i64,
+}
+
+fn str_of(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+impl RunDelta {
+    fn apply(&mut self, kind: &str, v: &Value, seq: i64) {
+        if self.records == 0 {
+            self.first_seq = seq;
+        }
+        self.records += 1;
+        self.last_seq = seq;
+        if self.session_id.is_none() {
+            self.session_id = str_of(v, "sessionId");
+        }
+        if self.user_id.is_none() {
+            self.user_id = str_of(v, "userId");
+        }
+        match kind {
+            "run:start" => {
+                self.name = str_of(v, "name");
+                self.root_primitive = str_of(v, "rootPrimitive");
+                self.started_at = str_of(v, "startedAt");
+                self.started_ns = self
+                    .started_at
+                    .as_deref()
+                    .and_then(crux_view::time::parse_iso8601);
+                self.started_ms = self.started_ns.map(|ns| ns.div_euclid(1_000_000));
+            }
+            "run:end" => {
+                let status = str_of(v, "status").unwrap_or_else(|| "ok".to_owned());
+                self.lifecycle = Some((status, true));
+                self.duration_ms = v.get("durationMs").and_then(Value::as_f64);
+                self.ended_ns = v
+                    .get("endedAt")
+                    .and_then(Value::as_str)
+                    .and_then(crux_view::time::parse_iso8601);
+            }
+            "run:suspend" if !self.lifecycle.as_ref().is_some_and(|l| l.1) => {
+                self.lifecycle = Some(("suspended".to_owned(), false));
+            }
+            "run:resume" if !self.lifecycle.as_ref().is_some_and(|l| l.1) => {
+                self.lifecycle = Some(("running".to_owned(), false));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |source| StoreError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl Store {
+    /// Opens (creating it, its directory and its tables if needed) the store at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let conn = Connection::open(&path).map_err(sql(&path))?;
+        let store = Store { conn, path };
+        store.configure()?;
+        let found: i64 = store
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(sql(&store.path))?;
+        if found > STORE_VERSION {
+            return Err(StoreError::Version {
+                path: store.path,
+                found,
+            });
+        }
+        store.conn.execute_batch(SCHEMA).map_err(sql(&store.path))?;
+        store
+            .conn
+            .execute_batch(&format!("PRAGMA user_version = {STORE_VERSION}"))
+            .map_err(sql(&store.path))?;
+        Ok(store)
+    }
+
+    /// Opens an existing store for reading only (the `crux` viewer commands).
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sql(&path))?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(sql(&path))?;
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(sql(&path))?;
+        if found != STORE_VERSION {
+            return Err(StoreError::Version { path, found });
+        }
+        Ok(Store { conn, path })
+    }
+
+    fn configure(&self) -> Result<(), StoreError> {
+        self.conn
+            .busy_timeout(Duration::from_secs(5))
+            .map_err(sql(&self.path))?;
+        self.conn
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                 PRAGMA foreign_keys = OFF;",
+            )
+            .map_err(sql(&self.path))
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stores a batch in one transaction: one result per record, in order. Records
+    /// already stored with the same payload are accepted again without a second copy.
+    pub fn ingest(
+        &mut self,
+        schema_version: u64,
+        records: &[Value],
+    ) -> Result<Vec<Result<(), Rejection>>, StoreError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(sql(&path))?;
+        let mut out = Vec::with_capacity(records.len());
+        let mut runs: HashMap<String, RunDelta> = HashMap::new();
+        {
+            let mut by_id = tx
+                .prepare_cached("SELECT payload FROM records WHERE record_id = ?1")
+                .map_err(sql(&path))?;
+            let mut owner = tx
+                .prepare_cached("SELECT run_id FROM segments WHERE segment_id = ?1")
+                .map_err(sql(&path))?;
+            let mut add_segment = tx
+                .prepare_cached("INSERT INTO segments(segment_id, run_id) VALUES (?1, ?2)")
+                .map_err(sql(&path))?;
+            let mut slot = tx
+                .prepare_cached("SELECT 1 FROM records WHERE segment_id = ?1 AND segment_seq = ?2")
+                .map_err(sql(&path))?;
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO records(record_id, run_id, segment_id, segment_seq, type, span_id, payload) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(sql(&path))?;
+            for v in records {
+                let b = match base(v, schema_version) {
+                    Ok(b) => b,
+                    Err(r) => {
+                        out.push(Err(r));
+                        continue;
+                    }
+                };
+                let stored: Option<String> = by_id
+                    .query_row([b.record_id], |r| r.get(0))
+                    .optional()
+                    .map_err(sql(&path))?;
+                if let Some(stored) = stored {
+                    let same = serde_json::from_str::<Value>(&stored).is_ok_and(|s| &s == v);
+                    out.push(if same {
+                        Ok(())
+                    } else {
+                        Err(Rejection::RecordIdConflict)
+                    });
+                    continue;
+                }
+                let run: Option<String> = owner
+                    .query_row([b.segment_id], |r| r.get(0))
+                    .optional()
+                    .map_err(sql(&path))?;
+                match run {
+                    Some(run) if run != b.run_id => {
+                        out.push(Err(Rejection::SegmentOwnership));
+                        continue;
+                    }
+                    Some(_) => {
+                        if slot
+                            .exists(params![b.segment_id, b.segment_seq])
+                            .map_err(sql(&path))?
+                        {
+                            out.push(Err(Rejection::SegmentSequence));
+                            continue;
+                        }
+                    }
+                    None => {
+                        add_segment
+                            .execute([b.segment_id, b.run_id])
+                            .map_err(sql(&path))?;
+                    }
+                }
+                insert
+                    .execute(params![
+                        b.record_id,
+                        b.run_id,
+                        b.segment_id,
+                        b.segment_seq,
+                        b.kind,
+                        matches!(b.kind, "span:start" | "span")
+                            .then(|| v.get("spanId").and_then(Value::as_str))
+                            .flatten(),
+                        v.to_string()
+                    ])
+                    .map_err(sql(&path))?;
+                let seq = tx.last_insert_rowid();
+                runs.entry(b.run_id.to_owned())
+                    .or_default()
+                    .apply(b.kind, v, seq);
+                out.push(Ok(()));
+            }
+        }
+        for (run_id, delta) in runs {
+            merge_run(&tx, &run_id, delta).map_err(sql(&path))?;
+        }
+        tx.commit().map_err(sql(&path))?;
+        Ok(out)
+    }
+
+    /// Keeps the maximum of each `sourceHealth` counter, for at most [`MAX_SOURCES`]
+    /// sources.
+    pub fn source_health(&mut self, health: &Value) -> Result<(), StoreError> {
+        let Some(id) = health.get("sourceId").and_then(Value::as_str) else {
+            return Ok(());
+        };
+        if id.is_empty() || id.len() > 128 {
+            return Ok(());
+        }
+        let n = |k: &str| health.get(k).and_then(Value::as_i64).unwrap_or(0).max(0);
+        let last_error = health
+            .get("lastError")
+            .and_then(Value::as_str)
+            .map(|e| e.chars().take(1024).collect::<String>());
+        let known: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM sources", [], |r| r.get(0))
+            .map_err(sql(&self.path))?;
+        let exists: bool = self
+            .conn
+            .prepare_cached("SELECT 1 FROM sources WHERE source_id = ?1")
+            .and_then(|mut s| s.exists([id]))
+            .map_err(sql(&self.path))?;
+        if !exists && known >= MAX_SOURCES {
+            return Ok(());
+        }
+        self.conn
+            .prepare_cached(
+                "INSERT INTO sources VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT(source_id) DO UPDATE SET \
+                 accepted = max(accepted, excluded.accepted), \
+                 retried = max(retried, excluded.retried), \
+                 permanently_rejected = max(permanently_rejected, excluded.permanently_rejected), \
+                 overflow_dropped = max(overflow_dropped, excluded.overflow_dropped), \
+                 deadline_dropped = max(deadline_dropped, excluded.deadline_dropped), \
+                 last_error = coalesce(excluded.last_error, last_error)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    id,
+                    n("accepted"),
+                    n("retried"),
+                    n("permanentlyRejected"),
+                    n("overflowDropped"),
+                    n("deadlineDropped"),
+                    last_error
+                ])
+            })
+            .map_err(sql(&self.path))?;
+        Ok(())
+    }
+
+    /// The sources' health, as stored (`sourceId`, the counters, `lastError`).
+    pub fn sources(&self) -> Result<Vec<Value>, StoreError> {
+        let mut s = self
+            .conn
+            .prepare("SELECT * FROM sources ORDER BY source_id")
+            .map_err(sql(&self.path))?;
+        let rows = s
+            .query_map([], |r| {
+                Ok(json!({
+                    "sourceId": r.get::<_, String>(0)?,
+                    "accepted": r.get::<_, i64>(1)?,
+                    "retried": r.get::<_, i64>(2)?,
+                    "permanentlyRejected": r.get::<_, i64>(3)?,
+                    "overflowDropped": r.get::<_, i64>(4)?,
+                    "deadlineDropped": r.get::<_, i64>(5)?,
+                    "lastError": r.get::<_, Option<String>>(6)?,
+                }))
+            })
+            .map_err(sql(&self.path))?;
+        rows.collect::<Result<_, _>>().map_err(sql(&self.path))
+    }
+
+    /// Up to `limit` runs, newest first (by start time; runs whose start has not arrived
+    /// last).
+    pub fn runs(&self, limit: usize) -> Result<Vec<RunRow>, StoreError> {
+        self.query_runs(
+            "SELECT * FROM runs ORDER BY started_ms DESC, first_seq DESC LIMIT ?1",
+            params![limit as i64],
+        )
+    }
+
+    /// Runs whose id is `query` or starts with it (or with `run_` + it), newest first.
+    pub fn runs_matching(&self, query: &str) -> Result<Vec<RunRow>, StoreError> {
+        let prefixed = format!("run_{query}");
+        let upper = |p: &str| format!("{p}\u{10FFFF}");
+        self.query_runs(
+            "SELECT * FROM runs WHERE (run_id >= ?1 AND run_id < ?2) OR (run_id >= ?3 AND run_id < ?4) \
+             ORDER BY started_ms DESC, first_seq DESC LIMIT 50",
+            params![query, upper(query), prefixed, upper(&prefixed)],
+        )
+    }
+
+    /// One run's row.
+    pub fn run(&self, run_id: &str) -> Result<Option<RunRow>, StoreError> {
+        Ok(self
+            .query_runs("SELECT * FROM runs WHERE run_id = ?1", params![run_id])?
+            .pop())
+    }
+
+    fn query_runs(
+        &self,
+        query: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<RunRow>, StoreError> {
+        let mut s = self.conn.prepare_cached(query).map_err(sql(&self.path))?;
+        let rows = s
+            .query_map(params, |r| {
+                Ok(RunRow {
+                    run_id: r.get("run_id")?,
+                    name: r.get("name")?,
+                    root_primitive: r.get("root_primitive")?,
+                    status: r.get("status")?,
+                    started_at: r.get("started_at")?,
+                    // As the viewer computes it: start to end when both are known (a
+                    // resumed run's end record times only its last segment).
+                    duration_ms: match (
+                        r.get::<_, Option<i64>>("started_ns")?,
+                        r.get::<_, Option<i64>>("ended_ns")?,
+                    ) {
+                        (Some(s), Some(e)) => Some(crux_view::time::millis_between(s, e)),
+                        _ => r.get("duration_ms")?,
+                    },
+                    records: r.get::<_, i64>("records")? as u64,
+                    session_id: r.get("session_id")?,
+                    user_id: r.get("user_id")?,
+                })
+            })
+            .map_err(sql(&self.path))?;
+        rows.collect::<Result<_, _>>().map_err(sql(&self.path))
+    }
+
+    /// The records of `run_id` as stored (JSON text), in arrival order.
+    pub fn run_records(&self, run_id: &str) -> Result<Vec<String>, StoreError> {
+        self.texts(
+            "SELECT payload FROM records WHERE run_id = ?1 ORDER BY seq",
+            params![run_id],
+        )
+    }
+
+    /// The records that link runs and name them (`edge`, `run:start`) of every run, in
+    /// arrival order: with a run's own records, what its links need to print.
+    pub fn linking_records(&self) -> Result<Vec<String>, StoreError> {
+        self.texts(
+            "SELECT payload FROM records WHERE type IN ('edge', 'run:start') ORDER BY seq",
+            [],
+        )
+    }
+
+    /// The runs holding a span `span_id` (its `span:start` or `span` record).
+    pub fn runs_of_span(&self, span_id: &str) -> Result<Vec<String>, StoreError> {
+        self.texts(
+            "SELECT DISTINCT run_id FROM records WHERE span_id = ?1",
+            params![span_id],
+        )
+    }
+
+    /// Every record (JSON text), in arrival order.
+    pub fn all_records(&self) -> Result<Vec<String>, StoreError> {
+        self.texts("SELECT payload FROM records ORDER BY seq", [])
+    }
+
+    /// Records stored.
+    pub fn record_count(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT count(*) FROM records", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(sql(&self.path))
+    }
+
+    fn texts(&self, query: &str, params: impl rusqlite::Params) -> Result<Vec<String>, StoreError> {
+        let mut s = self.conn.prepare_cached(query).map_err(sql(&self.path))?;
+        let rows = s
+            .query_map(params, |r| r.get::<_, String>(0))
+            .map_err(sql(&self.path))?;
+        rows.collect::<Result<_, _>>().map_err(sql(&self.path))
+    }
+}
+
+fn merge_run(tx: &rusqlite::Transaction<'_>, run_id: &str, d: RunDelta) -> rusqlite::Result<()> {
+    let old: Option<(String, bool, i64, i64)> = tx
+        .prepare_cached("SELECT status, ended, records, first_seq FROM runs WHERE run_id = ?1")?
+        .query_row([run_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
+    let (status, ended, records, first_seq) = match (old, d.lifecycle) {
+        (None, l) => {
+            let (s, e) = l.unwrap_or(("running".to_owned(), false));
+            (s, e, d.records as i64, d.first_seq)
+        }
+        (Some((s, true, n, f)), Some((_, false))) | (Some((s, true, n, f)), None) => {
+            (s, true, n + d.records as i64, f)
+        }
+        (Some((s, e, n, f)), None) => (s, e, n + d.records as i64, f),
+        (Some((_, _, n, f)), Some((s, e))) => (s, e, n + d.records as i64, f),
+    };
+    tx.prepare_cached(
+        "INSERT INTO runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+         ON CONFLICT(run_id) DO UPDATE SET \
+         name = coalesce(excluded.name, name), \
+         root_primitive = coalesce(excluded.root_primitive, root_primitive), \
+         status = excluded.status, ended = excluded.ended, \
+         started_at = coalesce(excluded.started_at, started_at), \
+         started_ms = coalesce(excluded.started_ms, started_ms), \
+         started_ns = coalesce(excluded.started_ns, started_ns), \
+         ended_ns = coalesce(excluded.ended_ns, ended_ns), \
+         duration_ms = coalesce(excluded.duration_ms, duration_ms), \
+         session_id = coalesce(session_id, excluded.session_id), \
+         user_id = coalesce(user_id, excluded.user_id), \
+         records = excluded.records, first_seq = excluded.first_seq, last_seq = excluded.last_seq",
+    )?
+    .execute(params![
+        run_id,
+        d.name,
+        d.root_primitive,
+        status,
+        ended,
+        d.started_at,
+        d.started_ms,
+        d.started_ns,
+        d.ended_ns,
+        d.duration_ms,
+        d.session_id,
+        d.user_id,
+        records,
+        first_seq,
+        d.last_seq
+    ])?;
+    Ok(())
+}

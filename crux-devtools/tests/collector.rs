@@ -1,0 +1,372 @@
+//! The collector's ingest contract and JSON API, over real loopback HTTP.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crux_devtools::collector::{Collector, CollectorError, CollectorOptions, MAX_BODY, Store};
+use serde_json::{Value, json};
+
+fn temp_db() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "crux-devtools-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("devtools.db")
+}
+
+fn start(token: Option<&str>) -> Collector {
+    Collector::start(CollectorOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        db: temp_db(),
+        token: token.map(str::to_owned),
+    })
+    .unwrap()
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .build()
+        .into()
+}
+
+/// Posts `body` to the ingest route: (status, Retry-After, JSON reply).
+fn post(c: &Collector, body: &[u8], token: Option<&str>) -> (u16, Option<String>, Value) {
+    let mut req = agent()
+        .post(format!("{}/api/observability/records", c.url()))
+        .header("Content-Type", "application/json");
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    let mut resp = req.send(body).unwrap();
+    let status = resp.status().as_u16();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = resp.body_mut().read_to_string().unwrap();
+    (
+        status,
+        retry,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
+}
+
+fn batch(records: &[Value]) -> Vec<u8> {
+    json!({"schemaVersion": 5, "records": records})
+        .to_string()
+        .into_bytes()
+}
+
+fn get(c: &Collector, path: &str) -> (u16, Value) {
+    let mut resp = agent().get(format!("{}{path}", c.url())).call().unwrap();
+    let status = resp.status().as_u16();
+    (
+        status,
+        serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap(),
+    )
+}
+
+fn start_record(id: &str, run: &str, seg: &str, seq: u32, started: &str) -> Value {
+    json!({
+        "schemaVersion": 5, "recordId": id, "runId": run, "operationId": run,
+        "segmentId": seg, "segmentSeq": seq, "traceId": "0af7651916cd43dd8448eb211c80319c",
+        "type": "run:start", "name": format!("run {run}"), "rootPrimitive": "agent.run",
+        "startedAt": started, "status": "running", "sessionId": "sess_1"
+    })
+}
+
+fn event(id: &str, run: &str, seg: &str, seq: u32) -> Value {
+    json!({
+        "schemaVersion": 5, "recordId": id, "runId": run, "operationId": run,
+        "segmentId": seg, "segmentSeq": seq, "traceId": "0af7651916cd43dd8448eb211c80319c",
+        "type": "span:event", "spanId": "b7ad6b7169203331", "name": "note",
+        "timestamp": "2026-01-01T00:00:01.000Z"
+    })
+}
+
+fn end_record(id: &str, run: &str, seg: &str, seq: u32) -> Value {
+    json!({
+        "schemaVersion": 5, "recordId": id, "runId": run, "operationId": run,
+        "segmentId": seg, "segmentSeq": seq, "traceId": "0af7651916cd43dd8448eb211c80319c",
+        "type": "run:end", "endedAt": "2026-01-01T00:00:02.000Z", "durationMs": 2000.0,
+        "status": "ok"
+    })
+}
+
+fn outcomes(reply: &Value) -> Vec<(String, String, bool)> {
+    reply["dispositions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            assert_eq!(d["index"], i);
+            (
+                d["outcome"].as_str().unwrap().to_owned(),
+                d["code"].as_str().unwrap().to_owned(),
+                d["retryable"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn accepted(n: usize) -> Vec<(String, String, bool)> {
+    (0..n)
+        .map(|_| ("accepted".to_owned(), "accepted".to_owned(), false))
+        .collect()
+}
+
+#[test]
+fn a_batch_is_answered_202_per_record_and_listed_by_the_api() {
+    let c = start(None);
+    let records = [
+        start_record("rec_1", "run_a", "seg_a", 1, "2026-01-01T00:00:00.000Z"),
+        event("rec_2", "run_a", "seg_a", 2),
+        end_record("rec_3", "run_a", "seg_a", 3),
+        start_record("rec_4", "run_b", "seg_b", 1, "2026-01-02T00:00:00.000Z"),
+    ];
+    let (status, retry, reply) = post(&c, &batch(&records), None);
+    assert_eq!(status, 202);
+    assert_eq!(retry, None);
+    assert_eq!(outcomes(&reply), accepted(4));
+    for (i, d) in reply["dispositions"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(d["recordId"], records[i]["recordId"]);
+    }
+
+    let (status, runs) = get(&c, "/api/runs");
+    assert_eq!(status, 200);
+    let runs = runs["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    // Newest first.
+    assert_eq!(runs[0]["runId"], "run_b");
+    assert_eq!(runs[0]["status"], "running");
+    assert_eq!(runs[1]["runId"], "run_a");
+    assert_eq!(runs[1]["name"], "run run_a");
+    assert_eq!(runs[1]["status"], "ok");
+    assert_eq!(runs[1]["durationMs"], 2000.0);
+    assert_eq!(runs[1]["records"], 3);
+    assert_eq!(runs[1]["sessionId"], "sess_1");
+    assert_eq!(runs[1]["startedAt"], "2026-01-01T00:00:00.000Z");
+
+    let (status, run) = get(&c, "/api/runs/run_a");
+    assert_eq!(status, 200);
+    assert_eq!(run["run"]["runId"], "run_a");
+    assert_eq!(run["records"].as_array().unwrap(), &records[..3].to_vec());
+    let (status, _) = get(&c, "/api/runs/run_nope");
+    assert_eq!(status, 404);
+    let (status, limited) = get(&c, "/api/runs?limit=1");
+    assert_eq!(status, 200);
+    assert_eq!(limited["runs"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_body_over_one_mebibyte_is_answered_413_and_one_under_is_stored() {
+    let c = start(None);
+    let pad = |n: usize| {
+        let mut r = event("rec_big", "run_a", "seg_a", 1);
+        r["attributes"] = json!({ "pad": "x".repeat(n) });
+        r
+    };
+    let base = batch(&[pad(0)]).len();
+    let fits = batch(&[pad(MAX_BODY - base)]);
+    assert_eq!(fits.len(), MAX_BODY);
+    let over = batch(&[pad(MAX_BODY - base + 1)]);
+    assert_eq!(over.len(), MAX_BODY + 1);
+    let (status, _, reply) = post(&c, &over, None);
+    assert_eq!(status, 413);
+    assert_eq!(reply["error"]["code"], "payload_too_large");
+    let (status, _, reply) = post(&c, &fits, None);
+    assert_eq!(status, 202);
+    assert_eq!(outcomes(&reply), accepted(1));
+}
+
+#[test]
+fn an_unsupported_schema_version_is_422_with_every_record_rejected() {
+    let c = start(None);
+    let records = [
+        event("rec_1", "run_a", "seg_a", 1),
+        event("rec_2", "run_a", "seg_a", 2),
+    ];
+    let body = json!({"schemaVersion": 4, "records": records}).to_string();
+    let (status, _, reply) = post(&c, body.as_bytes(), None);
+    assert_eq!(status, 422);
+    let want: Vec<_> = (0..2)
+        .map(|_| {
+            (
+                "rejected".to_owned(),
+                "unsupported_schema_version".to_owned(),
+                false,
+            )
+        })
+        .collect();
+    assert_eq!(outcomes(&reply), want);
+    let (_, runs) = get(&c, "/api/runs");
+    assert!(runs["runs"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn conflicts_are_permanent_rejections_and_the_first_payload_is_kept() {
+    let c = start(None);
+    let first = event("rec_1", "run_a", "seg_a", 1);
+    let (status, _, _) = post(&c, &batch(std::slice::from_ref(&first)), None);
+    assert_eq!(status, 202);
+
+    let mut changed = first.clone();
+    changed["name"] = json!("other");
+    let other_run = event("rec_2", "run_b", "seg_a", 2);
+    let same_slot = event("rec_3", "run_a", "seg_a", 1);
+    let (status, _, reply) = post(&c, &batch(&[changed, other_run, same_slot]), None);
+    assert_eq!(status, 202);
+    let codes: Vec<_> = outcomes(&reply)
+        .into_iter()
+        .map(|(o, code, retry)| {
+            assert_eq!(o, "rejected");
+            assert!(!retry, "{code} is permanent");
+            code
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "record_id_conflict",
+            "segment_ownership_conflict",
+            "segment_sequence_conflict"
+        ]
+    );
+    let (_, run) = get(&c, "/api/runs/run_a");
+    assert_eq!(run["records"], json!([first]));
+    let (status, _) = get(&c, "/api/runs/run_b");
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn an_identical_record_sent_twice_is_accepted_twice_and_stored_once() {
+    let c = start(None);
+    let r = event("rec_1", "run_a", "seg_a", 1);
+    // Twice in one batch, then again in a retry (keys in another order: the same record).
+    let (_, _, reply) = post(&c, &batch(&[r.clone(), r.clone()]), None);
+    assert_eq!(outcomes(&reply), accepted(2));
+    let reordered: Value = serde_json::from_str(&{
+        let mut o: Vec<(String, Value)> = r.as_object().unwrap().clone().into_iter().collect();
+        o.reverse();
+        let m: serde_json::Map<String, Value> = o.into_iter().collect();
+        Value::Object(m).to_string()
+    })
+    .unwrap();
+    let (_, _, reply) = post(&c, &batch(&[reordered]), None);
+    assert_eq!(outcomes(&reply), accepted(1));
+    let (_, runs) = get(&c, "/api/runs");
+    assert_eq!(runs["runs"][0]["records"], 1);
+    let (_, run) = get(&c, "/api/runs/run_a");
+    assert_eq!(run["records"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn invalid_records_and_batches_are_named() {
+    let c = start(None);
+    let mut no_id = event("x", "run_a", "seg_a", 1);
+    no_id.as_object_mut().unwrap().remove("recordId");
+    let mut bad_seq = event("rec_2", "run_a", "seg_a", 0);
+    bad_seq["segmentSeq"] = json!(0);
+    let (status, _, reply) = post(
+        &c,
+        &batch(&[
+            no_id,
+            bad_seq,
+            json!("text"),
+            event("rec_4", "run_a", "seg_a", 4),
+        ]),
+        None,
+    );
+    assert_eq!(status, 202);
+    let o = outcomes(&reply);
+    assert_eq!(o[0].1, "invalid_record");
+    assert_eq!(o[1].1, "invalid_record");
+    assert_eq!(o[2].1, "invalid_record");
+    assert_eq!(o[3].1, "accepted");
+    assert!(
+        reply["dispositions"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("recordId")
+    );
+    let (status, _, reply) = post(&c, b"{not json", None);
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (400, Some("invalid_json"))
+    );
+    let (status, _, _) = post(&c, br#"{"records": []}"#, None);
+    assert_eq!(status, 400);
+}
+
+#[test]
+fn a_token_is_required_off_loopback_and_checked_when_set() {
+    let err = Collector::start(CollectorOptions {
+        listen: "0.0.0.0:0".parse().unwrap(),
+        db: temp_db(),
+        token: None,
+    })
+    .err()
+    .expect("refused without a token");
+    assert!(matches!(err, CollectorError::TokenRequired { .. }));
+    assert!(err.to_string().contains("CRUX_DEVTOOLS_TOKEN"), "{err}");
+
+    let c = start(Some("s3cret"));
+    let body = batch(&[event("rec_1", "run_a", "seg_a", 1)]);
+    assert_eq!(post(&c, &body, None).0, 401);
+    assert_eq!(post(&c, &body, Some("wrong")).0, 401);
+    let (status, _, reply) = post(&c, &body, Some("s3cret"));
+    assert_eq!(status, 202);
+    assert_eq!(outcomes(&reply), accepted(1));
+}
+
+#[test]
+fn source_health_keeps_the_maximum_of_each_counter() {
+    let c = start(None);
+    let health = |accepted: u64, retried: u64| {
+        json!({"schemaVersion": 5, "records": [], "sourceHealth": {
+            "sourceId": "source_abc", "accepted": accepted, "retried": retried,
+            "permanentlyRejected": 1, "overflowDropped": 0, "deadlineDropped": 0,
+            "lastError": "boom"
+        }})
+        .to_string()
+    };
+    assert_eq!(post(&c, health(10, 2).as_bytes(), None).0, 202);
+    assert_eq!(post(&c, health(7, 5).as_bytes(), None).0, 202);
+    let (_, sources) = get(&c, "/api/sources");
+    let s = &sources["sources"][0];
+    assert_eq!(s["sourceId"], "source_abc");
+    assert_eq!(s["accepted"], 10);
+    assert_eq!(s["retried"], 5);
+    assert_eq!(s["lastError"], "boom");
+}
+
+#[test]
+fn accepted_records_survive_a_restart_of_the_collector() {
+    let db = temp_db();
+    let options = CollectorOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        db: db.clone(),
+        token: None,
+    };
+    let c = Collector::start(options.clone()).unwrap();
+    let r = start_record("rec_1", "run_a", "seg_a", 1, "2026-01-01T00:00:00.000Z");
+    assert_eq!(post(&c, &batch(std::slice::from_ref(&r)), None).0, 202);
+    drop(c);
+    let store = Store::open_read_only(&db).unwrap();
+    assert_eq!(store.record_count().unwrap(), 1);
+    assert_eq!(store.runs_matching("a").unwrap()[0].run_id, "run_a");
+    drop(store);
+    let c = Collector::start(options).unwrap();
+    // The same record again is a duplicate, not a conflict: the store kept it.
+    let (_, _, reply) = post(&c, &batch(&[r]), None);
+    assert_eq!(outcomes(&reply), accepted(1));
+    let (_, runs) = get(&c, "/api/runs");
+    assert_eq!(runs["runs"][0]["records"], 1);
+}

@@ -1,0 +1,255 @@
+//! `--db PATH` and `crux serve`: a devtools collector's SQLite database as a record source
+//! (feature `devtools-collector`). The records read here go through the same decoder,
+//! model and renderer as a JSON Lines store's.
+
+use std::path::Path;
+
+use crate::error::CliError;
+use crux_view::model::{self, Model};
+use crux_view::view::RunSummary;
+
+#[cfg(feature = "devtools-collector")]
+mod imp {
+    use super::*;
+    use crux_devtools::collector::{Collector, CollectorOptions, RunRow, Store};
+    use crux_view::record::{Record, decode_line};
+
+    /// Most runs `crux runs --db` lists (newest first).
+    pub const MAX_LISTED: usize = 10_000;
+
+    fn open(path: &Path) -> Result<Store, CliError> {
+        if !path.exists() {
+            return Err(CliError::Database(format!(
+                "no devtools database at {0}\nstart the collector with `crux serve --db {0}` and \
+                 point processes at it with CRUX_DEVTOOLS_URL",
+                path.display()
+            )));
+        }
+        Store::open_read_only(path).map_err(|e| CliError::Database(e.to_string()))
+    }
+
+    fn db_error(e: impl std::fmt::Display) -> CliError {
+        CliError::Database(e.to_string())
+    }
+
+    fn decode(
+        texts: &[String],
+        out: &mut Vec<Record>,
+        seen: &mut std::collections::HashSet<String>,
+    ) {
+        for (i, text) in texts.iter().enumerate() {
+            if let Ok(Some(record)) = decode_line(i + 1, text) {
+                if let Some(id) = &record.record_id
+                    && !seen.insert(id.clone())
+                {
+                    continue;
+                }
+                out.push(record);
+            }
+        }
+    }
+
+    fn summary(row: RunRow) -> RunSummary {
+        RunSummary {
+            run_id: row.run_id,
+            name: row.name.unwrap_or_else(|| "(no run:start)".to_owned()),
+            root_primitive: row.root_primitive.unwrap_or_else(|| "?".to_owned()),
+            status: row.status,
+            duration_ms: row.duration_ms,
+            started_at: row.started_at,
+            records: row.records as usize,
+        }
+    }
+
+    pub fn runs(path: &Path) -> Result<Vec<RunSummary>, CliError> {
+        let store = open(path)?;
+        let rows = store.runs(MAX_LISTED).map_err(db_error)?;
+        if rows.len() == MAX_LISTED {
+            eprintln!("crux: note: the newest {MAX_LISTED} runs are listed");
+        }
+        Ok(rows.into_iter().map(summary).collect())
+    }
+
+    /// The run `query` names (`latest`, an id or a unique prefix): its id, and a model
+    /// holding its records plus every run's `run:start` and `edge` records (its links).
+    pub fn run_model(path: &Path, query: &str) -> Result<(String, Model), CliError> {
+        let store = open(path)?;
+        let rows = if query == "latest" {
+            store.runs(1).map_err(db_error)?
+        } else {
+            let mut rows = store.runs_matching(query).map_err(db_error)?;
+            if let Some(exact) = rows.iter().position(|r| r.run_id == query) {
+                rows = vec![rows.swap_remove(exact)];
+            }
+            rows
+        };
+        let run_id = match &rows[..] {
+            [] => {
+                return Err(CliError::RunNotFound {
+                    query: query.to_owned(),
+                    store: path.to_path_buf(),
+                });
+            }
+            [one] => one.run_id.clone(),
+            _ => {
+                return Err(CliError::AmbiguousRun {
+                    query: query.to_owned(),
+                    candidates: rows
+                        .iter()
+                        .map(|r| {
+                            format!(
+                                "{}  {:?}  started {}",
+                                r.run_id,
+                                r.name.as_deref().unwrap_or("(no run:start)"),
+                                r.started_at.as_deref().unwrap_or("-")
+                            )
+                        })
+                        .collect(),
+                });
+            }
+        };
+        // The run's own records, then, whole, every run at the other end of its links (its
+        // run:start's parent, edges from or to it in any run, the runs holding the spans
+        // those edges name), so that a link prints the other end as it does from a JSON
+        // Lines store.
+        let own = store.run_records(&run_id).map_err(db_error)?;
+        let mut own_ids = std::collections::HashSet::new();
+        own_ids.insert(run_id.clone());
+        let mut named = std::collections::BTreeSet::new();
+        for text in &own {
+            let (ids, links, span) = ids_in(text);
+            if links {
+                named.extend(ids);
+            }
+            own_ids.extend(span);
+        }
+        for text in store.linking_records().map_err(db_error)? {
+            let (ids, links, _) = ids_in(&text);
+            if links && ids.iter().any(|i| own_ids.contains(i)) {
+                named.extend(ids);
+            }
+        }
+        let mut related = std::collections::BTreeSet::new();
+        for id in named.into_iter().filter(|i| !own_ids.contains(i)) {
+            if id.starts_with("run_") {
+                related.insert(id);
+            } else if id.len() == 16 {
+                related.extend(store.runs_of_span(&id).map_err(db_error)?);
+            }
+        }
+        related.remove(&run_id);
+        let mut records = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        decode(&own, &mut records, &mut seen);
+        for other in &related {
+            decode(
+                &store.run_records(other).map_err(db_error)?,
+                &mut records,
+                &mut seen,
+            );
+        }
+        Ok((run_id, model::build(records)))
+    }
+
+    /// The run ids (`run_` + 24 hex) and span ids (16 hex) a record's strings hold, and
+    /// whether it links runs (an `edge`, or a `run:start` naming a parent), and the span
+    /// it opens (`span:start`, `span`).
+    fn ids_in(text: &str) -> (Vec<String>, bool, Option<String>) {
+        fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::String(s) => {
+                    let hex = |t: &str| t.bytes().all(|b| b.is_ascii_hexdigit());
+                    let run = s.len() == 28 && s.starts_with("run_") && hex(&s[4..]);
+                    if run || (s.len() == 16 && hex(s)) {
+                        out.push(s.clone());
+                    }
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+                serde_json::Value::Object(o) => o.values().for_each(|v| walk(v, out)),
+                _ => {}
+            }
+        }
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
+            return (Vec::new(), false, None);
+        };
+        let links = match v.get("type").and_then(|t| t.as_str()) {
+            Some("edge") => true,
+            Some("run:start") => {
+                v.get("parentRunId").is_some() || v.get("triggeredBySpanId").is_some()
+            }
+            _ => false,
+        };
+        let span = match v.get("type").and_then(|t| t.as_str()) {
+            Some("span:start" | "span") => {
+                v.get("spanId").and_then(|s| s.as_str()).map(str::to_owned)
+            }
+            _ => None,
+        };
+        let mut out = Vec::new();
+        walk(&v, &mut out);
+        (out, links, span)
+    }
+
+    /// Every run (for `search`).
+    pub fn all(path: &Path) -> Result<Model, CliError> {
+        let store = open(path)?;
+        let mut records = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        decode(
+            &store.all_records().map_err(db_error)?,
+            &mut records,
+            &mut seen,
+        );
+        Ok(model::build(records))
+    }
+
+    pub fn serve(listen: &str, db: &Path, token: Option<String>) -> Result<(), CliError> {
+        let listen = listen.parse().map_err(|_| CliError::Usage {
+            message: format!("--listen needs HOST:PORT such as 127.0.0.1:4400, got {listen:?}"),
+            command: Some("serve"),
+        })?;
+        let token = token.or_else(|| std::env::var("CRUX_DEVTOOLS_TOKEN").ok());
+        let collector = Collector::start(CollectorOptions {
+            listen,
+            db: db.to_path_buf(),
+            token,
+        })
+        .map_err(|e| CliError::Serve(e.to_string()))?;
+        eprintln!(
+            "crux: collecting at {} into {}\n  point processes at it with CRUX_DEVTOOLS_URL={}\n  \
+             read it with `crux runs --db {}`, or GET {}/api/runs",
+            collector.url(),
+            collector.db().display(),
+            collector.url(),
+            collector.db().display(),
+            collector.url(),
+        );
+        collector.wait();
+        Ok(())
+    }
+}
+
+#[cfg(not(feature = "devtools-collector"))]
+mod imp {
+    use super::*;
+
+    fn missing() -> CliError {
+        CliError::NoCollector
+    }
+    pub fn runs(_: &Path) -> Result<Vec<RunSummary>, CliError> {
+        Err(missing())
+    }
+    pub fn run_model(_: &Path, _: &str) -> Result<(String, Model), CliError> {
+        Err(missing())
+    }
+    pub fn all(_: &Path) -> Result<Model, CliError> {
+        Err(missing())
+    }
+    pub fn serve(_: &str, _: &Path, _: Option<String>) -> Result<(), CliError> {
+        Err(missing())
+    }
+    // Keep the shared imports used.
+    const _: fn(Vec<crux_view::record::Record>) -> Model = model::build;
+}
+
+pub use imp::{all, run_model, runs, serve};

@@ -1,0 +1,131 @@
+//! The devtools end to end: the examples deliver to a collector (`CRUX_DEVTOOLS_URL`), and
+//! `crux runs|show|search --db` on its database print what the same commands print on
+//! the JSON Lines store of the same runs. A dead collector changes no function's result.
+#![cfg(feature = "devtools-collector")]
+
+mod example_stores;
+
+use std::path::Path;
+use std::process::Command;
+
+use crux::devtools::collector::{Collector, CollectorOptions};
+use example_stores::{EXAMPLES, TempDir, example_binary, store_path};
+
+fn crux(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_crux"))
+        .args(args)
+        .output()
+        .expect("run the crux binary");
+    assert!(
+        out.status.success(),
+        "crux {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+fn run_with_devtools(name: &str, dir: &Path, url: &str) -> String {
+    let out = Command::new(example_binary(name))
+        .current_dir(dir)
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .env("CRUX_DEVTOOLS_URL", url)
+        .output()
+        .expect("run the example");
+    assert!(
+        out.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn run_ids(runs_json: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(runs_json).unwrap();
+    let mut ids: Vec<String> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["runId"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn the_viewer_prints_the_same_runs_from_the_collector_as_from_the_json_lines_store() {
+    let dir = TempDir::new("devtools");
+    let db = dir.path().join("devtools.db");
+    let collector = Collector::start(CollectorOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        db: db.clone(),
+        token: None,
+    })
+    .unwrap();
+    for name in EXAMPLES {
+        run_with_devtools(name, dir.path(), &collector.url());
+    }
+    let store = store_path(dir.path());
+    let (store, db) = (store.to_str().unwrap(), db.to_str().unwrap());
+
+    let from_store = crux(&["runs", "--json", "--store", store]);
+    let from_db = crux(&["runs", "--json", "--db", db]);
+    let ids = run_ids(&from_store);
+    assert!(ids.len() >= 6, "{ids:?}");
+    assert_eq!(ids, run_ids(&from_db));
+    let summaries = |text: &str| {
+        let mut v: Vec<serde_json::Value> = serde_json::from_str(text).unwrap();
+        v.sort_by(|a, b| a["runId"].as_str().cmp(&b["runId"].as_str()));
+        v
+    };
+    assert_eq!(summaries(&from_store), summaries(&from_db));
+
+    for id in &ids {
+        for extra in [&[][..], &["--all", "--attributes"][..]] {
+            let mut args = vec!["show", id.as_str()];
+            args.extend_from_slice(extra);
+            let a = crux(&[&args[..], &["--store", store]].concat());
+            let b = crux(&[&args[..], &["--db", db]].concat());
+            assert_eq!(a, b, "crux show {id} {extra:?}");
+        }
+    }
+    let prefix = &ids[0][..ids[0].len() - 4];
+    assert_eq!(
+        crux(&["show", prefix, "--store", store]),
+        crux(&["show", prefix, "--db", db])
+    );
+    for text in ["research", "offline"] {
+        assert_eq!(
+            crux(&["search", text, "--store", store]).replace(store, "S"),
+            crux(&["search", text, "--db", db]).replace(db, "S"),
+            "search {text}"
+        );
+    }
+}
+
+#[test]
+fn a_dead_collector_changes_no_output_of_an_example() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (a, b) = (TempDir::new("devtools-dead"), TempDir::new("devtools-none"));
+    let with_dead = run_with_devtools("research", a.path(), &format!("http://{port}"));
+    let without = example_stores::run_example("research", b.path());
+    // The printed results and run trees, normalised (ids and times differ by run).
+    let shape = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| !l.contains("run_") && !l.contains("records ("))
+            .map(|l| {
+                l.split_whitespace()
+                    .filter(|w| !w.chars().any(|c| c.is_ascii_digit()))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    };
+    assert_eq!(
+        shape(&with_dead),
+        shape(&String::from_utf8(without.stdout).unwrap())
+    );
+}
