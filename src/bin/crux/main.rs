@@ -47,10 +47,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Line warnings printed before summarizing, so that pointing `--store` at the wrong file
-/// does not flood the terminal.
-const MAX_WARNINGS: usize = 20;
-
 fn run(command: Command) -> Result<(), CliError> {
     match command {
         Command::Help(topic) => emit(cli::help_text(topic)),
@@ -154,13 +150,13 @@ fn run(command: Command) -> Result<(), CliError> {
 
 /// Reports the store's skipped lines on stderr.
 fn warn(scan: &Scan, path: &Path) {
-    for warning in scan.warnings.iter().take(MAX_WARNINGS) {
+    for warning in &scan.warnings {
         eprintln!("crux: warning: {warning}");
     }
-    if scan.warnings.len() > MAX_WARNINGS {
+    if scan.more_warnings > 0 {
         eprintln!(
             "crux: warning: {} more lines of {} were skipped or conflicting",
-            scan.warnings.len() - MAX_WARNINGS,
+            scan.more_warnings,
             path.display()
         );
     }
@@ -187,7 +183,7 @@ fn held(records: usize) {
 
 /// Line bytes of records one batch of [`in_batches`] holds at most (a single run larger
 /// than this is one batch of its own).
-const BATCH_BYTES: u64 = 64 << 20;
+const BATCH_BYTES: u64 = 32 << 20;
 
 /// Builds the runs of `wanted` from their records alone, a batch of runs at a time: each
 /// batch is one more pass over the store, holding at most [`BATCH_BYTES`] of records.

@@ -22,17 +22,33 @@ use crux_view::record::{Record, decode_line};
 /// The store the examples write, relative to the working directory.
 pub const DEFAULT_STORE: &str = ".crux/records.jsonl";
 
+/// Line warnings kept to print, so that pointing `--store` at the wrong file neither
+/// floods the terminal nor fills the memory.
+pub const MAX_WARNINGS: usize = 20;
+
 /// What the first pass over a store found besides its records.
 #[derive(Debug, Default)]
 pub struct Scan {
-    /// One line per skipped or suspicious line, ready to print.
+    /// The first [`MAX_WARNINGS`] skipped or suspicious lines, ready to print.
     pub warnings: Vec<String>,
+    /// How many more there were.
+    pub more_warnings: usize,
     /// Lines dropped as duplicates of an earlier `recordId`.
     duplicates: HashSet<usize>,
     /// Bytes read: later passes stop there, so lines appended meanwhile are not read.
     length: u64,
     /// How many records were handed out (duplicates not counted).
     pub records: usize,
+}
+
+impl Scan {
+    fn warn(&mut self, text: impl FnOnce() -> String) {
+        if self.warnings.len() < MAX_WARNINGS {
+            self.warnings.push(text());
+        } else {
+            self.more_warnings += 1;
+        }
+    }
 }
 
 fn open(path: &Path) -> Result<File, CliError> {
@@ -97,8 +113,7 @@ pub fn scan(path: &Path, mut visit: impl FnMut(Record, u64)) -> Result<Scan, Cli
     let shown = path.display();
     scan.length = lines(path, u64::MAX, |number, bytes| {
         let Ok(text) = std::str::from_utf8(bytes) else {
-            scan.warnings
-                .push(format!("{shown}:{number}: not UTF-8 text; line skipped"));
+            scan.warn(|| format!("{shown}:{number}: not UTF-8 text; line skipped"));
             return;
         };
         match decode_line(number, text) {
@@ -111,10 +126,12 @@ pub fn scan(path: &Path, mut visit: impl FnMut(Record, u64)) -> Result<Scan, Cli
                     let key = wide_hash(id);
                     if let Some((first, earlier)) = seen.get(&key) {
                         if *earlier != digest {
-                            scan.warnings.push(format!(
-                                "{shown}:{number}: record {id} conflicts with line {first} \
-                                 (same recordId, different content); the first one is kept"
-                            ));
+                            scan.warn(|| {
+                                format!(
+                                    "{shown}:{number}: record {id} conflicts with line {first} \
+                                     (same recordId, different content); the first one is kept"
+                                )
+                            });
                         }
                         scan.duplicates.insert(number);
                         return;
@@ -124,9 +141,7 @@ pub fn scan(path: &Path, mut visit: impl FnMut(Record, u64)) -> Result<Scan, Cli
                 scan.records += 1;
                 visit(record, bytes.len() as u64 + 1);
             }
-            Err(error) => scan
-                .warnings
-                .push(format!("{shown}:{number}: {}; line skipped", error.0)),
+            Err(error) => scan.warn(|| format!("{shown}:{number}: {}; line skipped", error.0)),
         }
     })?;
     Ok(scan)
