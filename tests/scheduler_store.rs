@@ -278,6 +278,40 @@ async fn a_job_that_panics_on_its_timer_fails_and_later_drains_return() {
     assert_eq!(within("finish_scheduled", d.finish_scheduled()).await, 1);
 }
 
+/// The panicking job's own run (a detached job opens one) ends `error`, not `cancelled`,
+/// with the panic message: the job's failure and its record agree.
+#[tokio::test]
+async fn a_panicking_job_ends_its_run_with_error_and_the_panic_message() {
+    let sink = crux::sink::Memory::new();
+    let d = Deployment::builder()
+        .functions((explode, explode_in_mutation, schedule_explosions))
+        .sink(sink.clone())
+        .build();
+    let ids = d
+        .action(schedule_explosions, Delay { secs: 3600 })
+        .await
+        .unwrap();
+    within("finish_scheduled", d.finish_scheduled()).await;
+    assert_failed_with(d.job_state(&ids[0]), "scheduled action exploded");
+    d.flush(Duration::from_secs(5)).await;
+    let records = sink.records();
+    let run = &records
+        .iter()
+        .find(|r| r["type"] == "run:start" && r["name"] == "scheduler_store:explode")
+        .unwrap_or_else(|| panic!("the job's run: {records:#?}"))["runId"];
+    let ends: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["type"] == "run:end" && r["runId"] == *run)
+        .collect();
+    assert_eq!(ends.len(), 1, "{records:#?}");
+    assert_eq!(ends[0]["status"], "error", "{:#?}", ends[0]);
+    assert!(
+        ends[0].to_string().contains("scheduled action exploded"),
+        "{:#?}",
+        ends[0]
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // 6. Cancels commit and roll back with the mutation.
 
