@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use crux::local::{Deployment, JobState};
+use crux::local::{Deployment, DeploymentBuilder, JobState};
 use crux::prelude::*;
 
 #[derive(Serialize, Deserialize)]
@@ -130,11 +130,19 @@ pub async fn schedule_forever(ctx: &ActionCtx) -> crux::Result<Id> {
         .await
 }
 
-fn deployment() -> Deployment {
+fn builder() -> DeploymentBuilder {
     Deployment::builder()
         .functions((write_note, notes, schedule_then_maybe_fail, schedule_at))
         .functions((schedule_and_cancel, chain, start_chain, schedule_forever))
-        .build()
+}
+
+fn deployment() -> Deployment {
+    builder().build()
+}
+
+/// Jobs run only in drains: counts of jobs due at once are exact.
+fn drained() -> Deployment {
+    builder().manual_scheduling().build()
 }
 
 #[tokio::test(start_paused = true)]
@@ -163,7 +171,7 @@ async fn due_work_runs_on_tokio_timers() {
 
 #[tokio::test]
 async fn finish_scheduled_advances_past_delays_including_follow_up_work() {
-    let d = deployment();
+    let d = drained();
     let id = d.action(schedule_at, NoArgs {}).await.unwrap();
     d.action(start_chain, NoArgs {}).await.unwrap();
     assert_eq!(
@@ -180,7 +188,7 @@ async fn finish_scheduled_advances_past_delays_including_follow_up_work() {
 
 #[tokio::test]
 async fn scheduling_from_an_action_survives_its_failure() {
-    let d = deployment();
+    let d = drained();
     let err = d
         .action(
             schedule_then_maybe_fail,
@@ -198,7 +206,7 @@ async fn scheduling_from_an_action_survives_its_failure() {
 
 #[tokio::test]
 async fn canceled_work_never_runs() {
-    let d = deployment();
+    let d = drained();
     let id = d.action(schedule_and_cancel, NoArgs {}).await.unwrap();
     assert_eq!(d.job_state(&id), Some(JobState::Canceled));
     assert_eq!(d.finish_scheduled().await, 0);
@@ -268,6 +276,7 @@ async fn observed_scheduling_commits_or_cancels_with_the_mutation() {
         .function(notes)
         .function(schedules_observed)
         .function(drives)
+        .manual_scheduling()
         .build();
     let out = d.action(drives, MaybeFail { fail: true }).await.unwrap();
     assert_eq!(out, "caught: mutation failed after scheduling");

@@ -61,6 +61,20 @@ pub async fn note(ctx: &MutationCtx) -> crux::Result<()> {
     Ok(())
 }
 
+/// Takes ten (virtual) seconds.
+#[crux::internal_action]
+pub async fn slow(_ctx: &ActionCtx) -> crux::Result<()> {
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    Ok(())
+}
+
+#[crux::action]
+pub async fn schedule_slow(ctx: &ActionCtx) -> crux::Result<Id> {
+    ctx.scheduler
+        .run_after(Duration::ZERO, slow, NoArgs {})
+        .await
+}
+
 #[crux::internal_mutation]
 pub async fn noop(_ctx: &MutationCtx) -> crux::Result<()> {
     Ok(())
@@ -215,7 +229,7 @@ fn deployment() -> Deployment {
         .functions((schedule_explosions, schedule_note, cancel_then_maybe_fail))
         .functions((parent_schedules_child_cancels, schedule_many, cancel_all))
         .functions((new_counter, counter, increment, concurrent_increments))
-        .function(parent_writes_during_child)
+        .functions((parent_writes_during_child, slow, schedule_slow))
         .build()
 }
 
@@ -248,7 +262,11 @@ async fn a_job_that_panics_in_finish_scheduled_fails_and_the_drain_returns() {
     assert_failed_with(d.job_state(&ids[0]), "scheduled action exploded");
     assert_failed_with(d.job_state(&ids[1]), "scheduled mutation exploded");
     // The panicking mutation's write lock is released and its write discarded.
-    let later = d.mutation(schedule_note, Delay { secs: 0 }).await.unwrap();
+    // Not due for an hour, so the timer leaves it to the drain, which counts it.
+    let later = d
+        .mutation(schedule_note, Delay { secs: 3600 })
+        .await
+        .unwrap();
     assert_eq!(within("finish_scheduled", d.finish_scheduled()).await, 1);
     assert_eq!(d.job_state(&later), Some(JobState::Success));
     assert_eq!(d.query(note_count, NoArgs {}).await.unwrap(), 1);
@@ -276,6 +294,76 @@ async fn a_job_that_panics_on_its_timer_fails_and_later_drains_return() {
         .await
         .unwrap();
     assert_eq!(within("finish_scheduled", d.finish_scheduled()).await, 1);
+}
+
+/// The panicking job's own run (a detached job opens one) ends `error`, not `cancelled`,
+/// with the panic message: the job's failure and its record agree.
+#[tokio::test]
+async fn a_panicking_job_ends_its_run_with_error_and_the_panic_message() {
+    let sink = crux::sink::Memory::new();
+    let d = Deployment::builder()
+        .functions((explode, explode_in_mutation, schedule_explosions))
+        .sink(sink.clone())
+        .build();
+    let ids = d
+        .action(schedule_explosions, Delay { secs: 3600 })
+        .await
+        .unwrap();
+    within("finish_scheduled", d.finish_scheduled()).await;
+    assert_failed_with(d.job_state(&ids[0]), "scheduled action exploded");
+    d.flush(Duration::from_secs(5)).await;
+    let records = sink.records();
+    let run = &records
+        .iter()
+        .find(|r| r["type"] == "run:start" && r["name"] == "scheduler_store:explode")
+        .unwrap_or_else(|| panic!("the job's run: {records:#?}"))["runId"];
+    let ends: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["type"] == "run:end" && r["runId"] == *run)
+        .collect();
+    assert_eq!(ends.len(), 1, "{records:#?}");
+    assert_eq!(ends[0]["status"], "error", "{:#?}", ends[0]);
+    assert!(
+        ends[0].to_string().contains("scheduled action exploded"),
+        "{:#?}",
+        ends[0]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The drain's count: deterministic without the timer, and counting what it waited for.
+
+/// With `manual_scheduling` a job due at once waits for the drain, however long the
+/// (paused, auto-advancing) clock runs: nothing else runs it.
+#[tokio::test(start_paused = true)]
+async fn without_the_timer_only_the_drain_runs_jobs() {
+    let d = Deployment::builder()
+        .functions((note, note_count, schedule_note))
+        .manual_scheduling()
+        .build();
+    let id = d.mutation(schedule_note, Delay { secs: 0 }).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(d.job_state(&id), Some(JobState::Pending));
+    assert_eq!(d.query(note_count, NoArgs {}).await.unwrap(), 0);
+    assert_eq!(within("finish_scheduled", d.finish_scheduled()).await, 1);
+    assert_eq!(d.job_state(&id), Some(JobState::Success));
+    assert_eq!(d.query(note_count, NoArgs {}).await.unwrap(), 1);
+}
+
+/// A job the timer is running when the drain starts finishes while the drain waits for
+/// it, and is counted.
+#[tokio::test(start_paused = true)]
+async fn the_drain_counts_the_timer_job_it_waited_for() {
+    let d = deployment();
+    let id = d.action(schedule_slow, NoArgs {}).await.unwrap();
+    within("the timer", async {
+        while d.job_state(&id) != Some(JobState::InProgress) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert_eq!(within("finish_scheduled", d.finish_scheduled()).await, 1);
+    assert_eq!(d.job_state(&id), Some(JobState::Success));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -93,6 +93,7 @@ pub struct DeploymentBuilder {
     observer: Option<Observer>,
     limits: Limits,
     state: StateMap,
+    manual_scheduling: bool,
 }
 
 impl fmt::Debug for DeploymentBuilder {
@@ -230,6 +231,15 @@ impl DeploymentBuilder {
         self
     }
 
+    /// Runs scheduled jobs only in [`Deployment::finish_scheduled`]: no timer task runs
+    /// them when due. For tests that drain deterministically (convex-test's fake timers
+    /// plus `finishAllScheduledFunctions`): every job runs in a drain, so the drain's count
+    /// and the order of the work are exact. Jobs still run earliest due first.
+    pub fn manual_scheduling(mut self) -> Self {
+        self.manual_scheduling = true;
+        self
+    }
+
     /// Builds the deployment. Without a sink or observer it records through
     /// [`Observer::global`] (nothing, unless one was installed).
     pub fn build(self) -> Deployment {
@@ -242,7 +252,7 @@ impl DeploymentBuilder {
             inner: Arc::new(Inner {
                 registry: self.registry,
                 store: Store::new(self.schema),
-                jobs: Jobs::default(),
+                jobs: Jobs::new(self.manual_scheduling),
                 observer,
                 limits: self.limits,
                 state: self.state,

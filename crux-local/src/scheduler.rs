@@ -1,7 +1,9 @@
 //! Scheduled functions: `ctx.scheduler` (raw, like Convex's) and the job table behind it.
 //!
 //! Jobs run when due, on one timer task per deployment, or all at once through
-//! [`Deployment::finish_scheduled`](super::Deployment::finish_scheduled). A job scheduled by
+//! [`Deployment::finish_scheduled`](super::Deployment::finish_scheduled); with
+//! [`DeploymentBuilder::manual_scheduling`](super::DeploymentBuilder::manual_scheduling)
+//! there is no timer and only the drain runs them. A job scheduled by
 //! a mutation is enqueued only when that mutation commits, and a cancel made by a mutation
 //! takes effect only then. A job that panics fails; it never stays in progress.
 
@@ -78,6 +80,8 @@ struct Table {
     queue: BTreeMap<QueueKey, Id>,
     next_seq: u64,
     in_progress: usize,
+    /// How many jobs ran to an end (succeeded or failed) so far.
+    finished: u64,
     /// Jobs that reached a final state, oldest first, so the table stays bounded.
     settled: VecDeque<Id>,
 }
@@ -118,12 +122,29 @@ pub(crate) struct Jobs {
     rearm: Arc<Notify>,
     /// The timer task, while one runs.
     timer: Mutex<Option<AbortHandle>>,
+    /// No timer: jobs run only in `finish_scheduled`.
+    manual: bool,
 }
 
 /// How many finished or canceled jobs keep their state (Convex keeps them for 7 days).
 const SETTLED_JOBS_KEPT: usize = 10_000;
 
 impl Jobs {
+    /// An empty job table; `manual`: no timer, only `finish_scheduled` runs jobs.
+    pub(crate) fn new(manual: bool) -> Jobs {
+        Jobs {
+            table: Mutex::default(),
+            changed: Notify::new(),
+            rearm: Arc::default(),
+            timer: Mutex::default(),
+            manual,
+        }
+    }
+
+    fn finished(&self) -> u64 {
+        lock(&self.table).finished
+    }
+
     pub(crate) fn state(&self, id: &Id) -> Option<JobState> {
         lock(&self.table).entries.get(id).map(|e| e.state.clone())
     }
@@ -174,6 +195,7 @@ impl Jobs {
                 entry.state = state;
             }
             table.in_progress = table.in_progress.saturating_sub(1);
+            table.finished += 1;
             table.settle(id);
         }
         self.changed.notify_waiters();
@@ -309,8 +331,12 @@ impl Deployment {
         self.ensure_timer();
     }
 
-    /// Starts the timer task on the current runtime unless one is running.
+    /// Starts the timer task on the current runtime unless one is running (or the
+    /// deployment schedules manually).
     fn ensure_timer(&self) {
+        if self.inner.jobs.manual {
+            return;
+        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -343,10 +369,20 @@ impl Deployment {
 
     /// Runs scheduled work until none is left, earliest first, without waiting for delays
     /// (work scheduled by that work runs too), and waits for jobs already running on the
-    /// timer. Returns how many jobs it ran; stops after [`Deployment::MAX_DRAINED_JOBS`] so
-    /// that work rescheduling itself forever cannot hang a test. A job that panics fails
+    /// timer. Stops after running [`Deployment::MAX_DRAINED_JOBS`] itself, so that work
+    /// rescheduling itself forever cannot hang a test. A job that panics fails
     /// (`JobState::Failed`) and the drain goes on.
+    ///
+    /// Returns how many jobs finished (succeeded or failed) while it ran: the ones it ran
+    /// and the ones it waited for on the timer. With the timer on, a job due at once may
+    /// also have finished on the timer before the drain started, and is then not counted;
+    /// a deployment built with [`DeploymentBuilder::manual_scheduling`] has no timer, so
+    /// every job runs in a drain and the count is exact (convex-test's
+    /// `finishAllScheduledFunctions`).
+    ///
+    /// [`DeploymentBuilder::manual_scheduling`]: super::DeploymentBuilder::manual_scheduling
     pub async fn finish_scheduled(&self) -> usize {
+        let before = self.inner.jobs.finished();
         let mut ran = 0;
         while ran < Self::MAX_DRAINED_JOBS {
             let changed = self.inner.jobs.changed.notified();
@@ -359,7 +395,7 @@ impl Deployment {
                 break;
             }
         }
-        ran
+        usize::try_from(self.inner.jobs.finished() - before).unwrap_or(usize::MAX)
     }
 
     /// The state of a scheduled job, if the id names one (the newest 10 000 finished or

@@ -44,6 +44,7 @@
 //! ");
 //! ```
 
+pub mod digest;
 pub mod fold;
 pub mod model;
 pub mod record;

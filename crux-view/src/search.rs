@@ -2,16 +2,68 @@
 
 use crate::fold::is_hop;
 use crate::model::{Model, Run};
-use crate::record::Attributes;
+use crate::record::{Attributes, Body, Close, Record};
 use crate::view::{Hit, value_text};
 
 /// Every place in `model` whose name, primitive, attribute value, event name or error
 /// message contains `text` (ignoring case): runs newest first, spans in tree order.
 pub fn search(model: &Model, text: &str) -> Vec<Hit> {
+    model
+        .runs
+        .iter()
+        .flat_map(|run| search_run(run, text))
+        .collect()
+}
+
+/// What the names of missing records stand in for: a run or span without its start record
+/// is shown (and searched) under these.
+const PLACEHOLDERS: [&str; 3] = ["(no run:start)", "(no span:start)", "?"];
+
+/// Whether `text` matches a placeholder name, which any run may show: then no run can be
+/// ruled out by [`record_may_match`].
+pub fn placeholder_matches(text: &str) -> bool {
+    let needle = text.to_lowercase();
+    PLACEHOLDERS.iter().any(|p| p.contains(&needle))
+}
+
+/// Whether `record` holds a text [`search`] may find for `text` (ignoring case): a run
+/// none of whose records may match, has no match unless [`placeholder_matches`]. Lets a
+/// reader keep only the runs worth building.
+pub fn record_may_match(record: &Record, text: &str) -> bool {
+    let needle = text.to_lowercase();
+    let matches = |value: &str| value.to_lowercase().contains(&needle);
+    let in_attributes =
+        |attributes: &Attributes| attributes.values().any(|v| matches(&value_text(v)));
+    let in_close = |close: &Close| {
+        in_attributes(&close.attributes)
+            || close.error.as_ref().is_some_and(|e| matches(&e.describe()))
+    };
+    match &record.body {
+        Body::RunStart(start) => {
+            matches(&start.name)
+                || matches(&start.root_primitive)
+                || in_attributes(&start.attributes)
+        }
+        Body::RunEnd(close) => close.error.as_ref().is_some_and(|e| matches(&e.describe())),
+        Body::SpanStart(open) | Body::Span(open, _) => {
+            matches(&open.name)
+                || matches(&open.primitive)
+                || open.details.iter().any(|(_, v)| matches(v))
+                || in_attributes(&open.attributes)
+                || matches!(&record.body, Body::Span(_, close) if in_close(close))
+        }
+        Body::SpanEnd(end) => in_close(&end.close),
+        Body::Event(event) => matches(&event.name),
+        _ => false,
+    }
+}
+
+/// [`search`] over one run.
+pub fn search_run(run: &Run, text: &str) -> Vec<Hit> {
     let needle = text.to_lowercase();
     let matches = |value: &str| value.to_lowercase().contains(&needle);
     let mut hits = Vec::new();
-    for run in &model.runs {
+    {
         let mut found = |field: &str, key: Option<&str>, value: String| {
             if matches(&value) {
                 hits.push(hit(run, None, field, key, value));

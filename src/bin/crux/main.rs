@@ -15,12 +15,17 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use cli::{Command, Common};
+use crux_view::digest::{Digests, Related, RunDigest, RunOrder};
 use crux_view::fold::{self, Folding};
-use crux_view::model::{self, Model, Run};
-use crux_view::view::RunSummary;
+use crux_view::model::{self, Model};
+use crux_view::view::{Hit, RunSummary};
 use crux_view::{render, search};
 use error::CliError;
+use store::Scan;
 
 fn main() -> ExitCode {
     let args: Result<Vec<String>, _> = std::env::args_os()
@@ -43,10 +48,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Line warnings printed before summarizing, so that pointing `--store` at the wrong file
-/// does not flood the terminal.
-const MAX_WARNINGS: usize = 20;
-
 fn run(command: Command) -> Result<(), CliError> {
     match command {
         Command::Help(topic) => emit(cli::help_text(topic)),
@@ -55,11 +56,18 @@ fn run(command: Command) -> Result<(), CliError> {
         Command::Runs(common) => {
             let runs: Vec<RunSummary> = match &common.db {
                 Some(db) => db::runs(db)?,
-                None => load(&common.store)?
-                    .runs
-                    .iter()
-                    .map(RunSummary::of)
-                    .collect(),
+                None => {
+                    let mut digests = Digests::default();
+                    let scan = store::scan(&common.store, |record, bytes| {
+                        digests.add(&record, bytes);
+                    })?;
+                    warn(&scan, &common.store);
+                    stats(&scan);
+                    summaries(&common.store, &scan, &digests)?
+                        .into_iter()
+                        .map(|(summary, _)| summary)
+                        .collect()
+                }
             };
             if common.json {
                 emit_json(&runs)
@@ -76,14 +84,38 @@ fn run(command: Command) -> Result<(), CliError> {
             attributes,
             common,
         } => {
-            let (model, query) = match &common.db {
-                Some(db) => {
-                    let (id, model) = db::run_model(db, &run)?;
-                    (model, id)
+            let (run_id, model) = match &common.db {
+                Some(db) => db::run_model(db, &run)?,
+                None => {
+                    let mut digests = Digests::default();
+                    let mut related = Related::default();
+                    let scan = store::scan(&common.store, |record, bytes| {
+                        let index = digests.add(&record, bytes);
+                        related.add(index, &record);
+                    })?;
+                    warn(&scan, &common.store);
+                    let listed = summaries(&common.store, &scan, &digests)?;
+                    let run_id = resolve(&listed, &run, &common)?.run_id.clone();
+                    let index = digests.index_of(&run_id).expect("a listed run has records");
+                    let needed: HashSet<&str> = related
+                        .closure(&digests, index)
+                        .into_iter()
+                        .map(|i| digests.runs()[i as usize].run_id.as_str())
+                        .collect();
+                    let records = store::reread(&common.store, &scan, |id| needed.contains(id))?;
+                    held(records.len());
+                    stats(&scan);
+                    (run_id, model::build(records))
                 }
-                None => (load(&common.store)?, run),
             };
-            let found = resolve(&model, &query, &common)?;
+            let found = model
+                .runs
+                .iter()
+                .find(|r| r.run_id == run_id)
+                .ok_or_else(|| CliError::RunNotFound {
+                    query: run.clone(),
+                    store: common.db.clone().unwrap_or_else(|| common.store.clone()),
+                })?;
             let folding = if all { Folding::All } else { Folding::Fold };
             let view = fold::view(found, folding);
             if common.json {
@@ -93,11 +125,40 @@ fn run(command: Command) -> Result<(), CliError> {
             }
         }
         Command::Search { text, common } => {
-            let model = match &common.db {
-                Some(db) => db::all(db)?,
-                None => load(&common.store)?,
+            let hits: Vec<Hit> = match &common.db {
+                Some(db) => search::search(&db::all(db)?, &text),
+                None => {
+                    let mut digests = Digests::default();
+                    let mut candidates = HashSet::new();
+                    let every_run = search::placeholder_matches(&text);
+                    let scan = store::scan(&common.store, |record, bytes| {
+                        let index = digests.add(&record, bytes);
+                        if every_run || search::record_may_match(&record, &text) {
+                            candidates.insert(index);
+                        }
+                    })?;
+                    warn(&scan, &common.store);
+                    let mut found: Vec<(RunOrder, Vec<Hit>)> = Vec::new();
+                    let wanted: Vec<&RunDigest> = digests
+                        .runs()
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| candidates.contains(&(*i as u32)))
+                        .map(|(_, d)| d)
+                        .collect();
+                    in_batches(&common.store, &scan, &wanted, |model| {
+                        for run in &model.runs {
+                            let hits = search::search_run(run, &text);
+                            if !hits.is_empty() {
+                                found.push(((run.first_at, run.first_line()), hits));
+                            }
+                        }
+                    })?;
+                    stats(&scan);
+                    found.sort_by_key(|(order, _)| std::cmp::Reverse(*order));
+                    found.into_iter().flat_map(|(_, hits)| hits).collect()
+                }
             };
-            let hits = search::search(&model, &text);
             if common.json {
                 emit_json(&hits)
             } else {
@@ -107,39 +168,118 @@ fn run(command: Command) -> Result<(), CliError> {
     }
 }
 
-/// Reads the store, reports its skipped lines on stderr, and builds the runs.
-fn load(path: &Path) -> Result<Model, CliError> {
-    let store = store::read_store(path)?;
-    for warning in store.warnings.iter().take(MAX_WARNINGS) {
+/// Reports the store's skipped lines on stderr.
+fn warn(scan: &Scan, path: &Path) {
+    for warning in &scan.warnings {
         eprintln!("crux: warning: {warning}");
     }
-    if store.warnings.len() > MAX_WARNINGS {
+    if scan.more_warnings > 0 {
         eprintln!(
             "crux: warning: {} more lines of {} were skipped or conflicting",
-            store.warnings.len() - MAX_WARNINGS,
+            scan.more_warnings,
             path.display()
         );
     }
-    Ok(model::build(store.records))
+}
+
+/// With `CRUX_DEBUG_STATS` set, says on stderr how many records the command read and the
+/// most it held at once: the streaming reader's promise, checked by `tests/viewer_scale.rs`.
+fn stats(scan: &Scan) {
+    if std::env::var_os("CRUX_DEBUG_STATS").is_some() {
+        eprintln!(
+            "crux: stats: records read {}, records held at most {}",
+            scan.records,
+            HELD.load(Ordering::Relaxed)
+        );
+    }
+}
+
+/// The most decoded records held at once by this command.
+static HELD: AtomicUsize = AtomicUsize::new(0);
+
+fn held(records: usize) {
+    HELD.fetch_max(records, Ordering::Relaxed);
+}
+
+/// Line bytes of records one batch of [`in_batches`] holds at most (a single run larger
+/// than this is one batch of its own).
+const BATCH_BYTES: u64 = 32 << 20;
+
+/// Builds the runs of `wanted` from their records alone, a batch of runs at a time: each
+/// batch is one more pass over the store, holding at most [`BATCH_BYTES`] of records.
+fn in_batches(
+    path: &Path,
+    scan: &Scan,
+    wanted: &[&RunDigest],
+    mut each: impl FnMut(Model),
+) -> Result<(), CliError> {
+    let mut rest = wanted;
+    while !rest.is_empty() {
+        let mut bytes = 0;
+        let take = rest
+            .iter()
+            .take_while(|d| {
+                bytes += d.bytes;
+                bytes <= BATCH_BYTES
+            })
+            .count()
+            .max(1);
+        let batch: HashSet<&str> = rest[..take].iter().map(|d| d.run_id.as_str()).collect();
+        rest = &rest[take..];
+        let records = store::reread(path, scan, |id| batch.contains(id))?;
+        held(records.len());
+        each(model::build(records));
+    }
+    Ok(())
+}
+
+/// Every run's line of `crux runs`, newest first: from its digest, or (for the few runs
+/// whose digest cannot decide) from the run built from its own records.
+fn summaries(
+    path: &Path,
+    scan: &Scan,
+    digests: &Digests,
+) -> Result<Vec<(RunSummary, RunOrder)>, CliError> {
+    let mut listed = Vec::with_capacity(digests.runs().len());
+    let mut undecided = Vec::new();
+    for digest in digests.runs() {
+        match digest.summary() {
+            Some(line) => listed.push(line),
+            None => undecided.push(digest),
+        }
+    }
+    in_batches(path, scan, &undecided, |model| {
+        listed.extend(
+            model
+                .runs
+                .iter()
+                .map(|run| (RunSummary::of(run), (run.first_at, run.first_line()))),
+        );
+    })?;
+    listed.sort_by_key(|(_, order)| std::cmp::Reverse(*order));
+    Ok(listed)
 }
 
 /// Finds the run named by `query`: `latest`, a full id, or a unique prefix (with or
 /// without the `run_` part).
-fn resolve<'m>(model: &'m Model, query: &str, common: &Common) -> Result<&'m Run, CliError> {
+fn resolve<'m>(
+    runs: &'m [(RunSummary, RunOrder)],
+    query: &str,
+    common: &Common,
+) -> Result<&'m RunSummary, CliError> {
     let not_found = || CliError::RunNotFound {
         query: query.to_owned(),
         store: common.source().to_path_buf(),
     };
+    let mut runs = runs.iter().map(|(summary, _)| summary);
     if query == "latest" {
-        return model.runs.first().ok_or_else(not_found);
+        return runs.next().ok_or_else(not_found);
     }
-    if let Some(exact) = model.runs.iter().find(|r| r.run_id == query) {
+    if let Some(exact) = runs.clone().find(|r| r.run_id == query) {
         return Ok(exact);
     }
     let prefixed = format!("run_{query}");
-    let candidates: Vec<&Run> = model
-        .runs
-        .iter()
+    let candidates: Vec<&RunSummary> = runs
         .filter(|r| r.run_id.starts_with(query) || r.run_id.starts_with(&prefixed))
         .collect();
     match candidates[..] {
@@ -153,8 +293,8 @@ fn resolve<'m>(model: &'m Model, query: &str, common: &Common) -> Result<&'m Run
                     format!(
                         "{}  {:?}  started {}",
                         r.run_id,
-                        r.name(),
-                        r.started_at().unwrap_or("-")
+                        r.name,
+                        r.started_at.as_deref().unwrap_or("-")
                     )
                 })
                 .collect(),
