@@ -47,14 +47,11 @@ where
 {
     // Not bounded by `HostContext`: a wrong context type is reported once, by the
     // `#[diagnostic::on_unimplemented]` checks of the generated code, not again here.
-    let Some(host) = host_of(ctx) else {
-        return body.await;
-    };
+    let host = host_of(ctx);
     let mut output = None;
     let done = {
         let body = pin!(async {
-            let value = body.await?;
-            output = Some(value);
+            output = Some(body.await?);
             Ok(())
         });
         invoke_erased(host, envelope, metadata, body).await
@@ -62,24 +59,33 @@ where
     match (done, output) {
         (Ok(()), Some(value)) => Ok(value),
         (Err(err), _) => Err(err),
-        // `Ok` comes only from the body, which stored its value first.
-        (Ok(()), None) => Err(Error::new(
-            ErrorKind::Server,
-            format!("'{}' returned no value", metadata.convex_path()),
-        )),
+        (Ok(()), None) => Err(no_value(metadata)),
     }
 }
 
 /// The body of [`invoke`] with the handler's types erased: one copy for every handler.
+/// Without a host (a context of another type) the body just runs.
 async fn invoke_erased(
-    host: &Host,
+    host: Option<&Host>,
     envelope: Option<Envelope>,
     metadata: &'static Metadata,
     body: Pin<&mut (dyn Future<Output = Result<()>> + Send + '_)>,
 ) -> Result<()> {
+    let Some(host) = host else {
+        return body.await;
+    };
     let observer = host.deployment.observer();
     let body = within(host.deadline, metadata, body);
     boundary::receive(observer, envelope, metadata, &host.invocation, body).await
+}
+
+/// `Ok` comes only from the body, which stores its value first: never reached.
+#[cold]
+fn no_value(metadata: &'static Metadata) -> Error {
+    Error::new(
+        ErrorKind::Server,
+        format!("'{}' returned no value", metadata.convex_path()),
+    )
 }
 
 /// Runs `body` until `deadline`; past it the body is dropped (a mutation's transaction is
