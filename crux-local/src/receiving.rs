@@ -33,7 +33,7 @@ fn host_of<C: 'static>(ctx: &C) -> Option<&Host> {
 ///
 /// A thin generic shell: every handler instantiates this function, so it only erases the
 /// body's type (the body is pinned here, in the handler's own future, and its output is
-/// kept here) and leaves the boundary protocol to [`invoke_erased`], compiled once.
+/// kept here) and leaves the boundary protocol to one non-generic future, compiled once.
 pub async fn invoke<C, T, Fut>(
     ctx: &C,
     envelope: Option<Envelope>,
