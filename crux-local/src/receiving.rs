@@ -4,6 +4,7 @@
 
 use std::any::Any;
 use std::future::Future;
+use std::pin::{Pin, pin};
 
 use crux_runtime::boundary;
 use crux_runtime::envelope::Envelope;
@@ -29,6 +30,10 @@ fn host_of<C: 'static>(ctx: &C) -> Option<&Host> {
 /// run (actions without incoming context), records the boundary acknowledgements, and ends
 /// actions with the bounded final flush. The body runs under its kind's execution limit,
 /// and a panic in it is an error; either way the run and the boundary end `error`.
+///
+/// A thin generic shell: every handler instantiates this function, so it only erases the
+/// body's type (the body is pinned here, in the handler's own future, and its output is
+/// kept here) and leaves the boundary protocol to one non-generic future, compiled once.
 pub async fn invoke<C, T, Fut>(
     ctx: &C,
     envelope: Option<Envelope>,
@@ -37,18 +42,50 @@ pub async fn invoke<C, T, Fut>(
 ) -> Result<T>
 where
     C: Sync + 'static,
-    Fut: Future<Output = Result<T>>,
+    T: Send,
+    Fut: Future<Output = Result<T>> + Send,
 {
     // Not bounded by `HostContext`: a wrong context type is reported once, by the
     // `#[diagnostic::on_unimplemented]` checks of the generated code, not again here.
-    match host_of(ctx) {
-        Some(host) => {
-            let observer = host.deployment.observer();
-            let body = within(host.deadline, metadata, body);
-            boundary::receive(observer, envelope, metadata, &host.invocation, body).await
-        }
-        None => body.await,
+    let host = host_of(ctx);
+    let mut output = None;
+    let done = {
+        let body = pin!(async {
+            output = Some(body.await?);
+            Ok(())
+        });
+        invoke_erased(host, envelope, metadata, body).await
+    };
+    match (done, output) {
+        (Ok(()), Some(value)) => Ok(value),
+        (Err(err), _) => Err(err),
+        (Ok(()), None) => Err(no_value(metadata)),
     }
+}
+
+/// The body of [`invoke`] with the handler's types erased: one copy for every handler.
+/// Without a host (a context of another type) the body just runs.
+async fn invoke_erased(
+    host: Option<&Host>,
+    envelope: Option<Envelope>,
+    metadata: &'static Metadata,
+    body: Pin<&mut (dyn Future<Output = Result<()>> + Send + '_)>,
+) -> Result<()> {
+    let Some(host) = host else {
+        return body.await;
+    };
+    let observer = host.deployment.observer();
+    let body = within(host.deadline, metadata, body);
+    boundary::receive(observer, envelope, metadata, &host.invocation, body).await
+}
+
+/// `Ok` comes only from the body, which stores its value first: never reached.
+#[cold]
+fn no_value(metadata: &'static Metadata) -> Error {
+    Error::new(
+        ErrorKind::Server,
+        format!("'{}' returned no value", metadata.convex_path()),
+    )
 }
 
 /// Runs `body` until `deadline`; past it the body is dropped (a mutation's transaction is
