@@ -109,7 +109,7 @@ async fn a_panicking_mutation_rolls_back_with_a_bounded_message() {
         "bounded: {} bytes",
         err.message().len()
     );
-    assert!(err.message().contains("[cut: "), "the cut is marked");
+    assert!(err.message().contains("… [truncated "), "the cut is marked");
     assert_eq!(
         d.query(count_notes, NoArgs {}).await.unwrap(),
         0,

@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::function::Metadata;
+use crate::wire::cap_text;
 use crate::{Error, ErrorKind, Result};
 
 /// How many bytes of a panic message an error keeps; longer ones are cut, and the cut is
@@ -91,7 +92,7 @@ impl<T, F: Future<Output = Result<T>>> Future for CatchPanic<F> {
 
 /// The error a panic with `payload` in the function at `path` becomes:
 /// `Uncaught panic in '<path>': <message>` ([`ErrorKind::Server`]), the message cut at
-/// [`MAX_PANIC_MESSAGE`] bytes.
+/// [`MAX_PANIC_MESSAGE`] bytes by the wire's one text cap ([`cap_text`]).
 pub fn panic_error(path: &str, payload: &(dyn Any + Send)) -> Error {
     let message = if let Some(text) = payload.downcast_ref::<&str>() {
         text
@@ -104,21 +105,9 @@ pub fn panic_error(path: &str, payload: &(dyn Any + Send)) -> Error {
         ErrorKind::Server,
         format!(
             "Uncaught panic in '{path}': {}",
-            cut(message, MAX_PANIC_MESSAGE)
+            cap_text(message, MAX_PANIC_MESSAGE)
         ),
     )
-}
-
-/// `text` cut to at most `max` bytes at a character boundary, with the cut marked.
-fn cut(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
-    if text.len() <= max {
-        return text.into();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… [cut: {} more bytes]", &text[..end], text.len() - end).into()
 }
 
 #[cfg(test)]
@@ -136,10 +125,13 @@ mod tests {
             "{}",
             err.message().len()
         );
-        assert!(
-            err.message()
-                .ends_with(&format!("[cut: {} more bytes]", MAX_PANIC_MESSAGE))
-        );
+        let message = err
+            .message()
+            .strip_prefix("Uncaught panic in 'a:b': ")
+            .unwrap();
+        assert_eq!(message, cap_text(&long, MAX_PANIC_MESSAGE));
+        let kept = message.find('…').unwrap();
+        assert!(message.ends_with(&format!("[truncated {} bytes]", long.len() - kept)));
         let short = panic_error("a:b", &"boom");
         assert_eq!(short.message(), "Uncaught panic in 'a:b': boom");
         assert!(panic_error("a:b", &7u8).message().contains("not text"));
