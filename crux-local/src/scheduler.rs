@@ -7,13 +7,8 @@
 //! a mutation is enqueued only when that mutation commits, and a cancel made by a mutation
 //! takes effect only then. A job that panics fails; it never stays in progress.
 
-use std::any::Any;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
@@ -24,6 +19,7 @@ use tokio::time::Instant;
 use super::deployment::{Deployment, Inner};
 use super::dispatch::Caller;
 use super::store::{Id, Staged, Transaction, lock};
+use crux_runtime::boundary::CatchPanic;
 use crux_runtime::function::Function;
 use crux_runtime::ids::SpanId;
 use crux_runtime::{Error, ErrorKind, FunctionKind, Result};
@@ -253,33 +249,6 @@ impl Drop for Running<'_> {
     }
 }
 
-/// Polls a future, turning a panic in it into `Err(payload)`.
-struct CatchUnwind<F>(Pin<Box<F>>);
-
-impl<F: Future> Future for CatchUnwind<F> {
-    type Output = std::thread::Result<F::Output>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = self.0.as_mut();
-        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-            Err(payload) => Poll::Ready(Err(payload)),
-        }
-    }
-}
-
-/// The message of a panic payload.
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    if let Some(message) = payload.downcast_ref::<&str>() {
-        message
-    } else if let Some(message) = payload.downcast_ref::<String>() {
-        message
-    } else {
-        "a panic without a message"
-    }
-}
-
 /// The deployment's timer: runs due jobs, each on its own task, then sleeps until the next
 /// is due or a job is queued. Holds the deployment weakly; it ends with it.
 async fn run_timer(weak: Weak<Inner>, rearm: Arc<Notify>) {
@@ -356,13 +325,11 @@ impl Deployment {
             id: Some(job.id.clone()),
         };
         let call = self.dispatch(job.path, job.args, Caller::Scheduler(job.link));
-        let state = match CatchUnwind(Box::pin(call)).await {
-            Ok(Ok(_)) => JobState::Success,
-            Ok(Err(err)) => JobState::Failed(err.message().to_owned()),
-            Err(payload) => JobState::Failed(format!(
-                "the job panicked: {}",
-                panic_message(payload.as_ref())
-            )),
+        // `dispatch` already turns a panic in the function into an error; this guard
+        // covers the rest of the call path, with the same rule and message.
+        let state = match CatchPanic::new(job.path, call).await {
+            Ok(_) => JobState::Success,
+            Err(err) => JobState::Failed(err.message().to_owned()),
         };
         running.finish(state);
     }
