@@ -97,6 +97,16 @@ async fn a_hung_sink_cannot_stretch_a_flush_past_its_bound() {
         .on_warning(hook)
         .build();
     emit_run(&o, 3);
+    // The worker is inside the hung sink's call before the flush starts, so that call
+    // outlasts the flush's whole bound: deterministic whatever the other core is doing.
+    let until = Instant::now() + Duration::from_secs(30);
+    while !hung.entered.load(Ordering::SeqCst) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(
+        hung.entered.load(Ordering::SeqCst),
+        "the worker reached the sink"
+    );
     let bound = Duration::from_millis(150);
     let started = Instant::now();
     let result = o
@@ -116,34 +126,38 @@ async fn a_hung_sink_cannot_stretch_a_flush_past_its_bound() {
         took >= bound && took < bound + Duration::from_millis(500),
         "took {took:?}"
     );
-    assert!(hung.entered.load(Ordering::SeqCst));
     assert_eq!(
         serde_json::to_value(result).unwrap(),
         serde_json::json!({"status": "deadline", "delivered": 0, "rejected": 0, "dropped": 0,
                            "remaining": 8, "deadlineExceeded": true, "bypassed": false})
     );
-    let warned = seen.lock().unwrap().clone();
-    assert_eq!(warned.len(), 1, "{warned:?}");
-    assert!(
-        warned[0].contains("did not fully complete"),
-        "{}",
-        warned[0]
-    );
-    assert!(warned[0].contains("status=deadline"));
-
-    // A non-terminal flush against the same hung sink is equally bounded; it is the
-    // second to time out in the same sink call, which opens the circuit breaker (the one
-    // warning it gives).
-    let result = o
-        .flush(FlushOptions {
-            timeout: Duration::from_millis(50),
-            terminal: false,
-        })
-        .await;
-    assert_eq!(result.status, FlushStatus::Deadline);
+    // The sink did not answer for the flush's whole bound: the circuit breaker opens (one
+    // warning), and the terminal flush that did not drain warns as well.
     let warned = seen.lock().unwrap().clone();
     assert_eq!(warned.len(), 2, "{warned:?}");
-    assert!(warned[1].contains("has not answered"), "{}", warned[1]);
+    assert!(warned[0].contains("has not answered"), "{}", warned[0]);
+    assert!(
+        warned[1].contains("did not fully complete"),
+        "{}",
+        warned[1]
+    );
+    assert!(warned[1].contains("status=deadline"));
+    assert!(o.stats().sink_hung);
+
+    // With the breaker open, a later flush returns at once, marked bypassed, and warns
+    // no more.
+    let started = Instant::now();
+    let result = o
+        .flush(FlushOptions {
+            timeout: Duration::from_secs(5),
+            terminal: true,
+        })
+        .await;
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(result.status, FlushStatus::Deadline);
+    assert!(result.bypassed);
+    assert_eq!(result.remaining, 8);
+    assert_eq!(seen.lock().unwrap().len(), 2);
 
     // The blocking flavour is bounded too.
     let started = Instant::now();
@@ -199,7 +213,9 @@ async fn a_slow_sink_drains_within_a_generous_bound_and_not_a_tight_one() {
     emit_run(&o, 10);
     let result = o.flush(FlushOptions::BOUNDARY).await;
     assert_eq!(result.status, FlushStatus::Drained);
-    assert_eq!(result.delivered, 22);
+    // The flush counts what it saw delivered (the worker may have started before it).
+    assert!(result.delivered <= 22);
+    assert_eq!(o.stats().delivered, 22);
     assert_eq!(slow.0.load(Ordering::SeqCst), 22);
 
     emit_run(&o, 10);

@@ -359,11 +359,13 @@ fn invalid_records_are_rejected_not_thrown() {
     run.end(RunStatus::Ok);
     let result = o.flush_blocking(FlushOptions::FINAL);
     assert_eq!(result.status, FlushStatus::Drained);
+    // A flush counts what it saw delivered; the worker may have judged the record before
+    // the flush began, so the observer's totals are the ones to check.
     assert_eq!(
-        result.rejected, 1,
+        o.stats().rejected,
+        1,
         "the span:start with an unknown primitive"
     );
-    assert_eq!(o.stats().rejected, 1);
     assert_eq!(memory.records_of_run(run_id).len(), 3);
 }
 
