@@ -128,6 +128,12 @@ async fn internal_and_unknown_functions_are_not_found_from_outside() {
     );
     let err = d.call("dispatch:nope", json!({})).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
+    // A caller's megabyte of path is not echoed back whole.
+    let huge = "x".repeat(1 << 20);
+    let err = d.call(&huge, json!({})).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(err.message().len() < 512, "{}", err.message().len());
+    assert!(err.message().contains("[truncated"), "{}", err.message());
     // Other functions may call internal ones.
     assert_eq!(
         d.action(calls_internal, NoArgs {}).await.unwrap(),

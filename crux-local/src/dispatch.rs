@@ -268,6 +268,8 @@ impl Deployment {
                     Caller::Client(client) if !client.admin => "public ",
                     _ => "",
                 };
+                // The path is the caller's text (an HTTP body may hold megabytes of it).
+                let path = crux_runtime::wire::cap_text(path, MAX_ECHOED_PATH);
                 return Err(Error::new(
                     ErrorKind::NotFound,
                     format!("Could not find {which}function for '{path}'"),
@@ -355,6 +357,9 @@ impl Deployment {
 /// How much of a thread's stack one poll of a chain of nested calls may use before the next
 /// hop continues on a task of its own (a fresh stack). A worker thread has 2 MiB.
 const STACK_BUDGET: usize = 256 * 1024;
+
+/// How much of an unknown function path a not-found error repeats.
+const MAX_ECHOED_PATH: usize = 256;
 
 thread_local! {
     /// The stack address where the outermost call being polled on this thread started;
