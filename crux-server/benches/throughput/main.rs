@@ -8,6 +8,7 @@
 //!
 //! ```text
 //! crux-server/benches/throughput.sh [RUNS] [SECONDS] [CONNECTIONS]   (defaults 5 3 32)
+//! CRUX_THROUGHPUT_VARIANTS=memory,disabled crux-server/benches/throughput.sh   (a subset)
 //! ```
 //!
 //! The figures depend on the machine's load (server, generator and delivery thread share
@@ -64,9 +65,13 @@ fn main() {
         Variant::ALL.len(),
         loadavg()
     );
+    let chosen = chosen_variants();
     let mut table: Vec<Vec<Figures>> = vec![Vec::new(); Variant::ALL.len()];
     for run in 1..=runs {
         for (i, variant) in Variant::ALL.into_iter().enumerate() {
+            if !chosen.contains(&variant) {
+                continue;
+            }
             let server = runtime.block_on(servers::start(variant, &records));
             let figures = generate(server.addr, connections, seconds);
             runtime.block_on(server.stop());
@@ -88,6 +93,9 @@ fn main() {
         "median of runs (min–max)", "req/s", "p50 µs", "p99 µs"
     );
     for (variant, figures) in Variant::ALL.iter().zip(&table) {
+        if figures.is_empty() {
+            continue;
+        }
         println!(
             "{:<26} {:>22} {:>22} {:>22}",
             variant.name(),
@@ -112,8 +120,31 @@ fn main() {
         (Variant::CruxDisabled, Variant::BareAxum),
         (Variant::CruxMemory, Variant::BareAxum),
     ] {
+        if table[at(a)].is_empty() || table[at(b)].is_empty() {
+            continue;
+        }
         println!("  {} / {}: {}", a.name(), b.name(), ratio(a, b));
     }
+}
+
+/// The variants `CRUX_THROUGHPUT_VARIANTS` names (`memory`, `jsonl`, `disabled`, `bare`,
+/// comma-separated), or all.
+fn chosen_variants() -> Vec<Variant> {
+    let Ok(names) = std::env::var("CRUX_THROUGHPUT_VARIANTS") else {
+        return Variant::ALL.to_vec();
+    };
+    names
+        .split(',')
+        .map(|name| match name.trim() {
+            "memory" => Variant::CruxMemory,
+            "jsonl" => Variant::CruxJsonLines,
+            "disabled" => Variant::CruxDisabled,
+            "bare" => Variant::BareAxum,
+            other => panic!(
+                "CRUX_THROUGHPUT_VARIANTS: unknown variant `{other}` (memory, jsonl, disabled, bare)"
+            ),
+        })
+        .collect()
 }
 
 /// Runs the load generator for one measurement.
