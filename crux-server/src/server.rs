@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 
 use crux_local::{ClientCall, Deployment};
 use crux_runtime::carrier::TraceParent;
@@ -26,6 +26,8 @@ use crux_runtime::function::FunctionKind;
 use crux_runtime::observe::{FlushOptions, FlushResult};
 
 use crate::encoding::{self, Format};
+use crate::http_action;
+use crate::http_router::{HttpRouter, RouteError};
 
 /// Who may send a context (`__crux` in the args, or a `traceparent` header) that the call
 /// continues. A context the policy does not accept never fails a call: the call runs as a
@@ -88,6 +90,7 @@ pub struct ServerBuilder {
     admin_key: Option<String>,
     context_policy: ContextPolicy,
     limits: Limits,
+    http: HttpRouter,
 }
 
 impl ServerBuilder {
@@ -142,6 +145,19 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves the HTTP actions of `router` at their own paths on the same listener (the
+    /// paths under `/api/` stay Convex's API); see [`HttpRouter`].
+    ///
+    /// # Errors
+    ///
+    /// [`RouteError::NotRegistered`] when a routed action is not registered on the
+    /// deployment.
+    pub fn http_actions(mut self, router: HttpRouter) -> Result<Self, RouteError> {
+        router.check(&self.deployment)?;
+        self.http = router;
+        Ok(self)
+    }
+
     /// Builds the server.
     pub fn build(self) -> Server {
         Server {
@@ -151,6 +167,7 @@ impl ServerBuilder {
                 admin_key: self.admin_key,
                 context_policy: self.context_policy,
                 limits: self.limits,
+                http: self.http,
             }),
         }
     }
@@ -168,12 +185,13 @@ pub struct Server {
 }
 
 #[derive(Debug)]
-struct Shared {
-    deployment: Deployment,
-    admin_key: Option<String>,
+pub(crate) struct Shared {
+    pub(crate) deployment: Deployment,
+    pub(crate) admin_key: Option<String>,
     context_policy: ContextPolicy,
-    limits: Limits,
+    pub(crate) limits: Limits,
     permits: Semaphore,
+    pub(crate) http: HttpRouter,
 }
 
 /// What [`Server::serve`] reports when it has stopped.
@@ -203,6 +221,7 @@ impl Server {
             admin_key: None,
             context_policy: ContextPolicy::default(),
             limits: Limits::default(),
+            http: HttpRouter::default(),
         }
     }
 
@@ -221,7 +240,7 @@ impl Server {
             .route("/api/action", post(action))
             .route("/api/function", post(function))
             .route("/api/run/{*path}", post(run_path))
-            .fallback(not_found)
+            .fallback(http_action::fallback)
             .with_state(self.shared.clone())
     }
 
@@ -297,7 +316,7 @@ async fn signal() {
 
 /// An infrastructure failure as Convex answers it: a non-2xx status with
 /// `{"code", "message"}`.
-fn failure(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+pub(crate) fn failure(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (
         status,
         axum::Json(json!({"code": code, "message": message.into()})),
@@ -305,7 +324,7 @@ fn failure(status: StatusCode, code: &str, message: impl Into<String>) -> Respon
         .into_response()
 }
 
-async fn not_found() -> Response {
+pub(crate) async fn not_found() -> Response {
     failure(
         StatusCode::NOT_FOUND,
         "NotFound",
@@ -364,42 +383,15 @@ struct ApiRequest {
 }
 
 async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) -> Response {
-    let Ok(_permit) = shared.permits.try_acquire() else {
-        let mut response = failure(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "TooManyConcurrentRequests",
-            format!(
-                "the server is already serving {} requests (Limits::max_concurrent_requests); \
-                 retry shortly",
-                shared.limits.max_concurrent_requests
-            ),
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return response;
+    let _permit = match admit(&shared, request.headers()) {
+        Ok(permit) => permit,
+        Err(response) => return response,
     };
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| *addr);
     let (parts, body) = request.into_parts();
-    let header_bytes: usize = parts
-        .headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum();
-    if header_bytes > shared.limits.max_header_bytes {
-        return failure(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "HeadersTooLarge",
-            format!(
-                "the request's headers take {header_bytes} bytes; this server accepts \
-                 {} (Limits::max_header_bytes)",
-                shared.limits.max_header_bytes
-            ),
-        );
-    }
     let client = match Client::of(&shared, &parts.headers) {
         Ok(client) => client,
         Err(response) => return response,
@@ -490,6 +482,46 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) 
     }
 }
 
+/// A concurrency permit for a request whose headers fit the limit; else the refusal (503
+/// at once past [`Limits::max_concurrent_requests`], 431 past
+/// [`Limits::max_header_bytes`]).
+pub(crate) fn admit<'a>(
+    shared: &'a Shared,
+    headers: &HeaderMap,
+) -> Result<SemaphorePermit<'a>, Response> {
+    let Ok(permit) = shared.permits.try_acquire() else {
+        let mut response = failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "TooManyConcurrentRequests",
+            format!(
+                "the server is already serving {} requests (Limits::max_concurrent_requests); \
+                 retry shortly",
+                shared.limits.max_concurrent_requests
+            ),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return Err(response);
+    };
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if header_bytes > shared.limits.max_header_bytes {
+        return Err(failure(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "HeadersTooLarge",
+            format!(
+                "the request's headers take {header_bytes} bytes; this server accepts \
+                 {} (Limits::max_header_bytes)",
+                shared.limits.max_header_bytes
+            ),
+        ));
+    }
+    Ok(permit)
+}
+
 /// A failed function as Convex answers it: HTTP 200 with `status: "error"`, and
 /// `errorData` when the error carries data (a `ConvexError` in the clients).
 fn function_error(message: &str, data: Option<Value>, format: Format) -> Response {
@@ -505,7 +537,7 @@ fn function_error(message: &str, data: Option<Value>, format: Format) -> Respons
 
 impl Shared {
     /// Why this caller's context is not accepted, if it is not.
-    fn distrust(&self, admin: bool, peer: Option<SocketAddr>) -> Option<String> {
+    pub(crate) fn distrust(&self, admin: bool, peer: Option<SocketAddr>) -> Option<String> {
         let loopback = peer.is_some_and(|addr| addr.ip().is_loopback());
         let (trusted, policy) = match self.context_policy {
             ContextPolicy::LoopbackOrAdmin => (admin || loopback, "LoopbackOrAdmin"),
@@ -625,7 +657,11 @@ fn check_json_content_type(headers: &HeaderMap) -> Result<(), Response> {
 }
 
 /// Reads the whole body within the size limit and the body timeout.
-async fn read_body(limits: &Limits, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+pub(crate) async fn read_body(
+    limits: &Limits,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, Response> {
     let too_large = || {
         failure(
             StatusCode::PAYLOAD_TOO_LARGE,
