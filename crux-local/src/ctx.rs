@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::auth::Auth;
 use super::deployment::Deployment;
 use super::dispatch::{Call, Caller, from_json_output, to_json_args};
 use super::scheduler::Scheduler;
@@ -26,6 +27,8 @@ pub struct Host {
     /// When this invocation's execution limit runs out (its own or its caller's, the
     /// nearer).
     pub(crate) deadline: Deadline,
+    /// The user the invocation runs for, which the calls it makes inherit.
+    pub(crate) auth: Auth,
 }
 
 /// When an invocation must have finished, and which limit set it.
@@ -117,6 +120,8 @@ pub struct ActionCtx {
     pub crux: super::calling::ActionCrux,
     /// Convex's raw scheduler: scheduled work is not linked to this run.
     pub scheduler: Scheduler,
+    /// The user the call was made for, if any (Convex's `ctx.auth`).
+    pub auth: Auth,
     host: Host,
 }
 
@@ -127,6 +132,8 @@ pub struct QueryCtx {
     pub db: DatabaseReader,
     /// The Crux helpers.
     pub crux: super::calling::QueryCrux,
+    /// The user the call was made for, if any (Convex's `ctx.auth`).
+    pub auth: Auth,
     host: Host,
 }
 
@@ -139,6 +146,8 @@ pub struct MutationCtx {
     pub crux: super::calling::MutationCrux,
     /// Convex's raw scheduler; what it schedules is canceled if the mutation fails.
     pub scheduler: Scheduler,
+    /// The user the call was made for, if any (Convex's `ctx.auth`).
+    pub auth: Auth,
     host: Host,
     txn: Arc<Transaction>,
 }
@@ -159,17 +168,26 @@ impl HostContext for ActionCtx {
                 invocation,
                 depth,
                 deadline,
+                identity,
                 ..
             } = call;
             let deadline = Deadline::starting_now(&deployment, FunctionKind::Action, deadline);
+            let auth = Auth::new(identity.clone());
             let ctx = ActionCtx {
-                crux: super::calling::ActionCrux::new(deployment.clone(), depth, deadline),
+                crux: super::calling::ActionCrux::new(
+                    deployment.clone(),
+                    depth,
+                    deadline,
+                    identity,
+                ),
                 scheduler: Scheduler::new(deployment.clone(), None),
+                auth: auth.clone(),
                 host: Host {
                     deployment,
                     invocation,
                     depth,
                     deadline,
+                    auth,
                 },
             };
             F::call(&ctx, args, envelope).await
@@ -194,20 +212,30 @@ impl HostContext for QueryCtx {
                 invocation,
                 depth,
                 deadline,
+                identity,
             } = call;
             let view = match txn {
                 Some(parent) => parent,
                 None => deployment.inner.store.read(),
             };
             let deadline = Deadline::starting_now(&deployment, FunctionKind::Query, deadline);
+            let auth = Auth::new(identity.clone());
             let ctx = QueryCtx {
                 db: DatabaseReader::new(view.clone()),
-                crux: super::calling::QueryCrux::new(deployment.clone(), view, depth, deadline),
+                crux: super::calling::QueryCrux::new(
+                    deployment.clone(),
+                    view,
+                    depth,
+                    deadline,
+                    identity,
+                ),
+                auth: auth.clone(),
                 host: Host {
                     deployment,
                     invocation,
                     depth,
                     deadline,
+                    auth,
                 },
             };
             F::call(&ctx, args, envelope).await
@@ -232,12 +260,14 @@ impl HostContext for MutationCtx {
                 invocation,
                 depth,
                 deadline,
+                identity,
             } = call;
             let txn = match txn {
                 Some(parent) => parent.child().await,
                 None => deployment.inner.store.begin().await,
             };
             let deadline = Deadline::starting_now(&deployment, FunctionKind::Mutation, deadline);
+            let auth = Auth::new(identity.clone());
             let ctx = MutationCtx {
                 db: DatabaseWriter::new(txn.clone()),
                 crux: super::calling::MutationCrux::new(
@@ -245,13 +275,16 @@ impl HostContext for MutationCtx {
                     txn.clone(),
                     depth,
                     deadline,
+                    identity,
                 ),
                 scheduler: Scheduler::new(deployment.clone(), Some(txn.clone())),
+                auth: auth.clone(),
                 host: Host {
                     deployment: deployment.clone(),
                     invocation,
                     depth,
                     deadline,
+                    auth,
                 },
                 txn: txn.clone(),
             };
@@ -347,6 +380,7 @@ async fn raw_call<F: Function>(
         txn,
         depth: host.depth + 1,
         deadline: host.deadline,
+        identity: host.auth.shared(),
     };
     // Boxed: the call's future lives on the heap, not in every frame polling this one.
     let out = Box::pin(host.deployment.dispatch(F::path(), args, caller)).await?;

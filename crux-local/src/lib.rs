@@ -5,6 +5,7 @@
 //! client would ([`Deployment::action`], [`Deployment::query`], [`Deployment::mutation`],
 //! [`Deployment::call`]).
 
+mod auth;
 mod calling;
 mod ctx;
 mod deployment;
@@ -19,9 +20,10 @@ mod value;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use auth::{Auth, TEST_ISSUER, UserIdentity};
 pub use calling::{ActionCrux, CruxScheduler, MutationCrux, QueryCrux, ScheduleOptions};
 pub use ctx::{ActionCtx, HostContext, MutationCtx, QueryCtx};
-pub use deployment::{Deployment, DeploymentBuilder, FunctionSet};
+pub use deployment::{AsUser, Deployment, DeploymentBuilder, FunctionSet};
 pub use dispatch::ClientCall;
 pub use scheduler::{JobState, Schedulable, Scheduler};
 pub use store::{
