@@ -20,11 +20,12 @@ use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 
-use crux_local::{ClientCall, Deployment};
+use crux_local::{ClientCall, Deployment, UserIdentity};
 use crux_runtime::carrier::TraceParent;
 use crux_runtime::function::FunctionKind;
 use crux_runtime::observe::{FlushOptions, FlushResult};
 
+use crate::auth::{AuthProvider, Verifier};
 use crate::encoding::{self, Format};
 
 /// Who may send a context (`__crux` in the args, or a `traceparent` header) that the call
@@ -88,9 +89,18 @@ pub struct ServerBuilder {
     admin_key: Option<String>,
     context_policy: ContextPolicy,
     limits: Limits,
+    auth: Verifier,
 }
 
 impl ServerBuilder {
+    /// Trusts the JWTs of `provider`: a call with `Authorization: Bearer <JWT>` from it
+    /// runs with the token's user as `ctx.auth`. Repeatable (one per issuer). Without any,
+    /// a bearer token is answered 401 `NoAuthProvider`, as on Convex.
+    pub fn auth_provider(mut self, provider: AuthProvider) -> Self {
+        self.auth.add(provider);
+        self
+    }
+
     /// The admin key that lets a caller (`Authorization: Convex <key>`) reach internal
     /// functions and send a context under [`ContextPolicy::AdminOnly`]. Without one, no
     /// caller is an admin.
@@ -151,6 +161,7 @@ impl ServerBuilder {
                 admin_key: self.admin_key,
                 context_policy: self.context_policy,
                 limits: self.limits,
+                auth: self.auth,
             }),
         }
     }
@@ -174,6 +185,7 @@ struct Shared {
     context_policy: ContextPolicy,
     limits: Limits,
     permits: Semaphore,
+    auth: Verifier,
 }
 
 /// What [`Server::serve`] reports when it has stopped.
@@ -203,6 +215,7 @@ impl Server {
             admin_key: None,
             context_policy: ContextPolicy::default(),
             limits: Limits::default(),
+            auth: Verifier::default(),
         }
     }
 
@@ -467,6 +480,9 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) 
         Err(err) => return function_error(&err.to_string(), None, format),
     };
     let mut call = ClientCall::new().admin(client.admin);
+    if let Some(identity) = client.identity {
+        call = call.identity(identity);
+    }
     if let Some(kind) = kind {
         call = call.kind(kind);
     }
@@ -526,6 +542,8 @@ impl Shared {
 struct Client {
     admin: bool,
     requires_format: bool,
+    /// The user a verified bearer token names.
+    identity: Option<UserIdentity>,
 }
 
 /// Clients whose `Convex-Client` name the server knows (a known client need not send a
@@ -551,6 +569,7 @@ impl Client {
             requires_format = !KNOWN_CLIENTS.contains(&name);
         }
         let mut admin = false;
+        let mut identity = None;
         if let Some(value) = headers.get(header::AUTHORIZATION) {
             let value = value.to_str().unwrap_or_default();
             if let Some(key) = value.strip_prefix("Convex ") {
@@ -566,14 +585,26 @@ impl Client {
                         ));
                     }
                 }
-            } else if value.starts_with("Bearer ") {
-                return Err(failure(
-                    StatusCode::UNAUTHORIZED,
-                    "NoAuthProvider",
-                    "No auth provider found matching the given token: this server verifies no \
-                     JWTs (user identities are not supported yet); call without a token or \
-                     with `Authorization: Convex <admin key>`",
-                ));
+            } else if let Some(token) = value.strip_prefix("Bearer ") {
+                if shared.auth.is_empty() {
+                    return Err(failure(
+                        StatusCode::UNAUTHORIZED,
+                        "NoAuthProvider",
+                        "No auth provider found matching the given token: this server trusts \
+                         no JWT issuer (ServerBuilder::auth_provider); call without a token or \
+                         with `Authorization: Convex <admin key>`",
+                    ));
+                }
+                match shared.auth.verify(token) {
+                    Ok(user) => identity = Some(user),
+                    Err(err) => {
+                        return Err(failure(
+                            StatusCode::UNAUTHORIZED,
+                            err.code(),
+                            err.to_string(),
+                        ));
+                    }
+                }
             } else {
                 return Err(failure(
                     StatusCode::UNAUTHORIZED,
@@ -585,6 +616,7 @@ impl Client {
         Ok(Client {
             admin,
             requires_format,
+            identity,
         })
     }
 }

@@ -84,6 +84,20 @@ pub async fn greet(ctx: &ActionCtx, args: Note) -> crux::Result<String> {
     Ok(format!("{} {}", greeting.0, args.text))
 }
 
+/// The caller's identity as the handler sees it (`null` without one).
+#[crux::query(path = "auth:whoami")]
+pub async fn whoami(ctx: &QueryCtx) -> crux::Result<Value> {
+    Ok(serde_json::to_value(ctx.auth.get_user_identity()).unwrap_or_default())
+}
+
+/// An action asking a child query (in its run) who the caller is.
+#[crux::action(path = "auth:ask_child")]
+pub async fn ask_child(ctx: &ActionCtx) -> crux::Result<Value> {
+    let mine = ctx.auth.get_user_identity().map(|u| u.subject.clone());
+    let child = ctx.crux.run_query("ask whoami", whoami, NoArgs {}).await?;
+    Ok(json!({"action": mine, "child": child}))
+}
+
 /// Every test function registered, recording into `sink`.
 pub fn deployment(sink: &Memory) -> DeploymentBuilder {
     Deployment::builder()
@@ -95,6 +109,8 @@ pub fn deployment(sink: &Memory) -> DeploymentBuilder {
         .function(panics)
         .function(secret)
         .function(greet)
+        .function(whoami)
+        .function(ask_child)
         .table("notes", |t| t)
 }
 
