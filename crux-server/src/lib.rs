@@ -24,6 +24,7 @@
 //!   the limit), header size, shutdown grace; execution limits are the deployment's.
 
 mod auth;
+mod connections;
 pub mod encoding;
 mod server;
 

@@ -68,6 +68,10 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// How long a shutdown waits for calls in flight before it stops waiting. Default 30 s.
     pub shutdown_grace: Duration,
+    /// How long a client may take to send a request's headers (from the first byte it
+    /// waits for, also between requests on a kept-alive connection); a slower one's
+    /// connection is closed. Default 30 s.
+    pub header_read_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -78,6 +82,7 @@ impl Default for Limits {
             max_concurrent_requests: 1024,
             max_header_bytes: 32 << 10,
             shutdown_grace: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -149,6 +154,12 @@ impl ServerBuilder {
     /// [`Limits::shutdown_grace`].
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.limits.shutdown_grace = grace;
+        self
+    }
+
+    /// [`Limits::header_read_timeout`].
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.header_read_timeout = timeout;
         self
     }
 
@@ -248,19 +259,18 @@ impl Server {
     ) -> Result<Shutdown, ServeError> {
         let stopping = Arc::new(Notify::new());
         let notify = stopping.clone();
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-            shutdown.await;
-            notify.notify_one();
-        });
+        let serve = crate::connections::serve(
+            listener,
+            self.router(),
+            self.shared.limits.header_read_timeout,
+            async move {
+                shutdown.await;
+                notify.notify_one();
+            },
+        );
         let grace = self.shared.limits.shutdown_grace;
         let grace_ran_out = tokio::select! {
-            result = serve.into_future() => {
-                result?;
-                false
-            }
+            () = serve => false,
             () = async {
                 stopping.notified().await;
                 tokio::time::sleep(grace).await;
