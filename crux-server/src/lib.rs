@@ -27,6 +27,7 @@ mod auth;
 mod connections;
 pub mod encoding;
 mod server;
+pub mod signing;
 
 pub use auth::{
     AuthConfigError, AuthError, AuthProvider, DEFAULT_LEEWAY, MIN_HS256_SECRET, hs256_token,

@@ -27,11 +27,12 @@ use crux_runtime::observe::{FlushOptions, FlushResult};
 
 use crate::auth::{AuthProvider, Verifier};
 use crate::encoding::{self, Format};
+use crate::signing::{self, ContextSecret, SIGNATURE_HEADER, SignatureError};
 
 /// Who may send a context (`__crux` in the args, or a `traceparent` header) that the call
 /// continues. A context the policy does not accept never fails a call: the call runs as a
 /// fresh root and its run records a `security.warning` naming the policy.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum ContextPolicy {
     /// Callers on a loopback address (127.0.0.0/8, ::1) and callers with the admin key.
     /// The default: right for development and for a server only reachable through a
@@ -45,6 +46,18 @@ pub enum ContextPolicy {
     Anyone,
     /// No one: every call is a fresh root.
     NoOne,
+    /// Callers that sign the context with a secret shared with the server, in a
+    /// `Crux-Signature` header ([`signing`](crate::signing) defines it;
+    /// [`sign_context`](crate::signing::sign_context) makes it). A context without a valid
+    /// signature made less than `max_age` ago runs as a fresh root with a
+    /// `security.warning` saying why.
+    Signed {
+        /// The shared secret.
+        secret: ContextSecret,
+        /// How far the signature's time may be from the server's clock (five minutes is
+        /// typical: a signed context can be replayed within it).
+        max_age: Duration,
+    },
 }
 
 /// The server's limits and timeouts, each a setting on [`ServerBuilder`].
@@ -427,6 +440,8 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) 
         Ok(client) => client,
         Err(response) => return response,
     };
+    // The raw JSON of the request (body or GET `args`), for a signed context's exact text.
+    let mut raw: Option<RawArgs> = None;
     let request = match route {
         Route::QueryGet => match parts.uri.query().map(from_query_string) {
             Some(Ok(request)) => request,
@@ -447,10 +462,12 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) 
                 Ok(body) => body,
                 Err(response) => return response,
             };
-            match parse_body(&body, matches!(route, Route::Run(_))) {
+            let parsed = match parse_body(&body, matches!(route, Route::Run(_))) {
                 Ok(request) => request,
                 Err(message) => return failure(StatusCode::BAD_REQUEST, "BadJsonBody", message),
-            }
+            };
+            raw = Some(RawArgs::Body(body));
+            parsed
         }
     };
     let (path, kind, default_format) = match route {
@@ -504,7 +521,8 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) 
     {
         call = call.remote_parent(traceparent);
     }
-    if let Some(reason) = shared.distrust(client.admin, peer) {
+    let raw = raw.unwrap_or_else(|| RawArgs::Query(parts.uri.query().map(str::to_owned)));
+    if let Some(reason) = shared.distrust(client.admin, peer, &parts.headers, &raw) {
         call = call.distrust_context(reason);
     }
     match shared.deployment.call_with(&path, args, call).await {
@@ -531,14 +549,29 @@ fn function_error(message: &str, data: Option<Value>, format: Format) -> Respons
 
 impl Shared {
     /// Why this caller's context is not accepted, if it is not.
-    fn distrust(&self, admin: bool, peer: Option<SocketAddr>) -> Option<String> {
+    fn distrust(
+        &self,
+        admin: bool,
+        peer: Option<SocketAddr>,
+        headers: &HeaderMap,
+        raw: &RawArgs,
+    ) -> Option<String> {
         let loopback = peer.is_some_and(|addr| addr.ip().is_loopback());
-        let (trusted, policy) = match self.context_policy {
-            ContextPolicy::LoopbackOrAdmin => (admin || loopback, "LoopbackOrAdmin"),
-            ContextPolicy::AdminOnly => (admin, "AdminOnly"),
-            ContextPolicy::Anyone => (true, "Anyone"),
-            ContextPolicy::NoOne => (false, "NoOne"),
-        };
+        let (trusted, policy) =
+            match &self.context_policy {
+                ContextPolicy::LoopbackOrAdmin => (admin || loopback, "LoopbackOrAdmin"),
+                ContextPolicy::AdminOnly => (admin, "AdminOnly"),
+                ContextPolicy::Anyone => (true, "Anyone"),
+                ContextPolicy::NoOne => (false, "NoOne"),
+                ContextPolicy::Signed { secret, max_age } => {
+                    return check_signature(secret, *max_age, headers, raw).err().map(|err| {
+                    format!(
+                        "the server's context policy (ContextPolicy::Signed) does not accept \
+                         this context: {err}; the call runs as a fresh root"
+                    )
+                });
+                }
+            };
         (!trusted).then(|| {
             format!(
                 "the server's context policy (ContextPolicy::{policy}) does not accept a \
@@ -546,6 +579,56 @@ impl Shared {
             )
         })
     }
+}
+
+/// Where a request's args came from, kept for a signed context's exact text.
+enum RawArgs {
+    /// A JSON body `{path, args, format}`.
+    Body(Bytes),
+    /// `GET /api/query`: the query string.
+    Query(Option<String>),
+}
+
+/// Checks the `Crux-Signature` of the context a request carries (none: nothing to check).
+fn check_signature(
+    secret: &ContextSecret,
+    max_age: Duration,
+    headers: &HeaderMap,
+    raw: &RawArgs,
+) -> Result<(), SignatureError> {
+    let traceparent = headers
+        .get("traceparent")
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"))
+        .unwrap_or_default();
+    let crux = match raw {
+        RawArgs::Body(body) => signing::crux_text_in_body(body),
+        RawArgs::Query(query) => query
+            .as_deref()
+            .and_then(query_args_text)
+            .and_then(|args| signing::crux_text_in_args(&args)),
+    };
+    if traceparent.is_empty() && crux.is_none() {
+        return Ok(());
+    }
+    let header = headers
+        .get(SIGNATURE_HEADER)
+        .map(|v| v.to_str().unwrap_or_default());
+    signing::verify_context(
+        secret,
+        max_age,
+        header,
+        traceparent,
+        crux.as_deref().unwrap_or_default(),
+    )
+}
+
+/// The percent-decoded `args` of a query string.
+fn query_args_text(query: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == "args")
+        .and_then(|(_, value)| percent_decode(value))
 }
 
 /// What the headers say about the caller.
