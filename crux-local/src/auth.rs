@@ -216,10 +216,6 @@ impl Auth {
             )
         })
     }
-
-    pub(crate) fn shared(&self) -> Option<Arc<UserIdentity>> {
-        self.identity.clone()
-    }
 }
 
 #[cfg(test)]

@@ -9,10 +9,10 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::auth::UserIdentity;
 use super::ctx::Deadline;
 use super::deployment::Deployment;
 use super::dispatch::{Caller, EnvelopeText, from_json_output, to_json_args};
+use super::inherited::Inherited;
 use super::scheduler::{Schedulable, delay_until};
 use super::store::{Id, Transaction};
 use super::{ActionCtx, MutationCtx, QueryCtx};
@@ -32,8 +32,8 @@ struct Core {
     depth: u32,
     /// Its deadline, which bounds the calls it makes.
     deadline: Deadline,
-    /// Its caller's identity, which the calls it makes inherit (never a scheduled job).
-    identity: Option<Arc<UserIdentity>>,
+    /// What the calls it makes inherit (never a scheduled job).
+    inherited: Inherited,
 }
 
 impl Core {
@@ -47,7 +47,7 @@ impl Core {
             txn: self.txn.clone(),
             depth: self.depth + 1,
             deadline: self.deadline,
-            identity: self.identity.clone(),
+            inherited: self.inherited.clone(),
         };
         self.call_as::<F>(args, envelope, caller).await
     }
@@ -100,7 +100,7 @@ impl Core {
         let caller = Caller::Boundary {
             depth: self.depth + 1,
             deadline: self.deadline,
-            identity: self.identity.clone(),
+            inherited: self.inherited.clone(),
         };
         let result = self.call_as::<F>(&args, hop.envelope(), caller).await;
         hop.end(&result);
@@ -259,14 +259,14 @@ impl ActionCrux {
         deployment: Deployment,
         depth: u32,
         deadline: Deadline,
-        identity: Option<Arc<UserIdentity>>,
+        inherited: Inherited,
     ) -> Self {
         let core = Core {
             deployment,
             txn: None,
             depth,
             deadline,
-            identity,
+            inherited,
         };
         Self {
             scheduler: CruxScheduler {
@@ -329,7 +329,7 @@ impl QueryCrux {
         view: Arc<Transaction>,
         depth: u32,
         deadline: Deadline,
-        identity: Option<Arc<UserIdentity>>,
+        inherited: Inherited,
     ) -> Self {
         Self {
             core: Core {
@@ -337,7 +337,7 @@ impl QueryCrux {
                 txn: Some(view),
                 depth,
                 deadline,
-                identity,
+                inherited,
             },
         }
     }
@@ -363,14 +363,14 @@ impl MutationCrux {
         txn: Arc<Transaction>,
         depth: u32,
         deadline: Deadline,
-        identity: Option<Arc<UserIdentity>>,
+        inherited: Inherited,
     ) -> Self {
         let core = Core {
             deployment,
             txn: Some(txn),
             depth,
             deadline,
-            identity,
+            inherited,
         };
         Self {
             scheduler: CruxScheduler {

@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::auth::Auth;
+use super::console::Console;
 use super::deployment::Deployment;
 use super::dispatch::{Call, Caller, from_json_output, to_json_args};
+use super::inherited::Inherited;
 use super::scheduler::Scheduler;
 use super::store::{DatabaseReader, DatabaseWriter, Transaction};
 use crux_runtime::Result;
@@ -27,8 +29,9 @@ pub struct Host {
     /// When this invocation's execution limit runs out (its own or its caller's, the
     /// nearer).
     pub(crate) deadline: Deadline,
-    /// The user the invocation runs for, which the calls it makes inherit.
-    pub(crate) auth: Auth,
+    /// The user the invocation runs for and where its log lines go, which the calls it
+    /// makes inherit.
+    pub(crate) inherited: Inherited,
 }
 
 /// When an invocation must have finished, and which limit set it.
@@ -122,6 +125,9 @@ pub struct ActionCtx {
     pub scheduler: Scheduler,
     /// The user the call was made for, if any (Convex's `ctx.auth`).
     pub auth: Auth,
+    /// Log lines for the caller (Convex's `console`): an HTTP client gets them as the
+    /// reply's `logLines`.
+    pub console: Console,
     host: Host,
 }
 
@@ -134,6 +140,9 @@ pub struct QueryCtx {
     pub crux: super::calling::QueryCrux,
     /// The user the call was made for, if any (Convex's `ctx.auth`).
     pub auth: Auth,
+    /// Log lines for the caller (Convex's `console`): an HTTP client gets them as the
+    /// reply's `logLines`.
+    pub console: Console,
     host: Host,
 }
 
@@ -148,6 +157,9 @@ pub struct MutationCtx {
     pub scheduler: Scheduler,
     /// The user the call was made for, if any (Convex's `ctx.auth`).
     pub auth: Auth,
+    /// Log lines for the caller (Convex's `console`): an HTTP client gets them as the
+    /// reply's `logLines`.
+    pub console: Console,
     host: Host,
     txn: Arc<Transaction>,
 }
@@ -168,26 +180,26 @@ impl HostContext for ActionCtx {
                 invocation,
                 depth,
                 deadline,
-                identity,
+                inherited,
                 ..
             } = call;
             let deadline = Deadline::starting_now(&deployment, FunctionKind::Action, deadline);
-            let auth = Auth::new(identity.clone());
             let ctx = ActionCtx {
                 crux: super::calling::ActionCrux::new(
                     deployment.clone(),
                     depth,
                     deadline,
-                    identity,
+                    inherited.clone(),
                 ),
                 scheduler: Scheduler::new(deployment.clone(), None),
-                auth: auth.clone(),
+                auth: Auth::new(inherited.identity.clone()),
+                console: Console::new(inherited.log_lines.clone()),
                 host: Host {
                     deployment,
                     invocation,
                     depth,
                     deadline,
-                    auth,
+                    inherited,
                 },
             };
             F::call(&ctx, args, envelope).await
@@ -212,14 +224,13 @@ impl HostContext for QueryCtx {
                 invocation,
                 depth,
                 deadline,
-                identity,
+                inherited,
             } = call;
             let view = match txn {
                 Some(parent) => parent,
                 None => deployment.inner.store.read(),
             };
             let deadline = Deadline::starting_now(&deployment, FunctionKind::Query, deadline);
-            let auth = Auth::new(identity.clone());
             let ctx = QueryCtx {
                 db: DatabaseReader::new(view.clone()),
                 crux: super::calling::QueryCrux::new(
@@ -227,15 +238,16 @@ impl HostContext for QueryCtx {
                     view,
                     depth,
                     deadline,
-                    identity,
+                    inherited.clone(),
                 ),
-                auth: auth.clone(),
+                auth: Auth::new(inherited.identity.clone()),
+                console: Console::new(inherited.log_lines.clone()),
                 host: Host {
                     deployment,
                     invocation,
                     depth,
                     deadline,
-                    auth,
+                    inherited,
                 },
             };
             F::call(&ctx, args, envelope).await
@@ -260,14 +272,13 @@ impl HostContext for MutationCtx {
                 invocation,
                 depth,
                 deadline,
-                identity,
+                inherited,
             } = call;
             let txn = match txn {
                 Some(parent) => parent.child().await,
                 None => deployment.inner.store.begin().await,
             };
             let deadline = Deadline::starting_now(&deployment, FunctionKind::Mutation, deadline);
-            let auth = Auth::new(identity.clone());
             let ctx = MutationCtx {
                 db: DatabaseWriter::new(txn.clone()),
                 crux: super::calling::MutationCrux::new(
@@ -275,16 +286,17 @@ impl HostContext for MutationCtx {
                     txn.clone(),
                     depth,
                     deadline,
-                    identity,
+                    inherited.clone(),
                 ),
                 scheduler: Scheduler::new(deployment.clone(), Some(txn.clone())),
-                auth: auth.clone(),
+                auth: Auth::new(inherited.identity.clone()),
+                console: Console::new(inherited.log_lines.clone()),
                 host: Host {
                     deployment: deployment.clone(),
                     invocation,
                     depth,
                     deadline,
-                    auth,
+                    inherited,
                 },
                 txn: txn.clone(),
             };
@@ -380,7 +392,7 @@ async fn raw_call<F: Function>(
         txn,
         depth: host.depth + 1,
         deadline: host.deadline,
-        identity: host.auth.shared(),
+        inherited: host.inherited.clone(),
     };
     // Boxed: the call's future lives on the heap, not in every frame polling this one.
     let out = Box::pin(host.deployment.dispatch(F::path(), args, caller)).await?;

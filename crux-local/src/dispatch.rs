@@ -12,8 +12,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::auth::UserIdentity;
+use super::console::LogLines;
 use super::ctx::{Deadline, HostContext, Invocation};
 use super::deployment::Deployment;
+use super::inherited::Inherited;
 use super::store::Transaction;
 use super::validation::{check_args_depth, decode_args, drop_flat, too_deep};
 use crux_runtime::boundary::{CatchPanic, panic_error, take_envelope};
@@ -31,19 +33,19 @@ pub(crate) enum Caller {
     Client(ClientCall),
     /// Another function at call depth `depth` (the callee's); a mutation passes its
     /// transaction for sub-transactions.
-    /// Its identity is the callee's, as on Convex.
+    /// Its identity and log lines are the callee's, as on Convex.
     Function {
         txn: Option<Arc<Transaction>>,
         depth: u32,
         deadline: Deadline,
-        identity: Option<Arc<UserIdentity>>,
+        inherited: Inherited,
     },
     /// `ctx.crux.run_action` in this deployment, which flushes the shared pipeline as soon
     /// as the callee returns; `depth` is the callee's.
     Boundary {
         depth: u32,
         deadline: Deadline,
-        identity: Option<Arc<UserIdentity>>,
+        inherited: Inherited,
     },
     /// The scheduler, with the schedule span of a detached job.
     Scheduler(Option<SpanId>),
@@ -72,6 +74,10 @@ pub struct ClientCall {
     /// The user the call is made for (a verified `Authorization: Bearer <JWT>`, or a
     /// test's identity): `ctx.auth` of the function and of every function it calls.
     pub identity: Option<Arc<UserIdentity>>,
+    /// Where the log lines of the function and of every function it calls go
+    /// (`ctx.console`); without it they are dropped. The HTTP server returns them as the
+    /// reply's `logLines`.
+    pub log_lines: Option<LogLines>,
 }
 
 impl ClientCall {
@@ -110,6 +116,12 @@ impl ClientCall {
         self.identity = Some(identity.into());
         self
     }
+
+    /// Collects the call's log lines in `lines` (see [`log_lines`](Self::log_lines)).
+    pub fn log_lines(mut self, lines: LogLines) -> Self {
+        self.log_lines = Some(lines);
+        self
+    }
 }
 
 /// Convex's name of a function kind in its messages.
@@ -132,8 +144,8 @@ pub struct Call {
     pub(crate) depth: u32,
     /// The caller's deadline, which bounds this call too.
     pub(crate) deadline: Option<Deadline>,
-    /// The user the call is made for: `ctx.auth`.
-    pub(crate) identity: Option<Arc<UserIdentity>>,
+    /// The user the call is made for (`ctx.auth`) and where its log lines go.
+    pub(crate) inherited: Inherited,
 }
 
 /// A registered function, type-erased.
@@ -324,25 +336,31 @@ impl Deployment {
             }
         }
         let caller_flushes = matches!(caller, Caller::Boundary { .. });
-        let (txn, schedule_link, depth, deadline, identity) = match caller {
-            Caller::Client(client) => (None, None, 0, None, client.identity),
+        let (txn, schedule_link, depth, deadline, inherited) = match caller {
+            Caller::Client(client) => {
+                let inherited = Inherited {
+                    identity: client.identity,
+                    log_lines: client.log_lines,
+                };
+                (None, None, 0, None, inherited)
+            }
             Caller::Boundary {
                 depth,
                 deadline,
-                identity,
-            } => (None, None, depth, Some(deadline), identity),
+                inherited,
+            } => (None, None, depth, Some(deadline), inherited),
             Caller::Function {
                 txn,
                 depth,
                 deadline,
-                identity,
-            } => (txn, None, depth, Some(deadline), identity),
-            // Convex runs scheduled functions with no identity.
-            Caller::Scheduler(link) => (None, link, 0, None, None),
+                inherited,
+            } => (txn, None, depth, Some(deadline), inherited),
+            // Convex runs scheduled functions with no identity; no caller reads their logs.
+            Caller::Scheduler(link) => (None, link, 0, None, Inherited::default()),
         };
         // Only a client's call opens a run the user could be correlated with; a nested
         // call continues its caller's run, which carries its own correlators.
-        let user_id = match &identity {
+        let user_id = match &inherited.identity {
             Some(identity) if depth == 0 && self.inner.correlate_user_id => {
                 Some(identity.subject.clone())
             }
@@ -373,7 +391,7 @@ impl Deployment {
             },
             depth,
             deadline,
-            identity,
+            inherited,
         };
         let future = (entry.run)(call, args);
         if depth == 0 {

@@ -7,9 +7,11 @@
 
 mod auth;
 mod calling;
+mod console;
 mod ctx;
 mod deployment;
 mod dispatch;
+mod inherited;
 mod receiving;
 mod scheduler;
 mod store;
@@ -22,6 +24,7 @@ pub mod __private;
 
 pub use auth::{Auth, TEST_ISSUER, UserIdentity};
 pub use calling::{ActionCrux, CruxScheduler, MutationCrux, QueryCrux, ScheduleOptions};
+pub use console::{Console, LogLines, MAX_LOG_LINE, MAX_LOG_LINES};
 pub use ctx::{ActionCtx, HostContext, MutationCtx, QueryCtx};
 pub use deployment::{AsUser, Deployment, DeploymentBuilder, FunctionSet};
 pub use dispatch::ClientCall;

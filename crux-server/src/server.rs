@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 
-use crux_local::{ClientCall, Deployment, UserIdentity};
+use crux_local::{ClientCall, Deployment, LogLines, UserIdentity};
 use crux_runtime::carrier::TraceParent;
 use crux_runtime::function::FunctionKind;
 use crux_runtime::observe::{FlushOptions, FlushResult};
@@ -525,18 +525,35 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) 
     if let Some(reason) = shared.distrust(client.admin, peer, &parts.headers, &raw) {
         call = call.distrust_context(reason);
     }
-    match shared.deployment.call_with(&path, args, call).await {
+    let log_lines = LogLines::new();
+    call = call.log_lines(log_lines.clone());
+    let mut reply = match shared.deployment.call_with(&path, args, call).await {
         Ok(value) => match encoding::encode(value, format) {
-            Ok(value) => axum::Json(json!({"status": "success", "value": value})).into_response(),
-            Err(err) => function_error(&err.to_string(), None, format),
+            Ok(value) => {
+                let mut body = Map::new();
+                body.insert("status".into(), "success".into());
+                body.insert("value".into(), value);
+                body
+            }
+            Err(err) => function_error_body(&err.to_string(), None, format),
         },
-        Err(err) => function_error(err.message(), err.data().cloned(), format),
+        Err(err) => function_error_body(err.message(), err.data().cloned(), format),
+    };
+    // Convex leaves `logLines` out when there are none.
+    let lines = log_lines.take();
+    if !lines.is_empty() {
+        reply.insert("logLines".into(), lines.into());
     }
+    axum::Json(Value::Object(reply)).into_response()
 }
 
 /// A failed function as Convex answers it: HTTP 200 with `status: "error"`, and
 /// `errorData` when the error carries data (a `ConvexError` in the clients).
 fn function_error(message: &str, data: Option<Value>, format: Format) -> Response {
+    axum::Json(Value::Object(function_error_body(message, data, format))).into_response()
+}
+
+fn function_error_body(message: &str, data: Option<Value>, format: Format) -> Map<String, Value> {
     let mut body = Map::new();
     body.insert("status".into(), "error".into());
     body.insert("errorMessage".into(), message.into());
@@ -544,7 +561,7 @@ fn function_error(message: &str, data: Option<Value>, format: Format) -> Respons
         let data = encoding::encode(data, format).unwrap_or(Value::Null);
         body.insert("errorData".into(), data);
     }
-    axum::Json(Value::Object(body)).into_response()
+    body
 }
 
 impl Shared {

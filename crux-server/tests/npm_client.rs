@@ -1,7 +1,8 @@
 //! The real npm `ConvexHttpClient` (package `convex`, pinned by `tests/js/package-lock.json`)
 //! calls a query, a mutation and an action on a crux server: values with i64 and bytes
 //! intact, a `ConvexError` with its data, an internal function refused without the admin
-//! key, `setAuth(token)` reaching the handler as `ctx.auth`. `.ci/run` installs the package (`npm ci`); without `node_modules` the test is
+//! key, `setAuth(token)` reaching the handler as `ctx.auth`, `logLines` printed by the
+//! client's logger. `.ci/run` installs the package (`npm ci`); without `node_modules` the test is
 //! skipped with a note, unless `CI` is set.
 
 mod common;
@@ -63,6 +64,6 @@ async fn the_npm_convex_http_client_calls_crux_functions() {
         output.status.success(),
         "node client failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    assert!(stdout.contains("ok 7 checks"), "{stdout}");
+    assert!(stdout.contains("ok 8 checks"), "{stdout}");
     server.stop().await;
 }

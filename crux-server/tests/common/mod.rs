@@ -98,6 +98,36 @@ pub async fn ask_child(ctx: &ActionCtx) -> crux::Result<Value> {
     Ok(json!({"action": mine, "child": child}))
 }
 
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Chatty {
+    pub lines: usize,
+    #[serde(default)]
+    pub fail: bool,
+}
+
+/// An action logging `lines` lines (one through a child query), then failing if asked.
+#[crux::action(path = "log:chatty")]
+pub async fn chatty(ctx: &ActionCtx, args: Chatty) -> crux::Result<usize> {
+    ctx.console.info("starting");
+    ctx.crux
+        .run_query("child logs", child_logs, NoArgs {})
+        .await?;
+    for i in 0..args.lines {
+        ctx.console.log(format_args!("line {i}"));
+    }
+    if args.fail {
+        ctx.console.error("giving up");
+        return Err(Error::msg("chatty failed on purpose"));
+    }
+    Ok(args.lines)
+}
+
+#[crux::internal_query(path = "log:child")]
+pub async fn child_logs(ctx: &QueryCtx) -> crux::Result<()> {
+    ctx.console.warn("from the child query");
+    Ok(())
+}
+
 /// Every test function registered, recording into `sink`.
 pub fn deployment(sink: &Memory) -> DeploymentBuilder {
     Deployment::builder()
@@ -111,6 +141,8 @@ pub fn deployment(sink: &Memory) -> DeploymentBuilder {
         .function(greet)
         .function(whoami)
         .function(ask_child)
+        .function(chatty)
+        .function(child_logs)
         .table("notes", |t| t)
 }
 

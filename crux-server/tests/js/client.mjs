@@ -70,4 +70,17 @@ assert.equal(me.name, "Npm User");
 assert.equal(await client.query(ref("auth:whoami"), {}), null);
 checks++;
 
+// logLines: the client prints each line through its logger, with the function's name.
+const printed = [];
+const collect = (...parts) => printed.push(parts.filter((p) => !String(p).startsWith("color:")).join(" "));
+const logger = { log: collect, warn: collect, error: collect, logVerbose: () => {} };
+const chatty = new ConvexHttpClient(url, { skipConvexDeploymentUrlCheck: true, logger });
+assert.equal(await chatty.action(ref("log:chatty"), { lines: 1n }), 1n);
+assert.deepEqual(printed, [
+  "%c[CONVEX A(log:chatty)] [INFO] starting",
+  "%c[CONVEX A(log:chatty)] [WARN] from the child query",
+  "%c[CONVEX A(log:chatty)] [LOG] line 0",
+]);
+checks++;
+
 console.log(`ok ${checks} checks`);
