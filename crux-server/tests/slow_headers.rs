@@ -74,3 +74,45 @@ async fn trickled_headers_are_cut_off_and_others_are_served() {
     assert_eq!(reply.status, 200);
     server.stop().await;
 }
+
+/// An idle kept-alive connection counts as one waiting for headers: it is closed after
+/// the header read timeout too, so idle connections cannot pile up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_kept_alive_connection_is_closed_after_the_header_timeout() {
+    let server = common::start(|d| d, |s| s.header_read_timeout(Duration::from_secs(1))).await;
+    let addr = server.addr;
+    let lived = tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let body = r#"{"path":"auth:whoami","args":{},"format":"json"}"#;
+        write!(
+            stream,
+            "POST /api/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        // The reply, then silence until the server closes the connection.
+        let started = Instant::now();
+        let mut all = Vec::new();
+        let mut buf = [0u8; 1024];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => all.extend_from_slice(&buf[..n]),
+            }
+        }
+        let reply = String::from_utf8_lossy(&all).into_owned();
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        started.elapsed()
+    })
+    .await
+    .unwrap();
+    assert!(
+        lived < Duration::from_secs(25),
+        "still open after {lived:?}"
+    );
+    server.stop().await;
+}
