@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 use super::ctx::Deadline;
 use super::deployment::Deployment;
 use super::dispatch::{Caller, EnvelopeText, from_json_output, to_json_args};
+use super::inherited::Inherited;
 use super::scheduler::{Schedulable, delay_until};
 use super::store::{Id, Transaction};
 use super::{ActionCtx, MutationCtx, QueryCtx};
@@ -31,6 +32,8 @@ struct Core {
     depth: u32,
     /// Its deadline, which bounds the calls it makes.
     deadline: Deadline,
+    /// What the calls it makes inherit (never a scheduled job).
+    inherited: Inherited,
 }
 
 impl Core {
@@ -44,6 +47,7 @@ impl Core {
             txn: self.txn.clone(),
             depth: self.depth + 1,
             deadline: self.deadline,
+            inherited: self.inherited.clone(),
         };
         self.call_as::<F>(args, envelope, caller).await
     }
@@ -96,6 +100,7 @@ impl Core {
         let caller = Caller::Boundary {
             depth: self.depth + 1,
             deadline: self.deadline,
+            inherited: self.inherited.clone(),
         };
         let result = self.call_as::<F>(&args, hop.envelope(), caller).await;
         hop.end(&result);
@@ -250,12 +255,18 @@ pub struct ActionCrux {
 }
 
 impl ActionCrux {
-    pub(crate) fn new(deployment: Deployment, depth: u32, deadline: Deadline) -> Self {
+    pub(crate) fn new(
+        deployment: Deployment,
+        depth: u32,
+        deadline: Deadline,
+        inherited: Inherited,
+    ) -> Self {
         let core = Core {
             deployment,
             txn: None,
             depth,
             deadline,
+            inherited,
         };
         Self {
             scheduler: CruxScheduler {
@@ -318,6 +329,7 @@ impl QueryCrux {
         view: Arc<Transaction>,
         depth: u32,
         deadline: Deadline,
+        inherited: Inherited,
     ) -> Self {
         Self {
             core: Core {
@@ -325,6 +337,7 @@ impl QueryCrux {
                 txn: Some(view),
                 depth,
                 deadline,
+                inherited,
             },
         }
     }
@@ -350,12 +363,14 @@ impl MutationCrux {
         txn: Arc<Transaction>,
         depth: u32,
         deadline: Deadline,
+        inherited: Inherited,
     ) -> Self {
         let core = Core {
             deployment,
             txn: Some(txn),
             depth,
             deadline,
+            inherited,
         };
         Self {
             scheduler: CruxScheduler {

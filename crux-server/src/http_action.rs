@@ -78,7 +78,7 @@ pub(crate) async fn fallback(State(shared): State<Arc<Shared>>, request: Request
     {
         call = call.remote_parent(traceparent);
     }
-    if let Some(reason) = shared.distrust(admin, peer) {
+    if let Some(reason) = shared.distrust(admin, peer, &parts.headers, None) {
         call = call.distrust_context(reason);
     }
     let args = match serde_json::to_value(&request) {

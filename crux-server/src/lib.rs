@@ -15,6 +15,8 @@
 //!   is HTTP 200 with `{"status":"error","errorMessage","errorData"?}`, an infrastructure
 //!   failure a 4xx/5xx with `{"code","message"}`.
 //! - Internal functions need `Authorization: Convex <admin key>`.
+//! - `Authorization: Bearer <JWT>` from a configured [`AuthProvider`] sets the handler's
+//!   `ctx.auth` (Convex's `ctx.auth.getUserIdentity()`); a bad token is a 401.
 //! - `__crux` in the args and a W3C `traceparent` header continue a run when the
 //!   [`ContextPolicy`] accepts the caller; otherwise the call runs as a fresh root with a
 //!   `security.warning` record. It never fails for it.
@@ -24,12 +26,18 @@
 //! - [`Limits`]: body size, body timeout, concurrent requests (answered 503 at once past
 //!   the limit), header size, shutdown grace; execution limits are the deployment's.
 
+mod auth;
+mod connections;
 pub mod encoding;
 mod http_action;
 mod http_message;
 mod http_router;
 mod server;
+pub mod signing;
 
+pub use auth::{
+    AuthConfigError, AuthError, AuthProvider, DEFAULT_LEEWAY, MIN_HS256_SECRET, hs256_token,
+};
 pub use encoding::Format;
 pub use http_message::{HttpMethod, HttpRequest, HttpResponse};
 pub use http_router::{HttpRouter, RouteError};
