@@ -9,6 +9,7 @@ mod calling;
 mod ctx;
 mod deployment;
 mod dispatch;
+pub mod encoding;
 mod receiving;
 mod scheduler;
 mod store;
@@ -19,7 +20,9 @@ mod value;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use calling::{ActionCrux, CruxScheduler, MutationCrux, QueryCrux, ScheduleOptions};
+pub use calling::{
+    ActionCrux, Callee, CruxScheduler, MutationCrux, QueryCrux, ScheduleOptions, Via,
+};
 pub use ctx::{ActionCtx, HostContext, MutationCtx, QueryCtx};
 pub use deployment::{Deployment, DeploymentBuilder, FunctionSet};
 pub use dispatch::ClientCall;

@@ -21,8 +21,10 @@
 //! - [`Limits`]: body size, body timeout, concurrent requests (answered 503 at once past
 //!   the limit), header size, shutdown grace; execution limits are the deployment's.
 
-pub mod encoding;
 mod server;
+
+/// Convex's value formats on the wire (shared with the client: `crux_local::encoding`).
+pub use crux_local::encoding;
 
 pub use encoding::Format;
 pub use server::{ContextPolicy, Limits, ServeError, Server, ServerBuilder, Shutdown};
