@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 use crate::error::ClientError;
 use crate::reply;
 use crate::tls;
+use crate::typed;
 
 /// The `Convex-Client` header this client sends: `crux-rust-<version>`.
 pub const CLIENT_NAME: &str = concat!("crux-rust-", env!("CARGO_PKG_VERSION"));
@@ -232,7 +233,9 @@ impl Client {
         self.typed(FunctionKind::Action, path, args, None).await
     }
 
-    /// A typed call with `envelope` as `__crux` (and its `traceparent` header).
+    /// A typed call with `envelope` as `__crux` (and its `traceparent` header): `args`
+    /// serialized straight into `convex_encoded_json` and the reply read straight out of
+    /// it ([`typed`](crate::typed)), so NaN, ±∞, -0, int64 and bytes survive.
     pub(crate) async fn typed<A: Serialize, O: DeserializeOwned>(
         &self,
         kind: FunctionKind,
@@ -240,14 +243,14 @@ impl Client {
         args: &A,
         envelope: Option<Envelope>,
     ) -> Result<O> {
-        let args = serde_json::to_value(args).map_err(|err| {
+        let args = typed::to_encoded(args).map_err(|err| {
             Error::new(
                 ErrorKind::ArgumentValidation,
-                format!("ArgumentValidationError: the arguments of '{path}' are not representable as JSON: {err}"),
+                format!("ArgumentValidationError: the arguments of '{path}' cannot be sent: {err}"),
             )
         })?;
-        let value = self.call_json(kind, path, args, envelope).await?;
-        serde_json::from_value(value).map_err(|err| {
+        let value = self.call_encoded(kind, path, args, envelope).await?;
+        typed::from_encoded(value).map_err(|err| {
             Error::new(
                 ErrorKind::ReturnsValidation,
                 format!("ReturnsValidationError: the result of '{path}' does not match the caller's type: {err}"),
@@ -255,8 +258,10 @@ impl Client {
         })
     }
 
-    /// Calls the function at `path` with `args` as the deployment's JSON (integers, `$bytes`),
-    /// encoded as `convex_encoded_json`; returns the value decoded the same way.
+    /// Calls the function at `path` with `args` as a crux deployment's JSON (integers as
+    /// JSON integers, bytes as `{"$bytes": ..}`), encoded as `convex_encoded_json`; returns
+    /// the value decoded the same way (a NaN or ±∞ in it is an error: JSON has none; the
+    /// typed calls have no such limit). `envelope` travels as `__crux`.
     pub async fn call_json(
         &self,
         kind: FunctionKind,
@@ -264,7 +269,7 @@ impl Client {
         args: Value,
         envelope: Option<Envelope>,
     ) -> Result<Value> {
-        let mut args = encoding::encode(args, Format::ConvexEncodedJson).map_err(|err| {
+        let args = encoding::encode(args, Format::ConvexEncodedJson).map_err(|err| {
             Error::new(
                 ErrorKind::ArgumentValidation,
                 format!(
@@ -273,6 +278,26 @@ impl Client {
                 ),
             )
         })?;
+        let value = self.call_encoded(kind, path, args, envelope).await?;
+        encoding::decode(value, Format::ConvexEncodedJson).map_err(|err| {
+            Error::new(
+                ErrorKind::ReturnsValidation,
+                format!(
+                    "ReturnsValidationError: the result of '{path}' cannot be read: {}. Path: {}",
+                    err.reason, err.path
+                ),
+            )
+        })
+    }
+
+    /// The call itself: `args` already in `convex_encoded_json`, the reply's value as sent.
+    async fn call_encoded(
+        &self,
+        kind: FunctionKind,
+        path: &str,
+        mut args: Value,
+        envelope: Option<Envelope>,
+    ) -> Result<Value> {
         // After the encoding: the envelope is plain JSON, as a Crux TypeScript wrapper reads
         // it (its numbers are numbers, not `$integer`s).
         let traceparent = envelope.as_ref().and_then(traceparent_of);

@@ -31,6 +31,7 @@ mod error;
 mod remote;
 mod reply;
 mod tls;
+mod typed;
 
 pub use client::{CLIENT_NAME, Client, ClientBuilder, DEFAULT_TIMEOUT};
 pub use error::ClientError;
