@@ -48,6 +48,10 @@
 //! scheduling and escape hatches, the attribute reference, the local deployment, the
 //! viewer, OpenTelemetry export and the wire format.
 
+/// Calls to functions served elsewhere (feature `client`): a Convex deployment or another
+/// crux service, over Convex's HTTP API, with the run continuing there.
+#[cfg(feature = "client")]
+pub use crux_client as client;
 pub use crux_local as local;
 pub use crux_macros::{
     action, internal_action, internal_mutation, internal_query, mutation, query,

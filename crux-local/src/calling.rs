@@ -6,6 +6,7 @@
 //! boundary (in its own segment).
 
 use std::borrow::Cow;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -21,6 +22,8 @@ use crux_runtime::boundary::{ENVELOPE_KEY, Hop, continuation_envelope, schedule_
 use crux_runtime::envelope::Envelope;
 use crux_runtime::function::Function;
 use crux_runtime::observe::{self, CapturedContext, FlushOptions, SpanBuilder, SpanStatus};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// What every `ctx.crux` shares: the deployment and, in a mutation or query, the
 /// transaction nested calls join.
@@ -37,28 +40,14 @@ struct Core {
 }
 
 impl Core {
-    /// Calls `F` with `args` plus `__crux`, as another function.
-    async fn call<F: Function>(
-        &self,
-        args: &F::Args,
-        envelope: Option<Envelope>,
-    ) -> Result<F::Output> {
-        let caller = Caller::Function {
-            txn: self.txn.clone(),
-            depth: self.depth + 1,
-            deadline: self.deadline,
-            inherited: self.inherited.clone(),
-        };
-        self.call_as::<F>(args, envelope, caller).await
-    }
-
     async fn call_as<F: Function>(
         &self,
-        args: &F::Args,
+        args: F::Args,
         envelope: Option<Envelope>,
         caller: Caller,
     ) -> Result<F::Output> {
-        let mut json = to_json_args(args)?;
+        let mut json = to_json_args(&args)?;
+        drop(args);
         // `__crux` travels as JSON text beside the args object; an args field of that name
         // is replaced by it, as if it were inserted into the object.
         let text = match (envelope, json.as_object_mut()) {
@@ -75,37 +64,136 @@ impl Core {
 
     /// `run_query`/`run_mutation`: a span named by the label, the context propagated, no
     /// boundary and no flush (queries and mutations cannot do network I/O on Convex).
-    async fn run_nested<F: Function>(
+    async fn run_nested<C, F: Callee<C>>(
         &self,
         label: &'static str,
         primitive: &'static str,
+        f: &F,
         args: F::Args,
     ) -> Result<F::Output> {
-        let mut hop = Hop::nested(label, primitive, F::path());
-        let result = self.call::<F>(&args, hop.envelope()).await;
+        let mut hop = Hop::nested(label, primitive, f.path());
+        if let Some(deployment) = f.deployment() {
+            hop.span_mut().set_attr("deployment", deployment.to_owned());
+        }
+        let envelope = hop.envelope();
+        let via = Via {
+            core: self,
+            boundary: false,
+        };
+        let result = f.call(via, args, envelope).await;
         hop.end(&result);
         result
     }
 
     /// `run_action`: the boundary span, `requested`, a flush before the child starts, the
     /// call, the span's end, a flush after. Errors come back unchanged.
-    async fn run_action<F: Function>(
+    async fn run_action<F: Callee<ActionCtx>>(
         &self,
         label: &'static str,
+        f: &F,
         args: F::Args,
     ) -> Result<F::Output> {
-        let mut hop = Hop::action(label, F::path());
+        let mut hop = Hop::action(label, f.path());
+        if let Some(deployment) = f.deployment() {
+            hop.span_mut().set_attr("deployment", deployment.to_owned());
+        }
         let observer = self.deployment.observer();
         observer.flush(FlushOptions::BOUNDARY).await;
-        let caller = Caller::Boundary {
-            depth: self.depth + 1,
-            deadline: self.deadline,
-            inherited: self.inherited.clone(),
+        let envelope = hop.envelope();
+        let via = Via {
+            core: self,
+            boundary: true,
         };
-        let result = self.call_as::<F>(&args, hop.envelope(), caller).await;
+        let result = f.call(via, args, envelope).await;
         hop.end(&result);
         observer.flush(FlushOptions::BOUNDARY).await;
         result
+    }
+}
+
+/// What `ctx.crux.run_action`/`run_query`/`run_mutation` call: a function of this
+/// deployment (every [`Function`] whose context is `C`) or a function served elsewhere (a
+/// remote reference, such as `crux_client`'s, which implements this trait).
+///
+/// `C` is the callee's context type (`ActionCtx`, `QueryCtx`, `MutationCtx`), so a query
+/// cannot be passed where an action is expected, locally or remotely. The host records the
+/// hop (span, `requested`, flushes) the same way for both; only [`Callee::call`] differs.
+pub trait Callee<C>: Send + Sync {
+    /// The argument object.
+    type Args: Serialize + Send + 'static;
+    /// What the callee returns on success.
+    type Output: DeserializeOwned + Send + 'static;
+
+    /// The callee's Convex path (`dir/file:export`), recorded as the span's `functionRef`.
+    fn path(&self) -> &'static str;
+
+    /// Where the callee runs when it is not in this deployment (e.g. its URL), recorded as
+    /// the span's `deployment` attribute; `None` for a local function.
+    fn deployment(&self) -> Option<&str> {
+        None
+    }
+
+    /// Makes the call with `envelope` as the callee's `__crux` argument. `via` reaches
+    /// this deployment (what a local function needs); a remote callee ignores it.
+    fn call(
+        &self,
+        via: Via<'_>,
+        args: Self::Args,
+        envelope: Option<Envelope>,
+    ) -> impl Future<Output = Result<Self::Output>> + Send;
+}
+
+/// The calling deployment, handed to [`Callee::call`]: a local callee is dispatched
+/// through it.
+#[derive(Clone, Copy, Debug)]
+pub struct Via<'a> {
+    core: &'a Core,
+    /// Whether the hop is an action boundary (the callee flushes on its own side only when
+    /// reached from outside).
+    boundary: bool,
+}
+
+impl Via<'_> {
+    /// Calls the local function `F` of this deployment.
+    async fn local<F: Function>(
+        self,
+        args: F::Args,
+        envelope: Option<Envelope>,
+    ) -> Result<F::Output> {
+        let core = self.core;
+        let caller = if self.boundary {
+            Caller::Boundary {
+                depth: core.depth + 1,
+                deadline: core.deadline,
+                inherited: core.inherited.clone(),
+            }
+        } else {
+            Caller::Function {
+                txn: core.txn.clone(),
+                depth: core.depth + 1,
+                deadline: core.deadline,
+                inherited: core.inherited.clone(),
+            }
+        };
+        core.call_as::<F>(args, envelope, caller).await
+    }
+}
+
+impl<F: Function> Callee<F::Context> for F {
+    type Args = F::Args;
+    type Output = F::Output;
+
+    fn path(&self) -> &'static str {
+        F::path()
+    }
+
+    fn call(
+        &self,
+        via: Via<'_>,
+        args: F::Args,
+        envelope: Option<Envelope>,
+    ) -> impl Future<Output = Result<F::Output>> + Send {
+        via.local::<F>(args, envelope)
     }
 }
 
@@ -236,11 +324,10 @@ macro_rules! common_helpers {
             args: F::Args,
         ) -> Result<F::Output>
         where
-            F: Function<Context = QueryCtx>,
+            F: Callee<QueryCtx>,
         {
-            let _ = f;
             self.core
-                .run_nested::<F>(label, "runtime.convex.query", args)
+                .run_nested(label, "runtime.convex.query", &f, args)
                 .await
         }
     };
@@ -288,10 +375,9 @@ impl ActionCrux {
     /// ```
     pub async fn run_action<F>(&self, label: &'static str, f: F, args: F::Args) -> Result<F::Output>
     where
-        F: Function<Context = ActionCtx>,
+        F: Callee<ActionCtx>,
     {
-        let _ = f;
-        self.core.run_action::<F>(label, args).await
+        self.core.run_action(label, &f, args).await
     }
 
     /// Runs a mutation in this run (its own transaction): a `runtime.convex.mutation` span
@@ -303,11 +389,10 @@ impl ActionCrux {
         args: F::Args,
     ) -> Result<F::Output>
     where
-        F: Function<Context = MutationCtx>,
+        F: Callee<MutationCtx>,
     {
-        let _ = f;
         self.core
-            .run_nested::<F>(label, "runtime.convex.mutation", args)
+            .run_nested(label, "runtime.convex.mutation", &f, args)
             .await
     }
 
@@ -392,11 +477,10 @@ impl MutationCrux {
         args: F::Args,
     ) -> Result<F::Output>
     where
-        F: Function<Context = MutationCtx>,
+        F: Callee<MutationCtx>,
     {
-        let _ = f;
         self.core
-            .run_nested::<F>(label, "runtime.convex.mutation", args)
+            .run_nested(label, "runtime.convex.mutation", &f, args)
             .await
     }
 }

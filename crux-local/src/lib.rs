@@ -11,6 +11,7 @@ mod console;
 mod ctx;
 mod deployment;
 mod dispatch;
+pub mod encoding;
 mod inherited;
 mod receiving;
 mod scheduler;
@@ -23,7 +24,9 @@ mod value;
 pub mod __private;
 
 pub use auth::{Auth, TEST_ISSUER, UserIdentity};
-pub use calling::{ActionCrux, CruxScheduler, MutationCrux, QueryCrux, ScheduleOptions};
+pub use calling::{
+    ActionCrux, Callee, CruxScheduler, MutationCrux, QueryCrux, ScheduleOptions, Via,
+};
 pub use console::{Console, LogLines, MAX_LOG_LINE, MAX_LOG_LINES};
 pub use ctx::{ActionCtx, HostContext, MutationCtx, QueryCtx};
 pub use deployment::{AsUser, Deployment, DeploymentBuilder, FunctionSet};

@@ -106,6 +106,8 @@ pub struct OtelSinkBuilder {
     max_open_spans: usize,
     resource: Vec<KeyValue>,
     service_name: Option<String>,
+    headers: Vec<(String, String)>,
+    roots: Vec<Vec<u8>>,
 }
 
 impl Default for OtelSinkBuilder {
@@ -118,6 +120,8 @@ impl Default for OtelSinkBuilder {
             max_open_spans: DEFAULT_MAX_OPEN_SPANS,
             resource: Vec::new(),
             service_name: None,
+            headers: Vec::new(),
+            roots: Vec::new(),
         }
     }
 }
@@ -166,6 +170,31 @@ impl OtelSinkBuilder {
     /// Environment resource attributes are read too; these win over them.
     pub fn resource_attribute(mut self, key: &'static str, value: impl Into<String>) -> Self {
         self.resource.push(KeyValue::new(key, value.into()));
+        self
+    }
+
+    /// A header sent with every OTLP request (with [`OtlpSink`] only), such as
+    /// `Authorization: Basic <base64 of public:secret key>` for Langfuse or an API key
+    /// header for a hosted backend. Sent exactly as given; it wins over one of the same
+    /// name from `OTEL_EXPORTER_OTLP_HEADERS`. A name or value HTTP does not allow is
+    /// refused by `build_otlp` with [`OtlpError::InvalidHeader`].
+    ///
+    /// ```no_run
+    /// let sink = crux_otel::OtlpSink::builder()
+    ///     .header("Authorization", "Basic cGstbGYtLi4uOnNrLWxmLS4uLg==")
+    ///     .build_otlp("https://cloud.langfuse.com/api/public/otel/v1/traces")?;
+    /// # Ok::<(), crux_otel::OtlpError>(())
+    /// ```
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Trusts `der` (a DER-encoded certificate) for `https://` endpoints *instead of*
+    /// Mozilla's roots (with [`OtlpSink`] only): a private CA, or a test collector's
+    /// self-signed certificate. Call it once per certificate.
+    pub fn root_certificate(mut self, der: impl Into<Vec<u8>>) -> Self {
+        self.roots.push(der.into());
         self
     }
 
@@ -229,10 +258,20 @@ impl OtelSinkBuilder {
             .export_timeout
             .or_else(env_timeout)
             .unwrap_or(DEFAULT_EXPORT_TIMEOUT);
+        let headers = self
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                http::header(name, value).map_err(|reason| OtlpError::InvalidHeader {
+                    name: name.clone(),
+                    reason,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut b = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_http_client(http::UreqClient::new(timeout))
+            .with_http_client(http::UreqClient::new(timeout, headers, &self.roots))
             .with_retry_policy(opentelemetry_otlp::RetryPolicy::disabled())
             .with_timeout(timeout);
         if let Some(e) = endpoint {
@@ -246,13 +285,12 @@ impl OtelSinkBuilder {
 }
 
 fn check_endpoint(endpoint: &str) -> Result<(), OtlpError> {
-    if endpoint.starts_with("http://") {
+    if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
         return Ok(());
     }
     Err(OtlpError::InvalidEndpoint {
         endpoint: endpoint.to_owned(),
-        reason: "it must be a plain http:// URL such as http://127.0.0.1:4318/v1/traces \
-                 (this exporter has no TLS; put a local collector in front of a TLS backend)",
+        reason: "it must be an http:// or https:// URL such as http://127.0.0.1:4318/v1/traces",
     })
 }
 
@@ -382,6 +420,14 @@ pub enum OtlpError {
         /// What was given.
         endpoint: String,
         /// Why it cannot be used.
+        reason: &'static str,
+    },
+    /// A header given to [`OtelSinkBuilder::header`] cannot be sent.
+    #[error("invalid OTLP header `{name}`: {reason}")]
+    InvalidHeader {
+        /// The header's name as given.
+        name: String,
+        /// What is wrong with it.
         reason: &'static str,
     },
     /// The OpenTelemetry exporter refused the configuration.

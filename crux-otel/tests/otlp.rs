@@ -176,8 +176,29 @@ fn a_malformed_endpoint_is_a_typed_error_naming_it() {
     let err = OtlpSink::new("localhost:4318").unwrap_err();
     assert!(matches!(err, OtlpError::InvalidEndpoint { .. }));
     assert!(err.to_string().contains("localhost:4318"), "{err}");
-    let err = OtlpSink::new("https://collector.example/v1/traces").unwrap_err();
-    assert!(err.to_string().contains("no TLS"), "{err}");
+    assert!(
+        OtlpSink::new("https://collector.example/v1/traces").is_ok(),
+        "HTTPS endpoints are exported to"
+    );
+    let err = OtlpSink::new("ftp://collector.example/v1/traces").unwrap_err();
+    assert!(err.to_string().contains("http:// or https://"), "{err}");
+    let err = OtlpSink::builder()
+        .header("Authorization", "Basic a\nb")
+        .build_otlp("https://collector.example/v1/traces")
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid OTLP header `Authorization`: its value has characters HTTP does not allow \
+         (control characters, newlines)"
+    );
+    let err = OtlpSink::builder()
+        .header("bad header", "x")
+        .build_otlp("https://collector.example/v1/traces")
+        .unwrap_err();
+    assert!(
+        matches!(err, OtlpError::InvalidHeader { ref name, .. } if name == "bad header"),
+        "{err}"
+    );
     let err = OtlpSink::new("http://exa mple/v1/traces").unwrap_err();
     assert!(err.to_string().contains("exa mple"), "{err}");
 }

@@ -33,7 +33,17 @@ fn from_env_exports_only_when_an_endpoint_is_set() {
         );
     }
     assert!(
+        OtlpSink::from_env().is_some(),
+        "HTTPS endpoints are exported to"
+    );
+    unsafe {
+        std::env::set_var(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "grpc://collector.example:4317",
+        );
+    }
+    assert!(
         OtlpSink::from_env().is_none(),
-        "no TLS: refused with a note, not a silent failure"
+        "not HTTP: refused with a note, not a silent failure"
     );
 }

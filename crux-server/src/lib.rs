@@ -28,7 +28,6 @@
 
 mod auth;
 mod connections;
-pub mod encoding;
 mod http_action;
 mod http_message;
 mod http_router;
@@ -38,6 +37,8 @@ pub mod signing;
 pub use auth::{
     AuthConfigError, AuthError, AuthProvider, DEFAULT_LEEWAY, MIN_HS256_SECRET, hs256_token,
 };
+/// Convex's value formats on the wire (shared with the client: `crux_local::encoding`).
+pub use crux_local::encoding;
 pub use encoding::Format;
 pub use http_message::{HttpMethod, HttpRequest, HttpResponse};
 pub use http_router::{HttpRouter, RouteError};

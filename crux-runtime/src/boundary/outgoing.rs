@@ -98,6 +98,12 @@ impl Hop {
         &self.span
     }
 
+    /// The boundary span, to set attributes reported on its end (such as the remote
+    /// deployment a call went to).
+    pub fn span_mut(&mut self) -> &mut Span {
+        &mut self.span
+    }
+
     /// Ends the span as the reply says: `ok`, or the error recorded on it.
     pub fn end<T>(self, result: &Result<T>) {
         match result {

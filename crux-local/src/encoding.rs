@@ -1,7 +1,7 @@
 //! Convex's two value formats on the HTTP API, both ways.
 //!
 //! Inside a deployment, values are JSON: Rust integers are JSON integers, floats JSON
-//! numbers with a fraction or exponent, and [`Bytes`](crux_local::Bytes) the object
+//! numbers with a fraction or exponent, and [`Bytes`](crate::Bytes) the object
 //! `{"$bytes": "<base64>"}`. On the wire:
 //!
 //! - `convex_encoded_json` (alias `convex_json`): an int64 is `{"$integer": base64 of its
@@ -18,7 +18,7 @@
 
 use serde_json::{Map, Number, Value};
 
-use crux_local::{BYTES_KEY, base64_decode, base64_encode};
+use crate::value::{BYTES_KEY, base64_decode, base64_encode};
 
 /// The key of an encoded int64.
 pub const INTEGER_KEY: &str = "$integer";
