@@ -462,12 +462,7 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) 
     if let Some(kind) = kind {
         call = call.kind(kind);
     }
-    if let Some(traceparent) = parts
-        .headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<TraceParent>().ok())
-    {
+    if let Some(traceparent) = traceparent(&parts.headers) {
         call = call.remote_parent(traceparent);
     }
     if let Some(reason) = shared.distrust(client.admin, peer) {
@@ -520,6 +515,15 @@ pub(crate) fn admit<'a>(
         ));
     }
     Ok(permit)
+}
+
+/// The request's W3C `traceparent`, if it has a valid one (an invalid one is ignored, as
+/// W3C trace context asks).
+pub(crate) fn traceparent(headers: &HeaderMap) -> Option<TraceParent> {
+    headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<TraceParent>().ok())
 }
 
 /// A failed function as Convex answers it: HTTP 200 with `status: "error"`, and
