@@ -13,12 +13,11 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use crux_local::{Bytes, ClientCall};
-use crux_runtime::carrier::TraceParent;
 use crux_runtime::function::FunctionKind;
 
 use crate::http_message::{HttpRequest, HttpResponse};
 use crate::http_router::Target;
-use crate::server::{Shared, admit, constant_time_eq, failure, not_found, read_body};
+use crate::server::{Shared, admit, constant_time_eq, failure, not_found, read_body, traceparent};
 
 /// The prefix Convex's local backend serves HTTP actions under; a request there is routed
 /// by the rest of its path when nothing matches the whole of it.
@@ -70,12 +69,7 @@ pub(crate) async fn fallback(State(shared): State<Arc<Shared>>, request: Request
     let admin = is_admin(&shared, &parts.headers);
     // The router's own call: an internal action is reachable, and only an action runs.
     let mut call = ClientCall::new().admin(true).kind(FunctionKind::Action);
-    if let Some(traceparent) = parts
-        .headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<TraceParent>().ok())
-    {
+    if let Some(traceparent) = traceparent(&parts.headers) {
         call = call.remote_parent(traceparent);
     }
     if let Some(reason) = shared.distrust(admin, peer, &parts.headers, None) {

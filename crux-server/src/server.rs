@@ -505,12 +505,7 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) 
     if let Some(kind) = kind {
         call = call.kind(kind);
     }
-    if let Some(traceparent) = parts
-        .headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<TraceParent>().ok())
-    {
+    if let Some(traceparent) = traceparent(&parts.headers) {
         call = call.remote_parent(traceparent);
     }
     let raw = raw.unwrap_or_else(|| RawArgs::Query(parts.uri.query().map(str::to_owned)));
@@ -578,6 +573,15 @@ pub(crate) fn admit<'a>(
         ));
     }
     Ok(permit)
+}
+
+/// The request's W3C `traceparent`, if it has a valid one (an invalid one is ignored, as
+/// W3C trace context asks).
+pub(crate) fn traceparent(headers: &HeaderMap) -> Option<TraceParent> {
+    headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<TraceParent>().ok())
 }
 
 /// A failed function as Convex answers it: HTTP 200 with `status: "error"`, and

@@ -7,6 +7,9 @@
 //! sends it: the action runs in the caller's run, in a segment of its own, acknowledging the
 //! boundary with `received` and `completed`.
 //!
+//! The harness itself serves Convex's HTTP API: the npm `ConvexHttpClient`
+//! (`tests/convex/check-client.mjs`) runs a query, mutations and a failing action on it.
+//!
 //! `.ci/run` installs the packages (`npm ci`); without `node_modules` the test is skipped
 //! with a note, unless `CI` is set.
 
@@ -203,4 +206,33 @@ async fn a_convex_test_action_continues_its_run_in_crux_over_http() {
         "crux writes one segment of its own in the caller's run: {segments:?}"
     );
     assert!(continued.iter().all(|r| r["traceId"] == sent["traceId"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_npm_client_calls_the_convex_test_harness() {
+    let Some(dir) = harness_dir() else { return };
+    let output = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::task::spawn_blocking(move || {
+            let harness = Harness::start(&dir);
+            let output = Command::new("node")
+                .arg("check-client.mjs")
+                .arg(&harness.url)
+                .current_dir(&dir)
+                .output();
+            drop(harness);
+            output
+        }),
+    )
+    .await
+    .expect("the client finishes within 2 minutes")
+    .unwrap()
+    .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "check-client.mjs failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("ok 4 checks"), "{stdout}");
 }

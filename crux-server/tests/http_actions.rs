@@ -299,6 +299,29 @@ async fn a_panicking_http_action_answers_500_and_its_run_ends_error() {
     assert_eq!(failed.len(), 1, "the panic's run ends error: {failed:#?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_action_gets_the_servers_limits() {
+    let server = start(
+        |d| d.function(echo).state(Greeting("hello".into())),
+        |s| {
+            s.max_body_bytes(1024)
+                .http_actions(
+                    HttpRouter::new()
+                        .route(HttpMethod::Post, "/echo", echo)
+                        .unwrap(),
+                )
+                .unwrap()
+        },
+    )
+    .await;
+    let big = server.request("POST", "/echo", &[], &[b'x'; 2048]).await;
+    assert_eq!(big.status, 413);
+    assert_eq!(big.json()["code"], "BodyTooLarge");
+    let fits = server.request("POST", "/echo", &[], &[b'x'; 1024]).await;
+    assert_eq!(fits.status, 201);
+    server.stop().await;
+}
+
 #[test]
 fn bad_routes_are_typed_errors() {
     assert_eq!(

@@ -19,18 +19,52 @@ struct Tally {
     errors: u64,
 }
 
-/// Runs the generator: `addr`, connections, warm-up and measured milliseconds, the body.
-pub fn main(addr: SocketAddr, connections: usize, warmup: Duration, measure: Duration, body: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    let request = format!(
+/// The request bytes for `body`.
+fn request_bytes(addr: SocketAddr, body: &str) -> Vec<u8> {
+    format!(
         "POST /api/action HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\n\r\n{body}",
         body.len()
     )
-    .into_bytes();
+    .into_bytes()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// Sends exactly `total` requests over `connections` connections and exits; panics on a
+/// failed one. For instruction counts, where the number of requests must be known.
+pub fn count(addr: SocketAddr, connections: usize, total: usize, body: &str) {
+    let request = request_bytes(addr, body);
+    runtime().block_on(async {
+        let mut tasks = Vec::new();
+        for c in 0..connections {
+            let n = total / connections + usize::from(c < total % connections);
+            let request = request.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut stream = TcpStream::connect(addr).await.expect("connects");
+                let _ = stream.set_nodelay(true);
+                let mut buf = Vec::new();
+                for _ in 0..n {
+                    let ok = exchange(&mut stream, &request, &mut buf).await;
+                    assert!(matches!(ok, Ok(true)), "a failed request: {ok:?}");
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("a connection task does not panic");
+        }
+    });
+}
+
+/// Runs the generator: `addr`, connections, warm-up and measured milliseconds, the body.
+pub fn main(addr: SocketAddr, connections: usize, warmup: Duration, measure: Duration, body: &str) {
+    let runtime = runtime();
+    let request = request_bytes(addr, body);
     let (requests, errors, seconds, mut all) = runtime.block_on(async {
         let start = Instant::now() + warmup;
         let stop = start + measure;

@@ -42,6 +42,17 @@ fn main() {
         load::main(addr, connections, warmup, measure, servers::BODY);
         return;
     }
+    if args.first().map(String::as_str) == Some("--requests") {
+        let addr: SocketAddr = args[1].parse().expect("an address");
+        let connections = args[2].parse().expect("a connection count");
+        let total = args[3].parse().expect("a request count");
+        load::count(addr, connections, total, servers::BODY);
+        return;
+    }
+    if args.first().map(String::as_str) == Some("--serve") {
+        serve_one(parse_variant(&args[1]));
+        return;
+    }
     // `cargo bench` passes `--bench`; the rest are RUNS SECONDS CONNECTIONS.
     let numbers: Vec<u64> = args
         .iter()
@@ -133,18 +144,36 @@ fn chosen_variants() -> Vec<Variant> {
     let Ok(names) = std::env::var("CRUX_THROUGHPUT_VARIANTS") else {
         return Variant::ALL.to_vec();
     };
-    names
-        .split(',')
-        .map(|name| match name.trim() {
-            "memory" => Variant::CruxMemory,
-            "jsonl" => Variant::CruxJsonLines,
-            "disabled" => Variant::CruxDisabled,
-            "bare" => Variant::BareAxum,
-            other => panic!(
-                "CRUX_THROUGHPUT_VARIANTS: unknown variant `{other}` (memory, jsonl, disabled, bare)"
-            ),
-        })
-        .collect()
+    names.split(',').map(parse_variant).collect()
+}
+
+fn parse_variant(name: &str) -> Variant {
+    match name.trim() {
+        "memory" => Variant::CruxMemory,
+        "jsonl" => Variant::CruxJsonLines,
+        "disabled" => Variant::CruxDisabled,
+        "bare" => Variant::BareAxum,
+        other => panic!("unknown variant `{other}` (memory, jsonl, disabled, bare)"),
+    }
+}
+
+/// `--serve VARIANT`: serves one variant, prints `serving <addr>`, and stops (flushing)
+/// when its standard input closes. For instruction counts under callgrind
+/// (`throughput-callgrind.sh`), with the load generator outside it.
+fn serve_one(variant: Variant) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let records =
+        std::env::temp_dir().join(format!("crux-throughput-{}.jsonl", std::process::id()));
+    let server = runtime.block_on(servers::start(variant, &records));
+    println!("serving {}", server.addr);
+    let mut sink = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+    runtime.block_on(server.stop());
+    let _ = std::fs::remove_file(&records);
 }
 
 /// Runs the load generator for one measurement.

@@ -1,8 +1,9 @@
-// Convex functions that call a crux server, as a TypeScript peer would.
+// Convex functions that call a crux server, as a TypeScript peer would, and a few plain
+// ones for clients of the harness.
 import { ConvexHttpClient } from "convex/browser";
 import { makeFunctionReference } from "convex/server";
-import { v } from "convex/values";
-import { action, query } from "./_generated/server.js";
+import { ConvexError, v } from "convex/values";
+import { action, mutation, query } from "./_generated/server.js";
 import { openRun, randomHex, runActionEnvelope } from "./crux.js";
 
 /**
@@ -45,4 +46,21 @@ export const callCrux = action({
 export const hello = query({
   args: { name: v.string() },
   handler: async (_ctx, { name }) => `hello ${name}`,
+});
+
+/** Stores a note; returns how many there are (an int64 on the wire). */
+export const addNote = mutation({
+  args: { text: v.string() },
+  handler: async (ctx, { text }) => {
+    await ctx.db.insert("notes", { text });
+    return BigInt((await ctx.db.query("notes").collect()).length);
+  },
+});
+
+/** Fails with data (a ConvexError in the clients). */
+export const refuse = action({
+  args: {},
+  handler: async () => {
+    throw new ConvexError({ code: "REFUSED", amount: 42n });
+  },
 });
