@@ -15,7 +15,7 @@ use super::dispatch::{Caller, ClientCall, Entry, from_json_output, to_json_args}
 use super::scheduler::Jobs;
 use super::store::{Schema, Store, TableSchema};
 use crux_runtime::Result;
-use crux_runtime::function::{Function, FunctionKind};
+use crux_runtime::function::{Function, FunctionKind, Metadata};
 use crux_runtime::observe::{FlushOptions, FlushResult, Observer, ObserverBuilder};
 use crux_runtime::sink::Sink;
 
@@ -352,6 +352,13 @@ impl Deployment {
     /// `traceparent`, and whether its context is trusted ([`ClientCall`]).
     pub async fn call_with(&self, path: &str, args: Value, client: ClientCall) -> Result<Value> {
         self.dispatch(path, args, Caller::Client(client)).await
+    }
+
+    /// What is registered at `path` (`dir/file:export`): its kind, visibility and the
+    /// Rust item that defines it; `None` when nothing is. A host in front of the deployment
+    /// checks with it that what it routes to exists (an HTTP action's function).
+    pub fn metadata(&self, path: &str) -> Option<&Metadata> {
+        self.inner.registry.get(path).map(|entry| &entry.metadata)
     }
 
     /// The application state of type `T` registered with [`DeploymentBuilder::state`].

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 
 use crux_local::{ClientCall, Deployment, LogLines, UserIdentity};
 use crux_runtime::carrier::TraceParent;
@@ -27,6 +27,8 @@ use crux_runtime::observe::{FlushOptions, FlushResult};
 
 use crate::auth::{AuthProvider, Verifier};
 use crate::encoding::{self, Format};
+use crate::http_action;
+use crate::http_router::{HttpRouter, RouteError};
 use crate::signing::{self, ContextSecret, SIGNATURE_HEADER, SignatureError};
 
 /// Who may send a context (`__crux` in the args, or a `traceparent` header) that the call
@@ -107,6 +109,7 @@ pub struct ServerBuilder {
     admin_key: Option<String>,
     context_policy: ContextPolicy,
     limits: Limits,
+    http: HttpRouter,
     auth: Verifier,
 }
 
@@ -170,6 +173,19 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves the HTTP actions of `router` at their own paths on the same listener (the
+    /// paths under `/api/` stay Convex's API); see [`HttpRouter`].
+    ///
+    /// # Errors
+    ///
+    /// [`RouteError::NotRegistered`] when a routed action is not registered on the
+    /// deployment.
+    pub fn http_actions(mut self, router: HttpRouter) -> Result<Self, RouteError> {
+        router.check(&self.deployment)?;
+        self.http = router;
+        Ok(self)
+    }
+
     /// [`Limits::header_read_timeout`].
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.limits.header_read_timeout = timeout;
@@ -185,6 +201,7 @@ impl ServerBuilder {
                 admin_key: self.admin_key,
                 context_policy: self.context_policy,
                 limits: self.limits,
+                http: self.http,
                 auth: self.auth,
             }),
         }
@@ -203,12 +220,13 @@ pub struct Server {
 }
 
 #[derive(Debug)]
-struct Shared {
-    deployment: Deployment,
-    admin_key: Option<String>,
+pub(crate) struct Shared {
+    pub(crate) deployment: Deployment,
+    pub(crate) admin_key: Option<String>,
     context_policy: ContextPolicy,
-    limits: Limits,
+    pub(crate) limits: Limits,
     permits: Semaphore,
+    pub(crate) http: HttpRouter,
     auth: Verifier,
 }
 
@@ -239,6 +257,7 @@ impl Server {
             admin_key: None,
             context_policy: ContextPolicy::default(),
             limits: Limits::default(),
+            http: HttpRouter::default(),
             auth: Verifier::default(),
         }
     }
@@ -258,7 +277,7 @@ impl Server {
             .route("/api/action", post(action))
             .route("/api/function", post(function))
             .route("/api/run/{*path}", post(run_path))
-            .fallback(not_found)
+            .fallback(http_action::fallback)
             .with_state(self.shared.clone())
     }
 
@@ -333,7 +352,7 @@ async fn signal() {
 
 /// An infrastructure failure as Convex answers it: a non-2xx status with
 /// `{"code", "message"}`.
-fn failure(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+pub(crate) fn failure(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (
         status,
         axum::Json(json!({"code": code, "message": message.into()})),
@@ -341,7 +360,7 @@ fn failure(status: StatusCode, code: &str, message: impl Into<String>) -> Respon
         .into_response()
 }
 
-async fn not_found() -> Response {
+pub(crate) async fn not_found() -> Response {
     failure(
         StatusCode::NOT_FOUND,
         "NotFound",
@@ -400,42 +419,15 @@ struct ApiRequest {
 }
 
 async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) -> Response {
-    let Ok(_permit) = shared.permits.try_acquire() else {
-        let mut response = failure(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "TooManyConcurrentRequests",
-            format!(
-                "the server is already serving {} requests (Limits::max_concurrent_requests); \
-                 retry shortly",
-                shared.limits.max_concurrent_requests
-            ),
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return response;
+    let _permit = match admit(&shared, request.headers()) {
+        Ok(permit) => permit,
+        Err(response) => return response,
     };
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| *addr);
     let (parts, body) = request.into_parts();
-    let header_bytes: usize = parts
-        .headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum();
-    if header_bytes > shared.limits.max_header_bytes {
-        return failure(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "HeadersTooLarge",
-            format!(
-                "the request's headers take {header_bytes} bytes; this server accepts \
-                 {} (Limits::max_header_bytes)",
-                shared.limits.max_header_bytes
-            ),
-        );
-    }
     let client = match Client::of(&shared, &parts.headers) {
         Ok(client) => client,
         Err(response) => return response,
@@ -522,7 +514,8 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) 
         call = call.remote_parent(traceparent);
     }
     let raw = raw.unwrap_or_else(|| RawArgs::Query(parts.uri.query().map(str::to_owned)));
-    if let Some(reason) = shared.distrust(client.admin, peer, &parts.headers, &raw) {
+    let crux = raw.crux_text();
+    if let Some(reason) = shared.distrust(client.admin, peer, &parts.headers, crux.as_deref()) {
         call = call.distrust_context(reason);
     }
     let log_lines = LogLines::new();
@@ -547,6 +540,46 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) 
     axum::Json(Value::Object(reply)).into_response()
 }
 
+/// A concurrency permit for a request whose headers fit the limit; else the refusal (503
+/// at once past [`Limits::max_concurrent_requests`], 431 past
+/// [`Limits::max_header_bytes`]).
+pub(crate) fn admit<'a>(
+    shared: &'a Shared,
+    headers: &HeaderMap,
+) -> Result<SemaphorePermit<'a>, Response> {
+    let Ok(permit) = shared.permits.try_acquire() else {
+        let mut response = failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "TooManyConcurrentRequests",
+            format!(
+                "the server is already serving {} requests (Limits::max_concurrent_requests); \
+                 retry shortly",
+                shared.limits.max_concurrent_requests
+            ),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return Err(response);
+    };
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if header_bytes > shared.limits.max_header_bytes {
+        return Err(failure(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "HeadersTooLarge",
+            format!(
+                "the request's headers take {header_bytes} bytes; this server accepts \
+                 {} (Limits::max_header_bytes)",
+                shared.limits.max_header_bytes
+            ),
+        ));
+    }
+    Ok(permit)
+}
+
 /// A failed function as Convex answers it: HTTP 200 with `status: "error"`, and
 /// `errorData` when the error carries data (a `ConvexError` in the clients).
 fn function_error(message: &str, data: Option<Value>, format: Format) -> Response {
@@ -566,12 +599,15 @@ fn function_error_body(message: &str, data: Option<Value>, format: Format) -> Ma
 
 impl Shared {
     /// Why this caller's context is not accepted, if it is not.
-    fn distrust(
+    ///
+    /// `crux` is the `__crux` text exactly as the request carried it (none for an HTTP
+    /// action): what a [`ContextPolicy::Signed`] signature covers, with the `traceparent`.
+    pub(crate) fn distrust(
         &self,
         admin: bool,
         peer: Option<SocketAddr>,
         headers: &HeaderMap,
-        raw: &RawArgs,
+        crux: Option<&str>,
     ) -> Option<String> {
         let loopback = peer.is_some_and(|addr| addr.ip().is_loopback());
         let (trusted, policy) =
@@ -581,7 +617,7 @@ impl Shared {
                 ContextPolicy::Anyone => (true, "Anyone"),
                 ContextPolicy::NoOne => (false, "NoOne"),
                 ContextPolicy::Signed { secret, max_age } => {
-                    return check_signature(secret, *max_age, headers, raw).err().map(|err| {
+                    return check_signature(secret, *max_age, headers, crux).err().map(|err| {
                     format!(
                         "the server's context policy (ContextPolicy::Signed) does not accept \
                          this context: {err}; the call runs as a fresh root"
@@ -606,24 +642,30 @@ enum RawArgs {
     Query(Option<String>),
 }
 
+impl RawArgs {
+    /// The `__crux` text in the args, exactly as sent.
+    fn crux_text(&self) -> Option<String> {
+        match self {
+            RawArgs::Body(body) => signing::crux_text_in_body(body),
+            RawArgs::Query(query) => query
+                .as_deref()
+                .and_then(query_args_text)
+                .and_then(|args| signing::crux_text_in_args(&args)),
+        }
+    }
+}
+
 /// Checks the `Crux-Signature` of the context a request carries (none: nothing to check).
 fn check_signature(
     secret: &ContextSecret,
     max_age: Duration,
     headers: &HeaderMap,
-    raw: &RawArgs,
+    crux: Option<&str>,
 ) -> Result<(), SignatureError> {
     let traceparent = headers
         .get("traceparent")
         .map(|v| v.to_str().unwrap_or("\u{fffd}"))
         .unwrap_or_default();
-    let crux = match raw {
-        RawArgs::Body(body) => signing::crux_text_in_body(body),
-        RawArgs::Query(query) => query
-            .as_deref()
-            .and_then(query_args_text)
-            .and_then(|args| signing::crux_text_in_args(&args)),
-    };
     if traceparent.is_empty() && crux.is_none() {
         return Ok(());
     }
@@ -635,7 +677,7 @@ fn check_signature(
         max_age,
         header,
         traceparent,
-        crux.as_deref().unwrap_or_default(),
+        crux.unwrap_or_default(),
     )
 }
 
@@ -767,7 +809,11 @@ fn check_json_content_type(headers: &HeaderMap) -> Result<(), Response> {
 }
 
 /// Reads the whole body within the size limit and the body timeout.
-async fn read_body(limits: &Limits, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+pub(crate) async fn read_body(
+    limits: &Limits,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, Response> {
     let too_large = || {
         failure(
             StatusCode::PAYLOAD_TOO_LARGE,
