@@ -310,6 +310,16 @@ impl Verifier {
         self.providers.is_empty()
     }
 
+    /// For an HTTP action, whose `Authorization` may be its own business (a webhook's
+    /// secret): `None` when the bearer token is not a JWT of a configured issuer; the
+    /// verification's outcome when it is.
+    pub(crate) fn verify_if_ours(&self, token: &str) -> Option<Result<UserIdentity, AuthError>> {
+        match self.verify(token) {
+            Err(AuthError::NoProvider { .. } | AuthError::Malformed(_)) => None,
+            outcome => Some(outcome),
+        }
+    }
+
     /// The identity a bearer token proves: the provider its `iss` names verifies it.
     pub(crate) fn verify(&self, token: &str) -> Result<UserIdentity, AuthError> {
         let token = token.trim();

@@ -227,7 +227,7 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     permits: Semaphore,
     pub(crate) http: HttpRouter,
-    auth: Verifier,
+    pub(crate) auth: Verifier,
 }
 
 /// What [`Server::serve`] reports when it has stopped.
