@@ -69,7 +69,7 @@ impl LogLines {
             .omitted
     }
 
-    fn push(&self, level: Level, message: &dyn fmt::Display) {
+    pub(crate) fn push(&self, level: Level, message: &dyn fmt::Display) {
         let mut collected = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         // The last place is kept for the overflow line.
         if collected.lines.len() >= MAX_LOG_LINES - 1 {
@@ -85,7 +85,7 @@ impl LogLines {
 
 /// The level of a log line, as Convex names it in `logLines`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Level {
+pub(crate) enum Level {
     Log,
     Debug,
     Info,
@@ -154,6 +154,80 @@ impl Console {
         self.write(Level::Error, &message);
     }
 }
+
+#[cfg(feature = "tracing")]
+pub(crate) use current::{WithLogLines, log_current};
+
+/// The log lines of the call being polled on this thread, for [`ConsoleLayer`]
+/// (`crate::ConsoleLayer`), which sees `tracing` events but no context.
+#[cfg(feature = "tracing")]
+mod current {
+    use std::cell::RefCell;
+    use std::fmt;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use super::{Level, LogLines};
+
+    thread_local! {
+        static CURRENT: RefCell<Option<LogLines>> = const { RefCell::new(None) };
+    }
+
+    /// Adds a line to the log lines of the call being polled on this thread; `false` when
+    /// none is collecting.
+    pub(crate) fn log_current(level: Level, message: &dyn fmt::Display) -> bool {
+        CURRENT.with(|current| match &*current.borrow() {
+            Some(lines) => {
+                lines.push(level, message);
+                true
+            }
+            None => false,
+        })
+    }
+
+    /// Whether a call being polled on this thread collects log lines.
+    pub(crate) fn collecting() -> bool {
+        CURRENT.with(|current| current.borrow().is_some())
+    }
+
+    /// Makes `lines` the current log lines on every poll of the inner future (and puts
+    /// back what was current after it, also when the poll unwinds).
+    pub(crate) struct WithLogLines<F> {
+        lines: LogLines,
+        inner: F,
+    }
+
+    impl<F> WithLogLines<F> {
+        pub(crate) fn new(lines: LogLines, inner: F) -> Self {
+            WithLogLines { lines, inner }
+        }
+    }
+
+    struct Restore(Option<LogLines>);
+
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            CURRENT.with(|current| *current.borrow_mut() = previous);
+        }
+    }
+
+    /// `F` is a pinned reference (`pin!`), so this needs no unsafe pin projection.
+    impl<F: Future + Unpin> Future for WithLogLines<F> {
+        type Output = F::Output;
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+            let this = self.get_mut();
+            let previous = CURRENT.with(|current| current.replace(Some(this.lines.clone())));
+            let _restore = Restore(previous);
+            Pin::new(&mut this.inner).poll(cx)
+        }
+    }
+}
+
+#[cfg(feature = "tracing")]
+pub(crate) use current::collecting;
 
 #[cfg(test)]
 mod tests {
