@@ -7,12 +7,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crux_runtime::wire::cap_string;
 
-/// How many lines one client call collects; later ones are counted and reported by one
-/// closing line, as Convex does.
+/// How many lines one client call returns at most, as on Convex: past it, the first
+/// `MAX_LOG_LINES - 1` lines and then Convex's `[ERROR] Log overflow (maximum 256).
+/// Remaining log lines omitted.`
 pub const MAX_LOG_LINES: usize = 256;
 
 /// The longest line kept, in bytes; a longer one is cut and marked
-/// `… [truncated N bytes]`.
+/// `… [truncated N bytes]` (Convex allows 32 KiB; 4 KiB keeps a reply of 256 lines small).
 pub const MAX_LOG_LINE: usize = 4096;
 
 /// The log lines of one client call, shared by every function it reaches; bounded by
@@ -47,24 +48,31 @@ impl LogLines {
         Self::default()
     }
 
-    /// Takes the lines collected so far, plus a closing `[WARN] Log overflow ...` line when
-    /// some were omitted; the collection is empty afterwards.
+    /// Takes the lines collected so far, ending with Convex's `[ERROR] Log overflow ...`
+    /// line when some were left out; the collection is empty afterwards.
     pub fn take(&self) -> Vec<String> {
         let mut collected = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let mut lines = std::mem::take(&mut collected.lines);
-        let omitted = std::mem::take(&mut collected.omitted);
-        if omitted > 0 {
+        if std::mem::take(&mut collected.omitted) > 0 {
             lines.push(format!(
-                "[WARN] Log overflow (maximum {MAX_LOG_LINES}). {omitted} remaining log lines \
-                 omitted."
+                "[ERROR] Log overflow (maximum {MAX_LOG_LINES}). Remaining log lines omitted."
             ));
         }
         lines
     }
 
-    fn push(&self, level: Level, message: &dyn fmt::Display) {
+    /// How many lines were left out since the last [`take`](Self::take).
+    pub fn omitted(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .omitted
+    }
+
+    pub(crate) fn push(&self, level: Level, message: &dyn fmt::Display) {
         let mut collected = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if collected.lines.len() >= MAX_LOG_LINES {
+        // The last place is kept for the overflow line.
+        if collected.lines.len() >= MAX_LOG_LINES - 1 {
             collected.omitted += 1;
             return;
         }
@@ -77,7 +85,7 @@ impl LogLines {
 
 /// The level of a log line, as Convex names it in `logLines`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Level {
+pub(crate) enum Level {
     Log,
     Debug,
     Info,
@@ -147,6 +155,80 @@ impl Console {
     }
 }
 
+#[cfg(feature = "tracing")]
+pub(crate) use current::{WithLogLines, log_current};
+
+/// The log lines of the call being polled on this thread, for [`ConsoleLayer`]
+/// (`crate::ConsoleLayer`), which sees `tracing` events but no context.
+#[cfg(feature = "tracing")]
+mod current {
+    use std::cell::RefCell;
+    use std::fmt;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use super::{Level, LogLines};
+
+    thread_local! {
+        static CURRENT: RefCell<Option<LogLines>> = const { RefCell::new(None) };
+    }
+
+    /// Adds a line to the log lines of the call being polled on this thread; `false` when
+    /// none is collecting.
+    pub(crate) fn log_current(level: Level, message: &dyn fmt::Display) -> bool {
+        CURRENT.with(|current| match &*current.borrow() {
+            Some(lines) => {
+                lines.push(level, message);
+                true
+            }
+            None => false,
+        })
+    }
+
+    /// Whether a call being polled on this thread collects log lines.
+    pub(crate) fn collecting() -> bool {
+        CURRENT.with(|current| current.borrow().is_some())
+    }
+
+    /// Makes `lines` the current log lines on every poll of the inner future (and puts
+    /// back what was current after it, also when the poll unwinds).
+    pub(crate) struct WithLogLines<F> {
+        lines: LogLines,
+        inner: F,
+    }
+
+    impl<F> WithLogLines<F> {
+        pub(crate) fn new(lines: LogLines, inner: F) -> Self {
+            WithLogLines { lines, inner }
+        }
+    }
+
+    struct Restore(Option<LogLines>);
+
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            CURRENT.with(|current| *current.borrow_mut() = previous);
+        }
+    }
+
+    /// `F` is a pinned reference (`pin!`), so this needs no unsafe pin projection.
+    impl<F: Future + Unpin> Future for WithLogLines<F> {
+        type Output = F::Output;
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+            let this = self.get_mut();
+            let previous = CURRENT.with(|current| current.replace(Some(this.lines.clone())));
+            let _restore = Restore(previous);
+            Pin::new(&mut this.inner).poll(cx)
+        }
+    }
+}
+
+#[cfg(feature = "tracing")]
+pub(crate) use current::collecting;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,13 +248,19 @@ mod tests {
         for i in 0..MAX_LOG_LINES + 10 {
             console.info(i);
         }
+        assert_eq!(lines.omitted(), 11);
         let taken = lines.take();
-        assert_eq!(taken.len(), MAX_LOG_LINES + 1);
-        assert_eq!(taken[MAX_LOG_LINES - 1], "[INFO] 255");
+        assert_eq!(taken.len(), MAX_LOG_LINES);
+        assert_eq!(taken[MAX_LOG_LINES - 2], "[INFO] 254");
         assert_eq!(
-            taken[MAX_LOG_LINES],
-            "[WARN] Log overflow (maximum 256). 10 remaining log lines omitted."
+            taken[MAX_LOG_LINES - 1],
+            "[ERROR] Log overflow (maximum 256). Remaining log lines omitted."
         );
+        // Exactly 255 lines fit without the notice.
+        for i in 0..MAX_LOG_LINES - 1 {
+            console.info(i);
+        }
+        assert_eq!(lines.take().len(), MAX_LOG_LINES - 1);
         // Nobody collecting: dropped, never a failure.
         Console::default().info("nowhere");
     }

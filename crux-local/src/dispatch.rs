@@ -32,8 +32,8 @@ pub(crate) enum Caller {
     /// key.
     Client(ClientCall),
     /// Another function at call depth `depth` (the callee's); a mutation passes its
-    /// transaction for sub-transactions.
-    /// Its identity and log lines are the callee's, as on Convex.
+    /// transaction for sub-transactions. The callee inherits its identity and log lines,
+    /// as on Convex.
     Function {
         txn: Option<Arc<Transaction>>,
         depth: u32,
@@ -111,7 +111,7 @@ impl ClientCall {
         self
     }
 
-    /// For `identity`: the handler's `ctx.auth` (see [`identity`](Self::identity)).
+    /// Made for `identity`: the handler's `ctx.auth` and that of every function it calls.
     pub fn identity(mut self, identity: impl Into<Arc<UserIdentity>>) -> Self {
         self.identity = Some(identity.into());
         self

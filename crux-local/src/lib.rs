@@ -8,6 +8,8 @@
 mod auth;
 mod calling;
 mod console;
+#[cfg(feature = "tracing")]
+mod console_layer;
 mod ctx;
 mod deployment;
 mod dispatch;
@@ -28,6 +30,8 @@ pub use calling::{
     ActionCrux, Callee, CruxScheduler, MutationCrux, QueryCrux, ScheduleOptions, Via,
 };
 pub use console::{Console, LogLines, MAX_LOG_LINE, MAX_LOG_LINES};
+#[cfg(feature = "tracing")]
+pub use console_layer::ConsoleLayer;
 pub use ctx::{ActionCtx, HostContext, MutationCtx, QueryCtx};
 pub use deployment::{AsUser, Deployment, DeploymentBuilder, FunctionSet};
 pub use dispatch::ClientCall;

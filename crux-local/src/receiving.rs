@@ -76,6 +76,14 @@ async fn invoke_erased(
     };
     let observer = host.deployment.observer();
     let body = within(host.deadline, metadata, body);
+    // With the `tracing` feature, a call whose log lines are collected makes them current
+    // while its body is polled, for `ConsoleLayer`.
+    #[cfg(feature = "tracing")]
+    if let Some(lines) = host.inherited.log_lines.clone() {
+        let body = std::pin::pin!(body);
+        let body = crate::console::WithLogLines::new(lines, body);
+        return boundary::receive(observer, envelope, metadata, &host.invocation, body).await;
+    }
     boundary::receive(observer, envelope, metadata, &host.invocation, body).await
 }
 

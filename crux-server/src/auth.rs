@@ -310,31 +310,48 @@ impl Verifier {
         self.providers.is_empty()
     }
 
-    /// The identity a bearer token proves.
+    /// For an HTTP action, whose `Authorization` may be its own business (a webhook's
+    /// secret): `None` when the bearer token is not a JWT of a configured issuer; the
+    /// verification's outcome when it is.
+    pub(crate) fn verify_if_ours(&self, token: &str) -> Option<Result<UserIdentity, AuthError>> {
+        match self.verify(token) {
+            Err(AuthError::NoProvider { .. } | AuthError::Malformed(_)) => None,
+            outcome => Some(outcome),
+        }
+    }
+
+    /// The identity a bearer token proves: the provider its `iss` names verifies it.
     pub(crate) fn verify(&self, token: &str) -> Result<UserIdentity, AuthError> {
         let token = token.trim();
-        let header = jsonwebtoken::decode_header(token).map_err(|err| {
-            AuthError::Malformed(match err.kind() {
-                JwtErrorKind::Json(_) => {
-                    "its header is not a JWS header with alg RS256, ES256 or HS256 (an \
-                     unsigned token, alg none, is never accepted)"
-                        .to_owned()
-                }
-                _ => "it is not three base64url parts separated by dots, the first a JWS \
-                      header"
-                    .to_owned(),
-            })
-        })?;
-        let issuer = unverified_issuer(token)?;
-        let provider = self
-            .providers
-            .iter()
-            .find(|p| p.issuer == issuer)
-            .ok_or_else(|| AuthError::NoProvider {
-                issuer: issuer.chars().take(200).collect(),
-            })?;
+        let (header, issuer) = read_unverified(token)?;
+        match self.providers.iter().find(|p| p.issuer == issuer) {
+            Some(provider) => provider.verify_read(token, &header),
+            None => Err(no_provider(&issuer)),
+        }
+    }
+}
+
+impl AuthProvider {
+    /// Verifies `token` against this provider alone (what the server does for a bearer
+    /// token whose `iss` is this provider's): the signature with a key for the header's
+    /// `alg` (and `kid`), then `iss`, `aud`, `exp` (required) and `nbf`.
+    ///
+    /// # Errors
+    ///
+    /// The [`AuthError`] saying what was wrong ([`AuthError::NoProvider`] for another
+    /// issuer).
+    pub fn verify(&self, token: &str) -> Result<UserIdentity, AuthError> {
+        let token = token.trim();
+        let (header, issuer) = read_unverified(token)?;
+        if issuer != self.issuer {
+            return Err(no_provider(&issuer));
+        }
+        self.verify_read(token, &header)
+    }
+
+    fn verify_read(&self, token: &str, header: &Header) -> Result<UserIdentity, AuthError> {
         // A token naming its key (`kid`) is checked only against that key or keys with no id.
-        let candidates: Vec<&VerifyingKey> = provider
+        let candidates: Vec<&VerifyingKey> = self
             .keys
             .iter()
             .filter(|k| k.algorithm == header.alg)
@@ -346,10 +363,10 @@ impl Verifier {
         if candidates.is_empty() {
             return Err(AuthError::Algorithm {
                 alg: format!("{:?}", header.alg),
-                issuer: provider.issuer.clone(),
+                issuer: self.issuer.clone(),
             });
         }
-        let validation = provider.validation(header.alg);
+        let validation = self.validation(header.alg);
         let mut last = None;
         for key in candidates {
             match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation) {
@@ -366,6 +383,27 @@ impl Verifier {
                 .map_or_else(|| "no key verified it".into(), describe),
         ))
     }
+}
+
+fn no_provider(issuer: &str) -> AuthError {
+    AuthError::NoProvider {
+        issuer: issuer.chars().take(200).collect(),
+    }
+}
+
+/// A token's header and its `iss`, before it is verified: only to pick the provider and key
+/// that then verify it.
+fn read_unverified(token: &str) -> Result<(Header, String), AuthError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|err| {
+        AuthError::Malformed(match err.kind() {
+            JwtErrorKind::Json(_) => "its header is not a JWS header with alg RS256, ES256 or \
+                                      HS256 (an unsigned token, alg none, is never accepted)"
+                .to_owned(),
+            _ => "it is not three base64url parts separated by dots, the first a JWS header"
+                .to_owned(),
+        })
+    })?;
+    Ok((header, unverified_issuer(token)?))
 }
 
 /// The `iss` of a token before it is verified: only to pick the provider whose keys then

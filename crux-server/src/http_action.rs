@@ -72,7 +72,19 @@ pub(crate) async fn fallback(State(shared): State<Arc<Shared>>, request: Request
     if let Some(traceparent) = traceparent(&parts.headers) {
         call = call.remote_parent(traceparent);
     }
-    if let Some(reason) = shared.distrust(admin, peer, &parts.headers, None) {
+    // A user's JWT from a configured issuer is the action's `ctx.auth`, as on Convex; a bad
+    // one is refused. Any other bearer token is left to the action (a webhook's secret).
+    let bearer = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match bearer.and_then(|token| shared.auth.verify_if_ours(token)) {
+        Some(Ok(identity)) => call = call.identity(identity),
+        Some(Err(err)) => return failure(StatusCode::UNAUTHORIZED, err.code(), err.to_string()),
+        None => {}
+    }
+    if let Some(reason) = shared.distrust(admin, peer, &parts.headers, || None) {
         call = call.distrust_context(reason);
     }
     let args = match serde_json::to_value(&request) {

@@ -227,7 +227,7 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     permits: Semaphore,
     pub(crate) http: HttpRouter,
-    auth: Verifier,
+    pub(crate) auth: Verifier,
 }
 
 /// What [`Server::serve`] reports when it has stopped.
@@ -509,8 +509,8 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) 
         call = call.remote_parent(traceparent);
     }
     let raw = raw.unwrap_or_else(|| RawArgs::Query(parts.uri.query().map(str::to_owned)));
-    let crux = raw.crux_text();
-    if let Some(reason) = shared.distrust(client.admin, peer, &parts.headers, crux.as_deref()) {
+    let crux = || raw.crux_text();
+    if let Some(reason) = shared.distrust(client.admin, peer, &parts.headers, crux) {
         call = call.distrust_context(reason);
     }
     let log_lines = LogLines::new();
@@ -604,31 +604,32 @@ fn function_error_body(message: &str, data: Option<Value>, format: Format) -> Ma
 impl Shared {
     /// Why this caller's context is not accepted, if it is not.
     ///
-    /// `crux` is the `__crux` text exactly as the request carried it (none for an HTTP
+    /// `crux` gives the `__crux` text exactly as the request carried it (none for an HTTP
     /// action): what a [`ContextPolicy::Signed`] signature covers, with the `traceparent`.
+    /// It is read only under that policy (it parses the body a second time).
     pub(crate) fn distrust(
         &self,
         admin: bool,
         peer: Option<SocketAddr>,
         headers: &HeaderMap,
-        crux: Option<&str>,
+        crux: impl FnOnce() -> Option<String>,
     ) -> Option<String> {
         let loopback = peer.is_some_and(|addr| addr.ip().is_loopback());
-        let (trusted, policy) =
-            match &self.context_policy {
-                ContextPolicy::LoopbackOrAdmin => (admin || loopback, "LoopbackOrAdmin"),
-                ContextPolicy::AdminOnly => (admin, "AdminOnly"),
-                ContextPolicy::Anyone => (true, "Anyone"),
-                ContextPolicy::NoOne => (false, "NoOne"),
-                ContextPolicy::Signed { secret, max_age } => {
-                    return check_signature(secret, *max_age, headers, crux).err().map(|err| {
+        let (trusted, policy) = match &self.context_policy {
+            ContextPolicy::LoopbackOrAdmin => (admin || loopback, "LoopbackOrAdmin"),
+            ContextPolicy::AdminOnly => (admin, "AdminOnly"),
+            ContextPolicy::Anyone => (true, "Anyone"),
+            ContextPolicy::NoOne => (false, "NoOne"),
+            ContextPolicy::Signed { secret, max_age } => {
+                let checked = check_signature(secret, *max_age, headers, crux().as_deref());
+                return checked.err().map(|err| {
                     format!(
                         "the server's context policy (ContextPolicy::Signed) does not accept \
                          this context: {err}; the call runs as a fresh root"
                     )
                 });
-                }
-            };
+            }
+        };
         (!trusted).then(|| {
             format!(
                 "the server's context policy (ContextPolicy::{policy}) does not accept a \

@@ -292,3 +292,75 @@ fn bad_provider_configuration_is_a_typed_error() {
         "{err}"
     );
 }
+
+/// Who called, as an HTTP action sees it.
+#[crux::internal_action(path = "http:whoami")]
+async fn http_whoami(
+    ctx: &crux::local::ActionCtx,
+    request: crux_server::HttpRequest,
+) -> crux::Result<crux_server::HttpResponse> {
+    Ok(crux_server::HttpResponse::json(&json!({
+        "subject": ctx.auth.get_user_identity().map(|u| u.subject.clone()),
+        "authorization": request.header("authorization"),
+    })))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_actions_see_a_users_token_and_keep_other_bearers_to_themselves() {
+    use crux_server::{HttpMethod, HttpRouter};
+    let provider = AuthProvider::new(ISSUER, AUDIENCE)
+        .hs256_secret(SECRET)
+        .unwrap();
+    let router = HttpRouter::new()
+        .route(HttpMethod::Get, "/whoami", http_whoami)
+        .unwrap();
+    let server = start(
+        |d| d.function(http_whoami),
+        |s| s.auth_provider(provider).http_actions(router).unwrap(),
+    )
+    .await;
+    let get = |auth: String| {
+        let server = &server;
+        async move {
+            server
+                .request("GET", "/whoami", &[("Authorization", auth.as_str())], b"")
+                .await
+        }
+    };
+    let token = hs256_token(
+        SECRET,
+        ISSUER,
+        AUDIENCE,
+        "user-ada",
+        Duration::from_secs(60),
+        json!({}),
+    );
+    let reply = get(format!("Bearer {token}")).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["subject"], "user-ada");
+    // A webhook's own bearer secret is the action's business.
+    let reply = get("Bearer whsec_not_a_jwt".into()).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["subject"], Value::Null);
+    assert_eq!(reply.json()["authorization"], "Bearer whsec_not_a_jwt");
+    // A user's token that does not verify is refused, as on the API routes.
+    let expired = rs256(
+        "rsa_private.pem",
+        None,
+        &claims(json!({"exp": now() - 3600})),
+    );
+    let bad = hs256_token(
+        b"another secret, also 32 bytes long!",
+        ISSUER,
+        AUDIENCE,
+        "x",
+        Duration::from_secs(60),
+        json!({}),
+    );
+    for token in [expired, bad] {
+        let reply = get(format!("Bearer {token}")).await;
+        assert_eq!(reply.status, 401, "{}", reply.json());
+        assert_eq!(reply.json()["code"], "InvalidAuthHeader");
+    }
+    server.stop().await;
+}

@@ -43,16 +43,17 @@ async fn replies_carry_the_calls_log_lines() {
         .await
         .json();
     assert_eq!(quiet, json!({"status": "success", "value": null}));
-    // Bounded: 256 lines, then one line saying how many were left out.
+    // Bounded as on Convex: 255 lines, then its overflow notice.
     let flood = server
         .post("/api/action", call(json!({"lines": 1000})))
         .await
         .json();
     let lines = flood["logLines"].as_array().unwrap();
-    assert_eq!(lines.len(), crux::local::MAX_LOG_LINES + 1);
+    assert_eq!(lines.len(), crux::local::MAX_LOG_LINES);
+    assert_eq!(lines[254], "[LOG] line 252");
     assert_eq!(
         lines.last().unwrap(),
-        "[WARN] Log overflow (maximum 256). 746 remaining log lines omitted."
+        "[ERROR] Log overflow (maximum 256). Remaining log lines omitted."
     );
     server.stop().await;
 }
