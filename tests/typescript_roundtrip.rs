@@ -10,9 +10,6 @@
 //! with a note, unless `CI` is set.
 #![cfg(all(feature = "client", feature = "server"))]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crux::client::{Client, RemoteAction};
@@ -20,6 +17,10 @@ use crux::local::Deployment;
 use crux::prelude::*;
 use crux::sink::Memory;
 use serde_json::{Value, json};
+
+#[path = "../crux-server/tests/convex/harness.rs"]
+mod harness;
+use harness::{Harness, harness_dir};
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -59,61 +60,6 @@ async fn finish(ctx: &ActionCtx) -> crux::Result<Value> {
     Ok(json!({"runId": here.run_id.to_string(), "traceId": here.trace_id.to_string()}))
 }
 
-/// `node serve.mjs 0`, killed when dropped.
-struct Harness(Child);
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the harness; waits up to a minute for the line naming its URL.
-fn start_harness(dir: &Path) -> (Harness, String) {
-    let mut child = Command::new("node")
-        .args(["serve.mjs", "0"])
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node runs (is it installed?)");
-    let stdout = child.stdout.take().unwrap();
-    let harness = Harness(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the convex-test harness starts within a minute");
-    let url = line
-        .trim()
-        .strip_prefix("convex-test serving ")
-        .unwrap_or_else(|| panic!("unexpected first line from serve.mjs: {line:?}"))
-        .to_owned();
-    (harness, url)
-}
-
-fn harness_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crux-server/tests/convex");
-    if dir.join("node_modules/convex-test").is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI is set but {} has no node_modules: run `npm ci` there",
-        dir.display()
-    );
-    eprintln!(
-        "note: skipped, `npm ci` in {} installs convex-test (.ci/run does)",
-        dir.display()
-    );
-    None
-}
-
 fn of_run<'a>(records: &'a [Value], run_id: &str) -> Vec<&'a Value> {
     records.iter().filter(|r| r["runId"] == run_id).collect()
 }
@@ -121,7 +67,7 @@ fn of_run<'a>(records: &'a [Value], run_id: &str) -> Vec<&'a Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rust_run_crosses_a_typescript_convex_action_and_comes_back() {
     let Some(dir) = harness_dir() else { return };
-    let (harness, ts_url) = tokio::task::spawn_blocking(move || start_harness(&dir))
+    let harness = tokio::task::spawn_blocking(move || Harness::start(&dir))
         .await
         .unwrap();
 
@@ -129,7 +75,7 @@ async fn a_rust_run_crosses_a_typescript_convex_action_and_comes_back() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let crux_url = format!("http://{}", listener.local_addr().unwrap());
     let sink = Memory::new();
-    let typescript = Client::builder(ts_url)
+    let typescript = Client::builder(harness.url.clone())
         .timeout(Duration::from_secs(120))
         .build()
         .unwrap();

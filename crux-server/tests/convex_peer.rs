@@ -14,15 +14,16 @@
 //! with a note, unless `CI` is set.
 
 mod common;
+#[path = "convex/harness.rs"]
+mod harness;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{of_run, start};
 use crux::prelude::*;
 use crux_server::{HttpMethod, HttpRequest, HttpResponse, HttpRouter};
+use harness::{Harness, harness_dir};
 use serde_json::{Value, json};
 
 /// Where the HTTP action ran, and what it was sent.
@@ -35,69 +36,6 @@ async fn whoami(ctx: &ActionCtx, request: HttpRequest) -> crux::Result<HttpRespo
         "traceId": here.trace_id.to_string(),
         "sent": sent,
     })))
-}
-
-/// `node serve.mjs 0`, killed when dropped.
-struct Harness {
-    child: Child,
-    url: String,
-}
-
-impl Harness {
-    /// Starts the harness and waits (up to a minute) for the line naming its URL.
-    fn start(dir: &Path) -> Harness {
-        let mut child = Command::new("node")
-            .arg("serve.mjs")
-            .arg("0")
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("node runs (is it installed?)");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(Duration::from_secs(60));
-        let mut harness = Harness {
-            child,
-            url: String::new(),
-        };
-        let line = line.expect("the convex-test harness starts within a minute");
-        harness.url = line
-            .trim()
-            .strip_prefix("convex-test serving ")
-            .unwrap_or_else(|| panic!("unexpected first line from serve.mjs: {line:?}"))
-            .to_owned();
-        harness
-    }
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn harness_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/convex");
-    if dir.join("node_modules/convex-test").is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI is set but {} has no node_modules: run `npm ci` there",
-        dir.display()
-    );
-    eprintln!(
-        "note: skipped, `npm ci` in {} installs convex-test (.ci/run does)",
-        dir.display()
-    );
-    None
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
