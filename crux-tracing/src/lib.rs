@@ -384,7 +384,8 @@ impl Fields {
             message: None,
             primitive: None,
             error: None,
-            attributes: Attributes::new()
+            // One allocation, sized for `level`, `target` and every field of the callsite.
+            attributes: Attributes::with_capacity(2 + meta.fields().len())
                 .with("level", meta.level().as_str())
                 .with("target", meta.target()),
         }
