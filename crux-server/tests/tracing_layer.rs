@@ -110,10 +110,10 @@ async fn a_tower_http_request_span_lands_in_the_run_of_its_request() {
         start["attributes"]["target"],
         "tower_http::trace::make_span"
     );
-    // In the run's own segment, started before the run itself (the request came first).
+    // In the run's own segment (its own start time, before `run:start`, is checked
+    // without clock rounding in crux-tracing's tests/outer_spans.rs).
     let run_start = run.iter().find(|r| r["type"] == "run:start").unwrap();
     assert_eq!(start["segmentId"], run_start["segmentId"]);
-    assert!(start["startedAt"].as_str() <= run_start["startedAt"].as_str());
     // Ended when the request's span closed: same span, same segment, status ok.
     let end = run
         .iter()
