@@ -129,7 +129,7 @@ impl Attributes {
     }
 
     /// No attributes, with room for `n` without reallocating.
-    pub(crate) fn with_capacity(n: usize) -> Self {
+    pub fn with_capacity(n: usize) -> Self {
         Self(Vec::with_capacity(n))
     }
 
@@ -156,6 +156,12 @@ impl Attributes {
 
     /// Adds every entry of `other`, replacing equal keys.
     pub fn extend(&mut self, other: Attributes) {
+        // Keys are unique in every `Attributes`, so into an empty list `other` moves as is
+        // (no allocation, no key comparisons).
+        if self.0.is_empty() {
+            *self = other;
+            return;
+        }
         for (k, v) in other.0 {
             self.set(k, v);
         }
@@ -178,12 +184,12 @@ impl Attributes {
 
     /// The attributes of a macro's `attributes(key = literal, ...)` list.
     pub fn from_literals(literals: &'static [(&'static str, AttrLiteral)]) -> Self {
-        Self(
-            literals
-                .iter()
-                .map(|(k, v)| (Cow::Borrowed(*k), AttrValue::from(*v)))
-                .collect(),
-        )
+        // Through `set`, so a hand-written list with a repeated key keeps keys unique too.
+        let mut out = Self::with_capacity(literals.len());
+        for (k, v) in literals {
+            out.set(*k, AttrValue::from(*v));
+        }
+        out
     }
 }
 
@@ -242,5 +248,24 @@ mod tests {
             serde_json::to_string(&a).unwrap(),
             r#"{"agentId":"support","tries":3}"#
         );
+    }
+
+    #[test]
+    fn extend_keeps_keys_unique_whether_or_not_the_list_was_empty() {
+        let mut empty = Attributes::new();
+        empty.extend(Attributes::new().with("a", 1).with("b", 2));
+        let mut full = Attributes::new().with("b", 0).with("c", 3);
+        full.extend(Attributes::new().with("a", 1).with("b", 2));
+        assert_eq!(serde_json::to_string(&empty).unwrap(), r#"{"a":1,"b":2}"#);
+        assert_eq!(
+            serde_json::to_string(&full).unwrap(),
+            r#"{"b":2,"c":3,"a":1}"#
+        );
+        // A hand-written literal list with a repeated key: the later value wins, once.
+        static TWICE: [(&str, AttrLiteral); 2] =
+            [("k", AttrLiteral::Int(1)), ("k", AttrLiteral::Int(2))];
+        let mut into_empty = Attributes::new();
+        into_empty.extend(Attributes::from_literals(&TWICE));
+        assert_eq!(serde_json::to_string(&into_empty).unwrap(), r#"{"k":2}"#);
     }
 }

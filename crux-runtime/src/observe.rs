@@ -412,6 +412,14 @@ impl Observer {
 
     /// Opens a run: a new segment whose first record (seq 1) is `run:start`.
     pub fn open_run(&self, opts: RunOptions) -> Run {
+        let run = self.open_run_unhooked(opts);
+        segment_opened(|| run.scope());
+        run
+    }
+
+    /// [`open_run`](Observer::open_run) without the [segment hook](set_segment_hook): for
+    /// a run that holds one record and ends at once (a warning's own run).
+    pub(crate) fn open_run_unhooked(&self, opts: RunOptions) -> Run {
         let run_id = RunId::generate();
         let parent = opts.parent;
         let remote = opts.remote_parent.filter(|_| parent.is_none());
@@ -488,11 +496,13 @@ impl Observer {
             previous_segment_id: carrier.crux.previous_segment_id,
             attributes: Attributes::new(),
         });
-        Ok(Run {
+        let run = Run {
             segment,
             started,
             open: true,
-        })
+        };
+        segment_opened(|| run.scope());
+        Ok(run)
     }
 
     /// Continues a context received over the wire: a NEW segment on the same run, with
@@ -511,7 +521,9 @@ impl Observer {
                 triggered_by_span_id: ctx.triggered_by_span_id,
             },
         );
-        Scope::with_stack(segment, &ctx.span_stack)
+        let scope = Scope::with_stack(segment, &ctx.span_stack);
+        segment_opened(|| scope.clone());
+        scope
     }
 
     /// Makes this the process-wide observer used where no context names one (see
@@ -542,6 +554,29 @@ impl Observer {
 }
 
 static GLOBAL: OnceLock<Observer> = OnceLock::new();
+
+static SEGMENT_HOOK: OnceLock<fn(&Scope)> = OnceLock::new();
+
+/// Installs a process-wide function called with the root scope of every segment this
+/// process opens ([`Observer::open_run`], [`Observer::resume_run`],
+/// [`Observer::continue_context`]), on the thread that opens it, after its first record
+/// and before any of its work runs. Only the first call wins; returns whether this one did.
+///
+/// For integrations that keep context of their own and attach it to the run starting
+/// under it: `crux-tracing` attaches a `tracing` span opened outside any Crux context
+/// (tower-http's request span) to the run its request starts. The hook must not open a
+/// segment itself; a panic in it propagates to the code opening the segment.
+pub fn set_segment_hook(hook: fn(&Scope)) -> bool {
+    SEGMENT_HOOK.set(hook).is_ok()
+}
+
+/// Calls the segment hook, if any, with the scope `scope` builds (built only then).
+#[inline]
+fn segment_opened(scope: impl FnOnce() -> Scope) {
+    if let Some(hook) = SEGMENT_HOOK.get() {
+        hook(&scope());
+    }
+}
 
 /// The current scope, if code runs inside one.
 pub fn current_scope() -> Option<Scope> {

@@ -17,6 +17,8 @@ use crate::wire::{MAX_ERROR_MESSAGE, MAX_ERROR_RAW, cap_text, capped_json};
 #[must_use = "a span builder does nothing until `.start()`"]
 pub struct SpanBuilder {
     scope: Option<Scope>,
+    /// When the work began, if before [`start`](SpanBuilder::start).
+    started_at: Option<Timestamp>,
     name: Cow<'static, str>,
     primitive: &'static str,
     attributes: Attributes,
@@ -32,6 +34,7 @@ impl SpanBuilder {
     ) -> Self {
         Self {
             scope,
+            started_at: None,
             name,
             primitive,
             attributes: Attributes::new(),
@@ -104,6 +107,14 @@ impl SpanBuilder {
         self
     }
 
+    /// The span's start time, for work that began before it was recorded (a request
+    /// whose span joins the run the request started); default: when `start` is called.
+    /// The duration on `span:end` is measured from it.
+    pub fn started_at(mut self, at: Timestamp) -> Self {
+        self.started_at = Some(at);
+        self
+    }
+
     /// Records a span that already finished, as one combined `span` record (start and
     /// end together); returns its id (`None` outside any context).
     ///
@@ -143,7 +154,7 @@ impl SpanBuilder {
             return Span::disabled();
         };
         let id = SpanId::generate();
-        let started = Timestamp::now();
+        let started = self.started_at.unwrap_or_else(Timestamp::now);
         scope.segment.emit(Body::SpanStart {
             span_id: id,
             parent_span_id: scope.current_span_id(),

@@ -23,6 +23,15 @@
 //! - Its primitive: a `crux.primitive` field naming a canonical primitive, else the first
 //!   matching rule of [`CruxLayer::primitive_for_target`]/[`CruxLayer::primitive_for_name`],
 //!   else [`DEFAULT_PRIMITIVE`].
+//! - A span opened outside any Crux context whose target matches
+//!   [`CruxLayer::outer_spans_for_target`] (by default `tower_http`: tower-http's
+//!   `TraceLayer` opens its request span before the handler's run starts) joins the first
+//!   run, or continued segment, that starts while it is entered: it becomes a Crux span at
+//!   the root of that segment (under the caller's span for a continued context), with its
+//!   own start time and the fields it was opened with, and ends when it closes (for
+//!   tower-http, once the response body is sent: after `run:end`, in the same segment).
+//!   Work inside the run nests under the run, not under it: the run's context is installed
+//!   inside the request's future.
 //!
 //! Events become Crux events named after their message (or their callsite name), with the
 //! attributes `level`, `target` and every field, on the innermost span (the `tracing`
@@ -30,6 +39,7 @@
 //! wins. Outside any Crux context the layer costs a thread-local read per span and event
 //! and an atomic load per enter.
 
+use std::any::TypeId;
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
@@ -37,13 +47,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{self, Id};
-use tracing_core::{Event, Level, Metadata, Subscriber};
+use tracing_core::{Dispatch, Event, Level, Metadata, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 use crux_runtime::attributes::{AttrValue, Attributes};
+use crux_runtime::clock::Timestamp;
 use crux_runtime::observe::{self, Scope, Span, SpanStatus};
 use crux_runtime::taxonomy;
 
@@ -61,7 +72,17 @@ pub struct CruxLayer {
     max_level: Level,
     rules: Vec<Rule>,
     default_primitive: &'static str,
+    /// Targets (prefixes) of spans that, opened outside any context, join the next run.
+    outer_targets: Vec<Cow<'static, str>>,
+    /// Set once the layer is added to a subscriber (`on_layer`): how the segment hook
+    /// finds this subscriber's spans.
+    adopter: Option<Adopter>,
 }
+
+/// Attaches the pending spans current on this thread to a segment that just opened; one
+/// per subscriber type, reached from the current `Dispatch` through `downcast_raw`.
+#[derive(Clone, Copy, Debug)]
+struct Adopter(fn(&Dispatch, &Scope));
 
 #[derive(Clone, Debug)]
 struct Rule {
@@ -76,6 +97,8 @@ impl Default for CruxLayer {
             max_level: Level::TRACE,
             rules: Vec::new(),
             default_primitive: DEFAULT_PRIMITIVE,
+            outer_targets: vec![Cow::Borrowed("tower_http")],
+            adopter: None,
         }
     }
 }
@@ -125,6 +148,22 @@ impl CruxLayer {
         self
     }
 
+    /// Spans whose target starts with `prefix`, opened outside any Crux context, join the
+    /// first run (or continued segment) that starts while they are entered, as Crux spans
+    /// keeping their own start time (see the [crate docs](crate)). `tower_http` is in the
+    /// list from the start; spans of other targets opened outside a context cost only this
+    /// prefix check.
+    pub fn outer_spans_for_target(mut self, prefix: impl Into<Cow<'static, str>>) -> Self {
+        self.outer_targets.push(prefix.into());
+        self
+    }
+
+    /// No span opened outside a Crux context joins a run (not even tower-http's).
+    pub fn without_outer_spans(mut self) -> Self {
+        self.outer_targets.clear();
+        self
+    }
+
     /// The primitive of spans no field or rule names (default [`DEFAULT_PRIMITIVE`]).
     pub fn default_primitive(mut self, primitive: &'static str) -> Self {
         self.default_primitive = primitive;
@@ -155,9 +194,93 @@ struct Recorded {
     error: Option<String>,
 }
 
+/// A span opened outside any Crux context that will join the next segment opened while it
+/// is entered: what it was opened with.
+struct Pending {
+    started_at: Timestamp,
+    name: &'static str,
+    primitive: &'static str,
+    attributes: Attributes,
+    /// Fields recorded after it opened, reported on `span:end`.
+    later: Attributes,
+    error: Option<String>,
+}
+
 /// How many `tracing` spans hold a Crux span, in any subscriber: while none does,
 /// `on_enter` and `on_close` skip the span lookup.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// How many `tracing` spans are [`Pending`], in any subscriber: while none is, the segment
+/// hook returns at once.
+static PENDING: AtomicUsize = AtomicUsize::new(0);
+
+/// The segment hook (`observe::set_segment_hook`): the current dispatcher's layer attaches
+/// its pending spans to the segment that just opened.
+fn adopt_outer_spans(root: &Scope) {
+    if PENDING.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    tracing_core::dispatcher::get_default(|dispatch| {
+        if let Some(adopter) = dispatch.downcast_ref::<Adopter>() {
+            (adopter.0)(dispatch, root);
+        }
+    });
+}
+
+/// [`Adopter`] for subscriber type `S`: walks from the current span to the root, stopping
+/// at a span that holds a Crux span already, and turns the pending spans on the way into
+/// Crux spans of `root`'s segment, outermost first (each nested in the previous one).
+fn adopt<S>(dispatch: &Dispatch, root: &Scope)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let Some(subscriber) = dispatch.downcast_ref::<S>() else {
+        return;
+    };
+    let Some(current) = subscriber.current_span().id().cloned() else {
+        return;
+    };
+    let Some(span) = subscriber.span(&current) else {
+        return;
+    };
+    let mut pending = Vec::new();
+    for s in span.scope() {
+        let ext = s.extensions();
+        if ext.get::<Recorded>().is_some() {
+            break;
+        }
+        if ext.get::<Pending>().is_some() {
+            drop(ext);
+            pending.push(s);
+        }
+    }
+    let mut parent = root.clone();
+    for s in pending.into_iter().rev() {
+        let mut ext = s.extensions_mut();
+        let Some(p) = ext.remove::<Pending>() else {
+            continue;
+        };
+        PENDING.fetch_sub(1, Ordering::Relaxed);
+        let mut span = parent
+            .span(p.name, p.primitive)
+            .attrs(p.attributes)
+            .started_at(p.started_at)
+            .start();
+        for (key, value) in p.later.iter() {
+            span.set_attr(key.to_owned(), value.clone());
+        }
+        let Some(scope) = span.scope() else {
+            return; // a disabled observer: nothing to record
+        };
+        parent = scope.clone();
+        ext.insert(Recorded {
+            span,
+            scope,
+            error: p.error,
+        });
+        LIVE.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 thread_local! {
     /// The `tracing` spans this thread entered that installed a Crux scope, innermost last,
@@ -166,6 +289,26 @@ thread_local! {
 }
 
 impl CruxLayer {
+    /// Keeps what a span opened outside any context needs to join a run later.
+    fn open_pending<S>(&self, attrs: &span::Attributes<'_>, id: &Id, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let meta = attrs.metadata();
+        let Some(s) = ctx.span(id) else { return };
+        let mut fields = Fields::new(meta);
+        attrs.record(&mut fields);
+        s.extensions_mut().insert(Pending {
+            started_at: Timestamp::now(),
+            name: meta.name(),
+            primitive: fields.primitive.unwrap_or_else(|| self.primitive_for(meta)),
+            attributes: fields.attributes,
+            later: Attributes::new(),
+            error: fields.error,
+        });
+        PENDING.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The scope a new span opens in: the current one for a contextual span, else the
     /// nearest explicit ancestor holding a Crux span, else the current one.
     fn parent_scope<S>(&self, attrs: &span::Attributes<'_>, ctx: &Context<'_, S>) -> Option<Scope>
@@ -188,12 +331,38 @@ impl<S> Layer<S> for CruxLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    fn on_layer(&mut self, _subscriber: &mut S) {
+        self.adopter = Some(Adopter(adopt::<S>));
+        // The hook is process-wide and the same function for every layer: the first
+        // install wins and the others find it installed.
+        observe::set_segment_hook(adopt_outer_spans);
+    }
+
+    unsafe fn downcast_raw(&self, id: TypeId) -> Option<*const ()> {
+        if id == TypeId::of::<Self>() {
+            Some(self as *const Self as *const ())
+        } else if id == TypeId::of::<Adopter>() {
+            self.adopter
+                .as_ref()
+                .map(|a| a as *const Adopter as *const ())
+        } else {
+            None
+        }
+    }
+
     fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let meta = attrs.metadata();
         if *meta.level() > self.max_level {
             return;
         }
         let Some(parent) = self.parent_scope(attrs, &ctx) else {
+            if self
+                .outer_targets
+                .iter()
+                .any(|t| meta.target().starts_with(&**t))
+            {
+                self.open_pending(attrs, id, &ctx);
+            }
             return;
         };
         let mut fields = Fields::new(meta);
@@ -217,11 +386,20 @@ where
     }
 
     fn on_record(&self, id: &Id, values: &span::Record<'_>, ctx: Context<'_, S>) {
-        if LIVE.load(Ordering::Relaxed) == 0 {
+        if LIVE.load(Ordering::Relaxed) == 0 && PENDING.load(Ordering::Relaxed) == 0 {
             return;
         }
         let Some(s) = ctx.span(id) else { return };
         let mut ext = s.extensions_mut();
+        if let Some(p) = ext.get_mut::<Pending>() {
+            let mut fields = Fields::later();
+            values.record(&mut fields);
+            p.later.extend(fields.attributes);
+            if p.error.is_none() {
+                p.error = fields.error;
+            }
+            return;
+        }
         let Some(rec) = ext.get_mut::<Recorded>() else {
             return;
         };
@@ -267,13 +445,20 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        if LIVE.load(Ordering::Relaxed) == 0 {
+        if LIVE.load(Ordering::Relaxed) == 0 && PENDING.load(Ordering::Relaxed) == 0 {
             return;
         }
         let Some(s) = ctx.span(&id) else { return };
-        let Some(rec) = s.extensions_mut().remove::<Recorded>() else {
+        let mut ext = s.extensions_mut();
+        if ext.remove::<Pending>().is_some() {
+            // Closed before any run started under it: nothing to record.
+            PENDING.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        let Some(rec) = ext.remove::<Recorded>() else {
             return;
         };
+        drop(ext);
         LIVE.fetch_sub(1, Ordering::Relaxed);
         match rec.error {
             None => rec.span.end(SpanStatus::Ok),
@@ -384,7 +569,8 @@ impl Fields {
             message: None,
             primitive: None,
             error: None,
-            attributes: Attributes::new()
+            // One allocation, sized for `level`, `target` and every field of the callsite.
+            attributes: Attributes::with_capacity(2 + meta.fields().len())
                 .with("level", meta.level().as_str())
                 .with("target", meta.target()),
         }

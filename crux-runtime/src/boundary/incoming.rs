@@ -181,7 +181,7 @@ fn record_rejection(scope: &Scope, metadata: &Metadata, reason: &str) {
 /// A query or mutation has no run to hold the warning, and its work still never opens one:
 /// the warning gets a run of its own that holds nothing else.
 fn warn_in_own_run(observer: &Observer, metadata: &Metadata, reason: &str) {
-    let run = observer.open_run(RunOptions::new(REJECTED_ENVELOPE, "security.warning"));
+    let run = observer.open_run_unhooked(RunOptions::new(REJECTED_ENVELOPE, "security.warning"));
     record_rejection(&run.scope(), metadata, reason);
     run.end(RunStatus::Ok);
 }
