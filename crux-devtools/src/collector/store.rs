@@ -447,7 +447,7 @@ impl Store {
             .map_err(sql(&self.path))?;
         self.conn
             .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536; \
                  PRAGMA foreign_keys = OFF;",
             )
             .map_err(sql(&self.path))
