@@ -31,6 +31,7 @@ mod reply;
 mod store;
 pub mod views;
 mod web;
+mod writer;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -57,7 +58,7 @@ pub const DEFAULT_RUNS_LIMIT: usize = 200;
 /// Largest `limit` of `GET /api/runs`.
 pub const MAX_RUNS_LIMIT: usize = 10_000;
 /// Threads serving requests.
-const WORKERS: usize = 4;
+const WORKERS: usize = 8;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -119,7 +120,7 @@ pub struct Collector {
 }
 
 struct Shared {
-    writer: Mutex<Store>,
+    writer: writer::Writer,
     db: PathBuf,
     token: Option<String>,
 }
@@ -143,7 +144,7 @@ impl Collector {
         let addr = server.server_addr().to_ip().unwrap_or(options.listen);
         let server = Arc::new(server);
         let shared = Arc::new(Shared {
-            writer: Mutex::new(writer),
+            writer: writer::Writer::start(writer),
             db: options.db,
             token,
         });
@@ -196,6 +197,8 @@ impl Drop for Collector {
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
+        // Every batch handed to the writer is committed before the collector is gone.
+        self.shared.writer.close();
     }
 }
 

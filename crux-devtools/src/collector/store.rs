@@ -101,6 +101,9 @@ pub enum StoreError {
         /// What SQLite said.
         source: rusqlite::Error,
     },
+    /// The collector is shutting down and takes no more batches.
+    #[error("the collector is shutting down")]
+    Closed,
     /// The file was written by a newer collector.
     #[error(
         "devtools database {path} has store version {found}; this crux reads version {STORE_VERSION} (upgrade crux or use another --db)"
@@ -447,7 +450,7 @@ impl Store {
             .map_err(sql(&self.path))?;
         self.conn
             .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536; \
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 8192; \
                  PRAGMA foreign_keys = OFF;",
             )
             .map_err(sql(&self.path))
@@ -465,10 +468,25 @@ impl Store {
         schema_version: u64,
         records: &[Value],
     ) -> Result<Vec<Result<(), Rejection>>, StoreError> {
+        Ok(self
+            .ingest_batches(&[(schema_version, records)])?
+            .pop()
+            .expect("one batch in, one out"))
+    }
+
+    /// Stores several batches in one transaction (group commit: one commit's page writes
+    /// shared by every batch waiting for the writer), one result list per batch. Either
+    /// every batch is stored or, on an error, none.
+    pub fn ingest_batches(
+        &mut self,
+        batches: &[(u64, &[Value])],
+    ) -> Result<Vec<Vec<Result<(), Rejection>>>, StoreError> {
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(sql(&path))?;
-        let mut out = Vec::with_capacity(records.len());
+        let mut out = Vec::with_capacity(batches.len());
         let mut runs: HashMap<String, RunDelta> = HashMap::new();
+        // Segment → run, for the segments this transaction has looked up or added.
+        let mut owners: HashMap<String, String> = HashMap::new();
         {
             let mut by_id = tx
                 .prepare_cached("SELECT payload FROM records WHERE record_id = ?1")
@@ -479,78 +497,83 @@ impl Store {
             let mut add_segment = tx
                 .prepare_cached("INSERT INTO segments(segment_id, run_id) VALUES (?1, ?2)")
                 .map_err(sql(&path))?;
-            let mut slot = tx
-                .prepare_cached("SELECT 1 FROM records WHERE segment_id = ?1 AND segment_seq = ?2")
-                .map_err(sql(&path))?;
+            // A record whose id or (segment, seq) slot is taken is not inserted (the unique
+            // indexes decide, in the same lookup the insert makes anyway); only then is
+            // the stored record read to tell which.
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO records(record_id, run_id, segment_id, segment_seq, type, span_id, payload) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
                 )
                 .map_err(sql(&path))?;
-            for v in records {
-                let b = match base(v, schema_version) {
-                    Ok(b) => b,
-                    Err(r) => {
-                        out.push(Err(r));
-                        continue;
-                    }
-                };
+            let mut taken = |b: &Base<'_>, v: &Value, otherwise: Rejection| {
                 let stored: Option<String> = by_id
                     .query_row([b.record_id], |r| r.get(0))
                     .optional()
                     .map_err(sql(&path))?;
-                if let Some(stored) = stored {
-                    let same = serde_json::from_str::<Value>(&stored).is_ok_and(|s| &s == v);
-                    out.push(if same {
+                Ok::<_, StoreError>(match stored {
+                    Some(stored)
+                        if serde_json::from_str::<Value>(&stored).is_ok_and(|s| &s == v) =>
+                    {
                         Ok(())
-                    } else {
-                        Err(Rejection::RecordIdConflict)
-                    });
-                    continue;
-                }
-                let run: Option<String> = owner
-                    .query_row([b.segment_id], |r| r.get(0))
-                    .optional()
-                    .map_err(sql(&path))?;
-                match run {
-                    Some(run) if run != b.run_id => {
-                        out.push(Err(Rejection::SegmentOwnership));
-                        continue;
                     }
-                    Some(_) => {
-                        if slot
-                            .exists(params![b.segment_id, b.segment_seq])
-                            .map_err(sql(&path))?
-                        {
-                            out.push(Err(Rejection::SegmentSequence));
+                    Some(_) => Err(Rejection::RecordIdConflict),
+                    None => Err(otherwise),
+                })
+            };
+            for &(schema_version, records) in batches {
+                let mut results = Vec::with_capacity(records.len());
+                for v in records {
+                    let b = match base(v, schema_version) {
+                        Ok(b) => b,
+                        Err(r) => {
+                            results.push(Err(r));
                             continue;
                         }
+                    };
+                    let known = match owners.get(b.segment_id) {
+                        Some(run) => Some(run.clone()),
+                        None => owner
+                            .query_row([b.segment_id], |r| r.get::<_, String>(0))
+                            .optional()
+                            .map_err(sql(&path))?,
+                    };
+                    if known.as_ref().is_some_and(|run| run != b.run_id) {
+                        results.push(taken(&b, v, Rejection::SegmentOwnership)?);
+                        continue;
                     }
-                    None => {
+                    let inserted = insert
+                        .execute(params![
+                            b.record_id,
+                            b.run_id,
+                            b.segment_id,
+                            b.segment_seq,
+                            b.kind,
+                            matches!(b.kind, "span:start" | "span")
+                                .then(|| v.get("spanId").and_then(Value::as_str))
+                                .flatten(),
+                            v.to_string()
+                        ])
+                        .map_err(sql(&path))?;
+                    if inserted == 0 {
+                        results.push(taken(&b, v, Rejection::SegmentSequence)?);
+                        continue;
+                    }
+                    if known.is_none() {
                         add_segment
                             .execute([b.segment_id, b.run_id])
                             .map_err(sql(&path))?;
                     }
+                    owners
+                        .entry(b.segment_id.to_owned())
+                        .or_insert_with(|| b.run_id.to_owned());
+                    let seq = tx.last_insert_rowid();
+                    runs.entry(b.run_id.to_owned())
+                        .or_default()
+                        .apply(b.kind, v, seq);
+                    results.push(Ok(()));
                 }
-                insert
-                    .execute(params![
-                        b.record_id,
-                        b.run_id,
-                        b.segment_id,
-                        b.segment_seq,
-                        b.kind,
-                        matches!(b.kind, "span:start" | "span")
-                            .then(|| v.get("spanId").and_then(Value::as_str))
-                            .flatten(),
-                        v.to_string()
-                    ])
-                    .map_err(sql(&path))?;
-                let seq = tx.last_insert_rowid();
-                runs.entry(b.run_id.to_owned())
-                    .or_default()
-                    .apply(b.kind, v, seq);
-                out.push(Ok(()));
+                out.push(results);
             }
         }
         for (run_id, delta) in runs {
