@@ -60,6 +60,9 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE INDEX IF NOT EXISTS runs_by_user ON runs(user_id) WHERE user_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS runs_newest_first ON runs(started_ms DESC, first_seq DESC);
 CREATE INDEX IF NOT EXISTS runs_by_session ON runs(session_id) WHERE session_id IS NOT NULL;
+CREATE VIRTUAL TABLE IF NOT EXISTS search_text USING fts5(
+  text, run_id UNINDEXED, tokenize = 'trigram'
+);
 CREATE TABLE IF NOT EXISTS sources (
   source_id TEXT PRIMARY KEY,
   accepted INTEGER NOT NULL,
@@ -412,6 +415,9 @@ impl Store {
                 .map_err(sql(&store.path))?;
         }
         store.conn.execute_batch(SCHEMA).map_err(sql(&store.path))?;
+        if found == 1 {
+            backfill_search(&store.conn).map_err(sql(&store.path))?;
+        }
         store
             .conn
             .execute_batch(&format!("PRAGMA user_version = {STORE_VERSION}"))
@@ -497,6 +503,9 @@ impl Store {
             let mut add_segment = tx
                 .prepare_cached("INSERT INTO segments(segment_id, run_id) VALUES (?1, ?2)")
                 .map_err(sql(&path))?;
+            let mut index = tx
+                .prepare_cached("INSERT INTO search_text(rowid, text, run_id) VALUES (?1, ?2, ?3)")
+                .map_err(sql(&path))?;
             // A record whose id or (segment, seq) slot is taken is not inserted (the unique
             // indexes decide, in the same lookup the insert makes anyway); only then is
             // the stored record read to tell which.
@@ -559,6 +568,12 @@ impl Store {
                         results.push(taken(&b, v, Rejection::SegmentSequence)?);
                         continue;
                     }
+                    let seq = tx.last_insert_rowid();
+                    if let Some(text) = searchable(v, seq) {
+                        index
+                            .execute(params![seq, text, b.run_id])
+                            .map_err(sql(&path))?;
+                    }
                     if known.is_none() {
                         add_segment
                             .execute([b.segment_id, b.run_id])
@@ -567,7 +582,6 @@ impl Store {
                     owners
                         .entry(b.segment_id.to_owned())
                         .or_insert_with(|| b.run_id.to_owned());
-                    let seq = tx.last_insert_rowid();
                     runs.entry(b.run_id.to_owned())
                         .or_default()
                         .apply(b.kind, v, seq);
@@ -724,22 +738,21 @@ impl Store {
         )
     }
 
-    /// The runs, newest first, with a stored record whose text may hold `text` (ignoring
-    /// case): a superset of the runs a search for it matches. Text SQLite cannot compare
-    /// as the search does (non-ASCII, or characters JSON escapes) rules out no run.
+    /// The runs, newest first, with a stored record whose searchable text (what
+    /// `crux_view::search::record_texts` gives) may hold `text`, ignoring case: a superset
+    /// of the runs a search for it matches, found in the full-text index (FTS5 trigrams).
+    /// A text the index cannot look up (under 3 characters, or not ASCII, whose case
+    /// folding SQLite and Rust may do differently) rules out no run.
     pub fn runs_containing(&self, text: &str) -> Result<Vec<String>, StoreError> {
-        let comparable = text.is_ascii()
-            && !text
-                .bytes()
-                .any(|b| b == b'"' || b == b'\\' || b.is_ascii_control());
-        if !comparable {
+        if text.chars().count() < 3 || !text.is_ascii() {
             return self.all_run_ids();
         }
+        let phrase = format!("\"{}\"", text.replace('"', "\"\""));
         self.texts(
             "SELECT run_id FROM runs WHERE run_id IN \
-             (SELECT run_id FROM records WHERE instr(lower(payload), lower(?1)) > 0) \
+             (SELECT run_id FROM search_text WHERE search_text MATCH ?1) \
              ORDER BY started_ms DESC, first_seq DESC",
-            params![text],
+            params![phrase],
         )
     }
 
@@ -815,6 +828,18 @@ impl Store {
         )
     }
 
+    /// The records of `run_id` as stored, with their arrival numbers, in arrival order.
+    pub fn run_records_numbered(&self, run_id: &str) -> Result<Vec<(i64, String)>, StoreError> {
+        let mut s = self
+            .conn
+            .prepare_cached("SELECT seq, payload FROM records WHERE run_id = ?1 ORDER BY seq")
+            .map_err(sql(&self.path))?;
+        let rows = s
+            .query_map(params![run_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(sql(&self.path))?;
+        rows.collect::<Result<_, _>>().map_err(sql(&self.path))
+    }
+
     /// The records that link runs and name them (`edge`, `run:start`) of every run, in
     /// arrival order: with a run's own records, what its links need to print.
     pub fn linking_records(&self) -> Result<Vec<String>, StoreError> {
@@ -852,6 +877,37 @@ impl Store {
             .map_err(sql(&self.path))?;
         rows.collect::<Result<_, _>>().map_err(sql(&self.path))
     }
+}
+
+/// The text the full-text index holds for a record: every text a search compares
+/// (`crux_view::search::record_texts`), one per line; `None` when there is none.
+fn searchable(v: &Value, seq: i64) -> Option<String> {
+    let record = crux_view::record::decode_value(seq as usize, v).ok()?;
+    let texts = crux_view::search::record_texts(&record);
+    (!texts.is_empty()).then(|| texts.join("\n"))
+}
+
+/// Fills the full-text index from the stored records (a store from before it).
+fn backfill_search(conn: &Connection) -> rusqlite::Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    tx.execute("DELETE FROM search_text", [])?;
+    {
+        let mut read = tx.prepare("SELECT seq, run_id, payload FROM records ORDER BY seq")?;
+        let mut write =
+            tx.prepare("INSERT INTO search_text(rowid, text, run_id) VALUES (?1, ?2, ?3)")?;
+        let mut rows = read.query([])?;
+        while let Some(row) = rows.next()? {
+            let (seq, run_id, payload): (i64, String, String) =
+                (row.get(0)?, row.get(1)?, row.get(2)?);
+            let Ok(v) = serde_json::from_str::<Value>(&payload) else {
+                continue;
+            };
+            if let Some(text) = searchable(&v, seq) {
+                write.execute(params![seq, text, run_id])?;
+            }
+        }
+    }
+    tx.commit()
 }
 
 fn merge_run(tx: &rusqlite::Transaction<'_>, run_id: &str, d: RunDelta) -> rusqlite::Result<()> {
