@@ -73,7 +73,7 @@ fn run_records(r: u64) -> Vec<String> {
         r#"{{{},"endedAt":"{}","durationMs":50,"status":"{}"}}"#,
         base(seq, "run:end"),
         at(50),
-        if r % 10 == 0 { "error" } else { "ok" }
+        if r.is_multiple_of(10) { "error" } else { "ok" }
     ));
     out
 }

@@ -84,8 +84,9 @@ fn store_only(records: &[Value], round: usize) -> f64 {
     rate
 }
 
-/// Stage 2: plain HTTP clients posting the batches (8 at a time).
-fn http_only(records: &[Value], round: usize) -> f64 {
+/// Stage 2: plain HTTP clients posting the batches (8 at a time); also the slowest
+/// request's milliseconds.
+fn http_only(records: &[Value], round: usize, slowest: &Mutex<Vec<f64>>) -> f64 {
     let db = temp_db("http", round);
     let c = collector(&db);
     let bodies: Vec<Vec<u8>> = records
@@ -103,9 +104,11 @@ fn http_only(records: &[Value], round: usize) -> f64 {
         for _ in 0..8 {
             s.spawn(|| {
                 let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+                let mut worst = 0f64;
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(body) = bodies.get(i) else { break };
+                    let sent = Instant::now();
                     let mut resp = agent
                         .post(&url)
                         .header("Content-Type", "application/json")
@@ -113,7 +116,9 @@ fn http_only(records: &[Value], round: usize) -> f64 {
                         .unwrap();
                     assert_eq!(resp.status().as_u16(), 202);
                     resp.body_mut().read_to_vec().unwrap();
+                    worst = worst.max(sent.elapsed().as_secs_f64() * 1e3);
                 }
+                slowest.lock().unwrap().push(worst);
             });
         }
     });
@@ -185,6 +190,7 @@ fn main() {
         .unwrap_or(5);
     let records = Arc::new(records(runs));
     let report = Mutex::new(Vec::new());
+    let slowest = Mutex::new(Vec::new());
     let (mut store, mut http, mut sink) = (Vec::new(), Vec::new(), Vec::new());
     // Interleaved, so that a change of machine load touches every stage alike.
     let stages = std::env::var("CRUX_BENCH_STAGES").unwrap_or_else(|_| "store,http,sink".into());
@@ -193,7 +199,7 @@ fn main() {
             store.push(store_only(&records, round));
         }
         if stages.contains("http") {
-            http.push(http_only(&records, round));
+            http.push(http_only(&records, round, &slowest));
         }
         if stages.contains("sink") {
             sink.push(through_sink(runs, round, &report));
@@ -216,6 +222,11 @@ fn main() {
         h / s,
         k / h,
         k / s
+    );
+    let slowest = slowest.into_inner().unwrap();
+    println!(
+        "slowest HTTP request: {:.1} ms",
+        slowest.iter().copied().fold(0f64, f64::max)
     );
     for line in report.into_inner().unwrap() {
         println!("  {line}");

@@ -25,6 +25,7 @@
 //! so a thread pool is what the work needs, and the binary stays lean.
 
 mod api;
+mod checkpoint;
 mod ingest;
 mod query;
 mod reply;
@@ -121,6 +122,7 @@ pub struct Collector {
 
 struct Shared {
     writer: writer::Writer,
+    checkpointer: checkpoint::Checkpointer,
     db: PathBuf,
     token: Option<String>,
 }
@@ -135,6 +137,8 @@ impl Collector {
             });
         }
         let writer = Store::open(&options.db)?;
+        writer.without_checkpoints()?;
+        let checkpointer = checkpoint::Checkpointer::start(&options.db)?;
         let server = listen(options.listen)
             .and_then(|l| Server::from_listener(l, None))
             .map_err(|e| CollectorError::Listen {
@@ -145,6 +149,7 @@ impl Collector {
         let server = Arc::new(server);
         let shared = Arc::new(Shared {
             writer: writer::Writer::start(writer),
+            checkpointer,
             db: options.db,
             token,
         });
@@ -199,6 +204,7 @@ impl Drop for Collector {
         }
         // Every batch handed to the writer is committed before the collector is gone.
         self.shared.writer.close();
+        self.shared.checkpointer.stop();
     }
 }
 

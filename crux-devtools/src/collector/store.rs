@@ -462,6 +462,23 @@ impl Store {
             .map_err(sql(&self.path))
     }
 
+    /// Leaves WAL checkpoints to another connection calling [`Store::checkpoint`]: this
+    /// connection's commits then never copy pages into the database or wait for an
+    /// fsync (with `synchronous = NORMAL` a WAL commit writes without one).
+    pub fn without_checkpoints(&self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch("PRAGMA wal_autocheckpoint = 0;")
+            .map_err(sql(&self.path))
+    }
+
+    /// Copies what the WAL holds into the database as far as readers allow (a passive
+    /// checkpoint: it never blocks the writer or readers).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .map_err(sql(&self.path))
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
