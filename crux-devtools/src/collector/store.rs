@@ -171,6 +171,10 @@ impl RunRow {
     }
 }
 
+/// The `runs` columns a [`RunRow`] is read from, in the order it reads them.
+const RUN_COLUMNS: &str = "run_id, name, root_primitive, status, started_at, started_ns, ended_ns, \
+     duration_ms, records, session_id, user_id, model_calls, input_tokens, output_tokens, total_tokens";
+
 /// Which runs [`Store::runs_filtered`] lists.
 #[derive(Clone, Debug)]
 pub struct RunFilter {
@@ -692,7 +696,9 @@ impl Store {
     /// last).
     pub fn runs(&self, limit: usize) -> Result<Vec<RunRow>, StoreError> {
         self.query_runs(
-            "SELECT * FROM runs ORDER BY started_ms DESC, first_seq DESC LIMIT ?1",
+            &format!(
+                "SELECT {RUN_COLUMNS} FROM runs ORDER BY started_ms DESC, first_seq DESC LIMIT ?1"
+            ),
             params![limit as i64],
         )
     }
@@ -741,7 +747,7 @@ impl Store {
         };
         values.push(Sql::Integer(filter.limit as i64));
         let query = format!(
-            "SELECT * FROM runs {filter_sql} ORDER BY started_ms DESC, first_seq DESC LIMIT ?{}",
+            "SELECT {RUN_COLUMNS} FROM runs {filter_sql} ORDER BY started_ms DESC, first_seq DESC LIMIT ?{}",
             values.len()
         );
         self.query_runs(&query, rusqlite::params_from_iter(values))
@@ -788,8 +794,8 @@ impl Store {
         let prefixed = format!("run_{query}");
         let upper = |p: &str| format!("{p}\u{10FFFF}");
         self.query_runs(
-            "SELECT * FROM runs WHERE (run_id >= ?1 AND run_id < ?2) OR (run_id >= ?3 AND run_id < ?4) \
-             ORDER BY started_ms DESC, first_seq DESC LIMIT 50",
+            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE (run_id >= ?1 AND run_id < ?2) OR (run_id >= ?3 AND run_id < ?4) \
+             ORDER BY started_ms DESC, first_seq DESC LIMIT 50"),
             params![query, upper(query), prefixed, upper(&prefixed)],
         )
     }
@@ -797,7 +803,10 @@ impl Store {
     /// One run's row.
     pub fn run(&self, run_id: &str) -> Result<Option<RunRow>, StoreError> {
         Ok(self
-            .query_runs("SELECT * FROM runs WHERE run_id = ?1", params![run_id])?
+            .query_runs(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?1"),
+                params![run_id],
+            )?
             .pop())
     }
 
@@ -809,28 +818,28 @@ impl Store {
         let mut s = self.conn.prepare_cached(query).map_err(sql(&self.path))?;
         let rows = s
             .query_map(params, |r| {
+                // By position in RUN_COLUMNS (a name lookup per cell cost a third of a
+                // long list's time).
+                let count = |i: usize| r.get::<_, i64>(i).map(|n| n.max(0) as u64);
                 Ok(RunRow {
-                    run_id: r.get("run_id")?,
-                    name: r.get("name")?,
-                    root_primitive: r.get("root_primitive")?,
-                    status: r.get("status")?,
-                    started_at: r.get("started_at")?,
+                    run_id: r.get(0)?,
+                    name: r.get(1)?,
+                    root_primitive: r.get(2)?,
+                    status: r.get(3)?,
+                    started_at: r.get(4)?,
                     // As the viewer computes it: start to end when both are known (a
                     // resumed run's end record times only its last segment).
-                    duration_ms: match (
-                        r.get::<_, Option<i64>>("started_ns")?,
-                        r.get::<_, Option<i64>>("ended_ns")?,
-                    ) {
+                    duration_ms: match (r.get::<_, Option<i64>>(5)?, r.get::<_, Option<i64>>(6)?) {
                         (Some(s), Some(e)) => Some(crux_view::time::millis_between(s, e)),
-                        _ => r.get("duration_ms")?,
+                        _ => r.get(7)?,
                     },
-                    records: r.get::<_, i64>("records")? as u64,
-                    session_id: r.get("session_id")?,
-                    user_id: r.get("user_id")?,
-                    model_calls: r.get::<_, i64>("model_calls")? as u64,
-                    input_tokens: r.get::<_, i64>("input_tokens")? as u64,
-                    output_tokens: r.get::<_, i64>("output_tokens")? as u64,
-                    total_tokens: r.get::<_, i64>("total_tokens")? as u64,
+                    records: count(8)?,
+                    session_id: r.get(9)?,
+                    user_id: r.get(10)?,
+                    model_calls: count(11)?,
+                    input_tokens: count(12)?,
+                    output_tokens: count(13)?,
+                    total_tokens: count(14)?,
                 })
             })
             .map_err(sql(&self.path))?;
