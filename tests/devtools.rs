@@ -129,3 +129,93 @@ fn a_dead_collector_changes_no_output_of_an_example() {
         shape(&String::from_utf8(without.stdout).unwrap())
     );
 }
+
+/// A `crux serve` child process on `port` with `db`, answering before this returns.
+fn serve_child(port: u16, db: &Path) -> std::process::Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_crux"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--db"])
+        .arg(db)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start crux serve");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while ureq::get(&format!("http://127.0.0.1:{port}/api/revision"))
+        .call()
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "crux serve never answered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child
+}
+
+fn records_of(port: u16, run_id: &str) -> Option<u64> {
+    let body = ureq::get(&format!("http://127.0.0.1:{port}/api/runs/{run_id}"))
+        .call()
+        .ok()?
+        .into_body()
+        .read_to_string()
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["records"].as_array().map(|r| r.len() as u64)
+}
+
+#[test]
+fn records_queued_while_the_collector_is_killed_are_delivered_once_it_is_back() {
+    use crux::observe::{FlushOptions, Observer, RunOptions, RunStatus, SpanStatus};
+    let dir = TempDir::new("devtools-kill");
+    let db = dir.path().join("devtools.db");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut collector = serve_child(port, &db);
+    let sink = crux::devtools::DevtoolsSink::new(&format!("http://127.0.0.1:{port}")).unwrap();
+    let observer = Observer::builder().sink(sink.clone()).build();
+    let emit = |name: &'static str| {
+        let run = observer.open_run(RunOptions::new(name, "agent.run"));
+        for i in 0..4 {
+            run.scope()
+                .span(format!("step {i}"), "tool.call")
+                .start()
+                .end(SpanStatus::Ok);
+        }
+        let id = run.run_id().to_string();
+        run.end(RunStatus::Ok);
+        id
+    };
+    let before = emit("before the kill");
+    let _ = observer.flush_blocking(FlushOptions::FINAL);
+    assert_eq!(records_of(port, &before), Some(10));
+
+    // Killed mid-run: the run's records (10, well within the 2048-record queue) wait.
+    collector.kill().unwrap();
+    collector.wait().unwrap();
+    let during = emit("while the collector is down");
+    let _ = observer.flush_blocking(FlushOptions::FINAL);
+    assert!(sink.stats().accepted < 20, "{:?}", sink.stats());
+
+    // Back on the same port and database: the queued records arrive, the earlier ones
+    // are still there, nothing was lost.
+    let mut collector = serve_child(port, &db);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while records_of(port, &during) != Some(10) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the queued run never arrived: {:?}",
+            sink.stats()
+        );
+        let _ = observer.flush_blocking(FlushOptions::FINAL);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(records_of(port, &before), Some(10));
+    let stats = sink.stats();
+    assert_eq!((stats.accepted, stats.lost()), (20, 0), "{stats:?}");
+    drop(observer);
+    collector.kill().unwrap();
+    collector.wait().unwrap();
+}

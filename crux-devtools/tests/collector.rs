@@ -448,6 +448,17 @@ fn the_run_list_filters_by_status_name_time_session_and_text_and_counts_model_to
     // Full text: a span's name, not just the run's.
     assert_eq!(ids("/api/runs?q=Draft%20Plan"), ["run_a"]);
     assert_eq!(ids("/api/runs?q=nothing-like-this"), Vec::<String>::new());
+    // Under 3 characters the index cannot answer: every run is searched.
+    assert_eq!(ids("/api/runs?q=dr"), ["run_a"]);
+    // An error is found as `name: message`, across its two fields.
+    let mut failed = end_record("rec_b9", "run_b", "seg_b", 3);
+    failed["status"] = json!("error");
+    failed["error"] = json!({"name": "QuotaError", "message": "out of \"tokens\""});
+    assert_eq!(outcomes(&post(&c, &batch(&[failed]), None).2), accepted(1));
+    assert_eq!(
+        ids("/api/runs?q=quotaerror%3A%20out%20of%20%22tok"),
+        ["run_b"]
+    );
 
     let (_, listed) = get(&c, "/api/runs?status=ok");
     let a = &listed["runs"][0];
@@ -561,7 +572,7 @@ fn a_version_1_store_is_upgraded_with_its_model_totals_backfilled() {
     conn.execute_batch(
         "ALTER TABLE runs DROP COLUMN model_calls; ALTER TABLE runs DROP COLUMN input_tokens; \
          ALTER TABLE runs DROP COLUMN output_tokens; ALTER TABLE runs DROP COLUMN total_tokens; \
-         PRAGMA user_version = 1;",
+         DROP TABLE search_text; PRAGMA user_version = 1;",
     )
     .unwrap();
     drop(conn);

@@ -58,6 +58,40 @@ pub fn record_may_match(record: &Record, text: &str) -> bool {
     }
 }
 
+/// Every text of `record` that [`record_may_match`] compares with the needle: an index of
+/// these texts (the collector's full-text index) finds every record that may match.
+pub fn record_texts(record: &Record) -> Vec<String> {
+    let mut out = Vec::new();
+    fn attributes(a: &Attributes, out: &mut Vec<String>) {
+        out.extend(a.values().map(value_text));
+    }
+    fn close(c: &Close, out: &mut Vec<String>) {
+        attributes(&c.attributes, out);
+        out.extend(c.error.as_ref().map(|e| e.describe()));
+    }
+    match &record.body {
+        Body::RunStart(start) => {
+            out.push(start.name.clone());
+            out.push(start.root_primitive.clone());
+            attributes(&start.attributes, &mut out);
+        }
+        Body::RunEnd(c) => out.extend(c.error.as_ref().map(|e| e.describe())),
+        Body::SpanStart(open) | Body::Span(open, _) => {
+            out.push(open.name.clone());
+            out.push(open.primitive.clone());
+            out.extend(open.details.iter().map(|(_, v)| v.clone()));
+            attributes(&open.attributes, &mut out);
+            if let Body::Span(_, c) = &record.body {
+                close(c, &mut out);
+            }
+        }
+        Body::SpanEnd(end) => close(&end.close, &mut out),
+        Body::Event(event) => out.push(event.name.clone()),
+        _ => {}
+    }
+    out
+}
+
 /// [`search`] over one run.
 pub fn search_run(run: &Run, text: &str) -> Vec<Hit> {
     let needle = text.to_lowercase();
@@ -128,5 +162,44 @@ fn hit(run: &Run, span: Option<usize>, field: &str, key: Option<&str>, value: St
         field: field.to_owned(),
         key: key.map(str::to_owned),
         value,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::decode_line;
+
+    /// `record_texts` holds a match exactly when `record_may_match` says one may exist.
+    #[test]
+    fn record_texts_are_what_record_may_match_compares() {
+        let mut checked = 0;
+        for store in ["support_chat", "research", "continuation", "runtime_core"] {
+            let path = format!(
+                "{}/../tests/fixtures/stores/{store}.jsonl",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let text = std::fs::read_to_string(path).unwrap();
+            for (i, line) in text.lines().enumerate() {
+                let Ok(Some(record)) = decode_line(i + 1, line) else {
+                    continue;
+                };
+                let texts = record_texts(&record);
+                let mut needles: Vec<String> = texts.clone();
+                needles
+                    .extend(["ok", "thread", "ERROR", "zzz-none", "plan", ": "].map(String::from));
+                for needle in needles.iter().filter(|n| !n.is_empty()) {
+                    let lower = needle.to_lowercase();
+                    let in_texts = texts.iter().any(|t| t.to_lowercase().contains(&lower));
+                    assert_eq!(
+                        in_texts,
+                        record_may_match(&record, needle),
+                        "{needle:?} in {line}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 100, "{checked}");
     }
 }

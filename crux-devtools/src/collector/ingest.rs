@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use tiny_http::Request;
 
 use super::reply::Reply;
-use super::{MAX_BODY, Shared, lock};
+use super::{MAX_BODY, Shared};
 
 /// Reads an ingest request's body and stores its records: the ingest contract.
 pub(super) fn ingest(request: &mut Request, shared: &Shared) -> Reply {
@@ -28,7 +28,10 @@ pub(super) fn ingest(request: &mut Request, shared: &Shared) -> Reply {
         Ok(v) => v,
         Err(e) => return Reply::error(400, "invalid_json", format!("malformed JSON: {e}")),
     };
-    let Some(records) = batch.get("records").and_then(Value::as_array) else {
+    let Value::Object(mut batch) = batch else {
+        return Reply::error(400, "invalid_batch", "the batch must be a JSON object");
+    };
+    let Some(Value::Array(records)) = batch.remove("records") else {
         return Reply::error(400, "invalid_batch", "the batch needs a `records` array");
     };
     let Some(version) = batch.get("schemaVersion").and_then(Value::as_u64) else {
@@ -38,58 +41,45 @@ pub(super) fn ingest(request: &mut Request, shared: &Shared) -> Reply {
             "the batch needs a numeric `schemaVersion`",
         );
     };
+    // The records move to the writer; the dispositions need only their ids.
+    let ids: Vec<Value> = records
+        .iter()
+        .map(|r| r.get("recordId").cloned().unwrap_or(Value::Null))
+        .collect();
+    let all = |outcome: &str, code: &str, retryable: bool, message: &str| -> Vec<Value> {
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| disposition(i, id, outcome, code, retryable, Some(message)))
+            .collect()
+    };
     if version != u64::from(crux_runtime::record::SCHEMA_VERSION) {
         let message = format!(
             "schemaVersion {version} is not supported; this collector accepts {}",
             crux_runtime::record::SCHEMA_VERSION
         );
-        let dispositions: Vec<Value> = records
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                disposition(
-                    i,
-                    r,
-                    "rejected",
-                    "unsupported_schema_version",
-                    false,
-                    Some(&message),
-                )
-            })
-            .collect();
+        let dispositions = all("rejected", "unsupported_schema_version", false, &message);
         return Reply::json(422, json!({ "dispositions": dispositions }));
     }
-    let mut store = lock(&shared.writer);
-    let results = match store.ingest(version, records) {
+    let health = batch.remove("sourceHealth");
+    let results = match shared.writer.ingest(version, records, health) {
         Ok(r) => r,
         Err(e) => {
             let message = format!("the collector's store failed: {e}");
-            let dispositions: Vec<Value> = records
-                .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    disposition(i, r, "rejected", "ingest_unavailable", true, Some(&message))
-                })
-                .collect();
+            let dispositions = all("rejected", "ingest_unavailable", true, &message);
             let mut reply = Reply::json(503, json!({ "dispositions": dispositions }));
             reply.retry_after = true;
             return reply;
         }
     };
-    if let Some(health) = batch.get("sourceHealth") {
-        // Health is advisory: a failure to keep it never fails the records.
-        let _ = store.source_health(health);
-    }
-    drop(store);
-    let dispositions: Vec<Value> = records
+    let dispositions: Vec<Value> = ids
         .iter()
         .zip(&results)
         .enumerate()
-        .map(|(i, (r, result))| match result {
-            Ok(()) => disposition(i, r, "accepted", "accepted", false, None),
+        .map(|(i, (id, result))| match result {
+            Ok(()) => disposition(i, id, "accepted", "accepted", false, None),
             Err(rejection) => disposition(
                 i,
-                r,
+                id,
                 "rejected",
                 rejection.code(),
                 false,
@@ -110,7 +100,7 @@ fn too_large() -> Reply {
 
 fn disposition(
     index: usize,
-    record: &Value,
+    record_id: &Value,
     outcome: &str,
     code: &str,
     retryable: bool,
@@ -118,7 +108,7 @@ fn disposition(
 ) -> Value {
     let mut d = json!({
         "index": index,
-        "recordId": record.get("recordId").cloned().unwrap_or(Value::Null),
+        "recordId": record_id,
         "outcome": outcome,
         "code": code,
         "retryable": retryable,

@@ -60,6 +60,9 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE INDEX IF NOT EXISTS runs_by_user ON runs(user_id) WHERE user_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS runs_newest_first ON runs(started_ms DESC, first_seq DESC);
 CREATE INDEX IF NOT EXISTS runs_by_session ON runs(session_id) WHERE session_id IS NOT NULL;
+CREATE VIRTUAL TABLE IF NOT EXISTS search_text USING fts5(
+  text, run_id UNINDEXED, tokenize = 'trigram'
+);
 CREATE TABLE IF NOT EXISTS sources (
   source_id TEXT PRIMARY KEY,
   accepted INTEGER NOT NULL,
@@ -101,6 +104,9 @@ pub enum StoreError {
         /// What SQLite said.
         source: rusqlite::Error,
     },
+    /// The collector is shutting down and takes no more batches.
+    #[error("the collector is shutting down")]
+    Closed,
     /// The file was written by a newer collector.
     #[error(
         "devtools database {path} has store version {found}; this crux reads version {STORE_VERSION} (upgrade crux or use another --db)"
@@ -164,6 +170,10 @@ impl RunRow {
         })
     }
 }
+
+/// The `runs` columns a [`RunRow`] is read from, in the order it reads them.
+const RUN_COLUMNS: &str = "run_id, name, root_primitive, status, started_at, started_ns, ended_ns, \
+     duration_ms, records, session_id, user_id, model_calls, input_tokens, output_tokens, total_tokens";
 
 /// Which runs [`Store::runs_filtered`] lists.
 #[derive(Clone, Debug)]
@@ -409,6 +419,9 @@ impl Store {
                 .map_err(sql(&store.path))?;
         }
         store.conn.execute_batch(SCHEMA).map_err(sql(&store.path))?;
+        if found == 1 {
+            backfill_search(&store.conn).map_err(sql(&store.path))?;
+        }
         store
             .conn
             .execute_batch(&format!("PRAGMA user_version = {STORE_VERSION}"))
@@ -447,9 +460,26 @@ impl Store {
             .map_err(sql(&self.path))?;
         self.conn
             .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 8192; \
                  PRAGMA foreign_keys = OFF;",
             )
+            .map_err(sql(&self.path))
+    }
+
+    /// Leaves WAL checkpoints to another connection calling [`Store::checkpoint`]: this
+    /// connection's commits then never copy pages into the database or wait for an
+    /// fsync (with `synchronous = NORMAL` a WAL commit writes without one).
+    pub fn without_checkpoints(&self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch("PRAGMA wal_autocheckpoint = 0;")
+            .map_err(sql(&self.path))
+    }
+
+    /// Copies what the WAL holds into the database as far as readers allow (a passive
+    /// checkpoint: it never blocks the writer or readers).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
             .map_err(sql(&self.path))
     }
 
@@ -465,10 +495,25 @@ impl Store {
         schema_version: u64,
         records: &[Value],
     ) -> Result<Vec<Result<(), Rejection>>, StoreError> {
+        Ok(self
+            .ingest_batches(&[(schema_version, records)])?
+            .pop()
+            .expect("one batch in, one out"))
+    }
+
+    /// Stores several batches in one transaction (group commit: one commit's page writes
+    /// shared by every batch waiting for the writer), one result list per batch. Either
+    /// every batch is stored or, on an error, none.
+    pub fn ingest_batches(
+        &mut self,
+        batches: &[(u64, &[Value])],
+    ) -> Result<Vec<Vec<Result<(), Rejection>>>, StoreError> {
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(sql(&path))?;
-        let mut out = Vec::with_capacity(records.len());
+        let mut out = Vec::with_capacity(batches.len());
         let mut runs: HashMap<String, RunDelta> = HashMap::new();
+        // Segment → run, for the segments this transaction has looked up or added.
+        let mut owners: HashMap<String, String> = HashMap::new();
         {
             let mut by_id = tx
                 .prepare_cached("SELECT payload FROM records WHERE record_id = ?1")
@@ -479,78 +524,91 @@ impl Store {
             let mut add_segment = tx
                 .prepare_cached("INSERT INTO segments(segment_id, run_id) VALUES (?1, ?2)")
                 .map_err(sql(&path))?;
-            let mut slot = tx
-                .prepare_cached("SELECT 1 FROM records WHERE segment_id = ?1 AND segment_seq = ?2")
+            let mut index = tx
+                .prepare_cached("INSERT INTO search_text(rowid, text, run_id) VALUES (?1, ?2, ?3)")
                 .map_err(sql(&path))?;
+            // A record whose id or (segment, seq) slot is taken is not inserted (the unique
+            // indexes decide, in the same lookup the insert makes anyway); only then is
+            // the stored record read to tell which.
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO records(record_id, run_id, segment_id, segment_seq, type, span_id, payload) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
                 )
                 .map_err(sql(&path))?;
-            for v in records {
-                let b = match base(v, schema_version) {
-                    Ok(b) => b,
-                    Err(r) => {
-                        out.push(Err(r));
-                        continue;
-                    }
-                };
+            let mut taken = |b: &Base<'_>, v: &Value, otherwise: Rejection| {
                 let stored: Option<String> = by_id
                     .query_row([b.record_id], |r| r.get(0))
                     .optional()
                     .map_err(sql(&path))?;
-                if let Some(stored) = stored {
-                    let same = serde_json::from_str::<Value>(&stored).is_ok_and(|s| &s == v);
-                    out.push(if same {
+                Ok::<_, StoreError>(match stored {
+                    Some(stored)
+                        if serde_json::from_str::<Value>(&stored).is_ok_and(|s| &s == v) =>
+                    {
                         Ok(())
-                    } else {
-                        Err(Rejection::RecordIdConflict)
-                    });
-                    continue;
-                }
-                let run: Option<String> = owner
-                    .query_row([b.segment_id], |r| r.get(0))
-                    .optional()
-                    .map_err(sql(&path))?;
-                match run {
-                    Some(run) if run != b.run_id => {
-                        out.push(Err(Rejection::SegmentOwnership));
-                        continue;
                     }
-                    Some(_) => {
-                        if slot
-                            .exists(params![b.segment_id, b.segment_seq])
-                            .map_err(sql(&path))?
-                        {
-                            out.push(Err(Rejection::SegmentSequence));
+                    Some(_) => Err(Rejection::RecordIdConflict),
+                    None => Err(otherwise),
+                })
+            };
+            for &(schema_version, records) in batches {
+                let mut results = Vec::with_capacity(records.len());
+                for v in records {
+                    let b = match base(v, schema_version) {
+                        Ok(b) => b,
+                        Err(r) => {
+                            results.push(Err(r));
                             continue;
                         }
+                    };
+                    let known = match owners.get(b.segment_id) {
+                        Some(run) => Some(run.clone()),
+                        None => owner
+                            .query_row([b.segment_id], |r| r.get::<_, String>(0))
+                            .optional()
+                            .map_err(sql(&path))?,
+                    };
+                    if known.as_ref().is_some_and(|run| run != b.run_id) {
+                        results.push(taken(&b, v, Rejection::SegmentOwnership)?);
+                        continue;
                     }
-                    None => {
+                    let inserted = insert
+                        .execute(params![
+                            b.record_id,
+                            b.run_id,
+                            b.segment_id,
+                            b.segment_seq,
+                            b.kind,
+                            matches!(b.kind, "span:start" | "span")
+                                .then(|| v.get("spanId").and_then(Value::as_str))
+                                .flatten(),
+                            v.to_string()
+                        ])
+                        .map_err(sql(&path))?;
+                    if inserted == 0 {
+                        results.push(taken(&b, v, Rejection::SegmentSequence)?);
+                        continue;
+                    }
+                    let seq = tx.last_insert_rowid();
+                    if let Some(text) = searchable(v, seq) {
+                        index
+                            .execute(params![seq, text, b.run_id])
+                            .map_err(sql(&path))?;
+                    }
+                    if known.is_none() {
                         add_segment
                             .execute([b.segment_id, b.run_id])
                             .map_err(sql(&path))?;
                     }
+                    owners
+                        .entry(b.segment_id.to_owned())
+                        .or_insert_with(|| b.run_id.to_owned());
+                    runs.entry(b.run_id.to_owned())
+                        .or_default()
+                        .apply(b.kind, v, seq);
+                    results.push(Ok(()));
                 }
-                insert
-                    .execute(params![
-                        b.record_id,
-                        b.run_id,
-                        b.segment_id,
-                        b.segment_seq,
-                        b.kind,
-                        matches!(b.kind, "span:start" | "span")
-                            .then(|| v.get("spanId").and_then(Value::as_str))
-                            .flatten(),
-                        v.to_string()
-                    ])
-                    .map_err(sql(&path))?;
-                let seq = tx.last_insert_rowid();
-                runs.entry(b.run_id.to_owned())
-                    .or_default()
-                    .apply(b.kind, v, seq);
-                out.push(Ok(()));
+                out.push(results);
             }
         }
         for (run_id, delta) in runs {
@@ -638,7 +696,9 @@ impl Store {
     /// last).
     pub fn runs(&self, limit: usize) -> Result<Vec<RunRow>, StoreError> {
         self.query_runs(
-            "SELECT * FROM runs ORDER BY started_ms DESC, first_seq DESC LIMIT ?1",
+            &format!(
+                "SELECT {RUN_COLUMNS} FROM runs ORDER BY started_ms DESC, first_seq DESC LIMIT ?1"
+            ),
             params![limit as i64],
         )
     }
@@ -687,7 +747,7 @@ impl Store {
         };
         values.push(Sql::Integer(filter.limit as i64));
         let query = format!(
-            "SELECT * FROM runs {filter_sql} ORDER BY started_ms DESC, first_seq DESC LIMIT ?{}",
+            "SELECT {RUN_COLUMNS} FROM runs {filter_sql} ORDER BY started_ms DESC, first_seq DESC LIMIT ?{}",
             values.len()
         );
         self.query_runs(&query, rusqlite::params_from_iter(values))
@@ -701,22 +761,21 @@ impl Store {
         )
     }
 
-    /// The runs, newest first, with a stored record whose text may hold `text` (ignoring
-    /// case): a superset of the runs a search for it matches. Text SQLite cannot compare
-    /// as the search does (non-ASCII, or characters JSON escapes) rules out no run.
+    /// The runs, newest first, with a stored record whose searchable text (what
+    /// `crux_view::search::record_texts` gives) may hold `text`, ignoring case: a superset
+    /// of the runs a search for it matches, found in the full-text index (FTS5 trigrams).
+    /// A text the index cannot look up (under 3 characters, or not ASCII, whose case
+    /// folding SQLite and Rust may do differently) rules out no run.
     pub fn runs_containing(&self, text: &str) -> Result<Vec<String>, StoreError> {
-        let comparable = text.is_ascii()
-            && !text
-                .bytes()
-                .any(|b| b == b'"' || b == b'\\' || b.is_ascii_control());
-        if !comparable {
+        if text.chars().count() < 3 || !text.is_ascii() {
             return self.all_run_ids();
         }
+        let phrase = format!("\"{}\"", text.replace('"', "\"\""));
         self.texts(
             "SELECT run_id FROM runs WHERE run_id IN \
-             (SELECT run_id FROM records WHERE instr(lower(payload), lower(?1)) > 0) \
+             (SELECT run_id FROM search_text WHERE search_text MATCH ?1) \
              ORDER BY started_ms DESC, first_seq DESC",
-            params![text],
+            params![phrase],
         )
     }
 
@@ -735,8 +794,8 @@ impl Store {
         let prefixed = format!("run_{query}");
         let upper = |p: &str| format!("{p}\u{10FFFF}");
         self.query_runs(
-            "SELECT * FROM runs WHERE (run_id >= ?1 AND run_id < ?2) OR (run_id >= ?3 AND run_id < ?4) \
-             ORDER BY started_ms DESC, first_seq DESC LIMIT 50",
+            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE (run_id >= ?1 AND run_id < ?2) OR (run_id >= ?3 AND run_id < ?4) \
+             ORDER BY started_ms DESC, first_seq DESC LIMIT 50"),
             params![query, upper(query), prefixed, upper(&prefixed)],
         )
     }
@@ -744,7 +803,10 @@ impl Store {
     /// One run's row.
     pub fn run(&self, run_id: &str) -> Result<Option<RunRow>, StoreError> {
         Ok(self
-            .query_runs("SELECT * FROM runs WHERE run_id = ?1", params![run_id])?
+            .query_runs(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?1"),
+                params![run_id],
+            )?
             .pop())
     }
 
@@ -756,28 +818,28 @@ impl Store {
         let mut s = self.conn.prepare_cached(query).map_err(sql(&self.path))?;
         let rows = s
             .query_map(params, |r| {
+                // By position in RUN_COLUMNS (a name lookup per cell cost a third of a
+                // long list's time).
+                let count = |i: usize| r.get::<_, i64>(i).map(|n| n.max(0) as u64);
                 Ok(RunRow {
-                    run_id: r.get("run_id")?,
-                    name: r.get("name")?,
-                    root_primitive: r.get("root_primitive")?,
-                    status: r.get("status")?,
-                    started_at: r.get("started_at")?,
+                    run_id: r.get(0)?,
+                    name: r.get(1)?,
+                    root_primitive: r.get(2)?,
+                    status: r.get(3)?,
+                    started_at: r.get(4)?,
                     // As the viewer computes it: start to end when both are known (a
                     // resumed run's end record times only its last segment).
-                    duration_ms: match (
-                        r.get::<_, Option<i64>>("started_ns")?,
-                        r.get::<_, Option<i64>>("ended_ns")?,
-                    ) {
+                    duration_ms: match (r.get::<_, Option<i64>>(5)?, r.get::<_, Option<i64>>(6)?) {
                         (Some(s), Some(e)) => Some(crux_view::time::millis_between(s, e)),
-                        _ => r.get("duration_ms")?,
+                        _ => r.get(7)?,
                     },
-                    records: r.get::<_, i64>("records")? as u64,
-                    session_id: r.get("session_id")?,
-                    user_id: r.get("user_id")?,
-                    model_calls: r.get::<_, i64>("model_calls")? as u64,
-                    input_tokens: r.get::<_, i64>("input_tokens")? as u64,
-                    output_tokens: r.get::<_, i64>("output_tokens")? as u64,
-                    total_tokens: r.get::<_, i64>("total_tokens")? as u64,
+                    records: count(8)?,
+                    session_id: r.get(9)?,
+                    user_id: r.get(10)?,
+                    model_calls: count(11)?,
+                    input_tokens: count(12)?,
+                    output_tokens: count(13)?,
+                    total_tokens: count(14)?,
                 })
             })
             .map_err(sql(&self.path))?;
@@ -790,6 +852,18 @@ impl Store {
             "SELECT payload FROM records WHERE run_id = ?1 ORDER BY seq",
             params![run_id],
         )
+    }
+
+    /// The records of `run_id` as stored, with their arrival numbers, in arrival order.
+    pub fn run_records_numbered(&self, run_id: &str) -> Result<Vec<(i64, String)>, StoreError> {
+        let mut s = self
+            .conn
+            .prepare_cached("SELECT seq, payload FROM records WHERE run_id = ?1 ORDER BY seq")
+            .map_err(sql(&self.path))?;
+        let rows = s
+            .query_map(params![run_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(sql(&self.path))?;
+        rows.collect::<Result<_, _>>().map_err(sql(&self.path))
     }
 
     /// The records that link runs and name them (`edge`, `run:start`) of every run, in
@@ -829,6 +903,37 @@ impl Store {
             .map_err(sql(&self.path))?;
         rows.collect::<Result<_, _>>().map_err(sql(&self.path))
     }
+}
+
+/// The text the full-text index holds for a record: every text a search compares
+/// (`crux_view::search::record_texts`), one per line; `None` when there is none.
+fn searchable(v: &Value, seq: i64) -> Option<String> {
+    let record = crux_view::record::decode_value(seq as usize, v).ok()?;
+    let texts = crux_view::search::record_texts(&record);
+    (!texts.is_empty()).then(|| texts.join("\n"))
+}
+
+/// Fills the full-text index from the stored records (a store from before it).
+fn backfill_search(conn: &Connection) -> rusqlite::Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    tx.execute("DELETE FROM search_text", [])?;
+    {
+        let mut read = tx.prepare("SELECT seq, run_id, payload FROM records ORDER BY seq")?;
+        let mut write =
+            tx.prepare("INSERT INTO search_text(rowid, text, run_id) VALUES (?1, ?2, ?3)")?;
+        let mut rows = read.query([])?;
+        while let Some(row) = rows.next()? {
+            let (seq, run_id, payload): (i64, String, String) =
+                (row.get(0)?, row.get(1)?, row.get(2)?);
+            let Ok(v) = serde_json::from_str::<Value>(&payload) else {
+                continue;
+            };
+            if let Some(text) = searchable(&v, seq) {
+                write.execute(params![seq, text, run_id])?;
+            }
+        }
+    }
+    tx.commit()
 }
 
 fn merge_run(tx: &rusqlite::Transaction<'_>, run_id: &str, d: RunDelta) -> rusqlite::Result<()> {

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use crate::error::CliError;
-use crux_view::model::{self, Model};
-use crux_view::view::RunSummary;
+use crux_view::model::Model;
+use crux_view::view::{Hit, RunSummary};
 
 #[cfg(feature = "devtools-collector")]
 mod imp {
@@ -94,17 +94,13 @@ mod imp {
         Ok((run_id, model))
     }
 
-    /// Every run (for `search`).
-    pub fn all(path: &Path) -> Result<Model, CliError> {
+    /// Every match of `text` (`crux search --db`): only the runs the full-text index
+    /// names are built.
+    pub fn search(path: &Path, text: &str) -> Result<Vec<Hit>, CliError> {
         let store = open(path)?;
-        let mut records = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        views::decode(
-            &store.all_records().map_err(db_error)?,
-            &mut records,
-            &mut seen,
-        );
-        Ok(model::build(records))
+        Ok(views::search(&store, text, usize::MAX)
+            .map_err(db_error)?
+            .hits)
     }
 
     pub fn serve(listen: &str, db: &Path, token: Option<String>) -> Result<(), CliError> {
@@ -146,14 +142,12 @@ mod imp {
     pub fn run_model(_: &Path, _: &str) -> Result<(String, Model), CliError> {
         Err(missing())
     }
-    pub fn all(_: &Path) -> Result<Model, CliError> {
+    pub fn search(_: &Path, _: &str) -> Result<Vec<Hit>, CliError> {
         Err(missing())
     }
     pub fn serve(_: &str, _: &Path, _: Option<String>) -> Result<(), CliError> {
         Err(missing())
     }
-    // Keep the shared imports used.
-    const _: fn(Vec<crux_view::record::Record>) -> Model = model::build;
 }
 
-pub use imp::{all, run_model, runs, serve};
+pub use imp::{run_model, runs, search, serve};

@@ -126,7 +126,7 @@ fn run(command: Command) -> Result<(), CliError> {
         }
         Command::Search { text, common } => {
             let hits: Vec<Hit> = match &common.db {
-                Some(db) => search::search(&db::all(db)?, &text),
+                Some(db) => db::search(db, &text)?,
                 None => {
                     let mut digests = Digests::default();
                     let mut candidates = HashSet::new();
