@@ -1,0 +1,173 @@
+//! The added latency of a remote `ctx.crux.run_action` hop over the same HTTP call made
+//! with the bare client, both from inside one observed run, over loopback to a crux
+//! service (`crux-server`) in the same process on its own runtime thread.
+//!
+//! Each round makes `CALLS` pairs of calls, alternating which goes first, and keeps every
+//! call's latency; a round reports p50 and p99 of each way. Five rounds; the summary is the
+//! median of the five with their spread. divan and criterion report means and medians, not
+//! tail percentiles, so this bench measures with its own loop (`harness = false`).
+//!
+//! ```text
+//! cargo bench --bench remote_hop --features client
+//! ```
+
+use std::time::{Duration, Instant};
+
+use crux::client::{Client, RemoteAction};
+use crux::local::Deployment;
+use crux::prelude::*;
+use crux::sink::Memory;
+
+const CALLS: usize = 2_000;
+const WARMUP: usize = 200;
+const ROUNDS: usize = 5;
+
+#[derive(Serialize, Deserialize)]
+pub struct Work {
+    pub text: String,
+    pub n: u32,
+}
+
+/// Service B's action: what both ways call.
+#[crux::action(path = "research:plan")]
+pub async fn plan(_ctx: &ActionCtx, args: Work) -> crux::Result<Work> {
+    Ok(Work {
+        text: args.text,
+        n: args.n + 1,
+    })
+}
+
+const PLAN: RemoteAction<Work, Work> = RemoteAction::new("research:plan");
+
+#[derive(Serialize, Deserialize)]
+pub struct Round {
+    pub calls: usize,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Latencies {
+    /// Nanoseconds per call, bare client.
+    pub bare: Vec<u64>,
+    /// Nanoseconds per call, `ctx.crux.run_action` through the remote reference.
+    pub hop: Vec<u64>,
+}
+
+/// Service A's action: one run, `calls` pairs of calls.
+#[crux::action(path = "bench:round", name = "remote hop bench", root = "agent.run")]
+pub async fn round(ctx: &ActionCtx, args: Round) -> crux::Result<Latencies> {
+    let client = ctx.state::<Client>()?;
+    let mut out = Latencies {
+        bare: Vec::with_capacity(args.calls),
+        hop: Vec::with_capacity(args.calls),
+    };
+    for i in 0..args.calls {
+        let work = || Work {
+            text: "plan the research".into(),
+            n: i as u32,
+        };
+        for way in [i % 2, 1 - i % 2] {
+            let started = Instant::now();
+            if way == 0 {
+                let _: Work = client.action("research:plan", &work()).await?;
+                out.bare.push(started.elapsed().as_nanos() as u64);
+            } else {
+                ctx.crux
+                    .run_action("plan research", PLAN.on(client), work())
+                    .await?;
+                out.hop.push(started.elapsed().as_nanos() as u64);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i] as f64 / 1_000.0
+}
+
+fn median_and_spread(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    (
+        values[values.len() / 2],
+        values[0],
+        values[values.len() - 1],
+    )
+}
+
+fn main() {
+    // `cargo test --benches` runs bench binaries with `--bench` absent: do one tiny round.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let (calls, warmup, rounds) = if quick {
+        (20, 5, 1)
+    } else {
+        (CALLS, WARMUP, ROUNDS)
+    };
+
+    // Service B on its own runtime thread.
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let b = Deployment::builder()
+        .sink(Memory::bounded(100_000))
+        .function(plan)
+        .build();
+    let listener = server_rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = crux_server::Server::builder(b).build();
+    server_rt.spawn(async move { server.serve(listener, std::future::pending()).await });
+
+    // Service A, calling it.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = Client::builder(&url)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let a = Deployment::builder()
+        .sink(Memory::bounded(100_000))
+        .function(round)
+        .state(client)
+        .build();
+    rt.block_on(a.action(round, Round { calls: warmup }))
+        .unwrap();
+
+    let mut rows = Vec::new();
+    for r in 0..rounds {
+        let mut l = rt.block_on(a.action(round, Round { calls })).unwrap();
+        l.bare.sort_unstable();
+        l.hop.sort_unstable();
+        let row = [
+            percentile(&l.bare, 0.5),
+            percentile(&l.hop, 0.5),
+            percentile(&l.bare, 0.99),
+            percentile(&l.hop, 0.99),
+        ];
+        println!(
+            "round {}: bare p50 {:.1} µs, hop p50 {:.1} µs; bare p99 {:.1} µs, hop p99 {:.1} µs",
+            r + 1,
+            row[0],
+            row[1],
+            row[2],
+            row[3]
+        );
+        rows.push(row);
+    }
+    for (name, bare, hop) in [("p50", 0, 1), ("p99", 2, 3)] {
+        let (ratio, rmin, rmax) =
+            median_and_spread(rows.iter().map(|row| row[hop] / row[bare]).collect());
+        let (added, amin, amax) =
+            median_and_spread(rows.iter().map(|row| row[hop] - row[bare]).collect());
+        let (base, _, _) = median_and_spread(rows.iter().map(|row| row[bare]).collect());
+        println!(
+            "{name}: bare {base:.1} µs; hop/bare {ratio:.3} ({rmin:.3}..{rmax:.3}); \
+             added {added:.1} µs ({amin:.1}..{amax:.1}); median of {rounds} rounds of {calls}"
+        );
+    }
+}
