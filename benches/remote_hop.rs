@@ -5,7 +5,8 @@
 //! Each round makes `CALLS` pairs of calls, alternating which goes first, and keeps every
 //! call's latency; a round reports p50 and p99 of each way. Five rounds; the summary is the
 //! median of the five with their spread. divan and criterion report means and medians, not
-//! tail percentiles, so this bench measures with its own loop (`harness = false`).
+//! tail percentiles, so this bench measures with its own loop (`harness = false`). A third,
+//! diagnostic way records the same hop without its two bounded flushes.
 //!
 //! ```text
 //! cargo bench --bench remote_hop --features client
@@ -13,12 +14,14 @@
 
 use std::time::{Duration, Instant};
 
+use crux::boundary::Hop;
 use crux::client::{Client, RemoteAction};
+use crux::function::FunctionKind;
 use crux::local::Deployment;
 use crux::prelude::*;
 use crux::sink::Memory;
 
-const CALLS: usize = 2_000;
+const CALLS: usize = 2_000; // per way
 const WARMUP: usize = 200;
 const ROUNDS: usize = 5;
 
@@ -50,6 +53,9 @@ pub struct Latencies {
     pub bare: Vec<u64>,
     /// Nanoseconds per call, `ctx.crux.run_action` through the remote reference.
     pub hop: Vec<u64>,
+    /// Diagnostic: the same hop's span, `requested` and envelope, without its two bounded
+    /// flushes (what the flushes cost is `hop` minus this).
+    pub no_flush: Vec<u64>,
 }
 
 /// Service A's action: one run, `calls` pairs of calls.
@@ -59,22 +65,36 @@ pub async fn round(ctx: &ActionCtx, args: Round) -> crux::Result<Latencies> {
     let mut out = Latencies {
         bare: Vec::with_capacity(args.calls),
         hop: Vec::with_capacity(args.calls),
+        no_flush: Vec::with_capacity(args.calls),
     };
     for i in 0..args.calls {
         let work = || Work {
             text: "plan the research".into(),
             n: i as u32,
         };
-        for way in [i % 2, 1 - i % 2] {
+        for way in [i % 3, (i + 1) % 3, (i + 2) % 3] {
             let started = Instant::now();
-            if way == 0 {
-                let _: Work = client.action("research:plan", &work()).await?;
-                out.bare.push(started.elapsed().as_nanos() as u64);
-            } else {
-                ctx.crux
-                    .run_action("plan research", PLAN.on(client), work())
-                    .await?;
-                out.hop.push(started.elapsed().as_nanos() as u64);
+            match way {
+                0 => {
+                    let _: Work = client.action("research:plan", &work()).await?;
+                    out.bare.push(started.elapsed().as_nanos() as u64);
+                }
+                1 => {
+                    ctx.crux
+                        .run_action("plan research", PLAN.on(client), work())
+                        .await?;
+                    out.hop.push(started.elapsed().as_nanos() as u64);
+                }
+                _ => {
+                    let mut hop = Hop::action("plan research", "research:plan");
+                    let args = serde_json::to_value(work())?;
+                    let result = client
+                        .call_json(FunctionKind::Action, "research:plan", args, hop.envelope())
+                        .await;
+                    hop.end(&result);
+                    result?;
+                    out.no_flush.push(started.elapsed().as_nanos() as u64);
+                }
             }
         }
     }
@@ -143,23 +163,34 @@ fn main() {
         let mut l = rt.block_on(a.action(round, Round { calls })).unwrap();
         l.bare.sort_unstable();
         l.hop.sort_unstable();
+        l.no_flush.sort_unstable();
         let row = [
             percentile(&l.bare, 0.5),
             percentile(&l.hop, 0.5),
             percentile(&l.bare, 0.99),
             percentile(&l.hop, 0.99),
+            percentile(&l.no_flush, 0.5),
+            percentile(&l.no_flush, 0.99),
         ];
         println!(
-            "round {}: bare p50 {:.1} µs, hop p50 {:.1} µs; bare p99 {:.1} µs, hop p99 {:.1} µs",
+            "round {}: bare p50 {:.1} µs, hop p50 {:.1} µs (no flush {:.1}); \
+             bare p99 {:.1} µs, hop p99 {:.1} µs (no flush {:.1})",
             r + 1,
             row[0],
             row[1],
+            row[4],
             row[2],
-            row[3]
+            row[3],
+            row[5]
         );
         rows.push(row);
     }
-    for (name, bare, hop) in [("p50", 0, 1), ("p99", 2, 3)] {
+    for (name, bare, hop) in [
+        ("p50", 0, 1),
+        ("p99", 2, 3),
+        ("p50 without flushes", 0, 4),
+        ("p99 without flushes", 2, 5),
+    ] {
         let (ratio, rmin, rmax) =
             median_and_spread(rows.iter().map(|row| row[hop] / row[bare]).collect());
         let (added, amin, amax) =
