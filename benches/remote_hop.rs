@@ -45,6 +45,8 @@ const PLAN: RemoteAction<Work, Work> = RemoteAction::new("research:plan");
 #[derive(Serialize, Deserialize)]
 pub struct Round {
     pub calls: usize,
+    /// Only this way (0 bare, 1 hop, 2 hop without flushes): for instruction counts.
+    pub only: Option<usize>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -72,7 +74,11 @@ pub async fn round(ctx: &ActionCtx, args: Round) -> crux::Result<Latencies> {
             text: "plan the research".into(),
             n: i as u32,
         };
-        for way in [i % 3, (i + 1) % 3, (i + 2) % 3] {
+        let ways = match args.only {
+            Some(way) => vec![way],
+            None => vec![i % 3, (i + 1) % 3, (i + 2) % 3],
+        };
+        for way in ways {
             let started = Instant::now();
             match way {
                 0 => {
@@ -155,12 +161,37 @@ fn main() {
         .function(round)
         .state(client)
         .build();
-    rt.block_on(a.action(round, Round { calls: warmup }))
-        .unwrap();
+    let warm = Round {
+        calls: warmup,
+        only: None,
+    };
+    rt.block_on(a.action(round, warm)).unwrap();
+
+    // Instruction counts: `CRUX_REMOTE_HOP_ONLY=bare|hop|no_flush CRUX_REMOTE_HOP_CALLS=N
+    // valgrind --tool=callgrind <bench binary> --bench` twice with two N; the difference
+    // over the added calls is the instructions per call, every thread (both services).
+    if let Ok(way) = std::env::var("CRUX_REMOTE_HOP_ONLY") {
+        let only = ["bare", "hop", "no_flush"]
+            .iter()
+            .position(|w| *w == way)
+            .expect("CRUX_REMOTE_HOP_ONLY is bare, hop or no_flush");
+        let calls = std::env::var("CRUX_REMOTE_HOP_CALLS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(200);
+        let only = Round {
+            calls,
+            only: Some(only),
+        };
+        rt.block_on(a.action(round, only)).unwrap();
+        return;
+    }
 
     let mut rows = Vec::new();
     for r in 0..rounds {
-        let mut l = rt.block_on(a.action(round, Round { calls })).unwrap();
+        let mut l = rt
+            .block_on(a.action(round, Round { calls, only: None }))
+            .unwrap();
         l.bare.sort_unstable();
         l.hop.sort_unstable();
         l.no_flush.sort_unstable();
