@@ -468,9 +468,16 @@ fn support_chat_serves_over_http_until_sigterm() {
     let body = json!({
         "path": "chat:respond",
         "format": "json",
-        "args": {"threadId": "thread-42", "userId": "user-ada", "message": "Where is my refund?"}
+        "args": {"threadId": "thread-42", "message": "Where is my refund?"}
     })
     .to_string();
+    // The caller signs in with the example's development token.
+    let token = Command::new(example_stores::example_binary("support_chat"))
+        .args(["--print-test-token", "user-ada"])
+        .output()
+        .expect("the example prints a token");
+    assert!(token.status.success());
+    let token = String::from_utf8(token.stdout).unwrap();
     let mut stream = TcpStream::connect(&address).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
@@ -478,7 +485,9 @@ fn support_chat_serves_over_http_until_sigterm() {
     write!(
         stream,
         "POST /api/action HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Authorization: Bearer {}\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        token.trim(),
         body.len()
     )
     .unwrap();
@@ -486,6 +495,10 @@ fn support_chat_serves_over_http_until_sigterm() {
     stream.read_to_string(&mut reply).unwrap();
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(reply.contains(r#""status":"success""#), "{reply}");
+    assert!(
+        reply.contains(r#""logLines":["[INFO] answering user-ada in thread-42"]"#),
+        "{reply}"
+    );
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -370,3 +370,211 @@ fn accepted_records_survive_a_restart_of_the_collector() {
     let (_, runs) = get(&c, "/api/runs");
     assert_eq!(runs["runs"][0]["records"], 1);
 }
+
+fn span_records(run: &str, seg: &str, seq: u32, span: &str, name: &str, tokens: i64) -> [Value; 2] {
+    let base = |id: String, seq: u32, kind: &str| {
+        json!({
+            "schemaVersion": 5, "recordId": id, "runId": run, "operationId": run,
+            "segmentId": seg, "segmentSeq": seq, "traceId": "0af7651916cd43dd8448eb211c80319c",
+            "type": kind, "spanId": span,
+        })
+    };
+    let mut start = base(format!("rec_{span}_s"), seq, "span:start");
+    for (k, v) in [
+        ("parentSpanId", Value::Null),
+        ("family", json!("generation")),
+        ("primitive", json!("generation.call")),
+        ("name", json!(name)),
+        ("model", json!("stand-in")),
+        ("startedAt", json!("2026-01-01T00:00:00.100Z")),
+        ("status", json!("running")),
+    ] {
+        start[k] = v;
+    }
+    let mut end = base(format!("rec_{span}_e"), seq + 1, "span:end");
+    for (k, v) in [
+        ("endedAt", json!("2026-01-01T00:00:00.300Z")),
+        ("durationMs", json!(200)),
+        ("status", json!("ok")),
+        (
+            "metrics",
+            json!({"inputTokens": tokens, "outputTokens": 2 * tokens, "totalTokens": 3 * tokens}),
+        ),
+    ] {
+        end[k] = v;
+    }
+    [start, end]
+}
+
+#[test]
+fn the_run_list_filters_by_status_name_time_session_and_text_and_counts_model_tokens() {
+    let c = start(None);
+    let [s1, e1] = span_records("run_a", "seg_a", 2, "aaaa000000000001", "draft plan", 10);
+    let [s2, e2] = span_records("run_a", "seg_a", 4, "aaaa000000000002", "write answer", 5);
+    let mut other = start_record("rec_b1", "run_b", "seg_b", 1, "2026-01-03T00:00:00.000Z");
+    other["sessionId"] = json!("sess_2");
+    other["userId"] = json!("user_ada");
+    let records = [
+        start_record("rec_a1", "run_a", "seg_a", 1, "2026-01-01T00:00:00.000Z"),
+        s1,
+        e1,
+        s2,
+        e2,
+        end_record("rec_a9", "run_a", "seg_a", 6),
+        other,
+    ];
+    assert_eq!(outcomes(&post(&c, &batch(&records), None).2), accepted(7));
+    let ids = |path: &str| -> Vec<String> {
+        let (status, body) = get(&c, path);
+        assert_eq!(status, 200, "{path}: {body}");
+        body["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["runId"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids("/api/runs"), ["run_b", "run_a"]);
+    assert_eq!(ids("/api/runs?status=ok"), ["run_a"]);
+    assert_eq!(ids("/api/runs?status=running"), ["run_b"]);
+    assert_eq!(ids("/api/runs?name=RUN%20RUN_B"), ["run_b"]);
+    assert_eq!(ids("/api/runs?since=2026-01-02T00:00:00Z"), ["run_b"]);
+    assert_eq!(
+        ids("/api/runs?until=2026-01-02T00:00:00%2B00:00"),
+        ["run_a"]
+    );
+    assert_eq!(ids("/api/runs?session=sess_1"), ["run_a"]);
+    assert_eq!(ids("/api/runs?user=user_ada"), ["run_b"]);
+    // Full text: a span's name, not just the run's.
+    assert_eq!(ids("/api/runs?q=Draft%20Plan"), ["run_a"]);
+    assert_eq!(ids("/api/runs?q=nothing-like-this"), Vec::<String>::new());
+
+    let (_, listed) = get(&c, "/api/runs?status=ok");
+    let a = &listed["runs"][0];
+    assert_eq!(
+        (
+            &a["modelCalls"],
+            &a["inputTokens"],
+            &a["outputTokens"],
+            &a["totalTokens"]
+        ),
+        (&json!(2), &json!(15), &json!(30), &json!(45))
+    );
+
+    let (status, found) = get(&c, "/api/search?q=write%20answer");
+    assert_eq!(status, 200);
+    assert_eq!(found["runs"], json!(["run_a"]));
+    assert_eq!(found["hits"][0]["spanId"], "aaaa000000000002");
+    assert_eq!(found["hits"][0]["field"], "name");
+
+    let (status, view) = get(&c, "/api/runs/run_a/view");
+    assert_eq!(status, 200);
+    assert_eq!(view["view"]["status"], "ok");
+    let spans = view["view"]["spans"].as_array().unwrap();
+    assert_eq!(spans.len(), 2);
+    assert_eq!(spans[0]["name"], "draft plan");
+    assert_eq!(spans[0]["details"]["model"], "stand-in");
+    assert_eq!(spans[0]["metrics"]["totalTokens"], 30);
+    assert_eq!(view["run"]["modelCalls"], 2);
+    assert_eq!(get(&c, "/api/runs/run_nope/view").0, 404);
+
+    let (_, before) = get(&c, "/api/revision");
+    post(&c, &batch(&[event("rec_b2", "run_b", "seg_b", 2)]), None);
+    let (_, after) = get(&c, "/api/revision");
+    assert!(after["revision"].as_i64() > before["revision"].as_i64());
+}
+
+#[test]
+fn bad_query_parameters_are_400_naming_the_parameter() {
+    let c = start(None);
+    for (path, name) in [
+        ("/api/runs?limit=zero", "`limit`"),
+        ("/api/runs?limit=0", "`limit`"),
+        ("/api/runs?since=yesterday", "`since`"),
+        ("/api/runs?until=2026-13-01", "`until`"),
+        ("/api/search", "`q`"),
+        ("/api/runs?q=%FF", "`q`"),
+    ] {
+        let (status, body) = get(&c, path);
+        assert_eq!(status, 400, "{path}");
+        assert_eq!(body["error"]["code"], "invalid_query", "{path}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(name), "{path}: {message}");
+    }
+}
+
+#[test]
+fn the_web_viewer_is_served_offline_with_a_strict_content_policy() {
+    let c = start(Some("s3cret"));
+    for (path, kind, needle) in [
+        ("/", "text/html", "/assets/app.js"),
+        ("/assets/app.js", "text/javascript", "/api/revision"),
+        ("/assets/app.css", "text/css", ".tl-bar"),
+    ] {
+        // The assets hold no records: they load without the token.
+        let mut resp = agent().get(format!("{}{path}", c.url())).call().unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        let header = |h: &str| {
+            resp.headers()
+                .get(h)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default()
+        };
+        assert!(header("content-type").starts_with(kind), "{path}");
+        let csp = header("content-security-policy");
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
+        let body = resp.body_mut().read_to_string().unwrap();
+        assert!(body.contains(needle), "{path}");
+        // Offline: nothing is fetched from another origin.
+        assert!(
+            !body.contains("https://") && !body.contains("http://"),
+            "{path}"
+        );
+    }
+    // The API still needs it.
+    assert_eq!(get(&c, "/api/runs").0, 401);
+}
+
+#[test]
+fn a_version_1_store_is_upgraded_with_its_model_totals_backfilled() {
+    let db = temp_db();
+    {
+        let c = Collector::start(CollectorOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            db: db.clone(),
+            token: None,
+        })
+        .unwrap();
+        let [s, e] = span_records("run_a", "seg_a", 2, "aaaa000000000001", "draft", 7);
+        let records = [
+            start_record("rec_1", "run_a", "seg_a", 1, "2026-01-01T00:00:00.000Z"),
+            s,
+            e,
+        ];
+        assert_eq!(outcomes(&post(&c, &batch(&records), None).2), accepted(3));
+    }
+    // Make it a version 1 store: no totals columns.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE runs DROP COLUMN model_calls; ALTER TABLE runs DROP COLUMN input_tokens; \
+         ALTER TABLE runs DROP COLUMN output_tokens; ALTER TABLE runs DROP COLUMN total_tokens; \
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    drop(conn);
+    // A reader upgrades it.
+    let store = Store::open_read_only(&db).unwrap();
+    let row = store.run("run_a").unwrap().unwrap();
+    assert_eq!(
+        (
+            row.model_calls,
+            row.input_tokens,
+            row.output_tokens,
+            row.total_tokens
+        ),
+        (1, 7, 14, 21)
+    );
+}

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use super::ctx::{Deadline, INHERITED_DEADLINE_MARGIN};
 use super::deployment::Deployment;
 use super::dispatch::{Caller, EnvelopeText, from_json_output, to_json_args};
+use super::inherited::Inherited;
 use super::scheduler::{Schedulable, delay_until};
 use super::store::{Id, Transaction};
 use super::{ActionCtx, MutationCtx, QueryCtx};
@@ -34,6 +35,8 @@ struct Core {
     depth: u32,
     /// Its deadline, which bounds the calls it makes.
     deadline: Deadline,
+    /// What the calls it makes inherit (never a scheduled job).
+    inherited: Inherited,
 }
 
 impl Core {
@@ -173,12 +176,14 @@ impl Via<'_> {
             Caller::Boundary {
                 depth: core.depth + 1,
                 deadline: core.deadline,
+                inherited: core.inherited.clone(),
             }
         } else {
             Caller::Function {
                 txn: core.txn.clone(),
                 depth: core.depth + 1,
                 deadline: core.deadline,
+                inherited: core.inherited.clone(),
             }
         };
         core.call_as::<F>(args, envelope, caller).await
@@ -348,12 +353,18 @@ pub struct ActionCrux {
 }
 
 impl ActionCrux {
-    pub(crate) fn new(deployment: Deployment, depth: u32, deadline: Deadline) -> Self {
+    pub(crate) fn new(
+        deployment: Deployment,
+        depth: u32,
+        deadline: Deadline,
+        inherited: Inherited,
+    ) -> Self {
         let core = Core {
             deployment,
             txn: None,
             depth,
             deadline,
+            inherited,
         };
         Self {
             scheduler: CruxScheduler {
@@ -414,6 +425,7 @@ impl QueryCrux {
         view: Arc<Transaction>,
         depth: u32,
         deadline: Deadline,
+        inherited: Inherited,
     ) -> Self {
         Self {
             core: Core {
@@ -421,6 +433,7 @@ impl QueryCrux {
                 txn: Some(view),
                 depth,
                 deadline,
+                inherited,
             },
         }
     }
@@ -446,12 +459,14 @@ impl MutationCrux {
         txn: Arc<Transaction>,
         depth: u32,
         deadline: Deadline,
+        inherited: Inherited,
     ) -> Self {
         let core = Core {
             deployment,
             txn: Some(txn),
             depth,
             deadline,
+            inherited,
         };
         Self {
             scheduler: CruxScheduler {

@@ -4,8 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::auth::Auth;
+use super::console::Console;
 use super::deployment::Deployment;
 use super::dispatch::{Call, Caller, from_json_output, to_json_args};
+use super::inherited::Inherited;
 use super::scheduler::Scheduler;
 use super::store::{DatabaseReader, DatabaseWriter, Transaction};
 use crux_runtime::Result;
@@ -26,6 +29,9 @@ pub struct Host {
     /// When this invocation's execution limit runs out (its own or its caller's, the
     /// nearer).
     pub(crate) deadline: Deadline,
+    /// The user the invocation runs for and where its log lines go, which the calls it
+    /// makes inherit.
+    pub(crate) inherited: Inherited,
 }
 
 /// When an invocation must have finished, and which limit set it.
@@ -117,6 +123,11 @@ pub struct ActionCtx {
     pub crux: super::calling::ActionCrux,
     /// Convex's raw scheduler: scheduled work is not linked to this run.
     pub scheduler: Scheduler,
+    /// The user the call was made for, if any (Convex's `ctx.auth`).
+    pub auth: Auth,
+    /// Log lines for the caller (Convex's `console`): an HTTP client gets them as the
+    /// reply's `logLines`.
+    pub console: Console,
     host: Host,
 }
 
@@ -127,6 +138,11 @@ pub struct QueryCtx {
     pub db: DatabaseReader,
     /// The Crux helpers.
     pub crux: super::calling::QueryCrux,
+    /// The user the call was made for, if any (Convex's `ctx.auth`).
+    pub auth: Auth,
+    /// Log lines for the caller (Convex's `console`): an HTTP client gets them as the
+    /// reply's `logLines`.
+    pub console: Console,
     host: Host,
 }
 
@@ -139,6 +155,11 @@ pub struct MutationCtx {
     pub crux: super::calling::MutationCrux,
     /// Convex's raw scheduler; what it schedules is canceled if the mutation fails.
     pub scheduler: Scheduler,
+    /// The user the call was made for, if any (Convex's `ctx.auth`).
+    pub auth: Auth,
+    /// Log lines for the caller (Convex's `console`): an HTTP client gets them as the
+    /// reply's `logLines`.
+    pub console: Console,
     host: Host,
     txn: Arc<Transaction>,
 }
@@ -159,17 +180,26 @@ impl HostContext for ActionCtx {
                 invocation,
                 depth,
                 deadline,
+                inherited,
                 ..
             } = call;
             let deadline = Deadline::starting_now(&deployment, FunctionKind::Action, deadline);
             let ctx = ActionCtx {
-                crux: super::calling::ActionCrux::new(deployment.clone(), depth, deadline),
+                crux: super::calling::ActionCrux::new(
+                    deployment.clone(),
+                    depth,
+                    deadline,
+                    inherited.clone(),
+                ),
                 scheduler: Scheduler::new(deployment.clone(), None),
+                auth: Auth::new(inherited.identity.clone()),
+                console: Console::new(inherited.log_lines.clone()),
                 host: Host {
                     deployment,
                     invocation,
                     depth,
                     deadline,
+                    inherited,
                 },
             };
             F::call(&ctx, args, envelope).await
@@ -194,6 +224,7 @@ impl HostContext for QueryCtx {
                 invocation,
                 depth,
                 deadline,
+                inherited,
             } = call;
             let view = match txn {
                 Some(parent) => parent,
@@ -202,12 +233,21 @@ impl HostContext for QueryCtx {
             let deadline = Deadline::starting_now(&deployment, FunctionKind::Query, deadline);
             let ctx = QueryCtx {
                 db: DatabaseReader::new(view.clone()),
-                crux: super::calling::QueryCrux::new(deployment.clone(), view, depth, deadline),
+                crux: super::calling::QueryCrux::new(
+                    deployment.clone(),
+                    view,
+                    depth,
+                    deadline,
+                    inherited.clone(),
+                ),
+                auth: Auth::new(inherited.identity.clone()),
+                console: Console::new(inherited.log_lines.clone()),
                 host: Host {
                     deployment,
                     invocation,
                     depth,
                     deadline,
+                    inherited,
                 },
             };
             F::call(&ctx, args, envelope).await
@@ -232,6 +272,7 @@ impl HostContext for MutationCtx {
                 invocation,
                 depth,
                 deadline,
+                inherited,
             } = call;
             let txn = match txn {
                 Some(parent) => parent.child().await,
@@ -245,13 +286,17 @@ impl HostContext for MutationCtx {
                     txn.clone(),
                     depth,
                     deadline,
+                    inherited.clone(),
                 ),
                 scheduler: Scheduler::new(deployment.clone(), Some(txn.clone())),
+                auth: Auth::new(inherited.identity.clone()),
+                console: Console::new(inherited.log_lines.clone()),
                 host: Host {
                     deployment: deployment.clone(),
                     invocation,
                     depth,
                     deadline,
+                    inherited,
                 },
                 txn: txn.clone(),
             };
@@ -347,6 +392,7 @@ async fn raw_call<F: Function>(
         txn,
         depth: host.depth + 1,
         deadline: host.deadline,
+        inherited: host.inherited.clone(),
     };
     // Boxed: the call's future lives on the heap, not in every frame polling this one.
     let out = Box::pin(host.deployment.dispatch(F::path(), args, caller)).await?;

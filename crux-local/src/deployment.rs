@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::auth::UserIdentity;
 use super::ctx::{ActionCtx, HostContext, MutationCtx, QueryCtx};
 use super::dispatch::{Caller, ClientCall, Entry, from_json_output, to_json_args};
 use super::scheduler::Jobs;
 use super::store::{Schema, Store, TableSchema};
 use crux_runtime::Result;
-use crux_runtime::function::{Function, FunctionKind};
+use crux_runtime::function::{Function, FunctionKind, Metadata};
 use crux_runtime::observe::{FlushOptions, FlushResult, Observer, ObserverBuilder};
 use crux_runtime::sink::Sink;
 
@@ -36,6 +37,9 @@ pub(crate) struct Inner {
     pub(crate) observer: Observer,
     pub(crate) limits: Limits,
     pub(crate) state: StateMap,
+    /// A client's call made for a user opens its run with the user's subject as the
+    /// `userId` correlator ([`DeploymentBuilder::correlate_user_id`]).
+    pub(crate) correlate_user_id: bool,
 }
 
 /// Application state by type ([`DeploymentBuilder::state`]).
@@ -94,6 +98,7 @@ pub struct DeploymentBuilder {
     limits: Limits,
     state: StateMap,
     manual_scheduling: bool,
+    correlate_user_id: bool,
 }
 
 impl fmt::Debug for DeploymentBuilder {
@@ -240,6 +245,15 @@ impl DeploymentBuilder {
         self
     }
 
+    /// Records the subject of the user a client's call is made for (`ctx.auth`) as the
+    /// `userId` correlator of the run the call opens, so runs can be found by user. Off by
+    /// default: the subject is personal data. Only the subject is recorded, never a token
+    /// or any other claim.
+    pub fn correlate_user_id(mut self, on: bool) -> Self {
+        self.correlate_user_id = on;
+        self
+    }
+
     /// Builds the deployment. Without a sink or observer it records through
     /// [`Observer::global`] (nothing, unless one was installed).
     pub fn build(self) -> Deployment {
@@ -256,6 +270,7 @@ impl DeploymentBuilder {
                 observer,
                 limits: self.limits,
                 state: self.state,
+                correlate_user_id: self.correlate_user_id,
             }),
         }
     }
@@ -306,7 +321,7 @@ impl Deployment {
     where
         F: Function<Context = ActionCtx>,
     {
-        self.client_call(f, args).await
+        self.client_call(f, args, ClientCall::default()).await
     }
 
     /// Calls a public query as a client would.
@@ -314,7 +329,7 @@ impl Deployment {
     where
         F: Function<Context = QueryCtx>,
     {
-        self.client_call(f, args).await
+        self.client_call(f, args, ClientCall::default()).await
     }
 
     /// Calls a public mutation as a client would.
@@ -322,7 +337,7 @@ impl Deployment {
     where
         F: Function<Context = MutationCtx>,
     {
-        self.client_call(f, args).await
+        self.client_call(f, args, ClientCall::default()).await
     }
 
     /// Calls the public function at `path` (`dir/file:export`) with raw JSON arguments, as
@@ -337,6 +352,13 @@ impl Deployment {
     /// `traceparent`, and whether its context is trusted ([`ClientCall`]).
     pub async fn call_with(&self, path: &str, args: Value, client: ClientCall) -> Result<Value> {
         self.dispatch(path, args, Caller::Client(client)).await
+    }
+
+    /// What is registered at `path` (`dir/file:export`): its kind, visibility and the
+    /// Rust item that defines it; `None` when nothing is. A host in front of the deployment
+    /// checks with it that what it routes to exists (an HTTP action's function).
+    pub fn metadata(&self, path: &str) -> Option<&Metadata> {
+        self.inner.registry.get(path).map(|entry| &entry.metadata)
     }
 
     /// The application state of type `T` registered with [`DeploymentBuilder::state`].
@@ -362,13 +384,76 @@ impl Deployment {
             })
     }
 
-    async fn client_call<F: Function>(&self, f: F, args: F::Args) -> Result<F::Output> {
+    /// Calls made for `identity`, as convex-test's `t.withIdentity(..)`: each handler
+    /// sees it as `ctx.auth`, and so do the functions it calls.
+    ///
+    /// ```ignore
+    /// let ada = UserIdentity::for_test("user-ada").name("Ada");
+    /// deployment.with_identity(ada).action(chat::respond, args).await?;
+    /// ```
+    pub fn with_identity(&self, identity: UserIdentity) -> AsUser {
+        AsUser {
+            deployment: self.clone(),
+            identity: Arc::new(identity),
+        }
+    }
+
+    async fn client_call<F: Function>(
+        &self,
+        f: F,
+        args: F::Args,
+        client: ClientCall,
+    ) -> Result<F::Output> {
         let _ = f;
         let args = to_json_args(&args)?;
         let out = self
-            .dispatch(F::path(), args, Caller::Client(ClientCall::default()))
+            .dispatch(F::path(), args, Caller::Client(client))
             .await?;
         from_json_output(F::path(), out)
+    }
+}
+
+/// A [`Deployment`] calling as one user ([`Deployment::with_identity`]).
+#[derive(Clone, Debug)]
+pub struct AsUser {
+    deployment: Deployment,
+    identity: Arc<UserIdentity>,
+}
+
+impl AsUser {
+    fn client(&self) -> ClientCall {
+        ClientCall::new().identity(self.identity.clone())
+    }
+
+    /// [`Deployment::action`] as this user.
+    pub async fn action<F>(&self, f: F, args: F::Args) -> Result<F::Output>
+    where
+        F: Function<Context = ActionCtx>,
+    {
+        self.deployment.client_call(f, args, self.client()).await
+    }
+
+    /// [`Deployment::query`] as this user.
+    pub async fn query<F>(&self, f: F, args: F::Args) -> Result<F::Output>
+    where
+        F: Function<Context = QueryCtx>,
+    {
+        self.deployment.client_call(f, args, self.client()).await
+    }
+
+    /// [`Deployment::mutation`] as this user.
+    pub async fn mutation<F>(&self, f: F, args: F::Args) -> Result<F::Output>
+    where
+        F: Function<Context = MutationCtx>,
+    {
+        self.deployment.client_call(f, args, self.client()).await
+    }
+
+    /// [`Deployment::call`] as this user.
+    pub async fn call(&self, path: &str, args: Value) -> Result<Value> {
+        self.deployment
+            .dispatch(path, args, Caller::Client(self.client()))
+            .await
     }
 }
 

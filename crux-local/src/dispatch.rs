@@ -11,8 +11,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::auth::UserIdentity;
+use super::console::LogLines;
 use super::ctx::{Deadline, HostContext, Invocation};
 use super::deployment::Deployment;
+use super::inherited::Inherited;
 use super::store::Transaction;
 use super::validation::{check_args_depth, decode_args, drop_flat, too_deep};
 use crux_runtime::boundary::{CatchPanic, panic_error, take_envelope};
@@ -30,14 +33,20 @@ pub(crate) enum Caller {
     Client(ClientCall),
     /// Another function at call depth `depth` (the callee's); a mutation passes its
     /// transaction for sub-transactions.
+    /// Its identity and log lines are the callee's, as on Convex.
     Function {
         txn: Option<Arc<Transaction>>,
         depth: u32,
         deadline: Deadline,
+        inherited: Inherited,
     },
     /// `ctx.crux.run_action` in this deployment, which flushes the shared pipeline as soon
     /// as the callee returns; `depth` is the callee's.
-    Boundary { depth: u32, deadline: Deadline },
+    Boundary {
+        depth: u32,
+        deadline: Deadline,
+        inherited: Inherited,
+    },
     /// The scheduler, with the schedule span of a detached job.
     Scheduler(Option<SpanId>),
 }
@@ -62,6 +71,13 @@ pub struct ClientCall {
     /// context or a `remote_parent` is then dropped and the call runs as a fresh root, with
     /// a `security.warning` recording `reason`; the call itself never fails for it.
     pub distrust_context: Option<String>,
+    /// The user the call is made for (a verified `Authorization: Bearer <JWT>`, or a
+    /// test's identity): `ctx.auth` of the function and of every function it calls.
+    pub identity: Option<Arc<UserIdentity>>,
+    /// Where the log lines of the function and of every function it calls go
+    /// (`ctx.console`); without it they are dropped. The HTTP server returns them as the
+    /// reply's `logLines`.
+    pub log_lines: Option<LogLines>,
 }
 
 impl ClientCall {
@@ -94,6 +110,18 @@ impl ClientCall {
         self.distrust_context = Some(reason.into());
         self
     }
+
+    /// For `identity`: the handler's `ctx.auth` (see [`identity`](Self::identity)).
+    pub fn identity(mut self, identity: impl Into<Arc<UserIdentity>>) -> Self {
+        self.identity = Some(identity.into());
+        self
+    }
+
+    /// Collects the call's log lines in `lines` (see [`log_lines`](Self::log_lines)).
+    pub fn log_lines(mut self, lines: LogLines) -> Self {
+        self.log_lines = Some(lines);
+        self
+    }
 }
 
 /// Convex's name of a function kind in its messages.
@@ -116,6 +144,8 @@ pub struct Call {
     pub(crate) depth: u32,
     /// The caller's deadline, which bounds this call too.
     pub(crate) deadline: Option<Deadline>,
+    /// The user the call is made for (`ctx.auth`) and where its log lines go.
+    pub(crate) inherited: Inherited,
 }
 
 /// A registered function, type-erased.
@@ -306,15 +336,35 @@ impl Deployment {
             }
         }
         let caller_flushes = matches!(caller, Caller::Boundary { .. });
-        let (txn, schedule_link, depth, deadline) = match caller {
-            Caller::Client(_) => (None, None, 0, None),
-            Caller::Boundary { depth, deadline } => (None, None, depth, Some(deadline)),
+        let (txn, schedule_link, depth, deadline, inherited) = match caller {
+            Caller::Client(client) => {
+                let inherited = Inherited {
+                    identity: client.identity,
+                    log_lines: client.log_lines,
+                };
+                (None, None, 0, None, inherited)
+            }
+            Caller::Boundary {
+                depth,
+                deadline,
+                inherited,
+            } => (None, None, depth, Some(deadline), inherited),
             Caller::Function {
                 txn,
                 depth,
                 deadline,
-            } => (txn, None, depth, Some(deadline)),
-            Caller::Scheduler(link) => (None, link, 0, None),
+                inherited,
+            } => (txn, None, depth, Some(deadline), inherited),
+            // Convex runs scheduled functions with no identity; no caller reads their logs.
+            Caller::Scheduler(link) => (None, link, 0, None, Inherited::default()),
+        };
+        // Only a client's call opens a run the user could be correlated with; a nested
+        // call continues its caller's run, which carries its own correlators.
+        let user_id = match &inherited.identity {
+            Some(identity) if depth == 0 && self.inner.correlate_user_id => {
+                Some(identity.subject.clone())
+            }
+            _ => None,
         };
         let max_depth = self.inner.limits.max_call_depth;
         if depth > max_depth {
@@ -337,9 +387,11 @@ impl Deployment {
                 triggered_by: schedule_link,
                 caller_flushes,
                 remote_parent,
+                user_id,
             },
             depth,
             deadline,
+            inherited,
         };
         let future = (entry.run)(call, args);
         if depth == 0 {

@@ -5,11 +5,14 @@
 //! client would ([`Deployment::action`], [`Deployment::query`], [`Deployment::mutation`],
 //! [`Deployment::call`]).
 
+mod auth;
 mod calling;
+mod console;
 mod ctx;
 mod deployment;
 mod dispatch;
 pub mod encoding;
+mod inherited;
 mod receiving;
 mod scheduler;
 mod store;
@@ -20,11 +23,13 @@ mod value;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use auth::{Auth, TEST_ISSUER, UserIdentity};
 pub use calling::{
     ActionCrux, Callee, CruxScheduler, MutationCrux, QueryCrux, ScheduleOptions, Via,
 };
+pub use console::{Console, LogLines, MAX_LOG_LINE, MAX_LOG_LINES};
 pub use ctx::{ActionCtx, HostContext, MutationCtx, QueryCtx};
-pub use deployment::{Deployment, DeploymentBuilder, FunctionSet};
+pub use deployment::{AsUser, Deployment, DeploymentBuilder, FunctionSet};
 pub use dispatch::ClientCall;
 pub use scheduler::{JobState, Schedulable, Scheduler};
 pub use store::{

@@ -18,19 +18,23 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 
-use crux_local::{ClientCall, Deployment};
+use crux_local::{ClientCall, Deployment, LogLines, UserIdentity};
 use crux_runtime::carrier::TraceParent;
 use crux_runtime::function::FunctionKind;
 use crux_runtime::observe::{FlushOptions, FlushResult};
 
+use crate::auth::{AuthProvider, Verifier};
 use crate::encoding::{self, Format};
+use crate::http_action;
+use crate::http_router::{HttpRouter, RouteError};
+use crate::signing::{self, ContextSecret, SIGNATURE_HEADER, SignatureError};
 
 /// Who may send a context (`__crux` in the args, or a `traceparent` header) that the call
 /// continues. A context the policy does not accept never fails a call: the call runs as a
 /// fresh root and its run records a `security.warning` naming the policy.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum ContextPolicy {
     /// Callers on a loopback address (127.0.0.0/8, ::1) and callers with the admin key.
     /// The default: right for development and for a server only reachable through a
@@ -44,6 +48,18 @@ pub enum ContextPolicy {
     Anyone,
     /// No one: every call is a fresh root.
     NoOne,
+    /// Callers that sign the context with a secret shared with the server, in a
+    /// `Crux-Signature` header ([`signing`](crate::signing) defines it;
+    /// [`sign_context`](crate::signing::sign_context) makes it). A context without a valid
+    /// signature made less than `max_age` ago runs as a fresh root with a
+    /// `security.warning` saying why.
+    Signed {
+        /// The shared secret.
+        secret: ContextSecret,
+        /// How far the signature's time may be from the server's clock (five minutes is
+        /// typical: a signed context can be replayed within it).
+        max_age: Duration,
+    },
 }
 
 /// The server's limits and timeouts, each a setting on [`ServerBuilder`].
@@ -67,6 +83,10 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// How long a shutdown waits for calls in flight before it stops waiting. Default 30 s.
     pub shutdown_grace: Duration,
+    /// How long a client may take to send a request's headers (from the first byte it
+    /// waits for, also between requests on a kept-alive connection); a slower one's
+    /// connection is closed. Default 30 s.
+    pub header_read_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -77,6 +97,7 @@ impl Default for Limits {
             max_concurrent_requests: 1024,
             max_header_bytes: 32 << 10,
             shutdown_grace: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -88,9 +109,19 @@ pub struct ServerBuilder {
     admin_key: Option<String>,
     context_policy: ContextPolicy,
     limits: Limits,
+    http: HttpRouter,
+    auth: Verifier,
 }
 
 impl ServerBuilder {
+    /// Trusts the JWTs of `provider`: a call with `Authorization: Bearer <JWT>` from it
+    /// runs with the token's user as `ctx.auth`. Repeatable (one per issuer). Without any,
+    /// a bearer token is answered 401 `NoAuthProvider`, as on Convex.
+    pub fn auth_provider(mut self, provider: AuthProvider) -> Self {
+        self.auth.add(provider);
+        self
+    }
+
     /// The admin key that lets a caller (`Authorization: Convex <key>`) reach internal
     /// functions and send a context under [`ContextPolicy::AdminOnly`]. Without one, no
     /// caller is an admin.
@@ -142,6 +173,25 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves the HTTP actions of `router` at their own paths on the same listener (the
+    /// paths under `/api/` stay Convex's API); see [`HttpRouter`].
+    ///
+    /// # Errors
+    ///
+    /// [`RouteError::NotRegistered`] when a routed action is not registered on the
+    /// deployment.
+    pub fn http_actions(mut self, router: HttpRouter) -> Result<Self, RouteError> {
+        router.check(&self.deployment)?;
+        self.http = router;
+        Ok(self)
+    }
+
+    /// [`Limits::header_read_timeout`].
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.header_read_timeout = timeout;
+        self
+    }
+
     /// Builds the server.
     pub fn build(self) -> Server {
         Server {
@@ -151,6 +201,8 @@ impl ServerBuilder {
                 admin_key: self.admin_key,
                 context_policy: self.context_policy,
                 limits: self.limits,
+                http: self.http,
+                auth: self.auth,
             }),
         }
     }
@@ -168,12 +220,14 @@ pub struct Server {
 }
 
 #[derive(Debug)]
-struct Shared {
-    deployment: Deployment,
-    admin_key: Option<String>,
+pub(crate) struct Shared {
+    pub(crate) deployment: Deployment,
+    pub(crate) admin_key: Option<String>,
     context_policy: ContextPolicy,
-    limits: Limits,
+    pub(crate) limits: Limits,
     permits: Semaphore,
+    pub(crate) http: HttpRouter,
+    auth: Verifier,
 }
 
 /// What [`Server::serve`] reports when it has stopped.
@@ -203,6 +257,8 @@ impl Server {
             admin_key: None,
             context_policy: ContextPolicy::default(),
             limits: Limits::default(),
+            http: HttpRouter::default(),
+            auth: Verifier::default(),
         }
     }
 
@@ -221,7 +277,7 @@ impl Server {
             .route("/api/action", post(action))
             .route("/api/function", post(function))
             .route("/api/run/{*path}", post(run_path))
-            .fallback(not_found)
+            .fallback(http_action::fallback)
             .with_state(self.shared.clone())
     }
 
@@ -235,19 +291,18 @@ impl Server {
     ) -> Result<Shutdown, ServeError> {
         let stopping = Arc::new(Notify::new());
         let notify = stopping.clone();
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-            shutdown.await;
-            notify.notify_one();
-        });
+        let serve = crate::connections::serve(
+            listener,
+            self.router(),
+            self.shared.limits.header_read_timeout,
+            async move {
+                shutdown.await;
+                notify.notify_one();
+            },
+        );
         let grace = self.shared.limits.shutdown_grace;
         let grace_ran_out = tokio::select! {
-            result = serve.into_future() => {
-                result?;
-                false
-            }
+            () = serve => false,
             () = async {
                 stopping.notified().await;
                 tokio::time::sleep(grace).await;
@@ -297,7 +352,7 @@ async fn signal() {
 
 /// An infrastructure failure as Convex answers it: a non-2xx status with
 /// `{"code", "message"}`.
-fn failure(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+pub(crate) fn failure(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (
         status,
         axum::Json(json!({"code": code, "message": message.into()})),
@@ -305,7 +360,7 @@ fn failure(status: StatusCode, code: &str, message: impl Into<String>) -> Respon
         .into_response()
 }
 
-async fn not_found() -> Response {
+pub(crate) async fn not_found() -> Response {
     failure(
         StatusCode::NOT_FOUND,
         "NotFound",
@@ -364,46 +419,21 @@ struct ApiRequest {
 }
 
 async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) -> Response {
-    let Ok(_permit) = shared.permits.try_acquire() else {
-        let mut response = failure(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "TooManyConcurrentRequests",
-            format!(
-                "the server is already serving {} requests (Limits::max_concurrent_requests); \
-                 retry shortly",
-                shared.limits.max_concurrent_requests
-            ),
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return response;
+    let _permit = match admit(&shared, request.headers()) {
+        Ok(permit) => permit,
+        Err(response) => return response,
     };
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| *addr);
     let (parts, body) = request.into_parts();
-    let header_bytes: usize = parts
-        .headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum();
-    if header_bytes > shared.limits.max_header_bytes {
-        return failure(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "HeadersTooLarge",
-            format!(
-                "the request's headers take {header_bytes} bytes; this server accepts \
-                 {} (Limits::max_header_bytes)",
-                shared.limits.max_header_bytes
-            ),
-        );
-    }
     let client = match Client::of(&shared, &parts.headers) {
         Ok(client) => client,
         Err(response) => return response,
     };
+    // The raw JSON of the request (body or GET `args`), for a signed context's exact text.
+    let mut raw: Option<RawArgs> = None;
     let request = match route {
         Route::QueryGet => match parts.uri.query().map(from_query_string) {
             Some(Ok(request)) => request,
@@ -424,10 +454,12 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) 
                 Ok(body) => body,
                 Err(response) => return response,
             };
-            match parse_body(&body, matches!(route, Route::Run(_))) {
+            let parsed = match parse_body(&body, matches!(route, Route::Run(_))) {
                 Ok(request) => request,
                 Err(message) => return failure(StatusCode::BAD_REQUEST, "BadJsonBody", message),
-            }
+            };
+            raw = Some(RawArgs::Body(body));
+            parsed
         }
     };
     let (path, kind, default_format) = match route {
@@ -467,32 +499,98 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) 
         Err(err) => return function_error(&err.to_string(), None, format),
     };
     let mut call = ClientCall::new().admin(client.admin);
+    if let Some(identity) = client.identity {
+        call = call.identity(identity);
+    }
     if let Some(kind) = kind {
         call = call.kind(kind);
     }
-    if let Some(traceparent) = parts
-        .headers
+    if let Some(traceparent) = traceparent(&parts.headers) {
+        call = call.remote_parent(traceparent);
+    }
+    let raw = raw.unwrap_or_else(|| RawArgs::Query(parts.uri.query().map(str::to_owned)));
+    let crux = raw.crux_text();
+    if let Some(reason) = shared.distrust(client.admin, peer, &parts.headers, crux.as_deref()) {
+        call = call.distrust_context(reason);
+    }
+    let log_lines = LogLines::new();
+    call = call.log_lines(log_lines.clone());
+    let mut reply = match shared.deployment.call_with(&path, args, call).await {
+        Ok(value) => match encoding::encode(value, format) {
+            Ok(value) => {
+                let mut body = Map::new();
+                body.insert("status".into(), "success".into());
+                body.insert("value".into(), value);
+                body
+            }
+            Err(err) => function_error_body(&err.to_string(), None, format),
+        },
+        Err(err) => function_error_body(err.message(), err.data().cloned(), format),
+    };
+    // Convex leaves `logLines` out when there are none.
+    let lines = log_lines.take();
+    if !lines.is_empty() {
+        reply.insert("logLines".into(), lines.into());
+    }
+    axum::Json(Value::Object(reply)).into_response()
+}
+
+/// A concurrency permit for a request whose headers fit the limit; else the refusal (503
+/// at once past [`Limits::max_concurrent_requests`], 431 past
+/// [`Limits::max_header_bytes`]).
+pub(crate) fn admit<'a>(
+    shared: &'a Shared,
+    headers: &HeaderMap,
+) -> Result<SemaphorePermit<'a>, Response> {
+    let Ok(permit) = shared.permits.try_acquire() else {
+        let mut response = failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "TooManyConcurrentRequests",
+            format!(
+                "the server is already serving {} requests (Limits::max_concurrent_requests); \
+                 retry shortly",
+                shared.limits.max_concurrent_requests
+            ),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return Err(response);
+    };
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if header_bytes > shared.limits.max_header_bytes {
+        return Err(failure(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "HeadersTooLarge",
+            format!(
+                "the request's headers take {header_bytes} bytes; this server accepts \
+                 {} (Limits::max_header_bytes)",
+                shared.limits.max_header_bytes
+            ),
+        ));
+    }
+    Ok(permit)
+}
+
+/// The request's W3C `traceparent`, if it has a valid one (an invalid one is ignored, as
+/// W3C trace context asks).
+pub(crate) fn traceparent(headers: &HeaderMap) -> Option<TraceParent> {
+    headers
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<TraceParent>().ok())
-    {
-        call = call.remote_parent(traceparent);
-    }
-    if let Some(reason) = shared.distrust(client.admin, peer) {
-        call = call.distrust_context(reason);
-    }
-    match shared.deployment.call_with(&path, args, call).await {
-        Ok(value) => match encoding::encode(value, format) {
-            Ok(value) => axum::Json(json!({"status": "success", "value": value})).into_response(),
-            Err(err) => function_error(&err.to_string(), None, format),
-        },
-        Err(err) => function_error(err.message(), err.data().cloned(), format),
-    }
 }
 
 /// A failed function as Convex answers it: HTTP 200 with `status: "error"`, and
 /// `errorData` when the error carries data (a `ConvexError` in the clients).
 fn function_error(message: &str, data: Option<Value>, format: Format) -> Response {
+    axum::Json(Value::Object(function_error_body(message, data, format))).into_response()
+}
+
+fn function_error_body(message: &str, data: Option<Value>, format: Format) -> Map<String, Value> {
     let mut body = Map::new();
     body.insert("status".into(), "error".into());
     body.insert("errorMessage".into(), message.into());
@@ -500,19 +598,37 @@ fn function_error(message: &str, data: Option<Value>, format: Format) -> Respons
         let data = encoding::encode(data, format).unwrap_or(Value::Null);
         body.insert("errorData".into(), data);
     }
-    axum::Json(Value::Object(body)).into_response()
+    body
 }
 
 impl Shared {
     /// Why this caller's context is not accepted, if it is not.
-    fn distrust(&self, admin: bool, peer: Option<SocketAddr>) -> Option<String> {
+    ///
+    /// `crux` is the `__crux` text exactly as the request carried it (none for an HTTP
+    /// action): what a [`ContextPolicy::Signed`] signature covers, with the `traceparent`.
+    pub(crate) fn distrust(
+        &self,
+        admin: bool,
+        peer: Option<SocketAddr>,
+        headers: &HeaderMap,
+        crux: Option<&str>,
+    ) -> Option<String> {
         let loopback = peer.is_some_and(|addr| addr.ip().is_loopback());
-        let (trusted, policy) = match self.context_policy {
-            ContextPolicy::LoopbackOrAdmin => (admin || loopback, "LoopbackOrAdmin"),
-            ContextPolicy::AdminOnly => (admin, "AdminOnly"),
-            ContextPolicy::Anyone => (true, "Anyone"),
-            ContextPolicy::NoOne => (false, "NoOne"),
-        };
+        let (trusted, policy) =
+            match &self.context_policy {
+                ContextPolicy::LoopbackOrAdmin => (admin || loopback, "LoopbackOrAdmin"),
+                ContextPolicy::AdminOnly => (admin, "AdminOnly"),
+                ContextPolicy::Anyone => (true, "Anyone"),
+                ContextPolicy::NoOne => (false, "NoOne"),
+                ContextPolicy::Signed { secret, max_age } => {
+                    return check_signature(secret, *max_age, headers, crux).err().map(|err| {
+                    format!(
+                        "the server's context policy (ContextPolicy::Signed) does not accept \
+                         this context: {err}; the call runs as a fresh root"
+                    )
+                });
+                }
+            };
         (!trusted).then(|| {
             format!(
                 "the server's context policy (ContextPolicy::{policy}) does not accept a \
@@ -522,10 +638,68 @@ impl Shared {
     }
 }
 
+/// Where a request's args came from, kept for a signed context's exact text.
+enum RawArgs {
+    /// A JSON body `{path, args, format}`.
+    Body(Bytes),
+    /// `GET /api/query`: the query string.
+    Query(Option<String>),
+}
+
+impl RawArgs {
+    /// The `__crux` text in the args, exactly as sent.
+    fn crux_text(&self) -> Option<String> {
+        match self {
+            RawArgs::Body(body) => signing::crux_text_in_body(body),
+            RawArgs::Query(query) => query
+                .as_deref()
+                .and_then(query_args_text)
+                .and_then(|args| signing::crux_text_in_args(&args)),
+        }
+    }
+}
+
+/// Checks the `Crux-Signature` of the context a request carries (none: nothing to check).
+fn check_signature(
+    secret: &ContextSecret,
+    max_age: Duration,
+    headers: &HeaderMap,
+    crux: Option<&str>,
+) -> Result<(), SignatureError> {
+    let traceparent = headers
+        .get("traceparent")
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"))
+        .unwrap_or_default();
+    if traceparent.is_empty() && crux.is_none() {
+        return Ok(());
+    }
+    let header = headers
+        .get(SIGNATURE_HEADER)
+        .map(|v| v.to_str().unwrap_or_default());
+    signing::verify_context(
+        secret,
+        max_age,
+        header,
+        traceparent,
+        crux.unwrap_or_default(),
+    )
+}
+
+/// The percent-decoded `args` of a query string.
+fn query_args_text(query: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == "args")
+        .and_then(|(_, value)| percent_decode(value))
+}
+
 /// What the headers say about the caller.
 struct Client {
     admin: bool,
     requires_format: bool,
+    /// The user a verified bearer token names.
+    identity: Option<UserIdentity>,
 }
 
 /// Clients whose `Convex-Client` name the server knows (a known client need not send a
@@ -551,6 +725,7 @@ impl Client {
             requires_format = !KNOWN_CLIENTS.contains(&name);
         }
         let mut admin = false;
+        let mut identity = None;
         if let Some(value) = headers.get(header::AUTHORIZATION) {
             let value = value.to_str().unwrap_or_default();
             if let Some(key) = value.strip_prefix("Convex ") {
@@ -566,14 +741,26 @@ impl Client {
                         ));
                     }
                 }
-            } else if value.starts_with("Bearer ") {
-                return Err(failure(
-                    StatusCode::UNAUTHORIZED,
-                    "NoAuthProvider",
-                    "No auth provider found matching the given token: this server verifies no \
-                     JWTs (user identities are not supported yet); call without a token or \
-                     with `Authorization: Convex <admin key>`",
-                ));
+            } else if let Some(token) = value.strip_prefix("Bearer ") {
+                if shared.auth.is_empty() {
+                    return Err(failure(
+                        StatusCode::UNAUTHORIZED,
+                        "NoAuthProvider",
+                        "No auth provider found matching the given token: this server trusts \
+                         no JWT issuer (ServerBuilder::auth_provider); call without a token or \
+                         with `Authorization: Convex <admin key>`",
+                    ));
+                }
+                match shared.auth.verify(token) {
+                    Ok(user) => identity = Some(user),
+                    Err(err) => {
+                        return Err(failure(
+                            StatusCode::UNAUTHORIZED,
+                            err.code(),
+                            err.to_string(),
+                        ));
+                    }
+                }
             } else {
                 return Err(failure(
                     StatusCode::UNAUTHORIZED,
@@ -585,6 +772,7 @@ impl Client {
         Ok(Client {
             admin,
             requires_format,
+            identity,
         })
     }
 }
@@ -625,7 +813,11 @@ fn check_json_content_type(headers: &HeaderMap) -> Result<(), Response> {
 }
 
 /// Reads the whole body within the size limit and the body timeout.
-async fn read_body(limits: &Limits, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+pub(crate) async fn read_body(
+    limits: &Limits,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, Response> {
     let too_large = || {
         failure(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -1,7 +1,8 @@
 //! The real npm `ConvexHttpClient` (package `convex`, pinned by `tests/js/package-lock.json`)
 //! calls a query, a mutation and an action on a crux server: values with i64 and bytes
 //! intact, a `ConvexError` with its data, an internal function refused without the admin
-//! key. `.ci/run` installs the package (`npm ci`); without `node_modules` the test is
+//! key, `setAuth(token)` reaching the handler as `ctx.auth`, `logLines` printed by the
+//! client's logger. `.ci/run` installs the package (`npm ci`); without `node_modules` the test is
 //! skipped with a note, unless `CI` is set.
 
 mod common;
@@ -25,13 +26,30 @@ async fn the_npm_convex_http_client_calls_crux_functions() {
         );
         return;
     }
-    let server = common::start(|d| d, |s| s.admin_key("npm-test-admin-key")).await;
+    let secret = b"the npm test's HS256 secret, 32+ bytes";
+    let provider = crux_server::AuthProvider::new("https://npm.crux.test", "npm-tests")
+        .hs256_secret(secret)
+        .unwrap();
+    let token = crux_server::hs256_token(
+        secret,
+        "https://npm.crux.test",
+        "npm-tests",
+        "user-npm",
+        Duration::from_secs(600),
+        serde_json::json!({"name": "Npm User"}),
+    );
+    let server = common::start(
+        |d| d,
+        |s| s.admin_key("npm-test-admin-key").auth_provider(provider),
+    )
+    .await;
     let url = format!("http://{}", server.addr);
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .arg("client.mjs")
             .arg(url)
             .arg("npm-test-admin-key")
+            .arg(token)
             .current_dir(js)
             .output()
     });
@@ -46,6 +64,6 @@ async fn the_npm_convex_http_client_calls_crux_functions() {
         output.status.success(),
         "node client failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    assert!(stdout.contains("ok 6 checks"), "{stdout}");
+    assert!(stdout.contains("ok 8 checks"), "{stdout}");
     server.stop().await;
 }

@@ -10,8 +10,6 @@ use crate::{research, stand_in_model, threads, writer};
 #[serde(rename_all = "camelCase")]
 pub struct RespondArgs {
     pub thread_id: String,
-    /// Who asks. A stand-in for Convex's `ctx.auth`, which the local deployment lacks.
-    pub user_id: String,
     pub message: String,
 }
 
@@ -21,14 +19,20 @@ pub struct Reply {
 }
 
 /// One support chat turn: the public entrypoint, and the root of the run everything below
-/// lands in.
+/// lands in. Who asks is the caller's identity (`ctx.auth`: a verified JWT when served, the
+/// identity of an in-process call), never an argument.
 #[crux::action(
     name = "support chat",
     root = "agent.run",
     attributes(agentId = "support-chat")
 )]
 pub async fn respond(ctx: &ActionCtx, args: RespondArgs) -> crux::Result<Reply> {
-    threads::require_access(ctx, &args.thread_id, &args.user_id).await?;
+    let user = ctx.auth.require_user_identity()?;
+    threads::require_access(ctx, &args.thread_id, &user.subject).await?;
+    ctx.console.info(format_args!(
+        "answering {} in {}",
+        user.subject, args.thread_id
+    ));
 
     let plan = ctx
         .crux

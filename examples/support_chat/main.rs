@@ -11,9 +11,12 @@
 //! `cargo run --example support_chat -- --serve 127.0.0.1:3210` instead serves the same
 //! functions over Convex's HTTP API (`crux_server`) at their Convex paths until Ctrl-C or
 //! SIGTERM, recording the same way; the README shows calls with `curl` and the npm client.
+//! Callers sign in with a development JWT (`dev_auth`): `--print-test-token [SUBJECT]`
+//! prints one.
 
 mod chat;
 mod demo_data;
+mod dev_auth;
 mod research;
 mod stand_in_model;
 mod threads;
@@ -26,7 +29,14 @@ use crux::prelude::*;
 
 #[tokio::main]
 async fn main() -> crux::Result<()> {
-    let serve_at = serve_address()?;
+    let serve_at = match command()? {
+        Command::Demo => None,
+        Command::Serve(address) => Some(address),
+        Command::PrintTestToken(subject) => {
+            println!("{}", dev_auth::token(&subject));
+            return Ok(());
+        }
+    };
     let (builder, memory) = recording::sinks(Deployment::builder())?;
     let deployment = builder
         .functions((
@@ -52,12 +62,15 @@ async fn main() -> crux::Result<()> {
         return serve(deployment, &address).await;
     }
 
+    // In-process calls are made for a user, as a verified token would make them.
     let turn = chat::RespondArgs {
         thread_id: demo_data::THREAD.into(),
-        user_id: demo_data::OWNER.into(),
         message: "Why was I charged twice, and when do I get my money back?".into(),
     };
-    let reply = deployment.action(chat::respond, turn).await?;
+    let reply = deployment
+        .with_identity(dev_auth::identity(demo_data::OWNER))
+        .action(chat::respond, turn)
+        .await?;
     println!("reply: {}", reply.text);
 
     // The access check refuses an unknown thread, and someone else's, before any work is
@@ -68,10 +81,10 @@ async fn main() -> crux::Result<()> {
     ] {
         let intruder = chat::RespondArgs {
             thread_id: thread.into(),
-            user_id: user.into(),
             message: "Show me this thread".into(),
         };
-        match deployment.action(chat::respond, intruder).await {
+        let as_user = deployment.with_identity(dev_auth::identity(user));
+        match as_user.action(chat::respond, intruder).await {
             Ok(reply) => {
                 return Err(Error::msg(format!(
                     "the access check let {user} into {thread}: {reply:?}"
@@ -100,14 +113,27 @@ async fn main() -> crux::Result<()> {
     Ok(())
 }
 
-/// `--serve ADDRESS` from the command line, if given.
-fn serve_address() -> crux::Result<Option<String>> {
+/// What the command line asks for.
+enum Command {
+    /// The in-process demo.
+    Demo,
+    /// `--serve ADDRESS`.
+    Serve(String),
+    /// `--print-test-token [SUBJECT]` (default: the demo thread's owner).
+    PrintTestToken(String),
+}
+
+fn command() -> crux::Result<Command> {
     let mut args = std::env::args().skip(1);
     match (args.next().as_deref(), args.next()) {
-        (None, _) => Ok(None),
-        (Some("--serve"), Some(address)) => Ok(Some(address)),
+        (None, _) => Ok(Command::Demo),
+        (Some("--serve"), Some(address)) => Ok(Command::Serve(address)),
+        (Some("--print-test-token"), subject) => Ok(Command::PrintTestToken(
+            subject.unwrap_or_else(|| demo_data::OWNER.to_owned()),
+        )),
         _ => Err(Error::msg(
-            "usage: support_chat [--serve ADDRESS], e.g. --serve 127.0.0.1:3210",
+            "usage: support_chat [--serve ADDRESS | --print-test-token [SUBJECT]], e.g. \
+             --serve 127.0.0.1:3210",
         )),
     }
 }
@@ -124,7 +150,9 @@ async fn serve(deployment: Deployment, address: &str) -> crux::Result<()> {
     println!("serving on http://{local} (Ctrl-C stops)");
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
-    let server = crux_server::Server::builder(deployment).build();
+    let server = crux_server::Server::builder(deployment)
+        .auth_provider(dev_auth::provider()?)
+        .build();
     let shutdown = server
         .serve_until_signal(listener)
         .await

@@ -8,26 +8,43 @@
 //!   `unsupported_schema_version`); 400 for a body that is not a batch; 401 without the
 //!   token when one is required; 503 with every record `ingest_unavailable` (retryable,
 //!   `Retry-After: 1`) when the store fails.
-//! - `GET /api/runs[?limit=N]`: `{runs: [{runId, name, rootPrimitive, status, startedAt,
-//!   durationMs, records, sessionId, userId}]}`, newest first (default 200, at most 10 000).
+//! - `GET /api/runs[?limit=N&status=&name=&since=&until=&session=&user=&q=]`: `{runs:
+//!   [{runId, name, rootPrimitive, status, startedAt, durationMs, records, sessionId,
+//!   userId, modelCalls, inputTokens, outputTokens, totalTokens}], revision}`, newest
+//!   first (default 200, at most 10 000); `q` keeps the runs a search for it matches.
 //! - `GET /api/runs/{runId}`: `{run, records}`, the records as received, in arrival order.
+//! - `GET /api/runs/{runId}/view[?all=1]`: `{run, view, revision}`, `view` being `crux
+//!   show RUN --json [--all]` (the tree, links, events, errors).
+//! - `GET /api/search?q=TEXT[&limit=N]`: `{hits, runs, truncated}` (`crux search --json`).
+//! - `GET /api/revision`: `{revision}`, which grows with every stored record (the page
+//!   polls it for live updates).
 //! - `GET /api/sources`: the `sourceHealth` of each delivering process.
+//! - `GET /`, `/assets/*`: the web viewer (plain HTML, CSS and JS built into the binary).
 //!
 //! A small threaded HTTP/1.1 server (`tiny_http`), no async runtime: SQLite is blocking,
 //! so a thread pool is what the work needs, and the binary stays lean.
 
+mod api;
+mod ingest;
+mod query;
+mod reply;
 mod store;
+pub mod views;
+mod web;
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use serde_json::{Value, json};
-use tiny_http::{Header, Method, Request, Response, Server};
+use tiny_http::{Method, Request, Server};
 
-pub use self::store::{MAX_SOURCES, Rejection, RunRow, STORE_VERSION, Store, StoreError};
+use self::query::Query;
+pub use self::query::QueryError;
+use self::reply::Reply;
+pub use self::store::{
+    MAX_SOURCES, Rejection, RunFilter, RunRow, STORE_VERSION, Store, StoreError,
+};
 
 /// The collector's default address (the TypeScript devtools' port).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4400";
@@ -189,43 +206,17 @@ fn serve(server: &Server, shared: &Shared) {
     }
 }
 
-/// A response before it is written.
-struct Reply {
-    status: u16,
-    body: Value,
-    retry_after: bool,
-}
-
-impl Reply {
-    fn json(status: u16, body: Value) -> Reply {
-        Reply {
-            status,
-            body,
-            retry_after: false,
-        }
-    }
-    fn error(status: u16, code: &str, message: impl Into<String>) -> Reply {
-        Reply::json(
-            status,
-            json!({"error": {"code": code, "message": message.into()}}),
-        )
-    }
-    fn into_response(self) -> Response<std::io::Cursor<Vec<u8>>> {
-        let mut r = Response::from_data(self.body.to_string().into_bytes())
-            .with_status_code(self.status)
-            .with_header(header("Content-Type", "application/json"));
-        if self.retry_after {
-            r.add_header(header("Retry-After", "1"));
-        }
-        r
-    }
-}
-
-fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("valid header")
-}
-
 fn handle(request: &mut Request, shared: &Shared, reader: &mut Option<Store>) -> Reply {
+    let url = request.url().to_owned();
+    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+    let method = request.method().clone();
+    // The page's assets hold no records: they load without the token, and the page asks
+    // for it when the API answers 401.
+    if method == Method::Get
+        && let Some(asset) = web::asset(path)
+    {
+        return asset;
+    }
     if let Some(token) = &shared.token {
         let given = request
             .headers()
@@ -241,45 +232,16 @@ fn handle(request: &mut Request, shared: &Shared, reader: &mut Option<Store>) ->
             );
         }
     }
-    let url = request.url().to_owned();
-    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-    match (request.method().clone(), path) {
-        (Method::Post, "/api/observability/records") => ingest(request, shared),
-        (Method::Get, "/api/runs") => read(shared, reader, |s| {
-            let limit = query
-                .split('&')
-                .find_map(|kv| kv.strip_prefix("limit="))
-                .and_then(|n| n.parse::<usize>().ok())
-                .unwrap_or(DEFAULT_RUNS_LIMIT)
-                .clamp(1, MAX_RUNS_LIMIT);
-            let runs: Vec<Value> = s.runs(limit)?.iter().map(RunRow::to_json).collect();
-            Ok(Reply::json(200, json!({ "runs": runs })))
-        }),
-        (Method::Get, "/api/sources") => read(shared, reader, |s| {
-            Ok(Reply::json(200, json!({ "sources": s.sources()? })))
-        }),
-        (Method::Get, p) if p.starts_with("/api/runs/") => {
-            let run_id = &p["/api/runs/".len()..];
-            read(shared, reader, |s| {
-                let Some(run) = s.run(run_id)? else {
-                    return Ok(Reply::error(
-                        404,
-                        "run_not_found",
-                        format!("no run {run_id:?} in this collector"),
-                    ));
-                };
-                let records: Vec<Value> = s
-                    .run_records(run_id)?
-                    .iter()
-                    .filter_map(|t| serde_json::from_str(t).ok())
-                    .collect();
-                Ok(Reply::json(
-                    200,
-                    json!({ "run": run.to_json(), "records": records }),
-                ))
-            })
+    match (method, path) {
+        (Method::Post, "/api/observability/records") => ingest::ingest(request, shared),
+        (Method::Get, p) if p.starts_with("/api/") => {
+            let query = match Query::parse(query) {
+                Ok(q) => q,
+                Err(e) => return Reply::error(400, "invalid_query", e.to_string()),
+            };
+            read(shared, reader, |s| api::get(s, p, &query))
         }
-        (_, "/api/observability/records" | "/api/runs" | "/api/sources") => Reply::error(
+        (_, p) if p.starts_with("/api/") && api::is_route(p) => Reply::error(
             405,
             "method_not_allowed",
             "method not allowed on this route",
@@ -307,127 +269,4 @@ fn read(
         Ok(r) => r,
         Err(e) => Reply::error(503, "store_unavailable", e.to_string()),
     }
-}
-
-/// Reads an ingest request's body and stores its records: the ingest contract.
-fn ingest(request: &mut Request, shared: &Shared) -> Reply {
-    if request.body_length().is_some_and(|n| n > MAX_BODY) {
-        return too_large();
-    }
-    let mut body = Vec::new();
-    let read = request
-        .as_reader()
-        .take(MAX_BODY as u64 + 1)
-        .read_to_end(&mut body);
-    if read.is_err() {
-        return Reply::error(400, "invalid_body", "the request body could not be read");
-    }
-    if body.len() > MAX_BODY {
-        return too_large();
-    }
-    let batch: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => return Reply::error(400, "invalid_json", format!("malformed JSON: {e}")),
-    };
-    let Some(records) = batch.get("records").and_then(Value::as_array) else {
-        return Reply::error(400, "invalid_batch", "the batch needs a `records` array");
-    };
-    let Some(version) = batch.get("schemaVersion").and_then(Value::as_u64) else {
-        return Reply::error(
-            400,
-            "invalid_batch",
-            "the batch needs a numeric `schemaVersion`",
-        );
-    };
-    if version != u64::from(crux_runtime::record::SCHEMA_VERSION) {
-        let message = format!(
-            "schemaVersion {version} is not supported; this collector accepts {}",
-            crux_runtime::record::SCHEMA_VERSION
-        );
-        let dispositions: Vec<Value> = records
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                disposition(
-                    i,
-                    r,
-                    "rejected",
-                    "unsupported_schema_version",
-                    false,
-                    Some(&message),
-                )
-            })
-            .collect();
-        return Reply::json(422, json!({ "dispositions": dispositions }));
-    }
-    let mut store = lock(&shared.writer);
-    let results = match store.ingest(version, records) {
-        Ok(r) => r,
-        Err(e) => {
-            let message = format!("the collector's store failed: {e}");
-            let dispositions: Vec<Value> = records
-                .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    disposition(i, r, "rejected", "ingest_unavailable", true, Some(&message))
-                })
-                .collect();
-            return Reply {
-                status: 503,
-                body: json!({ "dispositions": dispositions }),
-                retry_after: true,
-            };
-        }
-    };
-    if let Some(health) = batch.get("sourceHealth") {
-        // Health is advisory: a failure to keep it never fails the records.
-        let _ = store.source_health(health);
-    }
-    drop(store);
-    let dispositions: Vec<Value> = records
-        .iter()
-        .zip(&results)
-        .enumerate()
-        .map(|(i, (r, result))| match result {
-            Ok(()) => disposition(i, r, "accepted", "accepted", false, None),
-            Err(rejection) => disposition(
-                i,
-                r,
-                "rejected",
-                rejection.code(),
-                false,
-                Some(&rejection.message()),
-            ),
-        })
-        .collect();
-    Reply::json(202, json!({ "dispositions": dispositions }))
-}
-
-fn too_large() -> Reply {
-    Reply::error(
-        413,
-        "payload_too_large",
-        format!("the request body is over {MAX_BODY} bytes; send fewer records per request"),
-    )
-}
-
-fn disposition(
-    index: usize,
-    record: &Value,
-    outcome: &str,
-    code: &str,
-    retryable: bool,
-    message: Option<&str>,
-) -> Value {
-    let mut d = json!({
-        "index": index,
-        "recordId": record.get("recordId").cloned().unwrap_or(Value::Null),
-        "outcome": outcome,
-        "code": code,
-        "retryable": retryable,
-    });
-    if let Some(m) = message {
-        d["message"] = Value::String(m.to_owned());
-    }
-    d
 }

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde_json::{Map, Value, json};
 
 /// The store's schema version, kept in `PRAGMA user_version`.
-pub const STORE_VERSION: i64 = 1;
+pub const STORE_VERSION: i64 = 2;
 
 /// Most distinct `sourceHealth` sources remembered.
 pub const MAX_SOURCES: i64 = 256;
@@ -51,8 +51,13 @@ CREATE TABLE IF NOT EXISTS runs (
   user_id TEXT,
   records INTEGER NOT NULL,
   first_seq INTEGER NOT NULL,
-  last_seq INTEGER NOT NULL
+  last_seq INTEGER NOT NULL,
+  model_calls INTEGER NOT NULL DEFAULT 0,
+  input_tokens INTEGER NOT NULL DEFAULT 0,
+  output_tokens INTEGER NOT NULL DEFAULT 0,
+  total_tokens INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS runs_by_user ON runs(user_id) WHERE user_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS runs_newest_first ON runs(started_ms DESC, first_seq DESC);
 CREATE INDEX IF NOT EXISTS runs_by_session ON runs(session_id) WHERE session_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS sources (
@@ -64,6 +69,25 @@ CREATE TABLE IF NOT EXISTS sources (
   deadline_dropped INTEGER NOT NULL,
   last_error TEXT
 ) WITHOUT ROWID;
+";
+
+/// Version 1 → 2: the per-run model totals, backfilled from the stored records.
+const MIGRATE_1_TO_2: &str = "
+ALTER TABLE runs ADD COLUMN model_calls INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN input_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN output_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN total_tokens INTEGER NOT NULL DEFAULT 0;
+UPDATE runs SET
+  model_calls = (SELECT count(*) FROM records r WHERE r.run_id = runs.run_id
+    AND r.type IN ('span:start', 'span')
+    AND json_extract(r.payload, '$.family') = 'generation'
+    AND json_extract(r.payload, '$.primitive') <> 'generation.stream.attempt'),
+  input_tokens = (SELECT coalesce(sum(json_extract(r.payload, '$.metrics.inputTokens')), 0)
+    FROM records r WHERE r.run_id = runs.run_id AND r.type IN ('span:end', 'span')),
+  output_tokens = (SELECT coalesce(sum(json_extract(r.payload, '$.metrics.outputTokens')), 0)
+    FROM records r WHERE r.run_id = runs.run_id AND r.type IN ('span:end', 'span')),
+  total_tokens = (SELECT coalesce(sum(json_extract(r.payload, '$.metrics.totalTokens')), 0)
+    FROM records r WHERE r.run_id = runs.run_id AND r.type IN ('span:end', 'span'));
 ";
 
 /// A store failure.
@@ -110,6 +134,14 @@ pub struct RunRow {
     pub session_id: Option<String>,
     /// The run's user correlator.
     pub user_id: Option<String>,
+    /// Model calls: `generation` spans (stream attempts not counted apart).
+    pub model_calls: u64,
+    /// Sum of the `inputTokens` metrics of the run's spans.
+    pub input_tokens: u64,
+    /// Sum of the `outputTokens` metrics.
+    pub output_tokens: u64,
+    /// Sum of the `totalTokens` metrics.
+    pub total_tokens: u64,
 }
 
 impl RunRow {
@@ -125,7 +157,47 @@ impl RunRow {
             "records": self.records,
             "sessionId": self.session_id,
             "userId": self.user_id,
+            "modelCalls": self.model_calls,
+            "inputTokens": self.input_tokens,
+            "outputTokens": self.output_tokens,
+            "totalTokens": self.total_tokens,
         })
+    }
+}
+
+/// Which runs [`Store::runs_filtered`] lists.
+#[derive(Clone, Debug)]
+pub struct RunFilter {
+    /// Exactly this status (`ok`, `error`, `running`, ...).
+    pub status: Option<String>,
+    /// Names containing this text, ignoring ASCII case.
+    pub name: Option<String>,
+    /// Started at or after (ms since the epoch).
+    pub since_ms: Option<i64>,
+    /// Started at or before (ms since the epoch).
+    pub until_ms: Option<i64>,
+    /// Exactly this session correlator.
+    pub session_id: Option<String>,
+    /// Exactly this user correlator.
+    pub user_id: Option<String>,
+    /// Only these runs (a search's matches).
+    pub run_ids: Option<Vec<String>>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+impl Default for RunFilter {
+    fn default() -> Self {
+        RunFilter {
+            status: None,
+            name: None,
+            since_ms: None,
+            until_ms: None,
+            session_id: None,
+            user_id: None,
+            run_ids: None,
+            limit: 200,
+        }
     }
 }
 
@@ -235,6 +307,10 @@ struct RunDelta {
     records: u64,
     first_seq: i64,
     last_seq: i64,
+    model_calls: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    total_tokens: i64,
 }
 
 fn str_of(v: &Value, key: &str) -> Option<String> {
@@ -253,6 +329,20 @@ impl RunDelta {
         }
         if self.user_id.is_none() {
             self.user_id = str_of(v, "userId");
+        }
+        if matches!(kind, "span:start" | "span")
+            && v.get("family").and_then(Value::as_str) == Some("generation")
+            && v.get("primitive").and_then(Value::as_str) != Some("generation.stream.attempt")
+        {
+            self.model_calls += 1;
+        }
+        if matches!(kind, "span:end" | "span")
+            && let Some(m) = v.get("metrics")
+        {
+            let n = |k: &str| m.get(k).and_then(Value::as_i64).unwrap_or(0).max(0);
+            self.input_tokens += n("inputTokens");
+            self.output_tokens += n("outputTokens");
+            self.total_tokens += n("totalTokens");
         }
         match kind {
             "run:start" => {
@@ -312,6 +402,12 @@ impl Store {
                 found,
             });
         }
+        if found == 1 {
+            store
+                .conn
+                .execute_batch(&format!("BEGIN; {MIGRATE_1_TO_2} COMMIT;"))
+                .map_err(sql(&store.path))?;
+        }
         store.conn.execute_batch(SCHEMA).map_err(sql(&store.path))?;
         store
             .conn
@@ -333,6 +429,12 @@ impl Store {
         let found: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(sql(&path))?;
+        if (1..STORE_VERSION).contains(&found) {
+            // An older store: upgrade it once through a writing connection, then read.
+            drop(conn);
+            drop(Store::open(&path)?);
+            return Store::open_read_only(path);
+        }
         if found != STORE_VERSION {
             return Err(StoreError::Version { path, found });
         }
@@ -541,6 +643,93 @@ impl Store {
         )
     }
 
+    /// The runs `filter` keeps, newest first, at most `filter.limit`.
+    pub fn runs_filtered(&self, filter: &RunFilter) -> Result<Vec<RunRow>, StoreError> {
+        use rusqlite::types::Value as Sql;
+        let mut clauses = Vec::new();
+        let mut values: Vec<Sql> = Vec::new();
+        let mut push = |clause: &str, value: Sql| {
+            values.push(value);
+            clauses.push(clause.replace('?', &format!("?{}", values.len())));
+        };
+        if let Some(status) = &filter.status {
+            push("status = ?", Sql::Text(status.clone()));
+        }
+        if let Some(name) = &filter.name {
+            push("instr(lower(name), lower(?)) > 0", Sql::Text(name.clone()));
+        }
+        if let Some(since) = filter.since_ms {
+            push("started_ms >= ?", Sql::Integer(since));
+        }
+        if let Some(until) = filter.until_ms {
+            push("started_ms <= ?", Sql::Integer(until));
+        }
+        if let Some(session) = &filter.session_id {
+            push("session_id = ?", Sql::Text(session.clone()));
+        }
+        if let Some(user) = &filter.user_id {
+            push("user_id = ?", Sql::Text(user.clone()));
+        }
+        if let Some(ids) = &filter.run_ids {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let json = serde_json::to_string(ids).expect("strings serialize");
+            push(
+                "run_id IN (SELECT value FROM json_each(?))",
+                Sql::Text(json),
+            );
+        }
+        let filter_sql = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        values.push(Sql::Integer(filter.limit as i64));
+        let query = format!(
+            "SELECT * FROM runs {filter_sql} ORDER BY started_ms DESC, first_seq DESC LIMIT ?{}",
+            values.len()
+        );
+        self.query_runs(&query, rusqlite::params_from_iter(values))
+    }
+
+    /// Every run id, newest first.
+    pub fn all_run_ids(&self) -> Result<Vec<String>, StoreError> {
+        self.texts(
+            "SELECT run_id FROM runs ORDER BY started_ms DESC, first_seq DESC",
+            [],
+        )
+    }
+
+    /// The runs, newest first, with a stored record whose text may hold `text` (ignoring
+    /// case): a superset of the runs a search for it matches. Text SQLite cannot compare
+    /// as the search does (non-ASCII, or characters JSON escapes) rules out no run.
+    pub fn runs_containing(&self, text: &str) -> Result<Vec<String>, StoreError> {
+        let comparable = text.is_ascii()
+            && !text
+                .bytes()
+                .any(|b| b == b'"' || b == b'\\' || b.is_ascii_control());
+        if !comparable {
+            return self.all_run_ids();
+        }
+        self.texts(
+            "SELECT run_id FROM runs WHERE run_id IN \
+             (SELECT run_id FROM records WHERE instr(lower(payload), lower(?1)) > 0) \
+             ORDER BY started_ms DESC, first_seq DESC",
+            params![text],
+        )
+    }
+
+    /// The store's revision: grows with every stored record, so a reader polls it to know
+    /// when to read again.
+    pub fn revision(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("SELECT coalesce(max(seq), 0) FROM records", [], |r| {
+                r.get(0)
+            })
+            .map_err(sql(&self.path))
+    }
+
     /// Runs whose id is `query` or starts with it (or with `run_` + it), newest first.
     pub fn runs_matching(&self, query: &str) -> Result<Vec<RunRow>, StoreError> {
         let prefixed = format!("run_{query}");
@@ -585,6 +774,10 @@ impl Store {
                     records: r.get::<_, i64>("records")? as u64,
                     session_id: r.get("session_id")?,
                     user_id: r.get("user_id")?,
+                    model_calls: r.get::<_, i64>("model_calls")? as u64,
+                    input_tokens: r.get::<_, i64>("input_tokens")? as u64,
+                    output_tokens: r.get::<_, i64>("output_tokens")? as u64,
+                    total_tokens: r.get::<_, i64>("total_tokens")? as u64,
                 })
             })
             .map_err(sql(&self.path))?;
@@ -657,7 +850,10 @@ fn merge_run(tx: &rusqlite::Transaction<'_>, run_id: &str, d: RunDelta) -> rusql
         (Some((_, _, n, f)), Some((s, e))) => (s, e, n + d.records as i64, f),
     };
     tx.prepare_cached(
-        "INSERT INTO runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+        "INSERT INTO runs(run_id, name, root_primitive, status, ended, started_at, started_ms, \
+         started_ns, ended_ns, duration_ms, session_id, user_id, records, first_seq, last_seq, \
+         model_calls, input_tokens, output_tokens, total_tokens) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) \
          ON CONFLICT(run_id) DO UPDATE SET \
          name = coalesce(excluded.name, name), \
          root_primitive = coalesce(excluded.root_primitive, root_primitive), \
@@ -669,7 +865,11 @@ fn merge_run(tx: &rusqlite::Transaction<'_>, run_id: &str, d: RunDelta) -> rusql
          duration_ms = coalesce(excluded.duration_ms, duration_ms), \
          session_id = coalesce(session_id, excluded.session_id), \
          user_id = coalesce(user_id, excluded.user_id), \
-         records = excluded.records, first_seq = excluded.first_seq, last_seq = excluded.last_seq",
+         records = excluded.records, first_seq = excluded.first_seq, last_seq = excluded.last_seq, \
+         model_calls = model_calls + excluded.model_calls, \
+         input_tokens = input_tokens + excluded.input_tokens, \
+         output_tokens = output_tokens + excluded.output_tokens, \
+         total_tokens = total_tokens + excluded.total_tokens",
     )?
     .execute(params![
         run_id,
@@ -686,7 +886,11 @@ fn merge_run(tx: &rusqlite::Transaction<'_>, run_id: &str, d: RunDelta) -> rusql
         d.user_id,
         records,
         first_seq,
-        d.last_seq
+        d.last_seq,
+        d.model_calls,
+        d.input_tokens,
+        d.output_tokens,
+        d.total_tokens
     ])?;
     Ok(())
 }

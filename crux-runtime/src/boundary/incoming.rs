@@ -28,7 +28,7 @@ use crate::Result;
 use crate::attributes::Attributes;
 use crate::carrier::TraceParent;
 use crate::clock::Timestamp;
-use crate::envelope::{Boundary, Envelope, EnvelopeError};
+use crate::envelope::{Boundary, Correlators, Envelope, EnvelopeError};
 use crate::function::{FunctionKind, Metadata, Visibility};
 use crate::ids::SpanId;
 use crate::observe::{self, FlushOptions, Observer, RunOptions, RunStatus, Scope, SpanStatus};
@@ -56,6 +56,9 @@ pub struct Incoming {
     /// ([`RunOptions::remote_parent`]). The host decides whether to trust it; an envelope's
     /// context wins over it.
     pub remote_parent: Option<TraceParent>,
+    /// The subject of the user a client's call was made for, when the host records it: a
+    /// run the action opens carries it as its `userId` correlator (never the token).
+    pub user_id: Option<String>,
 }
 
 /// Takes `__crux` out of JSON args and decodes it strictly. `Ok(None)` when there is none;
@@ -216,6 +219,12 @@ async fn open_run<T>(
         RunOptions::new(name, metadata.root.unwrap_or(DEFAULT_ROOT)).attributes(attributes);
     if let Some(traceparent) = incoming.remote_parent {
         options = options.remote_parent(traceparent);
+    }
+    if let Some(user_id) = &incoming.user_id {
+        options = options.correlators(Correlators {
+            user_id: Some(user_id.clone()),
+            ..Correlators::default()
+        });
     }
     let run = observer.open_run(options);
     let scope = run.scope();

@@ -84,6 +84,50 @@ pub async fn greet(ctx: &ActionCtx, args: Note) -> crux::Result<String> {
     Ok(format!("{} {}", greeting.0, args.text))
 }
 
+/// The caller's identity as the handler sees it (`null` without one).
+#[crux::query(path = "auth:whoami")]
+pub async fn whoami(ctx: &QueryCtx) -> crux::Result<Value> {
+    Ok(serde_json::to_value(ctx.auth.get_user_identity()).unwrap_or_default())
+}
+
+/// An action asking a child query (in its run) who the caller is.
+#[crux::action(path = "auth:ask_child")]
+pub async fn ask_child(ctx: &ActionCtx) -> crux::Result<Value> {
+    let mine = ctx.auth.get_user_identity().map(|u| u.subject.clone());
+    let child = ctx.crux.run_query("ask whoami", whoami, NoArgs {}).await?;
+    Ok(json!({"action": mine, "child": child}))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Chatty {
+    pub lines: usize,
+    #[serde(default)]
+    pub fail: bool,
+}
+
+/// An action logging `lines` lines (one through a child query), then failing if asked.
+#[crux::action(path = "log:chatty")]
+pub async fn chatty(ctx: &ActionCtx, args: Chatty) -> crux::Result<usize> {
+    ctx.console.info("starting");
+    ctx.crux
+        .run_query("child logs", child_logs, NoArgs {})
+        .await?;
+    for i in 0..args.lines {
+        ctx.console.log(format_args!("line {i}"));
+    }
+    if args.fail {
+        ctx.console.error("giving up");
+        return Err(Error::msg("chatty failed on purpose"));
+    }
+    Ok(args.lines)
+}
+
+#[crux::internal_query(path = "log:child")]
+pub async fn child_logs(ctx: &QueryCtx) -> crux::Result<()> {
+    ctx.console.warn("from the child query");
+    Ok(())
+}
+
 /// Every test function registered, recording into `sink`.
 pub fn deployment(sink: &Memory) -> DeploymentBuilder {
     Deployment::builder()
@@ -95,6 +139,10 @@ pub fn deployment(sink: &Memory) -> DeploymentBuilder {
         .function(panics)
         .function(secret)
         .function(greet)
+        .function(whoami)
+        .function(ask_child)
+        .function(chatty)
+        .function(child_logs)
         .table("notes", |t| t)
 }
 

@@ -1,11 +1,12 @@
-// The real npm ConvexHttpClient against a crux server: node client.mjs <url> <admin key>.
+// The real npm ConvexHttpClient against a crux server:
+// node client.mjs <url> <admin key> <user JWT>.
 // Exits non-zero with the failed assertion; prints "ok <n> checks" on success.
 import assert from "node:assert/strict";
 import { ConvexHttpClient } from "convex/browser";
 import { ConvexError } from "convex/values";
 import { makeFunctionReference } from "convex/server";
 
-const [url, adminKey] = process.argv.slice(2);
+const [url, adminKey, userToken] = process.argv.slice(2);
 const client = new ConvexHttpClient(url, { skipConvexDeploymentUrlCheck: true });
 const ref = (name) => makeFunctionReference(name);
 let checks = 0;
@@ -56,6 +57,30 @@ await assert.rejects(
   client.query(ref("values:echo"), { n: "seven", b: bytes, f: 1 }),
   /ArgumentValidationError/,
 );
+checks++;
+
+// A user's JWT (setAuth): the handler's ctx.auth identity; none without it.
+const user = new ConvexHttpClient(url, { skipConvexDeploymentUrlCheck: true });
+user.setAuth(userToken);
+const me = await user.query(ref("auth:whoami"), {});
+assert.equal(me.subject, "user-npm");
+assert.equal(me.issuer, "https://npm.crux.test");
+assert.equal(me.tokenIdentifier, "https://npm.crux.test|user-npm");
+assert.equal(me.name, "Npm User");
+assert.equal(await client.query(ref("auth:whoami"), {}), null);
+checks++;
+
+// logLines: the client prints each line through its logger, with the function's name.
+const printed = [];
+const collect = (...parts) => printed.push(parts.filter((p) => !String(p).startsWith("color:")).join(" "));
+const logger = { log: collect, warn: collect, error: collect, logVerbose: () => {} };
+const chatty = new ConvexHttpClient(url, { skipConvexDeploymentUrlCheck: true, logger });
+assert.equal(await chatty.action(ref("log:chatty"), { lines: 1n }), 1n);
+assert.deepEqual(printed, [
+  "%c[CONVEX A(log:chatty)] [INFO] starting",
+  "%c[CONVEX A(log:chatty)] [WARN] from the child query",
+  "%c[CONVEX A(log:chatty)] [LOG] line 0",
+]);
 checks++;
 
 console.log(`ok ${checks} checks`);

@@ -11,8 +11,7 @@ use crux_view::view::RunSummary;
 #[cfg(feature = "devtools-collector")]
 mod imp {
     use super::*;
-    use crux_devtools::collector::{Collector, CollectorOptions, RunRow, Store};
-    use crux_view::record::{Record, decode_line};
+    use crux_devtools::collector::{Collector, CollectorOptions, RunRow, Store, views};
 
     /// Most runs `crux runs --db` lists (newest first).
     pub const MAX_LISTED: usize = 10_000;
@@ -30,23 +29,6 @@ mod imp {
 
     fn db_error(e: impl std::fmt::Display) -> CliError {
         CliError::Database(e.to_string())
-    }
-
-    fn decode(
-        texts: &[String],
-        out: &mut Vec<Record>,
-        seen: &mut std::collections::HashSet<String>,
-    ) {
-        for (i, text) in texts.iter().enumerate() {
-            if let Ok(Some(record)) = decode_line(i + 1, text) {
-                if let Some(id) = &record.record_id
-                    && !seen.insert(id.clone())
-                {
-                    continue;
-                }
-                out.push(record);
-            }
-        }
     }
 
     fn summary(row: RunRow) -> RunSummary {
@@ -108,86 +90,8 @@ mod imp {
                 });
             }
         };
-        // The run's own records, then, whole, every run at the other end of its links (its
-        // run:start's parent, edges from or to it in any run, the runs holding the spans
-        // those edges name), so that a link prints the other end as it does from a JSON
-        // Lines store.
-        let own = store.run_records(&run_id).map_err(db_error)?;
-        let mut own_ids = std::collections::HashSet::new();
-        own_ids.insert(run_id.clone());
-        let mut named = std::collections::BTreeSet::new();
-        for text in &own {
-            let (ids, links, span) = ids_in(text);
-            if links {
-                named.extend(ids);
-            }
-            own_ids.extend(span);
-        }
-        for text in store.linking_records().map_err(db_error)? {
-            let (ids, links, _) = ids_in(&text);
-            if links && ids.iter().any(|i| own_ids.contains(i)) {
-                named.extend(ids);
-            }
-        }
-        let mut related = std::collections::BTreeSet::new();
-        for id in named.into_iter().filter(|i| !own_ids.contains(i)) {
-            if id.starts_with("run_") {
-                related.insert(id);
-            } else if id.len() == 16 {
-                related.extend(store.runs_of_span(&id).map_err(db_error)?);
-            }
-        }
-        related.remove(&run_id);
-        let mut records = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        decode(&own, &mut records, &mut seen);
-        for other in &related {
-            decode(
-                &store.run_records(other).map_err(db_error)?,
-                &mut records,
-                &mut seen,
-            );
-        }
-        Ok((run_id, model::build(records)))
-    }
-
-    /// The run ids (`run_` + 24 hex) and span ids (16 hex) a record's strings hold, and
-    /// whether it links runs (an `edge`, or a `run:start` naming a parent), and the span
-    /// it opens (`span:start`, `span`).
-    fn ids_in(text: &str) -> (Vec<String>, bool, Option<String>) {
-        fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
-            match v {
-                serde_json::Value::String(s) => {
-                    let hex = |t: &str| t.bytes().all(|b| b.is_ascii_hexdigit());
-                    let run = s.len() == 28 && s.starts_with("run_") && hex(&s[4..]);
-                    if run || (s.len() == 16 && hex(s)) {
-                        out.push(s.clone());
-                    }
-                }
-                serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
-                serde_json::Value::Object(o) => o.values().for_each(|v| walk(v, out)),
-                _ => {}
-            }
-        }
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
-            return (Vec::new(), false, None);
-        };
-        let links = match v.get("type").and_then(|t| t.as_str()) {
-            Some("edge") => true,
-            Some("run:start") => {
-                v.get("parentRunId").is_some() || v.get("triggeredBySpanId").is_some()
-            }
-            _ => false,
-        };
-        let span = match v.get("type").and_then(|t| t.as_str()) {
-            Some("span:start" | "span") => {
-                v.get("spanId").and_then(|s| s.as_str()).map(str::to_owned)
-            }
-            _ => None,
-        };
-        let mut out = Vec::new();
-        walk(&v, &mut out);
-        (out, links, span)
+        let model = views::run_model(&store, &run_id).map_err(db_error)?;
+        Ok((run_id, model))
     }
 
     /// Every run (for `search`).
@@ -195,7 +99,7 @@ mod imp {
         let store = open(path)?;
         let mut records = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        decode(
+        views::decode(
             &store.all_records().map_err(db_error)?,
             &mut records,
             &mut seen,
@@ -217,12 +121,12 @@ mod imp {
         .map_err(|e| CliError::Serve(e.to_string()))?;
         eprintln!(
             "crux: collecting at {} into {}\n  point processes at it with CRUX_DEVTOOLS_URL={}\n  \
-             read it with `crux runs --db {}`, or GET {}/api/runs",
+             open {}/ in a browser, or read it with `crux runs --db {}`",
             collector.url(),
             collector.db().display(),
             collector.url(),
-            collector.db().display(),
             collector.url(),
+            collector.db().display(),
         );
         collector.wait();
         Ok(())

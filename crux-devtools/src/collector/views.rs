@@ -1,0 +1,167 @@
+//! Stored records → `crux-view`'s model: a run with the runs its links name (what `crux
+//! show --db` and `GET /api/runs/{runId}/view` show), and text search over runs. The
+//! records go through the same decoder, model and folding as a JSON Lines store's.
+
+use std::collections::{BTreeSet, HashSet};
+
+use crux_view::fold::{self, Folding};
+use crux_view::model::{self, Model};
+use crux_view::record::{Record, decode_line};
+use crux_view::search;
+use crux_view::view::{Hit, RunView};
+use serde_json::Value;
+
+use super::store::{Store, StoreError};
+
+/// Decodes stored record texts into `out`, skipping unreadable ones and repeated
+/// `recordId`s (`seen` spans several calls).
+pub fn decode(texts: &[String], out: &mut Vec<Record>, seen: &mut HashSet<String>) {
+    for (i, text) in texts.iter().enumerate() {
+        if let Ok(Some(record)) = decode_line(i + 1, text) {
+            if let Some(id) = &record.record_id
+                && !seen.insert(id.clone())
+            {
+                continue;
+            }
+            out.push(record);
+        }
+    }
+}
+
+/// A model holding `run_id`'s records and, whole, every run at the other end of its links
+/// (its `run:start`'s parent, edges from or to it in any run, the runs holding the spans
+/// those edges name), so that a link shows the other end as it does from a JSON Lines
+/// store.
+pub fn run_model(store: &Store, run_id: &str) -> Result<Model, StoreError> {
+    let own = store.run_records(run_id)?;
+    let mut own_ids = HashSet::new();
+    own_ids.insert(run_id.to_owned());
+    let mut named = BTreeSet::new();
+    for text in &own {
+        let (ids, links, span) = ids_in(text);
+        if links {
+            named.extend(ids);
+        }
+        own_ids.extend(span);
+    }
+    for text in store.linking_records()? {
+        let (ids, links, _) = ids_in(&text);
+        if links && ids.iter().any(|i| own_ids.contains(i)) {
+            named.extend(ids);
+        }
+    }
+    let mut related = BTreeSet::new();
+    for id in named.into_iter().filter(|i| !own_ids.contains(i)) {
+        if id.starts_with("run_") {
+            related.insert(id);
+        } else if id.len() == 16 {
+            related.extend(store.runs_of_span(&id)?);
+        }
+    }
+    related.remove(run_id);
+    let mut records = Vec::new();
+    let mut seen = HashSet::new();
+    decode(&own, &mut records, &mut seen);
+    for other in &related {
+        decode(&store.run_records(other)?, &mut records, &mut seen);
+    }
+    Ok(model::build(records))
+}
+
+/// The view of one run (`crux show RUN --json`), or `None` when it has no records.
+pub fn run_view(
+    store: &Store,
+    run_id: &str,
+    folding: Folding,
+) -> Result<Option<RunView>, StoreError> {
+    let model = run_model(store, run_id)?;
+    Ok(model
+        .runs
+        .iter()
+        .find(|r| r.run_id == run_id)
+        .map(|run| fold::view(run, folding)))
+}
+
+/// What [`search()`] found: the hits, newest run first, and whether it stopped at the run
+/// limit.
+#[derive(Debug)]
+pub struct Found {
+    /// The matches (`crux search --json`'s shape).
+    pub hits: Vec<Hit>,
+    /// Runs with at least one hit, newest first.
+    pub runs: Vec<String>,
+    /// More runs may match than were searched.
+    pub truncated: bool,
+}
+
+/// Matches of `text` (ignoring case) in run and span names, primitives, attribute values,
+/// event names and errors, as `crux search` finds them, in at most `max_runs` runs with a
+/// match. Only runs whose stored records contain the text are built.
+pub fn search(store: &Store, text: &str, max_runs: usize) -> Result<Found, StoreError> {
+    let candidates = if search::placeholder_matches(text) {
+        store.all_run_ids()?
+    } else {
+        store.runs_containing(text)?
+    };
+    let mut found = Found {
+        hits: Vec::new(),
+        runs: Vec::new(),
+        truncated: false,
+    };
+    for run_id in candidates {
+        if found.runs.len() == max_runs {
+            found.truncated = true;
+            break;
+        }
+        let mut records = Vec::new();
+        decode(
+            &store.run_records(&run_id)?,
+            &mut records,
+            &mut HashSet::new(),
+        );
+        for run in model::build(records).runs {
+            let hits = search::search_run(&run, text);
+            if !hits.is_empty() {
+                found.runs.push(run.run_id.clone());
+                found.hits.extend(hits);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The run ids (`run_` + 24 hex) and span ids (16 hex) a record's strings hold, and
+/// whether it links runs (an `edge`, or a `run:start` naming a parent), and the span it
+/// opens (`span:start`, `span`).
+fn ids_in(text: &str) -> (Vec<String>, bool, Option<String>) {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => {
+                let hex = |t: &str| t.bytes().all(|b| b.is_ascii_hexdigit());
+                let run = s.len() == 28 && s.starts_with("run_") && hex(&s[4..]);
+                if run || (s.len() == 16 && hex(s)) {
+                    out.push(s.clone());
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            Value::Object(o) => o.values().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let Ok(v) = serde_json::from_str::<Value>(text) else {
+        return (Vec::new(), false, None);
+    };
+    let kind = v.get("type").and_then(Value::as_str);
+    let links = match kind {
+        Some("edge") => true,
+        Some("run:start") => v.get("parentRunId").is_some() || v.get("triggeredBySpanId").is_some(),
+        _ => false,
+    };
+    let span = match kind {
+        Some("span:start" | "span") => v.get("spanId").and_then(Value::as_str).map(str::to_owned),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    walk(&v, &mut out);
+    (out, links, span)
+}

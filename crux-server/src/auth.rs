@@ -1,0 +1,450 @@
+//! User identities from `Authorization: Bearer <JWT>`: the configured providers (issuer,
+//! audience, keys) and the verification of a token against them.
+//!
+//! As on Convex, the token's `iss` picks the provider (none: `NoAuthProvider`); the
+//! provider's keys check the signature (the header's `alg` must be one the key is for:
+//! RS256, ES256 or HS256; `none` never is), then `iss`, `aud`, `exp` and `nbf` (with a
+//! small leeway) are checked. The claims become the handler's `ctx.auth` identity.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::errors::ErrorKind as JwtErrorKind;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde_json::{Map, Value, json};
+
+use crux_local::UserIdentity;
+
+/// How far `exp` and `nbf` may be off the server's clock by default: 30 s.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+
+/// The shortest HS256 secret a provider accepts (RFC 7518 §3.2: at least the hash size).
+pub const MIN_HS256_SECRET: usize = 32;
+
+/// A JWT issuer the server trusts, like a provider in Convex's `auth.config.ts`: its
+/// `issuer` (`domain`), the audience its tokens are for (`applicationID`) and the keys that
+/// sign them.
+///
+/// ```
+/// use crux_server::AuthProvider;
+/// let provider = AuthProvider::new("https://auth.example.com", "my-app")
+///     .jwks(r#"{"keys": []}"#)?;
+/// # Ok::<(), crux_server::AuthConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct AuthProvider {
+    issuer: String,
+    audience: String,
+    keys: Vec<VerifyingKey>,
+    leeway: Duration,
+}
+
+/// One key of a provider and the one algorithm it verifies.
+#[derive(Clone)]
+struct VerifyingKey {
+    kid: Option<String>,
+    algorithm: Algorithm,
+    key: DecodingKey,
+}
+
+impl fmt::Debug for AuthProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the keys: an HS256 secret must not reach a log.
+        f.debug_struct("AuthProvider")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("keys", &self.keys.len())
+            .field("leeway", &self.leeway)
+            .finish()
+    }
+}
+
+/// A provider's configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthConfigError {
+    /// A PEM key did not parse as the kind of key it was given as.
+    #[error("the {what} PEM key of auth provider `{issuer}` did not parse: {reason}")]
+    BadPem {
+        /// The provider's issuer.
+        issuer: String,
+        /// `RSA public` or `EC public`.
+        what: &'static str,
+        /// What the parser said.
+        reason: String,
+    },
+    /// The JWKS document is not a JSON `{"keys": [...]}` of JWKs.
+    #[error("the JWKS of auth provider `{issuer}` is not a JWK set: {reason}")]
+    BadJwks {
+        /// The provider's issuer.
+        issuer: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A JWK is of a kind the server does not verify.
+    #[error(
+        "key {index} of the JWKS of auth provider `{issuer}` is not supported: {reason} (RSA \
+         keys verify RS256, P-256 EC keys ES256)"
+    )]
+    UnsupportedJwk {
+        /// The provider's issuer.
+        issuer: String,
+        /// The key's position in `keys`.
+        index: usize,
+        /// What was wrong.
+        reason: String,
+    },
+    /// An HS256 secret shorter than [`MIN_HS256_SECRET`] bytes.
+    #[error(
+        "the HS256 secret of auth provider `{issuer}` has {len} bytes; at least \
+         {MIN_HS256_SECRET} are needed"
+    )]
+    WeakSecret {
+        /// The provider's issuer.
+        issuer: String,
+        /// The secret's length.
+        len: usize,
+    },
+}
+
+impl AuthProvider {
+    /// A provider whose tokens carry `iss` = `issuer` and `aud` = `audience` (Convex's
+    /// `domain` and `applicationID`). Add its keys with [`rsa_pem`](Self::rsa_pem),
+    /// [`ec_pem`](Self::ec_pem), [`jwks`](Self::jwks) or
+    /// [`hs256_secret`](Self::hs256_secret).
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        AuthProvider {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            keys: Vec::new(),
+            leeway: DEFAULT_LEEWAY,
+        }
+    }
+
+    /// The issuer.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// An RSA public key (PEM, `PUBLIC KEY` or `RSA PUBLIC KEY`) verifying RS256 tokens.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthConfigError::BadPem`] when it does not parse.
+    pub fn rsa_pem(mut self, pem: impl AsRef<[u8]>) -> Result<Self, AuthConfigError> {
+        let key = DecodingKey::from_rsa_pem(pem.as_ref())
+            .map_err(|err| self.bad_pem("RSA public", err))?;
+        self.keys.push(VerifyingKey {
+            kid: None,
+            algorithm: Algorithm::RS256,
+            key,
+        });
+        Ok(self)
+    }
+
+    /// A P-256 EC public key (PEM) verifying ES256 tokens.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthConfigError::BadPem`] when it does not parse.
+    pub fn ec_pem(mut self, pem: impl AsRef<[u8]>) -> Result<Self, AuthConfigError> {
+        let key =
+            DecodingKey::from_ec_pem(pem.as_ref()).map_err(|err| self.bad_pem("EC public", err))?;
+        self.keys.push(VerifyingKey {
+            kid: None,
+            algorithm: Algorithm::ES256,
+            key,
+        });
+        Ok(self)
+    }
+
+    /// The keys of a JWKS document (the JSON an issuer serves at its `jwks_uri`): RSA keys
+    /// verify RS256, P-256 EC keys ES256. A token's `kid` picks its key when both have one.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthConfigError::BadJwks`] when it is not a JWK set,
+    /// [`AuthConfigError::UnsupportedJwk`] for a key of another kind.
+    pub fn jwks(mut self, json: &str) -> Result<Self, AuthConfigError> {
+        let set: JwkSet = serde_json::from_str(json).map_err(|err| AuthConfigError::BadJwks {
+            issuer: self.issuer.clone(),
+            reason: err.to_string(),
+        })?;
+        for (index, jwk) in set.keys.iter().enumerate() {
+            let unsupported = |reason: String| AuthConfigError::UnsupportedJwk {
+                issuer: self.issuer.clone(),
+                index,
+                reason,
+            };
+            let algorithm = match &jwk.algorithm {
+                AlgorithmParameters::RSA(_) => Algorithm::RS256,
+                AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
+                    Algorithm::ES256
+                }
+                AlgorithmParameters::EllipticCurve(ec) => {
+                    return Err(unsupported(format!("curve {:?}", ec.curve)));
+                }
+                _ => return Err(unsupported("not an RSA or EC key".into())),
+            };
+            if let Some(alg) = jwk.common.key_algorithm {
+                let named = format!("{alg:?}");
+                if named != format!("{algorithm:?}") {
+                    return Err(unsupported(format!("`alg` is {named}")));
+                }
+            }
+            let key = DecodingKey::from_jwk(jwk).map_err(|err| unsupported(err.to_string()))?;
+            self.keys.push(VerifyingKey {
+                kid: jwk.common.key_id.clone(),
+                algorithm,
+                key,
+            });
+        }
+        Ok(self)
+    }
+
+    /// A shared secret verifying HS256 tokens: for development and for services that mint
+    /// their own tokens ([`hs256_token`] makes one). Prefer RS256/ES256 keys in
+    /// production: whoever can verify an HS256 token can also forge one.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthConfigError::WeakSecret`] below [`MIN_HS256_SECRET`] bytes.
+    pub fn hs256_secret(mut self, secret: impl AsRef<[u8]>) -> Result<Self, AuthConfigError> {
+        let secret = secret.as_ref();
+        if secret.len() < MIN_HS256_SECRET {
+            return Err(AuthConfigError::WeakSecret {
+                issuer: self.issuer.clone(),
+                len: secret.len(),
+            });
+        }
+        self.keys.push(VerifyingKey {
+            kid: None,
+            algorithm: Algorithm::HS256,
+            key: DecodingKey::from_secret(secret),
+        });
+        Ok(self)
+    }
+
+    /// How far `exp` and `nbf` may be off the server's clock (default [`DEFAULT_LEEWAY`]).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    fn bad_pem(&self, what: &'static str, err: jsonwebtoken::errors::Error) -> AuthConfigError {
+        AuthConfigError::BadPem {
+            issuer: self.issuer.clone(),
+            what,
+            reason: err.to_string(),
+        }
+    }
+
+    fn validation(&self, algorithm: Algorithm) -> Validation {
+        let mut validation = Validation::new(algorithm);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = self.leeway.as_secs();
+        validation
+    }
+}
+
+/// Why a bearer token was refused. The server answers 401 with Convex's code
+/// (`NoAuthProvider` for [`AuthError::NoProvider`], `InvalidAuthHeader` otherwise) and this
+/// text.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No configured provider has the token's issuer.
+    #[error("No auth provider found matching the given token (issuer {issuer:?})")]
+    NoProvider {
+        /// The token's `iss`, unverified (cut to 200 characters).
+        issuer: String,
+    },
+    /// The token is not a JWT this server can read.
+    #[error("Could not parse the JWT: {0}")]
+    Malformed(String),
+    /// The header's `alg` is not one the provider has a key for.
+    #[error(
+        "Could not verify the JWT: its alg {alg} is not one auth provider {issuer:?} has a key \
+         for"
+    )]
+    Algorithm {
+        /// The header's `alg`.
+        alg: String,
+        /// The provider.
+        issuer: String,
+    },
+    /// A claim failed validation, or the signature did not verify.
+    #[error(
+        "Could not verify OIDC token claim. Check that the token signature is valid and the \
+         token hasn't expired. ({0})"
+    )]
+    Invalid(String),
+}
+
+impl AuthError {
+    /// Convex's error code for it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::NoProvider { .. } => "NoAuthProvider",
+            _ => "InvalidAuthHeader",
+        }
+    }
+}
+
+/// The providers a server trusts.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Verifier {
+    providers: Vec<AuthProvider>,
+}
+
+impl Verifier {
+    pub(crate) fn add(&mut self, provider: AuthProvider) {
+        self.providers.push(provider);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.providers.is_empty()
+    }
+
+    /// The identity a bearer token proves.
+    pub(crate) fn verify(&self, token: &str) -> Result<UserIdentity, AuthError> {
+        let token = token.trim();
+        let header = jsonwebtoken::decode_header(token).map_err(|err| {
+            AuthError::Malformed(match err.kind() {
+                JwtErrorKind::Json(_) => {
+                    "its header is not a JWS header with alg RS256, ES256 or HS256 (an \
+                     unsigned token, alg none, is never accepted)"
+                        .to_owned()
+                }
+                _ => "it is not three base64url parts separated by dots, the first a JWS \
+                      header"
+                    .to_owned(),
+            })
+        })?;
+        let issuer = unverified_issuer(token)?;
+        let provider = self
+            .providers
+            .iter()
+            .find(|p| p.issuer == issuer)
+            .ok_or_else(|| AuthError::NoProvider {
+                issuer: issuer.chars().take(200).collect(),
+            })?;
+        // A token naming its key (`kid`) is checked only against that key or keys with no id.
+        let candidates: Vec<&VerifyingKey> = provider
+            .keys
+            .iter()
+            .filter(|k| k.algorithm == header.alg)
+            .filter(|k| match (&header.kid, &k.kid) {
+                (Some(wanted), Some(own)) => wanted == own,
+                _ => true,
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Err(AuthError::Algorithm {
+                alg: format!("{:?}", header.alg),
+                issuer: provider.issuer.clone(),
+            });
+        }
+        let validation = provider.validation(header.alg);
+        let mut last = None;
+        for key in candidates {
+            match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation) {
+                Ok(data) => {
+                    return UserIdentity::from_claims(data.claims).map_err(AuthError::Invalid);
+                }
+                // Another key of the same provider may have signed it.
+                Err(err) if *err.kind() == JwtErrorKind::InvalidSignature => last = Some(err),
+                Err(err) => return Err(AuthError::Invalid(describe(&err))),
+            }
+        }
+        Err(AuthError::Invalid(
+            last.as_ref()
+                .map_or_else(|| "no key verified it".into(), describe),
+        ))
+    }
+}
+
+/// The `iss` of a token before it is verified: only to pick the provider whose keys then
+/// verify it.
+fn unverified_issuer(token: &str) -> Result<String, AuthError> {
+    let mut peek = Validation::default();
+    peek.insecure_disable_signature_validation();
+    peek.validate_exp = false;
+    peek.validate_aud = false;
+    peek.required_spec_claims.clear();
+    let data =
+        jsonwebtoken::decode::<Map<String, Value>>(token, &DecodingKey::from_secret(&[]), &peek)
+            .map_err(|err| {
+                AuthError::Malformed(format!("its claims are not a JSON object: {err}"))
+            })?;
+    match data.claims.get("iss") {
+        Some(Value::String(iss)) => Ok(iss.clone()),
+        _ => Err(AuthError::Malformed(
+            "it has no `iss` (issuer) string claim".into(),
+        )),
+    }
+}
+
+/// A validation failure in words.
+fn describe(err: &jsonwebtoken::errors::Error) -> String {
+    match err.kind() {
+        JwtErrorKind::InvalidSignature => "the signature does not verify".into(),
+        JwtErrorKind::ExpiredSignature => "the token has expired (`exp`)".into(),
+        JwtErrorKind::ImmatureSignature => "the token is not valid yet (`nbf`)".into(),
+        JwtErrorKind::InvalidIssuer => "wrong issuer (`iss`)".into(),
+        JwtErrorKind::InvalidAudience => "the token is for another application (`aud`)".into(),
+        JwtErrorKind::MissingRequiredClaim(claim) => format!("the token has no `{claim}` claim"),
+        JwtErrorKind::InvalidAlgorithm => "the algorithm does not match the key".into(),
+        _ => err.to_string(),
+    }
+}
+
+/// An HS256 token for `subject`, valid for `valid_for`, that an [`AuthProvider`] with the
+/// same `issuer`, `audience` and [`hs256_secret`](AuthProvider::hs256_secret) accepts: for
+/// development, tests and services minting their own tokens. `claims` adds or overrides
+/// claims (`name`, `email`, custom ones).
+///
+/// ```
+/// let token = crux_server::hs256_token(
+///     b"a development secret of 32 bytes or more",
+///     "https://dev.example",
+///     "my-app",
+///     "user-ada",
+///     std::time::Duration::from_secs(3600),
+///     serde_json::json!({"name": "Ada"}),
+/// );
+/// assert_eq!(token.split('.').count(), 3);
+/// ```
+pub fn hs256_token(
+    secret: &[u8],
+    issuer: &str,
+    audience: &str,
+    subject: &str,
+    valid_for: Duration,
+    claims: Value,
+) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let mut all = json!({
+        "iss": issuer,
+        "aud": audience,
+        "sub": subject,
+        "iat": now,
+        "exp": now.saturating_add(valid_for.as_secs()),
+    });
+    if let (Some(all), Value::Object(extra)) = (all.as_object_mut(), claims) {
+        all.extend(extra);
+    }
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &all,
+        &EncodingKey::from_secret(secret),
+    )
+    .expect("HS256 signing of a JSON object cannot fail")
+}

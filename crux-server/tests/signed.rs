@@ -1,0 +1,134 @@
+//! `ContextPolicy::Signed`: a context (`__crux`, `traceparent`) is continued only with a
+//! valid `Crux-Signature`; a missing, wrong or expired one makes the call a fresh root with a
+//! `security.warning` naming why, and the call still succeeds.
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{Running, of_run, start, ts_envelope};
+use crux_server::ContextPolicy;
+use crux_server::signing::{ContextSecret, sign_context, sign_context_at};
+use serde_json::Value;
+
+const RUN: &str = "run_0123456789abcdef01234567";
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const SPAN: &str = "00f067aa0ba902b7";
+const SECRET: &str = "the signed-context tests' shared secret";
+
+fn secret() -> ContextSecret {
+    ContextSecret::new(SECRET).unwrap()
+}
+
+async fn server() -> Running {
+    start(
+        |d| d,
+        |s| {
+            s.context_policy(ContextPolicy::Signed {
+                secret: secret(),
+                max_age: Duration::from_secs(300),
+            })
+        },
+    )
+    .await
+}
+
+/// The body of a `work:where` call carrying `crux` as written.
+fn body(crux: &str) -> String {
+    format!(r#"{{"path": "work:where", "args": {{"__crux": {crux}}}, "format": "json"}}"#)
+}
+
+async fn call(server: &Running, body: &str, headers: &[(&str, &str)]) -> Value {
+    let mut all = vec![("Content-Type", "application/json")];
+    all.extend_from_slice(headers);
+    let reply = server
+        .request("POST", "/api/action", &all, body.as_bytes())
+        .await;
+    assert_eq!(reply.status, 200);
+    let reply = reply.json();
+    assert_eq!(reply["status"], "success", "never a failed call: {reply}");
+    reply["value"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_context_continues_and_a_bad_one_is_a_fresh_root_with_a_warning() {
+    let server = server().await;
+    // Written with spaces and a key order of the caller's choosing: the text as sent is
+    // what is signed.
+    let crux = serde_json::to_string_pretty(&ts_envelope(RUN, TRACE, SPAN)).unwrap();
+    let good = sign_context(&secret(), "", &crux);
+    let value = call(&server, &body(&crux), &[("Crux-Signature", &good)]).await;
+    assert_eq!(value["runId"], RUN, "a signed context is continued");
+
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let other = ContextSecret::new("not the server's secret, but 32+ bytes").unwrap();
+    let cases = [
+        ("missing", None, "without a Crux-Signature"),
+        (
+            "wrong secret",
+            Some(sign_context(&other, "", &crux)),
+            "does not match",
+        ),
+        (
+            "signed another text",
+            Some(sign_context(&secret(), "", &crux.replace(' ', ""))),
+            "does not match",
+        ),
+        (
+            "expired",
+            Some(sign_context_at(&secret(), now - 3600, "", &crux)),
+            "at most 300 s",
+        ),
+        ("malformed", Some("v1=abc".to_owned()), "is not `t="),
+    ];
+    let mut fresh = Vec::new();
+    for (case, header, _) in &cases {
+        let headers: Vec<(&str, &str)> = header
+            .iter()
+            .map(|h| ("Crux-Signature", h.as_str()))
+            .collect();
+        let value = call(&server, &body(&crux), &headers).await;
+        assert_ne!(value["runId"], RUN, "{case}: a fresh root");
+        fresh.push(value["runId"].as_str().unwrap().to_owned());
+    }
+    let sink = server.sink.clone();
+    server.stop().await;
+    let records = sink.records();
+    for ((case, _, says), run) in cases.iter().zip(&fresh) {
+        let warning = of_run(&records, run)
+            .into_iter()
+            .find(|r| r["primitive"] == "security.warning")
+            .unwrap_or_else(|| panic!("{case}: no security.warning in the fresh run"));
+        let reason = warning["attributes"]["reason"].as_str().unwrap();
+        assert!(reason.contains("ContextPolicy::Signed"), "{case}: {reason}");
+        assert!(reason.contains(says), "{case}: {reason}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_traceparent_keeps_the_callers_trace() {
+    let server = server().await;
+    let traceparent = format!("00-{TRACE}-{SPAN}-01");
+    let body = r#"{"path": "work:where", "args": {}}"#;
+    let signed = sign_context(&secret(), &traceparent, "");
+    let value = call(
+        &server,
+        body,
+        &[("traceparent", &traceparent), ("Crux-Signature", &signed)],
+    )
+    .await;
+    assert_eq!(value["traceId"], TRACE);
+    // The same signature does not cover another traceparent.
+    let forged = format!("00-{}-{SPAN}-01", "1".repeat(32));
+    let value = call(
+        &server,
+        body,
+        &[("traceparent", &forged), ("Crux-Signature", &signed)],
+    )
+    .await;
+    assert_ne!(value["traceId"], "1".repeat(32));
+    server.stop().await;
+}
