@@ -20,7 +20,7 @@ use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::CertificateDer;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::error::ClientError;
 use crate::reply;
@@ -295,21 +295,11 @@ impl Client {
         &self,
         kind: FunctionKind,
         path: &str,
-        mut args: Value,
+        args: Value,
         envelope: Option<Envelope>,
     ) -> Result<Value> {
-        // After the encoding: the envelope is plain JSON, as a Crux TypeScript wrapper reads
-        // it (its numbers are numbers, not `$integer`s).
         let traceparent = envelope.as_ref().and_then(traceparent_of);
-        if let (Some(envelope), Some(fields)) = (envelope, args.as_object_mut()) {
-            fields.insert(ENVELOPE_KEY.to_owned(), envelope.to_value());
-        }
-        let body = Bytes::from(
-            serde_json::to_vec(
-                &json!({"path": path, "args": [args], "format": "convex_encoded_json"}),
-            )
-            .map_err(Error::msg)?,
-        );
+        let body = request_body(path, args, envelope.as_ref()).map_err(Error::msg)?;
         let attempt = self.attempts(kind, path, body, traceparent);
         match tokio::time::timeout(self.timeout, attempt).await {
             Ok(result) => result,
@@ -408,6 +398,34 @@ impl Client {
     }
 }
 
+/// `{"path", "format": "convex_encoded_json", "args": [args + __crux]}` as bytes. `__crux`
+/// is written as the envelope's own JSON text after the encoding (plain JSON, as a Crux
+/// TypeScript wrapper reads it: its numbers are numbers, not `$integer`s), replacing an
+/// args field of that name; args that are not an object travel without it.
+fn request_body(path: &str, args: Value, envelope: Option<&Envelope>) -> serde_json::Result<Bytes> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"{\"path\":");
+    serde_json::to_writer(&mut out, path)?;
+    out.extend_from_slice(b",\"format\":\"convex_encoded_json\",\"args\":[");
+    match (args, envelope) {
+        (Value::Object(mut fields), Some(envelope)) => {
+            fields.remove(ENVELOPE_KEY);
+            serde_json::to_writer(&mut out, &fields)?;
+            // `{...}` → `{..., "__crux": <envelope>}`
+            out.pop();
+            if !fields.is_empty() {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"__crux\":");
+            out.extend_from_slice(envelope.to_json_string().as_bytes());
+            out.push(b'}');
+        }
+        (args, _) => serde_json::to_writer(&mut out, &args)?,
+    }
+    out.extend_from_slice(b"]}");
+    Ok(Bytes::from(out))
+}
+
 /// What one request came to.
 enum Sent {
     /// An HTTP reply: status and body.
@@ -445,4 +463,42 @@ fn traceparent_of(envelope: &Envelope) -> Option<TraceParent> {
         parent_id,
         flags: 1,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crux_runtime::observe::{Observer, RunOptions};
+    use serde_json::json;
+
+    fn parsed(body: Bytes) -> Value {
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    #[test]
+    fn the_envelope_joins_the_args_as_plain_json_and_replaces_a_field_of_its_name() {
+        let observer = Observer::builder().build();
+        let run = observer.open_run(RunOptions::new("r", "agent.run"));
+        let _in_run = run.scope().enter();
+        let envelope = crux_runtime::boundary::Hop::action("plan", "research:plan")
+            .envelope()
+            .unwrap();
+        let args = json!({"topic": "tides", "__crux": "forged"});
+        let body = parsed(request_body("research:plan", args, Some(&envelope)).unwrap());
+        assert_eq!(body["path"], "research:plan");
+        assert_eq!(body["format"], "convex_encoded_json");
+        assert_eq!(body["args"][0]["topic"], "tides");
+        assert_eq!(body["args"][0]["__crux"], envelope.to_value());
+        assert_eq!(
+            body["args"][0]["__crux"]["v"], 1,
+            "a plain number, not an $integer"
+        );
+        // Empty args, no envelope, non-object args.
+        let body = parsed(request_body("a:b", json!({}), Some(&envelope)).unwrap());
+        assert_eq!(body["args"][0], json!({"__crux": envelope.to_value()}));
+        let body = parsed(request_body("a:b", json!({"x": 1}), None).unwrap());
+        assert_eq!(body["args"], json!([{"x": 1}]));
+        let body = parsed(request_body("a:b", json!([1]), Some(&envelope)).unwrap());
+        assert_eq!(body["args"], json!([[1]]));
+    }
 }

@@ -168,7 +168,14 @@ where
         Some(self.client.url())
     }
 
-    async fn call(&self, _via: Via<'_>, args: A, envelope: Option<Envelope>) -> Result<O> {
+    /// Bounded by the client's timeout or the calling function's remaining time, the
+    /// nearer, as a local callee inherits its caller's deadline.
+    async fn call(&self, via: Via<'_>, args: A, envelope: Option<Envelope>) -> Result<O> {
+        let remaining = via.remaining();
+        if remaining < self.client.timeout() {
+            let client = self.client.with_timeout(remaining);
+            return client.typed(K::KIND, self.path, &args, envelope).await;
+        }
         self.client.typed(K::KIND, self.path, &args, envelope).await
     }
 }

@@ -358,8 +358,8 @@ impl<'de> de::Deserializer<'de> for Decoder {
                 if let Some(bytes) = tag_bytes(&map, FLOAT_KEY) {
                     return visitor.visit_f64(f64::from_le_bytes(bytes?));
                 }
-                let entries = map.into_iter().map(|(k, v)| (Value::String(k), Decoder(v)));
-                let mut access = de::value::MapDeserializer::new(entries.map(|(k, v)| (Key(k), v)));
+                let entries = map.into_iter().map(|(k, v)| (Key(k), Decoder(v)));
+                let mut access = de::value::MapDeserializer::new(entries);
                 let out = visitor.visit_map(&mut access)?;
                 access.end()?;
                 Ok(out)
@@ -420,13 +420,68 @@ impl<'de> IntoDeserializer<'de, ValueError> for Decoder {
     }
 }
 
-/// A map key (always a string in JSON).
-struct Key(Value);
+/// A map key: always a string in JSON, read as an integer where the map's key type is one
+/// (a `BTreeMap<u32, _>` was written with decimal keys), as serde_json reads keys.
+struct Key(String);
 
 impl<'de> IntoDeserializer<'de, ValueError> for Key {
-    type Deserializer = Decoder;
-    fn into_deserializer(self) -> Decoder {
-        Decoder(self.0)
+    type Deserializer = Key;
+    fn into_deserializer(self) -> Key {
+        self
+    }
+}
+
+macro_rules! integer_keys {
+    ($($method:ident => $visit:ident: $ty:ty),* $(,)?) => {
+        $(
+            fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+                match self.0.parse::<$ty>() {
+                    Ok(n) => visitor.$visit(n),
+                    Err(_) => Err(ValueError(format!("map key `{}` is not an integer", self.0))),
+                }
+            }
+        )*
+    };
+}
+
+impl<'de> de::Deserializer<'de> for Key {
+    type Error = ValueError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        visitor.visit_string(self.0)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, ValueError> {
+        visitor.visit_enum(self.0.into_deserializer())
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, ValueError> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    integer_keys! {
+        deserialize_i8 => visit_i8: i8,
+        deserialize_i16 => visit_i16: i16,
+        deserialize_i32 => visit_i32: i32,
+        deserialize_i64 => visit_i64: i64,
+        deserialize_u8 => visit_u8: u8,
+        deserialize_u16 => visit_u16: u16,
+        deserialize_u32 => visit_u32: u32,
+        deserialize_u64 => visit_u64: u64,
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i128 u128 f32 f64 char str string bytes byte_buf option unit unit_struct seq
+        tuple tuple_struct map struct identifier ignored_any
     }
 }
 
@@ -573,6 +628,17 @@ mod tests {
             ]
         );
         assert_eq!(back.shapes[0], Shape::Dot);
+    }
+
+    #[test]
+    fn integer_map_keys_round_trip_as_decimal_text() {
+        let map: BTreeMap<u32, i64> = [(7, 1 << 60), (300, -1)].into();
+        let encoded = to_encoded(&map).unwrap();
+        assert_eq!(encoded["7"], integer(1 << 60));
+        let back: BTreeMap<u32, i64> = from_encoded(encoded).unwrap();
+        assert_eq!(back, map);
+        let err = from_encoded::<BTreeMap<u32, i64>>(json!({"x": 1})).unwrap_err();
+        assert_eq!(err.to_string(), "map key `x` is not an integer");
     }
 
     #[test]

@@ -460,3 +460,34 @@ async fn with_b_slower_than_the_timeout_the_call_times_out_and_the_run_ends_in_e
     assert_eq!(of_type(&records, "run:end")[0]["status"], "error");
     drop(b); // killed: its sleeping action need not finish
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_call_inherits_the_calling_actions_deadline() {
+    let dir = TempDir::new("deadline");
+    let b = ServiceB::start(&dir.0);
+    let sink = Memory::new();
+    // The client would wait a minute; the calling action may run for one second.
+    let a = Deployment::builder()
+        .sink(sink.clone())
+        .function(respond)
+        .state(Client::new(&b.url).unwrap())
+        .action_timeout(Duration::from_secs(1))
+        .build();
+    let call = a.action(
+        respond,
+        Ask {
+            topic: "tides".into(),
+            sleep_ms: 30_000,
+        },
+    );
+    let err = tokio::time::timeout(Duration::from_secs(20), call)
+        .await
+        .expect("the action's limit ends the remote call")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err:?}");
+    let records = settled(&a, &sink).await;
+    let end = end_of(&records, span_named(&records, "plan research"));
+    assert_eq!(end["status"], "error");
+    assert_eq!(end["error"]["name"], "TimeoutError");
+    drop(b);
+}

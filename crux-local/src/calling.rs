@@ -10,7 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::ctx::Deadline;
+use super::ctx::{Deadline, INHERITED_DEADLINE_MARGIN};
 use super::deployment::Deployment;
 use super::dispatch::{Caller, EnvelopeText, from_json_output, to_json_args};
 use super::inherited::Inherited;
@@ -154,6 +154,17 @@ pub struct Via<'a> {
 }
 
 impl Via<'_> {
+    /// How long the callee may run: the time left before the calling function's execution
+    /// limit, less the margin a local callee keeps (so the callee's timeout, not the
+    /// caller's, is the one reported). A remote callee bounds its request by it.
+    pub fn remaining(&self) -> Duration {
+        self.core
+            .deadline
+            .at
+            .saturating_duration_since(tokio::time::Instant::now())
+            .saturating_sub(INHERITED_DEADLINE_MARGIN)
+    }
+
     /// Calls the local function `F` of this deployment.
     async fn local<F: Function>(
         self,

@@ -83,7 +83,7 @@ impl Deadline {
 }
 
 /// How much earlier than its caller's deadline a nested call that inherits it ends.
-const INHERITED_DEADLINE_MARGIN: Duration = Duration::from_millis(50);
+pub(crate) const INHERITED_DEADLINE_MARGIN: Duration = Duration::from_millis(50);
 
 /// About thirty years from now: "no limit" for a limit too large to add to the clock.
 fn far_future() -> tokio::time::Instant {
