@@ -84,7 +84,7 @@ pub(crate) async fn fallback(State(shared): State<Arc<Shared>>, request: Request
         Some(Err(err)) => return failure(StatusCode::UNAUTHORIZED, err.code(), err.to_string()),
         None => {}
     }
-    if let Some(reason) = shared.distrust(admin, peer, &parts.headers, || None) {
+    if let Some(reason) = shared.distrust(admin, peer, &parts.headers, || Ok(None)) {
         call = call.distrust_context(reason);
     }
     let args = match serde_json::to_value(&request) {

@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 
 use crux_local::{ClientCall, Deployment, LogLines, UserIdentity};
+use crux_runtime::boundary::ENVELOPE_KEY;
 use crux_runtime::carrier::TraceParent;
 use crux_runtime::function::FunctionKind;
 use crux_runtime::observe::{FlushOptions, FlushResult};
@@ -494,6 +495,10 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) 
         Ok(args) => args,
         Err(message) => return function_error(&message, None, format),
     };
+    // What a signature must cover: the `__crux` the call will continue, as parsed.
+    let sent_crux = matches!(shared.context_policy, ContextPolicy::Signed { .. })
+        .then(|| args.get(ENVELOPE_KEY).cloned())
+        .flatten();
     let args = match encoding::decode(args, format) {
         Ok(args) => args,
         Err(err) => return function_error(&err.to_string(), None, format),
@@ -509,7 +514,7 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) 
         call = call.remote_parent(traceparent);
     }
     let raw = raw.unwrap_or_else(|| RawArgs::Query(parts.uri.query().map(str::to_owned)));
-    let crux = || raw.crux_text();
+    let crux = || raw.exact_crux_text(sent_crux.as_ref());
     if let Some(reason) = shared.distrust(client.admin, peer, &parts.headers, crux) {
         call = call.distrust_context(reason);
     }
@@ -612,7 +617,7 @@ impl Shared {
         admin: bool,
         peer: Option<SocketAddr>,
         headers: &HeaderMap,
-        crux: impl FnOnce() -> Option<String>,
+        crux: impl FnOnce() -> Result<Option<String>, SignatureError>,
     ) -> Option<String> {
         let loopback = peer.is_some_and(|addr| addr.ip().is_loopback());
         let (trusted, policy) = match &self.context_policy {
@@ -621,7 +626,8 @@ impl Shared {
             ContextPolicy::Anyone => (true, "Anyone"),
             ContextPolicy::NoOne => (false, "NoOne"),
             ContextPolicy::Signed { secret, max_age } => {
-                let checked = check_signature(secret, *max_age, headers, crux().as_deref());
+                let checked = crux()
+                    .and_then(|crux| check_signature(secret, *max_age, headers, crux.as_deref()));
                 return checked.err().map(|err| {
                     format!(
                         "the server's context policy (ContextPolicy::Signed) does not accept \
@@ -648,6 +654,26 @@ enum RawArgs {
 }
 
 impl RawArgs {
+    /// The `__crux` text exactly as sent, bound to `parsed`, the `__crux` the call will
+    /// continue. A request whose text and parsed args disagree (a repeated key in the body,
+    /// a repeated `args` parameter) is refused: otherwise a signature over one could
+    /// vouch for the other.
+    fn exact_crux_text(&self, parsed: Option<&Value>) -> Result<Option<String>, SignatureError> {
+        let text = self.crux_text();
+        let bound = match (&text, parsed) {
+            (None, None) => true,
+            (Some(text), Some(parsed)) => {
+                serde_json::from_str::<Value>(text).is_ok_and(|sent| &sent == parsed)
+            }
+            _ => false,
+        };
+        if bound {
+            Ok(text)
+        } else {
+            Err(SignatureError::Unreadable)
+        }
+    }
+
     /// The `__crux` text in the args, exactly as sent.
     fn crux_text(&self) -> Option<String> {
         match self {

@@ -154,6 +154,12 @@ pub enum SignatureError {
         /// The policy's `max_age`.
         max_age_seconds: u64,
     },
+    /// The request's `__crux` could not be read exactly as sent, or appears twice (a
+    /// repeated key in the body, a repeated `args` parameter).
+    #[error(
+        "the request's `__crux` could not be read exactly as sent (a repeated key or `args` parameter?); a signed context must appear once"
+    )]
+    Unreadable,
     /// No `v1` matches the context and the secret.
     #[error(
         "the Crux-Signature does not match the context (wrong secret, or the context was changed)"

@@ -132,3 +132,62 @@ async fn a_signed_traceparent_keeps_the_callers_trace() {
     assert_ne!(value["traceId"], "1".repeat(32));
     server.stop().await;
 }
+
+/// A signature vouches for the `__crux` the call continues, not for another copy of it:
+/// a repeated `args` key (the last one wins when the body is parsed) or a repeated `args`
+/// parameter never smuggles an unsigned context past a signed traceparent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_args_key_cannot_carry_an_unsigned_context() {
+    let server = server().await;
+    let traceparent = format!("00-{TRACE}-{SPAN}-01");
+    // Legitimately signed: this traceparent, and no `__crux`.
+    let signed = sign_context(&secret(), &traceparent, "");
+    let forged = serde_json::to_string(&ts_envelope(RUN, TRACE, SPAN)).unwrap();
+    let body = format!(
+        r#"{{"path": "work:where", "args": {{}}, "args": {{"__crux": {forged}}}, "format": "json"}}"#
+    );
+    let headers = [
+        ("traceparent", traceparent.as_str()),
+        ("Crux-Signature", &signed),
+    ];
+    let value = call(&server, &body, &headers).await;
+    assert_ne!(value["runId"], RUN, "the unsigned context is not continued");
+
+    let query = format!(
+        "/api/query?path=auth:whoami&format=json&args=%7B%7D&args={}",
+        percent(&format!(r#"{{"__crux": {forged}}}"#))
+    );
+    let reply = server.request("GET", &query, &headers, b"").await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+
+    let sink = server.sink.clone();
+    server.stop().await;
+    let records = sink.records();
+    assert!(
+        !records.iter().any(|r| r["runId"] == RUN),
+        "nothing recorded into the forged run"
+    );
+    let reasons: Vec<&str> = records
+        .iter()
+        .filter(|r| r["primitive"] == "security.warning")
+        .filter_map(|r| r["attributes"]["reason"].as_str())
+        .collect();
+    assert_eq!(
+        reasons
+            .iter()
+            .filter(|r| r.contains("exactly as sent"))
+            .count(),
+        2,
+        "the body and the query string each refused: {reasons:#?}"
+    );
+}
+
+/// Every byte percent-encoded: a query-string value that survives any decoder.
+fn percent(text: &str) -> String {
+    text.bytes().map(|b| format!("%{b:02X}")).collect()
+}
