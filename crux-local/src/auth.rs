@@ -76,8 +76,10 @@ pub struct UserIdentity {
     pub claims: Map<String, Value>,
 }
 
-/// Registered JWT claims and the claims [`UserIdentity`] holds in fields: never copied into
-/// [`UserIdentity::claims`].
+/// Registered JWT claims, the claims [`UserIdentity`] holds in fields, and the names those
+/// fields serialize under: never copied into [`UserIdentity::claims`], which serializes
+/// flattened beside them (a token's own `tokenIdentifier` claim must not shadow the real
+/// one for whoever reads the identity as JSON).
 const NOT_CUSTOM: &[&str] = &[
     "iss",
     "sub",
@@ -97,6 +99,17 @@ const NOT_CUSTOM: &[&str] = &[
     "email_verified",
     "phone_number",
     "phone_number_verified",
+    "tokenIdentifier",
+    "subject",
+    "issuer",
+    "givenName",
+    "familyName",
+    "preferredUsername",
+    "profileUrl",
+    "pictureUrl",
+    "emailVerified",
+    "phoneNumber",
+    "phoneNumberVerified",
 ];
 
 impl UserIdentity {
@@ -140,9 +153,13 @@ impl UserIdentity {
         self
     }
 
-    /// With a custom claim.
+    /// With a custom claim. A name the identity holds in a field (`sub`, `email`,
+    /// `tokenIdentifier`, …) or a registered JWT claim is not a custom claim and is ignored.
     pub fn claim(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.claims.insert(key.into(), value.into());
+        let key = key.into();
+        if !NOT_CUSTOM.contains(&key.as_str()) {
+            self.claims.insert(key, value.into());
+        }
         self
     }
 
@@ -222,6 +239,33 @@ impl Auth {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_claim_cannot_shadow_the_identitys_own_fields() {
+        let claims = json!({
+            "iss": "https://auth.example.com", "sub": "ada",
+            "tokenIdentifier": "https://evil.example.com|admin", "subject": "admin",
+            "issuer": "https://evil.example.com", "emailVerified": true, "team": "blue",
+        });
+        let Value::Object(claims) = claims else {
+            unreachable!()
+        };
+        let identity = UserIdentity::from_claims(claims).unwrap();
+        let json = serde_json::to_value(&identity).unwrap();
+        assert_eq!(json["tokenIdentifier"], "https://auth.example.com|ada");
+        assert_eq!(json["subject"], "ada");
+        assert_eq!(json["issuer"], "https://auth.example.com");
+        assert_eq!(json.get("emailVerified"), None);
+        assert_eq!(json["team"], "blue");
+        // Serialized text carries each name once: no duplicate key for a reader to pick.
+        let text = serde_json::to_string(&identity).unwrap();
+        assert_eq!(text.matches("\"tokenIdentifier\"").count(), 1, "{text}");
+        let built = UserIdentity::new("i", "s")
+            .claim("subject", "x")
+            .claim("k", 1);
+        assert_eq!(built.subject, "s");
+        assert_eq!(built.claims.len(), 1);
+    }
 
     #[test]
     fn claims_become_an_identity_as_convex_shapes_it() {

@@ -308,9 +308,12 @@ impl CruxScheduler {
     }
 }
 
-/// The helpers every `ctx.crux` has.
+/// The helpers every `ctx.crux` has. `$query` bounds what `run_query` accepts: any
+/// [`Callee`] in an action, only this deployment's queries in a query or mutation (a
+/// remote call would hold the store's snapshot or write lock across the network, and its
+/// writes could not roll back with the caller's, so Convex allows none there either).
 macro_rules! common_helpers {
-    () => {
+    ($query:path) => {
         /// The current context, to hand to a later continuation
         /// ([`ScheduleOptions::continuation`]) or to `observe::with_context`.
         pub fn capture(&self) -> Option<CapturedContext> {
@@ -335,7 +338,7 @@ macro_rules! common_helpers {
             args: F::Args,
         ) -> Result<F::Output>
         where
-            F: Callee<QueryCtx>,
+            F: $query,
         {
             self.core
                 .run_nested(label, "runtime.convex.query", &f, args)
@@ -375,7 +378,7 @@ impl ActionCrux {
         }
     }
 
-    common_helpers!();
+    common_helpers!(Callee<QueryCtx>);
 
     /// Runs another action in this run: a `runtime.convex.action` boundary span named by
     /// `label`, a `requested` event, a bounded flush before the child starts and after it
@@ -442,7 +445,7 @@ impl QueryCrux {
         self.core.txn.as_ref()
     }
 
-    common_helpers!();
+    common_helpers!(Function<Context = QueryCtx>);
 }
 
 /// `ctx.crux` in a mutation.
@@ -477,10 +480,11 @@ impl MutationCrux {
         }
     }
 
-    common_helpers!();
+    common_helpers!(Function<Context = QueryCtx>);
 
-    /// Runs a mutation as a sub-transaction in this run: a `runtime.convex.mutation` span
-    /// named by `label`, the context propagated.
+    /// Runs a mutation of this deployment as a sub-transaction in this run: a
+    /// `runtime.convex.mutation` span named by `label`, the context propagated. (A remote
+    /// mutation is for actions: it could not roll back with this one.)
     pub async fn run_mutation<F>(
         &self,
         label: &'static str,
@@ -488,7 +492,7 @@ impl MutationCrux {
         args: F::Args,
     ) -> Result<F::Output>
     where
-        F: Callee<MutationCtx>,
+        F: Function<Context = MutationCtx>,
     {
         self.core
             .run_nested(label, "runtime.convex.mutation", &f, args)

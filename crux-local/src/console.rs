@@ -70,16 +70,30 @@ impl LogLines {
     }
 
     pub(crate) fn push(&self, level: Level, message: &dyn fmt::Display) {
+        // A full collection does not pay for formatting.
+        if self.full_then_omit() {
+            return;
+        }
+        // Formatted before locking: a `Display` that logs (through `tracing` and
+        // `ConsoleLayer`) re-enters here instead of deadlocking on the lock it holds.
+        let line = cap_string(format!("[{}] {message}", level.name()), MAX_LOG_LINE);
         let mut collected = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        // The last place is kept for the overflow line.
         if collected.lines.len() >= MAX_LOG_LINES - 1 {
             collected.omitted += 1;
             return;
         }
-        // Formatted under the lock: lines from concurrent functions stay whole and in the
-        // order they were logged.
-        let line = cap_string(format!("[{}] {message}", level.name()), MAX_LOG_LINE);
         collected.lines.push(line);
+    }
+
+    /// Counts a line as omitted when no place is left (the last is kept for the overflow
+    /// line).
+    fn full_then_omit(&self) -> bool {
+        let mut collected = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let full = collected.lines.len() >= MAX_LOG_LINES - 1;
+        if full {
+            collected.omitted += 1;
+        }
+        full
     }
 }
 
@@ -263,5 +277,27 @@ mod tests {
         assert_eq!(lines.take().len(), MAX_LOG_LINES - 1);
         // Nobody collecting: dropped, never a failure.
         Console::default().info("nowhere");
+    }
+
+    /// A value whose `Display` logs to the same console (as one that emits a `tracing`
+    /// event would, through `ConsoleLayer`).
+    struct LogsWhileShown(Console);
+
+    impl fmt::Display for LogsWhileShown {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            self.0.debug("from inside Display");
+            f.write_str("outer")
+        }
+    }
+
+    #[test]
+    fn a_message_that_logs_while_formatted_does_not_deadlock() {
+        let lines = LogLines::new();
+        let console = Console::new(Some(lines.clone()));
+        console.info(LogsWhileShown(console.clone()));
+        assert_eq!(
+            lines.take(),
+            ["[DEBUG] from inside Display", "[INFO] outer"]
+        );
     }
 }
