@@ -589,3 +589,46 @@ fn a_version_1_store_is_upgraded_with_its_model_totals_backfilled() {
         (1, 7, 14, 21)
     );
 }
+
+/// Without a token the collector serves loopback names only (a rebound DNS name is
+/// refused), and takes records as JSON only (a cross-site `text/plain` post is refused).
+#[test]
+fn a_tokenless_collector_refuses_other_host_names_and_non_json_posts() {
+    let c = start(None);
+    let status = |host: &str| {
+        agent()
+            .get(format!("{}/api/runs", c.url()))
+            .header("Host", host)
+            .call()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(status("evil.example.com"), 403);
+    assert_eq!(status("evil.example.com:4400"), 403);
+    assert_eq!(status("localhost:4400"), 200);
+    assert_eq!(status("127.0.0.1"), 200);
+    assert_eq!(status("[::1]:4400"), 200);
+
+    let posted = |content_type: &str| {
+        agent()
+            .post(format!("{}/api/observability/records", c.url()))
+            .header("Content-Type", content_type)
+            .send(r#"{"schemaVersion": 5, "records": []}"#)
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(posted("text/plain;charset=UTF-8"), 415);
+    assert_eq!(posted("application/json; charset=utf-8"), 202);
+
+    // With a token, other names are served (to whoever has the token).
+    let c = start(Some("secret"));
+    let reply = agent()
+        .get(format!("{}/api/runs", c.url()))
+        .header("Host", "devtools.internal:4400")
+        .header("Authorization", "Bearer secret")
+        .call()
+        .unwrap();
+    assert_eq!(reply.status().as_u16(), 200);
+}

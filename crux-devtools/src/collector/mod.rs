@@ -237,6 +237,27 @@ fn handle(request: &mut Request, shared: &Shared, reader: &mut Option<Store>) ->
     let url = request.url().to_owned();
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
     let method = request.method().clone();
+    let header = |name: &'static str| {
+        request
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv(name))
+            .map(|h| h.value.as_str().to_owned())
+    };
+    // Without a token the collector is on loopback, and its records are for this machine's
+    // user only: a page on another site that rebinds its DNS name to 127.0.0.1 reaches us
+    // under its own name, so only loopback names are served.
+    if shared.token.is_none()
+        && let Some(host) = header("Host")
+        && !is_loopback_host(&host)
+    {
+        return Reply::error(
+            403,
+            "forbidden_host",
+            "this collector has no token, so it serves only loopback host names (localhost, \
+             127.0.0.1, [::1]); set a token to serve other names",
+        );
+    }
     // The page's assets hold no records: they load without the token, and the page asks
     // for it when the API answers 401.
     if method == Method::Get
@@ -245,11 +266,7 @@ fn handle(request: &mut Request, shared: &Shared, reader: &mut Option<Store>) ->
         return asset;
     }
     if let Some(token) = &shared.token {
-        let given = request
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv("Authorization"))
-            .map(|h| h.value.as_str());
+        let given = header("Authorization");
         let expected = format!("Bearer {token}");
         if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.as_bytes())) {
             return Reply::error(
@@ -260,6 +277,16 @@ fn handle(request: &mut Request, shared: &Shared, reader: &mut Option<Store>) ->
         }
     }
     match (method, path) {
+        // JSON only: a browser page elsewhere may post `text/plain` without asking first.
+        (Method::Post, "/api/observability/records")
+            if header("Content-Type").is_some_and(|t| !is_json(&t)) =>
+        {
+            Reply::error(
+                415,
+                "unsupported_media_type",
+                "records must be sent as Content-Type: application/json",
+            )
+        }
         (Method::Post, "/api/observability/records") => ingest::ingest(request, shared),
         (Method::Get, p) if p.starts_with("/api/") => {
             let query = match Query::parse(query) {
@@ -275,6 +302,31 @@ fn handle(request: &mut Request, shared: &Shared, reader: &mut Option<Store>) ->
         ),
         _ => Reply::error(404, "not_found", format!("no route {path}")),
     }
+}
+
+/// `localhost` (or a name under it), or a loopback address, with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        },
+    };
+    let name = name.to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `application/json`, with or without parameters.
+fn is_json(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
