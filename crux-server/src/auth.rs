@@ -10,11 +10,12 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::errors::ErrorKind as JwtErrorKind;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Map, Value, json};
 
 use crux_local::UserIdentity;
+use crux_runtime::wire::cap_text;
 
 /// How far `exp` and `nbf` may be off the server's clock by default: 30 s.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
@@ -74,15 +75,17 @@ pub enum AuthConfigError {
         /// What the parser said.
         reason: String,
     },
-    /// The JWKS document is not a JSON `{"keys": [...]}` of JWKs.
-    #[error("the JWKS of auth provider `{issuer}` is not a JWK set: {reason}")]
+    /// The JWKS document is not a JSON `{"keys": [...]}` of JWKs, or holds no key to verify
+    /// RS256 or ES256 signatures with.
+    #[error("the JWKS of auth provider `{issuer}` cannot be used: {reason}")]
     BadJwks {
         /// The provider's issuer.
         issuer: String,
         /// What was wrong.
         reason: String,
     },
-    /// A JWK is of a kind the server does not verify.
+    /// An RSA or P-256 JWK that cannot be used: its `alg` names another algorithm, or its
+    /// parameters are not a key.
     #[error(
         "key {index} of the JWKS of auth provider `{issuer}` is not supported: {reason} (RSA \
          keys verify RS256, P-256 EC keys ES256)"
@@ -161,17 +164,24 @@ impl AuthProvider {
 
     /// The keys of a JWKS document (the JSON an issuer serves at its `jwks_uri`): RSA keys
     /// verify RS256, P-256 EC keys ES256. A token's `kid` picks its key when both have one.
+    /// Keys of other kinds (Ed25519, P-384, …) and encryption keys (`"use": "enc"`), which
+    /// real identity providers publish beside their signing keys, are skipped.
     ///
     /// # Errors
     ///
-    /// [`AuthConfigError::BadJwks`] when it is not a JWK set,
-    /// [`AuthConfigError::UnsupportedJwk`] for a key of another kind.
+    /// [`AuthConfigError::BadJwks`] when it is not a JWK set or holds no RS256/ES256
+    /// signing key, [`AuthConfigError::UnsupportedJwk`] for an RSA or P-256 key that
+    /// cannot be used (its `alg` names another algorithm, or its parameters are bad).
     pub fn jwks(mut self, json: &str) -> Result<Self, AuthConfigError> {
         let set: JwkSet = serde_json::from_str(json).map_err(|err| AuthConfigError::BadJwks {
             issuer: self.issuer.clone(),
             reason: err.to_string(),
         })?;
+        let before = self.keys.len();
         for (index, jwk) in set.keys.iter().enumerate() {
+            if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+                continue;
+            }
             let unsupported = |reason: String| AuthConfigError::UnsupportedJwk {
                 issuer: self.issuer.clone(),
                 index,
@@ -182,10 +192,8 @@ impl AuthProvider {
                 AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
                     Algorithm::ES256
                 }
-                AlgorithmParameters::EllipticCurve(ec) => {
-                    return Err(unsupported(format!("curve {:?}", ec.curve)));
-                }
-                _ => return Err(unsupported("not an RSA or EC key".into())),
+                // Not a kind this server verifies: tokens naming it fail at verification.
+                _ => continue,
             };
             if let Some(alg) = jwk.common.key_algorithm {
                 let named = format!("{alg:?}");
@@ -198,6 +206,12 @@ impl AuthProvider {
                 kid: jwk.common.key_id.clone(),
                 algorithm,
                 key,
+            });
+        }
+        if self.keys.len() == before {
+            return Err(AuthConfigError::BadJwks {
+                issuer: self.issuer.clone(),
+                reason: "it holds no RS256 (RSA) or ES256 (P-256) signing key".into(),
             });
         }
         Ok(self)
@@ -274,6 +288,15 @@ pub enum AuthError {
     Algorithm {
         /// The header's `alg`.
         alg: String,
+        /// The provider.
+        issuer: String,
+    },
+    /// The header's `kid` names no key the provider has for its `alg` (a rotated key: pass
+    /// the issuer's current JWKS).
+    #[error("Could not verify the JWT: auth provider {issuer:?} has no key with kid {kid:?}")]
+    UnknownKey {
+        /// The header's `kid` (cut to 200 characters).
+        kid: String,
         /// The provider.
         issuer: String,
     },
@@ -361,6 +384,14 @@ impl AuthProvider {
             })
             .collect();
         if candidates.is_empty() {
+            if let Some(kid) = &header.kid
+                && self.keys.iter().any(|k| k.algorithm == header.alg)
+            {
+                return Err(AuthError::UnknownKey {
+                    kid: cap_text(kid, 200).into_owned(),
+                    issuer: self.issuer.clone(),
+                });
+            }
             return Err(AuthError::Algorithm {
                 alg: format!("{:?}", header.alg),
                 issuer: self.issuer.clone(),

@@ -288,6 +288,13 @@ fn bad_provider_configuration_is_a_typed_error() {
         .jwks(r#"{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}"#)
         .unwrap_err();
     assert!(
+        matches!(err, AuthConfigError::BadJwks { .. }) && err.to_string().contains("no RS256"),
+        "{err}"
+    );
+    let err = AuthProvider::new(ISSUER, AUDIENCE)
+        .jwks(r#"{"keys": [{"kty": "RSA", "alg": "RS512", "n": "AQAB", "e": "AQAB"}]}"#)
+        .unwrap_err();
+    assert!(
         matches!(err, AuthConfigError::UnsupportedJwk { index: 0, .. }),
         "{err}"
     );
@@ -363,4 +370,44 @@ async fn http_actions_see_a_users_token_and_keep_other_bearers_to_themselves() {
         assert_eq!(reply.json()["code"], "InvalidAuthHeader");
     }
     server.stop().await;
+}
+
+/// A real issuer's JWKS holds keys this server does not verify with (Ed25519, encryption
+/// keys) beside its signing keys: those are skipped, and a token naming a key the set no
+/// longer has (a rotation) says so.
+#[test]
+fn a_jwks_with_other_keys_is_accepted_and_an_unknown_kid_is_named() {
+    let mut set: Value = serde_json::from_slice(&key("jwks.json")).unwrap();
+    let keys = set["keys"].as_array_mut().unwrap();
+    let mut encryption = keys[0].clone();
+    encryption["kid"] = json!("rsa-enc");
+    encryption["use"] = json!("enc");
+    encryption["n"] = json!("not even a key");
+    keys.push(encryption);
+    keys.push(json!({"kty": "OKP", "crv": "Ed25519", "kid": "ed-1",
+                     "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}));
+    let issuer = "https://jwks.crux.test";
+    let provider = AuthProvider::new(issuer, AUDIENCE)
+        .jwks(&set.to_string())
+        .expect("the signing keys are taken, the others skipped");
+    let good = claims(json!({"iss": issuer, "sub": "user-eve"}));
+    let identity = provider
+        .verify(&rs256("rsa_private.pem", Some("rsa-1"), &good))
+        .unwrap();
+    assert_eq!(identity.subject, "user-eve");
+    let err = provider
+        .verify(&rs256("rsa_private.pem", Some("rotated"), &good))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains(r#"no key with kid "rotated""#),
+        "{err}"
+    );
+
+    // A set with nothing to verify with is a configuration error, not a silent no-op.
+    let only_ed = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "ed-1",
+                                   "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]});
+    let err = AuthProvider::new(issuer, AUDIENCE)
+        .jwks(&only_ed.to_string())
+        .unwrap_err();
+    assert!(err.to_string().contains("no RS256"), "{err}");
 }
