@@ -192,8 +192,9 @@ impl OtelSinkBuilder {
 
     /// Trusts `der` (a DER-encoded certificate) for `https://` endpoints *instead of*
     /// Mozilla's roots (with [`OtlpSink`] only): a private CA, or a test collector's
-    /// self-signed certificate. Call it once per certificate.
-    pub fn root_certificate(mut self, der: impl Into<Vec<u8>>) -> Self {
+    /// self-signed certificate. Call it once per certificate. (Named for what it does:
+    /// `crux_client`'s `add_root_certificate` trusts a certificate *beside* Mozilla's.)
+    pub fn only_root_certificate(mut self, der: impl Into<Vec<u8>>) -> Self {
         self.roots.push(der.into());
         self
     }

@@ -90,7 +90,7 @@ fn export_one_run(sink: &OtlpSink) {
 fn spans_reach_an_https_collector_with_the_authorization_header() {
     let (url, cert, received) = https_collector();
     let sink = OtlpSink::builder()
-        .root_certificate(cert)
+        .only_root_certificate(cert)
         .header("Authorization", "Basic cGstbGYtMTpzay1sZi0x")
         .build_otlp(&url)
         .unwrap();
