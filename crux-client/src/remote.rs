@@ -10,7 +10,7 @@ use crux_runtime::Result;
 use crux_runtime::boundary::Hop;
 use crux_runtime::envelope::Envelope;
 use crux_runtime::function::FunctionKind;
-use crux_runtime::observe::{self, FlushOptions};
+use crux_runtime::observe;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -196,17 +196,12 @@ impl Client {
         A: Serialize,
         O: DeserializeOwned,
     {
-        let mut hop = Hop::action(label, f.path);
-        hop.span_mut().set_attr("deployment", self.url().to_owned());
-        let observer = observe::current_observer();
-        observer.flush(FlushOptions::BOUNDARY).await;
-        let envelope = hop.envelope();
-        let result = self
-            .typed(FunctionKind::Action, f.path, &args, envelope)
-            .await;
-        hop.end(&result);
-        observer.flush(FlushOptions::BOUNDARY).await;
-        result
+        Hop::action(label, f.path)
+            .to_deployment(Some(self.url()))
+            .call(&observe::current_observer(), |envelope| {
+                self.typed(FunctionKind::Action, f.path, &args, envelope)
+            })
+            .await
     }
 
     /// Runs the remote query `f` as `ctx.crux.run_query` does: a `runtime.convex.query`
@@ -252,11 +247,11 @@ impl Client {
         path: &'static str,
         args: A,
     ) -> Result<O> {
-        let mut hop = Hop::nested(label, primitive, path);
-        hop.span_mut().set_attr("deployment", self.url().to_owned());
-        let envelope = hop.envelope();
-        let result = self.typed(kind, path, &args, envelope).await;
-        hop.end(&result);
-        result
+        Hop::nested(label, primitive, path)
+            .to_deployment(Some(self.url()))
+            .call(&observe::current_observer(), |envelope| {
+                self.typed(kind, path, &args, envelope)
+            })
+            .await
     }
 }

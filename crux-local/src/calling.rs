@@ -71,18 +71,16 @@ impl Core {
         f: &F,
         args: F::Args,
     ) -> Result<F::Output> {
-        let mut hop = Hop::nested(label, primitive, f.path());
-        if let Some(deployment) = f.deployment() {
-            hop.span_mut().set_attr("deployment", deployment.to_owned());
-        }
-        let envelope = hop.envelope();
         let via = Via {
             core: self,
             boundary: false,
         };
-        let result = f.call(via, args, envelope).await;
-        hop.end(&result);
-        result
+        Hop::nested(label, primitive, f.path())
+            .to_deployment(f.deployment())
+            .call(self.deployment.observer(), |envelope| {
+                f.call(via, args, envelope)
+            })
+            .await
     }
 
     /// `run_action`: the boundary span, `requested`, a flush before the child starts, the
@@ -93,21 +91,16 @@ impl Core {
         f: &F,
         args: F::Args,
     ) -> Result<F::Output> {
-        let mut hop = Hop::action(label, f.path());
-        if let Some(deployment) = f.deployment() {
-            hop.span_mut().set_attr("deployment", deployment.to_owned());
-        }
-        let observer = self.deployment.observer();
-        observer.flush(FlushOptions::BOUNDARY).await;
-        let envelope = hop.envelope();
         let via = Via {
             core: self,
             boundary: true,
         };
-        let result = f.call(via, args, envelope).await;
-        hop.end(&result);
-        observer.flush(FlushOptions::BOUNDARY).await;
-        result
+        Hop::action(label, f.path())
+            .to_deployment(f.deployment())
+            .call(self.deployment.observer(), |envelope| {
+                f.call(via, args, envelope)
+            })
+            .await
     }
 }
 

@@ -5,8 +5,9 @@ use super::attributes::{
 };
 use super::events;
 use crate::Result;
+use crate::delivery::FlushOptions;
 use crate::envelope::{Boundary, BoundaryKind, Envelope, WireContext};
-use crate::observe::{self, Span, SpanStatus};
+use crate::observe::{self, Observer, Span, SpanStatus};
 
 /// One call from the current context to another function, as the caller records it.
 ///
@@ -28,6 +29,8 @@ use crate::observe::{self, Span, SpanStatus};
 pub struct Hop {
     span: Span,
     envelope: Option<Envelope>,
+    /// An action boundary: [`Hop::call`] flushes around it.
+    flushes: bool,
 }
 
 impl Hop {
@@ -44,6 +47,7 @@ impl Hop {
             return Hop {
                 span,
                 envelope: Some(Envelope::new(None)),
+                flushes: true,
             };
         };
         let captured = scope.wire_context();
@@ -70,6 +74,7 @@ impl Hop {
                 observability: Some(captured),
                 boundary: Some(boundary),
             }),
+            flushes: true,
         }
     }
 
@@ -84,7 +89,46 @@ impl Hop {
         let envelope = span
             .scope()
             .map(|scope| Envelope::new(Some(scope.wire_context())));
-        Hop { span, envelope }
+        Hop {
+            span,
+            envelope,
+            flushes: false,
+        }
+    }
+
+    /// With the callee's deployment (a remote service's URL) as the span's `deployment`
+    /// attribute; `None` (a function of this deployment) leaves the span as it is.
+    pub fn to_deployment(mut self, deployment: Option<&str>) -> Hop {
+        if let Some(deployment) = deployment {
+            self.span.set_attr("deployment", deployment.to_owned());
+        }
+        self
+    }
+
+    /// Makes the call the hop records, the same way for every host and callee: for an
+    /// action boundary a bounded flush of `observer` first (so the boundary's records are
+    /// out before the callee runs), then `call` with the envelope to send as `__crux`, the
+    /// span ended as the reply says, and for an action boundary a second flush. The
+    /// reply comes back unchanged; a flush never changes it.
+    pub async fn call<T, F>(
+        mut self,
+        observer: &Observer,
+        call: impl FnOnce(Option<Envelope>) -> F,
+    ) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T>>,
+    {
+        if self.flushes {
+            observer.flush(FlushOptions::BOUNDARY).await;
+        }
+        let envelope = self.envelope();
+        let result = call(envelope).await;
+        let flushes = self.flushes;
+        self.end(&result);
+        if flushes {
+            observer.flush(FlushOptions::BOUNDARY).await;
+        }
+        result
     }
 
     /// The envelope to send as `__crux` (taken: a second call returns `None`). `None` for
