@@ -13,6 +13,8 @@
 //! - `runtime_core.jsonl`: written by `crux-runtime`'s own `JsonLines` sink (runtime-core
 //!   branch at 0637d58) from a small program driving `Observer`, spans, `link_run`,
 //!   `Span::fail` and `suspend`/`resume_run` directly: the real wire output.
+// The binary is built with the `cli` feature (a default one).
+#![cfg(feature = "cli")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
