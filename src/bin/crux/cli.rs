@@ -207,12 +207,12 @@ pub fn parse_time(text: &str) -> Result<Timestamp, String> {
         Ok(instant) => return Ok(instant),
         Err(error) => error,
     };
-    if text.len() == 10 {
-        if let Ok(date) = text.parse::<jiff::civil::Date>() {
-            return jiff::tz::TimeZone::UTC
-                .to_timestamp(date.to_datetime(jiff::civil::Time::midnight()))
-                .map_err(|error| error.to_string());
-        }
+    if text.len() == 10
+        && let Ok(date) = text.parse::<jiff::civil::Date>()
+    {
+        return jiff::tz::TimeZone::UTC
+            .to_timestamp(date.to_datetime(jiff::civil::Time::midnight()))
+            .map_err(|error| error.to_string());
     }
     Err(format!(
         "expected a time such as 2026-11-25T10:00:00Z (with Z or an offset) or a date such as \
