@@ -1,7 +1,7 @@
 //! The devtools end to end: the examples deliver to a collector (`CRUX_DEVTOOLS_URL`), and
 //! `crux runs|show|search --db` on its database print what the same commands print on
 //! the JSON Lines store of the same runs. A dead collector changes no function's result.
-#![cfg(feature = "devtools-collector")]
+#![cfg(all(feature = "devtools-collector", feature = "cli"))]
 
 mod example_stores;
 

@@ -13,6 +13,8 @@
 //! - `runtime_core.jsonl`: written by `crux-runtime`'s own `JsonLines` sink (runtime-core
 //!   branch at 0637d58) from a small program driving `Observer`, spans, `link_run`,
 //!   `Span::fail` and `suspend`/`resume_run` directly: the real wire output.
+// The binary is built with the `cli` feature (a default one).
+#![cfg(feature = "cli")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -652,4 +654,76 @@ fn a_store_nested_thousands_deep_is_shown_not_a_stack_overflow() {
     );
     assert!(out.contains(&format!(r#""tooDeepUnder": "{:016x}""#, 256 * 3)));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn runs_since_and_until_keep_the_runs_started_between() {
+    let started = |args: &[&str]| -> Vec<String> {
+        let runs = json("research.jsonl", args);
+        runs.as_array()
+            .expect("an array")
+            .iter()
+            .map(|run| run["startedAt"].as_str().expect("startedAt").to_owned())
+            .collect()
+    };
+    let every = started(&["runs"]);
+    assert_eq!(every.len(), 2, "{every:?}");
+    assert_eq!(
+        started(&["runs", "--since", "2026-11-25T10:01:30Z"]),
+        ["2026-11-25T10:02:00.000Z"]
+    );
+    // The same instant with an offset; `--until` is exclusive.
+    assert_eq!(
+        started(&["runs", "--until=2026-11-25T11:02:00+01:00"]),
+        ["2026-11-25T10:01:00.000Z"]
+    );
+    assert_eq!(started(&["runs", "--since", "2026-11-25"]), every);
+    assert!(started(&["runs", "--until", "2026-11-25"]).is_empty());
+}
+
+#[test]
+fn a_bad_time_is_refused_naming_the_value() {
+    for bad in ["yesterday", "2026-11-25T10:00:00", "2026-02-30"] {
+        let (code, stdout, stderr) = crux("research.jsonl", &["runs", "--since", bad]);
+        assert_eq!(code, 2, "{bad}: {stderr}");
+        assert!(stdout.is_empty());
+        assert!(
+            stderr.contains(&format!("invalid value '{bad}' for '--since <TIME>'")),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("run `crux help runs` for usage"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn completions_name_every_command() {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (code, bash, stderr) = crux_in(here, &["completions", "bash"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        bash.contains("complete ") && bash.contains("_crux"),
+        "{bash}"
+    );
+    for word in [
+        "runs",
+        "show",
+        "search",
+        "serve",
+        "completions",
+        "--since",
+        "--store",
+    ] {
+        assert!(bash.contains(word), "the bash script completes {word}");
+    }
+    for shell in ["zsh", "fish", "powershell", "elvish"] {
+        let (code, script, stderr) = crux_in(here, &["completions", shell]);
+        assert_eq!(code, 0, "{shell}: {stderr}");
+        assert!(script.contains("search"), "{shell}");
+    }
+    let (code, _, stderr) = crux_in(here, &["completions", "tcsh"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("invalid value 'tcsh'"), "{stderr}");
 }

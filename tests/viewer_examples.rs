@@ -1,5 +1,7 @@
 //! The `crux` viewer on stores written by the real examples (not hand-built fixtures):
 //! what a user sees after `cargo run --example support_chat` and friends.
+// The binary is built with the `cli` feature (a default one).
+#![cfg(feature = "cli")]
 
 mod example_stores;
 

@@ -5,6 +5,8 @@
 //! gets a `.N` suffix for copy N, so runs, segments, spans and links stay consistent).
 //! `CRUX_BIG_STORE=/tmp/big.jsonl CRUX_BIG_STORE_MB=200 cargo test --test viewer_scale --
 //! --ignored write_a_big_store` writes one for measuring (see README, "Big stores").
+// The binary is built with the `cli` feature (a default one).
+#![cfg(feature = "cli")]
 
 use std::collections::HashSet;
 use std::io::{BufWriter, Write};

@@ -1,9 +1,16 @@
-//! The command line: `crux runs|show|search|help` and their options.
+//! The command line: `crux runs|show|search|serve|completions|help` and their options.
 //!
-//! Hand-rolled rather than clap to keep the build of the `crux` package lean; the grammar
-//! is three subcommands with a handful of flags.
+//! Parsed by clap (derive); the help texts are written out below (`override_help`) so each
+//! command's help reads as one page. Times given on the command line (`--since`,
+//! `--until`) are parsed by jiff.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
+
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap_complete::Shell;
+use jiff::Timestamp;
 
 use crate::error::CliError;
 use crate::store::DEFAULT_STORE;
@@ -11,11 +18,15 @@ use crate::store::DEFAULT_STORE;
 /// What the user asked for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
-    /// `crux --help`, `crux help [CMD]`, `crux CMD --help`.
-    Help(Option<&'static str>),
-    /// `crux --version`.
-    Version,
-    Runs(Common),
+    /// Text to print as is: `--help` in every spelling, `--version`.
+    Print(String),
+    Runs {
+        common: Common,
+        /// `--since TIME`: only runs started at or after it.
+        since: Option<Timestamp>,
+        /// `--until TIME`: only runs started before it.
+        until: Option<Timestamp>,
+    },
     Show {
         run: String,
         all: bool,
@@ -32,6 +43,8 @@ pub enum Command {
         db: PathBuf,
         token: Option<String>,
     },
+    /// `crux completions SHELL`: a completion script for the shell.
+    Completions(Shell),
 }
 
 /// Options every data command takes.
@@ -50,212 +63,233 @@ impl Common {
     }
 }
 
-const COMMANDS: [&str; 4] = ["runs", "show", "search", "serve"];
+const COMMANDS: [&str; 5] = ["runs", "show", "search", "serve", "completions"];
 
 /// `crux serve`'s defaults (the collector's).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4400";
 /// The collector's database, relative to the working directory.
 pub const DEFAULT_DB: &str = ".crux/devtools.db";
 
-/// Parses the arguments after the program name.
-pub fn parse(args: Vec<String>) -> Result<Command, CliError> {
-    let mut args = args.into_iter();
-    let Some(first) = args.next() else {
-        return Err(usage(
-            "no command given (expected runs, show, search or serve)",
-            None,
-        ));
+/// crux: read the Crux runs your programs recorded
+#[derive(Debug, Parser)]
+#[command(
+    name = "crux",
+    version,
+    subcommand_required = true,
+    arg_required_else_help = false,
+    override_usage = "crux <COMMAND> [OPTIONS]",
+    override_help = MAIN_HELP
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Sub,
+}
+
+#[derive(Debug, Subcommand)]
+enum Sub {
+    /// List runs, newest first
+    #[command(
+        override_usage = "crux runs [--since TIME] [--until TIME] [--store PATH | --db PATH] [--json]",
+        override_help = RUNS_HELP
+    )]
+    Runs {
+        /// Only runs started at or after TIME
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        since: Option<Timestamp>,
+        /// Only runs started before TIME
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        until: Option<Timestamp>,
+        #[command(flatten)]
+        source: Source,
+    },
+    /// Print one run as a tree (RUN: a run id, a unique prefix, or `latest`)
+    #[command(
+        override_usage = "crux show RUN [--all] [--attributes] [--store PATH | --db PATH] [--json]",
+        override_help = SHOW_HELP
+    )]
+    Show {
+        /// A run id, a unique prefix of one, or `latest`
+        #[arg(value_name = "RUN")]
+        run: String,
+        /// Show every span as recorded, boundaries and their events included
+        #[arg(long)]
+        all: bool,
+        /// Also print attributes, metrics and artifacts
+        #[arg(long)]
+        attributes: bool,
+        #[command(flatten)]
+        source: Source,
+    },
+    /// Find spans and runs by name, primitive, attribute, event or error
+    #[command(
+        override_usage = "crux search TEXT [--store PATH | --db PATH] [--json]",
+        override_help = SEARCH_HELP
+    )]
+    Search {
+        /// The text to search for (quote text with spaces)
+        #[arg(value_name = "TEXT", value_parser = search_text)]
+        text: String,
+        #[command(flatten)]
+        source: Source,
+    },
+    /// Run the devtools collector: receive records from every process
+    #[command(
+        override_usage = "crux serve [--listen ADDR] [--db PATH] [--token TOKEN]",
+        override_help = SERVE_HELP
+    )]
+    Serve {
+        /// Address to listen on
+        #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN, value_parser = non_empty)]
+        listen: String,
+        /// The SQLite database
+        #[arg(long, value_name = "PATH", default_value = DEFAULT_DB, value_parser = non_empty_path)]
+        db: PathBuf,
+        /// Require `Authorization: Bearer TOKEN` on every request
+        #[arg(long, value_name = "TOKEN", value_parser = non_empty)]
+        token: Option<String>,
+    },
+    /// Print a completion script for a shell (bash, zsh, fish, powershell, elvish)
+    #[command(override_usage = "crux completions SHELL")]
+    Completions {
+        /// The shell to complete for
+        #[arg(value_name = "SHELL")]
+        shell: Shell,
+    },
+}
+
+/// `--store`/`--db`/`--json`: where `runs`, `show` and `search` read, and how they print.
+#[derive(Debug, Args)]
+struct Source {
+    /// The record store to read
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_STORE, value_parser = non_empty_path)]
+    store: PathBuf,
+    /// Read a devtools collector's database instead
+    #[arg(long, value_name = "PATH", conflicts_with = "store", value_parser = non_empty_path)]
+    db: Option<PathBuf>,
+    /// Machine-readable JSON on stdout
+    #[arg(long)]
+    json: bool,
+}
+
+impl From<Source> for Common {
+    fn from(source: Source) -> Common {
+        Common {
+            store: source.store,
+            db: source.db,
+            json: source.json,
+        }
+    }
+}
+
+fn non_empty(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("the value is empty".to_owned());
+    }
+    Ok(text.to_owned())
+}
+
+fn non_empty_path(text: &str) -> Result<PathBuf, String> {
+    non_empty(text).map(PathBuf::from)
+}
+
+fn search_text(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        return Err("the search TEXT is empty".to_owned());
+    }
+    Ok(text.to_owned())
+}
+
+/// A time on the command line: an RFC 3339 / ISO-8601 instant with its offset
+/// (`2026-11-25T10:00:00Z`, `2026-11-25T11:00:00.5+01:00`), or a date (`2026-11-25`) for
+/// its midnight UTC.
+pub fn parse_time(text: &str) -> Result<Timestamp, String> {
+    let instant = match text.parse::<Timestamp>() {
+        Ok(instant) => return Ok(instant),
+        Err(error) => error,
     };
-    let command: &'static str = match first.as_str() {
-        "-h" | "--help" => return Ok(Command::Help(None)),
-        "-V" | "--version" => return Ok(Command::Version),
-        "help" => {
-            let topic = args.next();
-            if let Some(extra) = args.next() {
-                return Err(usage(&format!("unexpected argument {extra:?}"), None));
-            }
-            return match topic {
-                None => Ok(Command::Help(None)),
-                Some(topic) => match COMMANDS.iter().find(|c| **c == topic) {
-                    Some(c) => Ok(Command::Help(Some(c))),
-                    None => Err(usage(
-                        &format!("no help for unknown command {topic:?}"),
-                        None,
-                    )),
-                },
+    if text.len() == 10
+        && let Ok(date) = text.parse::<jiff::civil::Date>()
+    {
+        return jiff::tz::TimeZone::UTC
+            .to_timestamp(date.to_datetime(jiff::civil::Time::midnight()))
+            .map_err(|error| error.to_string());
+    }
+    Err(format!(
+        "expected a time such as 2026-11-25T10:00:00Z (with Z or an offset) or a date such as \
+         2026-11-25 ({instant})"
+    ))
+}
+
+/// Parses the arguments after the program name.
+pub fn parse<T: Into<OsString>>(args: impl IntoIterator<Item = T>) -> Result<Command, CliError> {
+    let args: Vec<OsString> = std::iter::once(OsString::from("crux"))
+        .chain(args.into_iter().map(Into::into))
+        .collect();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            return match error.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    Ok(Command::Print(error.render().to_string()))
+                }
+                _ => Err(usage(&error, &args)),
             };
         }
-        other => match COMMANDS.iter().find(|c| **c == other) {
-            Some(c) => c,
-            None if other.starts_with('-') => {
-                return Err(usage(
-                    &format!("unknown option {other:?} before the command"),
-                    None,
-                ));
-            }
-            None => return Err(usage(&format!("unknown command {other:?}"), None)),
+    };
+    Ok(match cli.command {
+        Sub::Runs {
+            since,
+            until,
+            source,
+        } => Command::Runs {
+            common: source.into(),
+            since,
+            until,
         },
-    };
-    let mut store = PathBuf::from(DEFAULT_STORE);
-    let mut store_given = false;
-    let mut db: Option<PathBuf> = None;
-    let mut listen = DEFAULT_LISTEN.to_owned();
-    let mut token: Option<String> = None;
-    let (mut json, mut all, mut attributes) = (false, false, false);
-    let mut positional = Vec::new();
-    let mut only_positional = false;
-    while let Some(arg) = args.next() {
-        if only_positional || !arg.starts_with('-') || arg == "-" {
-            positional.push(arg);
-            continue;
-        }
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
-            _ => (arg.as_str(), None),
-        };
-        match flag {
-            "--" => only_positional = true,
-            "-h" | "--help" => return Ok(Command::Help(Some(command))),
-            "--store" if command != "serve" => {
-                store = PathBuf::from(value(flag, "PATH", inline, &mut args, command)?);
-                store_given = true;
-            }
-            "--db" => {
-                db = Some(PathBuf::from(value(
-                    flag, "PATH", inline, &mut args, command,
-                )?))
-            }
-            "--listen" if command == "serve" => {
-                listen = value(flag, "ADDR", inline, &mut args, command)?;
-            }
-            "--token" if command == "serve" => {
-                token = Some(value(flag, "TOKEN", inline, &mut args, command)?);
-            }
-            "--json" if inline.is_none() && command != "serve" => json = true,
-            "--all" if inline.is_none() && command == "show" => all = true,
-            "--attributes" if inline.is_none() && command == "show" => attributes = true,
-            _ => {
-                return Err(usage(
-                    &format!("unknown option {arg:?} for `crux {command}`"),
-                    Some(command),
-                ));
-            }
-        }
-    }
-    if store_given && db.is_some() {
-        return Err(usage(
-            "give either --store PATH (a JSON Lines file) or --db PATH (a collector's database)",
-            Some(command),
-        ));
-    }
-    if command == "serve" {
-        if let Some(extra) = positional.first() {
-            return Err(usage(
-                &format!("`crux serve` takes no arguments, got {extra:?}"),
-                Some(command),
-            ));
-        }
-        return Ok(Command::Serve {
-            listen,
-            db: db.unwrap_or_else(|| PathBuf::from(DEFAULT_DB)),
-            token,
-        });
-    }
-    let common = Common { store, db, json };
-    match command {
-        "runs" => {
-            if let Some(extra) = positional.first() {
-                return Err(usage(
-                    &format!("`crux runs` takes no arguments, got {extra:?}"),
-                    Some(command),
-                ));
-            }
-            Ok(Command::Runs(common))
-        }
-        "show" => {
-            let run = one(
-                positional,
-                "RUN (a run id, a unique prefix, or `latest`)",
-                command,
-            )?;
-            Ok(Command::Show {
-                run,
-                all,
-                attributes,
-                common,
-            })
-        }
-        _ => {
-            let text = one(positional, "TEXT to search for", command)?;
-            if text.trim().is_empty() {
-                return Err(usage("the search TEXT is empty", Some(command)));
-            }
-            Ok(Command::Search { text, common })
-        }
-    }
+        Sub::Show {
+            run,
+            all,
+            attributes,
+            source,
+        } => Command::Show {
+            run,
+            all,
+            attributes,
+            common: source.into(),
+        },
+        Sub::Search { text, source } => Command::Search {
+            text,
+            common: source.into(),
+        },
+        Sub::Serve { listen, db, token } => Command::Serve { listen, db, token },
+        Sub::Completions { shell } => Command::Completions(shell),
+    })
 }
 
-/// The value of `--flag VALUE` or `--flag=VALUE`, non-empty.
-fn value(
-    flag: &str,
-    what: &str,
-    inline: Option<String>,
-    args: &mut impl Iterator<Item = String>,
-    command: &'static str,
-) -> Result<String, CliError> {
-    let value = match inline {
-        Some(value) => value,
-        None => args.next().ok_or_else(|| {
-            usage(
-                &format!("{flag} needs a {} ({flag} {what})", what.to_lowercase()),
-                Some(command),
-            )
-        })?,
-    };
-    if value.is_empty() {
-        return Err(usage(
-            &format!("{flag} needs a non-empty {}", what.to_lowercase()),
-            Some(command),
-        ));
-    }
-    Ok(value)
-}
-
-fn one(positional: Vec<String>, what: &str, command: &'static str) -> Result<String, CliError> {
-    let mut values = positional.into_iter();
-    let Some(value) = values.next() else {
-        return Err(usage(
-            &format!("`crux {command}` needs a {what}"),
-            Some(command),
-        ));
-    };
-    if let Some(extra) = values.next() {
-        return Err(usage(
-            &format!(
-                "`crux {command}` takes one {what}; unexpected {extra:?} (quote text with spaces)"
-            ),
-            Some(command),
-        ));
-    }
-    Ok(value)
-}
-
-fn usage(message: &str, command: Option<&'static str>) -> CliError {
+/// clap's message without its own "error: " and "For more information" lines: `main`
+/// prints `crux: error:` and where the help is.
+fn usage(error: &clap::Error, args: &[OsString]) -> CliError {
+    let rendered = error.render().to_string();
+    let text = rendered.strip_prefix("error: ").unwrap_or(&rendered);
+    let message: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.starts_with("For more information"))
+        .collect();
+    let command = args
+        .iter()
+        .skip(1)
+        .find_map(|arg| COMMANDS.iter().copied().find(|c| arg.to_str() == Some(*c)));
     CliError::Usage {
-        message: message.to_owned(),
+        message: message.join("\n").trim_end().to_owned(),
         command,
     }
 }
 
-/// The help text for `crux --help` or `crux help CMD`.
-pub fn help_text(topic: Option<&str>) -> &'static str {
-    match topic {
-        Some("runs") => RUNS_HELP,
-        Some("show") => SHOW_HELP,
-        Some("search") => SEARCH_HELP,
-        Some("serve") => SERVE_HELP,
-        _ => MAIN_HELP,
-    }
+/// The completion script for `shell`.
+pub fn completions(shell: Shell) -> String {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "crux", &mut script);
+    String::from_utf8_lossy(&script).into_owned()
 }
 
 const MAIN_HELP: &str = "\
@@ -268,6 +302,8 @@ Commands:
   show RUN       Print one run as a tree (RUN: a run id, a unique prefix, or `latest`)
   search TEXT    Find spans and runs by name, primitive, attribute, event or error
   serve          Run the devtools collector: receive records from every process
+  completions SHELL
+                 Print a completion script (bash, zsh, fish, powershell, elvish)
   help [CMD]     Print this help or a command's help
 
 Options for runs, show and search:
@@ -284,13 +320,17 @@ Unreadable lines are reported on stderr with their line number and skipped.
 const RUNS_HELP: &str = "\
 crux runs: list the runs in a store, newest first
 
-Usage: crux runs [--store PATH | --db PATH] [--json]
+Usage: crux runs [--since TIME] [--until TIME] [--store PATH | --db PATH] [--json]
 
 Each row: run id, name, root primitive, status, duration, start time, record count.
 Status is the run's end status (ok, error, cancelled, ...), `suspended` when its last
 lifecycle record is a suspend, or `running` when it has not ended.
 
 Options:
+  --since TIME   Only runs started at or after TIME: 2026-11-25T10:00:00Z (Z or an offset
+                 such as +01:00, fractions of a second allowed) or a date, 2026-11-25, for
+                 its midnight UTC; runs without a start time are left out
+  --until TIME   Only runs started before TIME (same forms)
   --store PATH   The record store to read [default: .crux/records.jsonl]
   --db PATH      Read a devtools collector's database instead
   --json         An array of {runId, name, rootPrimitive, status, durationMs, startedAt, records}
@@ -328,6 +368,10 @@ event names and error messages, folded boundaries included. Each match says its 
 and the path of spans down to it.
 
 Options:
+  --since TIME   Only runs started at or after TIME: 2026-11-25T10:00:00Z (Z or an offset
+                 such as +01:00, fractions of a second allowed) or a date, 2026-11-25, for
+                 its midnight UTC; runs without a start time are left out
+  --until TIME   Only runs started before TIME (same forms)
   --store PATH   The record store to read [default: .crux/records.jsonl]
   --db PATH      Read a devtools collector's database instead
   --json         An array of {runId, runName, spanId, spanPath, folded, field, key, value}
@@ -357,14 +401,22 @@ mod tests {
     use super::*;
 
     fn parse_words(words: &str) -> Result<Command, CliError> {
-        parse(words.split_whitespace().map(str::to_owned).collect())
+        parse(words.split_whitespace())
+    }
+
+    fn runs(common: Common) -> Command {
+        Command::Runs {
+            common,
+            since: None,
+            until: None,
+        }
     }
 
     #[test]
     fn parses_each_command_with_its_options() {
         assert_eq!(
             parse_words("runs").unwrap(),
-            Command::Runs(Common {
+            runs(Common {
                 store: PathBuf::from(DEFAULT_STORE),
                 db: None,
                 json: false
@@ -396,7 +448,7 @@ mod tests {
         );
         assert_eq!(
             parse_words("runs --db d.db").unwrap(),
-            Command::Runs(Common {
+            runs(Common {
                 store: PathBuf::from(DEFAULT_STORE),
                 db: Some(PathBuf::from("d.db")),
                 json: false
@@ -418,43 +470,87 @@ mod tests {
                 token: Some("t".to_owned())
             }
         );
+        assert_eq!(
+            parse_words("completions zsh").unwrap(),
+            Command::Completions(Shell::Zsh)
+        );
+    }
+
+    #[test]
+    fn since_and_until_take_instants_and_dates() {
+        let Command::Runs { since, until, .. } =
+            parse_words("runs --since 2026-11-25T11:00:00.5+01:00 --until=2026-11-26").unwrap()
+        else {
+            panic!("runs")
+        };
+        assert_eq!(
+            since.unwrap(),
+            "2026-11-25T10:00:00.5Z".parse::<Timestamp>().unwrap()
+        );
+        assert_eq!(
+            until.unwrap(),
+            "2026-11-26T00:00:00Z".parse::<Timestamp>().unwrap()
+        );
+        for bad in [
+            "yesterday",
+            "2026-11-25T10:00:00",
+            "2026-13-01",
+            "2026-11-25T25:00:00Z",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
     fn help_in_every_spelling() {
-        assert_eq!(parse_words("--help").unwrap(), Command::Help(None));
-        assert_eq!(parse_words("help").unwrap(), Command::Help(None));
+        let help = |words| match parse_words(words).unwrap() {
+            Command::Print(text) => text,
+            other => panic!("{words}: {other:?}"),
+        };
+        assert_eq!(help("--help"), help("help"));
+        assert!(help("--help").contains("crux: read the Crux runs"));
+        assert_eq!(help("help show"), help("show -h"));
+        assert!(help("show --help").contains("Usage: crux show RUN"));
+        assert!(help("search -h").contains("crux search: find records"));
+        assert!(help("help completions").contains("SHELL"));
         assert_eq!(
-            parse_words("help show").unwrap(),
-            Command::Help(Some("show"))
+            help("--version"),
+            format!("crux {}\n", env!("CARGO_PKG_VERSION"))
         );
-        assert_eq!(
-            parse_words("search -h").unwrap(),
-            Command::Help(Some("search"))
-        );
-        assert!(help_text(Some("show")).contains("crux show RUN"));
     }
 
     #[test]
     fn usage_errors_say_what_was_wrong() {
         let cases = [
-            ("", "no command given"),
-            ("list", "unknown command \"list\""),
-            ("runs --all", "unknown option \"--all\" for `crux runs`"),
-            ("show", "needs a RUN"),
-            ("show a b", "unexpected \"b\""),
-            ("runs --store", "--store needs a path"),
-            ("help nope", "unknown command \"nope\""),
-            ("search --json=1 x", "unknown option \"--json=1\""),
-            ("runs --store a --db b", "either --store PATH"),
-            ("serve --json", "unknown option \"--json\""),
-            ("runs --listen x", "unknown option \"--listen\""),
-            ("serve x", "takes no arguments"),
+            ("", "requires a subcommand"),
+            ("list", "unrecognized subcommand 'list'"),
+            ("runs --all", "unexpected argument '--all'"),
+            ("show", "<RUN>"),
+            ("show a b", "unexpected argument 'b'"),
+            ("runs --store", "a value is required for '--store <PATH>'"),
+            ("help nope", "unrecognized subcommand 'nope'"),
+            ("search --json=1 x", "--json"),
+            ("runs --store a --db b", "cannot be used with"),
+            ("serve --json", "unexpected argument '--json'"),
+            ("runs --listen x", "unexpected argument '--listen'"),
+            ("serve x", "unexpected argument 'x'"),
+            (
+                "runs --since yesterday",
+                "invalid value 'yesterday' for '--since <TIME>'",
+            ),
+            ("completions tcsh", "invalid value 'tcsh'"),
         ];
         for (words, expected) in cases {
             let error = parse_words(words).unwrap_err();
             assert_eq!(error.exit_code(), 2, "{words}");
             assert!(error.to_string().contains(expected), "{words}: {error}");
+            assert!(error.to_string().contains("for usage"), "{words}: {error}");
         }
+        let error = parse(["search", " "]).unwrap_err();
+        assert_eq!(error.exit_code(), 2);
+        assert!(
+            error.to_string().contains("the search TEXT is empty"),
+            "{error}"
+        );
     }
 }

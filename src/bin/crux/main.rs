@@ -28,17 +28,7 @@ use error::CliError;
 use store::Scan;
 
 fn main() -> ExitCode {
-    let args: Result<Vec<String>, _> = std::env::args_os()
-        .skip(1)
-        .map(|arg| arg.into_string())
-        .collect();
-    let result = match args {
-        Ok(args) => cli::parse(args).and_then(run),
-        Err(arg) => Err(CliError::Usage {
-            message: format!("argument {arg:?} is not valid UTF-8"),
-            command: None,
-        }),
-    };
+    let result = cli::parse(std::env::args_os().skip(1)).and_then(run);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -50,11 +40,15 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<(), CliError> {
     match command {
-        Command::Help(topic) => emit(cli::help_text(topic)),
-        Command::Version => emit(&format!("crux {}\n", env!("CARGO_PKG_VERSION"))),
+        Command::Print(text) => emit(&text),
+        Command::Completions(shell) => emit(&cli::completions(shell)),
         Command::Serve { listen, db, token } => db::serve(&listen, &db, token),
-        Command::Runs(common) => {
-            let runs: Vec<RunSummary> = match &common.db {
+        Command::Runs {
+            common,
+            since,
+            until,
+        } => {
+            let mut runs: Vec<RunSummary> = match &common.db {
                 Some(db) => db::runs(db)?,
                 None => {
                     let mut digests = Digests::default();
@@ -69,6 +63,9 @@ fn run(command: Command) -> Result<(), CliError> {
                         .collect()
                 }
             };
+            if since.is_some() || until.is_some() {
+                runs.retain(|run| started_within(run, since, until));
+            }
             if common.json {
                 emit_json(&runs)
             } else {
@@ -231,6 +228,22 @@ fn in_batches(
         each(model::build(records));
     }
     Ok(())
+}
+
+/// Whether `run` started in `[since, until)`; a run without a readable start time is not.
+fn started_within(
+    run: &RunSummary,
+    since: Option<jiff::Timestamp>,
+    until: Option<jiff::Timestamp>,
+) -> bool {
+    let Some(started) = run
+        .started_at
+        .as_deref()
+        .and_then(|text| text.parse::<jiff::Timestamp>().ok())
+    else {
+        return false;
+    };
+    since.is_none_or(|since| started >= since) && until.is_none_or(|until| started < until)
 }
 
 /// Every run's line of `crux runs`, newest first: from its digest, or (for the few runs
