@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crux_local::LogLines;
 use crux_local::encoding::{self, Format};
 use crux_runtime::boundary::ENVELOPE_KEY;
 use crux_runtime::carrier::TraceParent;
@@ -212,7 +213,8 @@ impl Client {
         path: &str,
         args: &A,
     ) -> Result<O> {
-        self.typed(FunctionKind::Query, path, args, None).await
+        self.typed(FunctionKind::Query, path, args, None, None)
+            .await
     }
 
     /// Runs the mutation at `path` with `args`, outside any Crux hop.
@@ -221,7 +223,8 @@ impl Client {
         path: &str,
         args: &A,
     ) -> Result<O> {
-        self.typed(FunctionKind::Mutation, path, args, None).await
+        self.typed(FunctionKind::Mutation, path, args, None, None)
+            .await
     }
 
     /// Runs the action at `path` with `args`, outside any Crux hop.
@@ -230,7 +233,8 @@ impl Client {
         path: &str,
         args: &A,
     ) -> Result<O> {
-        self.typed(FunctionKind::Action, path, args, None).await
+        self.typed(FunctionKind::Action, path, args, None, None)
+            .await
     }
 
     /// A typed call with `envelope` as `__crux` (and its `traceparent` header): `args`
@@ -242,6 +246,7 @@ impl Client {
         path: &str,
         args: &A,
         envelope: Option<Envelope>,
+        log_lines: Option<&LogLines>,
     ) -> Result<O> {
         let args = typed::to_encoded(args).map_err(|err| {
             Error::new(
@@ -249,7 +254,9 @@ impl Client {
                 format!("ArgumentValidationError: the arguments of '{path}' cannot be sent: {err}"),
             )
         })?;
-        let value = self.call_encoded(kind, path, args, envelope).await?;
+        let value = self
+            .call_encoded(kind, path, args, envelope, log_lines)
+            .await?;
         typed::from_encoded(value).map_err(|err| {
             Error::new(
                 ErrorKind::ReturnsValidation,
@@ -278,7 +285,7 @@ impl Client {
                 ),
             )
         })?;
-        let value = self.call_encoded(kind, path, args, envelope).await?;
+        let value = self.call_encoded(kind, path, args, envelope, None).await?;
         encoding::decode(value, Format::ConvexEncodedJson).map_err(|err| {
             Error::new(
                 ErrorKind::ReturnsValidation,
@@ -297,10 +304,11 @@ impl Client {
         path: &str,
         args: Value,
         envelope: Option<Envelope>,
+        log_lines: Option<&LogLines>,
     ) -> Result<Value> {
         let traceparent = envelope.as_ref().and_then(traceparent_of);
         let body = request_body(path, args, envelope.as_ref()).map_err(Error::msg)?;
-        let attempt = self.attempts(kind, path, body, traceparent);
+        let attempt = self.attempts(kind, path, body, traceparent, log_lines);
         match tokio::time::timeout(self.timeout, attempt).await {
             Ok(result) => result,
             Err(_) => Err(Error::new(
@@ -320,6 +328,7 @@ impl Client {
         path: &str,
         body: Bytes,
         traceparent: Option<TraceParent>,
+        log_lines: Option<&LogLines>,
     ) -> Result<Value> {
         let retries = match kind {
             FunctionKind::Query => self.inner.query_retries,
@@ -332,7 +341,7 @@ impl Client {
                     let _ = reply;
                 }
                 Sent::Reply(status, reply) => {
-                    return reply::read(path, &self.inner.url, status, &reply);
+                    return reply::read(path, &self.inner.url, status, &reply, log_lines);
                 }
                 Sent::Unreachable(_) if attempt < retries => {}
                 Sent::Unreachable(err) => return Err(err),

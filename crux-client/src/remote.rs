@@ -169,14 +169,20 @@ where
     }
 
     /// Bounded by the client's timeout or the calling function's remaining time, the
-    /// nearer, as a local callee inherits its caller's deadline.
+    /// nearer, as a local callee inherits its caller's deadline. The reply's `logLines`
+    /// join the caller's, as a local callee's lines do.
     async fn call(&self, via: Via<'_>, args: A, envelope: Option<Envelope>) -> Result<O> {
         let remaining = via.remaining();
+        let log_lines = via.log_lines();
         if remaining < self.client.timeout() {
             let client = self.client.with_timeout(remaining);
-            return client.typed(K::KIND, self.path, &args, envelope).await;
+            return client
+                .typed(K::KIND, self.path, &args, envelope, log_lines)
+                .await;
         }
-        self.client.typed(K::KIND, self.path, &args, envelope).await
+        self.client
+            .typed(K::KIND, self.path, &args, envelope, log_lines)
+            .await
     }
 }
 
@@ -199,7 +205,7 @@ impl Client {
         Hop::action(label, f.path)
             .to_deployment(Some(self.url()))
             .call(&observe::current_observer(), |envelope| {
-                self.typed(FunctionKind::Action, f.path, &args, envelope)
+                self.typed(FunctionKind::Action, f.path, &args, envelope, None)
             })
             .await
     }
@@ -250,7 +256,7 @@ impl Client {
         Hop::nested(label, primitive, path)
             .to_deployment(Some(self.url()))
             .call(&observe::current_observer(), |envelope| {
-                self.typed(kind, path, &args, envelope)
+                self.typed(kind, path, &args, envelope, None)
             })
             .await
     }

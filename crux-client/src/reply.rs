@@ -5,12 +5,20 @@
 //! deployment) is the function's error, a `ConvexError` when it carries data; any other
 //! status is an infrastructure failure (`{"code","message"}`), reported with both.
 
+use crux_local::LogLines;
 use crux_local::encoding::{self, Format};
 use crux_runtime::{Error, ErrorKind, Result};
 use serde_json::Value;
 
-/// The reply of a call to `path` with HTTP `status` and `body`.
-pub(crate) fn read(path: &str, url: &str, status: u16, body: &[u8]) -> Result<Value> {
+/// The reply of a call to `path` with HTTP `status` and `body`; its `logLines` (on success
+/// and on error) are appended to `log_lines` when given.
+pub(crate) fn read(
+    path: &str,
+    url: &str,
+    status: u16,
+    body: &[u8],
+    log_lines: Option<&LogLines>,
+) -> Result<Value> {
     if status != 200 && status != 560 {
         return Err(infrastructure(path, url, status, body));
     }
@@ -20,6 +28,9 @@ pub(crate) fn read(path: &str, url: &str, status: u16, body: &[u8]) -> Result<Va
             preview(body)
         ))
     })?;
+    if let (Some(log_lines), Some(Value::Array(lines))) = (log_lines, reply.get("logLines")) {
+        log_lines.append(lines.iter().filter_map(Value::as_str).map(str::to_owned));
+    }
     match reply.get("status").and_then(Value::as_str) {
         Some("success") => Ok(match reply {
             Value::Object(mut fields) => fields.remove("value").unwrap_or(Value::Null),
@@ -93,7 +104,7 @@ mod tests {
     fn success_is_the_value_as_sent() {
         let body =
             reply(json!({"status": "success", "value": {"n": {"$integer": "AAAAAAAAABA="}}}));
-        let value = read("a:b", "http://x", 200, &body).unwrap();
+        let value = read("a:b", "http://x", 200, &body, None).unwrap();
         assert_eq!(value, json!({"n": {"$integer": "AAAAAAAAABA="}}));
     }
 
@@ -102,12 +113,12 @@ mod tests {
         let body = reply(
             json!({"status": "error", "errorMessage": "closed", "errorData": {"code": "closed"}}),
         );
-        let err = read("a:b", "http://x", 200, &body).unwrap_err();
+        let err = read("a:b", "http://x", 200, &body, None).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Application);
         assert_eq!(err.message(), "closed");
         assert_eq!(err.data(), Some(&json!({"code": "closed"})));
         // A cloud deployment answers a failed function with 560.
-        let err = read("a:b", "http://x", 560, &body).unwrap_err();
+        let err = read("a:b", "http://x", 560, &body, None).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Application);
     }
 
@@ -116,22 +127,22 @@ mod tests {
         let body = reply(
             json!({"status": "error", "errorMessage": "ArgumentValidationError: missing field `q`. Path: ."}),
         );
-        let err = read("a:b", "http://x", 200, &body).unwrap_err();
+        let err = read("a:b", "http://x", 200, &body, None).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ArgumentValidation);
         let body = reply(json!({"status": "error", "errorMessage": "boom"}));
-        let err = read("a:b", "http://x", 200, &body).unwrap_err();
+        let err = read("a:b", "http://x", 200, &body, None).unwrap_err();
         assert_eq!((err.kind(), err.message()), (ErrorKind::Server, "boom"));
     }
 
     #[test]
     fn infrastructure_failures_name_the_status_code_and_message() {
         let body = reply(json!({"code": "Overloaded", "message": "too many requests"}));
-        let err = read("a:b", "http://x", 503, &body).unwrap_err();
+        let err = read("a:b", "http://x", 503, &body, None).unwrap_err();
         assert_eq!(
             err.message(),
             "http://x answered HTTP 503 to 'a:b': Overloaded: too many requests"
         );
-        let err = read("a:b", "http://x", 200, b"<html>").unwrap_err();
+        let err = read("a:b", "http://x", 200, b"<html>", None).unwrap_err();
         assert!(err.message().contains("is not JSON"), "{err:?}");
     }
 }

@@ -34,6 +34,7 @@ pub struct Plan {
 #[crux::action(path = "research:plan")]
 pub async fn plan(ctx: &ActionCtx, args: PlanArgs) -> crux::Result<Plan> {
     tokio::time::sleep(Duration::from_millis(args.sleep_ms)).await;
+    ctx.console.info(format_args!("B plans {}", args.topic));
     let span = ctx
         .crux
         .span("search the archive", "retrieval.retrieve")
@@ -263,13 +264,13 @@ async fn a_calls_b_and_both_processes_write_one_run() {
     let sink = Memory::new();
     let a = service_a(Client::new(&b.url).unwrap(), &sink);
 
+    // Called as a client would, collecting log lines: B's reach A's caller.
+    let lines = crux::local::LogLines::new();
     let reply = a
-        .action(
-            respond,
-            Ask {
-                topic: "tides".into(),
-                sleep_ms: 0,
-            },
+        .call_with(
+            "chat:respond",
+            serde_json::json!({"topic": "tides"}),
+            crux::local::ClientCall::new().log_lines(lines.clone()),
         )
         .await
         .unwrap();
@@ -277,6 +278,7 @@ async fn a_calls_b_and_both_processes_write_one_run() {
         reply,
         format!("read about tides ({} sources)", (1i64 << 60) + 5)
     );
+    assert_eq!(lines.take(), ["[INFO] B plans tides"]);
 
     let a_records = settled(&a, &sink).await;
     let b_url = b.url.clone();

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::console::LogLines;
 use super::ctx::{Deadline, INHERITED_DEADLINE_MARGIN};
 use super::deployment::Deployment;
 use super::dispatch::{Caller, EnvelopeText, from_json_output, to_json_args};
@@ -156,6 +157,12 @@ impl Via<'_> {
             .at
             .saturating_duration_since(tokio::time::Instant::now())
             .saturating_sub(INHERITED_DEADLINE_MARGIN)
+    }
+
+    /// Where the calling function's log lines go, if its caller collects them: a remote
+    /// callee appends the `logLines` of its reply there, as a local callee's lines land.
+    pub fn log_lines(&self) -> Option<&LogLines> {
+        self.core.inherited.log_lines.as_ref()
     }
 
     /// Calls the local function `F` of this deployment.

@@ -76,7 +76,19 @@ impl LogLines {
         }
         // Formatted before locking: a `Display` that logs (through `tracing` and
         // `ConsoleLayer`) re-enters here instead of deadlocking on the lock it holds.
-        let line = cap_string(format!("[{}] {message}", level.name()), MAX_LOG_LINE);
+        self.push_line(format!("[{}] {message}", level.name()));
+    }
+
+    /// Adds lines already formatted `[LEVEL] message` (a remote callee's `logLines`),
+    /// within the same bounds as the lines logged here.
+    pub fn append(&self, lines: impl IntoIterator<Item = String>) {
+        for line in lines {
+            self.push_line(line);
+        }
+    }
+
+    fn push_line(&self, line: String) {
+        let line = cap_string(line, MAX_LOG_LINE);
         let mut collected = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         if collected.lines.len() >= MAX_LOG_LINES - 1 {
             collected.omitted += 1;
