@@ -29,8 +29,15 @@ pub const MIN_HS256_SECRET: usize = 32;
 ///
 /// ```
 /// use crux_server::AuthProvider;
-/// let provider = AuthProvider::new("https://auth.example.com", "my-app")
-///     .jwks(r#"{"keys": []}"#)?;
+/// // The JWKS the issuer serves at its `jwks_uri` (here one P-256 signing key).
+/// let jwks = r#"{"keys": [{"kty": "EC", "kid": "ec-1", "use": "sig", "alg": "ES256",
+///     "crv": "P-256", "x": "aYI-uMRxtE_Jf_JigFYwe7Q8yjx4WtuaZRQXRFzw604",
+///     "y": "h9v9bwiLaxyQy7T5G4th5JCRRVeIremmtOEJfmbB5K4"}]}"#;
+/// let provider = AuthProvider::new("https://auth.example.com", "my-app").jwks(jwks)?;
+/// // A set with no key to verify with is refused, not accepted as a provider that
+/// // verifies nothing.
+/// assert!(AuthProvider::new("https://auth.example.com", "my-app").jwks(r#"{"keys": []}"#).is_err());
+/// # let _ = provider;
 /// # Ok::<(), crux_server::AuthConfigError>(())
 /// ```
 #[derive(Clone)]
