@@ -5,11 +5,10 @@
 //! The action runs through the deployment's own dispatch (`Deployment::call_with`), so its
 //! run, boundary and final flush are an action's; the server records nothing itself.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use crux_local::{Bytes, ClientCall};
@@ -17,7 +16,7 @@ use crux_runtime::function::FunctionKind;
 
 use crate::http_message::{HttpRequest, HttpResponse};
 use crate::http_router::Target;
-use crate::server::{Shared, admit, constant_time_eq, failure, not_found, read_body, traceparent};
+use crate::server::{Shared, admit, failure, not_found, peer_of, read_body, traceparent};
 
 /// The prefix Convex's local backend serves HTTP actions under; a request there is routed
 /// by the rest of its path when nothing matches the whole of it.
@@ -42,10 +41,7 @@ pub(crate) async fn fallback(State(shared): State<Arc<Shared>>, request: Request
         Ok(permit) => permit,
         Err(response) => return response,
     };
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| *addr);
+    let peer = peer_of(&request);
     let head = request.method() == Method::HEAD;
     let (parts, body) = request.into_parts();
     let body = match read_body(&shared.limits, &parts.headers, body).await {
@@ -122,14 +118,11 @@ fn route(shared: &Shared, method: &str, path: &str) -> Option<(Target, String)> 
 /// Whether the request proves the admin key (`Authorization: Convex <key>`). Any other
 /// `Authorization` is the action's business (a webhook's signature, a user's token).
 fn is_admin(shared: &Shared, headers: &HeaderMap) -> bool {
-    let Some(expected) = &shared.admin_key else {
-        return false;
-    };
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Convex "))
-        .is_some_and(|key| constant_time_eq(key.as_bytes(), expected.as_bytes()))
+        .is_some_and(|key| shared.is_admin_key(key))
 }
 
 /// The action failed (an error, a panic, its execution limit): 500, as Convex answers an

@@ -424,10 +424,7 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) 
         Ok(permit) => permit,
         Err(response) => return response,
     };
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| *addr);
+    let peer = peer_of(&request);
     let (parts, body) = request.into_parts();
     let client = match Client::of(&shared, &parts.headers) {
         Ok(client) => client,
@@ -607,6 +604,13 @@ fn function_error_body(message: &str, data: Option<Value>, format: Format) -> Ma
 }
 
 impl Shared {
+    /// Whether `key` is this server's admin key (compared in constant time).
+    pub(crate) fn is_admin_key(&self, key: &str) -> bool {
+        self.admin_key
+            .as_ref()
+            .is_some_and(|expected| constant_time_eq(key.as_bytes(), expected.as_bytes()))
+    }
+
     /// Why this caller's context is not accepted, if it is not.
     ///
     /// `crux` gives the `__crux` text exactly as the request carried it (none for an HTTP
@@ -756,11 +760,9 @@ impl Client {
         if let Some(value) = headers.get(header::AUTHORIZATION) {
             let value = value.to_str().unwrap_or_default();
             if let Some(key) = value.strip_prefix("Convex ") {
-                match &shared.admin_key {
-                    Some(expected) if constant_time_eq(key.as_bytes(), expected.as_bytes()) => {
-                        admin = true;
-                    }
-                    _ => {
+                match shared.is_admin_key(key) {
+                    true => admin = true,
+                    false => {
                         return Err(failure(
                             StatusCode::UNAUTHORIZED,
                             "BadAdminKey",
@@ -814,6 +816,14 @@ fn is_semver(version: &str) -> bool {
 }
 
 /// Compares two secrets in time that depends only on their lengths.
+/// The caller's address, when the server was started with connection info.
+pub(crate) fn peer_of(request: &Request) -> Option<SocketAddr> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| *addr)
+}
+
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
