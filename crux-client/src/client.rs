@@ -9,6 +9,7 @@ use crux_runtime::boundary::ENVELOPE_KEY;
 use crux_runtime::carrier::TraceParent;
 use crux_runtime::envelope::Envelope;
 use crux_runtime::function::FunctionKind;
+use crux_runtime::signature::{self, ContextSecret, SIGNATURE_HEADER};
 use crux_runtime::{Error, ErrorKind, Result};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
@@ -68,6 +69,8 @@ struct Inner {
     mutation: Uri,
     action: Uri,
     authorization: Option<HeaderValue>,
+    /// Signs the contexts sent ([`ClientBuilder::sign_contexts`]).
+    context_secret: Option<ContextSecret>,
     query_retries: u32,
     pool: Pool<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
@@ -77,6 +80,7 @@ struct Inner {
 pub struct ClientBuilder {
     url: String,
     authorization: Option<std::result::Result<HeaderValue, ClientError>>,
+    context_secret: Option<ContextSecret>,
     timeout: Duration,
     query_retries: u32,
     roots: Vec<CertificateDer<'static>>,
@@ -93,6 +97,16 @@ impl ClientBuilder {
     /// Authenticates as a user: `Authorization: Bearer <JWT>`.
     pub fn auth_token(mut self, jwt: impl AsRef<str>) -> Self {
         self.authorization = Some(header(format!("Bearer {}", jwt.as_ref()), "auth token"));
+        self
+    }
+
+    /// Signs the context each call carries (`__crux` and `traceparent`) with `secret`, in a
+    /// `Crux-Signature` header ([`crux_runtime::signature`]): what a server whose context
+    /// policy is `ContextPolicy::Signed` with the same secret needs to continue the run
+    /// (without it the callee runs as a fresh root with a `security.warning`). A call
+    /// without a context sends no signature.
+    pub fn sign_contexts(mut self, secret: ContextSecret) -> Self {
+        self.context_secret = Some(secret);
         self
     }
 
@@ -156,6 +170,7 @@ impl ClientBuilder {
                 action: endpoint("action")?,
                 url,
                 authorization,
+                context_secret: self.context_secret,
                 query_retries: self.query_retries,
                 pool,
             }),
@@ -183,6 +198,7 @@ impl Client {
         ClientBuilder {
             url: url.into(),
             authorization: None,
+            context_secret: None,
             timeout: DEFAULT_TIMEOUT,
             query_retries: 2,
             roots: Vec::new(),
@@ -306,9 +322,19 @@ impl Client {
         envelope: Option<Envelope>,
         log_lines: Option<&LogLines>,
     ) -> Result<Value> {
-        let traceparent = envelope.as_ref().and_then(traceparent_of);
-        let body = request_body(path, args, envelope.as_ref()).map_err(Error::msg)?;
-        let attempt = self.attempts(kind, path, body, traceparent, log_lines);
+        let traceparent = envelope
+            .as_ref()
+            .and_then(traceparent_of)
+            .map(|t| t.to_string());
+        // Written once: the text sent is the text signed.
+        let crux = envelope.as_ref().map(Envelope::to_json_string);
+        let body = request_body(path, args, crux.as_deref()).map_err(Error::msg)?;
+        let signed = self.signature(traceparent.as_deref(), crux.as_deref());
+        let headers = Headers {
+            traceparent,
+            signature: signed,
+        };
+        let attempt = self.attempts(kind, path, body, &headers, log_lines);
         match tokio::time::timeout(self.timeout, attempt).await {
             Ok(result) => result,
             Err(_) => Err(Error::new(
@@ -321,13 +347,27 @@ impl Client {
         }
     }
 
+    /// The `Crux-Signature` of a context sent with the configured secret (none without a
+    /// secret or a context).
+    fn signature(&self, traceparent: Option<&str>, crux: Option<&str>) -> Option<String> {
+        let secret = self.inner.context_secret.as_ref()?;
+        if traceparent.is_none() && crux.is_none() {
+            return None;
+        }
+        Some(signature::sign_context(
+            secret,
+            traceparent.unwrap_or_default(),
+            crux.unwrap_or_default(),
+        ))
+    }
+
     /// One attempt, or several for a query that could not reach the deployment.
     async fn attempts(
         &self,
         kind: FunctionKind,
         path: &str,
         body: Bytes,
-        traceparent: Option<TraceParent>,
+        headers: &Headers,
         log_lines: Option<&LogLines>,
     ) -> Result<Value> {
         let retries = match kind {
@@ -336,7 +376,7 @@ impl Client {
         };
         let mut attempt = 0;
         loop {
-            match self.send(kind, path, body.clone(), traceparent).await {
+            match self.send(kind, path, body.clone(), headers).await {
                 Sent::Reply(status, reply) if attempt < retries && matches!(status, 502..=504) => {
                     let _ = reply;
                 }
@@ -357,7 +397,7 @@ impl Client {
         kind: FunctionKind,
         path: &str,
         body: Bytes,
-        traceparent: Option<TraceParent>,
+        headers: &Headers,
     ) -> Sent {
         let uri = match kind {
             FunctionKind::Query => &self.inner.query,
@@ -370,8 +410,11 @@ impl Client {
         if let Some(auth) = &self.inner.authorization {
             request = request.header(AUTHORIZATION, auth.clone());
         }
-        if let Some(traceparent) = traceparent {
-            request = request.header("traceparent", traceparent.to_string());
+        if let Some(traceparent) = &headers.traceparent {
+            request = request.header("traceparent", traceparent);
+        }
+        if let Some(signature) = &headers.signature {
+            request = request.header(SIGNATURE_HEADER, signature);
         }
         let request = match request.body(Full::new(body)) {
             Ok(request) => request,
@@ -407,11 +450,19 @@ impl Client {
     }
 }
 
+/// The context headers of a call.
+struct Headers {
+    /// `traceparent`.
+    traceparent: Option<String>,
+    /// `Crux-Signature`.
+    signature: Option<String>,
+}
+
 /// `{"path", "format": "convex_encoded_json", "args": [args + __crux]}` as bytes. `__crux`
-/// is written as the envelope's own JSON text after the encoding (plain JSON, as a Crux
-/// TypeScript wrapper reads it: its numbers are numbers, not `$integer`s), replacing an
-/// args field of that name; args that are not an object travel without it.
-fn request_body(path: &str, args: Value, envelope: Option<&Envelope>) -> serde_json::Result<Bytes> {
+/// is the envelope's own JSON text (`envelope`), written after the encoding (plain JSON, as
+/// a Crux TypeScript wrapper reads it: its numbers are numbers, not `$integer`s), replacing
+/// an args field of that name; args that are not an object travel without it.
+fn request_body(path: &str, args: Value, envelope: Option<&str>) -> serde_json::Result<Bytes> {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"{\"path\":");
     serde_json::to_writer(&mut out, path)?;
@@ -426,7 +477,7 @@ fn request_body(path: &str, args: Value, envelope: Option<&Envelope>) -> serde_j
                 out.push(b',');
             }
             out.extend_from_slice(b"\"__crux\":");
-            out.extend_from_slice(envelope.to_json_string().as_bytes());
+            out.extend_from_slice(envelope.as_bytes());
             out.push(b'}');
         }
         (args, _) => serde_json::to_writer(&mut out, &args)?,
@@ -493,7 +544,8 @@ mod tests {
             .envelope()
             .unwrap();
         let args = json!({"topic": "tides", "__crux": "forged"});
-        let body = parsed(request_body("research:plan", args, Some(&envelope)).unwrap());
+        let text = envelope.to_json_string();
+        let body = parsed(request_body("research:plan", args, Some(&text)).unwrap());
         assert_eq!(body["path"], "research:plan");
         assert_eq!(body["format"], "convex_encoded_json");
         assert_eq!(body["args"][0]["topic"], "tides");
@@ -503,11 +555,11 @@ mod tests {
             "a plain number, not an $integer"
         );
         // Empty args, no envelope, non-object args.
-        let body = parsed(request_body("a:b", json!({}), Some(&envelope)).unwrap());
+        let body = parsed(request_body("a:b", json!({}), Some(&text)).unwrap());
         assert_eq!(body["args"][0], json!({"__crux": envelope.to_value()}));
         let body = parsed(request_body("a:b", json!({"x": 1}), None).unwrap());
         assert_eq!(body["args"], json!([{"x": 1}]));
-        let body = parsed(request_body("a:b", json!([1]), Some(&envelope)).unwrap());
+        let body = parsed(request_body("a:b", json!([1]), Some(&text)).unwrap());
         assert_eq!(body["args"], json!([[1]]));
     }
 }

@@ -23,12 +23,17 @@ mod metrics;
 pub mod observe;
 pub mod record;
 pub mod run;
+#[cfg(feature = "signature")]
+pub mod signature;
 pub mod sink;
 pub mod span;
 mod span_fields;
 pub mod taxonomy;
 mod wallclock;
 pub mod wire;
+
+#[doc(hidden)]
+pub mod helpers;
 
 #[doc(hidden)]
 #[path = "macro_support.rs"]
