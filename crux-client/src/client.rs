@@ -9,7 +9,7 @@ use crux_runtime::boundary::ENVELOPE_KEY;
 use crux_runtime::carrier::TraceParent;
 use crux_runtime::envelope::Envelope;
 use crux_runtime::function::FunctionKind;
-use crux_runtime::signature::{self, ContextSecret, SIGNATURE_HEADER};
+use crux_runtime::signature::{self, ContextSecret, SIGNATURE_HEADER, Signed};
 use crux_runtime::{Error, ErrorKind, Result};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
@@ -100,7 +100,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Signs the context each call carries (`__crux` and `traceparent`) with `secret`, in a
+    /// Signs the context each call carries (`__crux` and `traceparent`, bound to the
+    /// function's kind and path) with `secret`, in a
     /// `Crux-Signature` header ([`crux_runtime::signature`]): what a server whose context
     /// policy is `ContextPolicy::Signed` with the same secret needs to continue the run
     /// (without it the callee runs as a fresh root with a `security.warning`). A call
@@ -329,7 +330,7 @@ impl Client {
         // Written once: the text sent is the text signed.
         let crux = envelope.as_ref().map(Envelope::to_json_string);
         let body = request_body(path, args, crux.as_deref()).map_err(Error::msg)?;
-        let signed = self.signature(traceparent.as_deref(), crux.as_deref());
+        let signed = self.signature(kind, path, traceparent.as_deref(), crux.as_deref());
         let headers = Headers {
             traceparent,
             signature: signed,
@@ -349,16 +350,24 @@ impl Client {
 
     /// The `Crux-Signature` of a context sent with the configured secret (none without a
     /// secret or a context).
-    fn signature(&self, traceparent: Option<&str>, crux: Option<&str>) -> Option<String> {
+    fn signature(
+        &self,
+        kind: FunctionKind,
+        path: &str,
+        traceparent: Option<&str>,
+        crux: Option<&str>,
+    ) -> Option<String> {
         let secret = self.inner.context_secret.as_ref()?;
         if traceparent.is_none() && crux.is_none() {
             return None;
         }
-        Some(signature::sign_context(
-            secret,
+        let signed = Signed::call(
+            kind,
+            path,
             traceparent.unwrap_or_default(),
             crux.unwrap_or_default(),
-        ))
+        );
+        Some(signature::sign_context(secret, &signed))
     }
 
     /// One attempt, or several for a query that could not reach the deployment.
@@ -392,13 +401,7 @@ impl Client {
         }
     }
 
-    async fn send(
-        &self,
-        kind: FunctionKind,
-        path: &str,
-        body: Bytes,
-        headers: &Headers,
-    ) -> Sent {
+    async fn send(&self, kind: FunctionKind, path: &str, body: Bytes, headers: &Headers) -> Sent {
         let uri = match kind {
             FunctionKind::Query => &self.inner.query,
             FunctionKind::Mutation => &self.inner.mutation,

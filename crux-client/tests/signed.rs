@@ -72,7 +72,10 @@ async fn ask_through(client: Client) -> Value {
         .function(ask)
         .state(client)
         .build();
-    caller.action(ask, NoArgs {}).await.expect("never a failed call")
+    caller
+        .action(ask, NoArgs {})
+        .await
+        .expect("never a failed call")
 }
 
 fn warnings(sink: &Memory, run: &Value) -> Vec<String> {
@@ -94,7 +97,10 @@ async fn a_signing_client_continues_its_run_on_a_signed_policy_server() {
     assert_eq!(runs["there"], runs["here"], "the callee continues the run");
 
     let unsigned = ask_through(Client::new(&url).unwrap()).await;
-    assert_ne!(unsigned["there"], unsigned["here"], "unsigned: a fresh root");
+    assert_ne!(
+        unsigned["there"], unsigned["here"],
+        "unsigned: a fresh root"
+    );
 
     let other = ContextSecret::new("another secret, also of 32+ bytes").unwrap();
     let wrong = ask_through(Client::builder(&url).sign_contexts(other).build().unwrap()).await;

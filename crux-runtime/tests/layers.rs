@@ -27,11 +27,15 @@ const LAYERS: &[(&str, &[&str])] = &[
             "metrics",
             "span_fields",
             "error",
+            "helpers",
         ],
     ),
     ("pipeline and sinks", &["delivery", "sink"]),
     ("live API", &["context", "observe", "run", "span"]),
-    ("boundary", &["boundary", "function", "macro_support"]),
+    (
+        "boundary",
+        &["boundary", "function", "macro_support", "signature"],
+    ),
 ];
 
 /// Items re-exported at the crate root, and the module each comes from.

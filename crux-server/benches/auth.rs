@@ -19,8 +19,9 @@ use std::hint::black_box;
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use crux::function::FunctionKind;
 use crux_server::AuthProvider;
-use crux_server::signing::{ContextSecret, sign_context, verify_context};
+use crux_server::signing::{ContextSecret, Signed, sign_context, verify_context};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
@@ -80,7 +81,10 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     .to_string();
     let secret = ContextSecret::new(SECRET).unwrap();
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned();
-    let signature = sign_context(&secret, &traceparent, &crux);
+    let signature = sign_context(
+        &secret,
+        &Signed::call(FunctionKind::Action, "work:where", &traceparent, &crux),
+    );
     Fixture {
         rs256: sign(Algorithm::RS256, EncodingKey::from_rsa_pem(&key("rsa_private.pem")).unwrap()),
         es256: sign(Algorithm::ES256, EncodingKey::from_ec_pem(&key("ec_private.pem")).unwrap()),
@@ -136,8 +140,12 @@ fn signed_context() {
         &FIXTURE.secret,
         Duration::from_secs(300),
         Some(black_box(&FIXTURE.signature)),
-        &FIXTURE.traceparent,
-        black_box(&FIXTURE.crux),
+        &Signed::call(
+            FunctionKind::Action,
+            "work:where",
+            &FIXTURE.traceparent,
+            black_box(&FIXTURE.crux),
+        ),
     )
     .unwrap();
 }

@@ -30,7 +30,7 @@ use crate::auth::{AuthProvider, Verifier};
 use crate::encoding::{self, Format};
 use crate::http_action;
 use crate::http_router::{HttpRouter, RouteError};
-use crate::signing::{self, ContextSecret, SIGNATURE_HEADER, SignatureError};
+use crate::signing::{self, ContextSecret, SIGNATURE_HEADER, SignatureError, Signed};
 
 /// Who may send a context (`__crux` in the args, or a `traceparent` header) that the call
 /// continues. A context the policy does not accept never fails a call: the call runs as a
@@ -512,7 +512,13 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) 
     }
     let raw = raw.unwrap_or_else(|| RawArgs::Query(parts.uri.query().map(str::to_owned)));
     let crux = || raw.exact_crux_text(sent_crux.as_ref());
-    if let Some(reason) = shared.distrust(client.admin, peer, &parts.headers, crux) {
+    // The kind a signature binds is the function's own, whatever the route (an unknown
+    // path fails as NotFound anyway).
+    let signed_kind = kind
+        .or_else(|| shared.deployment.metadata(&path).map(|m| m.kind))
+        .map_or("", kind_name);
+    let call_named = (signed_kind, path.as_str());
+    if let Some(reason) = shared.distrust(client.admin, peer, &parts.headers, call_named, crux) {
         call = call.distrust_context(reason);
     }
     let log_lines = LogLines::new();
@@ -613,14 +619,17 @@ impl Shared {
 
     /// Why this caller's context is not accepted, if it is not.
     ///
-    /// `crux` gives the `__crux` text exactly as the request carried it (none for an HTTP
-    /// action): what a [`ContextPolicy::Signed`] signature covers, with the `traceparent`.
+    /// `call` is the kind (`query`, `mutation`, `action`, or `http` for an HTTP action) and
+    /// the path of what is called, and `crux` gives the `__crux` text exactly as the request
+    /// carried it (none for an HTTP action): what a [`ContextPolicy::Signed`] signature
+    /// covers, with the `traceparent`.
     /// It is read only under that policy (it parses the body a second time).
     pub(crate) fn distrust(
         &self,
         admin: bool,
         peer: Option<SocketAddr>,
         headers: &HeaderMap,
+        call: (&str, &str),
         crux: impl FnOnce() -> Result<Option<String>, SignatureError>,
     ) -> Option<String> {
         let loopback = peer.is_some_and(|addr| addr.ip().is_loopback());
@@ -630,8 +639,9 @@ impl Shared {
             ContextPolicy::Anyone => (true, "Anyone"),
             ContextPolicy::NoOne => (false, "NoOne"),
             ContextPolicy::Signed { secret, max_age } => {
-                let checked = crux()
-                    .and_then(|crux| check_signature(secret, *max_age, headers, crux.as_deref()));
+                let checked = crux().and_then(|crux| {
+                    check_signature(secret, *max_age, headers, call, crux.as_deref())
+                });
                 return checked.err().map(|err| {
                     format!(
                         "the server's context policy (ContextPolicy::Signed) does not accept \
@@ -695,6 +705,7 @@ fn check_signature(
     secret: &ContextSecret,
     max_age: Duration,
     headers: &HeaderMap,
+    (kind, path): (&str, &str),
     crux: Option<&str>,
 ) -> Result<(), SignatureError> {
     let traceparent = headers
@@ -707,13 +718,18 @@ fn check_signature(
     let header = headers
         .get(SIGNATURE_HEADER)
         .map(|v| v.to_str().unwrap_or_default());
-    signing::verify_context(
-        secret,
-        max_age,
-        header,
+    let signed = Signed {
+        kind,
+        path,
         traceparent,
-        crux.unwrap_or_default(),
-    )
+        crux: crux.unwrap_or_default(),
+    };
+    signing::verify_context(secret, max_age, header, &signed)
+}
+
+/// The name of a function kind in a signed text.
+fn kind_name(kind: FunctionKind) -> &'static str {
+    Signed::call(kind, "", "", "").kind
 }
 
 /// The percent-decoded `args` of a query string.

@@ -7,14 +7,20 @@ mod common;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{Running, of_run, start, ts_envelope};
+use crux::function::FunctionKind;
 use crux_server::ContextPolicy;
-use crux_server::signing::{ContextSecret, sign_context, sign_context_at};
+use crux_server::signing::{ContextSecret, Signed, sign_context, sign_context_at};
 use serde_json::Value;
 
 const RUN: &str = "run_0123456789abcdef01234567";
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const SPAN: &str = "00f067aa0ba902b7";
 const SECRET: &str = "the signed-context tests' shared secret";
+
+/// What a signature covers for a call of the action at `path`.
+fn on<'a>(path: &'a str, traceparent: &'a str, crux: &'a str) -> Signed<'a> {
+    Signed::call(FunctionKind::Action, path, traceparent, crux)
+}
 
 fn secret() -> ContextSecret {
     ContextSecret::new(SECRET).unwrap()
@@ -56,7 +62,7 @@ async fn a_signed_context_continues_and_a_bad_one_is_a_fresh_root_with_a_warning
     // Written with spaces and a key order of the caller's choosing: the text as sent is
     // what is signed.
     let crux = serde_json::to_string_pretty(&ts_envelope(RUN, TRACE, SPAN)).unwrap();
-    let good = sign_context(&secret(), "", &crux);
+    let good = sign_context(&secret(), &on("work:where", "", &crux));
     let value = call(&server, &body(&crux), &[("Crux-Signature", &good)]).await;
     assert_eq!(value["runId"], RUN, "a signed context is continued");
 
@@ -69,20 +75,45 @@ async fn a_signed_context_continues_and_a_bad_one_is_a_fresh_root_with_a_warning
         ("missing", None, "without a Crux-Signature"),
         (
             "wrong secret",
-            Some(sign_context(&other, "", &crux)),
+            Some(sign_context(&other, &on("work:where", "", &crux))),
             "does not match",
         ),
         (
             "signed another text",
-            Some(sign_context(&secret(), "", &crux.replace(' ', ""))),
+            Some(sign_context(
+                &secret(),
+                &on("work:where", "", &crux.replace(' ', "")),
+            )),
             "does not match",
         ),
         (
             "expired",
-            Some(sign_context_at(&secret(), now - 3600, "", &crux)),
+            Some(sign_context_at(
+                &secret(),
+                now - 3600,
+                &on("work:where", "", &crux),
+            )),
             "at most 300 s",
         ),
-        ("malformed", Some("v1=abc".to_owned()), "is not `t="),
+        ("malformed", Some("v2=abc".to_owned()), "is not `t="),
+        (
+            "another function's signature (a replay)",
+            Some(sign_context(&secret(), &on("work:other", "", &crux))),
+            "does not match",
+        ),
+        (
+            "another kind's signature",
+            Some(sign_context(
+                &secret(),
+                &Signed::call(FunctionKind::Query, "work:where", "", &crux),
+            )),
+            "does not match",
+        ),
+        (
+            "v1, which binds no function",
+            Some(format!("t={now},v1={}", "0".repeat(64))),
+            "is v1",
+        ),
     ];
     let mut fresh = Vec::new();
     for (case, header, _) in &cases {
@@ -113,7 +144,7 @@ async fn a_signed_traceparent_keeps_the_callers_trace() {
     let server = server().await;
     let traceparent = format!("00-{TRACE}-{SPAN}-01");
     let body = r#"{"path": "work:where", "args": {}}"#;
-    let signed = sign_context(&secret(), &traceparent, "");
+    let signed = sign_context(&secret(), &on("work:where", &traceparent, ""));
     let value = call(
         &server,
         body,
@@ -141,7 +172,7 @@ async fn a_repeated_args_key_cannot_carry_an_unsigned_context() {
     let server = server().await;
     let traceparent = format!("00-{TRACE}-{SPAN}-01");
     // Legitimately signed: this traceparent, and no `__crux`.
-    let signed = sign_context(&secret(), &traceparent, "");
+    let signed = sign_context(&secret(), &on("work:where", &traceparent, ""));
     let forged = serde_json::to_string(&ts_envelope(RUN, TRACE, SPAN)).unwrap();
     let body = format!(
         r#"{{"path": "work:where", "args": {{}}, "args": {{"__crux": {forged}}}, "format": "json"}}"#
@@ -190,4 +221,43 @@ async fn a_repeated_args_key_cannot_carry_an_unsigned_context() {
 /// Every byte percent-encoded: a query-string value that survives any decoder.
 fn percent(text: &str) -> String {
     text.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+/// A signature binds the function called: a signed request captured on `work:where`
+/// replayed, headers and `__crux` unchanged, on `log:chatty` within its expiry runs there
+/// as a fresh root with a `security.warning`, and the call still succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_context_replayed_on_another_function_is_a_fresh_root() {
+    let server = server().await;
+    let crux = serde_json::to_string(&ts_envelope(RUN, TRACE, SPAN)).unwrap();
+    let signature = sign_context(&secret(), &on("work:where", "", &crux));
+    let headers = [("Crux-Signature", signature.as_str())];
+    let value = call(&server, &body(&crux), &headers).await;
+    assert_eq!(value["runId"], RUN, "continued where it was signed for");
+
+    let replay = format!(
+        r#"{{"path": "log:chatty", "args": {{"lines": 0, "__crux": {crux}}}, "format": "json"}}"#
+    );
+    let value = call(&server, &replay, &headers).await;
+    assert_eq!(value, 0, "the replayed call still runs");
+
+    let sink = server.sink.clone();
+    server.stop().await;
+    let records = sink.records();
+    let into_run = |name: &str| {
+        records
+            .iter()
+            .any(|r| r["runId"] == RUN && r["name"].as_str().is_some_and(|n| n.contains(name)))
+    };
+    assert!(
+        !into_run("chatty"),
+        "nothing of log:chatty in the signed run"
+    );
+    let warning = records
+        .iter()
+        .find(|r| r["primitive"] == "security.warning")
+        .expect("the replay records a security.warning");
+    assert_ne!(warning["runId"], RUN);
+    let reason = warning["attributes"]["reason"].as_str().unwrap();
+    assert!(reason.contains("does not match"), "{reason}");
 }
