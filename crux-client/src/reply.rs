@@ -4,6 +4,9 @@
 //! `{"status":"error","errorMessage","errorData"?}` (HTTP 200, or 560 from a cloud
 //! deployment) is the function's error, a `ConvexError` when it carries data; any other
 //! status is an infrastructure failure (`{"code","message"}`), reported with both.
+//!
+//! The error's kind is read from what Convex sends, as Convex sends it ([`kind_of_message`],
+//! [`kind_of_status`]): a remote `NotFound` is a `NotFound` here, not a `Server` error.
 
 use crux_local::LogLines;
 use crux_local::encoding::{self, Format};
@@ -46,8 +49,7 @@ pub(crate) fn read(
 
 /// A failed function's error, as close to what the callee raised as the wire allows:
 /// `errorData` makes it a `ConvexError` (kind `Application`) with that data; otherwise the
-/// kind is read back from the message's prefix (Convex's and crux's messages start with
-/// the error's name), else `Server`. The message is kept unchanged.
+/// kind is read from the message ([`kind_of_message`]). The message is kept unchanged.
 fn function_error(reply: &Value) -> Error {
     let message = reply
         .get("errorMessage")
@@ -58,16 +60,48 @@ fn function_error(reply: &Value) -> Error {
             .unwrap_or_else(|_| data.clone());
         return Error::application(message, data);
     }
-    let kind = [
+    Error::new(kind_of_message(message), message)
+}
+
+/// The kind of a failed function's error from its message, as Convex and crux write it:
+/// the error's name first (`ArgumentValidationError: …`, `ReturnsValidationError: …`,
+/// crux's `TimeoutError: …` and `CallDepthError: …`), or Convex's `Could not find public
+/// function for '<path>'` (crux: `Could not find function for …`) for `NotFound`. A cloud
+/// deployment prefixes the message with `[Request ID: <id>] Server Error` and a line
+/// break, and an uncaught JavaScript error reads `Uncaught <name>: …`: each line is read
+/// without them. Anything else is `Server`.
+pub(crate) fn kind_of_message(message: &str) -> ErrorKind {
+    const NAMED: &[(&str, ErrorKind)] = &[
         ("ArgumentValidationError", ErrorKind::ArgumentValidation),
         ("ReturnsValidationError", ErrorKind::ReturnsValidation),
         ("TimeoutError", ErrorKind::Timeout),
         ("CallDepthError", ErrorKind::CallDepth),
-    ]
-    .into_iter()
-    .find(|(name, _)| message.starts_with(name))
-    .map_or(ErrorKind::Server, |(_, kind)| kind);
-    Error::new(kind, message)
+        ("Could not find public function for ", ErrorKind::NotFound),
+        ("Could not find function for ", ErrorKind::NotFound),
+    ];
+    // The name is on the first line, or on the second after Convex's request-id line.
+    for line in message.lines().take(2) {
+        let mut line = line.trim_start();
+        if let Some(rest) = line.strip_prefix("[Request ID: ") {
+            line = rest.split_once("] ").map_or("", |(_, rest)| rest);
+        }
+        let line = line.strip_prefix("Uncaught ").unwrap_or(line);
+        if let Some((_, kind)) = NAMED.iter().find(|(name, _)| line.starts_with(name)) {
+            return *kind;
+        }
+    }
+    ErrorKind::Server
+}
+
+/// The kind of an infrastructure failure from its HTTP status: 404 (an unknown path, on a
+/// backend answering so, or an unknown route) is `NotFound`; 408 (the request was not
+/// read in time) and 504 (a gateway gave up waiting) are `Timeout`; the rest are `Server`.
+pub(crate) fn kind_of_status(status: u16) -> ErrorKind {
+    match status {
+        404 => ErrorKind::NotFound,
+        408 | 504 => ErrorKind::Timeout,
+        _ => ErrorKind::Server,
+    }
 }
 
 /// A non-2xx reply: Convex's `{"code","message"}` when the body is one, else its text.
@@ -80,9 +114,10 @@ fn infrastructure(path: &str, url: &str, status: u16, body: &[u8]) -> Error {
             Some(format!("{code}: {message}"))
         })
         .unwrap_or_else(|| preview(body));
-    Error::msg(format!(
-        "{url} answered HTTP {status} to '{path}': {detail}"
-    ))
+    Error::new(
+        kind_of_status(status),
+        format!("{url} answered HTTP {status} to '{path}': {detail}"),
+    )
 }
 
 /// The start of a body for an error message (never the whole of a large one).
@@ -120,6 +155,92 @@ mod tests {
         // A cloud deployment answers a failed function with 560.
         let err = read("a:b", "http://x", 560, &body, None).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Application);
+    }
+
+    fn kind_of_reply(message: &str) -> ErrorKind {
+        let body = reply(json!({"status": "error", "errorMessage": message}));
+        read("a:b", "http://x", 200, &body, None)
+            .unwrap_err()
+            .kind()
+    }
+
+    #[test]
+    fn each_kind_is_read_from_the_message_as_convex_and_crux_write_it() {
+        let cases = [
+            (
+                "ArgumentValidationError: Object is missing the required field `q`.",
+                ErrorKind::ArgumentValidation,
+            ),
+            (
+                "ReturnsValidationError: Value does not match validator.",
+                ErrorKind::ReturnsValidation,
+            ),
+            (
+                "Could not find public function for 'nope:nothing'. Did you forget to run \
+                 `npx convex dev` or `npx convex deploy`?",
+                ErrorKind::NotFound,
+            ),
+            (
+                "Could not find function for 'jobs:gone'",
+                ErrorKind::NotFound,
+            ),
+            (
+                "TimeoutError: 'slow:one' ran longer than 1s",
+                ErrorKind::Timeout,
+            ),
+            (
+                "CallDepthError: calling 'a:b' would nest function calls 65 deep",
+                ErrorKind::CallDepth,
+            ),
+            // A cloud deployment's request-id line, and an uncaught JavaScript error.
+            (
+                "[Request ID: 5f3c0a9b1e2d4c6f] Server Error\nArgumentValidationError: \
+                 Object contains extra field `x` that is not in the validator.",
+                ErrorKind::ArgumentValidation,
+            ),
+            (
+                "[Request ID: 5f3c0a9b1e2d4c6f] Server Error\nUncaught TimeoutError: late",
+                ErrorKind::Timeout,
+            ),
+            (
+                "[Request ID: 5f3c] Could not find public function for 'x:y'",
+                ErrorKind::NotFound,
+            ),
+            // Redacted on a production deployment: nothing to read.
+            (
+                "[Request ID: 5f3c0a9b1e2d4c6f] Server Error",
+                ErrorKind::Server,
+            ),
+            ("boom", ErrorKind::Server),
+            // A name later in the text is not the error's own.
+            (
+                "Error: failed\nbecause\nArgumentValidationError: in a child",
+                ErrorKind::Server,
+            ),
+            (
+                "Uncaught Error: ArgumentValidationError: quoted",
+                ErrorKind::Server,
+            ),
+        ];
+        for (message, kind) in cases {
+            assert_eq!(kind_of_reply(message), kind, "{message}");
+        }
+    }
+
+    #[test]
+    fn infrastructure_kinds_are_read_from_the_status() {
+        let body = reply(json!({"code": "NotFound", "message": "no such route"}));
+        let kinds = [
+            (404, ErrorKind::NotFound),
+            (408, ErrorKind::Timeout),
+            (504, ErrorKind::Timeout),
+            (401, ErrorKind::Server),
+            (503, ErrorKind::Server),
+        ];
+        for (status, kind) in kinds {
+            let err = read("a:b", "http://x", status, &body, None).unwrap_err();
+            assert_eq!(err.kind(), kind, "{status}");
+        }
     }
 
     #[test]
