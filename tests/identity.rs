@@ -124,28 +124,37 @@ async fn without_an_identity_handlers_see_none() {
 }
 
 #[tokio::test]
-async fn an_opted_in_deployment_records_only_the_subject_as_user_id() {
+async fn an_opted_in_deployment_records_only_the_token_identifier_as_user_id() {
     let sink = Memory::new();
     let deployment = builder(&sink, &Arc::new(JobSaw::default()))
         .correlate_user_id(true)
         .build();
     let ada = UserIdentity::for_test("user-ada").email("ada@example.com");
-    deployment
-        .with_identity(ada)
-        .action(parent, NoArgs {})
-        .await
-        .unwrap();
+    let key = ada.token_identifier.clone();
+    // Another provider's user with the same subject is another user.
+    let namesake = UserIdentity::new("https://other.example", "user-ada");
+    for user in [ada, namesake] {
+        deployment
+            .with_identity(user)
+            .action(parent, NoArgs {})
+            .await
+            .unwrap();
+    }
     deployment.flush(std::time::Duration::from_secs(10)).await;
     let records = sink.records();
-    let start = records
+    let users: Vec<&Value> = records
         .iter()
-        .find(|r| r["type"] == "run:start" && r["name"] == "auth parent")
-        .expect("the parent's run");
-    assert_eq!(start["userId"], "user-ada", "{start}");
+        .filter(|r| r["type"] == "run:start" && r["name"] == "auth parent")
+        .map(|r| &r["userId"])
+        .collect();
+    assert_eq!(
+        users,
+        [&json!(key), &json!("https://other.example|user-ada")],
+        "Convex's key for a user: issuer|subject"
+    );
     let text = serde_json::to_string(&records).unwrap();
     assert!(
         !text.contains("ada@example.com"),
         "no other claim is recorded"
     );
-    assert!(!text.contains("convex.test|"), "no token identifier either");
 }

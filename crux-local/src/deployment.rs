@@ -245,10 +245,11 @@ impl DeploymentBuilder {
         self
     }
 
-    /// Records the subject of the user a client's call is made for (`ctx.auth`) as the
-    /// `userId` correlator of the run the call opens, so runs can be found by user. Off by
-    /// default: the subject is personal data. Only the subject is recorded, never a token
-    /// or any other claim.
+    /// Records the user a client's call is made for (`ctx.auth`) as the `userId` correlator
+    /// of the run the call opens, so runs can be found by user: the identity's
+    /// `token_identifier` (`issuer|subject`), Convex's stable key for a user, unique across
+    /// providers (a `subject` alone is unique only within one). Off by default: it is
+    /// personal data. Never a token or any other claim.
     pub fn correlate_user_id(mut self, on: bool) -> Self {
         self.correlate_user_id = on;
         self

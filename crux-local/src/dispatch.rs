@@ -361,8 +361,10 @@ impl Deployment {
         // Only a client's call opens a run the user could be correlated with; a nested
         // call continues its caller's run, which carries its own correlators.
         let user_id = match &inherited.identity {
+            // Convex's key for a user is the token identifier (`issuer|subject`): a subject
+            // alone is unique only within one provider.
             Some(identity) if depth == 0 && self.inner.correlate_user_id => {
-                Some(identity.subject.clone())
+                Some(identity.token_identifier.clone())
             }
             _ => None,
         };
