@@ -78,8 +78,43 @@ pub async fn calls_failing(ctx: &ActionCtx) -> crux::Result<String> {
     ctx.run_action(fails_deep, Depth { depth: 2 }).await
 }
 
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Ratio {
+    pub over: f64,
+    pub label: Option<String>,
+}
+
+/// `1 / over` and `none`'s `label`: NaN or ±∞ for some `over`.
+#[crux::query]
+pub async fn ratios(_ctx: &QueryCtx, args: Ratio) -> crux::Result<Vec<Ratio>> {
+    Ok(vec![
+        Ratio {
+            over: 1.0,
+            label: None,
+        },
+        Ratio {
+            over: 1.0 / args.over,
+            label: args.label,
+        },
+    ])
+}
+
+#[crux::action]
+pub async fn sends_nan(ctx: &ActionCtx) -> crux::Result<Vec<Ratio>> {
+    ctx.run_query(
+        ratios,
+        Ratio {
+            over: f64::NAN,
+            label: None,
+        },
+    )
+    .await
+}
+
 fn deployment() -> Deployment {
     Deployment::builder()
+        .function(ratios)
+        .function(sends_nan)
         .function(greet)
         .function(counted)
         .function(secret)
@@ -217,4 +252,49 @@ async fn errors_cross_every_hop_unchanged() {
     assert_eq!(err.kind(), ErrorKind::Application);
     assert_eq!(err.message(), "thread is closed");
     assert_eq!(err.data(), Some(&json!({"code": "closed", "n": 3})));
+}
+
+/// JSON has no NaN or ±∞ and `serde_json` writes them as `null`: a result or arguments
+/// holding one are refused, naming where, never delivered with a `null` in its place.
+#[tokio::test]
+async fn a_nan_or_infinity_is_refused_not_turned_into_null() {
+    let d = deployment();
+    let fine = d
+        .query(
+            ratios,
+            Ratio {
+                over: 4.0,
+                label: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(fine[1].over, 0.25, "nulls of their own pass");
+    let err = d
+        .query(
+            ratios,
+            Ratio {
+                over: 0.0,
+                label: Some("zero".into()),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ReturnsValidation, "{err:?}");
+    assert!(
+        err.message().contains("inf has no JSON form") && err.message().ends_with("Path: [1].over"),
+        "{err:?}"
+    );
+    let raw = d
+        .call("dispatch:ratios", json!({"over": -0.0, "label": null}))
+        .await
+        .unwrap_err();
+    assert!(raw.message().contains("-inf has no JSON form"), "{raw:?}");
+
+    let err = d.action(sends_nan, NoArgs {}).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ArgumentValidation, "{err:?}");
+    assert!(
+        err.message().contains("NaN has no JSON form") && err.message().ends_with("Path: .over"),
+        "{err:?}"
+    );
 }

@@ -15,6 +15,7 @@ use super::auth::UserIdentity;
 use super::console::LogLines;
 use super::ctx::{Deadline, HostContext, Invocation};
 use super::deployment::Deployment;
+use super::finite::non_finite_float;
 use super::inherited::Inherited;
 use super::store::Transaction;
 use super::validation::{check_args_depth, decode_args, drop_flat, too_deep};
@@ -183,15 +184,7 @@ where
     let output = CatchPanic::new(F::path(), async move {
         let args: F::Args = decode_args(args)?;
         let output = F::Context::execute::<F>(call, args).await?;
-        serde_json::to_value(output).map_err(|err| {
-            Error::new(
-                ErrorKind::ReturnsValidation,
-                format!(
-                    "ReturnsValidationError: the result of '{}' is not JSON: {err}",
-                    F::path()
-                ),
-            )
-        })
+        to_json_output(F::path(), &output)
     })
     .await
     .map_err(across_the_wire)?;
@@ -217,15 +210,64 @@ fn across_the_wire(err: Error) -> Error {
         .unwrap_or(err)
 }
 
-/// Serializes a function's arguments; they must form a JSON object.
+/// Serializes a function's arguments; they must form a JSON object. A NaN or ±∞ in them
+/// is refused (JSON has none; `serde_json` would write `null`).
 pub(crate) fn to_json_args<T: Serialize>(args: &T) -> Result<Value> {
-    let value = serde_json::to_value(args).map_err(|err| {
+    let invalid = |reason: String| {
         Error::new(
             ErrorKind::ArgumentValidation,
-            format!("ArgumentValidationError: arguments are not representable as JSON: {err}"),
+            format!("ArgumentValidationError: arguments are not representable as JSON: {reason}"),
         )
-    })?;
-    Ok(value)
+    };
+    let value = serde_json::to_value(args).map_err(|err| invalid(err.to_string()))?;
+    match non_finite_in(args, &value) {
+        Some(found) => Err(invalid(found)),
+        None => Ok(value),
+    }
+}
+
+/// Serializes the result of the function at `path`. A NaN or ±∞ in it is a
+/// `ReturnsValidationError` naming where, never a silent `null`.
+fn to_json_output<T: Serialize>(path: &str, output: &T) -> Result<Value> {
+    let invalid = |reason: String| {
+        Error::new(
+            ErrorKind::ReturnsValidation,
+            format!("ReturnsValidationError: the result of '{path}' is not JSON: {reason}"),
+        )
+    };
+    let value = serde_json::to_value(output).map_err(|err| invalid(err.to_string()))?;
+    match non_finite_in(output, &value) {
+        Some(found) => Err(invalid(found)),
+        None => Ok(value),
+    }
+}
+
+/// Why `value`, the JSON of `source`, lost a float: `serde_json` writes NaN and ±∞ as
+/// `null`, so only a value with a `null` is probed (most have none).
+fn non_finite_in<T: Serialize + ?Sized>(source: &T, value: &Value) -> Option<String> {
+    if !has_null(value) {
+        return None;
+    }
+    let (path, float) = non_finite_float(source)?;
+    let at = if path.is_empty() { "." } else { &path };
+    Some(format!(
+        "{float} has no JSON form (a deployment's values are JSON: send it as an Option, a \
+         string or a sentinel). Path: {at}"
+    ))
+}
+
+/// Whether `value` holds a `null` anywhere.
+fn has_null(value: &Value) -> bool {
+    let mut stack = vec![value];
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::Null => return true,
+            Value::Array(items) => stack.extend(items),
+            Value::Object(fields) => stack.extend(fields.values()),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Deserializes a result as the caller's `Output` type.

@@ -14,6 +14,7 @@ mod ctx;
 mod deployment;
 mod dispatch;
 pub mod encoding;
+mod finite;
 mod inherited;
 mod receiving;
 mod scheduler;

@@ -11,7 +11,7 @@ use crux_runtime::wire::{MAX_ERROR_MESSAGE, cap_string};
 use crux_runtime::{Error, ErrorKind, Result};
 
 /// The path of a field, Convex-style: `.threadId`, `.items[2].name`; empty for the root.
-fn convex_path(path: &serde_path_to_error::Path) -> String {
+pub(crate) fn convex_path(path: &serde_path_to_error::Path) -> String {
     use serde_path_to_error::Segment;
     let mut out = String::new();
     for segment in path.iter() {
