@@ -31,6 +31,7 @@ mod connections;
 mod http_action;
 mod http_message;
 mod http_router;
+mod request;
 mod server;
 pub mod signing;
 

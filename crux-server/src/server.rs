@@ -21,7 +21,6 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 
 use crux_local::{ClientCall, Deployment, LogLines, UserIdentity};
-use crux_runtime::boundary::ENVELOPE_KEY;
 use crux_runtime::carrier::TraceParent;
 use crux_runtime::function::FunctionKind;
 use crux_runtime::observe::{FlushOptions, FlushResult};
@@ -30,6 +29,7 @@ use crate::auth::{AuthProvider, Verifier};
 use crate::encoding::{self, Format};
 use crate::http_action;
 use crate::http_router::{HttpRouter, RouteError};
+use crate::request::{from_query_string, parse_body, single_args};
 use crate::signing::{self, ContextSecret, SIGNATURE_HEADER, SignatureError, Signed};
 
 /// Who may send a context (`__crux` in the args, or a `traceparent` header) that the call
@@ -412,13 +412,6 @@ enum Route {
     Run(String),
 }
 
-/// The fields of a request.
-struct ApiRequest {
-    path: String,
-    args: Value,
-    format: Option<String>,
-}
-
 async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) -> Response {
     let _permit = match admit(&shared, request.headers()) {
         Ok(permit) => permit,
@@ -430,8 +423,7 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) 
         Ok(client) => client,
         Err(response) => return response,
     };
-    // The raw JSON of the request (body or GET `args`), for a signed context's exact text.
-    let mut raw: Option<RawArgs> = None;
+    // Read once, with the exact text of `__crux` (what a signed context's signature covers).
     let request = match route {
         Route::QueryGet => match parts.uri.query().map(from_query_string) {
             Some(Ok(request)) => request,
@@ -452,12 +444,10 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) 
                 Ok(body) => body,
                 Err(response) => return response,
             };
-            let parsed = match parse_body(&body, matches!(route, Route::Run(_))) {
+            match parse_body(&body, matches!(route, Route::Run(_))) {
                 Ok(request) => request,
                 Err(message) => return failure(StatusCode::BAD_REQUEST, "BadJsonBody", message),
-            };
-            raw = Some(RawArgs::Body(body));
-            parsed
+            }
         }
     };
     let (path, kind, default_format) = match route {
@@ -492,10 +482,6 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) 
         Ok(args) => args,
         Err(message) => return function_error(&message, None, format),
     };
-    // What a signature must cover: the `__crux` the call will continue, as parsed.
-    let sent_crux = matches!(shared.context_policy, ContextPolicy::Signed { .. })
-        .then(|| args.get(ENVELOPE_KEY).cloned())
-        .flatten();
     let args = match encoding::decode(args, format) {
         Ok(args) => args,
         Err(err) => return function_error(&err.to_string(), None, format),
@@ -510,8 +496,8 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) 
     if let Some(traceparent) = traceparent(&parts.headers) {
         call = call.remote_parent(traceparent);
     }
-    let raw = raw.unwrap_or_else(|| RawArgs::Query(parts.uri.query().map(str::to_owned)));
-    let crux = || raw.exact_crux_text(sent_crux.as_ref());
+    let crux_text = request.crux_text;
+    let crux = || Ok(crux_text);
     // The kind a signature binds is the function's own, whatever the route (an unknown
     // path fails as NotFound anyway).
     let signed_kind = kind
@@ -659,47 +645,6 @@ impl Shared {
     }
 }
 
-/// Where a request's args came from, kept for a signed context's exact text.
-enum RawArgs {
-    /// A JSON body `{path, args, format}`.
-    Body(Bytes),
-    /// `GET /api/query`: the query string.
-    Query(Option<String>),
-}
-
-impl RawArgs {
-    /// The `__crux` text exactly as sent, bound to `parsed`, the `__crux` the call will
-    /// continue. A request whose text and parsed args disagree (a repeated key in the body,
-    /// a repeated `args` parameter) is refused: otherwise a signature over one could
-    /// vouch for the other.
-    fn exact_crux_text(&self, parsed: Option<&Value>) -> Result<Option<String>, SignatureError> {
-        let text = self.crux_text();
-        let bound = match (&text, parsed) {
-            (None, None) => true,
-            (Some(text), Some(parsed)) => {
-                serde_json::from_str::<Value>(text).is_ok_and(|sent| &sent == parsed)
-            }
-            _ => false,
-        };
-        if bound {
-            Ok(text)
-        } else {
-            Err(SignatureError::Unreadable)
-        }
-    }
-
-    /// The `__crux` text in the args, exactly as sent.
-    fn crux_text(&self) -> Option<String> {
-        match self {
-            RawArgs::Body(body) => signing::crux_text_in_body(body),
-            RawArgs::Query(query) => query
-                .as_deref()
-                .and_then(query_args_text)
-                .and_then(|args| signing::crux_text_in_args(&args)),
-        }
-    }
-}
-
 /// Checks the `Crux-Signature` of the context a request carries (none: nothing to check).
 fn check_signature(
     secret: &ContextSecret,
@@ -730,15 +675,6 @@ fn check_signature(
 /// The name of a function kind in a signed text.
 fn kind_name(kind: FunctionKind) -> &'static str {
     Signed::call(kind, "", "", "").kind
-}
-
-/// The percent-decoded `args` of a query string.
-fn query_args_text(query: &str) -> Option<String> {
-    query
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(key, _)| *key == "args")
-        .and_then(|(_, value)| percent_decode(value))
 }
 
 /// What the headers say about the caller.
@@ -920,45 +856,6 @@ pub(crate) async fn read_body(
     }
 }
 
-/// `{path, args, format}` from a JSON body (`path` only where the route needs it).
-fn parse_body(body: &[u8], path_in_url: bool) -> Result<ApiRequest, String> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|err| format!("the request body is not valid JSON: {err}"))?;
-    let Value::Object(mut map) = value else {
-        return Err("the request body must be a JSON object `{path, args, format}`".into());
-    };
-    let path = match map.remove("path") {
-        Some(Value::String(path)) => path,
-        None if path_in_url => String::new(),
-        Some(_) => return Err("`path` must be a string like \"messages:list\"".into()),
-        None => return Err("the request body needs `path`, like \"messages:list\"".into()),
-    };
-    let format = match map.remove("format") {
-        Some(Value::String(format)) => Some(format),
-        None | Some(Value::Null) => None,
-        Some(_) => return Err("`format` must be a string".into()),
-    };
-    Ok(ApiRequest {
-        path,
-        args: map.remove("args").unwrap_or_else(|| json!({})),
-        format,
-    })
-}
-
-/// `args` as one object: an array of exactly one, or the object itself.
-fn single_args(args: Value) -> Result<Value, String> {
-    match args {
-        Value::Array(mut items) if items.len() == 1 => Ok(items.remove(0)),
-        Value::Array(items) => Err(format!(
-            "ArgumentValidationError: a function takes one argument object; the request \
-             passed {} positional arguments",
-            items.len()
-        )),
-        Value::Null => Ok(json!({})),
-        other => Ok(other),
-    }
-}
-
 /// `messages/list` → `messages:list`; a path that already names its export is kept.
 fn url_to_function_path(url_path: &str) -> String {
     if url_path.contains(':') {
@@ -968,58 +865,6 @@ fn url_to_function_path(url_path: &str) -> String {
         Some((module, export)) => format!("{module}:{export}"),
         None => url_path.to_owned(),
     }
-}
-
-/// `path`, `args` (JSON) and `format` from a query string.
-fn from_query_string(query: &str) -> Result<ApiRequest, String> {
-    let mut path = None;
-    let mut args = None;
-    let mut format = None;
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let value =
-            percent_decode(value).ok_or("the query string is not valid percent-encoded UTF-8")?;
-        match key {
-            "path" => path = Some(value),
-            "args" => {
-                args = Some(
-                    serde_json::from_str(&value)
-                        .map_err(|err| format!("`args` in the query string is not JSON: {err}"))?,
-                );
-            }
-            "format" => format = Some(value),
-            _ => {}
-        }
-    }
-    Ok(ApiRequest {
-        path: path.ok_or("GET /api/query needs `path` in the query string")?,
-        args: args.unwrap_or_else(|| json!({})),
-        format,
-    })
-}
-
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -1034,30 +879,10 @@ mod tests {
     }
 
     #[test]
-    fn args_are_one_object() {
-        assert_eq!(single_args(json!([{"a": 1}])).unwrap(), json!({"a": 1}));
-        assert_eq!(single_args(json!({"a": 1})).unwrap(), json!({"a": 1}));
-        assert!(single_args(json!([{}, {}])).is_err());
-    }
-
-    #[test]
-    fn semver_and_secrets() {
+    fn semver() {
         assert!(is_semver("1.49.0"));
         assert!(is_semver("1.2.3-alpha.1"));
         assert!(!is_semver("1.2"));
         assert!(!is_semver("x.y.z"));
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
-    }
-
-    #[test]
-    fn query_strings_decode() {
-        let r = from_query_string("path=a%3Ab&args=%7B%22x%22%3A1%7D&format=json").unwrap();
-        assert_eq!(r.path, "a:b");
-        assert_eq!(r.args, json!({"x": 1}));
-        assert_eq!(r.format.as_deref(), Some("json"));
-        assert!(from_query_string("args=%7B").is_err());
-        assert!(percent_decode("%zz").is_none());
     }
 }

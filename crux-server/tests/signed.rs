@@ -164,57 +164,65 @@ async fn a_signed_traceparent_keeps_the_callers_trace() {
     server.stop().await;
 }
 
-/// A signature vouches for the `__crux` the call continues, not for another copy of it:
-/// a repeated `args` key (the last one wins when the body is parsed) or a repeated `args`
-/// parameter never smuggles an unsigned context past a signed traceparent.
+/// A signature vouches for the `__crux` the call continues, not for another copy of it: a
+/// repeated `args` key or `__crux` key (`serde_json` would keep the last one) or a repeated
+/// `args` parameter is refused outright (400), so no unsigned context can hide behind a
+/// signed one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_repeated_args_key_cannot_carry_an_unsigned_context() {
+async fn a_repeated_args_or_crux_key_is_refused() {
     let server = server().await;
     let traceparent = format!("00-{TRACE}-{SPAN}-01");
     // Legitimately signed: this traceparent, and no `__crux`.
     let signed = sign_context(&secret(), &on("work:where", &traceparent, ""));
     let forged = serde_json::to_string(&ts_envelope(RUN, TRACE, SPAN)).unwrap();
-    let body = format!(
-        r#"{{"path": "work:where", "args": {{}}, "args": {{"__crux": {forged}}}, "format": "json"}}"#
-    );
     let headers = [
+        ("Content-Type", "application/json"),
         ("traceparent", traceparent.as_str()),
         ("Crux-Signature", &signed),
     ];
-    let value = call(&server, &body, &headers).await;
-    assert_ne!(value["runId"], RUN, "the unsigned context is not continued");
+    // The signed `__crux` first, an unsigned one behind it.
+    let crux = serde_json::to_string(&ts_envelope(RUN, TRACE, SPAN)).unwrap();
+    let signed_crux = sign_context(&secret(), &on("work:where", "", &crux));
+    let bodies = [
+        (
+            format!(
+                r#"{{"path": "work:where", "args": {{}}, "args": {{"__crux": {forged}}}, "format": "json"}}"#
+            ),
+            signed.as_str(),
+            "repeats the field",
+        ),
+        (
+            format!(
+                r#"{{"path": "work:where", "args": {{"__crux": {crux}, "__crux": {forged}}}, "format": "json"}}"#
+            ),
+            signed_crux.as_str(),
+            "repeats the key `__crux`",
+        ),
+    ];
+    for (body, signature, says) in &bodies {
+        let headers = [headers[0], headers[1], ("Crux-Signature", signature)];
+        let reply = server
+            .request("POST", "/api/action", &headers, body.as_bytes())
+            .await;
+        assert_eq!(reply.status, 400, "{body}");
+        let reply = reply.json();
+        assert_eq!(reply["code"], "BadJsonBody");
+        assert!(reply["message"].as_str().unwrap().contains(says), "{reply}");
+    }
 
     let query = format!(
         "/api/query?path=auth:whoami&format=json&args=%7B%7D&args={}",
         percent(&format!(r#"{{"__crux": {forged}}}"#))
     );
-    let reply = server.request("GET", &query, &headers, b"").await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    let reply = server.request("GET", &query, &headers[1..], b"").await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.json()["code"], "BadQuery");
 
     let sink = server.sink.clone();
     server.stop().await;
-    let records = sink.records();
     assert!(
-        !records.iter().any(|r| r["runId"] == RUN),
+        !sink.records().iter().any(|r| r["runId"] == RUN),
         "nothing recorded into the forged run"
-    );
-    let reasons: Vec<&str> = records
-        .iter()
-        .filter(|r| r["primitive"] == "security.warning")
-        .filter_map(|r| r["attributes"]["reason"].as_str())
-        .collect();
-    assert_eq!(
-        reasons
-            .iter()
-            .filter(|r| r.contains("exactly as sent"))
-            .count(),
-        2,
-        "the body and the query string each refused: {reasons:#?}"
     );
 }
 
