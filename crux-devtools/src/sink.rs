@@ -9,7 +9,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crux_runtime::record::{Record, SCHEMA_VERSION};
@@ -54,9 +54,7 @@ const MAX_REPLY: u64 = 4 * 1024 * 1024;
 /// plus `sourceHealth`), kept free under the request limit.
 const ENVELOPE_RESERVE: usize = 1024;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+use crux_runtime::helpers::lock;
 
 /// A sink that cannot be configured.
 #[derive(Debug, thiserror::Error)]

@@ -54,9 +54,7 @@ use crux_runtime::sink::{Sink, SinkError};
 
 /// Locks a mutex, ignoring poisoning: the data behind it (queues, counters) stays usable
 /// after a panic elsewhere, and export must never panic in turn.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+pub(crate) use crux_runtime::helpers::lock;
 
 /// Default capacity of the export queue, in finished spans.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 4096;

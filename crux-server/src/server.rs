@@ -23,6 +23,7 @@ use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 use crux_local::{ClientCall, Deployment, LogLines, UserIdentity};
 use crux_runtime::carrier::TraceParent;
 use crux_runtime::function::FunctionKind;
+use crux_runtime::helpers::constant_time_eq;
 use crux_runtime::observe::{FlushOptions, FlushResult};
 
 use crate::auth::{AuthProvider, Verifier};
@@ -767,21 +768,12 @@ fn is_semver(version: &str) -> bool {
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// Compares two secrets in time that depends only on their lengths.
 /// The caller's address, when the server was started with connection info.
 pub(crate) fn peer_of(request: &Request) -> Option<SocketAddr> {
     request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| *addr)
-}
-
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
 }
 
 fn check_json_content_type(headers: &HeaderMap) -> Result<(), Response> {

@@ -268,7 +268,9 @@ fn handle(request: &mut Request, shared: &Shared, reader: &mut Option<Store>) ->
     if let Some(token) = &shared.token {
         let given = header("Authorization");
         let expected = format!("Bearer {token}");
-        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.as_bytes())) {
+        if !given.is_some_and(|g| {
+            crux_runtime::helpers::constant_time_eq(g.as_bytes(), expected.as_bytes())
+        }) {
             return Reply::error(
                 401,
                 "unauthorized",
@@ -327,10 +329,6 @@ fn is_json(content_type: &str) -> bool {
         .split(';')
         .next()
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn read(

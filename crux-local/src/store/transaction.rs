@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
@@ -48,11 +48,7 @@ struct StoreInner {
 
 /// Locks a std mutex, recovering the data if a panicking thread poisoned it (every update
 /// here is a single assignment, so the data is never half-written).
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+pub(crate) use crux_runtime::helpers::lock;
 
 impl Store {
     pub(crate) fn new(schema: Schema) -> Self {
