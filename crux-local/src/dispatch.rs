@@ -213,30 +213,29 @@ fn across_the_wire(err: Error) -> Error {
 /// Serializes a function's arguments; they must form a JSON object. A NaN or ±∞ in them
 /// is refused (JSON has none; `serde_json` would write `null`).
 pub(crate) fn to_json_args<T: Serialize>(args: &T) -> Result<Value> {
-    let invalid = |reason: String| {
+    to_json(args, |reason| {
         Error::new(
             ErrorKind::ArgumentValidation,
             format!("ArgumentValidationError: arguments are not representable as JSON: {reason}"),
         )
-    };
-    let value = serde_json::to_value(args).map_err(|err| invalid(err.to_string()))?;
-    match non_finite_in(args, &value) {
-        Some(found) => Err(invalid(found)),
-        None => Ok(value),
-    }
+    })
 }
 
 /// Serializes the result of the function at `path`. A NaN or ±∞ in it is a
 /// `ReturnsValidationError` naming where, never a silent `null`.
 fn to_json_output<T: Serialize>(path: &str, output: &T) -> Result<Value> {
-    let invalid = |reason: String| {
+    to_json(output, |reason| {
         Error::new(
             ErrorKind::ReturnsValidation,
             format!("ReturnsValidationError: the result of '{path}' is not JSON: {reason}"),
         )
-    };
-    let value = serde_json::to_value(output).map_err(|err| invalid(err.to_string()))?;
-    match non_finite_in(output, &value) {
+    })
+}
+
+/// `source` as JSON, or `invalid` with the reason it is not (a NaN or ±∞ included).
+fn to_json<T: Serialize>(source: &T, invalid: impl Fn(String) -> Error) -> Result<Value> {
+    let value = serde_json::to_value(source).map_err(|err| invalid(err.to_string()))?;
+    match non_finite_in(source, &value) {
         Some(found) => Err(invalid(found)),
         None => Ok(value),
     }
