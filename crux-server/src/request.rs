@@ -9,7 +9,6 @@
 
 use std::fmt;
 
-use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -31,8 +30,13 @@ pub(crate) struct ApiRequest {
 }
 
 /// `{path, args, format}` from a JSON body (`path` only where the route needs it), in one
-/// pass over the body.
-pub(crate) fn parse_body(body: &[u8], path_in_url: bool) -> Result<ApiRequest, String> {
+/// pass over the body; `__crux`'s text is kept when `keep_crux_text` (a signed-context
+/// policy: the copy costs an allocation and a second read of `__crux` alone).
+pub(crate) fn parse_body(
+    body: &[u8],
+    path_in_url: bool,
+    keep_crux_text: bool,
+) -> Result<ApiRequest, String> {
     // A body that is not an object is not a request (said before any field is read).
     if body.trim_ascii_start().first() != Some(&b'{') {
         return Err(match serde_json::from_slice::<de::IgnoredAny>(body) {
@@ -40,7 +44,11 @@ pub(crate) fn parse_body(body: &[u8], path_in_url: bool) -> Result<ApiRequest, S
             Err(err) => format!("the request body is not valid JSON: {err}"),
         });
     }
-    let body: Body = serde_json::from_slice(body).map_err(|err| match err.classify() {
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    let body = BodySeed { keep_crux_text }
+        .deserialize(&mut reader)
+        .and_then(|body| reader.end().map(|()| body));
+    let body = body.map_err(|err| match err.classify() {
         serde_json::error::Category::Data => format!("the request body is not a request: {err}"),
         _ => format!("the request body is not valid JSON: {err}"),
     })?;
@@ -68,7 +76,7 @@ pub(crate) fn parse_body(body: &[u8], path_in_url: bool) -> Result<ApiRequest, S
 }
 
 /// `path`, `args` (JSON) and `format` from a query string; each may appear once.
-pub(crate) fn from_query_string(query: &str) -> Result<ApiRequest, String> {
+pub(crate) fn from_query_string(query: &str, keep_crux_text: bool) -> Result<ApiRequest, String> {
     let mut path = None;
     let mut args = None;
     let mut format = None;
@@ -90,7 +98,7 @@ pub(crate) fn from_query_string(query: &str) -> Result<ApiRequest, String> {
         *slot = Some(value);
     }
     let (args, crux_text) = match args {
-        Some(text) => parse_args(&text)
+        Some(text) => parse_args(&text, keep_crux_text)
             .map_err(|err| format!("`args` in the query string is not valid: {err}"))?,
         None => (Value::Object(Map::new()), None),
     };
@@ -117,9 +125,9 @@ pub(crate) fn single_args(args: Value) -> Result<Value, String> {
 }
 
 /// The args of a JSON text and the exact text of the `__crux` of its argument object.
-fn parse_args(text: &str) -> Result<(Value, Option<String>), String> {
+fn parse_args(text: &str, keep_crux_text: bool) -> Result<(Value, Option<String>), String> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let args = ArgsSeed { in_array: false }
+    let args = ArgsSeed::new(keep_crux_text)
         .deserialize(&mut deserializer)
         .and_then(|args| deserializer.end().map(|()| args))
         .map_err(|err| format!("the args are not valid: {err}"))?;
@@ -134,9 +142,16 @@ struct Body {
     format: Option<Value>,
 }
 
-impl<'de> Deserialize<'de> for Body {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct BodyVisitor;
+/// Reads a [`Body`], keeping `__crux`'s text or not.
+struct BodySeed {
+    keep_crux_text: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for BodySeed {
+    type Value = Body;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Body, D::Error> {
+        struct BodyVisitor(bool);
         impl<'de> Visitor<'de> for BodyVisitor {
             type Value = Body;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -167,14 +182,14 @@ impl<'de> Deserialize<'de> for Body {
                     }
                     match index {
                         0 => body.path = Some(map.next_value()?),
-                        1 => body.args = Some(map.next_value_seed(ArgsSeed { in_array: false })?),
+                        1 => body.args = Some(map.next_value_seed(ArgsSeed::new(self.0))?),
                         _ => body.format = Some(map.next_value()?),
                     }
                 }
                 Ok(body)
             }
         }
-        deserializer.deserialize_map(BodyVisitor)
+        deserializer.deserialize_map(BodyVisitor(self.keep_crux_text))
     }
 }
 
@@ -199,6 +214,16 @@ impl Args {
 #[derive(Clone, Copy)]
 struct ArgsSeed {
     in_array: bool,
+    keep_crux_text: bool,
+}
+
+impl ArgsSeed {
+    fn new(keep_crux_text: bool) -> Self {
+        ArgsSeed {
+            in_array: false,
+            keep_crux_text,
+        }
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for ArgsSeed {
@@ -225,7 +250,7 @@ impl<'de> Visitor<'de> for ArgsSeed {
                     "the argument object repeats the key `{key}`; each key may appear once"
                 )));
             }
-            let value = if key == ENVELOPE_KEY {
+            let value = if self.keep_crux_text && key == ENVELOPE_KEY {
                 let raw = map.next_value::<Box<RawValue>>()?;
                 let value = serde_json::from_str(raw.get()).map_err(de::Error::custom)?;
                 crux_text = Some(String::from(Box::<str>::from(raw)));
@@ -249,7 +274,11 @@ impl<'de> Visitor<'de> for ArgsSeed {
                 values.push(value);
             }
         } else {
-            while let Some(args) = seq.next_element_seed(ArgsSeed { in_array: true })? {
+            let element = ArgsSeed {
+                in_array: true,
+                ..self
+            };
+            while let Some(args) = seq.next_element_seed(element)? {
                 values.push(args.value);
                 crux_text = args.crux_text;
             }
@@ -305,18 +334,27 @@ mod tests {
     #[test]
     fn the_crux_text_is_kept_as_sent() {
         let body = br#"{"path":"a:b","args":{"x":1,"__crux":  {"v": 1, "k":"\u00e9"} }}"#;
-        let request = parse_body(body, false).unwrap();
+        let request = parse_body(body, false, true).unwrap();
         assert_eq!(request.path, "a:b");
         assert_eq!(
             request.crux_text.as_deref(),
             Some(r#"{"v": 1, "k":"\u00e9"}"#)
         );
         assert_eq!(request.args, json!({"x": 1, "__crux": {"v": 1, "k": "é"}}));
-        let request = parse_body(br#"{"path":"a:b","args":[{"__crux":{"v":1}}]}"#, false).unwrap();
+        let request = parse_body(
+            br#"{"path":"a:b","args":[{"__crux":{"v":1}}]}"#,
+            false,
+            true,
+        )
+        .unwrap();
         assert_eq!(request.crux_text.as_deref(), Some(r#"{"v":1}"#));
         assert_eq!(request.args, json!([{"__crux": {"v": 1}}]));
-        let request = parse_body(br#"{"path":"a:b","args":{"x":1}}"#, false).unwrap();
+        let request = parse_body(br#"{"path":"a:b","args":{"x":1}}"#, false, true).unwrap();
         assert_eq!(request.crux_text, None);
+        // Not kept when no policy needs it; the value is the same.
+        let request = parse_body(body, false, false).unwrap();
+        assert_eq!(request.crux_text, None);
+        assert_eq!(request.args, json!({"x": 1, "__crux": {"v": 1, "k": "é"}}));
     }
 
     #[test]
@@ -325,21 +363,26 @@ mod tests {
             r#"{"path":"a:b","args":{},"args":{"__crux":{"v":1}}}"#,
             r#"{"path":"a:b","path":"c:d","args":{}}"#,
         ] {
-            let err = parse_body(body.as_bytes(), false).unwrap_err();
+            let err = parse_body(body.as_bytes(), false, true).unwrap_err();
             assert!(err.contains("repeats the field"), "{body}: {err}");
         }
-        for args in [
-            r#"{"__crux":{"v":1},"__crux":{"v":1,"forged":true}}"#,
-            r#"[{"x":1,"x":2}]"#,
+        // Refused whether or not `__crux`'s text is kept: the policy changes nothing here.
+        for (args, keep) in [
+            (r#"{"__crux":{"v":1},"__crux":{"v":1,"forged":true}}"#, true),
+            (
+                r#"{"__crux":{"v":1},"__crux":{"v":1,"forged":true}}"#,
+                false,
+            ),
+            (r#"[{"x":1,"x":2}]"#, true),
         ] {
             let body = format!(r#"{{"path":"a:b","args":{args}}}"#);
-            let err = parse_body(body.as_bytes(), false).unwrap_err();
+            let err = parse_body(body.as_bytes(), false, keep).unwrap_err();
             assert!(err.contains("repeats the key"), "{args}: {err}");
         }
         // Nested objects are the function's values: serde_json's rule (the last wins).
         let nested = br#"{"path":"a:b","args":{"o":{"k":1,"k":2}}}"#;
         assert_eq!(
-            parse_body(nested, false).unwrap().args,
+            parse_body(nested, false, true).unwrap().args,
             json!({"o": {"k": 2}})
         );
     }
@@ -347,24 +390,24 @@ mod tests {
     #[test]
     fn bodies_that_are_not_requests_say_why() {
         assert!(
-            parse_body(b"{", false)
+            parse_body(b"{", false, true)
                 .unwrap_err()
                 .contains("not valid JSON")
         );
         assert!(
-            parse_body(b"[1]", false)
+            parse_body(b"[1]", false, true)
                 .unwrap_err()
                 .contains("must be a JSON object")
         );
         assert!(
-            parse_body(br#"{"args":{}}"#, false)
+            parse_body(br#"{"args":{}}"#, false, true)
                 .unwrap_err()
                 .contains("needs `path`")
         );
-        let null_args = parse_body(br#"{"args":null}"#, true).unwrap().args;
+        let null_args = parse_body(br#"{"args":null}"#, true, true).unwrap().args;
         assert_eq!(single_args(null_args).unwrap(), json!({}));
         assert!(
-            parse_body(br#"{"path":1}"#, false)
+            parse_body(br#"{"path":1}"#, false, true)
                 .unwrap_err()
                 .contains("must be a string")
         );
@@ -372,12 +415,12 @@ mod tests {
 
     #[test]
     fn query_strings_decode_and_repeat_nothing() {
-        let r = from_query_string("path=a%3Ab&args=%7B%22x%22%3A1%7D&format=json").unwrap();
+        let r = from_query_string("path=a%3Ab&args=%7B%22x%22%3A1%7D&format=json", true).unwrap();
         assert_eq!(r.path, "a:b");
         assert_eq!(r.args, json!({"x": 1}));
         assert_eq!(r.format.as_deref(), Some("json"));
-        assert!(from_query_string("path=a&args=%7B").is_err());
-        let err = from_query_string("path=a&args=%7B%7D&args=%7B%7D").unwrap_err();
+        assert!(from_query_string("path=a&args=%7B", true).is_err());
+        let err = from_query_string("path=a&args=%7B%7D&args=%7B%7D", false).unwrap_err();
         assert!(err.contains("repeats `args`"), "{err}");
     }
 

@@ -424,9 +424,10 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) 
         Ok(client) => client,
         Err(response) => return response,
     };
-    // Read once, with the exact text of `__crux` (what a signed context's signature covers).
+    // Read once, with the exact text of `__crux` where a signature must cover it.
+    let signed = matches!(shared.context_policy, ContextPolicy::Signed { .. });
     let request = match route {
-        Route::QueryGet => match parts.uri.query().map(from_query_string) {
+        Route::QueryGet => match parts.uri.query().map(|q| from_query_string(q, signed)) {
             Some(Ok(request)) => request,
             Some(Err(message)) => return failure(StatusCode::BAD_REQUEST, "BadQuery", message),
             None => {
@@ -445,7 +446,7 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) 
                 Ok(body) => body,
                 Err(response) => return response,
             };
-            match parse_body(&body, matches!(route, Route::Run(_))) {
+            match parse_body(&body, matches!(route, Route::Run(_)), signed) {
                 Ok(request) => request,
                 Err(message) => return failure(StatusCode::BAD_REQUEST, "BadJsonBody", message),
             }
