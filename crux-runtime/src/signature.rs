@@ -212,7 +212,9 @@ pub enum SignatureError {
         max_age_seconds: u64,
     },
     /// The request's `__crux` could not be read exactly as sent, or appears twice (a
-    /// repeated key in the body, a repeated `args` parameter).
+    /// repeated key in the body, a repeated `args` parameter). crux-server refuses such a
+    /// request with a 400 before any signature is checked; this is for a host that reads
+    /// requests otherwise.
     #[error(
         "the request's `__crux` could not be read exactly as sent (a repeated key or `args` parameter?); a signed context must appear once"
     )]

@@ -7,6 +7,7 @@ mod common;
 
 use common::{Greeting, of_run, start, where_am_i};
 use crux::prelude::*;
+use crux_server::signing::{ContextSecret, Signed, sign_context};
 use crux_server::{
     ContextPolicy, HttpMethod, HttpRequest, HttpResponse, HttpRouter, RouteError, Server,
 };
@@ -376,4 +377,33 @@ fn a_routed_action_the_deployment_lacks_is_refused_when_building() {
         }
     );
     assert!(err.to_string().contains("DeploymentBuilder::function"));
+}
+
+/// Under `ContextPolicy::Signed` an HTTP action's `traceparent` is signed with kind `http`
+/// and the URL path: signed for `/echo` it is continued there, and replayed on another
+/// route (`/files/exact`, the same action) it is a fresh trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_traceparent_binds_the_http_actions_path() {
+    let secret = || ContextSecret::new("the HTTP action tests' shared secret!").unwrap();
+    let server = serve(ContextPolicy::Signed {
+        secret: secret(),
+        max_age: std::time::Duration::from_secs(300),
+    })
+    .await;
+    let traceparent = format!("00-{TRACE}-{PARENT}-01");
+    let signature = sign_context(&secret(), &Signed::http("/echo", &traceparent));
+    let headers = [
+        ("traceparent", traceparent.as_str()),
+        ("Crux-Signature", signature.as_str()),
+    ];
+    let signed = server.request("GET", "/echo", &headers, b"").await.json();
+    assert_eq!(signed["traceId"], TRACE, "signed for this path");
+    let replayed = server.request("GET", "/files/exact", &headers, b"").await;
+    assert_eq!(replayed.status, 201, "never a failed call");
+    assert_ne!(
+        replayed.json()["traceId"],
+        TRACE,
+        "another path: a fresh trace"
+    );
+    server.stop().await;
 }
