@@ -5,7 +5,9 @@
 //!   `convex_encoded_json` (`$integer`, `$bytes`, `$float`), `Convex-Client:
 //!   crux-rust-<version>`, admin key or JWT, a timeout per call, HTTPS (rustls, Mozilla's
 //!   roots, plus any root you add). A `ConvexError`'s data is the [`crux_runtime::Error`]'s
-//!   `data`. Only queries are retried.
+//!   `data`, and the other errors keep their kind (read from Convex's reply). Only queries
+//!   are retried. [`ClientBuilder::sign_contexts`] signs the contexts sent, for a server
+//!   whose policy is `ContextPolicy::Signed`.
 //! - [`Remote`] references ([`RemoteAction`], [`RemoteQuery`], [`RemoteMutation`]):
 //!   declared once as constants, passed to `ctx.crux.run_*` as
 //!   `PLAN.on(&client)`: the hop is recorded as for a local function (boundary span,
@@ -34,5 +36,8 @@ mod tls;
 mod typed;
 
 pub use client::{CLIENT_NAME, Client, ClientBuilder, DEFAULT_TIMEOUT};
+/// The shared secret [`ClientBuilder::sign_contexts`] signs with (the signed-context scheme
+/// is `crux_runtime::signature`, which `crux-server` checks).
+pub use crux_runtime::signature::ContextSecret;
 pub use error::ClientError;
 pub use remote::{Bound, Remote, RemoteAction, RemoteKind, RemoteMutation, RemoteQuery};

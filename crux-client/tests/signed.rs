@@ -8,8 +8,7 @@ use std::time::Duration;
 use crux::local::Deployment;
 use crux::prelude::*;
 use crux::sink::Memory;
-use crux_client::{Client, RemoteAction};
-use crux_runtime::signature::ContextSecret;
+use crux_client::{Client, ContextSecret, RemoteAction};
 use crux_server::{ContextPolicy, Server};
 use serde_json::{Value, json};
 
