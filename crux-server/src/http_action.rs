@@ -82,7 +82,7 @@ pub(crate) async fn fallback(State(shared): State<Arc<Shared>>, request: Request
     }
     // A signature binds the HTTP action by its URL path.
     let call_named = ("http", parts.uri.path());
-    if let Some(reason) = shared.distrust(admin, peer, &parts.headers, call_named, || Ok(None)) {
+    if let Some(reason) = shared.distrust(admin, peer, &parts.headers, call_named, None) {
         call = call.distrust_context(reason);
     }
     let args = match serde_json::to_value(&request) {

@@ -498,14 +498,13 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) 
     if let Some(traceparent) = traceparent(&parts.headers) {
         call = call.remote_parent(traceparent);
     }
-    let crux_text = request.crux_text;
-    let crux = || Ok(crux_text);
     // The kind a signature binds is the function's own, whatever the route (an unknown
     // path fails as NotFound anyway).
     let signed_kind = kind
         .or_else(|| shared.deployment.metadata(&path).map(|m| m.kind))
         .map_or("", kind_name);
     let call_named = (signed_kind, path.as_str());
+    let crux = request.crux_text.as_deref();
     if let Some(reason) = shared.distrust(client.admin, peer, &parts.headers, call_named, crux) {
         call = call.distrust_context(reason);
     }
@@ -608,17 +607,16 @@ impl Shared {
     /// Why this caller's context is not accepted, if it is not.
     ///
     /// `call` is the kind (`query`, `mutation`, `action`, or `http` for an HTTP action) and
-    /// the path of what is called, and `crux` gives the `__crux` text exactly as the request
-    /// carried it (none for an HTTP action): what a [`ContextPolicy::Signed`] signature
-    /// covers, with the `traceparent`.
-    /// It is read only under that policy (it parses the body a second time).
+    /// the path of what is called, and `crux` the `__crux` text exactly as the request
+    /// carried it (none for an HTTP action, or when the policy is not `Signed`): what a
+    /// [`ContextPolicy::Signed`] signature covers, with the `traceparent`.
     pub(crate) fn distrust(
         &self,
         admin: bool,
         peer: Option<SocketAddr>,
         headers: &HeaderMap,
         call: (&str, &str),
-        crux: impl FnOnce() -> Result<Option<String>, SignatureError>,
+        crux: Option<&str>,
     ) -> Option<String> {
         let loopback = peer.is_some_and(|addr| addr.ip().is_loopback());
         let (trusted, policy) = match &self.context_policy {
@@ -627,9 +625,7 @@ impl Shared {
             ContextPolicy::Anyone => (true, "Anyone"),
             ContextPolicy::NoOne => (false, "NoOne"),
             ContextPolicy::Signed { secret, max_age } => {
-                let checked = crux().and_then(|crux| {
-                    check_signature(secret, *max_age, headers, call, crux.as_deref())
-                });
+                let checked = check_signature(secret, *max_age, headers, call, crux);
                 return checked.err().map(|err| {
                     format!(
                         "the server's context policy (ContextPolicy::Signed) does not accept \
