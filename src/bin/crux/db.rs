@@ -11,7 +11,9 @@ use crux_view::view::{Hit, RunSummary};
 #[cfg(feature = "devtools-collector")]
 mod imp {
     use super::*;
-    use crux_devtools::collector::{Collector, CollectorOptions, RunRow, Store, views};
+    use crux_devtools::collector::{
+        Collector, CollectorOptions, MAX_SCAN_RECORDS, RunFilter, RunRow, Store, views,
+    };
 
     /// Most runs `crux runs --db` lists (newest first).
     pub const MAX_LISTED: usize = 10_000;
@@ -95,12 +97,20 @@ mod imp {
     }
 
     /// Every match of `text` (`crux search --db`): only the runs the full-text index
-    /// names are built.
+    /// names are built. A text the index cannot look up (under 3 characters) is looked
+    /// for in the newest runs only, with a note saying so.
     pub fn search(path: &Path, text: &str) -> Result<Vec<Hit>, CliError> {
         let store = open(path)?;
-        Ok(views::search(&store, text, usize::MAX)
-            .map_err(db_error)?
-            .hits)
+        let found = views::search(&store, text, &RunFilter::default(), usize::MAX)
+            .map_err(db_error)?;
+        if found.truncated {
+            eprintln!(
+                "crux: note: {text:?} cannot be looked up in the full-text index (it needs 3 \
+                 ASCII characters in a row): the newest runs, up to {MAX_SCAN_RECORDS} records, \
+                 were searched"
+            );
+        }
+        Ok(found.hits)
     }
 
     pub fn serve(listen: &str, db: &Path, token: Option<String>) -> Result<(), CliError> {
