@@ -101,8 +101,8 @@ mod imp {
     /// for in the newest runs only, with a note saying so.
     pub fn search(path: &Path, text: &str) -> Result<Vec<Hit>, CliError> {
         let store = open(path)?;
-        let found = views::search(&store, text, &RunFilter::default(), usize::MAX)
-            .map_err(db_error)?;
+        let found =
+            views::search(&store, text, &RunFilter::default(), usize::MAX).map_err(db_error)?;
         if found.truncated {
             eprintln!(
                 "crux: note: {text:?} cannot be looked up in the full-text index (it needs 3 \
