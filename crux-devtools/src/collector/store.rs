@@ -1112,3 +1112,32 @@ fn merge_run(tx: &rusqlite::Transaction<'_>, run_id: &str, d: RunDelta) -> rusql
     ])?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::index_query;
+
+    #[test]
+    fn the_index_query_requires_each_ascii_trigram_of_the_text() {
+        assert_eq!(index_query("ab"), None);
+        assert_eq!(index_query("日本語"), None);
+        assert_eq!(index_query("é aé"), None);
+        assert_eq!(
+            index_query("Draft").as_deref(),
+            Some(r#""dra" AND "raf" AND "aft""#)
+        );
+        // Repeated trigrams once; a quote doubled inside the quoted string.
+        assert_eq!(index_query("aaaa").as_deref(), Some(r#""aaa""#));
+        assert_eq!(index_query(r#"a"b"#).as_deref(), Some(r#""a""b""#));
+        // Only the runs of ASCII characters count.
+        assert_eq!(
+            index_query("café au").as_deref(),
+            Some(r#""caf" AND " au""#)
+        );
+        // A long text: at most 16 of its trigrams.
+        let long = "abcdefghijklmnopqrstuvwxyz0123456789";
+        let query = index_query(long).unwrap();
+        assert_eq!(query.matches(" AND ").count(), 15);
+        assert!(query.starts_with(r#""abc""#));
+    }
+}
