@@ -60,7 +60,12 @@ CREATE TABLE IF NOT EXISTS runs (
   total_tokens INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS runs_by_user ON runs(user_id) WHERE user_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS runs_newest_first ON runs(started_ms DESC, first_seq DESC);
+-- The run list, newest first, read from the index alone (it holds every column a listed
+-- run shows, in RUN_COLUMNS): a list of 10 000 runs is one ordered range of the index, not
+-- 10 000 lookups of rows by run id.
+CREATE INDEX IF NOT EXISTS runs_listed ON runs(started_ms DESC, first_seq DESC, name,
+  root_primitive, status, started_at, started_ns, ended_ns, duration_ms, records, session_id,
+  user_id, model_calls, input_tokens, output_tokens, total_tokens);
 CREATE INDEX IF NOT EXISTS runs_by_session ON runs(session_id) WHERE session_id IS NOT NULL;
 CREATE VIRTUAL TABLE IF NOT EXISTS search_text USING fts5(
   text, content = '', columnsize = 0, detail = none, tokenize = 'trigram'
@@ -542,12 +547,15 @@ impl Store {
                 .execute_batch(&format!("BEGIN; {MIGRATE_1_TO_2} COMMIT;"))
                 .map_err(sql(&store.path))?;
         }
-        // Version 2 → 3: the full-text index without content, sizes or positions, rebuilt.
+        // Version 2 → 3: the full-text index without content, sizes or positions, rebuilt;
+        // the run list's index covering what a listed run shows.
         let rebuild_search = (1..3).contains(&found);
         if rebuild_search {
             store
                 .conn
-                .execute_batch("DROP TABLE IF EXISTS search_text;")
+                .execute_batch(
+                    "DROP TABLE IF EXISTS search_text; DROP INDEX IF EXISTS runs_newest_first;",
+                )
                 .map_err(sql(&store.path))?;
         }
         store.conn.execute_batch(SCHEMA).map_err(sql(&store.path))?;

@@ -45,9 +45,22 @@ mod imp {
         }
     }
 
-    pub fn runs(path: &Path) -> Result<Vec<RunSummary>, CliError> {
+    /// The newest runs (at most [`MAX_LISTED`]) started within `since_ms..=until_ms` (ms
+    /// since the epoch), filtered in the query so that the limit counts only those.
+    pub fn runs(
+        path: &Path,
+        since_ms: Option<i64>,
+        until_ms: Option<i64>,
+    ) -> Result<Vec<RunSummary>, CliError> {
         let store = open(path)?;
-        let rows = store.runs(MAX_LISTED).map_err(db_error)?;
+        let rows = store
+            .runs_filtered(&RunFilter {
+                since_ms,
+                until_ms,
+                limit: MAX_LISTED,
+                ..RunFilter::default()
+            })
+            .map_err(db_error)?;
         if rows.len() == MAX_LISTED {
             eprintln!("crux: note: the newest {MAX_LISTED} runs are listed");
         }
@@ -146,7 +159,7 @@ mod imp {
     fn missing() -> CliError {
         CliError::NoCollector
     }
-    pub fn runs(_: &Path) -> Result<Vec<RunSummary>, CliError> {
+    pub fn runs(_: &Path, _: Option<i64>, _: Option<i64>) -> Result<Vec<RunSummary>, CliError> {
         Err(missing())
     }
     pub fn run_model(_: &Path, _: &str) -> Result<(String, Model), CliError> {
