@@ -568,6 +568,8 @@ fn a_version_2_store_gets_its_search_index_rebuilt() {
     conn.execute_batch(
         "DROP TABLE search_text; \
          CREATE VIRTUAL TABLE search_text USING fts5(text, run_id UNINDEXED, tokenize = 'trigram'); \
+         DROP INDEX runs_listed; \
+         CREATE INDEX runs_newest_first ON runs(started_ms DESC, first_seq DESC); \
          PRAGMA user_version = 2;",
     )
     .unwrap();
@@ -586,6 +588,19 @@ fn a_version_2_store_gets_its_search_index_rebuilt() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, crux_devtools::collector::STORE_VERSION);
+    let indexes: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'runs' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(indexes.contains(&"runs_listed".to_owned()), "{indexes:?}");
+    assert!(
+        !indexes.contains(&"runs_newest_first".to_owned()),
+        "{indexes:?}"
+    );
+    assert_eq!(store.runs(10).unwrap()[0].run_id, "run_a");
 }
 
 #[test]
@@ -606,10 +621,12 @@ fn a_version_1_store_is_upgraded_with_its_model_totals_backfilled() {
         ];
         assert_eq!(outcomes(&post(&c, &batch(&records), None).2), accepted(3));
     }
-    // Make it a version 1 store: no totals columns.
+    // Make it a version 1 store: no totals columns (and the run list's index of then).
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch(
-        "ALTER TABLE runs DROP COLUMN model_calls; ALTER TABLE runs DROP COLUMN input_tokens; \
+        "DROP INDEX runs_listed; \
+         CREATE INDEX runs_newest_first ON runs(started_ms DESC, first_seq DESC); \
+         ALTER TABLE runs DROP COLUMN model_calls; ALTER TABLE runs DROP COLUMN input_tokens; \
          ALTER TABLE runs DROP COLUMN output_tokens; ALTER TABLE runs DROP COLUMN total_tokens; \
          DROP TABLE search_text; PRAGMA user_version = 1;",
     )

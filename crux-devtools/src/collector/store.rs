@@ -1123,7 +1123,29 @@ fn merge_run(tx: &rusqlite::Transaction<'_>, run_id: &str, d: RunDelta) -> rusql
 
 #[cfg(test)]
 mod tests {
-    use super::index_query;
+    use super::{RUN_COLUMNS, Store, index_query};
+
+    /// The run list reads the covering index alone, in its order: no row lookups, no sort.
+    #[test]
+    fn the_run_list_is_one_range_of_a_covering_index() {
+        let dir = std::env::temp_dir().join(format!("crux-store-plan-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(dir.join("devtools.db")).unwrap();
+        let plan: Vec<String> = store
+            .conn
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN SELECT {RUN_COLUMNS} FROM runs \
+                 ORDER BY started_ms DESC, first_seq DESC LIMIT 10000"
+            ))
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(plan, ["SCAN runs USING COVERING INDEX runs_listed"]);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn the_index_query_requires_each_ascii_trigram_of_the_text() {
