@@ -219,3 +219,44 @@ fn records_queued_while_the_collector_is_killed_are_delivered_once_it_is_back() 
     collector.kill().unwrap();
     collector.wait().unwrap();
 }
+
+/// `crux runs --db --since/--until` filters in the database's query: a run older than the
+/// newest 10 000 (the most listed) is listed when the bounds keep it.
+#[test]
+fn runs_db_time_bounds_reach_past_the_newest_listed_runs() {
+    use crux::devtools::collector::Store;
+    let dir = TempDir::new("devtools-bounds");
+    let db = dir.path().join("devtools.db");
+    let mut store = Store::open(&db).unwrap();
+    let record = |r: u32, started: String| {
+        serde_json::json!({
+            "schemaVersion": 5, "recordId": format!("rec_{r}"), "runId": format!("run_{r:05}"),
+            "operationId": format!("run_{r:05}"), "segmentId": format!("seg_{r:05}"),
+            "segmentSeq": 1, "traceId": "0af7651916cd43dd8448eb211c80319c",
+            "type": "run:start", "name": format!("run {r}"), "rootPrimitive": "agent.run",
+            "startedAt": started, "status": "running"
+        })
+    };
+    // Run 0 started in 2020; 10 000 newer ones in 2026.
+    let mut records = vec![record(0, "2020-01-01T00:00:00.000Z".to_owned())];
+    for r in 1..=10_000u32 {
+        records.push(record(
+            r,
+            format!(
+                "2026-01-01T{:02}:{:02}:{:02}.000Z",
+                r / 3600,
+                (r / 60) % 60,
+                r % 60
+            ),
+        ));
+    }
+    assert!(store.ingest(5, &records).unwrap().iter().all(Result::is_ok));
+    drop(store);
+    let db = db.to_str().unwrap();
+    let listed = crux(&["runs", "--db", db, "--until", "2021-01-01"]);
+    assert!(listed.contains("run_00000"), "{listed}");
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    let listed = crux(&["runs", "--db", db, "--since", "2026-01-01T02:46:40Z"]);
+    assert!(listed.contains("run_10000"), "{listed}");
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+}

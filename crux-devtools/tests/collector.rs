@@ -549,6 +549,60 @@ fn the_web_viewer_is_served_offline_with_a_strict_content_policy() {
     assert_eq!(get(&c, "/api/runs").0, 401);
 }
 
+/// A version 2 store (its full-text index kept the texts, sizes and positions) gets the
+/// smaller index, rebuilt from its records, on open.
+#[test]
+fn a_version_2_store_gets_its_search_index_rebuilt() {
+    let db = temp_db();
+    {
+        let mut store = Store::open(&db).unwrap();
+        let [s, e] = span_records("run_a", "seg_a", 2, "aaaa000000000001", "draft plan", 7);
+        let records = [
+            start_record("rec_1", "run_a", "seg_a", 1, "2026-01-01T00:00:00.000Z"),
+            s,
+            e,
+        ];
+        assert!(store.ingest(5, &records).unwrap().iter().all(Result::is_ok));
+    }
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "DROP TABLE search_text; \
+         CREATE VIRTUAL TABLE search_text USING fts5(text, run_id UNINDEXED, tokenize = 'trigram'); \
+         DROP INDEX runs_listed; \
+         CREATE INDEX runs_newest_first ON runs(started_ms DESC, first_seq DESC); \
+         PRAGMA user_version = 2;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = Store::open_read_only(&db).unwrap();
+    let found = crux_devtools::collector::views::search(
+        &store,
+        "Draft Plan",
+        &crux_devtools::collector::RunFilter::default(),
+        10,
+    )
+    .unwrap();
+    assert_eq!(found.runs, ["run_a"]);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, crux_devtools::collector::STORE_VERSION);
+    let indexes: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'runs' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(indexes.contains(&"runs_listed".to_owned()), "{indexes:?}");
+    assert!(
+        !indexes.contains(&"runs_newest_first".to_owned()),
+        "{indexes:?}"
+    );
+    assert_eq!(store.runs(10).unwrap()[0].run_id, "run_a");
+}
+
 #[test]
 fn a_version_1_store_is_upgraded_with_its_model_totals_backfilled() {
     let db = temp_db();
@@ -567,10 +621,12 @@ fn a_version_1_store_is_upgraded_with_its_model_totals_backfilled() {
         ];
         assert_eq!(outcomes(&post(&c, &batch(&records), None).2), accepted(3));
     }
-    // Make it a version 1 store: no totals columns.
+    // Make it a version 1 store: no totals columns (and the run list's index of then).
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch(
-        "ALTER TABLE runs DROP COLUMN model_calls; ALTER TABLE runs DROP COLUMN input_tokens; \
+        "DROP INDEX runs_listed; \
+         CREATE INDEX runs_newest_first ON runs(started_ms DESC, first_seq DESC); \
+         ALTER TABLE runs DROP COLUMN model_calls; ALTER TABLE runs DROP COLUMN input_tokens; \
          ALTER TABLE runs DROP COLUMN output_tokens; ALTER TABLE runs DROP COLUMN total_tokens; \
          DROP TABLE search_text; PRAGMA user_version = 1;",
     )
@@ -588,6 +644,105 @@ fn a_version_1_store_is_upgraded_with_its_model_totals_backfilled() {
         ),
         (1, 7, 14, 21)
     );
+}
+
+/// A search of the run list looks only at the runs its other filters keep: a match past
+/// the newest 200 runs matching the text alone is found when a filter keeps it.
+#[test]
+fn a_filtered_search_finds_a_match_past_the_newest_200_text_matches() {
+    let c = start(None);
+    let mut records = Vec::new();
+    // Run 0 is the oldest and the only one in error; all 230 hold "common step".
+    for r in 0..230u32 {
+        let run = format!("run_{r:03}");
+        let seg = format!("seg_{r:03}");
+        let started = format!("2026-01-01T00:{:02}:{:02}.000Z", r / 60, r % 60);
+        records.push(start_record(&format!("rec_{r}_1"), &run, &seg, 1, &started));
+        let [s, e] = span_records(&run, &seg, 2, &format!("{r:016x}"), "common step", 1);
+        records.extend([s, e]);
+        let mut end = end_record(&format!("rec_{r}_9"), &run, &seg, 4);
+        if r == 0 {
+            end["status"] = json!("error");
+        }
+        records.push(end);
+    }
+    for chunk in records.chunks(200) {
+        assert_eq!(
+            outcomes(&post(&c, &batch(chunk), None).2),
+            accepted(chunk.len())
+        );
+    }
+    let (status, body) = get(&c, "/api/runs?q=common%20step&status=error");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["runs"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(body["runs"][0]["runId"], "run_000");
+    assert_eq!(body["searchTruncated"], false);
+    // A name filter too, and a time filter.
+    let (_, body) = get(&c, "/api/runs?q=common%20step&name=run_001");
+    assert_eq!(body["runs"][0]["runId"], "run_001", "{body}");
+    let (_, body) = get(&c, "/api/runs?q=common%20step&until=2026-01-01T00:00:02Z");
+    let ids: Vec<&str> = body["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["runId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["run_002", "run_001", "run_000"]);
+    // Without filters the search stops at 200 runs and says so.
+    let (_, body) = get(&c, "/api/runs?q=common%20step");
+    assert_eq!(body["runs"].as_array().unwrap().len(), 200);
+    assert_eq!(body["searchTruncated"], true);
+}
+
+/// A text the full-text index cannot look up (under 3 characters, no 3 ASCII characters
+/// in a row) is searched for in the newest runs only, up to `MAX_SCAN_RECORDS` records,
+/// and the answer says when older runs were left out.
+#[test]
+fn a_text_the_index_cannot_look_up_reads_only_the_newest_runs() {
+    use crux_devtools::collector::{MAX_SCAN_RECORDS, RunFilter, views};
+    let db = temp_db();
+    let mut store = Store::open(&db).unwrap();
+    // Runs of 100 records each: one more run than the budget holds.
+    let runs = (MAX_SCAN_RECORDS / 100 + 1) as u32;
+    for r in 0..runs {
+        let run = format!("run_{r:04}");
+        let seg = format!("seg_{r:04}");
+        let started = format!(
+            "2026-01-01T{:02}:{:02}:{:02}.000Z",
+            r / 3600,
+            (r / 60) % 60,
+            r % 60
+        );
+        let mut records = vec![start_record(&format!("rec_{r}_0"), &run, &seg, 1, &started)];
+        for i in 0..99 {
+            let mut e = event(&format!("rec_{r}_{}", i + 1), &run, &seg, i + 2);
+            e["name"] = json!(if r == 0 { "zq 日本" } else { "note" });
+            records.push(e);
+        }
+        assert!(store.ingest(5, &records).unwrap().iter().all(Result::is_ok));
+    }
+    // Only the oldest run holds "zq": the scan stops before it, and says so.
+    for text in ["zq", "日本", "q 日"] {
+        let found = views::search(&store, text, &RunFilter::default(), usize::MAX).unwrap();
+        assert!(found.runs.is_empty(), "{text}");
+        assert!(found.truncated, "{text}");
+    }
+    // With a filter keeping the old run, it is found.
+    let old = RunFilter {
+        until_ms: Some(1_767_225_600_000),
+        ..RunFilter::default()
+    };
+    let found = views::search(&store, "zq", &old, usize::MAX).unwrap();
+    assert_eq!(found.runs, ["run_0000"]);
+    assert!(!found.truncated);
+    // A text with 3 ASCII characters in a row is looked up in the index, whatever else
+    // it holds: every run is reachable.
+    let found = views::search(&store, "zq 日本", &RunFilter::default(), usize::MAX).unwrap();
+    assert_eq!(found.runs, ["run_0000"]);
+    assert!(!found.truncated);
+    let found = views::search(&store, "NOTE", &RunFilter::default(), 3).unwrap();
+    assert_eq!(found.runs.len(), 3);
+    assert!(found.truncated, "stopped at 3 runs");
 }
 
 /// Without a token the collector serves loopback names only (a rebound DNS name is

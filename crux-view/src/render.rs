@@ -1,6 +1,7 @@
 //! Plain-text output of the commands: stable, no colour, no terminal probing, so the same
 //! store always prints the same text.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use crate::model::{Direction, Link, Target};
@@ -16,48 +17,54 @@ pub fn runs_text(runs: &[RunSummary], store: &str) -> String {
     let header = [
         "RUN", "NAME", "ROOT", "STATUS", "DURATION", "STARTED", "RECORDS",
     ];
-    let rows: Vec<[String; 7]> = runs
+    // Each cell with its width in characters (counted once: a list can hold 10 000 runs).
+    let rows: Vec<[(Cow<'_, str>, usize); 7]> = runs
         .iter()
         .map(|r| {
             [
-                clean(&r.run_id),
-                clean(&r.name),
-                clean(&r.root_primitive),
-                clean(&r.status),
-                r.duration_ms
-                    .map_or_else(|| "-".to_owned(), format_duration),
-                r.started_at
-                    .as_deref()
-                    .map_or_else(|| "-".to_owned(), clean),
-                r.records.to_string(),
+                cell(cleaned(&r.run_id)),
+                cell(cleaned(&r.name)),
+                cell(cleaned(&r.root_primitive)),
+                cell(cleaned(&r.status)),
+                cell(
+                    r.duration_ms
+                        .map_or(Cow::Borrowed("-"), |ms| Cow::Owned(format_duration(ms))),
+                ),
+                cell(r.started_at.as_deref().map_or(Cow::Borrowed("-"), cleaned)),
+                cell(Cow::Owned(r.records.to_string())),
             ]
         })
         .collect();
     let mut widths = header.map(|h| h.chars().count());
     for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+        for (width, (_, w)) in widths.iter_mut().zip(row) {
+            *width = (*width).max(*w);
         }
     }
-    let mut out = String::new();
-    let mut line = |cells: Vec<&str>| {
-        let mut text = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                text.push_str(cell);
-            } else {
-                let pad = widths[i] - cell.chars().count();
-                let _ = write!(text, "{cell}{}  ", " ".repeat(pad));
+    let mut out = String::with_capacity((widths.iter().sum::<usize>() + 14) * (rows.len() + 1));
+    let mut line = |cells: [(&str, usize); 7]| {
+        let start = out.len();
+        for (i, (text, width)) in cells.iter().enumerate() {
+            out.push_str(text);
+            if i + 1 < cells.len() {
+                out.extend(std::iter::repeat_n(' ', widths[i] - width + 2));
             }
         }
-        out.push_str(text.trim_end());
+        let end = start + out[start..].trim_end().len();
+        out.truncate(end);
         out.push('\n');
     };
-    line(header.to_vec());
+    line(header.map(|h| (h, h.chars().count())));
     for row in &rows {
-        line(row.iter().map(String::as_str).collect());
+        line(row.each_ref().map(|(text, width)| (text.as_ref(), *width)));
     }
     out
+}
+
+/// A cell with its width in characters.
+fn cell(text: Cow<'_, str>) -> (Cow<'_, str>, usize) {
+    let width = text.chars().count();
+    (text, width)
 }
 
 /// `crux show`: the run header, then its span tree.
@@ -355,16 +362,23 @@ fn shorten(text: &str, max: usize) -> String {
 /// Record text made safe for one line of a terminal: control characters (newlines, escape
 /// sequences) are shown escaped instead of acting on the layout or the terminal.
 fn clean(text: &str) -> String {
+    cleaned(text).into_owned()
+}
+
+/// [`clean`], borrowing the text when it needs no escaping (the common case).
+fn cleaned(text: &str) -> Cow<'_, str> {
     if !text.chars().any(char::is_control) {
-        return text.to_owned();
+        return Cow::Borrowed(text);
     }
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().collect()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
 }

@@ -57,7 +57,9 @@ fn runs(store: &Store, query: &Query) -> Result<Reply, StoreError> {
     let (filter, truncated) = match query.text("q") {
         None => (filter, false),
         Some(text) => {
-            let found = views::search(store, text, MAX_SEARCH_RUNS)?;
+            // The filters choose the runs searched, so a match the filters keep is found
+            // however many runs match the text alone.
+            let found = views::search(store, text, &filter, filter.limit.min(MAX_SEARCH_RUNS))?;
             (
                 RunFilter {
                     run_ids: Some(found.runs),
@@ -147,7 +149,7 @@ fn search(store: &Store, query: &Query) -> Result<Reply, StoreError> {
         Ok(n) => n,
         Err(e) => return Ok(bad_query(e)),
     };
-    let found = views::search(store, text, limit)?;
+    let found = views::search(store, text, &RunFilter::default(), limit)?;
     let hits = serde_json::to_value(&found.hits).expect("hits serialize");
     Ok(Reply::json(
         200,

@@ -1,10 +1,13 @@
 //! `POST /api/observability/records`: the ingest contract (dispositions, 413, 422, 503).
 
+use std::collections::BTreeMap;
 use std::io::Read;
 
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tiny_http::Request;
 
+use super::incoming::Incoming;
 use super::reply::Reply;
 use super::{MAX_BODY, Shared};
 
@@ -24,23 +27,40 @@ pub(super) fn ingest(request: &mut Request, shared: &Shared) -> Reply {
     if body.len() > MAX_BODY {
         return too_large();
     }
-    let batch: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
+    // The records stay JSON text until each is parsed on its own: stored as received,
+    // never serialized again.
+    let batch: BTreeMap<String, &RawValue> = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) if e.is_data() => {
+            return Reply::error(400, "invalid_batch", "the batch must be a JSON object");
+        }
         Err(e) => return Reply::error(400, "invalid_json", format!("malformed JSON: {e}")),
     };
-    let Value::Object(mut batch) = batch else {
-        return Reply::error(400, "invalid_batch", "the batch must be a JSON object");
-    };
-    let Some(Value::Array(records)) = batch.remove("records") else {
+    let Some(Ok(raw)) = batch
+        .get("records")
+        .map(|r| serde_json::from_str::<Vec<&RawValue>>(r.get()))
+    else {
         return Reply::error(400, "invalid_batch", "the batch needs a `records` array");
     };
-    let Some(version) = batch.get("schemaVersion").and_then(Value::as_u64) else {
+    let Some(version) = batch
+        .get("schemaVersion")
+        .and_then(|v| serde_json::from_str::<Value>(v.get()).ok())
+        .and_then(|v| v.as_u64())
+    else {
         return Reply::error(
             400,
             "invalid_batch",
             "the batch needs a numeric `schemaVersion`",
         );
     };
+    let mut records = Vec::with_capacity(raw.len());
+    for r in &raw {
+        match serde_json::from_str::<Value>(r.get()) {
+            Ok(v) => records.push(v),
+            // Well-formed, but not representable (a number out of range).
+            Err(e) => return Reply::error(400, "invalid_json", format!("malformed JSON: {e}")),
+        }
+    }
     // The records move to the writer; the dispositions need only their ids.
     let ids: Vec<Value> = records
         .iter()
@@ -60,7 +80,15 @@ pub(super) fn ingest(request: &mut Request, shared: &Shared) -> Reply {
         let dispositions = all("rejected", "unsupported_schema_version", false, &message);
         return Reply::json(422, json!({ "dispositions": dispositions }));
     }
-    let health = batch.remove("sourceHealth");
+    let health = batch
+        .get("sourceHealth")
+        .and_then(|h| serde_json::from_str::<Value>(h.get()).ok());
+    // Prepared here, on the request's thread: the writer is one thread for all.
+    let records = records
+        .into_iter()
+        .zip(&raw)
+        .map(|(value, text)| Incoming::with_text(value, text.get().to_owned()))
+        .collect();
     let results = match shared.writer.ingest(version, records, health) {
         Ok(r) => r,
         Err(e) => {

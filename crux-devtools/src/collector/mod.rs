@@ -26,6 +26,7 @@
 
 mod api;
 mod checkpoint;
+mod incoming;
 mod ingest;
 mod query;
 mod reply;
@@ -41,11 +42,13 @@ use std::thread::JoinHandle;
 
 use tiny_http::{Method, Request, Server};
 
+pub use self::incoming::Incoming;
 use self::query::Query;
 pub use self::query::QueryError;
 use self::reply::Reply;
 pub use self::store::{
-    MAX_SOURCES, Rejection, RunFilter, RunRow, STORE_VERSION, Store, StoreError,
+    Candidates, MAX_SCAN_RECORDS, MAX_SOURCES, Rejection, RunFilter, RunRow, STORE_VERSION, Store,
+    StoreError, index_query,
 };
 
 /// The collector's default address (the TypeScript devtools' port).

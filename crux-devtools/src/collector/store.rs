@@ -11,8 +11,10 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde_json::{Map, Value, json};
 
+use super::incoming::{Incoming, searchable};
+
 /// The store's schema version, kept in `PRAGMA user_version`.
-pub const STORE_VERSION: i64 = 2;
+pub const STORE_VERSION: i64 = 3;
 
 /// Most distinct `sourceHealth` sources remembered.
 pub const MAX_SOURCES: i64 = 256;
@@ -58,10 +60,15 @@ CREATE TABLE IF NOT EXISTS runs (
   total_tokens INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS runs_by_user ON runs(user_id) WHERE user_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS runs_newest_first ON runs(started_ms DESC, first_seq DESC);
+-- The run list, newest first, read from the index alone (it holds every column a listed
+-- run shows, in RUN_COLUMNS): a list of 10 000 runs is one ordered range of the index, not
+-- 10 000 lookups of rows by run id.
+CREATE INDEX IF NOT EXISTS runs_listed ON runs(started_ms DESC, first_seq DESC, name,
+  root_primitive, status, started_at, started_ns, ended_ns, duration_ms, records, session_id,
+  user_id, model_calls, input_tokens, output_tokens, total_tokens);
 CREATE INDEX IF NOT EXISTS runs_by_session ON runs(session_id) WHERE session_id IS NOT NULL;
 CREATE VIRTUAL TABLE IF NOT EXISTS search_text USING fts5(
-  text, run_id UNINDEXED, tokenize = 'trigram'
+  text, content = '', columnsize = 0, detail = none, tokenize = 'trigram'
 );
 CREATE TABLE IF NOT EXISTS sources (
   source_id TEXT PRIMARY KEY,
@@ -73,6 +80,12 @@ CREATE TABLE IF NOT EXISTS sources (
   last_error TEXT
 ) WITHOUT ROWID;
 ";
+
+// The full-text index (`search_text`) holds trigrams and, per trigram, the records
+// (`records.seq` = its rowid) holding it: no copy of the text (`content = ''`), no sizes
+// (`columnsize = 0`, for ranking, which no query does) and no positions (`detail = none`),
+// which halves what a record costs to index. A search looks up every trigram of the
+// text: a superset of the records holding it, which the viewer's search then checks.
 
 /// Version 1 → 2: the per-run model totals, backfilled from the stored records.
 const MIGRATE_1_TO_2: &str = "
@@ -209,6 +222,122 @@ impl Default for RunFilter {
             limit: 200,
         }
     }
+}
+
+/// Most records a search reads when the full-text index cannot narrow it (a text under 3
+/// characters, or without 3 ASCII characters in a row): the newest runs up to this many
+/// records are searched, and the answer says it was cut.
+pub const MAX_SCAN_RECORDS: u64 = 20_000;
+
+/// The candidate runs of a search ([`Store::search_candidates`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Candidates {
+    /// Run ids, newest first.
+    pub runs: Vec<String>,
+    /// Older runs were left out: the text could not be looked up in the index, and these
+    /// runs hold [`MAX_SCAN_RECORDS`] records.
+    pub cut: bool,
+}
+
+/// The SQL conditions of a [`RunFilter`] with their bound values (`?N` in order).
+struct Clauses {
+    clauses: Vec<String>,
+    values: Vec<rusqlite::types::Value>,
+}
+
+impl Clauses {
+    /// `None` when the filter keeps no run (an empty `run_ids`).
+    fn of(filter: &RunFilter) -> Option<Clauses> {
+        use rusqlite::types::Value as Sql;
+        let mut c = Clauses {
+            clauses: Vec::new(),
+            values: Vec::new(),
+        };
+        if let Some(status) = &filter.status {
+            c.push("status = ?", Sql::Text(status.clone()));
+        }
+        if let Some(name) = &filter.name {
+            c.push("instr(lower(name), lower(?)) > 0", Sql::Text(name.clone()));
+        }
+        if let Some(since) = filter.since_ms {
+            c.push("started_ms >= ?", Sql::Integer(since));
+        }
+        if let Some(until) = filter.until_ms {
+            c.push("started_ms <= ?", Sql::Integer(until));
+        }
+        if let Some(session) = &filter.session_id {
+            c.push("session_id = ?", Sql::Text(session.clone()));
+        }
+        if let Some(user) = &filter.user_id {
+            c.push("user_id = ?", Sql::Text(user.clone()));
+        }
+        if let Some(ids) = &filter.run_ids {
+            if ids.is_empty() {
+                return None;
+            }
+            let json = serde_json::to_string(ids).expect("strings serialize");
+            c.push(
+                "run_id IN (SELECT value FROM json_each(?))",
+                Sql::Text(json),
+            );
+        }
+        Some(c)
+    }
+
+    /// Binds `value`; its placeholder (`?N`).
+    fn bind(&mut self, value: rusqlite::types::Value) -> String {
+        self.values.push(value);
+        format!("?{}", self.values.len())
+    }
+
+    /// A condition whose one `?` is `value`.
+    fn push(&mut self, clause: &str, value: rusqlite::types::Value) {
+        let placeholder = self.bind(value);
+        self.clauses.push(clause.replace('?', &placeholder));
+    }
+
+    fn where_sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+}
+
+/// Most trigrams one full-text query looks up (any of a text's trigrams rule out only
+/// records that cannot hold it, so a subset keeps every match).
+const MAX_QUERY_TRIGRAMS: usize = 16;
+
+/// The full-text query for the records whose searchable text may hold `text` ignoring
+/// case: each of its trigrams of ASCII characters, all required (the index keeps no
+/// positions, so this is a superset of the records holding the text; the viewer's search
+/// decides). `None` when `text` has no 3 ASCII characters in a row: the index holds
+/// trigrams only, and folds the case of ASCII letters only as Rust does.
+pub fn index_query(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    let mut trigrams: Vec<&str> = Vec::new();
+    for w in lower.as_bytes().windows(3) {
+        // UTF-8 encodes only ASCII characters in bytes under 0x80.
+        if w.is_ascii() {
+            let t = std::str::from_utf8(w).expect("ASCII");
+            if !trigrams.contains(&t) {
+                trigrams.push(t);
+            }
+        }
+    }
+    if trigrams.is_empty() {
+        return None;
+    }
+    let n = trigrams.len();
+    let picked =
+        (0..n.min(MAX_QUERY_TRIGRAMS)).map(|i| trigrams[i * n / n.min(MAX_QUERY_TRIGRAMS)]);
+    Some(
+        picked
+            .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" AND "),
+    )
 }
 
 /// Why a record was not stored (the disposition codes of the ingest contract).
@@ -418,8 +547,19 @@ impl Store {
                 .execute_batch(&format!("BEGIN; {MIGRATE_1_TO_2} COMMIT;"))
                 .map_err(sql(&store.path))?;
         }
+        // Version 2 → 3: the full-text index without content, sizes or positions, rebuilt;
+        // the run list's index covering what a listed run shows.
+        let rebuild_search = (1..3).contains(&found);
+        if rebuild_search {
+            store
+                .conn
+                .execute_batch(
+                    "DROP TABLE IF EXISTS search_text; DROP INDEX IF EXISTS runs_newest_first;",
+                )
+                .map_err(sql(&store.path))?;
+        }
         store.conn.execute_batch(SCHEMA).map_err(sql(&store.path))?;
-        if found == 1 {
+        if rebuild_search {
             backfill_search(&store.conn).map_err(sql(&store.path))?;
         }
         store
@@ -495,18 +635,19 @@ impl Store {
         schema_version: u64,
         records: &[Value],
     ) -> Result<Vec<Result<(), Rejection>>, StoreError> {
+        let records: Vec<Incoming> = records.iter().cloned().map(Incoming::new).collect();
         Ok(self
-            .ingest_batches(&[(schema_version, records)])?
+            .ingest_prepared(&[(schema_version, &records[..])])?
             .pop()
             .expect("one batch in, one out"))
     }
 
-    /// Stores several batches in one transaction (group commit: one commit's page writes
-    /// shared by every batch waiting for the writer), one result list per batch. Either
-    /// every batch is stored or, on an error, none.
-    pub fn ingest_batches(
+    /// Stores several batches of prepared records in one transaction (group commit: one
+    /// commit's page writes shared by every batch waiting for the writer), one result list
+    /// per batch. Either every batch is stored or, on an error, none.
+    pub fn ingest_prepared(
         &mut self,
-        batches: &[(u64, &[Value])],
+        batches: &[(u64, &[Incoming])],
     ) -> Result<Vec<Vec<Result<(), Rejection>>>, StoreError> {
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(sql(&path))?;
@@ -525,7 +666,7 @@ impl Store {
                 .prepare_cached("INSERT INTO segments(segment_id, run_id) VALUES (?1, ?2)")
                 .map_err(sql(&path))?;
             let mut index = tx
-                .prepare_cached("INSERT INTO search_text(rowid, text, run_id) VALUES (?1, ?2, ?3)")
+                .prepare_cached("INSERT INTO search_text(rowid, text) VALUES (?1, ?2)")
                 .map_err(sql(&path))?;
             // A record whose id or (segment, seq) slot is taken is not inserted (the unique
             // indexes decide, in the same lookup the insert makes anyway); only then is
@@ -553,7 +694,8 @@ impl Store {
             };
             for &(schema_version, records) in batches {
                 let mut results = Vec::with_capacity(records.len());
-                for v in records {
+                for record in records {
+                    let v = &record.value;
                     let b = match base(v, schema_version) {
                         Ok(b) => b,
                         Err(r) => {
@@ -582,7 +724,7 @@ impl Store {
                             matches!(b.kind, "span:start" | "span")
                                 .then(|| v.get("spanId").and_then(Value::as_str))
                                 .flatten(),
-                            v.to_string()
+                            record.text
                         ])
                         .map_err(sql(&path))?;
                     if inserted == 0 {
@@ -590,10 +732,8 @@ impl Store {
                         continue;
                     }
                     let seq = tx.last_insert_rowid();
-                    if let Some(text) = searchable(v, seq) {
-                        index
-                            .execute(params![seq, text, b.run_id])
-                            .map_err(sql(&path))?;
+                    if let Some(text) = &record.search {
+                        index.execute(params![seq, text]).map_err(sql(&path))?;
                     }
                     if known.is_none() {
                         add_segment
@@ -705,78 +845,69 @@ impl Store {
 
     /// The runs `filter` keeps, newest first, at most `filter.limit`.
     pub fn runs_filtered(&self, filter: &RunFilter) -> Result<Vec<RunRow>, StoreError> {
-        use rusqlite::types::Value as Sql;
-        let mut clauses = Vec::new();
-        let mut values: Vec<Sql> = Vec::new();
-        let mut push = |clause: &str, value: Sql| {
-            values.push(value);
-            clauses.push(clause.replace('?', &format!("?{}", values.len())));
+        let Some(mut clauses) = Clauses::of(filter) else {
+            return Ok(Vec::new());
         };
-        if let Some(status) = &filter.status {
-            push("status = ?", Sql::Text(status.clone()));
-        }
-        if let Some(name) = &filter.name {
-            push("instr(lower(name), lower(?)) > 0", Sql::Text(name.clone()));
-        }
-        if let Some(since) = filter.since_ms {
-            push("started_ms >= ?", Sql::Integer(since));
-        }
-        if let Some(until) = filter.until_ms {
-            push("started_ms <= ?", Sql::Integer(until));
-        }
-        if let Some(session) = &filter.session_id {
-            push("session_id = ?", Sql::Text(session.clone()));
-        }
-        if let Some(user) = &filter.user_id {
-            push("user_id = ?", Sql::Text(user.clone()));
-        }
-        if let Some(ids) = &filter.run_ids {
-            if ids.is_empty() {
-                return Ok(Vec::new());
-            }
-            let json = serde_json::to_string(ids).expect("strings serialize");
-            push(
-                "run_id IN (SELECT value FROM json_each(?))",
-                Sql::Text(json),
+        let limit = clauses.bind(rusqlite::types::Value::Integer(filter.limit as i64));
+        let query = format!(
+            "SELECT {RUN_COLUMNS} FROM runs {} ORDER BY started_ms DESC, first_seq DESC LIMIT {limit}",
+            clauses.where_sql()
+        );
+        self.query_runs(&query, rusqlite::params_from_iter(clauses.values))
+    }
+
+    /// The runs a search for `text` has to look into, among those `filter` keeps (its
+    /// `limit` aside), newest first: those with a record whose searchable text (what
+    /// `crux_view::search::record_texts` gives) may hold `text`, ignoring case, found in
+    /// the full-text index. A text the index cannot look up (see [`index_query`]), or one
+    /// that a placeholder name matches (which any run may show), rules out no run: then
+    /// only the newest runs up to [`MAX_SCAN_RECORDS`] records are candidates, and
+    /// [`Candidates::cut`] says when that left runs out.
+    pub fn search_candidates(
+        &self,
+        filter: &RunFilter,
+        text: &str,
+    ) -> Result<Candidates, StoreError> {
+        let Some(mut clauses) = Clauses::of(filter) else {
+            return Ok(Candidates::default());
+        };
+        let indexed = (!crux_view::search::placeholder_matches(text))
+            .then(|| index_query(text))
+            .flatten();
+        if let Some(query) = &indexed {
+            clauses.push(
+                "run_id IN (SELECT r.run_id FROM records r WHERE r.seq IN \
+                 (SELECT rowid FROM search_text WHERE search_text MATCH ?))",
+                rusqlite::types::Value::Text(query.clone()),
             );
         }
-        let filter_sql = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", clauses.join(" AND "))
-        };
-        values.push(Sql::Integer(filter.limit as i64));
         let query = format!(
-            "SELECT {RUN_COLUMNS} FROM runs {filter_sql} ORDER BY started_ms DESC, first_seq DESC LIMIT ?{}",
-            values.len()
+            "SELECT run_id, records FROM runs {} ORDER BY started_ms DESC, first_seq DESC",
+            clauses.where_sql()
         );
-        self.query_runs(&query, rusqlite::params_from_iter(values))
-    }
-
-    /// Every run id, newest first.
-    pub fn all_run_ids(&self) -> Result<Vec<String>, StoreError> {
-        self.texts(
-            "SELECT run_id FROM runs ORDER BY started_ms DESC, first_seq DESC",
-            [],
-        )
-    }
-
-    /// The runs, newest first, with a stored record whose searchable text (what
-    /// `crux_view::search::record_texts` gives) may hold `text`, ignoring case: a superset
-    /// of the runs a search for it matches, found in the full-text index (FTS5 trigrams).
-    /// A text the index cannot look up (under 3 characters, or not ASCII, whose case
-    /// folding SQLite and Rust may do differently) rules out no run.
-    pub fn runs_containing(&self, text: &str) -> Result<Vec<String>, StoreError> {
-        if text.chars().count() < 3 || !text.is_ascii() {
-            return self.all_run_ids();
+        let mut s = self.conn.prepare_cached(&query).map_err(sql(&self.path))?;
+        let mut rows = s
+            .query(rusqlite::params_from_iter(clauses.values))
+            .map_err(sql(&self.path))?;
+        let mut found = Candidates::default();
+        let mut budget = MAX_SCAN_RECORDS;
+        while let Some(row) = rows.next().map_err(sql(&self.path))? {
+            let (run_id, records): (String, i64) = (
+                row.get(0).map_err(sql(&self.path))?,
+                row.get(1).map_err(sql(&self.path))?,
+            );
+            if indexed.is_none() {
+                // Without the index every run is read and built: bounded by records.
+                let records = records.max(1) as u64;
+                if records > budget && !found.runs.is_empty() {
+                    found.cut = true;
+                    break;
+                }
+                budget = budget.saturating_sub(records);
+            }
+            found.runs.push(run_id);
         }
-        let phrase = format!("\"{}\"", text.replace('"', "\"\""));
-        self.texts(
-            "SELECT run_id FROM runs WHERE run_id IN \
-             (SELECT run_id FROM search_text WHERE search_text MATCH ?1) \
-             ORDER BY started_ms DESC, first_seq DESC",
-            params![phrase],
-        )
+        Ok(found)
     }
 
     /// The store's revision: grows with every stored record, so a reader polls it to know
@@ -905,31 +1036,21 @@ impl Store {
     }
 }
 
-/// The text the full-text index holds for a record: every text a search compares
-/// (`crux_view::search::record_texts`), one per line; `None` when there is none.
-fn searchable(v: &Value, seq: i64) -> Option<String> {
-    let record = crux_view::record::decode_value(seq as usize, v).ok()?;
-    let texts = crux_view::search::record_texts(&record);
-    (!texts.is_empty()).then(|| texts.join("\n"))
-}
-
-/// Fills the full-text index from the stored records (a store from before it).
+/// Fills the (new, empty) full-text index from the stored records (a store from before
+/// it, or from before its present form).
 fn backfill_search(conn: &Connection) -> rusqlite::Result<()> {
     let tx = conn.unchecked_transaction()?;
-    tx.execute("DELETE FROM search_text", [])?;
     {
-        let mut read = tx.prepare("SELECT seq, run_id, payload FROM records ORDER BY seq")?;
-        let mut write =
-            tx.prepare("INSERT INTO search_text(rowid, text, run_id) VALUES (?1, ?2, ?3)")?;
+        let mut read = tx.prepare("SELECT seq, payload FROM records ORDER BY seq")?;
+        let mut write = tx.prepare("INSERT INTO search_text(rowid, text) VALUES (?1, ?2)")?;
         let mut rows = read.query([])?;
         while let Some(row) = rows.next()? {
-            let (seq, run_id, payload): (i64, String, String) =
-                (row.get(0)?, row.get(1)?, row.get(2)?);
+            let (seq, payload): (i64, String) = (row.get(0)?, row.get(1)?);
             let Ok(v) = serde_json::from_str::<Value>(&payload) else {
                 continue;
             };
-            if let Some(text) = searchable(&v, seq) {
-                write.execute(params![seq, text, run_id])?;
+            if let Some(text) = searchable(&v) {
+                write.execute(params![seq, text])?;
             }
         }
     }
@@ -998,4 +1119,55 @@ fn merge_run(tx: &rusqlite::Transaction<'_>, run_id: &str, d: RunDelta) -> rusql
         d.total_tokens
     ])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RUN_COLUMNS, Store, index_query};
+
+    /// The run list reads the covering index alone, in its order: no row lookups, no sort.
+    #[test]
+    fn the_run_list_is_one_range_of_a_covering_index() {
+        let dir = std::env::temp_dir().join(format!("crux-store-plan-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(dir.join("devtools.db")).unwrap();
+        let plan: Vec<String> = store
+            .conn
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN SELECT {RUN_COLUMNS} FROM runs \
+                 ORDER BY started_ms DESC, first_seq DESC LIMIT 10000"
+            ))
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(plan, ["SCAN runs USING COVERING INDEX runs_listed"]);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_index_query_requires_each_ascii_trigram_of_the_text() {
+        assert_eq!(index_query("ab"), None);
+        assert_eq!(index_query("日本語"), None);
+        assert_eq!(index_query("é aé"), None);
+        assert_eq!(
+            index_query("Draft").as_deref(),
+            Some(r#""dra" AND "raf" AND "aft""#)
+        );
+        // Repeated trigrams once; a quote doubled inside the quoted string.
+        assert_eq!(index_query("aaaa").as_deref(), Some(r#""aaa""#));
+        assert_eq!(index_query(r#"a"b"#).as_deref(), Some(r#""a""b""#));
+        // Only the runs of ASCII characters count.
+        assert_eq!(
+            index_query("café au").as_deref(),
+            Some(r#""caf" AND " au""#)
+        );
+        // A long text: at most 16 of its trigrams.
+        let long = "abcdefghijklmnopqrstuvwxyz0123456789";
+        let query = index_query(long).unwrap();
+        assert_eq!(query.matches(" AND ").count(), 15);
+        assert!(query.starts_with(r#""abc""#));
+    }
 }

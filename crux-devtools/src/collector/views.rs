@@ -11,7 +11,7 @@ use crux_view::search;
 use crux_view::view::{Hit, RunView};
 use serde_json::Value;
 
-use super::store::{Store, StoreError};
+use super::store::{RunFilter, Store, StoreError};
 
 /// Decodes stored record texts into `out`, skipping unreadable ones and repeated
 /// `recordId`s (`seen` spans several calls).
@@ -82,33 +82,35 @@ pub fn run_view(
         .map(|run| fold::view(run, folding)))
 }
 
-/// What [`search()`] found: the hits, newest run first, and whether it stopped at the run
-/// limit.
+/// What [`search()`] found: the hits, newest run first, and whether it stopped early.
 #[derive(Debug)]
 pub struct Found {
     /// The matches (`crux search --json`'s shape).
     pub hits: Vec<Hit>,
     /// Runs with at least one hit, newest first.
     pub runs: Vec<String>,
-    /// More runs may match than were searched.
+    /// More runs may match than were searched: the search stopped at its run limit, or
+    /// (for a text the full-text index cannot look up) read only the newest runs.
     pub truncated: bool,
 }
 
 /// Matches of `text` (ignoring case) in run and span names, primitives, attribute values,
-/// event names and errors, as `crux search` finds them, in at most `max_runs` runs with a
-/// match. Only runs whose stored records contain the text are built.
-pub fn search(store: &Store, text: &str, max_runs: usize) -> Result<Found, StoreError> {
-    let candidates = if search::placeholder_matches(text) {
-        store.all_run_ids()?
-    } else {
-        store.runs_containing(text)?
-    };
+/// event names and errors, as `crux search` finds them, among the runs `filter` keeps (its
+/// `limit` aside), in at most `max_runs` runs with a match, newest first. Only the runs
+/// whose stored records may hold the text are built ([`Store::search_candidates`]).
+pub fn search(
+    store: &Store,
+    text: &str,
+    filter: &RunFilter,
+    max_runs: usize,
+) -> Result<Found, StoreError> {
+    let candidates = store.search_candidates(filter, text)?;
     let mut found = Found {
         hits: Vec::new(),
         runs: Vec::new(),
-        truncated: false,
+        truncated: candidates.cut,
     };
-    for run_id in candidates {
+    for run_id in candidates.runs {
         if found.runs.len() == max_runs {
             found.truncated = true;
             break;

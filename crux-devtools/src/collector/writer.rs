@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 
 use serde_json::Value;
 
+use super::incoming::Incoming;
 use super::lock;
 use super::store::{Rejection, Store, StoreError};
 
@@ -20,7 +21,7 @@ pub(super) type Outcome = Result<Vec<Result<(), Rejection>>, Arc<StoreError>>;
 
 struct Job {
     schema_version: u64,
-    records: Vec<Value>,
+    records: Vec<Incoming>,
     health: Option<Value>,
     done: SyncSender<Outcome>,
 }
@@ -49,7 +50,7 @@ impl Writer {
     pub(super) fn ingest(
         &self,
         schema_version: u64,
-        records: Vec<Value>,
+        records: Vec<Incoming>,
         health: Option<Value>,
     ) -> Outcome {
         let (done, wait) = sync_channel(1);
@@ -88,11 +89,11 @@ fn run(mut store: Store, jobs: &Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let batches: Vec<(u64, &[Value])> = group
+        let batches: Vec<(u64, &[Incoming])> = group
             .iter()
             .map(|j| (j.schema_version, &j.records[..]))
             .collect();
-        let stored = store.ingest_batches(&batches).map_err(Arc::new);
+        let stored = store.ingest_prepared(&batches).map_err(Arc::new);
         for job in &group {
             if let Some(health) = &job.health {
                 // Health is advisory: a failure to keep it never fails the records.

@@ -11,7 +11,9 @@ use crux_view::view::{Hit, RunSummary};
 #[cfg(feature = "devtools-collector")]
 mod imp {
     use super::*;
-    use crux_devtools::collector::{Collector, CollectorOptions, RunRow, Store, views};
+    use crux_devtools::collector::{
+        Collector, CollectorOptions, MAX_SCAN_RECORDS, RunFilter, RunRow, Store, views,
+    };
 
     /// Most runs `crux runs --db` lists (newest first).
     pub const MAX_LISTED: usize = 10_000;
@@ -43,9 +45,22 @@ mod imp {
         }
     }
 
-    pub fn runs(path: &Path) -> Result<Vec<RunSummary>, CliError> {
+    /// The newest runs (at most [`MAX_LISTED`]) started within `since_ms..=until_ms` (ms
+    /// since the epoch), filtered in the query so that the limit counts only those.
+    pub fn runs(
+        path: &Path,
+        since_ms: Option<i64>,
+        until_ms: Option<i64>,
+    ) -> Result<Vec<RunSummary>, CliError> {
         let store = open(path)?;
-        let rows = store.runs(MAX_LISTED).map_err(db_error)?;
+        let rows = store
+            .runs_filtered(&RunFilter {
+                since_ms,
+                until_ms,
+                limit: MAX_LISTED,
+                ..RunFilter::default()
+            })
+            .map_err(db_error)?;
         if rows.len() == MAX_LISTED {
             eprintln!("crux: note: the newest {MAX_LISTED} runs are listed");
         }
@@ -95,12 +110,20 @@ mod imp {
     }
 
     /// Every match of `text` (`crux search --db`): only the runs the full-text index
-    /// names are built.
+    /// names are built. A text the index cannot look up (under 3 characters) is looked
+    /// for in the newest runs only, with a note saying so.
     pub fn search(path: &Path, text: &str) -> Result<Vec<Hit>, CliError> {
         let store = open(path)?;
-        Ok(views::search(&store, text, usize::MAX)
-            .map_err(db_error)?
-            .hits)
+        let found =
+            views::search(&store, text, &RunFilter::default(), usize::MAX).map_err(db_error)?;
+        if found.truncated {
+            eprintln!(
+                "crux: note: {text:?} cannot be looked up in the full-text index (it needs 3 \
+                 ASCII characters in a row): the newest runs, up to {MAX_SCAN_RECORDS} records, \
+                 were searched"
+            );
+        }
+        Ok(found.hits)
     }
 
     pub fn serve(listen: &str, db: &Path, token: Option<String>) -> Result<(), CliError> {
@@ -136,7 +159,7 @@ mod imp {
     fn missing() -> CliError {
         CliError::NoCollector
     }
-    pub fn runs(_: &Path) -> Result<Vec<RunSummary>, CliError> {
+    pub fn runs(_: &Path, _: Option<i64>, _: Option<i64>) -> Result<Vec<RunSummary>, CliError> {
         Err(missing())
     }
     pub fn run_model(_: &Path, _: &str) -> Result<(String, Model), CliError> {

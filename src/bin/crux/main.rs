@@ -49,7 +49,14 @@ fn run(command: Command) -> Result<(), CliError> {
             until,
         } => {
             let mut runs: Vec<RunSummary> = match &common.db {
-                Some(db) => db::runs(db)?,
+                // The database filters by time in its query (to the millisecond, rounded
+                // outwards; `retain` below keeps the exact bounds), so that the newest
+                // runs listed are the newest of those within the bounds.
+                Some(db) => db::runs(
+                    db,
+                    since.map(|t| t.as_nanosecond().div_euclid(1_000_000) as i64),
+                    until.map(|t| (t.as_nanosecond() + 999_999).div_euclid(1_000_000) as i64),
+                )?,
                 None => {
                     let mut digests = Digests::default();
                     let scan = store::scan(&common.store, |record, bytes| {

@@ -169,7 +169,7 @@ async function runsPage(params) {
   const focused = document.activeElement && document.activeElement.name;
   app.replaceChildren(filterBar(params), runsTable(body.runs, params.get("group")));
   if (body.searchTruncated) {
-    app.appendChild(el("p", { class: "muted" }, "Search stopped at 200 matching runs: narrow the text."));
+    app.appendChild(el("p", { class: "muted" }, "Search stopped early (at 200 matching runs, or, for a text without 3 ASCII characters in a row, after the newest runs): narrow the text or filter the runs."));
   }
   if (focused) {
     const input = app.querySelector('[name="' + focused + '"]');
