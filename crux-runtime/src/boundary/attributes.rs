@@ -43,16 +43,17 @@ pub(super) fn attributes_of(
         BoundaryKind::Action => "action",
         BoundaryKind::Schedule => "schedule",
     };
-    // Room for the acknowledgement's `status` and `error` too.
-    let mut attrs = Attributes::with_capacity(9)
-        .with("boundaryId", id_value(&boundary.id))
-        .with("boundarySpanId", id_value(&boundary.span_id))
-        .with("boundaryKind", kind)
-        .with("boundaryLabel", label)
-        .with("functionRef", function_ref)
-        .with("parentSpanStack", Value::Array(stack));
+    // Fixed, distinct keys: pushed without a search. Room for the acknowledgement's
+    // `status` and `error` too.
+    let mut attrs = Attributes::with_capacity(9);
+    attrs.push_new("boundaryId", id_value(&boundary.id));
+    attrs.push_new("boundarySpanId", id_value(&boundary.span_id));
+    attrs.push_new("boundaryKind", kind);
+    attrs.push_new("boundaryLabel", label);
+    attrs.push_new("functionRef", function_ref);
+    attrs.push_new("parentSpanStack", Value::Array(stack));
     if let Some(lease) = lease {
-        attrs.set("leaseExpiresAt", lease);
+        attrs.push_new("leaseExpiresAt", lease);
     }
     attrs
 }
@@ -74,9 +75,9 @@ pub(super) fn span_name(label: &'static str, path: &'static str) -> &'static str
 
 /// When a boundary opened now goes stale.
 pub(super) fn lease_expiry() -> String {
-    Timestamp::now()
-        .plus_millis(BOUNDARY_LEASE.as_millis() as u64)
-        .to_string()
+    let at = Timestamp::now().plus_millis(BOUNDARY_LEASE.as_millis() as u64);
+    // The ISO bytes are ASCII; no formatter on every hop.
+    String::from_utf8_lossy(&at.to_iso_bytes()).into_owned()
 }
 
 /// How viewers show a boundary span.
