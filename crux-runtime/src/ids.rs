@@ -144,13 +144,16 @@ impl IdBuf {
     }
 }
 
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
+/// Each byte's value as a lowercase hex digit; `0xff` for every other byte.
+static HEX_VALUE: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut i = 0;
+    while i < 16 {
+        table[HEX[i] as usize] = i as u8;
+        i += 1;
     }
-}
+    table
+};
 
 fn parse_hex<const N: usize>(
     kind: &'static str,
@@ -168,10 +171,16 @@ fn parse_hex<const N: usize>(
         }));
     }
     let mut out = [0u8; N];
+    // Branch-free: any byte that is not lowercase hex sets bits above the low four.
+    let mut invalid = 0u8;
     for (i, pair) in digits.as_bytes().chunks_exact(2).enumerate() {
-        let hi = hex_val(pair[0]).ok_or(err(IdErrorReason::NotHex))?;
-        let lo = hex_val(pair[1]).ok_or(err(IdErrorReason::NotHex))?;
-        out[i] = (hi << 4) | lo;
+        let hi = HEX_VALUE[usize::from(pair[0])];
+        let lo = HEX_VALUE[usize::from(pair[1])];
+        invalid |= hi | lo;
+        out[i] = (hi << 4) | (lo & 0xf);
+    }
+    if invalid > 0xf {
+        return Err(err(IdErrorReason::NotHex));
     }
     if out.iter().all(|b| *b == 0) {
         return Err(err(IdErrorReason::AllZero));

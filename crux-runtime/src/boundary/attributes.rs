@@ -76,8 +76,10 @@ pub(super) fn span_name(label: &'static str, path: &'static str) -> &'static str
 /// When a boundary opened now goes stale.
 pub(super) fn lease_expiry() -> String {
     let at = Timestamp::now().plus_millis(BOUNDARY_LEASE.as_millis() as u64);
-    // The ISO bytes are ASCII; no formatter on every hop.
-    String::from_utf8_lossy(&at.to_iso_bytes()).into_owned()
+    // The ISO bytes are ASCII: no formatter on every hop.
+    std::str::from_utf8(&at.to_iso_bytes())
+        .map(str::to_owned)
+        .unwrap_or_default()
 }
 
 /// How viewers show a boundary span.

@@ -428,8 +428,47 @@ mod read {
             }
         }
 
-        /// Calls `member` for each key of an object; `member` reads the value.
+        /// Calls `member` with the index in `keys` of each key of an object; `member`
+        /// reads the value. An unknown key gives up.
+        ///
+        /// Keys are first looked for in `keys`' order from the last one found (the order
+        /// crux writes them in, optional keys skipped), quoted and followed by a colon
+        /// where the reader stands: one comparison per key, no scan. Any other order or
+        /// spacing takes the general path.
         fn object(
+            &mut self,
+            keys: &[&str],
+            mut member: impl FnMut(&mut Self, usize) -> Option<()>,
+        ) -> Option<()> {
+            self.eat(b'{')?;
+            if self.byte()? == b'}' {
+                self.at += 1;
+                return Some(());
+            }
+            let mut next = 0;
+            loop {
+                let index = match self.expected(keys, next) {
+                    Some(index) => index,
+                    None => {
+                        let key = self.key()?;
+                        keys.iter().position(|k| *k == key)?
+                    }
+                };
+                next = index + 1;
+                member(self, index)?;
+                match self.byte()? {
+                    b',' => self.at += 1,
+                    b'}' => {
+                        self.at += 1;
+                        return Some(());
+                    }
+                    _ => return None,
+                }
+            }
+        }
+
+        /// Calls `member` for each key of an object of any keys (a metadata map).
+        fn entries(
             &mut self,
             mut member: impl FnMut(&mut Self, &'a str) -> Option<()>,
         ) -> Option<()> {
@@ -450,6 +489,27 @@ mod read {
                     _ => return None,
                 }
             }
+        }
+
+        /// The index of the first of `keys[from..]` written right where the reader stands
+        /// as `"key":`, read past it.
+        fn expected(&mut self, keys: &[&str], from: usize) -> Option<usize> {
+            let rest = self.text.as_bytes().get(self.at..)?;
+            if rest.first() != Some(&b'"') {
+                return None;
+            }
+            for (index, key) in keys.iter().enumerate().skip(from) {
+                let n = key.len();
+                // The closing quote first: it rules out most other keys in one compare.
+                if rest.get(n + 1) == Some(&b'"')
+                    && rest.get(n + 2) == Some(&b':')
+                    && &rest[1..=n] == key.as_bytes()
+                {
+                    self.at += n + 3;
+                    return Some(index);
+                }
+            }
+            None
         }
 
         /// A span stack: at most [`MAX_SPAN_STACK`] span ids.
@@ -483,19 +543,31 @@ mod read {
                 (None, None, None, None);
             let (mut current_span_id, mut parent_run_id, mut triggered_by_span_id) =
                 (None, None, None);
-            self.object(|r, key| match key {
-                "runId" => once(&mut run_id, r.id()?),
-                "operationId" => once(&mut operation_id, r.id()?),
-                "traceId" => once(&mut trace_id, r.id()?),
-                "segmentId" => once(&mut segment_id, r.id()?),
-                "startedAtMs" => once(&mut started_at_ms, r.number()?),
-                "correlators" => once(&mut correlators, r.correlators()?),
-                "deployment" => once(&mut deployment, r.deployment()?),
-                "spanStack" => once(&mut span_stack, r.stack()?),
-                "currentSpanId" => once(&mut current_span_id, r.id::<SpanId>()?),
-                "parentRunId" => once(&mut parent_run_id, r.id()?),
-                "triggeredBySpanId" => once(&mut triggered_by_span_id, r.id()?),
-                _ => None,
+            const KEYS: [&str; 11] = [
+                "runId",
+                "operationId",
+                "traceId",
+                "segmentId",
+                "startedAtMs",
+                "correlators",
+                "deployment",
+                "spanStack",
+                "currentSpanId",
+                "parentRunId",
+                "triggeredBySpanId",
+            ];
+            self.object(&KEYS, |r, key| match key {
+                0 => once(&mut run_id, r.id()?),
+                1 => once(&mut operation_id, r.id()?),
+                2 => once(&mut trace_id, r.id()?),
+                3 => once(&mut segment_id, r.id()?),
+                4 => once(&mut started_at_ms, r.number()?),
+                5 => once(&mut correlators, r.correlators()?),
+                6 => once(&mut deployment, r.deployment()?),
+                7 => once(&mut span_stack, r.stack()?),
+                8 => once(&mut current_span_id, r.id::<SpanId>()?),
+                9 => once(&mut parent_run_id, r.id()?),
+                _ => once(&mut triggered_by_span_id, r.id()?),
             })?;
             let run_id: RunId = run_id?;
             let span_stack: Vec<SpanId> = span_stack?;
@@ -522,12 +594,12 @@ mod read {
 
         fn correlators(&mut self) -> Option<Correlators> {
             let (mut session_id, mut user_id, mut metadata) = (None, None, None);
-            self.object(|r, key| match key {
-                "sessionId" => once(&mut session_id, r.label()?),
-                "userId" => once(&mut user_id, r.label()?),
-                "metadata" => {
+            self.object(&["sessionId", "userId", "metadata"], |r, key| match key {
+                0 => once(&mut session_id, r.label()?),
+                1 => once(&mut user_id, r.label()?),
+                _ => {
                     let mut map = BTreeMap::new();
-                    r.object(|r, key| {
+                    r.entries(|r, key| {
                         text(key, 64)?;
                         let value = text(r.string()?, MAX_LABEL)?;
                         if map.len() == MAX_METADATA {
@@ -540,7 +612,6 @@ mod read {
                     })?;
                     once(&mut metadata, map)
                 }
-                _ => None,
             })?;
             Some(Correlators {
                 session_id,
@@ -551,11 +622,11 @@ mod read {
 
         fn deployment(&mut self) -> Option<DeploymentIdentity> {
             let (mut project_id, mut manifest_id, mut deployment_id) = (None, None, None);
-            self.object(|r, key| match key {
-                "projectId" => once(&mut project_id, r.label()?),
-                "manifestId" => once(&mut manifest_id, r.label()?),
-                "deploymentId" => once(&mut deployment_id, r.label()?),
-                _ => None,
+            const KEYS: [&str; 3] = ["projectId", "manifestId", "deploymentId"];
+            self.object(&KEYS, |r, key| match key {
+                0 => once(&mut project_id, r.label()?),
+                1 => once(&mut manifest_id, r.label()?),
+                _ => once(&mut deployment_id, r.label()?),
             })?;
             Some(DeploymentIdentity {
                 project_id: project_id?,
@@ -568,10 +639,19 @@ mod read {
             let (mut id, mut span_id, mut kind, mut label) = (None, None, None, None);
             let (mut function_ref, mut parent_span_stack, mut lease_expires_at) =
                 (None, None, None);
-            self.object(|r, key| match key {
-                "id" => once(&mut id, r.id::<SpanId>()?),
-                "spanId" => once(&mut span_id, r.id::<SpanId>()?),
-                "kind" => {
+            const KEYS: [&str; 7] = [
+                "id",
+                "spanId",
+                "kind",
+                "label",
+                "ref",
+                "parentSpanStack",
+                "leaseExpiresAt",
+            ];
+            self.object(&KEYS, |r, key| match key {
+                0 => once(&mut id, r.id::<SpanId>()?),
+                1 => once(&mut span_id, r.id::<SpanId>()?),
+                2 => {
                     let kind_ = match r.string()? {
                         "action" => BoundaryKind::Action,
                         "schedule" => BoundaryKind::Schedule,
@@ -579,15 +659,14 @@ mod read {
                     };
                     once(&mut kind, kind_)
                 }
-                "label" => once(&mut label, r.label()?),
-                "ref" => once(&mut function_ref, r.label()?),
-                "parentSpanStack" => once(&mut parent_span_stack, r.stack()?),
-                "leaseExpiresAt" => {
+                3 => once(&mut label, r.label()?),
+                4 => once(&mut function_ref, r.label()?),
+                5 => once(&mut parent_span_stack, r.stack()?),
+                _ => {
                     let lease = r.string()?;
                     lease.parse::<Timestamp>().ok()?;
                     once(&mut lease_expires_at, lease.to_owned())
                 }
-                _ => None,
             })?;
             let id = id?;
             if span_id? != id {
@@ -609,11 +688,10 @@ mod read {
     pub(super) fn envelope(text: &str) -> Option<Envelope> {
         let mut r = Reader { text, at: 0 };
         let (mut v, mut observability, mut boundary) = (None, None, None);
-        r.object(|r, key| match key {
-            "v" => once(&mut v, r.number()?),
-            "observability" => once(&mut observability, r.context()?),
-            "boundary" => once(&mut boundary, r.boundary()?),
-            _ => None,
+        r.object(&["v", "observability", "boundary"], |r, key| match key {
+            0 => once(&mut v, r.number()?),
+            1 => once(&mut observability, r.context()?),
+            _ => once(&mut boundary, r.boundary()?),
         })?;
         // Only whitespace may follow, as for `serde_json::from_str`.
         if r.byte().is_some() || v? != ENVELOPE_VERSION {
