@@ -12,6 +12,8 @@ use std::sync::Arc;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
+use crate::ids::SpanId;
+
 /// One attribute value. Strings borrowed from `'static` data cost nothing to capture.
 #[derive(Clone, Debug, PartialEq)]
 pub enum AttrValue {
@@ -25,6 +27,11 @@ pub enum AttrValue {
     Bool(bool),
     /// Any JSON value (objects such as `presentation: {display: "detail"}`).
     Json(serde_json::Value),
+    /// A span id, written as its 16 hex digits (a JSON string): kept as the id, so
+    /// recording it copies 8 bytes instead of building a string.
+    SpanId(SpanId),
+    /// Span ids (a span stack), written as a JSON array of their hex strings.
+    SpanIds(Vec<SpanId>),
 }
 
 impl Serialize for AttrValue {
@@ -36,6 +43,8 @@ impl Serialize for AttrValue {
             AttrValue::Float(_) => s.serialize_unit(),
             AttrValue::Bool(v) => s.serialize_bool(*v),
             AttrValue::Json(v) => v.serialize(s),
+            AttrValue::SpanId(id) => id.serialize(s),
+            AttrValue::SpanIds(ids) => ids.serialize(s),
         }
     }
 }
@@ -86,6 +95,16 @@ impl From<f32> for AttrValue {
 impl From<bool> for AttrValue {
     fn from(v: bool) -> Self {
         AttrValue::Bool(v)
+    }
+}
+impl From<SpanId> for AttrValue {
+    fn from(v: SpanId) -> Self {
+        AttrValue::SpanId(v)
+    }
+}
+impl From<Vec<SpanId>> for AttrValue {
+    fn from(v: Vec<SpanId>) -> Self {
+        AttrValue::SpanIds(v)
     }
 }
 impl From<serde_json::Value> for AttrValue {
@@ -382,6 +401,17 @@ mod tests {
             r#"Attributes([("a", Int(1)), ("b", Str("x")), ("c", Bool(true))])"#
         );
         assert!(Attributes::new().freeze().is_empty());
+    }
+
+    #[test]
+    fn span_ids_serialize_as_their_hex_text() {
+        let a = Attributes::new()
+            .with("boundaryId", SpanId(0x00f0_67aa_0ba9_02b7))
+            .with("stack", vec![SpanId(0xb7ad_6b71_6920_3331), SpanId(1)]);
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            r#"{"boundaryId":"00f067aa0ba902b7","stack":["b7ad6b7169203331","0000000000000001"]}"#
+        );
     }
 
     #[test]

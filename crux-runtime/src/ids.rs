@@ -172,17 +172,18 @@ fn parse_hex<const N: usize>(
     }
     let mut out = [0u8; N];
     // Branch-free: any byte that is not lowercase hex sets bits above the low four.
-    let mut invalid = 0u8;
+    let (mut invalid, mut any) = (0u8, 0u8);
     for (i, pair) in digits.as_bytes().chunks_exact(2).enumerate() {
         let hi = HEX_VALUE[usize::from(pair[0])];
         let lo = HEX_VALUE[usize::from(pair[1])];
         invalid |= hi | lo;
         out[i] = (hi << 4) | (lo & 0xf);
+        any |= out[i];
     }
     if invalid > 0xf {
         return Err(err(IdErrorReason::NotHex));
     }
-    if out.iter().all(|b| *b == 0) {
+    if any == 0 {
         return Err(err(IdErrorReason::AllZero));
     }
     Ok(out)
