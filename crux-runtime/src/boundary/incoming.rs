@@ -133,22 +133,26 @@ async fn continue_run<T>(
         return scope.in_scope(body).await;
     };
     // One set for both acknowledgements: `completed`/`failed` add to what `received` holds.
-    let attrs = into_boundary_attributes(boundary).freeze();
+    let mut attrs = into_boundary_attributes(boundary).freeze();
     acknowledge(scope, events::RECEIVED, attrs.clone());
     let result = scope.in_scope(body).await;
+    // `status` and `error` are not boundary keys: added without a search.
     match &result {
-        Ok(_) => acknowledge(scope, events::COMPLETED, attrs.with("status", "ok")),
-        Err(err) => acknowledge(
-            scope,
-            events::FAILED,
-            attrs.with("status", "error").with(
+        Ok(_) => {
+            attrs.push_new("status", "ok");
+            acknowledge(scope, events::COMPLETED, attrs);
+        }
+        Err(err) => {
+            attrs.push_new("status", "error");
+            attrs.push_new(
                 "error",
                 json!({
                     "name": err.name(),
                     "message": cap_text(err.message(), MAX_ERROR_MESSAGE),
                 }),
-            ),
-        ),
+            );
+            acknowledge(scope, events::FAILED, attrs);
+        }
     }
     result
 }

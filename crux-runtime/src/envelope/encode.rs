@@ -32,7 +32,8 @@ fn decimal(out: &mut String, mut n: u64) {
             break;
         }
     }
-    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+    // ASCII digits.
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
 }
 
 /// `,"key":"id"` for an id, whose text is ASCII hex with an ASCII prefix.
@@ -47,7 +48,7 @@ macro_rules! id_field {
 /// A string with JSON escaping, as serde writes it (it escapes only `"`, `\\` and
 /// U+0000..=U+001F).
 fn string(out: &mut String, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if super::text::special_at(s.as_bytes()).is_none() {
         out.push('"');
         out.push_str(s);
         out.push('"');

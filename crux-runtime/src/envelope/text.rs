@@ -142,6 +142,30 @@ pub(super) fn decode_fast(text: &str) -> Option<Envelope> {
     })
 }
 
+/// The position of the first quote, backslash or control character in `bytes` (the
+/// bytes a JSON string cannot hold unescaped): eight
+/// bytes per step while there is none (the classic zero-byte test on each of the
+/// three conditions; a hit, true or not, is resolved byte by byte).
+pub(super) fn special_at(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let special = |b: u8| b == b'"' || b == b'\\' || b < 0x20;
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().ok()?);
+        let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+        // A byte below 0x20 sets its high bit in `word - 0x20..` (`!word`: not above 0x7f).
+        let hits = zero(word ^ (ONES * u64::from(b'"')))
+            | zero(word ^ (ONES * u64::from(b'\\')))
+            | (word.wrapping_sub(ONES * 0x20) & !word & HIGH);
+        if hits != 0 {
+            return chunk.iter().position(|&b| special(b)).map(|i| at + i);
+        }
+        at += 8;
+    }
+    bytes[at..].iter().position(|&b| special(b)).map(|i| at + i)
+}
+
 /// `s` if it passes the wire's text rule ([`fits_text`]).
 fn text(s: &str, max: usize) -> Option<&str> {
     fits_text(s, max).then_some(s)
@@ -318,28 +342,6 @@ mod read {
         Some(())
     }
 
-    /// The position of the first quote, backslash or control character in `bytes`: eight
-    /// bytes per step while there is none (the classic zero-byte test on each of the
-    /// three conditions; a hit, true or not, is resolved byte by byte).
-    fn string_end(bytes: &[u8]) -> Option<usize> {
-        const ONES: u64 = 0x0101_0101_0101_0101;
-        const HIGH: u64 = 0x8080_8080_8080_8080;
-        let special = |b: u8| b == b'"' || b == b'\\' || b < 0x20;
-        let mut at = 0;
-        while let Some(chunk) = bytes.get(at..at + 8) {
-            let word = u64::from_le_bytes(chunk.try_into().ok()?);
-            let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-            // A byte below 0x20 sets its high bit in `word - 0x20..` (`!word`: not above 0x7f).
-            let hits = zero(word ^ (ONES * u64::from(b'"')))
-                | zero(word ^ (ONES * u64::from(b'\\')))
-                | (word.wrapping_sub(ONES * 0x20) & !word & HIGH);
-            if hits != 0 {
-                return chunk.iter().position(|&b| special(b)).map(|i| at + i);
-            }
-            at += 8;
-        }
-        bytes[at..].iter().position(|&b| special(b)).map(|i| at + i)
-    }
 
     impl<'a> Reader<'a> {
         fn byte(&mut self) -> Option<u8> {
@@ -359,7 +361,7 @@ mod read {
             self.eat(b'"')?;
             let start = self.at;
             let rest = &self.text.as_bytes()[start..];
-            let len = string_end(rest)?;
+            let len = super::special_at(rest)?;
             if rest[len] != b'"' {
                 return None;
             }
