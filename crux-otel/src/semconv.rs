@@ -187,6 +187,7 @@ pub(crate) fn otel_value(value: &AttrValue) -> opentelemetry::Value {
         AttrValue::Float(f) => opentelemetry::Value::F64(*f),
         AttrValue::Bool(b) => opentelemetry::Value::Bool(*b),
         AttrValue::Json(v) => opentelemetry::Value::from(v.to_string()),
+        AttrValue::SharedJson(v) => opentelemetry::Value::from(v.to_string()),
         // As their JSON text, like the `Json` value a span stack used to be.
         AttrValue::SpanId(id) => opentelemetry::Value::from(id.to_string()),
         AttrValue::SpanIds(ids) => {

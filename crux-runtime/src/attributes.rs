@@ -32,6 +32,9 @@ pub enum AttrValue {
     SpanId(SpanId),
     /// Span ids (a span stack), written as a JSON array of their hex strings.
     SpanIds(Vec<SpanId>),
+    /// A JSON value built once and shared by every record that carries it (a constant
+    /// such as a boundary span's `presentation`): recording it costs a reference count.
+    SharedJson(Arc<serde_json::Value>),
 }
 
 impl Serialize for AttrValue {
@@ -45,6 +48,7 @@ impl Serialize for AttrValue {
             AttrValue::Json(v) => v.serialize(s),
             AttrValue::SpanId(id) => id.serialize(s),
             AttrValue::SpanIds(ids) => ids.serialize(s),
+            AttrValue::SharedJson(v) => v.serialize(s),
         }
     }
 }
@@ -105,6 +109,11 @@ impl From<SpanId> for AttrValue {
 impl From<Vec<SpanId>> for AttrValue {
     fn from(v: Vec<SpanId>) -> Self {
         AttrValue::SpanIds(v)
+    }
+}
+impl From<Arc<serde_json::Value>> for AttrValue {
+    fn from(v: Arc<serde_json::Value>) -> Self {
+        AttrValue::SharedJson(v)
     }
 }
 impl From<serde_json::Value> for AttrValue {
@@ -358,6 +367,12 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&a).unwrap(),
             r#"{"nan":null,"presentation":{"display":"detail"}}"#
+        );
+        let shared = Arc::new(serde_json::json!({"display": "detail"}));
+        let b = Attributes::new().with("presentation", Arc::clone(&shared));
+        assert_eq!(
+            serde_json::to_string(&b).unwrap(),
+            r#"{"presentation":{"display":"detail"}}"#
         );
     }
 

@@ -2,6 +2,7 @@
 //! of a boundary (labels on the wire, span names, the lease).
 
 use std::borrow::Cow;
+use std::sync::{Arc, LazyLock};
 
 use serde_json::{Value, json};
 
@@ -85,7 +86,9 @@ pub(super) fn lease_expiry() -> String {
         .unwrap_or_default()
 }
 
-/// How viewers show a boundary span.
-pub(super) fn presentation() -> Value {
-    json!({"display": "detail"})
+/// How viewers show a boundary span: one value for every hop's span.
+pub(super) fn presentation() -> Arc<Value> {
+    static PRESENTATION: LazyLock<Arc<Value>> =
+        LazyLock::new(|| Arc::new(json!({"display": "detail"})));
+    Arc::clone(&PRESENTATION)
 }
