@@ -193,7 +193,11 @@ impl Attributes {
             slot.1 = value;
             return;
         }
-        if self.shared.as_ref().is_some_and(|s| s.iter().any(|(k, _)| *k == key)) {
+        if self
+            .shared
+            .as_ref()
+            .is_some_and(|s| s.iter().any(|(k, _)| *k == key))
+        {
             // Replaced in place: this list stops sharing (its own copy, same order).
             self.unshare();
             if let Some(slot) = self.own.iter_mut().find(|(k, _)| *k == key) {

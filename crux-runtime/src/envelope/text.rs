@@ -342,7 +342,6 @@ mod read {
         Some(())
     }
 
-
     impl<'a> Reader<'a> {
         fn byte(&mut self) -> Option<u8> {
             let bytes = self.text.as_bytes();
@@ -803,7 +802,10 @@ mod tests {
                 "run_0123456789abcdef01234567",
                 r"run_0123456789abcdef0123456\u0037",
             ),
-            text.replace("run_0123456789abcdef01234567", "xxx_0123456789abcdef01234567"),
+            text.replace(
+                "run_0123456789abcdef01234567",
+                "xxx_0123456789abcdef01234567",
+            ),
             text.replace("plan research", ""),
             text.replace("plan research", &"x".repeat(MAX_LABEL + 1)),
             text.replace("plan research", "plan\u{7f}research"),
