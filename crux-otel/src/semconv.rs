@@ -187,6 +187,13 @@ pub(crate) fn otel_value(value: &AttrValue) -> opentelemetry::Value {
         AttrValue::Float(f) => opentelemetry::Value::F64(*f),
         AttrValue::Bool(b) => opentelemetry::Value::Bool(*b),
         AttrValue::Json(v) => opentelemetry::Value::from(v.to_string()),
+        AttrValue::SharedJson(v) => opentelemetry::Value::from(v.to_string()),
+        // As their JSON text, like the `Json` value a span stack used to be.
+        AttrValue::SpanId(id) => opentelemetry::Value::from(id.to_string()),
+        AttrValue::SpanIds(ids) => {
+            let items: Vec<String> = ids.iter().map(|id| format!("\"{id}\"")).collect();
+            opentelemetry::Value::from(format!("[{}]", items.join(",")))
+        }
     }
 }
 
@@ -194,6 +201,21 @@ pub(crate) fn otel_value(value: &AttrValue) -> opentelemetry::Value {
 mod tests {
     use super::*;
     use crux_runtime::taxonomy::PRIMITIVES;
+
+    #[test]
+    fn span_ids_map_to_the_json_text_a_span_stack_had() {
+        use crux_runtime::ids::SpanId;
+        let stack = vec![SpanId(0x00f0_67aa_0ba9_02b7), SpanId(1)];
+        assert_eq!(
+            otel_value(&AttrValue::SpanIds(stack)).as_str(),
+            r#"["00f067aa0ba902b7","0000000000000001"]"#
+        );
+        assert_eq!(
+            otel_value(&AttrValue::SpanId(SpanId(1))).as_str(),
+            "0000000000000001"
+        );
+        assert_eq!(otel_value(&AttrValue::SpanIds(Vec::new())).as_str(), "[]");
+    }
 
     #[test]
     fn every_canonical_primitive_has_a_known_openinference_kind() {

@@ -7,9 +7,12 @@
 //! ```
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
+
+use crate::ids::SpanId;
 
 /// One attribute value. Strings borrowed from `'static` data cost nothing to capture.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,6 +27,14 @@ pub enum AttrValue {
     Bool(bool),
     /// Any JSON value (objects such as `presentation: {display: "detail"}`).
     Json(serde_json::Value),
+    /// A span id, written as its 16 hex digits (a JSON string): kept as the id, so
+    /// recording it copies 8 bytes instead of building a string.
+    SpanId(SpanId),
+    /// Span ids (a span stack), written as a JSON array of their hex strings.
+    SpanIds(Vec<SpanId>),
+    /// A JSON value built once and shared by every record that carries it (a constant
+    /// such as a boundary span's `presentation`): recording it costs a reference count.
+    SharedJson(Arc<serde_json::Value>),
 }
 
 impl Serialize for AttrValue {
@@ -35,6 +46,9 @@ impl Serialize for AttrValue {
             AttrValue::Float(_) => s.serialize_unit(),
             AttrValue::Bool(v) => s.serialize_bool(*v),
             AttrValue::Json(v) => v.serialize(s),
+            AttrValue::SpanId(id) => id.serialize(s),
+            AttrValue::SpanIds(ids) => ids.serialize(s),
+            AttrValue::SharedJson(v) => v.serialize(s),
         }
     }
 }
@@ -87,6 +101,21 @@ impl From<bool> for AttrValue {
         AttrValue::Bool(v)
     }
 }
+impl From<SpanId> for AttrValue {
+    fn from(v: SpanId) -> Self {
+        AttrValue::SpanId(v)
+    }
+}
+impl From<Vec<SpanId>> for AttrValue {
+    fn from(v: Vec<SpanId>) -> Self {
+        AttrValue::SpanIds(v)
+    }
+}
+impl From<Arc<serde_json::Value>> for AttrValue {
+    fn from(v: Arc<serde_json::Value>) -> Self {
+        AttrValue::SharedJson(v)
+    }
+}
 impl From<serde_json::Value> for AttrValue {
     fn from(v: serde_json::Value) -> Self {
         AttrValue::Json(v)
@@ -116,21 +145,38 @@ impl From<AttrLiteral> for AttrValue {
     }
 }
 
+/// One entry of an [`Attributes`] list.
+type Entry = (Cow<'static, str>, AttrValue);
+
 /// An ordered list of attributes; a later value for the same key replaces the earlier one.
 ///
-/// Serializes as a JSON object. An empty list allocates nothing.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Attributes(Vec<(Cow<'static, str>, AttrValue)>);
+/// Serializes as a JSON object. An empty list allocates nothing. A list can be
+/// [frozen](Attributes::freeze) so that its clones share its entries (one reference count
+/// instead of a copy of every value): a boundary's attributes are built once and carried by
+/// both of the callee's acknowledgements.
+#[derive(Clone, Default)]
+pub struct Attributes {
+    /// Entries shared with the clones of a frozen list; they come first.
+    shared: Option<Arc<Vec<Entry>>>,
+    /// Entries of this list alone; no key is also in `shared`.
+    own: Vec<Entry>,
+}
 
 impl Attributes {
     /// No attributes.
     pub const fn new() -> Self {
-        Self(Vec::new())
+        Self {
+            shared: None,
+            own: Vec::new(),
+        }
     }
 
     /// No attributes, with room for `n` without reallocating.
     pub fn with_capacity(n: usize) -> Self {
-        Self(Vec::with_capacity(n))
+        Self {
+            shared: None,
+            own: Vec::with_capacity(n),
+        }
     }
 
     /// Adds (or replaces) `key`, builder style.
@@ -143,43 +189,115 @@ impl Attributes {
     pub fn set(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<AttrValue>) {
         let key = key.into();
         let value = value.into();
-        match self.0.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => self.0.push((key, value)),
+        if let Some(slot) = self.own.iter_mut().find(|(k, _)| *k == key) {
+            slot.1 = value;
+            return;
         }
+        if self
+            .shared
+            .as_ref()
+            .is_some_and(|s| s.iter().any(|(k, _)| *k == key))
+        {
+            // Replaced in place: this list stops sharing (its own copy, same order).
+            self.unshare();
+            if let Some(slot) = self.own.iter_mut().find(|(k, _)| *k == key) {
+                slot.1 = value;
+            }
+            return;
+        }
+        self.own.push((key, value));
+    }
+
+    /// Adds `key`, known not to be in the list yet (no search): for lists built by crux
+    /// from fixed keys.
+    pub(crate) fn push_new(&mut self, key: &'static str, value: impl Into<AttrValue>) {
+        debug_assert!(self.get(key).is_none(), "{key} set twice");
+        self.own.push((Cow::Borrowed(key), value.into()));
+    }
+
+    /// The list with its entries behind a shared reference: its clones (and lists made from
+    /// them with [`with`](Attributes::with)) share the entries instead of copying them.
+    /// Iteration, lookup, equality and serialization are unchanged.
+    ///
+    /// ```
+    /// use crux_runtime::attributes::Attributes;
+    /// let base = Attributes::new().with("boundaryId", "00f067aa0ba902b7").freeze();
+    /// let done = base.clone().with("status", "ok");
+    /// assert_eq!(done, Attributes::new().with("boundaryId", "00f067aa0ba902b7").with("status", "ok"));
+    /// assert_eq!(serde_json::to_string(&done).unwrap(),
+    ///     r#"{"boundaryId":"00f067aa0ba902b7","status":"ok"}"#);
+    /// ```
+    pub fn freeze(mut self) -> Self {
+        if self.own.is_empty() {
+            return self;
+        }
+        match self.shared.take() {
+            None => Self {
+                shared: Some(Arc::new(self.own)),
+                own: Vec::new(),
+            },
+            Some(shared) => {
+                let mut all = Arc::unwrap_or_clone(shared);
+                all.append(&mut self.own);
+                Self {
+                    shared: Some(Arc::new(all)),
+                    own: Vec::new(),
+                }
+            }
+        }
+    }
+
+    /// Moves the shared entries into `own`, ahead of the list's own (copied if still shared).
+    fn unshare(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            let mut all = Arc::unwrap_or_clone(shared);
+            all.append(&mut self.own);
+            self.own = all;
+        }
+    }
+
+    fn shared(&self) -> &[Entry] {
+        self.shared.as_deref().map_or(&[], Vec::as_slice)
     }
 
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&AttrValue> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.entries().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
     /// Adds every entry of `other`, replacing equal keys.
     pub fn extend(&mut self, other: Attributes) {
         // Keys are unique in every `Attributes`, so into an empty list `other` moves as is
         // (no allocation, no key comparisons).
-        if self.0.is_empty() {
+        if self.is_empty() {
             *self = other;
             return;
         }
-        for (k, v) in other.0 {
+        for (k, v) in other.shared() {
+            self.set(k.clone(), v.clone());
+        }
+        for (k, v) in other.own {
             self.set(k, v);
         }
     }
 
     /// Whether there are no attributes.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.own.is_empty() && self.shared().is_empty()
     }
 
     /// The number of attributes.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.shared().len() + self.own.len()
+    }
+
+    fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.shared().iter().chain(&self.own)
     }
 
     /// The entries in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &AttrValue)> {
-        self.0.iter().map(|(k, v)| (k.as_ref(), v))
+        self.entries().map(|(k, v)| (k.as_ref(), v))
     }
 
     /// The attributes of a macro's `attributes(key = literal, ...)` list.
@@ -190,6 +308,25 @@ impl Attributes {
             out.set(*k, AttrValue::from(*v));
         }
         out
+    }
+}
+
+/// Equal when the entries are, in order, whether or not either list shares them.
+impl PartialEq for Attributes {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.entries().eq(other.entries())
+    }
+}
+
+impl std::fmt::Debug for Attributes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        struct Entries<'a>(&'a Attributes);
+        impl std::fmt::Debug for Entries<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_list().entries(self.0.entries()).finish()
+            }
+        }
+        f.debug_tuple("Attributes").field(&Entries(self)).finish()
     }
 }
 
@@ -205,8 +342,8 @@ impl<K: Into<Cow<'static, str>>, V: Into<AttrValue>> FromIterator<(K, V)> for At
 
 impl Serialize for Attributes {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
+        let mut map = s.serialize_map(Some(self.len()))?;
+        for (k, v) in self.entries() {
             map.serialize_entry(k.as_ref(), v)?;
         }
         map.end()
@@ -234,6 +371,65 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&a).unwrap(),
             r#"{"nan":null,"presentation":{"display":"detail"}}"#
+        );
+        let shared = Arc::new(serde_json::json!({"display": "detail"}));
+        let b = Attributes::new().with("presentation", Arc::clone(&shared));
+        assert_eq!(
+            serde_json::to_string(&b).unwrap(),
+            r#"{"presentation":{"display":"detail"}}"#
+        );
+    }
+
+    #[test]
+    fn frozen_lists_share_their_entries_and_behave_as_copies() {
+        let base = Attributes::new().with("a", 1).with("b", "x").freeze();
+        let mut done = base.clone().with("status", "ok");
+        assert_eq!(done.len(), 3);
+        assert_eq!(done.get("a"), Some(&AttrValue::Int(1)));
+        assert_eq!(
+            serde_json::to_string(&done).unwrap(),
+            r#"{"a":1,"b":"x","status":"ok"}"#
+        );
+        // Replacing a shared key keeps its place and leaves the other clones alone.
+        done.set("a", 2);
+        done.set("status", "error");
+        assert_eq!(
+            serde_json::to_string(&done).unwrap(),
+            r#"{"a":2,"b":"x","status":"error"}"#
+        );
+        assert_eq!(serde_json::to_string(&base).unwrap(), r#"{"a":1,"b":"x"}"#);
+        assert_eq!(base, Attributes::new().with("a", 1).with("b", "x"));
+        assert_ne!(base, done);
+        // Freezing a list that shares already keeps every entry once, in order.
+        let twice = base.clone().with("c", true).freeze();
+        assert_eq!(
+            serde_json::to_string(&twice).unwrap(),
+            r#"{"a":1,"b":"x","c":true}"#
+        );
+        let mut into = Attributes::new().with("z", 0);
+        into.extend(twice.clone());
+        assert_eq!(
+            serde_json::to_string(&into).unwrap(),
+            r#"{"z":0,"a":1,"b":"x","c":true}"#
+        );
+        let mut empty = Attributes::new();
+        empty.extend(twice.clone());
+        assert_eq!(empty, twice);
+        assert_eq!(
+            format!("{twice:?}"),
+            r#"Attributes([("a", Int(1)), ("b", Str("x")), ("c", Bool(true))])"#
+        );
+        assert!(Attributes::new().freeze().is_empty());
+    }
+
+    #[test]
+    fn span_ids_serialize_as_their_hex_text() {
+        let a = Attributes::new()
+            .with("boundaryId", SpanId(0x00f0_67aa_0ba9_02b7))
+            .with("stack", vec![SpanId(0xb7ad_6b71_6920_3331), SpanId(1)]);
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            r#"{"boundaryId":"00f067aa0ba902b7","stack":["b7ad6b7169203331","0000000000000001"]}"#
         );
     }
 

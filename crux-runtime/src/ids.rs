@@ -137,18 +137,23 @@ impl IdBuf {
     }
 
     pub(crate) fn as_str(&self) -> &str {
-        // Only ASCII is ever pushed.
-        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+        // SAFETY: only whole `&str`s (`push_str`) and ASCII hex digits (`push_hex`) are
+        // ever pushed, so the bytes up to `len` are UTF-8. Validating them again on every
+        // id written cost as much as writing the id.
+        unsafe { std::str::from_utf8_unchecked(&self.buf[..self.len]) }
     }
 }
 
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
+/// Each byte's value as a lowercase hex digit; `0xff` for every other byte.
+static HEX_VALUE: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut i = 0;
+    while i < 16 {
+        table[HEX[i] as usize] = i as u8;
+        i += 1;
     }
-}
+    table
+};
 
 fn parse_hex<const N: usize>(
     kind: &'static str,
@@ -166,12 +171,19 @@ fn parse_hex<const N: usize>(
         }));
     }
     let mut out = [0u8; N];
+    // Branch-free: any byte that is not lowercase hex sets bits above the low four.
+    let (mut invalid, mut any) = (0u8, 0u8);
     for (i, pair) in digits.as_bytes().chunks_exact(2).enumerate() {
-        let hi = hex_val(pair[0]).ok_or(err(IdErrorReason::NotHex))?;
-        let lo = hex_val(pair[1]).ok_or(err(IdErrorReason::NotHex))?;
-        out[i] = (hi << 4) | lo;
+        let hi = HEX_VALUE[usize::from(pair[0])];
+        let lo = HEX_VALUE[usize::from(pair[1])];
+        invalid |= hi | lo;
+        out[i] = (hi << 4) | (lo & 0xf);
+        any |= out[i];
     }
-    if out.iter().all(|b| *b == 0) {
+    if invalid > 0xf {
+        return Err(err(IdErrorReason::NotHex));
+    }
+    if any == 0 {
         return Err(err(IdErrorReason::AllZero));
     }
     Ok(out)

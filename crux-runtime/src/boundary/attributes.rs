@@ -2,6 +2,7 @@
 //! of a boundary (labels on the wire, span names, the lease).
 
 use std::borrow::Cow;
+use std::sync::{Arc, LazyLock};
 
 use serde_json::{Value, json};
 
@@ -18,6 +19,7 @@ pub fn boundary_attributes(boundary: &Boundary) -> Attributes {
         boundary,
         boundary.label.clone().into(),
         boundary.function_ref.clone().into(),
+        boundary.parent_span_stack.clone(),
         boundary.lease_expires_at.clone(),
     )
 }
@@ -26,33 +28,36 @@ pub fn boundary_attributes(boundary: &Boundary) -> Attributes {
 pub fn into_boundary_attributes(mut boundary: Boundary) -> Attributes {
     let label = std::mem::take(&mut boundary.label);
     let function_ref = std::mem::take(&mut boundary.function_ref);
+    let stack = std::mem::take(&mut boundary.parent_span_stack);
     let lease = boundary.lease_expires_at.take();
-    attributes_of(&boundary, label.into(), function_ref.into(), lease)
+    attributes_of(&boundary, label.into(), function_ref.into(), stack, lease)
 }
 
-/// The boundary attributes with the strings given (borrowed when they are `'static`).
+/// The boundary attributes with the strings and stack given (borrowed when they are
+/// `'static`, moved when the caller is done with them).
 pub(super) fn attributes_of(
     boundary: &Boundary,
     label: Cow<'static, str>,
     function_ref: Cow<'static, str>,
+    parent_span_stack: Vec<SpanId>,
     lease: Option<String>,
 ) -> Attributes {
-    let id_value = |id: &SpanId| Value::String(id.encode().as_str().to_owned());
-    let stack: Vec<Value> = boundary.parent_span_stack.iter().map(id_value).collect();
     let kind = match boundary.kind {
         BoundaryKind::Action => "action",
         BoundaryKind::Schedule => "schedule",
     };
-    // Room for the acknowledgement's `status` and `error` too.
-    let mut attrs = Attributes::with_capacity(9)
-        .with("boundaryId", id_value(&boundary.id))
-        .with("boundarySpanId", id_value(&boundary.span_id))
-        .with("boundaryKind", kind)
-        .with("boundaryLabel", label)
-        .with("functionRef", function_ref)
-        .with("parentSpanStack", Value::Array(stack));
+    // Fixed, distinct keys: pushed without a search. Room for the acknowledgement's
+    // `status` and `error` too.
+    let mut attrs = Attributes::with_capacity(9);
+    // Ids as ids: written as their hex text when the record is, not on every hop.
+    attrs.push_new("boundaryId", boundary.id);
+    attrs.push_new("boundarySpanId", boundary.span_id);
+    attrs.push_new("boundaryKind", kind);
+    attrs.push_new("boundaryLabel", label);
+    attrs.push_new("functionRef", function_ref);
+    attrs.push_new("parentSpanStack", parent_span_stack);
     if let Some(lease) = lease {
-        attrs.set("leaseExpiresAt", lease);
+        attrs.push_new("leaseExpiresAt", lease);
     }
     attrs
 }
@@ -74,12 +79,16 @@ pub(super) fn span_name(label: &'static str, path: &'static str) -> &'static str
 
 /// When a boundary opened now goes stale.
 pub(super) fn lease_expiry() -> String {
-    Timestamp::now()
-        .plus_millis(BOUNDARY_LEASE.as_millis() as u64)
-        .to_string()
+    let at = Timestamp::now().plus_millis(BOUNDARY_LEASE.as_millis() as u64);
+    // The ISO bytes are ASCII: no formatter on every hop.
+    std::str::from_utf8(&at.to_iso_bytes())
+        .map(str::to_owned)
+        .unwrap_or_default()
 }
 
-/// How viewers show a boundary span.
-pub(super) fn presentation() -> Value {
-    json!({"display": "detail"})
+/// How viewers show a boundary span: one value for every hop's span.
+pub(super) fn presentation() -> Arc<Value> {
+    static PRESENTATION: LazyLock<Arc<Value>> =
+        LazyLock::new(|| Arc::new(json!({"display": "detail"})));
+    Arc::clone(&PRESENTATION)
 }

@@ -21,7 +21,7 @@ use std::future::Future;
 
 use serde_json::{Value, json};
 
-use super::attributes::{boundary_attributes, into_boundary_attributes};
+use super::attributes::into_boundary_attributes;
 use super::panic::CatchPanic;
 use super::{ENVELOPE_KEY, events};
 use crate::Result;
@@ -132,22 +132,27 @@ async fn continue_run<T>(
     let Some(boundary) = boundary else {
         return scope.in_scope(body).await;
     };
-    acknowledge(scope, events::RECEIVED, boundary_attributes(&boundary));
+    // One set for both acknowledgements: `completed`/`failed` add to what `received` holds.
+    let mut attrs = into_boundary_attributes(boundary).freeze();
+    acknowledge(scope, events::RECEIVED, attrs.clone());
     let result = scope.in_scope(body).await;
-    let attrs = into_boundary_attributes(boundary);
+    // `status` and `error` are not boundary keys: added without a search.
     match &result {
-        Ok(_) => acknowledge(scope, events::COMPLETED, attrs.with("status", "ok")),
-        Err(err) => acknowledge(
-            scope,
-            events::FAILED,
-            attrs.with("status", "error").with(
+        Ok(_) => {
+            attrs.push_new("status", "ok");
+            acknowledge(scope, events::COMPLETED, attrs);
+        }
+        Err(err) => {
+            attrs.push_new("status", "error");
+            attrs.push_new(
                 "error",
                 json!({
                     "name": err.name(),
                     "message": cap_text(err.message(), MAX_ERROR_MESSAGE),
                 }),
-            ),
-        ),
+            );
+            acknowledge(scope, events::FAILED, attrs);
+        }
     }
     result
 }

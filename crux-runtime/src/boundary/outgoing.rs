@@ -64,6 +64,7 @@ impl Hop {
             &boundary,
             label.into(),
             path.into(),
+            boundary.parent_span_stack.clone(),
             boundary.lease_expires_at.clone(),
         );
         span.event(events::REQUESTED, requested);

@@ -3,13 +3,12 @@
 //! Field order and omissions follow the `Serialize` derives in `mod.rs`; a test compares
 //! the two for every field.
 
-use std::fmt::Write;
-
 use super::{Boundary, BoundaryKind, Envelope, WireContext};
 use crate::ids::SpanId;
 
 pub(super) fn envelope(out: &mut String, e: &Envelope) {
-    let _ = write!(out, "{{\"v\":{}", e.v);
+    out.push_str("{\"v\":");
+    decimal(out, u64::from(e.v));
     if let Some(c) = &e.observability {
         out.push_str(",\"observability\":");
         context(out, c);
@@ -19,6 +18,22 @@ pub(super) fn envelope(out: &mut String, e: &Envelope) {
         boundary(out, b);
     }
     out.push('}');
+}
+
+/// `n` in decimal, as serde writes an integer (without the formatter machinery).
+fn decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // ASCII digits.
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
 }
 
 /// `,"key":"id"` for an id, whose text is ASCII hex with an ASCII prefix.
@@ -33,7 +48,7 @@ macro_rules! id_field {
 /// A string with JSON escaping, as serde writes it (it escapes only `"`, `\\` and
 /// U+0000..=U+001F).
 fn string(out: &mut String, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if super::text::special_at(s.as_bytes()).is_none() {
         out.push('"');
         out.push_str(s);
         out.push('"');
@@ -64,7 +79,8 @@ fn context(out: &mut String, c: &WireContext) {
     id_field!(out, "traceId", c.trace_id);
     id_field!(out, "segmentId", c.segment_id);
     if let Some(ms) = c.started_at_ms {
-        let _ = write!(out, ",\"startedAtMs\":{ms}");
+        out.push_str(",\"startedAtMs\":");
+        decimal(out, ms);
     }
     // Rare: plain serde (cannot fail for these types).
     if let Some(correlators) = &c.correlators {

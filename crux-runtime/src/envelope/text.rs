@@ -120,10 +120,10 @@ struct RawBoundary<'a> {
 
 /// `Some` only for input the strict decoder accepts with the same result.
 pub(super) fn decode_fast(text: &str) -> Option<Envelope> {
-    let raw = match read::envelope(text) {
-        Some(raw) => raw,
-        None => serde_json::from_str::<Obj<RawEnvelope<'_>>>(text).ok()?.0,
-    };
+    if let Some(envelope) = read::envelope(text) {
+        return Some(envelope);
+    }
+    let raw = serde_json::from_str::<Obj<RawEnvelope<'_>>>(text).ok()?.0;
     if raw.v != ENVELOPE_VERSION {
         return None;
     }
@@ -140,6 +140,30 @@ pub(super) fn decode_fast(text: &str) -> Option<Envelope> {
         observability,
         boundary,
     })
+}
+
+/// The position of the first quote, backslash or control character in `bytes` (the
+/// bytes a JSON string cannot hold unescaped): eight
+/// bytes per step while there is none (the classic zero-byte test on each of the
+/// three conditions; a hit, true or not, is resolved byte by byte).
+pub(super) fn special_at(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let special = |b: u8| b == b'"' || b == b'\\' || b < 0x20;
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().ok()?);
+        let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+        // A byte below 0x20 sets its high bit in `word - 0x20..` (`!word`: not above 0x7f).
+        let hits = zero(word ^ (ONES * u64::from(b'"')))
+            | zero(word ^ (ONES * u64::from(b'\\')))
+            | (word.wrapping_sub(ONES * 0x20) & !word & HIGH);
+        if hits != 0 {
+            return chunk.iter().position(|&b| special(b)).map(|i| at + i);
+        }
+        at += 8;
+    }
+    bytes[at..].iter().position(|&b| special(b)).map(|i| at + i)
 }
 
 /// `s` if it passes the wire's text rule ([`fits_text`]).
@@ -261,21 +285,47 @@ fn boundary(b: RawBoundary<'_>) -> Option<Boundary> {
     })
 }
 
-/// A reader of the JSON that [`Envelope::to_json_string`] writes, straight from the text:
-/// objects, strings without escapes, unsigned integers and arrays of strings, with any
-/// JSON whitespace between tokens and keys in any order.
+/// A reader of the JSON that [`Envelope::to_json_string`] writes, straight from the text
+/// into the owned [`Envelope`]: objects, strings without escapes, unsigned integers and
+/// arrays of ids, with any JSON whitespace between tokens and keys in any order.
 ///
-/// It builds the same raw structs as the serde derive above and gives up (`None`) on
-/// anything else it meets (an escape, a `null`, a duplicate or unknown key, a number
-/// serde would read differently, ...), and the caller then takes the serde path. So for
-/// every text it accepts, `serde_json::from_str` yields the same raw struct: the two paths
-/// differ in speed only (about a third of the instructions, as it neither builds a
-/// deserializer state machine per struct nor checks keys through visitors).
+/// Ids are parsed where they lie in the text (an id's wire text has a fixed length, so
+/// its closing quote is found without scanning), labels are checked and copied once, and
+/// the same checks as the `Value` decoder's apply. It gives up (`None`) on anything else
+/// it meets (an escape, a `null`, a duplicate or unknown key, a number serde would read
+/// differently, an id or label the strict decoder would refuse, ...), and the caller then
+/// takes the serde path, which decides. So for every text it accepts, the serde path and
+/// the `Value` decoder yield the same envelope: the paths differ in speed only (no
+/// intermediate borrowed structs, no visitors, no per-id string scan).
 mod read {
-    use std::borrow::Cow;
     use std::collections::BTreeMap;
+    use std::str::FromStr;
 
-    use super::{Obj, RawBoundary, RawContext, RawCorrelators, RawDeployment, RawEnvelope};
+    use super::super::{
+        Boundary, BoundaryKind, Correlators, DeploymentIdentity, ENVELOPE_VERSION, Envelope,
+        MAX_LABEL, MAX_METADATA, MAX_SPAN_STACK, WireContext,
+    };
+    use super::{label, text};
+    use crate::clock::Timestamp;
+    use crate::ids::{RunId, SegmentId, SpanId, TraceId};
+
+    /// An id type and the length of its wire text (every valid id has exactly this many
+    /// ASCII characters).
+    pub(super) trait WireId: FromStr {
+        const LEN: usize;
+    }
+    impl WireId for SpanId {
+        const LEN: usize = 16;
+    }
+    impl WireId for TraceId {
+        const LEN: usize = 32;
+    }
+    impl WireId for RunId {
+        const LEN: usize = 28;
+    }
+    impl WireId for SegmentId {
+        const LEN: usize = 28;
+    }
 
     struct Reader<'a> {
         text: &'a str,
@@ -290,29 +340,6 @@ mod read {
         }
         *slot = Some(value);
         Some(())
-    }
-
-    /// The position of the first quote, backslash or control character in `bytes`: eight
-    /// bytes per step while there is none (the classic zero-byte test on each of the
-    /// three conditions; a hit, true or not, is resolved byte by byte).
-    fn string_end(bytes: &[u8]) -> Option<usize> {
-        const ONES: u64 = 0x0101_0101_0101_0101;
-        const HIGH: u64 = 0x8080_8080_8080_8080;
-        let special = |b: u8| b == b'"' || b == b'\\' || b < 0x20;
-        let mut at = 0;
-        while let Some(chunk) = bytes.get(at..at + 8) {
-            let word = u64::from_le_bytes(chunk.try_into().ok()?);
-            let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-            // A byte below 0x20 sets its high bit in `word - 0x20..` (`!word`: not above 0x7f).
-            let hits = zero(word ^ (ONES * u64::from(b'"')))
-                | zero(word ^ (ONES * u64::from(b'\\')))
-                | (word.wrapping_sub(ONES * 0x20) & !word & HIGH);
-            if hits != 0 {
-                return chunk.iter().position(|&b| special(b)).map(|i| at + i);
-            }
-            at += 8;
-        }
-        bytes[at..].iter().position(|&b| special(b)).map(|i| at + i)
     }
 
     impl<'a> Reader<'a> {
@@ -333,17 +360,52 @@ mod read {
             self.eat(b'"')?;
             let start = self.at;
             let rest = &self.text.as_bytes()[start..];
-            let len = string_end(rest)?;
+            let len = super::special_at(rest)?;
             if rest[len] != b'"' {
                 return None;
             }
             self.at = start + len + 1;
             // Both ends are next to an ASCII quote: char boundaries.
-            Some(&self.text[start..start + len])
+            self.text.get(start..start + len)
         }
 
-        fn cow(&mut self) -> Option<Cow<'a, str>> {
-            self.string().map(Cow::Borrowed)
+        /// An object key and its colon. Keys are short: a plain byte loop.
+        fn key(&mut self) -> Option<&'a str> {
+            self.eat(b'"')?;
+            let bytes = self.text.as_bytes();
+            let start = self.at;
+            loop {
+                match *bytes.get(self.at)? {
+                    b'"' => break,
+                    b'\\' => return None,
+                    b if b < 0x20 => return None,
+                    _ => self.at += 1,
+                }
+            }
+            let key = self.text.get(start..self.at)?;
+            self.at += 1;
+            self.eat(b':')?;
+            Some(key)
+        }
+
+        /// An id, parsed in place: a valid id is `T::LEN` ASCII characters followed by the
+        /// closing quote; anything else is not a valid id (or not one without escapes).
+        fn id<T: WireId>(&mut self) -> Option<T> {
+            self.eat(b'"')?;
+            let start = self.at;
+            let end = start + T::LEN;
+            if self.text.as_bytes().get(end) != Some(&b'"') {
+                return None;
+            }
+            // The parse accepts only prefix and hex characters: no quote or escape inside.
+            let id = self.text.get(start..end)?.parse().ok()?;
+            self.at = end + 1;
+            Some(id)
+        }
+
+        /// A label (`super::label`'s rule), owned.
+        fn label(&mut self) -> Option<String> {
+            label(self.string()?)
         }
 
         /// Digits only, no leading zero (as JSON requires), no fraction or exponent (serde
@@ -367,8 +429,47 @@ mod read {
             }
         }
 
-        /// Calls `member` for each key of an object; `member` reads the value.
+        /// Calls `member` with the index in `keys` of each key of an object; `member`
+        /// reads the value. An unknown key gives up.
+        ///
+        /// Keys are first looked for in `keys`' order from the last one found (the order
+        /// crux writes them in, optional keys skipped), quoted and followed by a colon
+        /// where the reader stands: one comparison per key, no scan. Any other order or
+        /// spacing takes the general path.
         fn object(
+            &mut self,
+            keys: &[&str],
+            mut member: impl FnMut(&mut Self, usize) -> Option<()>,
+        ) -> Option<()> {
+            self.eat(b'{')?;
+            if self.byte()? == b'}' {
+                self.at += 1;
+                return Some(());
+            }
+            let mut next = 0;
+            loop {
+                let index = match self.expected(keys, next) {
+                    Some(index) => index,
+                    None => {
+                        let key = self.key()?;
+                        keys.iter().position(|k| *k == key)?
+                    }
+                };
+                next = index + 1;
+                member(self, index)?;
+                match self.byte()? {
+                    b',' => self.at += 1,
+                    b'}' => {
+                        self.at += 1;
+                        return Some(());
+                    }
+                    _ => return None,
+                }
+            }
+        }
+
+        /// Calls `member` for each key of an object of any keys (a metadata map).
+        fn entries(
             &mut self,
             mut member: impl FnMut(&mut Self, &'a str) -> Option<()>,
         ) -> Option<()> {
@@ -378,8 +479,7 @@ mod read {
                 return Some(());
             }
             loop {
-                let key = self.string()?;
-                self.eat(b':')?;
+                let key = self.key()?;
                 member(self, key)?;
                 match self.byte()? {
                     b',' => self.at += 1,
@@ -392,7 +492,29 @@ mod read {
             }
         }
 
-        fn strings(&mut self) -> Option<Vec<Cow<'a, str>>> {
+        /// The index of the first of `keys[from..]` written right where the reader stands
+        /// as `"key":`, read past it.
+        fn expected(&mut self, keys: &[&str], from: usize) -> Option<usize> {
+            let rest = self.text.as_bytes().get(self.at..)?;
+            if rest.first() != Some(&b'"') {
+                return None;
+            }
+            for (index, key) in keys.iter().enumerate().skip(from) {
+                let n = key.len();
+                // The closing quote first: it rules out most other keys in one compare.
+                if rest.get(n + 1) == Some(&b'"')
+                    && rest.get(n + 2) == Some(&b':')
+                    && &rest[1..=n] == key.as_bytes()
+                {
+                    self.at += n + 3;
+                    return Some(index);
+                }
+            }
+            None
+        }
+
+        /// A span stack: at most [`MAX_SPAN_STACK`] span ids.
+        fn stack(&mut self) -> Option<Vec<SpanId>> {
             self.eat(b'[')?;
             let mut out = Vec::new();
             if self.byte()? == b']' {
@@ -400,7 +522,10 @@ mod read {
                 return Some(out);
             }
             loop {
-                out.push(self.cow()?);
+                if out.len() == MAX_SPAN_STACK {
+                    return None;
+                }
+                out.push(self.id()?);
                 match self.byte()? {
                     b',' => self.at += 1,
                     b']' => {
@@ -412,99 +537,145 @@ mod read {
             }
         }
 
-        fn context(&mut self) -> Option<RawContext<'a>> {
+        fn context(&mut self) -> Option<WireContext> {
             let (mut run_id, mut operation_id, mut trace_id, mut segment_id) =
                 (None, None, None, None);
             let (mut started_at_ms, mut correlators, mut deployment, mut span_stack) =
                 (None, None, None, None);
             let (mut current_span_id, mut parent_run_id, mut triggered_by_span_id) =
                 (None, None, None);
-            self.object(|r, key| match key {
-                "runId" => once(&mut run_id, r.cow()?),
-                "operationId" => once(&mut operation_id, r.cow()?),
-                "traceId" => once(&mut trace_id, r.cow()?),
-                "segmentId" => once(&mut segment_id, r.cow()?),
-                "startedAtMs" => once(&mut started_at_ms, r.number()?),
-                "correlators" => once(&mut correlators, Obj(r.correlators()?)),
-                "deployment" => once(&mut deployment, Obj(r.deployment()?)),
-                "spanStack" => once(&mut span_stack, r.strings()?),
-                "currentSpanId" => once(&mut current_span_id, r.cow()?),
-                "parentRunId" => once(&mut parent_run_id, r.cow()?),
-                "triggeredBySpanId" => once(&mut triggered_by_span_id, r.cow()?),
-                _ => None,
+            const KEYS: [&str; 11] = [
+                "runId",
+                "operationId",
+                "traceId",
+                "segmentId",
+                "startedAtMs",
+                "correlators",
+                "deployment",
+                "spanStack",
+                "currentSpanId",
+                "parentRunId",
+                "triggeredBySpanId",
+            ];
+            self.object(&KEYS, |r, key| match key {
+                0 => once(&mut run_id, r.id()?),
+                1 => once(&mut operation_id, r.id()?),
+                2 => once(&mut trace_id, r.id()?),
+                3 => once(&mut segment_id, r.id()?),
+                4 => once(&mut started_at_ms, r.number()?),
+                5 => once(&mut correlators, r.correlators()?),
+                6 => once(&mut deployment, r.deployment()?),
+                7 => once(&mut span_stack, r.stack()?),
+                8 => once(&mut current_span_id, r.id::<SpanId>()?),
+                9 => once(&mut parent_run_id, r.id()?),
+                _ => once(&mut triggered_by_span_id, r.id()?),
             })?;
-            Some(RawContext {
-                run_id: run_id?,
-                operation_id,
+            let run_id: RunId = run_id?;
+            let span_stack: Vec<SpanId> = span_stack?;
+            if current_span_id.is_some() && current_span_id != span_stack.last().copied() {
+                return None;
+            }
+            if started_at_ms.is_some_and(|ms| ms > 1 << 53) {
+                return None;
+            }
+            Some(WireContext {
+                run_id,
+                operation_id: operation_id.unwrap_or(run_id),
                 trace_id: trace_id?,
                 segment_id: segment_id?,
                 started_at_ms,
                 correlators,
                 deployment,
-                span_stack: span_stack?,
+                span_stack,
                 current_span_id,
                 parent_run_id,
                 triggered_by_span_id,
             })
         }
 
-        fn correlators(&mut self) -> Option<RawCorrelators<'a>> {
+        fn correlators(&mut self) -> Option<Correlators> {
             let (mut session_id, mut user_id, mut metadata) = (None, None, None);
-            self.object(|r, key| match key {
-                "sessionId" => once(&mut session_id, r.cow()?),
-                "userId" => once(&mut user_id, r.cow()?),
-                "metadata" => {
+            self.object(&["sessionId", "userId", "metadata"], |r, key| match key {
+                0 => once(&mut session_id, r.label()?),
+                1 => once(&mut user_id, r.label()?),
+                _ => {
                     let mut map = BTreeMap::new();
-                    r.object(|r, key| {
-                        let value = r.cow()?;
+                    r.entries(|r, key| {
+                        text(key, 64)?;
+                        let value = text(r.string()?, MAX_LABEL)?;
+                        if map.len() == MAX_METADATA {
+                            return None;
+                        }
                         // serde keeps the last of duplicate map keys: leave those to it.
-                        map.insert(Cow::Borrowed(key), value)
+                        map.insert(key.to_owned(), value.to_owned())
                             .is_none()
                             .then_some(())
                     })?;
                     once(&mut metadata, map)
                 }
-                _ => None,
             })?;
-            Some(RawCorrelators {
+            Some(Correlators {
                 session_id,
                 user_id,
-                metadata,
+                metadata: metadata.unwrap_or_default(),
             })
         }
 
-        fn deployment(&mut self) -> Option<RawDeployment<'a>> {
+        fn deployment(&mut self) -> Option<DeploymentIdentity> {
             let (mut project_id, mut manifest_id, mut deployment_id) = (None, None, None);
-            self.object(|r, key| match key {
-                "projectId" => once(&mut project_id, r.cow()?),
-                "manifestId" => once(&mut manifest_id, r.cow()?),
-                "deploymentId" => once(&mut deployment_id, r.cow()?),
-                _ => None,
+            const KEYS: [&str; 3] = ["projectId", "manifestId", "deploymentId"];
+            self.object(&KEYS, |r, key| match key {
+                0 => once(&mut project_id, r.label()?),
+                1 => once(&mut manifest_id, r.label()?),
+                _ => once(&mut deployment_id, r.label()?),
             })?;
-            Some(RawDeployment {
+            Some(DeploymentIdentity {
                 project_id: project_id?,
                 manifest_id: manifest_id?,
                 deployment_id: deployment_id?,
             })
         }
 
-        fn boundary(&mut self) -> Option<RawBoundary<'a>> {
+        fn boundary(&mut self) -> Option<Boundary> {
             let (mut id, mut span_id, mut kind, mut label) = (None, None, None, None);
             let (mut function_ref, mut parent_span_stack, mut lease_expires_at) =
                 (None, None, None);
-            self.object(|r, key| match key {
-                "id" => once(&mut id, r.cow()?),
-                "spanId" => once(&mut span_id, r.cow()?),
-                "kind" => once(&mut kind, r.cow()?),
-                "label" => once(&mut label, r.cow()?),
-                "ref" => once(&mut function_ref, r.cow()?),
-                "parentSpanStack" => once(&mut parent_span_stack, r.strings()?),
-                "leaseExpiresAt" => once(&mut lease_expires_at, r.cow()?),
-                _ => None,
+            const KEYS: [&str; 7] = [
+                "id",
+                "spanId",
+                "kind",
+                "label",
+                "ref",
+                "parentSpanStack",
+                "leaseExpiresAt",
+            ];
+            self.object(&KEYS, |r, key| match key {
+                0 => once(&mut id, r.id::<SpanId>()?),
+                1 => once(&mut span_id, r.id::<SpanId>()?),
+                2 => {
+                    let kind_ = match r.string()? {
+                        "action" => BoundaryKind::Action,
+                        "schedule" => BoundaryKind::Schedule,
+                        _ => return None,
+                    };
+                    once(&mut kind, kind_)
+                }
+                3 => once(&mut label, r.label()?),
+                4 => once(&mut function_ref, r.label()?),
+                5 => once(&mut parent_span_stack, r.stack()?),
+                _ => {
+                    let lease = r.string()?;
+                    lease.parse::<Timestamp>().ok()?;
+                    once(&mut lease_expires_at, lease.to_owned())
+                }
             })?;
-            Some(RawBoundary {
-                id: id?,
-                span_id: span_id?,
+            let id = id?;
+            if span_id? != id {
+                return None;
+            }
+            Some(Boundary {
+                id,
+                span_id: id,
                 kind: kind?,
                 label: label?,
                 function_ref: function_ref?,
@@ -514,22 +685,21 @@ mod read {
         }
     }
 
-    /// The raw envelope of `text`, or `None` when this reader gives up.
-    pub(super) fn envelope(text: &str) -> Option<RawEnvelope<'_>> {
+    /// The envelope of `text`, or `None` when this reader gives up.
+    pub(super) fn envelope(text: &str) -> Option<Envelope> {
         let mut r = Reader { text, at: 0 };
         let (mut v, mut observability, mut boundary) = (None, None, None);
-        r.object(|r, key| match key {
-            "v" => once(&mut v, r.number()?),
-            "observability" => once(&mut observability, Obj(r.context()?)),
-            "boundary" => once(&mut boundary, Obj(r.boundary()?)),
-            _ => None,
+        r.object(&["v", "observability", "boundary"], |r, key| match key {
+            0 => once(&mut v, r.number()?),
+            1 => once(&mut observability, r.context()?),
+            _ => once(&mut boundary, r.boundary()?),
         })?;
         // Only whitespace may follow, as for `serde_json::from_str`.
-        if r.byte().is_some() {
+        if r.byte().is_some() || v? != ENVELOPE_VERSION {
             return None;
         }
-        Some(RawEnvelope {
-            v: v?,
+        Some(Envelope {
+            v: 1,
             observability,
             boundary,
         })
@@ -539,6 +709,7 @@ mod read {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::envelope::EnvelopeError;
 
     const CONTEXT: &str = r#""runId":"run_0123456789abcdef01234567","operationId":"run_000000000000000000000001","traceId":"0af7651916cd43dd8448eb211c80319c","segmentId":"seg_b7ad6b7169203331aabbccdd","startedAtMs":1767323705678,"spanStack":["b7ad6b7169203331","00f067aa0ba902b7"],"currentSpanId":"00f067aa0ba902b7""#;
     const BOUNDARY: &str = r#""id":"00f067aa0ba902b7","spanId":"00f067aa0ba902b7","kind":"action","label":"plan research","ref":"research:plan","parentSpanStack":["b7ad6b7169203331"],"leaseExpiresAt":"2026-01-02T03:15:05.678Z""#;
@@ -553,7 +724,7 @@ mod tests {
     }
 
     fn by_reader(text: &str) -> Option<Envelope> {
-        finish(read::envelope(text)?)
+        read::envelope(text)
     }
 
     fn finish(raw: RawEnvelope<'_>) -> Option<Envelope> {
@@ -597,6 +768,75 @@ mod tests {
             r#"{{"v":1,"observability":{{{CONTEXT},"correlators":{{"sessionId":"s1","userId":"u1","metadata":{{"a":"1","b":"2"}}}},"deployment":{{"projectId":"p","manifestId":"m","deploymentId":"d"}}}}}}"#
         );
         assert!(agrees(&metadata));
+    }
+
+    #[test]
+    fn wire_id_lengths_are_the_lengths_ids_are_written_with() {
+        use read::WireId;
+        assert_eq!(SpanId::generate().to_string().len(), SpanId::LEN);
+        assert_eq!(TraceId::generate().to_string().len(), TraceId::LEN);
+        assert_eq!(RunId::generate().to_string().len(), RunId::LEN);
+        assert_eq!(SegmentId::generate().to_string().len(), SegmentId::LEN);
+    }
+
+    /// What `decode_str` would give without the reader: the serde path, then the
+    /// `Value` decoder for what that path does not take.
+    fn without_reader(text: &str) -> Result<Envelope, EnvelopeError> {
+        if let Some(env) = by_serde(text) {
+            return Ok(env);
+        }
+        let value: serde_json::Value = serde_json::from_str(text).expect("test texts are JSON");
+        Envelope::decode(&value)
+    }
+
+    #[test]
+    fn the_reader_gives_up_on_ids_and_labels_the_strict_decoder_refuses() {
+        let text = canonical();
+        let cases = [
+            // One hex digit short or long: the closing quote is not where an id's is.
+            text.replace("00f067aa0ba902b7", "00f067aa0ba902b"),
+            text.replace("00f067aa0ba902b7", "00f067aa0ba902b77"),
+            text.replace("00f067aa0ba902b7", "00F067AA0BA902B7"),
+            text.replace("00f067aa0ba902b7", "0000000000000000"),
+            text.replace(
+                "run_0123456789abcdef01234567",
+                r"run_0123456789abcdef0123456\u0037",
+            ),
+            text.replace(
+                "run_0123456789abcdef01234567",
+                "xxx_0123456789abcdef01234567",
+            ),
+            text.replace("plan research", ""),
+            text.replace("plan research", &"x".repeat(MAX_LABEL + 1)),
+            text.replace("plan research", "plan\u{7f}research"),
+            text.replace("2026-01-02T03:15:05.678Z", "2026-02-31T03:15:05.678Z"),
+            text.replace(r#""kind":"action""#, r#""kind":"actions""#),
+            text.replace(r#""id":"00f067aa0ba902b7""#, r#""id":"b7ad6b7169203331""#),
+            text.replace(
+                r#""currentSpanId":"00f067aa0ba902b7""#,
+                r#""currentSpanId":"b7ad6b7169203331""#,
+            ),
+            text.replace("1767323705678", "9007199254740993"),
+        ];
+        for case in &cases {
+            assert!(!agrees(case), "{case}");
+            // The strict decoder decides, as it would have without the reader.
+            assert_eq!(Envelope::decode_str(case), without_reader(case), "{case}");
+        }
+        // An escaped id is valid JSON for the same id: the reader leaves it to serde.
+        let escaped = &cases[4];
+        assert_eq!(
+            Envelope::decode_str(escaped),
+            Envelope::decode_str(&text),
+            "{escaped}"
+        );
+        let stack = format!(
+            "[{}]",
+            vec![r#""b7ad6b7169203331""#; MAX_SPAN_STACK + 1].join(",")
+        );
+        let long = text.replace(r#"["b7ad6b7169203331"]"#, &stack);
+        assert!(!agrees(&long));
+        assert!(Envelope::decode_str(&long).is_err());
     }
 
     #[test]
