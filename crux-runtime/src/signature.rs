@@ -219,7 +219,7 @@ pub enum SignatureError {
         "the request's `__crux` could not be read exactly as sent (a repeated key or `args` parameter?); a signed context must appear once"
     )]
     Unreadable,
-    /// No `v1` matches the context and the secret.
+    /// No `v2` matches the context and the secret.
     #[error(
         "the Crux-Signature does not match the context (wrong secret, or the context was changed)"
     )]

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use crux_view::fold::{self, Folding};
 use crux_view::model::{self, Model};
-use crux_view::record::{Record, decode_line};
+use crux_view::record::{Record, decode_line, decode_value};
 use crux_view::search;
 use crux_view::view::{Hit, RunView};
 use serde_json::Value;
@@ -17,7 +17,14 @@ use super::store::{RunFilter, Store, StoreError};
 /// `recordId`s (`seen` spans several calls).
 pub fn decode(texts: &[String], out: &mut Vec<Record>, seen: &mut HashSet<String>) {
     for (i, text) in texts.iter().enumerate() {
-        if let Ok(Some(record)) = decode_line(i + 1, text) {
+        // A record is stored as the text it arrived as. The ingest read it as a `Value`
+        // (a repeated key: the last one wins), the typed decoder refuses repeated keys:
+        // read such a text as ingest did, so an accepted record is never hidden.
+        let record = decode_line(i + 1, text).ok().flatten().or_else(|| {
+            let value = serde_json::from_str::<Value>(text).ok()?;
+            decode_value(i + 1, &value).ok()
+        });
+        if let Some(record) = record {
             if let Some(id) = &record.record_id
                 && !seen.insert(id.clone())
             {
@@ -166,4 +173,30 @@ fn ids_in(text: &str) -> (Vec<String>, bool, Option<String>) {
     let mut out = Vec::new();
     walk(&v, &mut out);
     (out, links, span)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_text_with_a_repeated_key_is_shown_as_ingest_read_it() {
+        let line = |repeat: &str| {
+            format!(
+                r#"{{"schemaVersion":5,"recordId":"rec_1","runId":"run_000000000000000000000001",{repeat}"segmentId":"seg_1","segmentSeq":1,"type":"run:start","name":"chat","rootPrimitive":"agent.run","startedAt":"2026-11-30T00:00:00.000Z"}}"#
+            )
+        };
+        let plain = line("");
+        let repeated = line(r#""runId":"run_000000000000000000000001","#);
+        let mut out = Vec::new();
+        decode(&[plain], &mut out, &mut HashSet::new());
+        assert_eq!(out.len(), 1, "the fixture is a record the viewer reads");
+        assert!(
+            decode_line(1, &repeated).is_err(),
+            "the typed decoder refuses it"
+        );
+        let mut out = Vec::new();
+        decode(&[repeated], &mut out, &mut HashSet::new());
+        assert_eq!(out.len(), 1, "a repeated key must not hide the record");
+    }
 }
