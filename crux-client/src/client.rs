@@ -327,8 +327,12 @@ impl Client {
             .as_ref()
             .and_then(traceparent_of)
             .map(|t| t.to_string());
-        // Written once: the text sent is the text signed.
-        let crux = envelope.as_ref().map(Envelope::to_json_string);
+        // Written once: the text sent is the text signed. Only an object's args carry it
+        // (`request_body` sends other args as they are), so only then is it signed.
+        let crux = envelope
+            .as_ref()
+            .filter(|_| args.is_object())
+            .map(Envelope::to_json_string);
         let body = request_body(path, args, crux.as_deref()).map_err(Error::msg)?;
         let signed = self.signature(kind, path, traceparent.as_deref(), crux.as_deref());
         let headers = Headers {
