@@ -37,7 +37,7 @@ mod writer;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use tiny_http::{Method, Request, Server};
@@ -64,9 +64,7 @@ pub const MAX_RUNS_LIMIT: usize = 10_000;
 /// Threads serving requests.
 const WORKERS: usize = 8;
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+use crux_runtime::helpers::lock;
 
 /// Why the collector cannot start.
 #[derive(Debug, thiserror::Error)]

@@ -495,9 +495,7 @@ impl Pipeline {
     }
 }
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+pub(crate) use crate::helpers::lock;
 
 #[cfg(test)]
 mod tests {

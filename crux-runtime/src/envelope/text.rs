@@ -429,6 +429,23 @@ mod read {
             }
         }
 
+        /// After a member of an object or array: a comma (more follow: `false`) or `close`
+        /// (the end: `true`), stepped over; anything else gives up.
+        #[inline]
+        fn closes(&mut self, close: u8) -> Option<bool> {
+            match self.byte()? {
+                b',' => {
+                    self.at += 1;
+                    Some(false)
+                }
+                b if b == close => {
+                    self.at += 1;
+                    Some(true)
+                }
+                _ => None,
+            }
+        }
+
         /// Calls `member` with the index in `keys` of each key of an object; `member`
         /// reads the value. An unknown key gives up.
         ///
@@ -457,13 +474,8 @@ mod read {
                 };
                 next = index + 1;
                 member(self, index)?;
-                match self.byte()? {
-                    b',' => self.at += 1,
-                    b'}' => {
-                        self.at += 1;
-                        return Some(());
-                    }
-                    _ => return None,
+                if self.closes(b'}')? {
+                    return Some(());
                 }
             }
         }
@@ -481,13 +493,8 @@ mod read {
             loop {
                 let key = self.key()?;
                 member(self, key)?;
-                match self.byte()? {
-                    b',' => self.at += 1,
-                    b'}' => {
-                        self.at += 1;
-                        return Some(());
-                    }
-                    _ => return None,
+                if self.closes(b'}')? {
+                    return Some(());
                 }
             }
         }
@@ -526,13 +533,8 @@ mod read {
                     return None;
                 }
                 out.push(self.id()?);
-                match self.byte()? {
-                    b',' => self.at += 1,
-                    b']' => {
-                        self.at += 1;
-                        return Some(out);
-                    }
-                    _ => return None,
+                if self.closes(b']')? {
+                    return Some(out);
                 }
             }
         }
