@@ -56,7 +56,7 @@ impl Hop {
             span_id,
             kind: BoundaryKind::Action,
             label: wire_label(label, path),
-            function_ref: path.to_owned(),
+            function_ref: path.into(),
             parent_span_stack: captured.span_stack.clone(),
             lease_expires_at: Some(lease_expiry()),
         };
@@ -177,7 +177,7 @@ pub async fn continuation_envelope(
         span_id: id,
         kind: BoundaryKind::Schedule,
         label: wire_label(label, path),
-        function_ref: path.to_owned(),
+        function_ref: path.into(),
         parent_span_stack: if wire.span_stack.is_empty() {
             vec![id]
         } else {

@@ -166,6 +166,26 @@ pub(super) fn special_at(bytes: &[u8]) -> Option<usize> {
     bytes[at..].iter().position(|&b| special(b)).map(|i| at + i)
 }
 
+/// Whether two byte strings of the same length are equal, eight bytes a step: a key is a
+/// few bytes, which a `memcmp` call costs more to set up than to compare.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    debug_assert_eq!(a.len(), b.len());
+    let mut words_a = a.chunks_exact(8);
+    let mut words_b = b.chunks_exact(8);
+    for (x, y) in (&mut words_a).zip(&mut words_b) {
+        let word = |w: &[u8]| u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        if word(x) != word(y) {
+            return false;
+        }
+    }
+    words_a
+        .remainder()
+        .iter()
+        .zip(words_b.remainder())
+        .all(|(x, y)| x == y)
+}
+
 /// `s` if it passes the wire's text rule ([`fits_text`]).
 fn text(s: &str, max: usize) -> Option<&str> {
     fits_text(s, max).then_some(s)
@@ -278,8 +298,8 @@ fn boundary(b: RawBoundary<'_>) -> Option<Boundary> {
         id: id_,
         span_id,
         kind,
-        label: label(&b.label)?,
-        function_ref: label(&b.function_ref)?,
+        label: label(&b.label)?.into(),
+        function_ref: label(&b.function_ref)?.into(),
         parent_span_stack: stack(&b.parent_span_stack)?,
         lease_expires_at,
     })
@@ -305,7 +325,7 @@ mod read {
         Boundary, BoundaryKind, Correlators, DeploymentIdentity, ENVELOPE_VERSION, Envelope,
         MAX_LABEL, MAX_METADATA, MAX_SPAN_STACK, WireContext,
     };
-    use super::{label, text};
+    use super::{label, same_bytes, text};
     use crate::clock::Timestamp;
     use crate::ids::{RunId, SegmentId, SpanId, TraceId};
 
@@ -501,6 +521,10 @@ mod read {
 
         /// The index of the first of `keys[from..]` written right where the reader stands
         /// as `"key":`, read past it.
+        ///
+        /// Inlined, and keys compared without a `memcmp` call: it runs for every member
+        /// of an envelope, and a call's set-up cost more than the compare.
+        #[inline(always)]
         fn expected(&mut self, keys: &[&str], from: usize) -> Option<usize> {
             let rest = self.text.as_bytes().get(self.at..)?;
             if rest.first() != Some(&b'"') {
@@ -511,7 +535,7 @@ mod read {
                 // The closing quote first: it rules out most other keys in one compare.
                 if rest.get(n + 1) == Some(&b'"')
                     && rest.get(n + 2) == Some(&b':')
-                    && &rest[1..=n] == key.as_bytes()
+                    && same_bytes(&rest[1..=n], key.as_bytes())
                 {
                     self.at += n + 3;
                     return Some(index);
@@ -679,8 +703,8 @@ mod read {
                 id,
                 span_id: id,
                 kind: kind?,
-                label: label?,
-                function_ref: function_ref?,
+                label: label?.into(),
+                function_ref: function_ref?.into(),
                 parent_span_stack: parent_span_stack?,
                 lease_expires_at,
             })
@@ -715,6 +739,20 @@ mod tests {
 
     const CONTEXT: &str = r#""runId":"run_0123456789abcdef01234567","operationId":"run_000000000000000000000001","traceId":"0af7651916cd43dd8448eb211c80319c","segmentId":"seg_b7ad6b7169203331aabbccdd","startedAtMs":1767323705678,"spanStack":["b7ad6b7169203331","00f067aa0ba902b7"],"currentSpanId":"00f067aa0ba902b7""#;
     const BOUNDARY: &str = r#""id":"00f067aa0ba902b7","spanId":"00f067aa0ba902b7","kind":"action","label":"plan research","ref":"research:plan","parentSpanStack":["b7ad6b7169203331"],"leaseExpiresAt":"2026-01-02T03:15:05.678Z""#;
+
+    #[test]
+    fn same_bytes_finds_a_difference_at_any_position_of_any_length() {
+        let text = b"parentSpanStack:leaseExpiresAt";
+        for len in 0..=text.len() {
+            let a = &text[..len];
+            assert!(same_bytes(a, a));
+            for at in 0..len {
+                let mut b = a.to_vec();
+                b[at] ^= 0x20;
+                assert!(!same_bytes(a, &b), "{len} {at}");
+            }
+        }
+    }
 
     fn canonical() -> String {
         format!(r#"{{"v":1,"observability":{{{CONTEXT}}},"boundary":{{{BOUNDARY}}}}}"#)
