@@ -167,7 +167,7 @@ fn parse_hex<const N: usize>(
             found: digits.chars().count(),
         }));
     }
-    const { assert!(N % 4 == 0, "ids are whole 32-bit words") };
+    const { assert!(N.is_multiple_of(4), "ids are whole 32-bit words") };
     let mut out = [0u8; N];
     // Eight digits a word, branch-free; one check for all of them at the end.
     let (mut invalid, mut any) = (0u64, 0u32);
