@@ -143,9 +143,10 @@ pub(super) fn decode_fast(text: &str) -> Option<Envelope> {
 }
 
 /// The position of the first quote, backslash or control character in `bytes` (the
-/// bytes a JSON string cannot hold unescaped): eight
-/// bytes per step while there is none (the classic zero-byte test on each of the
-/// three conditions; a hit, true or not, is resolved byte by byte).
+/// bytes a JSON string cannot hold unescaped): eight bytes per step (the classic
+/// zero-byte test on each of the three conditions). The tests can flag a byte that is not
+/// special, but only above (after) one that is: the lowest flag is always a true one, so
+/// its position is the answer.
 pub(super) fn special_at(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -159,7 +160,7 @@ pub(super) fn special_at(bytes: &[u8]) -> Option<usize> {
             | zero(word ^ (ONES * u64::from(b'\\')))
             | (word.wrapping_sub(ONES * 0x20) & !word & HIGH);
         if hits != 0 {
-            return chunk.iter().position(|&b| special(b)).map(|i| at + i);
+            return Some(at + (hits.trailing_zeros() / 8) as usize);
         }
         at += 8;
     }
@@ -365,6 +366,11 @@ mod read {
     impl<'a> Reader<'a> {
         fn byte(&mut self) -> Option<u8> {
             let bytes = self.text.as_bytes();
+            let b = *bytes.get(self.at)?;
+            // Crux writes no whitespace: one compare for every byte above the space.
+            if b > b' ' {
+                return Some(b);
+            }
             while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(self.at) {
                 self.at += 1;
             }
@@ -739,6 +745,32 @@ mod tests {
 
     const CONTEXT: &str = r#""runId":"run_0123456789abcdef01234567","operationId":"run_000000000000000000000001","traceId":"0af7651916cd43dd8448eb211c80319c","segmentId":"seg_b7ad6b7169203331aabbccdd","startedAtMs":1767323705678,"spanStack":["b7ad6b7169203331","00f067aa0ba902b7"],"currentSpanId":"00f067aa0ba902b7""#;
     const BOUNDARY: &str = r#""id":"00f067aa0ba902b7","spanId":"00f067aa0ba902b7","kind":"action","label":"plan research","ref":"research:plan","parentSpanStack":["b7ad6b7169203331"],"leaseExpiresAt":"2026-01-02T03:15:05.678Z""#;
+
+    #[test]
+    fn special_at_finds_the_first_special_byte_wherever_others_follow() {
+        let naive = |bytes: &[u8]| {
+            bytes
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        };
+        let base = b"plan research: step 12 of 14, then 15";
+        for len in 0..=base.len() {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut bytes = base[..len].to_vec();
+                    bytes[at] = b;
+                    assert_eq!(special_at(&bytes), naive(&bytes), "{bytes:?}");
+                    // Specials after it (borrows from below flag bytes above).
+                    for (i, c) in [b'"', 0, b'\\', 0x1f, 0x01, 0x21].into_iter().enumerate() {
+                        if at + 1 + i < len {
+                            bytes[at + 1 + i] = c;
+                        }
+                    }
+                    assert_eq!(special_at(&bytes), naive(&bytes), "{bytes:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn same_bytes_finds_a_difference_at_any_position_of_any_length() {
