@@ -98,6 +98,7 @@ impl Envelope {
 
     /// Strictly decodes envelope JSON text: the same rules and results as
     /// [`decode`](Envelope::decode), with a fast typed path for well-formed input.
+    #[inline]
     pub fn decode_str(json: &str) -> Result<Envelope, EnvelopeError> {
         if let Some(env) = text::decode_fast(json) {
             return Ok(env);

@@ -119,6 +119,10 @@ struct RawBoundary<'a> {
 }
 
 /// `Some` only for input the strict decoder accepts with the same result.
+///
+/// Inlined (one caller), like the reader's entry point: the envelope (about 400 bytes) is
+/// then built where the caller keeps it instead of copied out of each return.
+#[inline]
 pub(super) fn decode_fast(text: &str) -> Option<Envelope> {
     if let Some(envelope) = read::envelope(text) {
         return Some(envelope);
@@ -553,7 +557,8 @@ mod read {
         /// A span stack: at most [`MAX_SPAN_STACK`] span ids.
         fn stack(&mut self) -> Option<Vec<SpanId>> {
             self.eat(b'[')?;
-            let mut out = Vec::new();
+            // Room for a usual stack, allocated at once (no growth path on the first id).
+            let mut out = Vec::with_capacity(4);
             if self.byte()? == b']' {
                 self.at += 1;
                 return Some(out);
@@ -718,6 +723,7 @@ mod read {
     }
 
     /// The envelope of `text`, or `None` when this reader gives up.
+    #[inline]
     pub(super) fn envelope(text: &str) -> Option<Envelope> {
         let mut r = Reader { text, at: 0 };
         let (mut v, mut observability, mut boundary) = (None, None, None);
