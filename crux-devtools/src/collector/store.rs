@@ -701,14 +701,18 @@ impl Store {
                             continue;
                         }
                     };
-                    let known = match owners.get(b.segment_id) {
-                        Some(run) => Some(run.clone()),
+                    // Whether the segment is this record's run's (`None`: a new segment).
+                    let cached = owners.get(b.segment_id).map(|run| run == b.run_id);
+                    let known = match cached {
+                        Some(ours) => Some(ours),
                         None => owner
-                            .query_row([b.segment_id], |r| r.get::<_, String>(0))
+                            .query_row([b.segment_id], |r| {
+                                r.get::<_, String>(0).map(|run| run == b.run_id)
+                            })
                             .optional()
                             .map_err(sql(&path))?,
                     };
-                    if known.as_ref().is_some_and(|run| run != b.run_id) {
+                    if known == Some(false) {
                         results.push(taken(&b, record, Rejection::SegmentOwnership)?);
                         continue;
                     }
@@ -738,12 +742,16 @@ impl Store {
                             .execute([b.segment_id, b.run_id])
                             .map_err(sql(&path))?;
                     }
-                    owners
-                        .entry(b.segment_id.to_owned())
-                        .or_insert_with(|| b.run_id.to_owned());
-                    runs.entry(b.run_id.to_owned())
-                        .or_default()
-                        .apply(b.kind, v, seq);
+                    if cached.is_none() {
+                        owners.insert(b.segment_id.to_owned(), b.run_id.to_owned());
+                    }
+                    match runs.get_mut(b.run_id) {
+                        Some(delta) => delta.apply(b.kind, v, seq),
+                        None => runs
+                            .entry(b.run_id.to_owned())
+                            .or_default()
+                            .apply(b.kind, v, seq),
+                    }
                     results.push(Ok(()));
                 }
                 out.push(results);
