@@ -10,8 +10,10 @@
 
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+
+use crate::json::{Checked, KeyIn};
 
 /// One record ready for [`Store::ingest_prepared`](super::Store::ingest_prepared).
 #[derive(Clone, Debug)]
@@ -191,7 +193,7 @@ impl<'de> Visitor<'de> for FieldsVisitor {
             object: true,
             ..Fields::default()
         };
-        while let Some(key) = map.next_key_seed(SlotSeed)? {
+        while let Some(key) = map.next_key_seed(KeyIn(slot))? {
             match key {
                 // The last occurrence wins, as in a `Value`.
                 Some(i) => fields.slots[i] = Some(map.next_value()?),
@@ -222,78 +224,6 @@ impl<'de> Visitor<'de> for FieldsVisitor {
     }
     fn visit_unit<E: de::Error>(self) -> Result<Fields, E> {
         Ok(Fields::default())
-    }
-}
-
-/// A key, read as its slot (no allocation for a key without escapes).
-struct SlotSeed;
-
-impl<'de> DeserializeSeed<'de> for SlotSeed {
-    type Value = Option<usize>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for SlotSeed {
-    type Value = Option<usize>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a key")
-    }
-
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<Option<usize>, E> {
-        Ok(slot(key))
-    }
-}
-
-/// Any JSON value, checked as a `Value` parse checks it (through `deserialize_any`,
-/// unlike [`IgnoredAny`], which skips numbers without reading them) and dropped.
-struct Checked;
-
-impl<'de> de::Deserialize<'de> for Checked {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Checked, D::Error> {
-        d.deserialize_any(Checked)
-    }
-}
-
-impl<'de> Visitor<'de> for Checked {
-    type Value = Checked;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
-        while map.next_key::<IgnoredAny>()?.is_some() {
-            map.next_value::<Checked>()?;
-        }
-        Ok(Checked)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
-        while seq.next_element::<Checked>()?.is_some() {}
-        Ok(Checked)
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Checked, E> {
-        Ok(Checked)
     }
 }
 
