@@ -601,6 +601,13 @@ pub fn replace_current_scope(scope: Option<Scope>) -> Option<Scope> {
     context::swap_current(scope)
 }
 
+/// Whether code runs inside a Crux context (a run, a continued segment, a span): one
+/// thread-local read, for integrations (a `tracing` layer) deciding whether to record at
+/// all before doing any work for it.
+pub fn in_context() -> bool {
+    context::with_current(|s| s.is_some())
+}
+
 /// Whether code runs inside an open Crux span: one thread-local read, for integrations
 /// (a `tracing` layer) that must cost next to nothing outside a run.
 pub fn in_span() -> bool {
