@@ -37,25 +37,35 @@ impl<'de> Visitor<'de> for Checked {
         Ok(Checked)
     }
 
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Checked, E> {
-        Ok(Checked)
-    }
+    crate::json::scalars_read_as!(Checked, Checked);
 }
+
+/// The visits of a JSON scalar (boolean, number, string, null), each read as `$value`:
+/// for a reader that keeps only objects (or arrays) and checks the rest. serde_json
+/// checks a scalar (a number's range, a string's escapes) before it visits it.
+macro_rules! scalars_read_as {
+    ($t:ty, $value:expr) => {
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<$t, E> {
+            Ok($value)
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<$t, E> {
+            Ok($value)
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<$t, E> {
+            Ok($value)
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<$t, E> {
+            Ok($value)
+        }
+        fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<$t, E> {
+            Ok($value)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<$t, E> {
+            Ok($value)
+        }
+    };
+}
+pub(crate) use scalars_read_as;
 
 /// A key, read as its position in a list of keys (`None`: not in it); no allocation for a
 /// key without escapes.

@@ -69,24 +69,7 @@ macro_rules! non_objects_are_default {
         fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<$t, A::Error> {
             Checked.visit_seq(seq).map(|_| <$t>::default())
         }
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<$t, E> {
-            Ok(<$t>::default())
-        }
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<$t, E> {
-            Ok(<$t>::default())
-        }
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<$t, E> {
-            Ok(<$t>::default())
-        }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<$t, E> {
-            Ok(<$t>::default())
-        }
-        fn visit_str<E: de::Error>(self, _: &str) -> Result<$t, E> {
-            Ok(<$t>::default())
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<$t, E> {
-            Ok(<$t>::default())
-        }
+        crate::json::scalars_read_as!($t, <$t>::default());
     };
 }
 
@@ -146,24 +129,7 @@ impl<'de> Visitor<'de> for DispositionsVisitor {
         Checked.visit_map(map).map(|_| Dispositions(None))
     }
 
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Dispositions, E> {
-        Ok(Dispositions(None))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Dispositions, E> {
-        Ok(Dispositions(None))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Dispositions, E> {
-        Ok(Dispositions(None))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Dispositions, E> {
-        Ok(Dispositions(None))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Dispositions, E> {
-        Ok(Dispositions(None))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Dispositions, E> {
-        Ok(Dispositions(None))
-    }
+    crate::json::scalars_read_as!(Dispositions, Dispositions(None));
 }
 
 impl<'de> de::Deserialize<'de> for Disposition {

@@ -5,8 +5,10 @@
 
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
+
+use crate::json::KeyIn;
 
 /// A batch's members, as received.
 #[derive(Debug, Default)]
@@ -27,11 +29,11 @@ pub(super) fn parse(body: &[u8]) -> Result<Batch<'_>, serde_json::Error> {
     Ok(batch)
 }
 
-enum Member {
-    SchemaVersion,
-    Records,
-    SourceHealth,
-    Other,
+/// The members read, by position (`KeyIn`).
+fn member(key: &str) -> Option<usize> {
+    ["schemaVersion", "records", "sourceHealth"]
+        .iter()
+        .position(|k| *k == key)
 }
 
 struct BatchVisitor;
@@ -45,42 +47,16 @@ impl<'de> Visitor<'de> for BatchVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Batch<'de>, A::Error> {
         let mut batch = Batch::default();
-        while let Some(member) = map.next_key_seed(MemberSeed)? {
-            match member {
-                Member::SchemaVersion => batch.schema_version = Some(map.next_value()?),
-                Member::Records => batch.records = map.next_value::<Records<'de>>()?.0,
-                Member::SourceHealth => batch.source_health = Some(map.next_value()?),
-                Member::Other => map.next_value::<IgnoredAny>().map(|_| ())?,
+        while let Some(key) = map.next_key_seed(KeyIn(member))? {
+            // The last occurrence wins, as in a map.
+            match key {
+                Some(0) => batch.schema_version = Some(map.next_value()?),
+                Some(1) => batch.records = map.next_value::<Records<'de>>()?.0,
+                Some(_) => batch.source_health = Some(map.next_value()?),
+                None => map.next_value::<IgnoredAny>().map(|_| ())?,
             }
         }
         Ok(batch)
-    }
-}
-
-struct MemberSeed;
-
-impl<'de> DeserializeSeed<'de> for MemberSeed {
-    type Value = Member;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Member, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for MemberSeed {
-    type Value = Member;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a key")
-    }
-
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<Member, E> {
-        Ok(match key {
-            "schemaVersion" => Member::SchemaVersion,
-            "records" => Member::Records,
-            "sourceHealth" => Member::SourceHealth,
-            _ => Member::Other,
-        })
     }
 }
 
@@ -115,24 +91,7 @@ impl<'de> Visitor<'de> for RecordsVisitor {
         Ok(Records(None))
     }
 
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Records<'de>, E> {
-        Ok(Records(None))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Records<'de>, E> {
-        Ok(Records(None))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Records<'de>, E> {
-        Ok(Records(None))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Records<'de>, E> {
-        Ok(Records(None))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Records<'de>, E> {
-        Ok(Records(None))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Records<'de>, E> {
-        Ok(Records(None))
-    }
+    crate::json::scalars_read_as!(Records<'de>, Records(None));
 }
 
 #[cfg(test)]

@@ -10,8 +10,10 @@
 
 use std::fmt;
 
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+
+use crux_view::record::DETAIL_KEYS;
 
 use crate::json::{Checked, KeyIn};
 
@@ -67,11 +69,12 @@ pub(super) fn searchable(text: &str) -> Option<String> {
 pub(super) struct Fields {
     /// Whether the record is a JSON object (the other fields are empty when not).
     pub(super) object: bool,
-    slots: [Option<Value>; KEYS.len()],
+    slots: [Option<Value>; KEYS.len() + DETAIL_KEYS.len()],
 }
 
-/// The keys kept, by slot; [`Fields::get`] names them.
-const KEYS: [&str; 30] = [
+/// The keys kept, by slot, then a span's identity fields
+/// (`crux_view::record::DETAIL_KEYS`, slots 20 to 29).
+const KEYS: [&str; 20] = [
     "schemaVersion",
     "recordId",
     "runId",
@@ -92,19 +95,8 @@ const KEYS: [&str; 30] = [
     "endedAt",
     "attributes",
     "error",
-    // crux_view::record::DETAIL_KEYS, in its order (checked by a test).
-    "model",
-    "provider",
-    "promptId",
-    "contextId",
-    "agentId",
-    "toolName",
-    "flowId",
-    "stepId",
-    "memoryId",
-    "retrieverId",
 ];
-const DETAILS: std::ops::Range<usize> = 20..30;
+const DETAILS: std::ops::Range<usize> = KEYS.len()..KEYS.len() + DETAIL_KEYS.len();
 
 /// The slot of `key`, if kept. A `match` on the text, which compiles to a comparison of
 /// lengths and then of bytes, not a scan of [`KEYS`].
@@ -130,22 +122,18 @@ fn slot(key: &str) -> Option<usize> {
         "endedAt" => 17,
         "attributes" => 18,
         "error" => 19,
-        "model" => 20,
-        "provider" => 21,
-        "promptId" => 22,
-        "contextId" => 23,
-        "agentId" => 24,
-        "toolName" => 25,
-        "flowId" => 26,
-        "stepId" => 27,
-        "memoryId" => 28,
-        "retrieverId" => 29,
-        _ => return None,
+        _ => {
+            return DETAIL_KEYS
+                .iter()
+                .position(|k| *k == key)
+                .map(|i| DETAILS.start + i);
+        }
     })
 }
 
 impl Fields {
-    /// The value of top-level `key` (one of [`KEYS`]), as a `Value` of the record holds it.
+    /// The value of top-level `key` (one of [`KEYS`] or `DETAIL_KEYS`), as a `Value` of the
+    /// record holds it.
     pub(super) fn get(&self, key: &str) -> Option<&Value> {
         self.slots[slot(key).expect("a kept key")].as_ref()
     }
@@ -207,24 +195,7 @@ impl<'de> Visitor<'de> for FieldsVisitor {
         Checked.visit_seq(seq).map(|_| Fields::default())
     }
 
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Fields, E> {
-        Ok(Fields::default())
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Fields, E> {
-        Ok(Fields::default())
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Fields, E> {
-        Ok(Fields::default())
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Fields, E> {
-        Ok(Fields::default())
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Fields, E> {
-        Ok(Fields::default())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Fields, E> {
-        Ok(Fields::default())
-    }
+    crate::json::scalars_read_as!(Fields, Fields::default());
 }
 
 #[cfg(test)]
@@ -276,7 +247,7 @@ mod tests {
             let value: Value = serde_json::from_str(&line).unwrap();
             let incoming = Incoming::parse(&line).unwrap();
             assert_eq!(incoming.text, line);
-            for key in KEYS {
+            for key in KEYS.iter().chain(&DETAIL_KEYS) {
                 assert_eq!(incoming.fields.get(key), value.get(key), "{key} in {line}");
             }
         }
@@ -310,10 +281,10 @@ mod tests {
     }
 
     #[test]
-    fn the_detail_keys_are_the_viewers() {
-        assert_eq!(KEYS[DETAILS], crux_view::record::DETAIL_KEYS);
-        for (i, key) in KEYS.iter().enumerate() {
-            assert_eq!(slot(key), Some(i));
+    fn every_kept_key_has_its_own_slot() {
+        for (i, key) in KEYS.iter().chain(&DETAIL_KEYS).enumerate() {
+            assert_eq!(slot(key), Some(i), "{key}");
         }
+        assert_eq!(slot("operationId"), None);
     }
 }
