@@ -264,7 +264,8 @@ const MAX_METADATA_KEY: usize = 64;
 /// limits the receiving decoders enforce: a value they refuse would cut every callee off
 /// the run (a `security.warning` instead) and make `resume_run` fail. An id too long (or
 /// with control characters) keeps a prefix and a digest of the whole ([`clamp_id`]), so
-/// two users or sessions never become one; metadata texts are cut to their limit with
+/// two long ids do not become one by accident (correlators are not trusted identity: an id
+/// written to match another's cut form on purpose could); metadata texts are cut to their limit with
 /// control characters as spaces; an empty id is dropped; metadata keeps its first
 /// [`MAX_METADATA`] entries.
 fn wire_correlators(c: Correlators) -> Correlators {

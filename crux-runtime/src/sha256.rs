@@ -89,7 +89,7 @@ mod tests {
     #[test]
     fn matches_the_fips_180_examples_and_sha256sum() {
         // FIPS 180-4's examples; the others from `printf ... | sha256sum`.
-        let cases: [(&[u8], &str); 5] = [
+        let cases: [(&[u8], &str); 9] = [
             (
                 b"",
                 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
@@ -105,6 +105,23 @@ mod tests {
             (
                 &[b'a'; 64],
                 "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb",
+            ),
+            // The lengths where the padding fits a block exactly or spills into the next.
+            (
+                &[b'b'; 55],
+                "eb2c86e932179f4ba13fe8715a26124b77d6bad290b9b4c1cc140cf633300c19",
+            ),
+            (
+                &[b'b'; 63],
+                "94e419fabac7f930810f9636354042f8c1426d2f834d4ab65c93dc1e69326b13",
+            ),
+            (
+                &[b'b'; 119],
+                "68297a9eb141ce16bbc0847da1c0c48e2858704feaa13993bde29f87a198a6e1",
+            ),
+            (
+                &[b'b'; 120],
+                "392add47fbaa8197a874ebe770a947a26dd6f2becce5f64688cc4d18c9da93bd",
             ),
             (
                 &[b'x'; 300],
