@@ -101,8 +101,8 @@ impl ClientBuilder {
     }
 
     /// Signs the context each call carries (`__crux` and `traceparent`, bound to the
-    /// function's kind and path) with `secret`, in a `Crux-Signature` header
-    /// ([`crux_runtime::signature`]): what a server whose context policy is
+    /// function's kind and path) with `secret`, in a `Crux-Signature` header (v3,
+    /// [`crux_runtime::signature`]): what a server whose context policy is
     /// `ContextPolicy::Signed` with the same secret needs to continue the run (without it
     /// the callee runs as a fresh root with a `security.warning`). A call without a
     /// context sends no signature.

@@ -10,6 +10,8 @@
 //!   the contract, keeps the records in SQLite and answers `GET /api/runs` and
 //!   `GET /api/runs/{runId}`. A TypeScript Crux app can deliver to it unchanged.
 
+mod json;
+mod receipt;
 mod sink;
 
 pub use sink::{

@@ -16,6 +16,8 @@ use crux_runtime::record::{Record, SCHEMA_VERSION};
 use crux_runtime::sink::{Sink, SinkError};
 use serde_json::{Value, json};
 
+use crate::receipt::CollectorReply;
+
 /// The collector's default base URL (the TypeScript transport's default).
 pub const DEFAULT_URL: &str = "http://127.0.0.1:4400";
 /// The ingest route, appended to the base URL.
@@ -649,7 +651,7 @@ impl Shared {
             .limit(MAX_REPLY)
             .read_to_vec()
             .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+            .and_then(|b| CollectorReply::parse(&b));
         let mut receipt = read_receipt(status, reply.as_ref(), chunk);
         receipt.retry_after = retry_after;
         receipt
@@ -749,12 +751,10 @@ fn valid_code(code: &str) -> bool {
 
 /// Reads a collector's reply into one outcome per record of `chunk` (the TypeScript
 /// transport's receipt rules).
-fn read_receipt(status: u16, reply: Option<&Value>, chunk: &[Item]) -> Receipt {
+fn read_receipt(status: u16, reply: Option<&CollectorReply>, chunk: &[Item]) -> Receipt {
     let n = chunk.len();
     let ok = (200..300).contains(&status);
-    let dispositions = reply
-        .and_then(|r| r.get("dispositions"))
-        .and_then(Value::as_array);
+    let dispositions = reply.and_then(|r| r.dispositions.as_ref());
     if let Some(list) = dispositions {
         let mut outcomes: Vec<Option<Outcome>> = (0..n).map(|_| None).collect();
         let mut seen = HashSet::new();
@@ -816,10 +816,10 @@ fn read_receipt(status: u16, reply: Option<&Value>, chunk: &[Item]) -> Receipt {
     if ok {
         // The `{accepted: n}` era: complete only when it covers the whole batch.
         let count = reply
-            .and_then(|r| r.get("accepted"))
+            .and_then(|r| r.accepted.as_ref())
             .and_then(Value::as_u64);
         let rejected_empty = reply
-            .and_then(|r| r.get("rejected"))
+            .and_then(|r| r.rejected.as_ref())
             .is_none_or(|r| r.as_array().is_some_and(Vec::is_empty));
         if count == Some(n as u64) && rejected_empty {
             return Receipt {
@@ -929,6 +929,10 @@ impl Sink for DevtoolsSink {
 mod tests {
     use super::*;
 
+    fn parsed(reply: &Value) -> CollectorReply {
+        CollectorReply::parse(reply.to_string().as_bytes()).unwrap()
+    }
+
     fn items(ids: &[&str]) -> Vec<Item> {
         ids.iter()
             .map(|id| Item {
@@ -950,7 +954,7 @@ mod tests {
             {"index": 3, "recordId": "d", "outcome": "rejected", "code": "ingest_unavailable", "retryable": true},
             {"index": 9, "recordId": "e", "outcome": "accepted", "code": "accepted", "retryable": false},
         ]});
-        let r = read_receipt(202, Some(&reply), &chunk);
+        let r = read_receipt(202, Some(&parsed(&reply)), &chunk);
         use Outcome::*;
         assert_eq!(r.outcomes, vec![Accepted, Retry, Rejected, Retry, Retry]);
     }
@@ -963,22 +967,26 @@ mod tests {
             {"index": 0, "recordId": "a", "outcome": "accepted", "code": "accepted", "retryable": false},
             {"index": 1, "recordId": "b", "outcome": "accepted", "code": "bad code!", "retryable": false},
         ]});
-        let r = read_receipt(202, Some(&reply), &chunk);
+        let r = read_receipt(202, Some(&parsed(&reply)), &chunk);
         assert_eq!(r.outcomes, vec![Outcome::Retry, Outcome::Retry]);
         // An accepted disposition claiming to be retryable does not count.
         let reply = json!({"dispositions": [
             {"index": 0, "recordId": "a", "outcome": "accepted", "code": "accepted", "retryable": true},
         ]});
-        let r = read_receipt(202, Some(&reply), &items(&["a"]));
+        let r = read_receipt(202, Some(&parsed(&reply)), &items(&["a"]));
         assert_eq!(r.outcomes, vec![Outcome::Retry]);
     }
 
     #[test]
     fn count_only_replies_count_only_when_complete() {
         let chunk = items(&["a", "b"]);
-        let r = read_receipt(200, Some(&json!({"accepted": 2})), &chunk);
+        let r = read_receipt(200, Some(&parsed(&json!({"accepted": 2}))), &chunk);
         assert_eq!(r.outcomes, vec![Outcome::Accepted, Outcome::Accepted]);
-        let r = read_receipt(200, Some(&json!({"accepted": 1, "rejected": []})), &chunk);
+        let r = read_receipt(
+            200,
+            Some(&parsed(&json!({"accepted": 1, "rejected": []}))),
+            &chunk,
+        );
         assert_eq!(r.outcomes, vec![Outcome::Retry, Outcome::Retry]);
         assert!(r.error.unwrap().contains("count_only_partial"));
         let r = read_receipt(200, None, &chunk);

@@ -208,9 +208,11 @@ impl Attributes {
         self.own.push((key, value));
     }
 
-    /// Adds `key`, known not to be in the list yet (no search): for lists built by crux
-    /// from fixed keys.
-    pub(crate) fn push_new(&mut self, key: &'static str, value: impl Into<AttrValue>) {
+    /// Adds `key`, known not to be in the list yet (no search): for lists built by crux's
+    /// own crates from fixed keys (a debug build checks; a repeated key would be written
+    /// twice). Hidden: not part of the API.
+    #[doc(hidden)]
+    pub fn push_new(&mut self, key: &'static str, value: impl Into<AttrValue>) {
         debug_assert!(self.get(key).is_none(), "{key} set twice");
         self.own.push((Cow::Borrowed(key), value.into()));
     }

@@ -23,6 +23,7 @@ mod metrics;
 pub mod observe;
 pub mod record;
 pub mod run;
+mod sha256;
 #[cfg(feature = "signature")]
 pub mod signature;
 pub mod sink;

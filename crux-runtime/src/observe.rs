@@ -40,7 +40,7 @@ use crate::delivery::{DEFAULT_CAPACITY, Pipeline, lock};
 use crate::envelope::{Correlators, DeploymentIdentity, MAX_LABEL, MAX_METADATA};
 use crate::ids::{RunId, SpanId, TraceId};
 use crate::record::{Body, SegmentExtra};
-use crate::wire::{clamp_text, fits_text};
+use crate::wire::{clamp_id, clamp_text, fits_text};
 
 pub use crate::carrier::{Carrier, CarrierError, TraceParent};
 pub use crate::context::CapturedContext;
@@ -262,9 +262,12 @@ const MAX_METADATA_KEY: usize = 64;
 
 /// Correlators as every envelope and carrier of the run will carry them, within the
 /// limits the receiving decoders enforce: a value they refuse would cut every callee off
-/// the run (a `security.warning` instead) and make `resume_run` fail. Texts are cut to
-/// their limit with control characters as spaces; an empty id is dropped; metadata keeps
-/// its first [`MAX_METADATA`] entries.
+/// the run (a `security.warning` instead) and make `resume_run` fail. An id too long (or
+/// with control characters) keeps a prefix and a digest of the whole ([`clamp_id`]), so
+/// two long ids do not become one by accident (correlators are not trusted identity: an id
+/// written to match another's cut form on purpose could); metadata texts are cut to their limit with
+/// control characters as spaces; an empty id is dropped; metadata keeps its first
+/// [`MAX_METADATA`] entries.
 fn wire_correlators(c: Correlators) -> Correlators {
     let id_fits = |s: &Option<String>| {
         s.as_deref()
@@ -280,10 +283,7 @@ fn wire_correlators(c: Correlators) -> Correlators {
         // The usual case, checked without rebuilding the map.
         return c;
     }
-    let id = |s: Option<String>| {
-        s.filter(|s| !s.is_empty())
-            .map(|s| clamp_text(s, MAX_LABEL))
-    };
+    let id = |s: Option<String>| s.filter(|s| !s.is_empty()).map(|s| clamp_id(s, MAX_LABEL));
     Correlators {
         session_id: id(c.session_id),
         user_id: id(c.user_id),
@@ -600,6 +600,13 @@ pub fn current_scope() -> Option<Scope> {
 /// ```
 pub fn replace_current_scope(scope: Option<Scope>) -> Option<Scope> {
     context::swap_current(scope)
+}
+
+/// Whether code runs inside a Crux context (a run, a continued segment, a span): one
+/// thread-local read, for integrations (a `tracing` layer) deciding whether to record at
+/// all before doing any work for it.
+pub fn in_context() -> bool {
+    context::with_current(|s| s.is_some())
 }
 
 /// Whether code runs inside an open Crux span: one thread-local read, for integrations

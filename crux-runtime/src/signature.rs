@@ -5,31 +5,36 @@
 //! The signature travels in one header:
 //!
 //! ```text
-//! Crux-Signature: t=<unix seconds>,v2=<HMAC-SHA256, 64 lowercase hex digits>
+//! Crux-Signature: t=<unix seconds>,v3=<HMAC-SHA256, 64 lowercase hex digits>
 //! ```
 //!
 //! and is the HMAC-SHA256, keyed with the shared secret, of the UTF-8 text
 //!
 //! ```text
-//! crux-context-v2\n<t>\n<kind>\n<path>\n<traceparent>\n<__crux>
+//! crux-context-v3\n<t>\n<kind>\n<method>\n<path>\n<traceparent>\n<__crux>
 //! ```
 //!
 //! where `<t>` is the decimal `t` of the header; `<kind>` is `query`, `mutation` or
 //! `action` for a function call (the kind of the function called, whatever the route) and
-//! `http` for an HTTP action; `<path>` is the function's path as the request names it
+//! `http` for an HTTP action; `<method>` is empty for a function call (its kind is what
+//! matters, whatever the HTTP method carrying it) and an HTTP action's request method as
+//! sent (`GET`, `POST`; `HEAD` for a HEAD request, though it runs the GET route);
+//! `<path>` is the function's path as the request names it
 //! (`messages:send`; for `/api/run/messages/send`, `messages:send`), or an HTTP action's
 //! URL path (`/webhook`, no query string); `<traceparent>` is the exact value of the
 //! request's `traceparent` header (empty without one) and `<__crux>` the exact JSON text of
 //! the `__crux` value in the request's `args` (empty without one): the bytes from its first
 //! character to its last, as they appear in the body (or in the `args` query parameter of
 //! `GET /api/query`, after percent-decoding). A caller signs the text it sends, so no
-//! canonical JSON is needed. Binding the kind and the path means a signature captured on a
-//! call to one function cannot be replayed on another. Several `v2=` entries may be given
-//! (a secret being rotated): one matching is enough. The server accepts the context while
-//! `t` is within `max_age` of its clock (either way); otherwise, or when the signature is
-//! missing or wrong, the call runs as a fresh root whose run records a `security.warning`
-//! with the reason, and never fails for it. (`v1`, which bound neither kind nor path, is no
-//! longer accepted.)
+//! canonical JSON is needed. Every field but the last is one line (a line break in one is
+//! refused), so the text reads back one way only. Binding the kind, the method and the
+//! path means a signature captured on a call to one function, or on one HTTP action's
+//! method, cannot be replayed on another. Several `v3=` entries may be given (a secret
+//! being rotated): one matching is enough. The server accepts the context while `t` is
+//! within `max_age` of its clock (either way); otherwise, or when the signature is missing
+//! or wrong, the call runs as a fresh root whose run records a `security.warning` with the
+//! reason, and never fails for it. (`v1`, which bound neither kind nor path, and `v2`,
+//! which did not bind an HTTP action's method, are no longer accepted.)
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -45,7 +50,10 @@ pub const SIGNATURE_HEADER: &str = "crux-signature";
 pub const MIN_SECRET: usize = 32;
 
 /// The prefix of the signed text, naming the scheme's version.
-const SCHEME: &str = "crux-context-v2";
+const SCHEME: &str = "crux-context-v3";
+
+/// The header's name for a signature of [`SCHEME`].
+const VERSION: &str = "v3";
 
 /// A shared secret for signing contexts; its `Debug` never shows it.
 #[derive(Clone)]
@@ -102,6 +110,8 @@ impl ContextSecret {
             "\n",
             signed.kind,
             "\n",
+            signed.method,
+            "\n",
             signed.path,
             "\n",
             signed.traceparent,
@@ -114,11 +124,14 @@ impl ContextSecret {
     }
 }
 
-/// What a signature covers: the call (its kind and path) and the context it carries.
+/// What a signature covers: the call (its kind, an HTTP action's method, the path) and the
+/// context it carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Signed<'a> {
     /// `query`, `mutation`, `action` or `http` ([`Signed::call`], [`Signed::http`]).
     pub kind: &'a str,
+    /// An HTTP action's request method as sent (`GET`, `POST`); `""` for a function call.
+    pub method: &'a str,
     /// The function's path (`messages:send`), or an HTTP action's URL path.
     pub path: &'a str,
     /// The `traceparent` header's exact value; `""` when not sent.
@@ -137,26 +150,29 @@ impl<'a> Signed<'a> {
         };
         Signed {
             kind,
+            method: "",
             path,
             traceparent,
             crux,
         }
     }
 
-    /// A request to the HTTP action at the URL path `path`.
-    pub fn http(path: &'a str, traceparent: &'a str) -> Self {
+    /// A request with `method` (`GET`, `POST`, as sent) to the HTTP action at the URL path
+    /// `path`.
+    pub fn http(method: &'a str, path: &'a str, traceparent: &'a str) -> Self {
         Signed {
             kind: "http",
+            method,
             path,
             traceparent,
             crux: "",
         }
     }
 
-    /// Whether each line of the signed text is one field: a line break in the kind, path
-    /// or traceparent could move text from one field to the next.
+    /// Whether each line of the signed text is one field: a line break in the kind,
+    /// method, path or traceparent could move text from one field to the next.
     fn is_unambiguous(&self) -> bool {
-        [self.kind, self.path, self.traceparent]
+        [self.kind, self.method, self.path, self.traceparent]
             .iter()
             .all(|field| !field.contains(['\n', '\r']))
     }
@@ -170,7 +186,7 @@ impl<'a> Signed<'a> {
 /// let secret = ContextSecret::new("a shared secret of thirty-two bytes!")?;
 /// let crux = r#"{"v":1}"#;
 /// let header = sign_context(&secret, &Signed::call(FunctionKind::Action, "a:b", "", crux));
-/// assert!(header.starts_with("t=") && header.contains(",v2="));
+/// assert!(header.starts_with("t=") && header.contains(",v3="));
 /// # Ok::<(), crux_runtime::signature::WeakSecret>(())
 /// ```
 pub fn sign_context(secret: &ContextSecret, signed: &Signed<'_>) -> String {
@@ -180,7 +196,7 @@ pub fn sign_context(secret: &ContextSecret, signed: &Signed<'_>) -> String {
 /// [`sign_context`] with the time of signing given (seconds since the Unix epoch).
 pub fn sign_context_at(secret: &ContextSecret, unix_seconds: u64, signed: &Signed<'_>) -> String {
     let tag = secret.tag(unix_seconds, signed);
-    format!("t={unix_seconds},v2={}", hex(tag.as_ref()))
+    format!("t={unix_seconds},{VERSION}={}", hex(tag.as_ref()))
 }
 
 /// Why a signed context was not accepted: the `security.warning`'s reason.
@@ -190,17 +206,21 @@ pub enum SignatureError {
     /// No `Crux-Signature` header came with the context.
     #[error("the context came without a Crux-Signature header")]
     Missing,
-    /// The header is not `t=<unix seconds>,v2=<64 hex digits>`, or the call's path has a
-    /// line break.
-    #[error("the Crux-Signature header is not `t=<unix seconds>,v2=<64 hex digits>`")]
+    /// The header is not `t=<unix seconds>,v3=<64 lowercase hex digits>`, or a signed
+    /// field (the path, the method) has a line break.
+    #[error("the Crux-Signature header is not `t=<unix seconds>,v3=<64 lowercase hex digits>`")]
     Malformed,
-    /// The header has only `v1` signatures, which bind neither the function's kind nor its
-    /// path.
+    /// The header has only signatures of an earlier scheme: `v1` binds neither the
+    /// function's kind nor its path, `v2` not an HTTP action's method.
     #[error(
-        "the Crux-Signature is v1, which does not bind the function called; sign with v2 \
-         (crux-context-v2)"
+        "the Crux-Signature is {version}, an earlier scheme this server no longer accepts \
+         (v1 binds neither the function's kind nor its path, v2 not an HTTP action's method); \
+         sign with v3 (crux-context-v3): caller and server must both run a crux with v3"
     )]
-    Outdated,
+    Outdated {
+        /// The newest earlier scheme the header has (`v1`, `v2`).
+        version: &'static str,
+    },
     /// `t` is further from the server's clock than `max_age`.
     #[error(
         "the Crux-Signature is {age_seconds} s from the server's clock; at most {max_age_seconds} s is accepted"
@@ -219,11 +239,18 @@ pub enum SignatureError {
         "the request's `__crux` could not be read exactly as sent (a repeated key or `args` parameter?); a signed context must appear once"
     )]
     Unreadable,
-    /// No `v2` matches the context and the secret.
+    /// No `v3` matches the context and the secret.
     #[error(
         "the Crux-Signature does not match the context (wrong secret, or the context was changed)"
     )]
     Mismatch,
+}
+
+/// Digits only, no leading zero: the one spelling `u64`'s `Display` writes.
+fn is_canonical_decimal(text: &str) -> bool {
+    !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text == "0" || !text.starts_with('0'))
 }
 
 /// Checks a `Crux-Signature` header against the call and the context it came with.
@@ -240,31 +267,34 @@ pub fn verify_context(
     let header = header.ok_or(SignatureError::Missing)?;
     let mut t = None;
     let mut signatures = Vec::new();
-    let mut outdated = false;
+    let mut outdated = None;
     for item in header.split(',') {
         match item.trim().split_once('=') {
-            Some(("t", value)) => {
+            // One `t`, spelled as `sign_context` writes it: a `+`, a leading zero or a
+            // second `t` would give one signature several header texts.
+            Some(("t", value)) if t.is_none() && is_canonical_decimal(value) => {
                 t = Some(
                     value
                         .parse::<u64>()
                         .map_err(|_| SignatureError::Malformed)?,
                 );
             }
-            Some(("v2", value)) => {
+            Some(("t", _)) => return Err(SignatureError::Malformed),
+            Some((VERSION, value)) => {
                 signatures.push(unhex(value).ok_or(SignatureError::Malformed)?);
             }
-            Some(("v1", _)) => outdated = true,
-            // Later schemes a newer signer may add beside v1.
+            Some(("v2", _)) => outdated = Some("v2"),
+            Some(("v1", _)) => outdated = outdated.or(Some("v1")),
+            // Later schemes a newer signer may add beside v3.
             Some(_) => {}
             None => return Err(SignatureError::Malformed),
         }
     }
     let t = t.ok_or(SignatureError::Malformed)?;
     if signatures.is_empty() {
-        return Err(if outdated {
-            SignatureError::Outdated
-        } else {
-            SignatureError::Malformed
+        return Err(match outdated {
+            Some(version) => SignatureError::Outdated { version },
+            None => SignatureError::Malformed,
         });
     }
     if !signed.is_unambiguous() {
@@ -304,13 +334,23 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
-/// 32 bytes from 64 hex digits.
+/// 32 bytes from 64 lowercase hex digits (`[0-9a-f]`, as [`hex`] writes them: upper case
+/// is refused, so one signature has one spelling; `u8::from_str_radix` would also take a
+/// sign, `+f`).
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() != 64 || !text.is_ascii() {
+    fn digit(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    let text = text.as_bytes();
+    if text.len() != 64 {
         return None;
     }
-    (0..32)
-        .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok())
+    text.chunks_exact(2)
+        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
         .collect()
 }
 
@@ -321,25 +361,94 @@ mod tests {
     const SECRET: &str = "a shared secret of thirty-two bytes!";
     const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
+    /// The README's test vectors: (kind, method, path, traceparent, `__crux`) signed at
+    /// `t` 1700000000 with [`SECRET`], and the `v3` each signs to.
+    const VECTORS: [(&str, &str, &str, &str, &str, &str); 2] = [
+        (
+            "action",
+            "",
+            "research:plan",
+            "",
+            r#"{"v":1}"#,
+            "883cffccaf9b7ab1c2a9a42dbbe8af36911252a1fefbe8bd2a13f7c957bc710d",
+        ),
+        (
+            "http",
+            "POST",
+            "/webhook",
+            TP,
+            "",
+            "b6ad31b738d0b04c594419b04f8d997dbb200559789dc352a9994852e1c563a2",
+        ),
+    ];
+
     fn action<'a>(path: &'a str, traceparent: &'a str, crux: &'a str) -> Signed<'a> {
         Signed::call(FunctionKind::Action, path, traceparent, crux)
+    }
+
+    fn vector(i: usize) -> (Signed<'static>, &'static str) {
+        let (kind, method, path, traceparent, crux, v3) = VECTORS[i];
+        let signed = Signed {
+            kind,
+            method,
+            path,
+            traceparent,
+            crux,
+        };
+        (signed, v3)
     }
 
     #[test]
     fn the_signature_is_hmac_sha256_of_the_documented_text() {
         // Computed independently:
-        //   printf 'crux-context-v2\n1700000000\naction\nresearch:plan\n\n{"v":1}' |
+        //   printf 'crux-context-v3\n1700000000\naction\n\nresearch:plan\n\n{"v":1}' |
         //   openssl dgst -sha256 -hmac 'a shared secret of thirty-two bytes!'
+        // and with Node in `the_test_vectors_match_nodes_create_hmac`.
         let secret = ContextSecret::new(SECRET).unwrap();
-        let header = sign_context_at(
-            &secret,
-            1_700_000_000,
-            &action("research:plan", "", r#"{"v":1}"#),
-        );
         assert_eq!(
-            header,
-            "t=1700000000,v2=4cde958d3f76411428c87b53e6de51150d818ffb703c8fbabfe3b1f41e182774"
+            vector(0).0,
+            action("research:plan", "", r#"{"v":1}"#),
+            "the call vector is what `Signed::call` builds"
         );
+        assert_eq!(vector(1).0, Signed::http("POST", "/webhook", TP));
+        for i in 0..VECTORS.len() {
+            let (signed, v3) = vector(i);
+            let header = sign_context_at(&secret, 1_700_000_000, &signed);
+            assert_eq!(header, format!("t=1700000000,v3={v3}"), "{signed:?}");
+        }
+    }
+
+    /// The README tells other peers to sign with Node's `createHmac` over the fields
+    /// joined by line feeds: that very expression must give the vectors. Skipped (with a
+    /// note) where `node` is not installed, except under `CI`, where `.ci/run`'s npm steps
+    /// need it anyway and a skip would hide a broken vector.
+    #[test]
+    fn the_test_vectors_match_nodes_create_hmac() {
+        let script = r#"
+            const { createHmac } = require("node:crypto");
+            const [secret, t, kind, method, path, traceparent, cruxText] = process.argv.slice(1);
+            console.log(createHmac("sha256", secret).update(["crux-context-v3", t, kind, method,
+                path, traceparent, cruxText].join("\n")).digest("hex"));
+        "#;
+        for (kind, method, path, traceparent, crux, v3) in VECTORS {
+            let output = std::process::Command::new("node")
+                .args(["-e", script, "--", SECRET, "1700000000"])
+                .args([kind, method, path, traceparent, crux])
+                .output();
+            let output = match output {
+                Ok(output) => output,
+                Err(err)
+                    if err.kind() == std::io::ErrorKind::NotFound
+                        && std::env::var_os("CI").is_none() =>
+                {
+                    eprintln!("skipped: `node` is not installed");
+                    return;
+                }
+                Err(err) => panic!("node: {err}"),
+            };
+            assert!(output.status.success(), "{output:?}");
+            assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), v3);
+        }
     }
 
     #[test]
@@ -357,7 +466,11 @@ mod tests {
             action("a:b", "", r#"{"v":1}"#),
             action("c:d", TP, r#"{"v":1}"#),
             Signed::call(FunctionKind::Query, "a:b", TP, r#"{"v":1}"#),
-            Signed::http("a:b", TP),
+            Signed::http("POST", "a:b", TP),
+            Signed {
+                method: "POST",
+                ..signed
+            },
         ];
         for other in changed {
             assert_eq!(
@@ -371,9 +484,31 @@ mod tests {
             verify(&other, &header, signed),
             Err(SignatureError::Mismatch)
         );
-        // Rotation: any matching v2 is enough.
-        let rotated = format!("{header},v2={}", "0".repeat(64));
+        // Rotation: any matching v3 is enough.
+        let rotated = format!("{header},v3={}", "0".repeat(64));
         assert_eq!(verify(&secret, &rotated, signed), Ok(()));
+    }
+
+    /// Issue 11: a signature for `GET /webhook` replayed on `POST /webhook` (same
+    /// traceparent, same header) does not verify.
+    #[test]
+    fn an_http_actions_signature_binds_its_method() {
+        let secret = ContextSecret::new(SECRET).unwrap();
+        let max_age = Duration::from_secs(300);
+        let get = Signed::http("GET", "/webhook", TP);
+        let header = sign_context(&secret, &get);
+        assert_eq!(
+            verify_context(&secret, max_age, Some(&header), &get),
+            Ok(())
+        );
+        for method in ["POST", "HEAD", "get", ""] {
+            let other = Signed::http(method, "/webhook", TP);
+            assert_eq!(
+                verify_context(&secret, max_age, Some(&header), &other),
+                Err(SignatureError::Mismatch),
+                "{method}"
+            );
+        }
     }
 
     #[test]
@@ -382,6 +517,13 @@ mod tests {
         let secret = ContextSecret::new(SECRET).unwrap();
         let path = format!("a:b\n{TP}");
         let smuggled = action(&path, "", "{}");
+        let header = sign_context(&secret, &smuggled);
+        assert_eq!(
+            verify_context(&secret, Duration::from_secs(300), Some(&header), &smuggled),
+            Err(SignatureError::Malformed)
+        );
+        // `GET\n/a` with path `b` and `GET` with path `/a\nb`... the method is a field too.
+        let smuggled = Signed::http("GET\n/a", "b", TP);
         let header = sign_context(&secret, &smuggled);
         assert_eq!(
             verify_context(&secret, Duration::from_secs(300), Some(&header), &smuggled),
@@ -411,12 +553,20 @@ mod tests {
             verify_context(&secret, max_age, None, &signed),
             Err(SignatureError::Missing)
         );
-        let v1 = format!("t={},v1={}", unix_now(), "0".repeat(64));
-        assert_eq!(
-            verify_context(&secret, max_age, Some(&v1), &signed),
-            Err(SignatureError::Outdated)
-        );
-        for bad in ["", "t=1", "v2=00", "t=x,v2=00", "t=1,v2=zz", "garbage"] {
+        let zeros = "0".repeat(64);
+        for (header, version) in [
+            (format!("t={},v1={zeros}", unix_now()), "v1"),
+            (format!("t={},v2={zeros}", unix_now()), "v2"),
+            (format!("t={},v1={zeros},v2={zeros}", unix_now()), "v2"),
+            (format!("t={},v2={zeros},v1={zeros}", unix_now()), "v2"),
+        ] {
+            assert_eq!(
+                verify_context(&secret, max_age, Some(&header), &signed),
+                Err(SignatureError::Outdated { version }),
+                "{header}"
+            );
+        }
+        for bad in ["", "t=1", "v3=00", "t=x,v3=00", "t=1,v3=zz", "garbage"] {
             assert_eq!(
                 verify_context(&secret, max_age, Some(bad), &signed),
                 Err(SignatureError::Malformed),
@@ -427,5 +577,56 @@ mod tests {
             ContextSecret::new("short").unwrap_err(),
             WeakSecret { len: 5 }
         );
+    }
+
+    /// Issue 14: only `[0-9a-f]` is a hex digit; `u8::from_str_radix` took `+f` as `0f`.
+    #[test]
+    fn unhex_takes_exactly_lowercase_hex_digits() {
+        let bytes: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(37)).collect();
+        assert_eq!(unhex(&hex(&bytes)), Some(bytes));
+        let zeros = "0".repeat(62);
+        for bad in ["+f", "-0", " f", "0x", "AB", "aF", "g0", "é"] {
+            assert_eq!(unhex(&format!("{bad}{zeros}")), None, "{bad}");
+        }
+        assert_eq!(unhex(&"0".repeat(63)), None);
+        assert_eq!(unhex(&"0".repeat(66)), None);
+    }
+
+    /// A real signature with one pair `0x` spelled `+x`, or in upper case, or its `t` spelled
+    /// with a `+`, a leading zero or twice, is refused as malformed rather than accepted as
+    /// the same signature.
+    #[test]
+    fn a_signature_spelled_otherwise_is_malformed() {
+        let secret = ContextSecret::new(SECRET).unwrap();
+        let max_age = Duration::from_secs(300);
+        let signed = action("a:b", TP, "{}");
+        // Some second of the next minute signs to a tag with a byte below 0x10.
+        let now = unix_now();
+        let (header, at) = (now..now + 60)
+            .find_map(|t| {
+                let header = sign_context_at(&secret, t, &signed);
+                let v3 = header.split_once(",v3=").unwrap().1.to_owned();
+                let at = (0..32).map(|i| 2 * i).find(|&i| v3.as_bytes()[i] == b'0')?;
+                Some((header, at))
+            })
+            .expect("a byte below 0x10 in 60 tags");
+        assert_eq!(
+            verify_context(&secret, max_age, Some(&header), &signed),
+            Ok(())
+        );
+        let (t, v3) = header.split_once(",v3=").unwrap();
+        let plus = format!("{t},v3={}+{}", &v3[..at], &v3[at + 1..]);
+        let upper = format!("{t},v3={}", v3.to_uppercase());
+        let seconds = t.strip_prefix("t=").unwrap();
+        let signed_plus = format!("t=+{seconds},v3={v3}");
+        let leading_zero = format!("t=0{seconds},v3={v3}");
+        let two_ts = format!("{t},t={seconds},v3={v3}");
+        for spelled in [plus, upper, signed_plus, leading_zero, two_ts] {
+            assert_eq!(
+                verify_context(&secret, max_age, Some(&spelled), &signed),
+                Err(SignatureError::Malformed),
+                "{spelled}"
+            );
+        }
     }
 }

@@ -210,6 +210,37 @@ pub(crate) fn clamp_text(s: String, max: usize) -> String {
         .collect()
 }
 
+/// How many hex digits of the whole's SHA-256 an id cut by [`clamp_id`] ends with: 128
+/// bits, so no two ids found in practice share one.
+pub(crate) const ID_DIGEST_HEX: usize = 32;
+
+/// An id (a `sessionId` or `userId` correlator) made to fit the text rule while distinct
+/// ids stay distinct: unchanged (no copy) when it fits; otherwise (too long, or with
+/// control characters) its first `max - 33` characters, control characters as spaces, then
+/// `~` and the first [`ID_DIGEST_HEX`] lowercase hex digits of the SHA-256 of the whole
+/// id's UTF-8. Two `issuer|subject` identities sharing their first `max` characters so
+/// keep apart, and the same id gives the same text in every process. (An id that fits and
+/// is spelled exactly like another's cut form would meet it: that needs the other's
+/// digest, so only a deliberately built id can.)
+pub(crate) fn clamp_id(s: String, max: usize) -> String {
+    if fits_text(&s, max) {
+        return s;
+    }
+    let digest = crate::sha256::sha256(s.as_bytes());
+    let keep = max.saturating_sub(ID_DIGEST_HEX + 1);
+    let mut out: String = s
+        .chars()
+        .take(keep)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    out.push('~');
+    for b in &digest[..ID_DIGEST_HEX / 2] {
+        out.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
+        out.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0'));
+    }
+    out
+}
+
 /// Longest error message a record holds (the `exception.message` event attribute, the
 /// `error.message` of `span:end`/`run:end`, a `failed` acknowledgement), and longest
 /// argument-validation message a host returns: 8 KiB, room for a long message with its

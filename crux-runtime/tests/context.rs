@@ -300,17 +300,76 @@ fn correlators_beyond_the_wire_limits_still_travel_and_resume() {
     let sent = Envelope::new(Some(captured.into_wire())).to_value();
     let received = Envelope::decode(&sent).expect("the receiver accepts the envelope");
     let c = received.observability.unwrap().correlators.unwrap();
-    assert_eq!(c.user_id.as_deref(), Some(&long[..MAX_LABEL]));
-    assert_eq!(c.session_id.as_deref(), Some("session 42"));
+    // A prefix, `~` and 32 hex digits of the whole's SHA-256 (`sha256sum` of 300 `u`s,
+    // and of `session\n42`).
+    let user = format!(
+        "{}~8b5089b44d9fefeafc563a34f6cb19fb",
+        &long[..MAX_LABEL - 33]
+    );
+    assert_eq!(user.len(), MAX_LABEL);
+    assert_eq!(c.user_id.as_deref(), Some(user.as_str()));
+    assert_eq!(
+        c.session_id.as_deref(),
+        Some("session 42~bf3e84d01745940d8ba6faa570eaad32")
+    );
     assert_eq!(c.metadata.len(), MAX_METADATA);
     assert_eq!(c.metadata["key00"], "value 0");
 
     let carrier = run.suspend("waiting for approval");
     let parked = serde_json::to_value(&carrier).unwrap();
     let carrier: observe::Carrier = serde_json::from_value(parked).expect("the carrier reads back");
-    assert_eq!(carrier.crux.user_id.as_deref(), Some(&long[..MAX_LABEL]));
+    assert_eq!(carrier.crux.user_id.as_deref(), Some(user.as_str()));
     let resumed = obs.resume_run(&carrier, "approved").expect("resumes");
     resumed.end(RunStatus::Ok);
+}
+
+/// Issue 14: two `issuer|subject` identities sharing their first 200 characters were cut
+/// to one `userId`, so two users became one. They stay two, within the limit, and the same
+/// identity gives the same `userId` in every run (and process).
+#[test]
+fn long_user_ids_sharing_a_prefix_stay_distinct_within_the_limit() {
+    use crux_runtime::envelope::{Correlators, Envelope, MAX_LABEL};
+    let (obs, _sink) = observer();
+    let issuer = format!("https://{}.example.com", "a".repeat(220));
+    let user_id = |subject: &str| {
+        let correlators = Correlators {
+            user_id: Some(format!("{issuer}|{subject}")),
+            ..Correlators::default()
+        };
+        let run = obs.open_run(RunOptions::new("flow", "flow.run").correlators(correlators));
+        let captured = {
+            let _entered = run.scope().enter();
+            observe::capture_context().expect("inside the run")
+        };
+        run.end(RunStatus::Ok);
+        let sent = Envelope::new(Some(captured.into_wire())).to_value();
+        let received = Envelope::decode(&sent).expect("the receiver accepts the envelope");
+        let c = received.observability.unwrap().correlators.unwrap();
+        c.user_id.expect("a userId")
+    };
+    let (ada, bob) = (user_id("user-ada"), user_id("user-bob"));
+    assert_ne!(ada, bob, "two users stay two");
+    for id in [&ada, &bob] {
+        assert_eq!(id.chars().count(), MAX_LABEL, "{id}");
+        assert!(id.starts_with(&issuer[..MAX_LABEL - 33]), "{id}");
+    }
+    assert_eq!(user_id("user-ada"), ada, "the same user, the same id");
+    // An id that fits is unchanged.
+    let short = Correlators {
+        user_id: Some("https://auth.example.com|ada".to_owned()),
+        ..Correlators::default()
+    };
+    let run = obs.open_run(RunOptions::new("flow", "flow.run").correlators(short));
+    let captured = {
+        let _entered = run.scope().enter();
+        observe::capture_context().expect("inside the run")
+    };
+    run.end(RunStatus::Ok);
+    let wire = Envelope::new(Some(captured.into_wire())).to_value();
+    assert_eq!(
+        wire["observability"]["correlators"]["userId"],
+        "https://auth.example.com|ada"
+    );
 }
 
 #[test]

@@ -29,6 +29,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "span_fields",
             "error",
             "helpers",
+            "sha256",
         ],
     ),
     ("pipeline and sinks", &["delivery", "sink"]),

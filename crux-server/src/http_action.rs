@@ -16,7 +16,7 @@ use crux_runtime::function::FunctionKind;
 
 use crate::http_message::{HttpRequest, HttpResponse};
 use crate::http_router::Target;
-use crate::server::{Shared, admit, failure, not_found, peer_of, read_body, traceparent};
+use crate::server::{Called, Shared, admit, failure, not_found, peer_of, read_body, traceparent};
 
 /// The prefix Convex's local backend serves HTTP actions under; a request there is routed
 /// by the rest of its path when nothing matches the whole of it.
@@ -80,8 +80,13 @@ pub(crate) async fn fallback(State(shared): State<Arc<Shared>>, request: Request
         Some(Err(err)) => return failure(StatusCode::UNAUTHORIZED, err.code(), err.to_string()),
         None => {}
     }
-    // A signature binds the HTTP action by its URL path.
-    let call_named = ("http", parts.uri.path());
+    // A signature binds the HTTP action by its method and URL path: signed for `GET`, a
+    // context replayed on `POST` to the same path is not continued.
+    let call_named = Called {
+        kind: "http",
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+    };
     if let Some(reason) = shared.distrust(admin, peer, &parts.headers, call_named, None) {
         call = call.distrust_context(reason);
     }

@@ -503,7 +503,11 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request, route: Route) 
     let signed_kind = kind
         .or_else(|| shared.deployment.metadata(&path).map(|m| m.kind))
         .map_or("", kind_name);
-    let call_named = (signed_kind, path.as_str());
+    let call_named = Called {
+        kind: signed_kind,
+        method: "",
+        path: &path,
+    };
     let crux = request.crux_text.as_deref();
     if let Some(reason) = shared.distrust(client.admin, peer, &parts.headers, call_named, crux) {
         call = call.distrust_context(reason);
@@ -606,8 +610,7 @@ impl Shared {
 
     /// Why this caller's context is not accepted, if it is not.
     ///
-    /// `call` is the kind (`query`, `mutation`, `action`, or `http` for an HTTP action) and
-    /// the path of what is called, and `crux` the `__crux` text exactly as the request
+    /// `call` is what is called, and `crux` the `__crux` text exactly as the request
     /// carried it (none for an HTTP action, or when the policy is not `Signed`): what a
     /// [`ContextPolicy::Signed`] signature covers, with the `traceparent`.
     pub(crate) fn distrust(
@@ -615,7 +618,7 @@ impl Shared {
         admin: bool,
         peer: Option<SocketAddr>,
         headers: &HeaderMap,
-        call: (&str, &str),
+        call: Called<'_>,
         crux: Option<&str>,
     ) -> Option<String> {
         let loopback = peer.is_some_and(|addr| addr.ip().is_loopback());
@@ -643,12 +646,23 @@ impl Shared {
     }
 }
 
+/// What a request calls, as a [`ContextPolicy::Signed`] signature binds it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Called<'a> {
+    /// `query`, `mutation`, `action`, or `http` for an HTTP action.
+    pub(crate) kind: &'a str,
+    /// An HTTP action's request method as sent; `""` for a function call.
+    pub(crate) method: &'a str,
+    /// The function's path, or an HTTP action's URL path.
+    pub(crate) path: &'a str,
+}
+
 /// Checks the `Crux-Signature` of the context a request carries (none: nothing to check).
 fn check_signature(
     secret: &ContextSecret,
     max_age: Duration,
     headers: &HeaderMap,
-    (kind, path): (&str, &str),
+    call: Called<'_>,
     crux: Option<&str>,
 ) -> Result<(), SignatureError> {
     let traceparent = headers
@@ -662,8 +676,9 @@ fn check_signature(
         .get(SIGNATURE_HEADER)
         .map(|v| v.to_str().unwrap_or_default());
     let signed = Signed {
-        kind,
-        path,
+        kind: call.kind,
+        method: call.method,
+        path: call.path,
         traceparent,
         crux: crux.unwrap_or_default(),
     };

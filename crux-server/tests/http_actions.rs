@@ -379,11 +379,12 @@ fn a_routed_action_the_deployment_lacks_is_refused_when_building() {
     assert!(err.to_string().contains("DeploymentBuilder::function"));
 }
 
-/// Under `ContextPolicy::Signed` an HTTP action's `traceparent` is signed with kind `http`
-/// and the URL path: signed for `/echo` it is continued there, and replayed on another
-/// route (`/files/exact`, the same action) it is a fresh trace.
+/// Under `ContextPolicy::Signed` an HTTP action's `traceparent` is signed with kind `http`,
+/// the method and the URL path: signed for `GET /echo` it is continued there; replayed on
+/// another route (`/files/exact`, the same action) or with another method (`POST /echo`,
+/// the same action too) it is a fresh trace, and the request still succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_signed_traceparent_binds_the_http_actions_path() {
+async fn a_signed_traceparent_binds_the_http_actions_method_and_path() {
     let secret = || ContextSecret::new("the HTTP action tests' shared secret!").unwrap();
     let server = serve(ContextPolicy::Signed {
         secret: secret(),
@@ -391,19 +392,30 @@ async fn a_signed_traceparent_binds_the_http_actions_path() {
     })
     .await;
     let traceparent = format!("00-{TRACE}-{PARENT}-01");
-    let signature = sign_context(&secret(), &Signed::http("/echo", &traceparent));
+    let signature = sign_context(&secret(), &Signed::http("GET", "/echo", &traceparent));
     let headers = [
         ("traceparent", traceparent.as_str()),
         ("Crux-Signature", signature.as_str()),
     ];
     let signed = server.request("GET", "/echo", &headers, b"").await.json();
-    assert_eq!(signed["traceId"], TRACE, "signed for this path");
-    let replayed = server.request("GET", "/files/exact", &headers, b"").await;
-    assert_eq!(replayed.status, 201, "never a failed call");
-    assert_ne!(
-        replayed.json()["traceId"],
-        TRACE,
-        "another path: a fresh trace"
-    );
+    assert_eq!(signed["traceId"], TRACE, "signed for this method and path");
+    for (method, path) in [("GET", "/files/exact"), ("POST", "/echo")] {
+        let replayed = server.request(method, path, &headers, b"").await;
+        assert!(
+            (200..300).contains(&replayed.status),
+            "{method} {path}: never a failed call ({})",
+            replayed.status
+        );
+        assert_ne!(
+            replayed.json()["traceId"],
+            TRACE,
+            "{method} {path}: a fresh trace"
+        );
+    }
+    // Signed for POST, it is continued on POST.
+    let signature = sign_context(&secret(), &Signed::http("POST", "/echo", &traceparent));
+    let headers = [headers[0], ("Crux-Signature", signature.as_str())];
+    let posted = server.request("POST", "/echo", &headers, b"").await.json();
+    assert_eq!(posted["traceId"], TRACE, "signed for POST");
     server.stop().await;
 }

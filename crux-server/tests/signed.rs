@@ -114,6 +114,11 @@ async fn a_signed_context_continues_and_a_bad_one_is_a_fresh_root_with_a_warning
             Some(format!("t={now},v1={}", "0".repeat(64))),
             "is v1",
         ),
+        (
+            "v2, which binds no HTTP method",
+            Some(format!("t={now},v2={}", "0".repeat(64))),
+            "is v2",
+        ),
     ];
     let mut fresh = Vec::new();
     for (case, header, _) in &cases {

@@ -309,21 +309,23 @@ impl CruxLayer {
         PENDING.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The scope a new span opens in: the current one for a contextual span, else the
-    /// nearest explicit ancestor holding a Crux span, else the current one.
-    fn parent_scope<S>(&self, attrs: &span::Attributes<'_>, ctx: &Context<'_, S>) -> Option<Scope>
+    /// The scope a span with an explicit `parent:` opens in: that parent's nearest ancestor
+    /// (itself included) holding a Crux span. `None` for a contextual span, or when no
+    /// ancestor holds one: the span opens in the current scope, if there is one.
+    fn explicit_parent_scope<S>(
+        &self,
+        attrs: &span::Attributes<'_>,
+        ctx: &Context<'_, S>,
+    ) -> Option<Scope>
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let explicit = attrs.parent().filter(|_| LIVE.load(Ordering::Relaxed) > 0);
-        if let Some(parent) = explicit
-            && let Some(scope) = ctx.span_scope(parent).and_then(|mut spans| {
-                spans.find_map(|s| s.extensions().get::<Recorded>().map(|r| r.scope.clone()))
-            })
-        {
-            return Some(scope);
-        }
-        observe::current_scope()
+        let parent = attrs
+            .parent()
+            .filter(|_| LIVE.load(Ordering::Relaxed) > 0)?;
+        ctx.span_scope(parent).and_then(|mut spans| {
+            spans.find_map(|s| s.extensions().get::<Recorded>().map(|r| r.scope.clone()))
+        })
     }
 }
 
@@ -355,7 +357,8 @@ where
         if *meta.level() > self.max_level {
             return;
         }
-        let Some(parent) = self.parent_scope(attrs, &ctx) else {
+        let explicit = self.explicit_parent_scope(attrs, &ctx);
+        if explicit.is_none() && !observe::in_context() {
             if self
                 .outer_targets
                 .iter()
@@ -364,14 +367,17 @@ where
                 self.open_pending(attrs, id, &ctx);
             }
             return;
-        };
+        }
         let mut fields = Fields::new(meta);
         attrs.record(&mut fields);
         let primitive = fields.primitive.unwrap_or_else(|| self.primitive_for(meta));
-        let span = parent
-            .span(meta.name(), primitive)
-            .attrs(fields.attributes)
-            .start();
+        // In the current scope the builder takes its own clone of it; holding one here
+        // too would cost two more reference-count round trips per span.
+        let builder = match &explicit {
+            Some(parent) => parent.span(meta.name(), primitive),
+            None => observe::span(meta.name(), primitive),
+        };
+        let span = builder.attrs(fields.attributes).start();
         let Some(scope) = span.scope() else {
             return; // a disabled observer: nothing to record
         };
@@ -450,12 +456,12 @@ where
         }
         let Some(s) = ctx.span(&id) else { return };
         let mut ext = s.extensions_mut();
-        if ext.remove::<Pending>().is_some() {
-            // Closed before any run started under it: nothing to record.
-            PENDING.fetch_sub(1, Ordering::Relaxed);
-            return;
-        }
+        // The usual case first: one type-map lookup for a recorded span.
         let Some(rec) = ext.remove::<Recorded>() else {
+            if ext.remove::<Pending>().is_some() {
+                // Closed before any run started under it: nothing to record.
+                PENDING.fetch_sub(1, Ordering::Relaxed);
+            }
             return;
         };
         drop(ext);
@@ -569,11 +575,17 @@ impl Fields {
             message: None,
             primitive: None,
             error: None,
-            // One allocation, sized for `level`, `target` and every field of the callsite.
-            attributes: Attributes::with_capacity(2 + meta.fields().len())
-                .with("level", meta.level().as_str())
-                .with("target", meta.target()),
+            attributes: Self::base(meta),
         }
+    }
+
+    /// `level` and `target`, in one allocation sized for every field of the callsite too;
+    /// pushed without a key search (the list is empty, the two keys differ).
+    fn base(meta: &'static Metadata<'static>) -> Attributes {
+        let mut attributes = Attributes::with_capacity(2 + meta.fields().len());
+        attributes.push_new("level", meta.level().as_str());
+        attributes.push_new("target", meta.target());
+        attributes
     }
 
     /// For values recorded after a span started.

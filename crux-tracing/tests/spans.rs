@@ -549,3 +549,44 @@ fn tree(memory: &Memory, run_id: crux_runtime::ids::RunId) -> String {
         .normalized()
         .to_string()
 }
+
+/// A span with an explicit `parent:` nests under that parent's Crux span, wherever it is
+/// opened; an explicit parent that holds no Crux span (opened outside any context) leaves
+/// it in the current scope.
+#[test]
+fn a_span_with_an_explicit_parent_nests_under_that_parent() {
+    let (observer, memory) = observer();
+    let subscriber = tracing_subscriber::registry().with(CruxLayer::new().without_outer_spans());
+    let (run_id, ()) = tracing::subscriber::with_default(subscriber, || {
+        let unrecorded = tracing::info_span!("outside any run");
+        run_in(&observer, "explicit", async move {
+            let outer = tracing::info_span!("outer");
+            let crux_span = observe::span("inner crux", "tool.call").start();
+            {
+                let _in_crux = crux_span.scope().unwrap().enter();
+                tracing::info_span!(parent: &outer, "child of outer").in_scope(|| {});
+                tracing::info_span!(parent: &unrecorded, "child of unrecorded").in_scope(|| {});
+                tracing::info_span!("contextual").in_scope(|| {});
+            }
+            crux_span.end(SpanStatus::Ok);
+            drop(outer);
+        })
+    });
+    observer.flush_blocking(FlushOptions::FINAL);
+    let records = memory.records_of_run(run_id);
+    let outer = start_named(&records, "outer")["spanId"].clone();
+    let inner = start_named(&records, "inner crux")["spanId"].clone();
+    assert_eq!(
+        start_named(&records, "child of outer")["parentSpanId"],
+        outer
+    );
+    assert_eq!(
+        start_named(&records, "child of unrecorded")["parentSpanId"],
+        inner
+    );
+    assert_eq!(start_named(&records, "contextual")["parentSpanId"], inner);
+    assert!(
+        !records.iter().any(|r| r["name"] == "outside any run"),
+        "opened outside any context: not recorded"
+    );
+}

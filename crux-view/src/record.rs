@@ -331,6 +331,20 @@ enum RawBody {
     },
 }
 
+/// The optional identity fields of a span (`SpanOpen::details`), in the order shown.
+pub const DETAIL_KEYS: [&str; 10] = [
+    "model",
+    "provider",
+    "promptId",
+    "contextId",
+    "agentId",
+    "toolName",
+    "flowId",
+    "stepId",
+    "memoryId",
+    "retrieverId",
+];
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawOpen {
@@ -384,21 +398,22 @@ impl RawClose {
 
 impl RawOpen {
     fn into_open(self) -> Result<SpanOpen, String> {
-        let details = [
-            ("model", self.model),
-            ("provider", self.provider),
-            ("promptId", self.prompt_id),
-            ("contextId", self.context_id),
-            ("agentId", self.agent_id),
-            ("toolName", self.tool_name),
-            ("flowId", self.flow_id),
-            ("stepId", self.step_id),
-            ("memoryId", self.memory_id),
-            ("retrieverId", self.retriever_id),
-        ]
-        .into_iter()
-        .filter_map(|(key, value)| value.map(|v| (key.to_owned(), v)))
-        .collect();
+        let details = DETAIL_KEYS
+            .into_iter()
+            .zip([
+                self.model,
+                self.provider,
+                self.prompt_id,
+                self.context_id,
+                self.agent_id,
+                self.tool_name,
+                self.flow_id,
+                self.step_id,
+                self.memory_id,
+                self.retriever_id,
+            ])
+            .filter_map(|(key, value)| value.map(|v| (key.to_owned(), v)))
+            .collect();
         Ok(SpanOpen {
             started_at_nanos: timestamp("startedAt", &self.started_at)?,
             span_id: self.span_id,

@@ -61,35 +61,110 @@ pub fn record_may_match(record: &Record, text: &str) -> bool {
 /// Every text of `record` that [`record_may_match`] compares with the needle: an index of
 /// these texts (the collector's full-text index) finds every record that may match.
 pub fn record_texts(record: &Record) -> Vec<String> {
-    let mut out = Vec::new();
-    fn attributes(a: &Attributes, out: &mut Vec<String>) {
-        out.extend(a.values().map(value_text));
-    }
-    fn close(c: &Close, out: &mut Vec<String>) {
-        attributes(&c.attributes, out);
-        out.extend(c.error.as_ref().map(|e| e.describe()));
-    }
-    match &record.body {
-        Body::RunStart(start) => {
-            out.push(start.name.clone());
-            out.push(start.root_primitive.clone());
-            attributes(&start.attributes, &mut out);
-        }
-        Body::RunEnd(c) => out.extend(c.error.as_ref().map(|e| e.describe())),
+    let parts = match &record.body {
+        Body::RunStart(start) => TextParts {
+            name: Some(&start.name),
+            root_primitive: Some(&start.root_primitive),
+            attributes: start.attributes.values().collect(),
+            ..TextParts::new("run:start")
+        },
+        Body::RunEnd(close) => TextParts {
+            error: close.error.clone(),
+            ..TextParts::new("run:end")
+        },
         Body::SpanStart(open) | Body::Span(open, _) => {
-            out.push(open.name.clone());
-            out.push(open.primitive.clone());
-            out.extend(open.details.iter().map(|(_, v)| v.clone()));
-            attributes(&open.attributes, &mut out);
-            if let Body::Span(_, c) = &record.body {
-                close(c, &mut out);
+            let mut parts = TextParts {
+                name: Some(&open.name),
+                primitive: Some(&open.primitive),
+                details: open.details.iter().map(|(_, v)| v.as_str()).collect(),
+                attributes: open.attributes.values().collect(),
+                ..TextParts::new("span:start")
+            };
+            if let Body::Span(_, close) = &record.body {
+                parts.kind = "span";
+                parts.attributes.extend(close.attributes.values());
+                parts.error = close.error.clone();
             }
+            parts
         }
-        Body::SpanEnd(end) => close(&end.close, &mut out),
-        Body::Event(event) => out.push(event.name.clone()),
-        _ => {}
+        Body::SpanEnd(end) => TextParts {
+            attributes: end.close.attributes.values().collect(),
+            error: end.close.error.clone(),
+            ..TextParts::new("span:end")
+        },
+        Body::Event(event) => TextParts {
+            name: Some(&event.name),
+            ..TextParts::new("span:event")
+        },
+        _ => TextParts::new(""),
+    };
+    parts.texts()
+}
+
+/// The fields of a record that its searchable texts come from, by record type: what
+/// [`record_texts`] reads from a decoded record, and what a reader of the record's JSON
+/// (the collector's ingest, which does not build a [`Record`]) collects itself, so both
+/// index the same texts.
+#[derive(Clone, Debug, Default)]
+pub struct TextParts<'a> {
+    /// The record's `type`.
+    pub kind: &'a str,
+    /// `name` (runs, spans, events).
+    pub name: Option<&'a str>,
+    /// `primitive` (spans).
+    pub primitive: Option<&'a str>,
+    /// `rootPrimitive` (`run:start`).
+    pub root_primitive: Option<&'a str>,
+    /// The identity fields of a span that are present (`model`, `toolName`, ...; see
+    /// [`crate::record::DETAIL_KEYS`]).
+    pub details: Vec<&'a str>,
+    /// The attribute values.
+    pub attributes: Vec<&'a serde_json::Value>,
+    /// The error of a failed run or span.
+    pub error: Option<crate::record::ErrorSummary>,
+}
+
+impl<'a> TextParts<'a> {
+    /// No parts yet, for a record of type `kind`.
+    pub fn new(kind: &'a str) -> TextParts<'a> {
+        TextParts {
+            kind,
+            ..TextParts::default()
+        }
     }
-    out
+
+    /// The texts a search compares, for the parts the record's type shows (the others
+    /// are ignored, as the viewer ignores them).
+    pub fn texts(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let attributes =
+            |out: &mut Vec<String>| out.extend(self.attributes.iter().map(|v| value_text(v)));
+        let error = |out: &mut Vec<String>| out.extend(self.error.as_ref().map(|e| e.describe()));
+        match self.kind {
+            "run:start" => {
+                out.extend(self.name.map(str::to_owned));
+                out.extend(self.root_primitive.map(str::to_owned));
+                attributes(&mut out);
+            }
+            "run:end" => error(&mut out),
+            "span:start" | "span" => {
+                out.extend(self.name.map(str::to_owned));
+                out.extend(self.primitive.map(str::to_owned));
+                out.extend(self.details.iter().map(|d| (*d).to_owned()));
+                attributes(&mut out);
+                if self.kind == "span" {
+                    error(&mut out);
+                }
+            }
+            "span:end" => {
+                attributes(&mut out);
+                error(&mut out);
+            }
+            "span:event" => out.extend(self.name.map(str::to_owned)),
+            _ => {}
+        }
+        out
+    }
 }
 
 /// [`search`] over one run.

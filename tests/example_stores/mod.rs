@@ -2,13 +2,16 @@
 //! tests, and the `crux` viewer's): each example binary runs in a fresh temporary
 //! directory and appends to `.crux/records.jsonl` there.
 //!
-//! The binaries are the ones `cargo test` builds next to the test executables
-//! (`target/<profile>/examples/NAME`); `cargo test --workspace` builds them all.
+//! The binaries are built by [`example_binary`] (`cargo build --examples` with the test's
+//! features, into its target directory), so `cargo test --test NAME` works on a fresh
+//! target; when `cargo test --workspace` built them already, that build is a no-op.
 
 #![allow(dead_code)] // each test file uses a different part
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
@@ -42,60 +45,121 @@ impl Drop for TempDir {
     }
 }
 
-/// The example binary `name`, built by `cargo test` beside this test executable.
+/// The example binary `name`, built for this test executable's features and profile into
+/// its target directory: the first call in a test process runs `cargo build --examples`
+/// (`cargo test --test NAME` alone builds no example; when they are built and current
+/// this is cargo's no-op check), and takes the binaries' paths from cargo's messages.
 pub fn example_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test executable's path");
-    // target/<profile>/deps/<test> → target/<profile>/examples/<name>
+    static BUILT: OnceLock<Result<HashMap<String, PathBuf>, String>> = OnceLock::new();
+    let built = BUILT.get_or_init(build_examples);
+    match built {
+        Ok(binaries) => binaries.get(name).cloned().unwrap_or_else(|| {
+            panic!(
+                "cargo built no example `{name}` (built: {:?}; an example whose \
+                 required-features this test lacks is not built)",
+                binaries.keys().collect::<Vec<_>>()
+            )
+        }),
+        Err(why) => panic!("could not build the examples: {why}"),
+    }
+}
+
+/// The package's features this test was compiled with (each one the examples may need).
+fn features() -> Vec<&'static str> {
+    [
+        ("cli", cfg!(feature = "cli")),
+        ("otel", cfg!(feature = "otel")),
+        ("tracing", cfg!(feature = "tracing")),
+        ("server", cfg!(feature = "server")),
+        ("client", cfg!(feature = "client")),
+        ("devtools", cfg!(feature = "devtools")),
+        ("devtools-collector", cfg!(feature = "devtools-collector")),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect()
+}
+
+/// `cargo build --examples` with this test's features, profile and target directory;
+/// each example's executable by name.
+pub fn build_examples() -> Result<HashMap<String, PathBuf>, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("the test executable's path: {e}"))?;
+    // target/<profile dir>/deps/<test>
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
-        .expect("target/<profile>/deps");
-    let binary = profile_dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        binary.is_file(),
-        "example binary {} is missing: run `cargo test --workspace` (which builds the examples) \
-         or `cargo build --examples` first",
-        binary.display()
-    );
-    // `cargo test --test examples` alone does not rebuild the examples: refuse a binary
-    // older than its sources rather than test stale code.
-    let built = modified(&binary);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    for source in [
-        root.join(format!("{name}.rs")),
-        root.join(name),
-        root.join("recording"),
-    ] {
-        if newest(&source).is_some_and(|t| t > built) {
-            panic!(
-                "example binary {} is older than {}: run `cargo build --examples` \
-                 or `cargo test --workspace`",
-                binary.display(),
-                source.display()
-            );
+        .ok_or("the test executable is not in target/<profile>/deps")?;
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .ok_or("no target directory")?;
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into()));
+    cargo
+        .args([
+            "build",
+            "--examples",
+            "--message-format=json-render-diagnostics",
+        ])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(target_dir)
+        .args(["--no-default-features", "--features", &features().join(",")]);
+    match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => {}
+        Some("release") => {
+            cargo.arg("--release");
+        }
+        Some(custom) => {
+            cargo.args(["--profile", custom]);
+        }
+        None => return Err(format!("no profile in {}", profile_dir.display())),
+    }
+    // Without what cargo sets for a test process (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, ...):
+    // build scripts that watch such a variable (ring's) would see it change between this
+    // build and the test's, and each would rebuild what the other built.
+    for (key, _) in std::env::vars_os() {
+        let key_text = key.to_string_lossy();
+        if key_text == "CARGO"
+            || key_text == "OUT_DIR"
+            || [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+            ]
+            .iter()
+            .any(|p| key_text.starts_with(p))
+        {
+            cargo.env_remove(&key);
         }
     }
-    binary
-}
-
-fn modified(path: &Path) -> std::time::SystemTime {
-    std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|err| panic!("no modification time for {}: {err}", path.display()))
-}
-
-/// The newest modification time of a file, or of the files under a directory.
-fn newest(path: &Path) -> Option<std::time::SystemTime> {
-    let meta = std::fs::metadata(path).ok()?;
-    if meta.is_file() {
-        return meta.modified().ok();
+    let out = cargo
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("cargo build --examples failed ({})", out.status));
     }
-    std::fs::read_dir(path)
-        .ok()?
-        .filter_map(|entry| newest(&entry.ok()?.path()))
-        .max()
+    let mut binaries = HashMap::new();
+    for line in out.stdout.split(|b| *b == b'\n') {
+        let Ok(message) = serde_json::from_slice::<Value>(line) else {
+            continue;
+        };
+        if message["reason"] == "compiler-artifact"
+            && message["target"]["kind"] == serde_json::json!(["example"])
+            && let (Some(name), Some(path)) = (
+                message["target"]["name"].as_str(),
+                message["executable"].as_str(),
+            )
+        {
+            binaries.insert(name.to_owned(), PathBuf::from(path));
+        }
+    }
+    Ok(binaries)
 }
 
 /// Runs example `name` in `dir`; panics with its output if it fails.

@@ -1,15 +1,13 @@
 //! `POST /api/observability/records`: the ingest contract (dispositions, 413, 422, 503).
 
-use std::collections::BTreeMap;
 use std::io::Read;
 
-use serde_json::value::RawValue;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tiny_http::Request;
 
 use super::incoming::Incoming;
 use super::reply::Reply;
-use super::{MAX_BODY, Shared};
+use super::{MAX_BODY, Rejection, Shared};
 
 /// Reads an ingest request's body and stores its records: the ingest contract.
 pub(super) fn ingest(request: &mut Request, shared: &Shared) -> Reply {
@@ -27,23 +25,19 @@ pub(super) fn ingest(request: &mut Request, shared: &Shared) -> Reply {
     if body.len() > MAX_BODY {
         return too_large();
     }
-    // The records stay JSON text until each is parsed on its own: stored as received,
-    // never serialized again.
-    let batch: BTreeMap<String, &RawValue> = match serde_json::from_slice(&body) {
+    // One pass over the body; each record stays text until it is read on its own.
+    let batch = match super::batch::parse(&body) {
         Ok(b) => b,
         Err(e) if e.is_data() => {
             return Reply::error(400, "invalid_batch", "the batch must be a JSON object");
         }
         Err(e) => return Reply::error(400, "invalid_json", format!("malformed JSON: {e}")),
     };
-    let Some(Ok(raw)) = batch
-        .get("records")
-        .map(|r| serde_json::from_str::<Vec<&RawValue>>(r.get()))
-    else {
+    let Some(raw) = batch.records else {
         return Reply::error(400, "invalid_batch", "the batch needs a `records` array");
     };
     let Some(version) = batch
-        .get("schemaVersion")
+        .schema_version
         .and_then(|v| serde_json::from_str::<Value>(v.get()).ok())
         .and_then(|v| v.as_u64())
     else {
@@ -53,69 +47,107 @@ pub(super) fn ingest(request: &mut Request, shared: &Shared) -> Reply {
             "the batch needs a numeric `schemaVersion`",
         );
     };
+    // Read here, on the request's thread: the writer is one thread for all.
     let mut records = Vec::with_capacity(raw.len());
+    let mut ids = Ids::default();
     for r in &raw {
-        match serde_json::from_str::<Value>(r.get()) {
-            Ok(v) => records.push(v),
+        match Incoming::parse(r.get()) {
+            Ok(record) => {
+                ids.push(record.fields.get("recordId"));
+                records.push(record);
+            }
             // Well-formed, but not representable (a number out of range).
             Err(e) => return Reply::error(400, "invalid_json", format!("malformed JSON: {e}")),
         }
     }
-    // The records move to the writer; the dispositions need only their ids.
-    let ids: Vec<Value> = records
-        .iter()
-        .map(|r| r.get("recordId").cloned().unwrap_or(Value::Null))
-        .collect();
-    let all = |outcome: &str, code: &str, retryable: bool, message: &str| -> Vec<Value> {
-        ids.iter()
-            .enumerate()
-            .map(|(i, id)| disposition(i, id, outcome, code, retryable, Some(message)))
-            .collect()
-    };
     if version != u64::from(crux_runtime::record::SCHEMA_VERSION) {
         let message = format!(
             "schemaVersion {version} is not supported; this collector accepts {}",
             crux_runtime::record::SCHEMA_VERSION
         );
-        let dispositions = all("rejected", "unsupported_schema_version", false, &message);
-        return Reply::json(422, json!({ "dispositions": dispositions }));
+        return ids.reply(422, |_| {
+            (
+                "rejected",
+                "unsupported_schema_version",
+                false,
+                Some(&message),
+            )
+        });
     }
     let health = batch
-        .get("sourceHealth")
+        .source_health
         .and_then(|h| serde_json::from_str::<Value>(h.get()).ok());
-    // Prepared here, on the request's thread: the writer is one thread for all.
-    let records = records
-        .into_iter()
-        .zip(&raw)
-        .map(|(value, text)| Incoming::with_text(value, text.get().to_owned()))
-        .collect();
     let results = match shared.writer.ingest(version, records, health) {
         Ok(r) => r,
         Err(e) => {
             let message = format!("the collector's store failed: {e}");
-            let dispositions = all("rejected", "ingest_unavailable", true, &message);
-            let mut reply = Reply::json(503, json!({ "dispositions": dispositions }));
+            let mut reply = ids.reply(503, |_| {
+                ("rejected", "ingest_unavailable", true, Some(&message))
+            });
             reply.retry_after = true;
             return reply;
         }
     };
-    let dispositions: Vec<Value> = ids
+    let messages: Vec<Option<String>> = results
         .iter()
-        .zip(&results)
-        .enumerate()
-        .map(|(i, (id, result))| match result {
-            Ok(()) => disposition(i, id, "accepted", "accepted", false, None),
-            Err(rejection) => disposition(
-                i,
-                id,
-                "rejected",
-                rejection.code(),
-                false,
-                Some(&rejection.message()),
-            ),
-        })
+        .map(|r| r.as_ref().err().map(Rejection::message))
         .collect();
-    Reply::json(202, json!({ "dispositions": dispositions }))
+    ids.reply(202, |i| match &results[i] {
+        Ok(()) => ("accepted", "accepted", false, None),
+        Err(rejection) => ("rejected", rejection.code(), false, messages[i].as_ref()),
+    })
+}
+
+/// The `recordId`s of a batch's records as JSON (whatever each record holds there, `null`
+/// when none), for the dispositions: one buffer, written into the reply as they are.
+#[derive(Default)]
+struct Ids {
+    json: String,
+    ends: Vec<usize>,
+}
+
+impl Ids {
+    fn push(&mut self, id: Option<&Value>) {
+        use std::fmt::Write;
+        let _ = match id {
+            Some(id) => write!(self.json, "{id}"),
+            None => write!(self.json, "null"),
+        };
+        self.ends.push(self.json.len());
+    }
+
+    /// `{"dispositions": [...]}`, one per record in order, `each` giving the outcome,
+    /// code, whether it is retryable, and a message, of the record at an index. Written
+    /// as text: the dispositions are as many as the records.
+    fn reply<'m>(
+        &self,
+        status: u16,
+        each: impl Fn(usize) -> (&'static str, &'static str, bool, Option<&'m String>),
+    ) -> Reply {
+        use std::fmt::Write;
+        let mut out = String::with_capacity(32 + self.ends.len() * 110 + self.json.len());
+        out.push_str(r#"{"dispositions":["#);
+        let mut start = 0;
+        for (i, &end) in self.ends.iter().enumerate() {
+            let (outcome, code, retryable, message) = each(i);
+            if i > 0 {
+                out.push(',');
+            }
+            let id = &self.json[start..end];
+            start = end;
+            let _ = write!(
+                out,
+                r#"{{"index":{i},"recordId":{id},"outcome":"{outcome}","code":"{code}","retryable":{retryable}"#
+            );
+            if let Some(m) = message {
+                out.push_str(r#","message":"#);
+                out.push_str(&Value::from(m.as_str()).to_string());
+            }
+            out.push('}');
+        }
+        out.push_str("]}");
+        Reply::json_text(status, out)
+    }
 }
 
 fn too_large() -> Reply {
@@ -124,25 +156,4 @@ fn too_large() -> Reply {
         "payload_too_large",
         format!("the request body is over {MAX_BODY} bytes; send fewer records per request"),
     )
-}
-
-fn disposition(
-    index: usize,
-    record_id: &Value,
-    outcome: &str,
-    code: &str,
-    retryable: bool,
-    message: Option<&str>,
-) -> Value {
-    let mut d = json!({
-        "index": index,
-        "recordId": record_id,
-        "outcome": outcome,
-        "code": code,
-        "retryable": retryable,
-    });
-    if let Some(m) = message {
-        d["message"] = Value::String(m.to_owned());
-    }
-    d
 }

@@ -25,6 +25,7 @@
 //! so a thread pool is what the work needs, and the binary stays lean.
 
 mod api;
+mod batch;
 mod checkpoint;
 mod incoming;
 mod ingest;

@@ -28,6 +28,16 @@ impl Reply {
         }
     }
 
+    /// A JSON reply already written as text.
+    pub(super) fn json_text(status: u16, body: String) -> Reply {
+        Reply {
+            status,
+            body: body.into_bytes(),
+            content_type: "application/json",
+            retry_after: false,
+        }
+    }
+
     /// `{"error": {code, message}}`.
     pub(super) fn error(status: u16, code: &str, message: impl Into<String>) -> Reply {
         Reply::json(

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use super::incoming::{Incoming, searchable};
+use super::incoming::{Fields, Incoming, searchable};
 
 /// The store's schema version, kept in `PRAGMA user_version`.
 pub const STORE_VERSION: i64 = 3;
@@ -393,7 +393,7 @@ struct Base<'a> {
     kind: &'a str,
 }
 
-fn text<'a>(o: &'a Map<String, Value>, key: &str) -> Result<&'a str, Rejection> {
+fn text<'a>(o: &'a Fields, key: &str) -> Result<&'a str, Rejection> {
     match o.get(key) {
         Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => Ok(s),
         Some(Value::String(_)) => Err(Rejection::Invalid(format!(
@@ -404,10 +404,10 @@ fn text<'a>(o: &'a Map<String, Value>, key: &str) -> Result<&'a str, Rejection> 
     }
 }
 
-fn base(v: &Value, schema_version: u64) -> Result<Base<'_>, Rejection> {
-    let Some(o) = v.as_object() else {
+fn base(o: &Fields, schema_version: u64) -> Result<Base<'_>, Rejection> {
+    if !o.object {
         return Err(Rejection::Invalid("a record must be a JSON object".into()));
-    };
+    }
     if let Some(sv) = o.get("schemaVersion")
         && sv.as_u64() != Some(schema_version)
     {
@@ -452,12 +452,12 @@ struct RunDelta {
     total_tokens: i64,
 }
 
-fn str_of(v: &Value, key: &str) -> Option<String> {
-    v.get(key).and_then(Value::as_str).map(str::to_owned)
+fn str_of(v: &Fields, key: &str) -> Option<String> {
+    v.str(key).map(str::to_owned)
 }
 
 impl RunDelta {
-    fn apply(&mut self, kind: &str, v: &Value, seq: i64) {
+    fn apply(&mut self, kind: &str, v: &Fields, seq: i64) {
         if self.records == 0 {
             self.first_seq = seq;
         }
@@ -470,8 +470,8 @@ impl RunDelta {
             self.user_id = str_of(v, "userId");
         }
         if matches!(kind, "span:start" | "span")
-            && v.get("family").and_then(Value::as_str) == Some("generation")
-            && v.get("primitive").and_then(Value::as_str) != Some("generation.stream.attempt")
+            && v.str("family") == Some("generation")
+            && v.str("primitive") != Some("generation.stream.attempt")
         {
             self.model_calls += 1;
         }
@@ -498,10 +498,7 @@ impl RunDelta {
                 let status = str_of(v, "status").unwrap_or_else(|| "ok".to_owned());
                 self.lifecycle = Some((status, true));
                 self.duration_ms = v.get("durationMs").and_then(Value::as_f64);
-                self.ended_ns = v
-                    .get("endedAt")
-                    .and_then(Value::as_str)
-                    .and_then(crux_view::time::parse_iso8601);
+                self.ended_ns = v.str("endedAt").and_then(crux_view::time::parse_iso8601);
             }
             "run:suspend" if !self.lifecycle.as_ref().is_some_and(|l| l.1) => {
                 self.lifecycle = Some(("suspended".to_owned(), false));
@@ -677,14 +674,15 @@ impl Store {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
                 )
                 .map_err(sql(&path))?;
-            let mut taken = |b: &Base<'_>, v: &Value, otherwise: Rejection| {
+            let mut taken = |b: &Base<'_>, record: &Incoming, otherwise: Rejection| {
                 let stored: Option<String> = by_id
                     .query_row([b.record_id], |r| r.get(0))
                     .optional()
                     .map_err(sql(&path))?;
                 Ok::<_, StoreError>(match stored {
                     Some(stored)
-                        if serde_json::from_str::<Value>(&stored).is_ok_and(|s| &s == v) =>
+                        if serde_json::from_str::<Value>(&stored)
+                            .is_ok_and(|s| s == record.value()) =>
                     {
                         Ok(())
                     }
@@ -695,7 +693,7 @@ impl Store {
             for &(schema_version, records) in batches {
                 let mut results = Vec::with_capacity(records.len());
                 for record in records {
-                    let v = &record.value;
+                    let v = &record.fields;
                     let b = match base(v, schema_version) {
                         Ok(b) => b,
                         Err(r) => {
@@ -703,15 +701,19 @@ impl Store {
                             continue;
                         }
                     };
-                    let known = match owners.get(b.segment_id) {
-                        Some(run) => Some(run.clone()),
+                    // Whether the segment is this record's run's (`None`: a new segment).
+                    let cached = owners.get(b.segment_id).map(|run| run == b.run_id);
+                    let known = match cached {
+                        Some(ours) => Some(ours),
                         None => owner
-                            .query_row([b.segment_id], |r| r.get::<_, String>(0))
+                            .query_row([b.segment_id], |r| {
+                                r.get::<_, String>(0).map(|run| run == b.run_id)
+                            })
                             .optional()
                             .map_err(sql(&path))?,
                     };
-                    if known.as_ref().is_some_and(|run| run != b.run_id) {
-                        results.push(taken(&b, v, Rejection::SegmentOwnership)?);
+                    if known == Some(false) {
+                        results.push(taken(&b, record, Rejection::SegmentOwnership)?);
                         continue;
                     }
                     let inserted = insert
@@ -722,13 +724,13 @@ impl Store {
                             b.segment_seq,
                             b.kind,
                             matches!(b.kind, "span:start" | "span")
-                                .then(|| v.get("spanId").and_then(Value::as_str))
+                                .then(|| v.str("spanId"))
                                 .flatten(),
                             record.text
                         ])
                         .map_err(sql(&path))?;
                     if inserted == 0 {
-                        results.push(taken(&b, v, Rejection::SegmentSequence)?);
+                        results.push(taken(&b, record, Rejection::SegmentSequence)?);
                         continue;
                     }
                     let seq = tx.last_insert_rowid();
@@ -740,12 +742,16 @@ impl Store {
                             .execute([b.segment_id, b.run_id])
                             .map_err(sql(&path))?;
                     }
-                    owners
-                        .entry(b.segment_id.to_owned())
-                        .or_insert_with(|| b.run_id.to_owned());
-                    runs.entry(b.run_id.to_owned())
-                        .or_default()
-                        .apply(b.kind, v, seq);
+                    if cached.is_none() {
+                        owners.insert(b.segment_id.to_owned(), b.run_id.to_owned());
+                    }
+                    match runs.get_mut(b.run_id) {
+                        Some(delta) => delta.apply(b.kind, v, seq),
+                        None => runs
+                            .entry(b.run_id.to_owned())
+                            .or_default()
+                            .apply(b.kind, v, seq),
+                    }
                     results.push(Ok(()));
                 }
                 out.push(results);
@@ -1046,10 +1052,7 @@ fn backfill_search(conn: &Connection) -> rusqlite::Result<()> {
         let mut rows = read.query([])?;
         while let Some(row) = rows.next()? {
             let (seq, payload): (i64, String) = (row.get(0)?, row.get(1)?);
-            let Ok(v) = serde_json::from_str::<Value>(&payload) else {
-                continue;
-            };
-            if let Some(text) = searchable(&v) {
+            if let Some(text) = searchable(&payload) {
                 write.execute(params![seq, text])?;
             }
         }

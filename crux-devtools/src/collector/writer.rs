@@ -23,7 +23,9 @@ struct Job {
     schema_version: u64,
     records: Vec<Incoming>,
     health: Option<Value>,
-    done: SyncSender<Outcome>,
+    /// The outcome, and the records back: they are freed on the request's thread, not
+    /// on the one writer.
+    done: SyncSender<(Outcome, Vec<Incoming>)>,
 }
 
 /// The handle request threads send batches through.
@@ -62,7 +64,7 @@ impl Writer {
         };
         let sent = lock(&self.jobs).as_ref().map(|j| j.send(job).is_ok());
         match (sent, wait.recv()) {
-            (Some(true), Ok(outcome)) => outcome,
+            (Some(true), Ok((outcome, _records))) => outcome,
             _ => Err(Arc::new(StoreError::Closed)),
         }
     }
@@ -103,12 +105,12 @@ fn run(mut store: Store, jobs: &Receiver<Job>) {
         match stored {
             Ok(results) => {
                 for (job, results) in group.into_iter().zip(results) {
-                    let _ = job.done.send(Ok(results));
+                    let _ = job.done.send((Ok(results), job.records));
                 }
             }
             Err(e) => {
                 for job in group {
-                    let _ = job.done.send(Err(Arc::clone(&e)));
+                    let _ = job.done.send((Err(Arc::clone(&e)), job.records));
                 }
             }
         }
