@@ -41,10 +41,12 @@ struct Core {
 }
 
 impl Core {
+    /// Calls `F` with `envelope` already written as text ([`Via::local`] writes it before
+    /// building this future, so the future carries a string rather than the envelope).
     async fn call_as<F: Function>(
         &self,
         args: F::Args,
-        envelope: Option<Envelope>,
+        envelope: Option<EnvelopeText>,
         caller: Caller,
     ) -> Result<F::Output> {
         let mut json = to_json_args(&args)?;
@@ -52,9 +54,9 @@ impl Core {
         // `__crux` travels as JSON text beside the args object; an args field of that name
         // is replaced by it, as if it were inserted into the object.
         let text = match (envelope, json.as_object_mut()) {
-            (Some(envelope), Some(fields)) => {
+            (Some(text), Some(fields)) => {
                 fields.remove(ENVELOPE_KEY);
-                Some(EnvelopeText::encode(&envelope))
+                Some(text)
             }
             _ => None,
         };
@@ -147,7 +149,7 @@ pub struct Via<'a> {
     boundary: bool,
 }
 
-impl Via<'_> {
+impl<'a> Via<'a> {
     /// How long the callee may run: the time left before the calling function's execution
     /// limit, less the margin a local callee keeps (so the callee's timeout, not the
     /// caller's, is the one reported). A remote callee bounds its request by it.
@@ -165,28 +167,34 @@ impl Via<'_> {
         self.core.inherited.log_lines.as_ref()
     }
 
-    /// Calls the local function `F` of this deployment.
-    async fn local<F: Function>(
+    /// Calls the local function `F` of this deployment. The envelope is written as text
+    /// here, before the call's futures are built: they carry a string, not the envelope
+    /// (about 400 bytes, otherwise copied each time a future is moved).
+    fn local<F: Function>(
         self,
         args: F::Args,
         envelope: Option<Envelope>,
-    ) -> Result<F::Output> {
-        let core = self.core;
-        let caller = if self.boundary {
-            Caller::Boundary {
-                depth: core.depth + 1,
-                deadline: core.deadline,
-                inherited: core.inherited.clone(),
-            }
-        } else {
-            Caller::Function {
-                txn: core.txn.clone(),
-                depth: core.depth + 1,
-                deadline: core.deadline,
-                inherited: core.inherited.clone(),
-            }
-        };
-        core.call_as::<F>(args, envelope, caller).await
+    ) -> impl Future<Output = Result<F::Output>> + Send + 'a {
+        let text = envelope.as_ref().map(EnvelopeText::encode);
+        drop(envelope);
+        async move {
+            let core = self.core;
+            let caller = if self.boundary {
+                Caller::Boundary {
+                    depth: core.depth + 1,
+                    deadline: core.deadline,
+                    inherited: core.inherited.clone(),
+                }
+            } else {
+                Caller::Function {
+                    txn: core.txn.clone(),
+                    depth: core.depth + 1,
+                    deadline: core.deadline,
+                    inherited: core.inherited.clone(),
+                }
+            };
+            core.call_as::<F>(args, text, caller).await
+        }
     }
 }
 

@@ -53,8 +53,31 @@ impl Timestamp {
 
     /// The 24-byte ISO-8601 form.
     pub fn to_iso_bytes(self) -> [u8; 24] {
-        let ms = self.0 % 1000;
+        // The date and time of day change once a second, and timestamps written one after
+        // another mostly fall in the same second: the last second's text is kept per
+        // thread, and only the milliseconds are written.
+        thread_local! {
+            static LAST_SECOND: std::cell::Cell<(u64, [u8; 24])> =
+                const { std::cell::Cell::new((u64::MAX, [0; 24])) };
+        }
         let secs = self.0 / 1000;
+        let ms = self.0 % 1000;
+        let mut b = match LAST_SECOND.try_with(std::cell::Cell::get) {
+            Ok((last, text)) if last == secs => text,
+            _ => {
+                let text = Self::second_text(secs);
+                let _ = LAST_SECOND.try_with(|last| last.set((secs, text)));
+                text
+            }
+        };
+        b[20] = b'0' + (ms / 100) as u8;
+        b[21] = b'0' + (ms / 10 % 10) as u8;
+        b[22] = b'0' + (ms % 10) as u8;
+        b
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS.000Z` for a whole second since the epoch.
+    fn second_text(secs: u64) -> [u8; 24] {
         let (days, sod) = (secs / 86_400, secs % 86_400);
         let (y, m, d) = civil_from_days(days as i64);
         let mut b = *b"0000-00-00T00:00:00.000Z";
@@ -70,7 +93,6 @@ impl Timestamp {
         put(&mut b, 11, 2, sod / 3600);
         put(&mut b, 14, 2, sod % 3600 / 60);
         put(&mut b, 17, 2, sod % 60);
-        put(&mut b, 20, 3, ms);
         b
     }
 }
@@ -194,6 +216,33 @@ mod tests {
         ] {
             assert_eq!(bad.parse::<Timestamp>(), Err(TimestampError), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_kept_second_never_changes_what_is_written() {
+        // Same second, the next one, back again, a day boundary, the epoch.
+        let times = [
+            1_767_323_045_678u64,
+            1_767_323_045_679,
+            1_767_323_045_999,
+            1_767_323_046_000,
+            1_767_323_045_001,
+            86_399_999,
+            86_400_000,
+            86_400_999,
+            0,
+            999,
+        ];
+        for ms in times {
+            let t = Timestamp::from_millis(ms);
+            // A fresh thread has no kept second: it formats from scratch.
+            let fresh = std::thread::spawn(move || t.to_iso_bytes()).join().unwrap();
+            assert_eq!(t.to_iso_bytes(), fresh, "{ms}");
+        }
+        assert_eq!(
+            Timestamp::from_millis(86_400_999).to_string(),
+            "1970-01-02T00:00:00.999Z"
+        );
     }
 
     #[test]

@@ -28,6 +28,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::hex;
+
 /// Why a string is not a valid identifier.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {kind}: {reason}")]
@@ -129,7 +131,13 @@ impl IdBuf {
     }
 
     fn push_hex(&mut self, bytes: &[u8]) {
-        for b in bytes {
+        let mut words = bytes.chunks_exact(4);
+        for word in &mut words {
+            let digits = hex::encode4([word[0], word[1], word[2], word[3]]);
+            self.buf[self.len..self.len + 8].copy_from_slice(&digits);
+            self.len += 8;
+        }
+        for b in words.remainder() {
             self.buf[self.len] = HEX[usize::from(b >> 4)];
             self.buf[self.len + 1] = HEX[usize::from(b & 0xf)];
             self.len += 2;
@@ -143,17 +151,6 @@ impl IdBuf {
         unsafe { std::str::from_utf8_unchecked(&self.buf[..self.len]) }
     }
 }
-
-/// Each byte's value as a lowercase hex digit; `0xff` for every other byte.
-static HEX_VALUE: [u8; 256] = {
-    let mut table = [0xff; 256];
-    let mut i = 0;
-    while i < 16 {
-        table[HEX[i] as usize] = i as u8;
-        i += 1;
-    }
-    table
-};
 
 fn parse_hex<const N: usize>(
     kind: &'static str,
@@ -170,17 +167,22 @@ fn parse_hex<const N: usize>(
             found: digits.chars().count(),
         }));
     }
+    const { assert!(N.is_multiple_of(4), "ids are whole 32-bit words") };
     let mut out = [0u8; N];
-    // Branch-free: any byte that is not lowercase hex sets bits above the low four.
-    let (mut invalid, mut any) = (0u8, 0u8);
-    for (i, pair) in digits.as_bytes().chunks_exact(2).enumerate() {
-        let hi = HEX_VALUE[usize::from(pair[0])];
-        let lo = HEX_VALUE[usize::from(pair[1])];
-        invalid |= hi | lo;
-        out[i] = (hi << 4) | (lo & 0xf);
-        any |= out[i];
+    // Eight digits a word, branch-free; one check for all of them at the end.
+    let (mut invalid, mut any) = (0u64, 0u32);
+    for (word, eight) in out
+        .chunks_exact_mut(4)
+        .zip(digits.as_bytes().chunks_exact(8))
+    {
+        let mut d = [0u8; 8];
+        d.copy_from_slice(eight);
+        let (bytes, bad) = hex::decode8(d);
+        invalid |= bad;
+        any |= u32::from_ne_bytes(bytes);
+        word.copy_from_slice(&bytes);
     }
-    if invalid > 0xf {
+    if invalid != 0 {
         return Err(err(IdErrorReason::NotHex));
     }
     if any == 0 {

@@ -35,6 +35,7 @@ pub mod wire;
 
 #[doc(hidden)]
 pub mod helpers;
+mod hex;
 
 #[doc(hidden)]
 #[path = "macro_support.rs"]

@@ -150,8 +150,11 @@ pub(crate) fn check_depth(v: &Value, max: usize, path: Path<'_>) -> Result<(), F
 /// The wire's one text rule, used by every decoder and encoder: at most `max` characters
 /// and no control characters. What is wrong with `s`, if anything.
 pub(crate) fn text_violation(s: &str, max: usize) -> Option<Reason> {
-    // Ids, labels and timestamps are ASCII: one byte scan instead of decoding chars. The
-    // ASCII control characters are exactly U+0000..=U+001F and U+007F.
+    // Ids, labels and timestamps are printable ASCII: one scan, eight bytes a step.
+    if s.len() <= max && printable_ascii(s.as_bytes()) {
+        return None;
+    }
+    // The ASCII control characters are exactly U+0000..=U+001F and U+007F.
     if s.is_ascii() {
         if s.len() > max {
             return Some(Reason::TooLong { max });
@@ -168,6 +171,26 @@ pub(crate) fn text_violation(s: &str, max: usize) -> Option<Reason> {
         return Some(Reason::ControlCharacter);
     }
     None
+}
+
+/// Whether every byte is printable ASCII (0x20..=0x7e), eight bytes a step.
+fn printable_ascii(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = ONES * 0x80;
+    // Some byte is below 0x20 (exact as a whole word: the classic "has less than" test),
+    // or at or above 0x7f (its top bit set, or set by adding one).
+    let bad =
+        |w: u64| (w.wrapping_sub(ONES * 0x20) & !w & HIGH) | ((w | w.wrapping_add(ONES)) & HIGH);
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let w = u64::from_le_bytes([
+            word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
+        ]);
+        if bad(w) != 0 {
+            return false;
+        }
+    }
+    words.remainder().iter().all(|&b| (0x20..0x7f).contains(&b))
 }
 
 /// Whether the decoders accept `s` as a text of at most `max` characters.
@@ -472,6 +495,21 @@ pub(crate) fn id_item<T: FromStr<Err = IdError>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_ascii_is_exactly_the_bytes_0x20_to_0x7e() {
+        let base = b"plan research: step 12 of 14 ~".to_vec();
+        for len in 0..=base.len() {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut bytes = base[..len].to_vec();
+                    bytes[at] = b;
+                    let expected = bytes.iter().all(|&c| (0x20..=0x7e).contains(&c));
+                    assert_eq!(printable_ascii(&bytes), expected, "{bytes:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn cap_text_keeps_what_fits_and_marks_the_cut() {

@@ -107,7 +107,7 @@ fn to_value_is_the_serde_value_for_every_field() {
     // Labels are the caller's text: quotes, backslashes, non-ASCII and escapes survive.
     for label in ["say \"hi\" \\ now", "données → ok", "tab\there"] {
         let mut env = Envelope::decode(&ts_action_envelope()).unwrap();
-        env.boundary.as_mut().unwrap().label = label.to_owned();
+        env.boundary.as_mut().unwrap().label = label.into();
         let text = env.to_json_string();
         assert_eq!(text, serde_json::to_string(&env).unwrap());
         let back = Envelope::decode_str(&text);

@@ -16,6 +16,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "data",
         &[
             "ids",
+            "hex",
             "clock",
             "wallclock",
             "taxonomy",

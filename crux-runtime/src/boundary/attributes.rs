@@ -11,14 +11,14 @@ use crate::attributes::Attributes;
 use crate::clock::Timestamp;
 use crate::envelope::{Boundary, BoundaryKind, MAX_LABEL};
 use crate::ids::SpanId;
-use crate::wire::clamp_text;
+use crate::wire::{clamp_text, fits_text};
 
 /// The attributes of a boundary event for `boundary`.
 pub fn boundary_attributes(boundary: &Boundary) -> Attributes {
     attributes_of(
         boundary,
-        boundary.label.clone().into(),
-        boundary.function_ref.clone().into(),
+        boundary.label.clone(),
+        boundary.function_ref.clone(),
         boundary.parent_span_stack.clone(),
         boundary.lease_expires_at.clone(),
     )
@@ -30,7 +30,7 @@ pub fn into_boundary_attributes(mut boundary: Boundary) -> Attributes {
     let function_ref = std::mem::take(&mut boundary.function_ref);
     let stack = std::mem::take(&mut boundary.parent_span_stack);
     let lease = boundary.lease_expires_at.take();
-    attributes_of(&boundary, label.into(), function_ref.into(), stack, lease)
+    attributes_of(&boundary, label, function_ref, stack, lease)
 }
 
 /// The boundary attributes with the strings and stack given (borrowed when they are
@@ -66,9 +66,13 @@ pub(super) fn attributes_of(
 /// more than [`MAX_LABEL`] characters or control characters, and a refused envelope would
 /// cut the callee off the caller's run. The span keeps the label as written; an empty one
 /// travels as the function's path.
-pub(super) fn wire_label(label: &str, path: &str) -> String {
+pub(super) fn wire_label(label: &'static str, path: &'static str) -> Cow<'static, str> {
     let label = if label.is_empty() { path } else { label };
-    clamp_text(label.to_owned(), MAX_LABEL)
+    if fits_text(label, MAX_LABEL) {
+        // The usual label: sent as it is, no copy.
+        return Cow::Borrowed(label);
+    }
+    Cow::Owned(clamp_text(label.to_owned(), MAX_LABEL))
 }
 
 /// The boundary span's name: the label, or the function's path for an empty one (a span

@@ -28,7 +28,9 @@ use crate::observe::{self, Observer, Span, SpanStatus};
 #[derive(Debug)]
 pub struct Hop {
     span: Span,
-    envelope: Option<Envelope>,
+    /// Boxed: a hop is moved through several calls and futures before the envelope is
+    /// sent, and the envelope is most of its size (about 400 bytes).
+    envelope: Option<Box<Envelope>>,
     /// An action boundary: [`Hop::call`] flushes around it.
     flushes: bool,
 }
@@ -46,7 +48,7 @@ impl Hop {
         let (Some(scope), Some(span_id)) = (span.scope(), span.id()) else {
             return Hop {
                 span,
-                envelope: Some(Envelope::new(None)),
+                envelope: Some(Box::new(Envelope::new(None))),
                 flushes: true,
             };
         };
@@ -56,7 +58,7 @@ impl Hop {
             span_id,
             kind: BoundaryKind::Action,
             label: wire_label(label, path),
-            function_ref: path.to_owned(),
+            function_ref: path.into(),
             parent_span_stack: captured.span_stack.clone(),
             lease_expires_at: Some(lease_expiry()),
         };
@@ -70,11 +72,11 @@ impl Hop {
         span.event(events::REQUESTED, requested);
         Hop {
             span,
-            envelope: Some(Envelope {
+            envelope: Some(Box::new(Envelope {
                 v: 1,
                 observability: Some(captured),
                 boundary: Some(boundary),
-            }),
+            })),
             flushes: true,
         }
     }
@@ -89,7 +91,7 @@ impl Hop {
             .start();
         let envelope = span
             .scope()
-            .map(|scope| Envelope::new(Some(scope.wire_context())));
+            .map(|scope| Box::new(Envelope::new(Some(scope.wire_context()))));
         Hop {
             span,
             envelope,
@@ -135,7 +137,7 @@ impl Hop {
     /// The envelope to send as `__crux` (taken: a second call returns `None`). `None` for
     /// a nested hop outside any context: the callee gets no `__crux` at all.
     pub fn envelope(&mut self) -> Option<Envelope> {
-        self.envelope.take()
+        self.envelope.take().map(|envelope| *envelope)
     }
 
     /// The boundary span (for attributes the host adds, such as a remote deployment).
@@ -177,7 +179,7 @@ pub async fn continuation_envelope(
         span_id: id,
         kind: BoundaryKind::Schedule,
         label: wire_label(label, path),
-        function_ref: path.to_owned(),
+        function_ref: path.into(),
         parent_span_stack: if wire.span_stack.is_empty() {
             vec![id]
         } else {

@@ -113,6 +113,54 @@ struct Slot {
 /// worker takes a few microseconds; a park costs two thread wake-ups on top of it.
 pub(crate) const MAX_SPIN: Duration = Duration::from_micros(50);
 
+/// The longest the worker stays awake after completing a flush, waiting for the next one
+/// (see [`Linger`]). Measured on the remote hop (`benches/remote_hop.rs`): the flush after
+/// the HTTP call found the worker parked with 50 µs, and waking it cost about 60 µs at
+/// p99; 250 µs covers a loopback round trip, and 1 ms did no better.
+pub(crate) const MAX_LINGER: Duration = Duration::from_micros(250);
+
+/// How long the worker stays awake after completing a flush: long enough to catch the
+/// next flush when flushes have been coming that often (a hop flushes before its call
+/// and after it; a remote hop's call takes tens of microseconds), [`MAX_SPIN`] otherwise.
+///
+/// Waking a parked worker costs a thread wake-up, which a busy machine stretches to tens
+/// of microseconds; lingering costs yields of an otherwise idle thread. So the worker
+/// learns the usual gap between completing a flush and the next request (a moving
+/// average) and lingers for about twice that, up to [`MAX_LINGER`]; when flushes come
+/// further apart than that, it does not stay up for them.
+#[derive(Debug, Default)]
+pub(crate) struct Linger {
+    /// When the worker last completed a flush.
+    last_completed: Option<Instant>,
+    /// The recent gap from a completion to the next request, in ns (a moving average).
+    gap_ns: u64,
+}
+
+impl Linger {
+    /// A flush requested at `requested_at` is being completed: learn the gap since the
+    /// previous completion (the earliest request of a pass is the one that counts).
+    pub(crate) fn requested(&mut self, requested_at: Instant) {
+        let Some(last) = self.last_completed.take() else {
+            return;
+        };
+        // A gap past twice the cap counts as twice the cap, so a few quick gaps after a
+        // long pause bring lingering back.
+        let cap = 2 * MAX_LINGER.as_nanos() as u64;
+        let gap = (requested_at.saturating_duration_since(last).as_nanos() as u64).min(cap);
+        self.gap_ns = (3 * self.gap_ns + gap) / 4;
+    }
+
+    /// The flushes of a pass were completed now: how long to stay awake for the next.
+    pub(crate) fn completed(&mut self, now: Instant) -> Duration {
+        self.last_completed = Some(now);
+        let gap = Duration::from_nanos(self.gap_ns);
+        if gap > MAX_LINGER {
+            return MAX_SPIN;
+        }
+        (2 * gap + MAX_SPIN).min(MAX_LINGER)
+    }
+}
+
 /// One flush waiting on the worker.
 pub(crate) struct Waiter {
     pub(crate) target: u64,
@@ -489,6 +537,40 @@ impl Timer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Feeds `linger` flushes requested `gap` after each completion; the linger after the
+    /// last one.
+    fn linger_after(linger: &mut Linger, gap: Duration, flushes: usize) -> Duration {
+        let mut now = Instant::now();
+        let mut stay = Duration::ZERO;
+        for _ in 0..flushes {
+            now += gap;
+            linger.requested(now);
+            stay = linger.completed(now);
+        }
+        stay
+    }
+
+    #[test]
+    fn the_worker_lingers_for_flushes_that_come_often_and_not_for_rare_ones() {
+        let mut linger = Linger::default();
+        // Before any flush: the short linger.
+        assert_eq!(linger.completed(Instant::now()), MAX_SPIN);
+        // Flushes 80 µs apart (a remote hop's call): the worker stays up past them.
+        let stay = linger_after(&mut linger, Duration::from_micros(80), 20);
+        assert!(
+            stay > Duration::from_micros(80) && stay <= MAX_LINGER,
+            "{stay:?}"
+        );
+        // Flushes 10 ms apart: no longer than before.
+        assert_eq!(
+            linger_after(&mut linger, Duration::from_millis(10), 20),
+            MAX_SPIN
+        );
+        // A few quick ones bring it back.
+        let stay = linger_after(&mut linger, Duration::from_micros(5), 8);
+        assert!(stay >= MAX_SPIN && stay < MAX_LINGER, "{stay:?}");
+    }
 
     #[test]
     fn deadlines_of_flushes_that_are_gone_do_not_pile_up() {

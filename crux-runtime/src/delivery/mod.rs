@@ -19,7 +19,7 @@ use crate::ids::{RecordId, random_u64};
 use crate::record::Record;
 use crate::sink::Sink;
 pub use flush::{FlushOptions, FlushResult, FlushStatus, deadline_after};
-pub(crate) use flush::{FlushWait, MAX_SPIN, Waiter, spin_until};
+pub(crate) use flush::{FlushWait, Linger, MAX_SPIN, Waiter, spin_until};
 
 /// A batch at least this large means producers are busy: take the next one at once.
 const BUSY_BATCH: usize = 256;
@@ -308,10 +308,11 @@ impl Pipeline {
     }
 
     /// After completing a flush, stay awake briefly for the next one (a function boundary
-    /// flushes before and after its call): yielding, so the thread costs little on a busy
-    /// machine, and a request finds it running instead of parked.
-    fn linger_for_flush(&self) {
-        spin_until(Instant::now() + MAX_SPIN, || {
+    /// flushes before and after its call; how long: [`Linger`]): yielding, so the thread
+    /// costs little on a busy machine, and a request finds it running instead of parked.
+    fn linger_for_flush(&self, linger: &mut Linger) {
+        let now = Instant::now();
+        spin_until(now + linger.completed(now), || {
             self.flush_requested.load(Ordering::Acquire) || self.shutdown.load(Ordering::Acquire)
         });
     }
@@ -352,6 +353,7 @@ impl Pipeline {
         let mut calls: u64 = 0;
         let mut batch: VecDeque<Record> = VecDeque::new();
         let mut quiet_polls = 0u32;
+        let mut linger = Linger::default();
         loop {
             let (accepted, flushes_pending) = {
                 let mut st = self.lock();
@@ -369,8 +371,8 @@ impl Pipeline {
             }
             self.done_upto.store(accepted, Ordering::Release);
             if flushes_pending {
-                if self.complete_flushes(accepted, &mut calls) {
-                    self.linger_for_flush();
+                if self.complete_flushes(accepted, &mut calls, &mut linger) {
+                    self.linger_for_flush(&mut linger);
                 }
                 continue;
             }
@@ -468,7 +470,7 @@ impl Pipeline {
     }
 
     /// Completes the flushes waiting for positions up to `done`; whether there were any.
-    fn complete_flushes(&self, done: u64, calls: &mut u64) -> bool {
+    fn complete_flushes(&self, done: u64, calls: &mut u64, linger: &mut Linger) -> bool {
         let ready: Vec<Arc<Waiter>> = {
             let mut st = self.lock();
             let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut st.flushes)
@@ -485,6 +487,9 @@ impl Pipeline {
         };
         if ready.is_empty() {
             return false;
+        }
+        if let Some(first) = ready.iter().map(|w| w.requested_at).min() {
+            linger.requested(first);
         }
         let sinks_ok = self.flush_sinks(calls);
         for w in ready {

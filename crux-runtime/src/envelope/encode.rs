@@ -20,17 +20,36 @@ pub(super) fn envelope(out: &mut String, e: &Envelope) {
     out.push('}');
 }
 
-/// `n` in decimal, as serde writes an integer (without the formatter machinery).
+/// "00" to "99": two digits a step.
+const PAIRS: [u8; 200] = {
+    let mut pairs = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        pairs[2 * i] = b'0' + (i / 10) as u8;
+        pairs[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    pairs
+};
+
+/// `n` in decimal, as serde writes an integer (without the formatter machinery), two
+/// digits a step (a millisecond timestamp has thirteen).
 fn decimal(out: &mut String, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
-    loop {
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
         at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        digits[at] = b'0' + n as u8;
     }
     // ASCII digits.
     out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
@@ -125,4 +144,20 @@ fn boundary(out: &mut String, b: &Boundary) {
         string(out, lease);
     }
     out.push('}');
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn decimal_writes_what_display_writes() {
+        let mut values = vec![0, 1, 9, 10, 11, 99, 100, 101, 999, 1_000, 1_767_323_045_678];
+        values.extend((0..64).map(|shift| 1u64 << shift));
+        values.extend((0..64).map(|shift| (1u64 << shift) - 1));
+        values.push(u64::MAX);
+        for n in values {
+            let mut out = String::new();
+            super::decimal(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
+    }
 }

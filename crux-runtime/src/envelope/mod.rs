@@ -28,6 +28,7 @@
 //!     "invalid `__crux` envelope: `v` unsupported version 2 (this build understands version 1)");
 //! ```
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -97,6 +98,7 @@ impl Envelope {
 
     /// Strictly decodes envelope JSON text: the same rules and results as
     /// [`decode`](Envelope::decode), with a fast typed path for well-formed input.
+    #[inline]
     pub fn decode_str(json: &str) -> Result<Envelope, EnvelopeError> {
         if let Some(env) = text::decode_fast(json) {
             return Ok(env);
@@ -188,8 +190,8 @@ fn boundary_value(b: &Boundary) -> Value {
     o.insert("id".to_owned(), id_value!(b.id));
     o.insert("spanId".to_owned(), id_value!(b.span_id));
     o.insert("kind".to_owned(), Value::from(kind));
-    o.insert("label".to_owned(), Value::from(b.label.as_str()));
-    o.insert("ref".to_owned(), Value::from(b.function_ref.as_str()));
+    o.insert("label".to_owned(), Value::from(&*b.label));
+    o.insert("ref".to_owned(), Value::from(&*b.function_ref));
     o.insert(
         "parentSpanStack".to_owned(),
         span_stack_value(&b.parent_span_stack),
@@ -292,11 +294,12 @@ pub struct Boundary {
     pub span_id: SpanId,
     /// Action or schedule.
     pub kind: BoundaryKind,
-    /// The caller's label.
-    pub label: String,
+    /// The caller's label (borrowed when the caller's `'static` label is sent as it is,
+    /// owned when decoded).
+    pub label: Cow<'static, str>,
     /// The canonical Convex path of the callee.
     #[serde(rename = "ref")]
-    pub function_ref: String,
+    pub function_ref: Cow<'static, str>,
     /// The caller's span stack, ending with the boundary span.
     pub parent_span_stack: Vec<SpanId>,
     /// ISO-8601 lease expiry.
@@ -446,8 +449,8 @@ fn decode_boundary(b: &Obj<'_>) -> Result<Boundary, FieldError> {
         id,
         span_id,
         kind,
-        label: label.to_owned(),
-        function_ref: function_ref.to_owned(),
+        label: Cow::Owned(label.to_owned()),
+        function_ref: Cow::Owned(function_ref.to_owned()),
         parent_span_stack,
         lease_expires_at,
     })

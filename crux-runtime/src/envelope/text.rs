@@ -119,6 +119,10 @@ struct RawBoundary<'a> {
 }
 
 /// `Some` only for input the strict decoder accepts with the same result.
+///
+/// Inlined (one caller), like the reader's entry point: the envelope (about 400 bytes) is
+/// then built where the caller keeps it instead of copied out of each return.
+#[inline]
 pub(super) fn decode_fast(text: &str) -> Option<Envelope> {
     if let Some(envelope) = read::envelope(text) {
         return Some(envelope);
@@ -143,9 +147,10 @@ pub(super) fn decode_fast(text: &str) -> Option<Envelope> {
 }
 
 /// The position of the first quote, backslash or control character in `bytes` (the
-/// bytes a JSON string cannot hold unescaped): eight
-/// bytes per step while there is none (the classic zero-byte test on each of the
-/// three conditions; a hit, true or not, is resolved byte by byte).
+/// bytes a JSON string cannot hold unescaped): eight bytes per step (the classic
+/// zero-byte test on each of the three conditions). The tests can flag a byte that is not
+/// special, but only above (after) one that is: the lowest flag is always a true one, so
+/// its position is the answer.
 pub(super) fn special_at(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -159,11 +164,31 @@ pub(super) fn special_at(bytes: &[u8]) -> Option<usize> {
             | zero(word ^ (ONES * u64::from(b'\\')))
             | (word.wrapping_sub(ONES * 0x20) & !word & HIGH);
         if hits != 0 {
-            return chunk.iter().position(|&b| special(b)).map(|i| at + i);
+            return Some(at + (hits.trailing_zeros() / 8) as usize);
         }
         at += 8;
     }
     bytes[at..].iter().position(|&b| special(b)).map(|i| at + i)
+}
+
+/// Whether two byte strings of the same length are equal, eight bytes a step: a key is a
+/// few bytes, which a `memcmp` call costs more to set up than to compare.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    debug_assert_eq!(a.len(), b.len());
+    let mut words_a = a.chunks_exact(8);
+    let mut words_b = b.chunks_exact(8);
+    for (x, y) in (&mut words_a).zip(&mut words_b) {
+        let word = |w: &[u8]| u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        if word(x) != word(y) {
+            return false;
+        }
+    }
+    words_a
+        .remainder()
+        .iter()
+        .zip(words_b.remainder())
+        .all(|(x, y)| x == y)
 }
 
 /// `s` if it passes the wire's text rule ([`fits_text`]).
@@ -278,8 +303,8 @@ fn boundary(b: RawBoundary<'_>) -> Option<Boundary> {
         id: id_,
         span_id,
         kind,
-        label: label(&b.label)?,
-        function_ref: label(&b.function_ref)?,
+        label: label(&b.label)?.into(),
+        function_ref: label(&b.function_ref)?.into(),
         parent_span_stack: stack(&b.parent_span_stack)?,
         lease_expires_at,
     })
@@ -305,7 +330,7 @@ mod read {
         Boundary, BoundaryKind, Correlators, DeploymentIdentity, ENVELOPE_VERSION, Envelope,
         MAX_LABEL, MAX_METADATA, MAX_SPAN_STACK, WireContext,
     };
-    use super::{label, text};
+    use super::{label, same_bytes, text};
     use crate::clock::Timestamp;
     use crate::ids::{RunId, SegmentId, SpanId, TraceId};
 
@@ -345,6 +370,11 @@ mod read {
     impl<'a> Reader<'a> {
         fn byte(&mut self) -> Option<u8> {
             let bytes = self.text.as_bytes();
+            let b = *bytes.get(self.at)?;
+            // Crux writes no whitespace: one compare for every byte above the space.
+            if b > b' ' {
+                return Some(b);
+            }
             while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(self.at) {
                 self.at += 1;
             }
@@ -501,6 +531,10 @@ mod read {
 
         /// The index of the first of `keys[from..]` written right where the reader stands
         /// as `"key":`, read past it.
+        ///
+        /// Inlined, and keys compared without a `memcmp` call: it runs for every member
+        /// of an envelope, and a call's set-up cost more than the compare.
+        #[inline(always)]
         fn expected(&mut self, keys: &[&str], from: usize) -> Option<usize> {
             let rest = self.text.as_bytes().get(self.at..)?;
             if rest.first() != Some(&b'"') {
@@ -511,7 +545,7 @@ mod read {
                 // The closing quote first: it rules out most other keys in one compare.
                 if rest.get(n + 1) == Some(&b'"')
                     && rest.get(n + 2) == Some(&b':')
-                    && &rest[1..=n] == key.as_bytes()
+                    && same_bytes(&rest[1..=n], key.as_bytes())
                 {
                     self.at += n + 3;
                     return Some(index);
@@ -523,7 +557,8 @@ mod read {
         /// A span stack: at most [`MAX_SPAN_STACK`] span ids.
         fn stack(&mut self) -> Option<Vec<SpanId>> {
             self.eat(b'[')?;
-            let mut out = Vec::new();
+            // Room for a usual stack, allocated at once (no growth path on the first id).
+            let mut out = Vec::with_capacity(4);
             if self.byte()? == b']' {
                 self.at += 1;
                 return Some(out);
@@ -679,8 +714,8 @@ mod read {
                 id,
                 span_id: id,
                 kind: kind?,
-                label: label?,
-                function_ref: function_ref?,
+                label: label?.into(),
+                function_ref: function_ref?.into(),
                 parent_span_stack: parent_span_stack?,
                 lease_expires_at,
             })
@@ -688,6 +723,7 @@ mod read {
     }
 
     /// The envelope of `text`, or `None` when this reader gives up.
+    #[inline]
     pub(super) fn envelope(text: &str) -> Option<Envelope> {
         let mut r = Reader { text, at: 0 };
         let (mut v, mut observability, mut boundary) = (None, None, None);
@@ -715,6 +751,46 @@ mod tests {
 
     const CONTEXT: &str = r#""runId":"run_0123456789abcdef01234567","operationId":"run_000000000000000000000001","traceId":"0af7651916cd43dd8448eb211c80319c","segmentId":"seg_b7ad6b7169203331aabbccdd","startedAtMs":1767323705678,"spanStack":["b7ad6b7169203331","00f067aa0ba902b7"],"currentSpanId":"00f067aa0ba902b7""#;
     const BOUNDARY: &str = r#""id":"00f067aa0ba902b7","spanId":"00f067aa0ba902b7","kind":"action","label":"plan research","ref":"research:plan","parentSpanStack":["b7ad6b7169203331"],"leaseExpiresAt":"2026-01-02T03:15:05.678Z""#;
+
+    #[test]
+    fn special_at_finds_the_first_special_byte_wherever_others_follow() {
+        let naive = |bytes: &[u8]| {
+            bytes
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        };
+        let base = b"plan research: step 12 of 14, then 15";
+        for len in 0..=base.len() {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut bytes = base[..len].to_vec();
+                    bytes[at] = b;
+                    assert_eq!(special_at(&bytes), naive(&bytes), "{bytes:?}");
+                    // Specials after it (borrows from below flag bytes above).
+                    for (i, c) in [b'"', 0, b'\\', 0x1f, 0x01, 0x21].into_iter().enumerate() {
+                        if at + 1 + i < len {
+                            bytes[at + 1 + i] = c;
+                        }
+                    }
+                    assert_eq!(special_at(&bytes), naive(&bytes), "{bytes:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn same_bytes_finds_a_difference_at_any_position_of_any_length() {
+        let text = b"parentSpanStack:leaseExpiresAt";
+        for len in 0..=text.len() {
+            let a = &text[..len];
+            assert!(same_bytes(a, a));
+            for at in 0..len {
+                let mut b = a.to_vec();
+                b[at] ^= 0x20;
+                assert!(!same_bytes(a, &b), "{len} {at}");
+            }
+        }
+    }
 
     fn canonical() -> String {
         format!(r#"{{"v":1,"observability":{{{CONTEXT}}},"boundary":{{{BOUNDARY}}}}}"#)

@@ -1,0 +1,142 @@
+//! Lowercase hex digits eight at a time (SWAR: one `u64` holds eight ASCII bytes).
+//!
+//! Ids cross every boundary as hex text (a hop's envelope carries eleven of them), and a
+//! digit-by-digit table walk was about a tenth of a hop's strict decode. Here eight digits
+//! are checked and converted with a handful of word operations, branch-free.
+
+/// Every byte of a word set to 1.
+const ONES: u64 = 0x0101_0101_0101_0101;
+/// Every byte's top bit.
+const HIGH: u64 = ONES * 0x80;
+/// The low nibble of every 16-bit lane.
+const LANE_NIBBLE: u64 = 0x000f_000f_000f_000f;
+
+/// Per byte of `x` (all below 0x80): the top bit set where the byte is `>= lo`.
+///
+/// Adding `0x80 - lo` sets the top bit exactly then, and never carries into the next
+/// byte (a byte below 0x80 plus at most 0x80 stays below 0x100).
+#[inline(always)]
+fn at_least(x: u64, lo: u8) -> u64 {
+    x.wrapping_add(ONES * u64::from(0x80 - lo)) & HIGH
+}
+
+/// The four bytes that eight lowercase hex digits spell (the first digit is the high
+/// nibble of the first byte), and a mask that is non-zero when any of the eight is not a
+/// lowercase hex digit (then the bytes mean nothing).
+#[inline(always)]
+pub(crate) fn decode8(digits: [u8; 8]) -> ([u8; 4], u64) {
+    let x = u64::from_le_bytes(digits);
+    // A byte at or above 0x80 is never a digit; it may also carry into its neighbour in
+    // the range checks below, which is harmless since the whole word is refused.
+    let digit = at_least(x, b'0') & !at_least(x, b'9' + 1);
+    let letter = at_least(x, b'a') & !at_least(x, b'f' + 1);
+    let bad = (x & HIGH) | (HIGH & !(digit | letter));
+    // '0'..'9' → 0..9 by their low nibble; 'a'..'f' (0x61..0x66) → 1..6, plus 9.
+    let nibbles = (x & (ONES * 0x0f)) + (letter >> 7) * 9;
+    // Byte 2k+1's nibble goes under byte 2k's, in the low byte of each 16-bit lane ...
+    let pairs = ((nibbles & LANE_NIBBLE) << 4) | ((nibbles >> 8) & LANE_NIBBLE);
+    // ... then the four lanes' low bytes are packed together.
+    let packed = (pairs | (pairs >> 8)) & 0x0000_ffff_0000_ffff;
+    let packed = (packed | (packed >> 16)) & 0xffff_ffff;
+    ((packed as u32).to_le_bytes(), bad)
+}
+
+/// The eight lowercase hex digits of four bytes (high nibble first).
+#[inline(always)]
+pub(crate) fn encode4(bytes: [u8; 4]) -> [u8; 8] {
+    let w = u64::from(u32::from_le_bytes(bytes));
+    // Byte k into the low byte of 16-bit lane k.
+    let spread = (w | (w << 16)) & 0x0000_ffff_0000_ffff;
+    let spread = (spread | (spread << 8)) & 0x00ff_00ff_00ff_00ff;
+    // Its high nibble in byte 2k, its low nibble in byte 2k+1.
+    let nibbles = ((spread >> 4) & LANE_NIBBLE) | ((spread & LANE_NIBBLE) << 8);
+    // 1 in each byte whose nibble is 10 or more (adding 6 reaches 16).
+    let letter = ((nibbles + ONES * 6) & (ONES * 0x10)) >> 4;
+    (nibbles + ONES * u64::from(b'0') + letter * u64::from(b'a' - b'0' - 10)).to_le_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            _ => None,
+        }
+    }
+
+    /// The plain digit-by-digit reading `decode8` must agree with.
+    fn decode_slowly(digits: [u8; 8]) -> Option<[u8; 4]> {
+        let mut out = [0u8; 4];
+        for (i, pair) in digits.chunks_exact(2).enumerate() {
+            out[i] = (value(pair[0])? << 4) | value(pair[1])?;
+        }
+        Some(out)
+    }
+
+    fn check(digits: [u8; 8]) {
+        let (bytes, bad) = decode8(digits);
+        match decode_slowly(digits) {
+            Some(expected) => {
+                assert_eq!(bad, 0, "{digits:?} refused");
+                assert_eq!(bytes, expected, "{digits:?}");
+            }
+            None => assert_ne!(bad, 0, "{digits:?} accepted"),
+        }
+    }
+
+    #[test]
+    fn every_byte_in_every_position_is_read_as_a_digit_or_refused() {
+        let base = *b"0123abcd";
+        for position in 0..8 {
+            for b in 0..=255u8 {
+                let mut digits = base;
+                digits[position] = b;
+                check(digits);
+                // Next to bytes that would carry into it, or take a carry from it.
+                let mut digits = [0xff; 8];
+                digits[position] = b;
+                check(digits);
+                let mut digits = [b'f'; 8];
+                digits[position] = b;
+                check(digits);
+            }
+        }
+    }
+
+    #[test]
+    fn random_words_decode_as_digit_by_digit_and_encode_back() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            // xorshift: reproducible, no dependency.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let alphabet = b"0123456789abcdefABCDEFgxz/:@`G\x00\x7f\x80\xff";
+        for _ in 0..100_000 {
+            let r = next();
+            let bytes = (r as u32).to_le_bytes();
+            let digits = encode4(bytes);
+            let expected: Vec<u8> = bytes
+                .iter()
+                .flat_map(|b| {
+                    let hex = b"0123456789abcdef";
+                    [hex[usize::from(b >> 4)], hex[usize::from(b & 0xf)]]
+                })
+                .collect();
+            assert_eq!(digits.as_slice(), expected.as_slice());
+            assert_eq!(decode8(digits), (bytes, 0));
+            // Mostly digits, sometimes a byte that is not one.
+            let mut mixed = [0u8; 8];
+            for (i, d) in mixed.iter_mut().enumerate() {
+                let pick = (r >> (8 * i)) as usize;
+                *d = alphabet[pick % if r & 1 == 0 { 16 } else { alphabet.len() }];
+            }
+            check(mixed);
+        }
+    }
+}
