@@ -3,8 +3,9 @@
 //! directory and appends to `.crux/records.jsonl` there.
 //!
 //! The binaries are built by [`example_binary`] (`cargo build --examples` with the test's
-//! features, into its target directory), so `cargo test --test NAME` works on a fresh
-//! target; when `cargo test --workspace` built them already, that build is a no-op.
+//! features, into its target directory) when one is missing or older than its source, so
+//! `cargo test --test NAME` works on a fresh target; binaries `cargo test --workspace`
+//! built are used as they are.
 
 #![allow(dead_code)] // each test file uses a different part
 
@@ -47,11 +48,11 @@ impl Drop for TempDir {
 
 /// The example binary `name`, built for this test executable's features and profile into
 /// its target directory: the first call in a test process runs `cargo build --examples`
-/// (`cargo test --test NAME` alone builds no example; when they are built and current
-/// this is cargo's no-op check), and takes the binaries' paths from cargo's messages.
+/// (`cargo test --test NAME` alone builds no example) when one is missing or older than
+/// its source, and takes the binaries' paths from cargo's messages.
 pub fn example_binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<Result<HashMap<String, PathBuf>, String>> = OnceLock::new();
-    let built = BUILT.get_or_init(build_examples);
+    let built = BUILT.get_or_init(|| existing_examples().map_or_else(build_examples, Ok));
     match built {
         Ok(binaries) => binaries.get(name).cloned().unwrap_or_else(|| {
             panic!(
@@ -64,9 +65,47 @@ pub fn example_binary(name: &str) -> PathBuf {
     }
 }
 
+/// The example binaries next to this test executable, when every one is there and newer
+/// than its source: then no build runs. A build here with this test's features would
+/// resolve the dependencies' features for `crux` alone and, after a workspace-wide `cargo
+/// test`, compile a third of the tree again; so a missing or outdated binary builds them.
+fn existing_examples() -> Option<HashMap<String, PathBuf>> {
+    let exe = std::env::current_exe().ok()?;
+    let examples = exe.parent()?.parent()?.join("examples");
+    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    EXAMPLES
+        .iter()
+        .map(|name| {
+            let binary = examples.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+            let source = newest(&sources.join(name))
+                .or_else(|| modified(&sources.join(format!("{name}.rs"))))?;
+            (modified(&binary)? >= source).then(|| ((*name).to_owned(), binary))
+        })
+        .collect()
+}
+
+/// The newest modification time of the files under `dir` (an example's own directory).
+fn newest(dir: &Path) -> Option<std::time::SystemTime> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                newest(&path)
+            } else {
+                entry.metadata().and_then(|m| m.modified()).ok()
+            }
+        })
+        .max()
+}
+
 /// The package's features this test was compiled with (each one the examples may need).
 fn features() -> Vec<&'static str> {
     [
+        // `default` too: without it cargo sees another feature set and builds crux again.
+        ("default", cfg!(feature = "default")),
         ("cli", cfg!(feature = "cli")),
         ("otel", cfg!(feature = "otel")),
         ("tracing", cfg!(feature = "tracing")),

@@ -23,7 +23,14 @@ pub(super) struct Batch<'a> {
 
 /// Reads a body; a data error (`is_data`) when it is JSON but not an object.
 pub(super) fn parse(body: &[u8]) -> Result<Batch<'_>, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_slice(body);
+    // The whole body is checked as UTF-8 first: members skipped below (`IgnoredAny`) are
+    // not, and a body with a bad byte anywhere is not JSON.
+    let text = std::str::from_utf8(body).map_err(|_| {
+        serde_json::from_slice::<&RawValue>(body)
+            .err()
+            .unwrap_or_else(|| de::Error::custom("the body is not UTF-8"))
+    })?;
+    let mut de = serde_json::Deserializer::from_str(text);
     let batch = de.deserialize_map(BatchVisitor)?;
     de.end()?;
     Ok(batch)
@@ -97,6 +104,19 @@ impl<'de> Visitor<'de> for RecordsVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A bad byte in a member nobody reads (or nested in one) is malformed JSON still.
+    #[test]
+    fn a_body_with_a_byte_that_is_not_utf8_anywhere_is_a_syntax_error() {
+        for body in [
+            &b"{\"schemaVersion\":5,\"records\":[],\"x\":\"\xff\"}"[..],
+            b"{\"x\":{\"k\":[\"\xc3\"]},\"schemaVersion\":5,\"records\":[]}",
+            b"{\"records\":{\"a\":\"\xff\"}}",
+        ] {
+            let err = parse(body).unwrap_err();
+            assert!(err.is_syntax(), "{err}");
+        }
+    }
 
     #[test]
     fn members_are_read_last_one_winning() {
