@@ -52,7 +52,10 @@ impl Drop for TempDir {
 /// its source, and takes the binaries' paths from cargo's messages.
 pub fn example_binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<Result<HashMap<String, PathBuf>, String>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| existing_examples().map_or_else(build_examples, Ok));
+    if let Some(binary) = existing_example(name) {
+        return binary;
+    }
+    let built = BUILT.get_or_init(build_examples);
     match built {
         Ok(binaries) => binaries.get(name).cloned().unwrap_or_else(|| {
             panic!(
@@ -65,24 +68,22 @@ pub fn example_binary(name: &str) -> PathBuf {
     }
 }
 
-/// The example binaries next to this test executable, when every one is there and newer
-/// than its source: then no build runs. A build here with this test's features would
-/// resolve the dependencies' features for `crux` alone and, after a workspace-wide `cargo
-/// test`, compile a third of the tree again; so a missing or outdated binary builds them.
-fn existing_examples() -> Option<HashMap<String, PathBuf>> {
+/// Example `name`'s binary next to this test executable, when it is there and newer than
+/// its source: then no build runs. A build here with this test's features would resolve
+/// the dependencies' features for `crux` alone and, after a workspace-wide `cargo test`,
+/// compile a third of the tree again; so only a missing or outdated binary builds them.
+fn existing_example(name: &str) -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
-    let examples = exe.parent()?.parent()?.join("examples");
+    let binary = exe
+        .parent()?
+        .parent()?
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    EXAMPLES
-        .iter()
-        .map(|name| {
-            let binary = examples.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-            let source = newest(&sources.join(name))
-                .or_else(|| modified(&sources.join(format!("{name}.rs"))))?;
-            (modified(&binary)? >= source).then(|| ((*name).to_owned(), binary))
-        })
-        .collect()
+    let source =
+        newest(&sources.join(name)).or_else(|| modified(&sources.join(format!("{name}.rs"))))?;
+    (modified(&binary)? >= source).then_some(binary)
 }
 
 /// The newest modification time of the files under `dir` (an example's own directory).
