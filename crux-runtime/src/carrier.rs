@@ -109,13 +109,7 @@ impl FromStr for TraceParent {
                 found: s.chars().count(),
             }));
         };
-        let hex2 = |v: &str| {
-            (v.len() == 2
-                && v.bytes()
-                    .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)))
-            .then(|| u8::from_str_radix(v, 16).ok())
-            .flatten()
-        };
+        let hex2 = |v: &str| crate::hex::decode_lower::<1>(v).map(|[b]| b);
         let version = hex2(ver).ok_or(bad(IdErrorReason::NotHex))?;
         if version == 0xff || (version == 0 && parts.next().is_some()) {
             return Err(bad(IdErrorReason::NotHex));

@@ -55,6 +55,41 @@ pub(crate) fn encode4(bytes: [u8; 4]) -> [u8; 8] {
     (nibbles + ONES * u64::from(b'0') + letter * u64::from(b'a' - b'0' - 10)).to_le_bytes()
 }
 
+/// The digit a lowercase hex character stands for (`[0-9a-f]` only: no upper case, no
+/// sign, so one value has one spelling).
+#[inline]
+fn lower_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// `N` bytes from exactly `2 N` lowercase hex digits; `None` for anything else. For the
+/// short fields (a `traceparent`'s version and flags, a signature); ids use [`decode8`].
+pub(crate) fn decode_lower<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let text = text.as_bytes();
+    if text.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0; N];
+    for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+        *byte = lower_digit(pair[0])? << 4 | lower_digit(pair[1])?;
+    }
+    Some(out)
+}
+
+/// Appends the lowercase hex digits of `bytes` (high nibble first) to `out`.
+pub(crate) fn push_lower(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(2 * bytes.len());
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +172,21 @@ mod tests {
                 *d = alphabet[pick % if r & 1 == 0 { 16 } else { alphabet.len() }];
             }
             check(mixed);
+        }
+    }
+
+    #[test]
+    fn short_fields_read_exactly_lowercase_hex_and_write_it_back() {
+        let bytes: Vec<u8> = (0..=255u8).collect();
+        let mut text = String::new();
+        push_lower(&mut text, &bytes);
+        for (i, pair) in text.as_bytes().chunks_exact(2).enumerate() {
+            let pair = std::str::from_utf8(pair).unwrap();
+            assert_eq!(pair, format!("{i:02x}"));
+            assert_eq!(decode_lower::<1>(pair), Some([i as u8]));
+        }
+        for bad in ["+f", "-0", " f", "0x", "AB", "aF", "g0", "é", "0", "000"] {
+            assert_eq!(decode_lower::<1>(bad), None, "{bad}");
         }
     }
 }

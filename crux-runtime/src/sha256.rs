@@ -83,7 +83,9 @@ mod tests {
     use super::*;
 
     fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
+        let mut out = String::new();
+        crate::hex::push_lower(&mut out, bytes);
+        out
     }
 
     #[test]

@@ -327,31 +327,15 @@ fn unix_now() -> u64 {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    use fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    let mut out = String::with_capacity(2 * bytes.len());
+    crate::hex::push_lower(&mut out, bytes);
+    out
 }
 
 /// 32 bytes from 64 lowercase hex digits (`[0-9a-f]`, as [`hex`] writes them: upper case
-/// is refused, so one signature has one spelling; `u8::from_str_radix` would also take a
-/// sign, `+f`).
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    fn digit(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        }
-    }
-    let text = text.as_bytes();
-    if text.len() != 64 {
-        return None;
-    }
-    text.chunks_exact(2)
-        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
-        .collect()
+/// and signs are refused, so one signature has one spelling).
+fn unhex(text: &str) -> Option<[u8; 32]> {
+    crate::hex::decode_lower(text)
 }
 
 #[cfg(test)]
@@ -583,7 +567,7 @@ mod tests {
     #[test]
     fn unhex_takes_exactly_lowercase_hex_digits() {
         let bytes: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(37)).collect();
-        assert_eq!(unhex(&hex(&bytes)), Some(bytes));
+        assert_eq!(unhex(&hex(&bytes)).map(Vec::from), Some(bytes));
         let zeros = "0".repeat(62);
         for bad in ["+f", "-0", " f", "0x", "AB", "aF", "g0", "é"] {
             assert_eq!(unhex(&format!("{bad}{zeros}")), None, "{bad}");

@@ -234,10 +234,7 @@ pub(crate) fn clamp_id(s: String, max: usize) -> String {
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     out.push('~');
-    for b in &digest[..ID_DIGEST_HEX / 2] {
-        out.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
-        out.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0'));
-    }
+    crate::hex::push_lower(&mut out, &digest[..ID_DIGEST_HEX / 2]);
     out
 }
 
