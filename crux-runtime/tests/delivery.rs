@@ -693,3 +693,383 @@ fn a_hung_sink_is_bypassed_until_it_answers_and_the_loss_is_counted() {
     assert!(warned[1].contains("40 records were dropped"), "{warned:?}");
     drop(run);
 }
+
+// --- Flushes that deliver on their own thread (sinks that write promptly) ---
+
+/// One sink call seen by [`Ledger`]: the record's run, its place in the segment and its
+/// record id's counter; `None` for a `flush` call. With the thread that made the call.
+#[derive(Clone, Debug)]
+struct Call {
+    record: Option<(crux_runtime::ids::RunId, u32, u64)>,
+    thread: String,
+}
+
+/// Notes every record and every flush call with the calling thread's name. Promises to
+/// write promptly when `prompt`; panics in `write` when `panics`.
+#[derive(Clone, Default)]
+struct Ledger {
+    calls: Arc<Mutex<Vec<Call>>>,
+    /// Records written per run.
+    written: Arc<Mutex<std::collections::HashMap<crux_runtime::ids::RunId, usize>>>,
+    prompt: bool,
+    panics: bool,
+}
+
+impl Ledger {
+    fn prompt() -> Self {
+        Ledger {
+            prompt: true,
+            ..Ledger::default()
+        }
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    /// How many records of `run` were written.
+    fn written(&self, run: crux_runtime::ids::RunId) -> usize {
+        self.written.lock().unwrap().get(&run).copied().unwrap_or(0)
+    }
+}
+
+fn thread_name() -> String {
+    std::thread::current().name().unwrap_or("").to_owned()
+}
+
+impl Sink for Ledger {
+    fn write(&self, records: &[Record]) -> Result<(), SinkError> {
+        let thread = thread_name();
+        let mut calls = self.calls.lock().unwrap();
+        let mut written = self.written.lock().unwrap();
+        for r in records {
+            *written.entry(r.base.run_id).or_default() += 1;
+            let id = r.base.record_id.expect("ids are given before the sinks");
+            calls.push(Call {
+                record: Some((r.base.run_id, r.base.segment_seq, id.counter)),
+                thread: thread.clone(),
+            });
+        }
+        drop((calls, written));
+        if self.panics {
+            panic!("sink bug on {thread}");
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), SinkError> {
+        self.calls.lock().unwrap().push(Call {
+            record: None,
+            thread: thread_name(),
+        });
+        Ok(())
+    }
+
+    fn writes_promptly(&self) -> bool {
+        self.prompt
+    }
+}
+
+const WORKER: &str = "crux-delivery";
+
+#[test]
+fn a_flush_with_prompt_sinks_delivers_on_its_own_thread_and_sees_every_record() {
+    let ledger = Ledger::prompt();
+    let o = Observer::builder().sink(ledger.clone()).build();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    for i in 0..100 {
+        let run = o.open_run(RunOptions::new("r", "agent.run"));
+        let scope = run.scope();
+        for _ in 0..3 {
+            scope.span("s", "tool.call").start().end(SpanStatus::Ok);
+        }
+        // Both flavours; each sees the 7 records pushed before it.
+        let result = if i % 2 == 0 {
+            o.flush_blocking(FlushOptions::BOUNDARY)
+        } else {
+            runtime.block_on(o.flush(FlushOptions::BOUNDARY))
+        };
+        assert_eq!(result.status, FlushStatus::Drained);
+        assert_eq!(ledger.written(run.run_id()), 7, "flush {i}");
+        run.end(RunStatus::Ok);
+    }
+    o.flush_blocking(FlushOptions::FINAL);
+    let stats = o.stats();
+    assert_eq!(
+        (stats.accepted, stats.delivered, stats.queued),
+        (800, 800, 0)
+    );
+    assert_eq!((stats.failed, stats.dropped, stats.rejected), (0, 0, 0));
+    assert_eq!(stats.flush_waiters, 0);
+    // The worker polls every millisecond and may take some; the flushes took the rest.
+    let me = thread_name();
+    let calls = ledger.calls();
+    let inline = calls.iter().filter(|c| c.thread == me).count();
+    assert!(inline > 0, "no sink call was made on the flushing thread");
+    assert!(calls.iter().all(|c| c.thread == me || c.thread == WORKER));
+}
+
+#[tokio::test]
+async fn sinks_that_do_not_promise_promptness_are_only_called_on_the_delivery_thread() {
+    // A slow sink alone, and a prompt one beside it: either way the flushing thread waits.
+    let slow = Ledger::default();
+    let prompt = Ledger::prompt();
+    for o in [
+        Observer::builder().sink(slow.clone()).build(),
+        Observer::builder()
+            .sink(prompt.clone())
+            .sink(slow.clone())
+            .build(),
+    ] {
+        for _ in 0..20 {
+            emit_run(&o, 2);
+            assert_eq!(
+                o.flush(FlushOptions::BOUNDARY).await.status,
+                FlushStatus::Drained
+            );
+            emit_run(&o, 1);
+            assert_eq!(
+                o.flush_blocking(FlushOptions::BOUNDARY).status,
+                FlushStatus::Drained
+            );
+        }
+        assert_eq!(o.stats().delivered, 20 * (6 + 4));
+    }
+    for calls in [slow.calls(), prompt.calls()] {
+        assert!(!calls.is_empty());
+        assert!(calls.iter().all(|c| c.thread == WORKER), "{calls:?}");
+    }
+}
+
+/// Claims to write promptly, then blocks in `write` while held: the worker stuck in it.
+#[derive(Clone, Default)]
+struct PromptButStuck(Hung);
+impl Sink for PromptButStuck {
+    fn write(&self, records: &[Record]) -> Result<(), SinkError> {
+        self.0.write(records)
+    }
+    fn writes_promptly(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn a_flush_waits_bounded_when_the_worker_is_delivering_and_helps_once_it_is_done() {
+    let stuck = PromptButStuck::default();
+    let memory = Memory::new();
+    let (_, hook) = warnings();
+    let o = Observer::builder()
+        .sink(stuck.clone())
+        .sink(memory.clone())
+        .on_warning(hook)
+        .build();
+    emit_run(&o, 3);
+    let until = Instant::now() + Duration::from_secs(30);
+    while !stuck.0.entered.load(Ordering::SeqCst) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(
+        stuck.0.entered.load(Ordering::SeqCst),
+        "the worker took the batch"
+    );
+    // The worker holds the delivery lock: the flush cannot deliver and waits, bounded.
+    emit_run(&o, 1);
+    let bound = Duration::from_millis(150);
+    for blocking in [true, false] {
+        let started = Instant::now();
+        let opts = FlushOptions {
+            timeout: bound,
+            terminal: false,
+        };
+        let result = if blocking {
+            o.flush_blocking(opts)
+        } else {
+            o.flush(opts).await
+        };
+        assert!(started.elapsed() < bound + Duration::from_millis(500));
+        assert_eq!(result.status, FlushStatus::Deadline);
+        assert_eq!(result.remaining, 12, "8 in the stuck call, 4 queued");
+    }
+    assert!(o.stats().sink_hung);
+    stuck.0.release();
+    answered(&o);
+    let result = o.flush(FlushOptions::FINAL).await;
+    assert_eq!(result.status, FlushStatus::Drained);
+    let stats = o.stats();
+    assert_eq!(
+        (stats.delivered, stats.queued, stats.flush_waiters),
+        (12, 0, 0)
+    );
+    assert_eq!(memory.len(), 12);
+}
+
+#[test]
+fn a_sink_panicking_during_an_inline_flush_is_caught_and_counted() {
+    let ledger = Ledger {
+        prompt: true,
+        panics: true,
+        ..Ledger::default()
+    };
+    let (seen, hook) = warnings();
+    let o = Observer::builder()
+        .sink(ledger.clone())
+        .on_warning(hook)
+        .build();
+    for i in 1..=20u64 {
+        emit_run(&o, 2);
+        let result = o.flush_blocking(FlushOptions::FINAL);
+        assert_eq!(result.status, FlushStatus::Failed);
+        assert_eq!(result.remaining, 0);
+        let stats = o.stats();
+        assert_eq!((stats.failed, stats.delivered, stats.queued), (6 * i, 0, 0));
+    }
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        20,
+        "each terminal failure warns"
+    );
+    let me = thread_name();
+    assert!(
+        ledger
+            .calls()
+            .iter()
+            .any(|c| c.record.is_some() && c.thread == me),
+        "no write panicked on the flushing thread"
+    );
+}
+
+/// Flushes the observer it is given from inside its own `write`.
+#[derive(Clone, Default)]
+struct Reentrant {
+    observer: Arc<Mutex<Option<Observer>>>,
+    nested: Arc<Mutex<Vec<FlushStatus>>>,
+}
+impl Sink for Reentrant {
+    fn write(&self, _: &[Record]) -> Result<(), SinkError> {
+        let observer = self.observer.lock().unwrap().clone();
+        if let Some(o) = observer {
+            let r = o.flush_blocking(FlushOptions {
+                timeout: Duration::from_millis(50),
+                terminal: false,
+            });
+            self.nested.lock().unwrap().push(r.status);
+        }
+        Ok(())
+    }
+    fn writes_promptly(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_flush_from_inside_a_prompt_sink_does_not_deadlock() {
+    let sink = Reentrant::default();
+    let (_, hook) = warnings();
+    let o = Observer::builder()
+        .sink(sink.clone())
+        .on_warning(hook)
+        .build();
+    *sink.observer.lock().unwrap() = Some(o.clone());
+    for _ in 0..3 {
+        emit_run(&o, 1);
+        let started = Instant::now();
+        let result = o.flush_blocking(FlushOptions::BOUNDARY);
+        // The nested flush cannot be delivered while its own pass is in the sink: it
+        // waits out its 50 ms bound, and the outer one finishes after it.
+        assert!(started.elapsed() < Duration::from_secs(2), "{result:?}");
+    }
+    // Break the cycle (the sink holds the observer), then check nothing was lost.
+    sink.observer.lock().unwrap().take();
+    assert_eq!(
+        o.flush_blocking(FlushOptions::FINAL).status,
+        FlushStatus::Drained
+    );
+    assert_eq!(o.stats().delivered, 12);
+    assert!(!sink.nested.lock().unwrap().is_empty());
+}
+
+/// Rounds per thread of the racing test (`CRUX_INLINE_STRESS_ROUNDS`, default 100; run it
+/// with thousands in release).
+fn stress_rounds() -> usize {
+    std::env::var("CRUX_INLINE_STRESS_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100)
+}
+
+#[test]
+fn flushes_racing_each_other_and_the_worker_keep_order_and_exact_counts() {
+    let ledger = Ledger::prompt();
+    let o = Observer::builder().sink(ledger.clone()).build();
+    let rounds = stress_rounds();
+    // Four threads flush after a few spans each round (inline or helping); a fifth
+    // pushes bursts larger than a flush delivers itself, so its flushes hand off to the
+    // worker, and every thread's flush races the others' passes and the worker's polls.
+    let threads: Vec<_> = (0..5)
+        .map(|t| {
+            let (o, ledger) = (o.clone(), ledger.clone());
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                let run = o.open_run(RunOptions::new("r", "agent.run"));
+                let scope = run.scope();
+                let mut pushed = 1; // run:start
+                for round in 0..rounds {
+                    let spans = if t == 4 { 150 } else { 1 + round % 3 };
+                    for _ in 0..spans {
+                        scope.span("s", "tool.call").start().end(SpanStatus::Ok);
+                    }
+                    pushed += 2 * spans;
+                    let result = if round % 2 == 0 {
+                        o.flush_blocking(FlushOptions::BOUNDARY)
+                    } else {
+                        runtime.block_on(o.flush(FlushOptions::BOUNDARY))
+                    };
+                    assert_eq!(result.status, FlushStatus::Drained, "thread {t}");
+                    // Everything this thread pushed before the flush was written.
+                    assert_eq!(ledger.written(run.run_id()), pushed, "thread {t}");
+                }
+                run.end(RunStatus::Ok);
+                pushed + 1
+            })
+        })
+        .collect();
+    let pushed: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(
+        o.flush_blocking(FlushOptions::FINAL).status,
+        FlushStatus::Drained
+    );
+    let stats = o.stats();
+    assert_eq!(
+        (stats.accepted, stats.delivered),
+        (pushed as u64, pushed as u64)
+    );
+    assert_eq!(
+        (stats.failed, stats.dropped, stats.rejected, stats.queued),
+        (0, 0, 0, 0)
+    );
+    assert_eq!(stats.flush_waiters, 0);
+
+    // In delivery order: each run's records in sequence without gaps, and record ids
+    // given in delivery order without gaps, whichever thread delivered.
+    let calls = ledger.calls();
+    let mut next_seq = std::collections::HashMap::new();
+    let mut counter = 0;
+    let mut threads = std::collections::HashSet::new();
+    for call in &calls {
+        threads.insert(call.thread.clone());
+        let Some((run, seq, id)) = call.record else {
+            continue;
+        };
+        let expected = next_seq.entry(run).or_insert(1u32);
+        assert_eq!(seq, *expected, "run {run:?} out of order");
+        *expected += 1;
+        counter += 1;
+        assert_eq!(id, counter, "record ids out of delivery order");
+    }
+    assert_eq!(counter, pushed as u64);
+    assert!(threads.len() > 1, "only one thread delivered: {threads:?}");
+}

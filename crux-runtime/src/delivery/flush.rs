@@ -1,9 +1,11 @@
 //! Bounded flush: wait until everything enqueued before the call reached the sinks, or the
 //! bound passes, whichever is first.
 //!
-//! The wait never depends on the sinks making progress: a deadline timer on its own thread
-//! wakes the flush, so a hung sink cannot stretch it past its bound, and it works under
-//! any executor (no tokio timer needed).
+//! When every sink writes promptly, a flush first delivers on its own thread
+//! (`Pipeline::help`) and waits for nobody; otherwise (or when the worker is delivering)
+//! it hands off to the worker and waits. The wait never depends on the sinks making
+//! progress: a deadline timer on its own thread wakes the flush, so a hung sink cannot
+//! stretch it past its bound, and it works under any executor (no tokio timer needed).
 
 use std::collections::BinaryHeap;
 use std::future::Future;
@@ -161,15 +163,63 @@ impl Linger {
     }
 }
 
-/// One flush waiting on the worker.
-pub(crate) struct Waiter {
-    pub(crate) target: u64,
-    /// When the flush was requested (the worker reports the latency of each completion).
-    pub(crate) requested_at: Instant,
+/// The delivery counters when a flush began: its result counts what changed since.
+pub(crate) struct Progress {
     delivered_at_start: u64,
     rejected_at_start: u64,
     failed_at_start: u64,
     dropped_at_start: u64,
+}
+
+impl Progress {
+    pub(crate) fn new(counters: &Counters) -> Self {
+        Self {
+            delivered_at_start: counters.delivered.load(Ordering::Acquire),
+            rejected_at_start: counters.rejected.load(Ordering::Acquire),
+            failed_at_start: counters.failed.load(Ordering::Acquire),
+            dropped_at_start: counters.dropped.load(Ordering::Acquire),
+        }
+    }
+
+    /// Delivered, rejected and dropped since the start, and whether any record failed.
+    fn since(&self, counters: &Counters) -> (u64, u64, u64, bool) {
+        let since = |counter: &std::sync::atomic::AtomicU64, start: u64| {
+            counter.load(Ordering::Acquire).saturating_sub(start)
+        };
+        (
+            since(&counters.delivered, self.delivered_at_start),
+            since(&counters.rejected, self.rejected_at_start),
+            since(&counters.dropped, self.dropped_at_start),
+            counters.failed.load(Ordering::Acquire) > self.failed_at_start,
+        )
+    }
+
+    /// The result of a flush whose records were all handled, the sinks flushed with
+    /// `sinks_ok`.
+    pub(crate) fn completed(&self, sinks_ok: bool, counters: &Counters) -> FlushResult {
+        let (delivered, rejected, dropped, failed) = self.since(counters);
+        FlushResult {
+            status: if failed || !sinks_ok {
+                FlushStatus::Failed
+            } else {
+                FlushStatus::Drained
+            },
+            delivered,
+            rejected,
+            dropped,
+            remaining: 0,
+            deadline_exceeded: false,
+            bypassed: false,
+        }
+    }
+}
+
+/// One flush waiting on another thread's delivery pass (the worker's, or another flush's).
+pub(crate) struct Waiter {
+    pub(crate) target: u64,
+    /// When the flush was requested (the worker reports the latency of each completion).
+    pub(crate) requested_at: Instant,
+    progress: Progress,
     /// In the pipeline's list of flushes (changed under the queue lock only).
     pub(crate) listed: AtomicBool,
     /// Gave up waiting while listed (changed under the queue lock only).
@@ -185,10 +235,7 @@ impl Waiter {
         Self {
             target,
             requested_at: Instant::now(),
-            delivered_at_start: counters.delivered.load(Ordering::Acquire),
-            rejected_at_start: counters.rejected.load(Ordering::Acquire),
-            failed_at_start: counters.failed.load(Ordering::Acquire),
-            dropped_at_start: counters.dropped.load(Ordering::Acquire),
+            progress: Progress::new(counters),
             listed: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
             slot: Mutex::new(Slot::default()),
@@ -197,33 +244,8 @@ impl Waiter {
         }
     }
 
-    fn progress(&self, counters: &Counters) -> (u64, u64, u64, bool) {
-        let since = |counter: &std::sync::atomic::AtomicU64, start: u64| {
-            counter.load(Ordering::Acquire).saturating_sub(start)
-        };
-        (
-            since(&counters.delivered, self.delivered_at_start),
-            since(&counters.rejected, self.rejected_at_start),
-            since(&counters.dropped, self.dropped_at_start),
-            counters.failed.load(Ordering::Acquire) > self.failed_at_start,
-        )
-    }
-
     pub(crate) fn complete(&self, sinks_ok: bool, counters: &Counters) {
-        let (delivered, rejected, dropped, failed) = self.progress(counters);
-        let result = FlushResult {
-            status: if failed || !sinks_ok {
-                FlushStatus::Failed
-            } else {
-                FlushStatus::Drained
-            },
-            delivered,
-            rejected,
-            dropped,
-            remaining: 0,
-            deadline_exceeded: false,
-            bypassed: false,
-        };
+        let result = self.progress.completed(sinks_ok, counters);
         let (waker, blocked) = {
             let mut slot = lock(&self.slot);
             slot.outcome = Some(result);
@@ -243,7 +265,7 @@ impl Waiter {
     /// opens the circuit breaker.
     fn deadline_result(&self, pipeline: &Pipeline) -> FlushResult {
         pipeline.deadline_passed(self.requested_at);
-        let (delivered, rejected, dropped, _) = self.progress(&pipeline.counters);
+        let (delivered, rejected, dropped, _) = self.progress.since(&pipeline.counters);
         let done = pipeline.done_upto.load(Ordering::Acquire);
         FlushResult {
             status: FlushStatus::Deadline,
@@ -266,10 +288,11 @@ pub(crate) struct FlushWait {
     spun: bool,
 }
 
-/// How a flush starts: waiting on the worker, or at once with the circuit breaker open.
+/// How a flush starts: waiting on another thread's delivery, or done at once (delivered
+/// on the calling thread, or bypassed with the circuit breaker open).
 pub(crate) enum FlushStart {
     Wait(FlushWait),
-    Bypassed(FlushResult),
+    Done(FlushResult),
 }
 
 impl FlushStart {
@@ -277,7 +300,7 @@ impl FlushStart {
     pub(crate) fn wait_blocking(self) -> FlushResult {
         match self {
             FlushStart::Wait(w) => w.wait_blocking(),
-            FlushStart::Bypassed(r) => r,
+            FlushStart::Done(r) => r,
         }
     }
 
@@ -285,7 +308,7 @@ impl FlushStart {
     pub(crate) async fn wait(self) -> FlushResult {
         match self {
             FlushStart::Wait(w) => w.await,
-            FlushStart::Bypassed(r) => r,
+            FlushStart::Done(r) => r,
         }
     }
 }
@@ -295,7 +318,7 @@ impl FlushWait {
         if pipeline.sink_hung() {
             let accepted = pipeline.count_bypass();
             let done = pipeline.done_upto.load(Ordering::Acquire);
-            return FlushStart::Bypassed(FlushResult {
+            return FlushStart::Done(FlushResult {
                 status: FlushStatus::Deadline,
                 remaining: accepted.saturating_sub(done),
                 deadline_exceeded: true,
@@ -305,6 +328,12 @@ impl FlushWait {
         }
         let deadline = deadline_after(timeout);
         let counters = &pipeline.counters;
+        if pipeline.inline {
+            let progress = Progress::new(counters);
+            if let Some(sinks_ok) = pipeline.help() {
+                return FlushStart::Done(progress.completed(sinks_ok, counters));
+            }
+        }
         let waiter = pipeline.request_flush(|target| Waiter::new(target, counters));
         FlushStart::Wait(Self {
             pipeline,
@@ -315,21 +344,34 @@ impl FlushWait {
         })
     }
 
-    /// Waits for the worker without parking, for as long as recent flushes took to
-    /// complete (at most [`MAX_SPIN`], never past the deadline): the usual boundary flush
-    /// is done by then and costs no thread wake-up and no deadline timer. Yields the
-    /// thread between checks, so the worker can run on a busy machine; a slow or hung
-    /// sink makes the estimate exceed the cap, and then nobody spins.
+    /// Whether the flush was completed, helping first: when the delivery lock is free
+    /// again (the pass that held it is over), this thread runs the next pass itself
+    /// ([`Pipeline::help`]), which completes this flush.
+    fn finished(&self) -> bool {
+        let done = || self.waiter.finished.load(Ordering::Acquire);
+        done() || (self.pipeline.help().is_some() && done())
+    }
+
+    /// Waits without parking, for as long as recent flushes took to complete (at most
+    /// [`MAX_SPIN`], never past the deadline): the usual boundary flush is done by then
+    /// and costs no thread wake-up and no deadline timer. Yields the thread between
+    /// checks, so the worker can run on a busy machine; a slow or hung sink makes the
+    /// estimate exceed the cap, and then nobody spins (but helps once).
     fn spin(&self) -> Option<FlushResult> {
         let budget = self.pipeline.spin_budget();
-        if budget.is_zero() {
-            return None;
-        }
-        let until = (Instant::now() + budget).min(self.deadline);
-        if spin_until(until, || self.waiter.finished.load(Ordering::Acquire)) {
+        let done = if budget.is_zero() {
+            self.finished()
+        } else {
+            let until = (Instant::now() + budget).min(self.deadline);
+            let done = spin_until(until, || self.finished());
+            if !done {
+                self.pipeline.spin_missed();
+            }
+            done
+        };
+        if done {
             return lock(&self.waiter.slot).outcome;
         }
-        self.pipeline.spin_missed();
         None
     }
 

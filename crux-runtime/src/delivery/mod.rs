@@ -1,15 +1,21 @@
-//! The delivery pipeline: a bounded queue filled on the hot path and a background std
-//! thread that assigns record ids, validates records and writes the sinks.
+//! The delivery pipeline: a bounded queue filled on the hot path, and delivery passes that
+//! assign record ids, validate records and write the sinks.
 //!
-//! The worker is a plain thread, not a task, so a sink that blocks or hangs never blocks
-//! the async runtime. While records keep arriving it polls the queue every millisecond
-//! (producers then never make a syscall); after a quiet spell it parks and the next
-//! producer wakes it.
+//! Passes run on a background std thread, the worker: a plain thread, not a task, so a
+//! sink that blocks or hangs never blocks the async runtime. While records keep arriving
+//! it polls the queue every millisecond (producers then never make a syscall); after a
+//! quiet spell it parks and the next producer wakes it.
+//!
+//! A flush is blocked until its records are delivered anyway, so when every sink promises
+//! to answer promptly ([`Sink::writes_promptly`]) it runs the pass itself instead of
+//! handing it to the worker and waiting ("help instead of wait"; `Pipeline::help`).
+//! Whoever runs a pass holds the delivery lock (a `Deliverer`), so sink calls stay
+//! serialized and in queue order whichever thread makes them.
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
@@ -23,6 +29,10 @@ pub(crate) use flush::{FlushWait, Linger, MAX_SPIN, Waiter, spin_until};
 
 /// A batch at least this large means producers are busy: take the next one at once.
 const BUSY_BATCH: usize = 256;
+
+/// The most queued records a flush delivers on its own thread: a larger backlog (a burst)
+/// is the worker's, so that one caller does not pay for everyone's records.
+pub(crate) const INLINE_BACKLOG: usize = 256;
 
 /// The default queue capacity, in records.
 ///
@@ -49,8 +59,9 @@ pub struct DeliveryStats {
     pub rejected: u64,
     /// Records still queued or being written.
     pub queued: u64,
-    /// Flushes the worker holds a waiter for (each still waiting, or timed out and not yet
-    /// compacted away: at most about twice the flushes in progress).
+    /// Flushes waiting for a delivery pass (each still waiting, or timed out and not yet
+    /// compacted away: at most about twice the flushes in progress). A flush that
+    /// delivers on its own thread registers none.
     pub flush_waiters: u64,
     /// The circuit breaker: a sink call has not returned within a whole flush bound, and
     /// flushes return at once ([`FlushResult::bypassed`]) until it does.
@@ -77,8 +88,37 @@ struct State {
     abandoned: usize,
 }
 
+/// The delivery lock's contents: what one delivery pass at a time needs. Held by the
+/// worker for each of its passes, and by a flush delivering on its own thread.
+struct Deliverer {
+    /// Record ids given so far (the counter part of the last one).
+    counter: u64,
+    /// Sink calls made so far (each call's number, for the circuit breaker).
+    calls: u64,
+    /// The batch being delivered: its buffer is swapped with the queue's and reused.
+    batch: VecDeque<Record>,
+}
+
+/// What one delivery pass took.
+#[derive(Clone, Copy, Default)]
+struct Pass {
+    /// The position of the newest record taken: everything up to it is now handled.
+    accepted: u64,
+    /// How many records were taken.
+    taken: usize,
+    /// Flushes were waiting when the queue was taken.
+    flushes_pending: bool,
+}
+
 pub(crate) struct Pipeline {
     state: Mutex<State>,
+    /// The delivery lock: whoever writes the sinks holds it.
+    delivery: Mutex<Deliverer>,
+    /// Every sink writes promptly ([`Sink::writes_promptly`]): flushes may deliver on
+    /// their own thread.
+    inline: bool,
+    /// The random part of this pipeline's record ids.
+    rec_random: u64,
     capacity: usize,
     pub(crate) counters: Counters,
     /// Every record at a position up to this one has been delivered, failed, rejected or
@@ -117,6 +157,13 @@ impl Pipeline {
                 flushes: Vec::new(),
                 abandoned: 0,
             }),
+            delivery: Mutex::new(Deliverer {
+                counter: 0,
+                calls: 0,
+                batch: VecDeque::new(),
+            }),
+            inline: sinks.iter().all(|s| s.writes_promptly()),
+            rec_random: random_u64(),
             capacity: capacity.max(1),
             counters: Counters::default(),
             done_upto: AtomicU64::new(0),
@@ -185,7 +232,8 @@ impl Pipeline {
         }
     }
 
-    /// Registers a flush waiting for every record accepted so far.
+    /// Registers a flush waiting for every record accepted so far, and wakes the worker
+    /// for it.
     pub(crate) fn request_flush(&self, make: impl FnOnce(u64) -> Waiter) -> Arc<Waiter> {
         let waiter = {
             let mut st = self.lock();
@@ -198,6 +246,31 @@ impl Pipeline {
         self.idle.store(false, Ordering::Release);
         self.wake();
         waiter
+    }
+
+    /// Delivers the queue on the calling thread, for a flush that would otherwise wait for
+    /// the worker: only when every sink writes promptly, nobody else is delivering (the
+    /// delivery lock is free) and at most [`INLINE_BACKLOG`] records wait. The pass is the
+    /// worker's ([`pass`](Pipeline::pass)), then the sinks' `flush`, then every waiting
+    /// flush it covered is completed. The sinks' flush result (`true`: all succeeded)
+    /// when it ran; `None` when it did not (the caller waits for the worker).
+    ///
+    /// A panicking sink is caught inside, as on the worker. A flush from within a sink
+    /// call finds the lock held (by its own thread, or the worker) and waits, bounded.
+    pub(crate) fn help(&self) -> Option<bool> {
+        if !self.inline {
+            return None;
+        }
+        let mut d = match self.delivery.try_lock() {
+            Ok(d) => d,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        let pass = self.pass(&mut d, INLINE_BACKLOG)?;
+        Some(
+            self.complete_flushes(pass, &mut d.calls, None, true)
+                .unwrap_or(true),
+        )
     }
 
     /// A flush stopped waiting before the worker completed it (deadline, or its future
@@ -348,38 +421,32 @@ impl Pipeline {
     }
 
     fn run(&self) {
-        let rec_random = random_u64();
-        let mut counter: u64 = 0;
-        let mut calls: u64 = 0;
-        let mut batch: VecDeque<Record> = VecDeque::new();
         let mut quiet_polls = 0u32;
         let mut linger = Linger::default();
         loop {
-            let (accepted, flushes_pending) = {
-                let mut st = self.lock();
-                self.flush_requested.store(false, Ordering::Relaxed);
-                std::mem::swap(&mut st.queue, &mut batch);
-                (st.accepted, !st.flushes.is_empty())
+            // Cleared before the pass: a flush registered after the queue is taken sets it
+            // again (see `linger_for_flush`).
+            self.flush_requested.store(false, Ordering::Relaxed);
+            let (pass, completed) = {
+                let mut d = lock(&self.delivery);
+                // No backlog bound: always a pass.
+                let pass = self.pass(&mut d, usize::MAX).unwrap_or_default();
+                let completed = pass.flushes_pending
+                    && self
+                        .complete_flushes(pass, &mut d.calls, Some(&mut linger), false)
+                        .is_some();
+                (pass, completed)
             };
-            let taken = batch.len();
-            if taken > 0 {
-                // As a `Vec` (in place), so the last sink can keep the records it is given.
-                let mut records = Vec::from(std::mem::take(&mut batch));
-                self.deliver(&mut records, rec_random, &mut counter, &mut calls);
-                records.clear();
-                batch = VecDeque::from(records);
-            }
-            self.done_upto.store(accepted, Ordering::Release);
-            if flushes_pending {
-                if self.complete_flushes(accepted, &mut calls, &mut linger) {
+            if pass.flushes_pending {
+                if completed {
                     self.linger_for_flush(&mut linger);
                 }
                 continue;
             }
-            if taken >= BUSY_BATCH {
+            if pass.taken >= BUSY_BATCH {
                 continue;
             }
-            if taken > 0 {
+            if pass.taken > 0 {
                 // A trickle: let records gather for a millisecond instead of contending
                 // with producers for the queue lock record by record. Flushes wake us.
                 quiet_polls = 0;
@@ -387,7 +454,7 @@ impl Pipeline {
                 continue;
             }
             if self.shutdown.load(Ordering::Acquire) {
-                self.flush_sinks(&mut calls);
+                self.flush_sinks(&mut lock(&self.delivery).calls);
                 return;
             }
             quiet_polls += 1;
@@ -410,13 +477,39 @@ impl Pipeline {
         }
     }
 
-    fn deliver(
-        &self,
-        records: &mut Vec<Record>,
-        rec_random: u64,
-        counter: &mut u64,
-        calls: &mut u64,
-    ) {
+    /// One delivery pass, by whoever holds the delivery lock `d` (the worker, or a flush
+    /// in [`help`](Pipeline::help)): takes the whole queue, unless more than
+    /// `max_backlog` records wait (then `None`, nothing done), delivers it in queue order
+    /// and marks everything up to the newest record taken as handled (`done_upto`).
+    ///
+    /// The queue is taken under the delivery lock, so passes deliver in queue order and
+    /// `done_upto` only grows.
+    fn pass(&self, d: &mut Deliverer, max_backlog: usize) -> Option<Pass> {
+        let (accepted, flushes_pending) = {
+            let mut st = self.lock();
+            if st.queue.len() > max_backlog {
+                return None;
+            }
+            std::mem::swap(&mut st.queue, &mut d.batch);
+            (st.accepted, !st.flushes.is_empty())
+        };
+        let taken = d.batch.len();
+        if taken > 0 {
+            // As a `Vec` (in place), so the last sink can keep the records it is given.
+            let mut records = Vec::from(std::mem::take(&mut d.batch));
+            self.deliver(&mut records, &mut d.counter, &mut d.calls);
+            records.clear();
+            d.batch = VecDeque::from(records);
+        }
+        self.done_upto.store(accepted, Ordering::Release);
+        Some(Pass {
+            accepted,
+            taken,
+            flushes_pending,
+        })
+    }
+
+    fn deliver(&self, records: &mut Vec<Record>, counter: &mut u64, calls: &mut u64) {
         let mut valid = 0usize;
         // Move invalid records to the back, keeping the order of the valid ones.
         let mut rejected = 0u64;
@@ -431,7 +524,7 @@ impl Pipeline {
         for r in &mut records[..valid] {
             *counter += 1;
             r.base.record_id = Some(RecordId {
-                random: rec_random,
+                random: self.rec_random,
                 counter: *counter,
             });
         }
@@ -469,13 +562,23 @@ impl Pipeline {
         ok
     }
 
-    /// Completes the flushes waiting for positions up to `done`; whether there were any.
-    fn complete_flushes(&self, done: u64, calls: &mut u64, linger: &mut Linger) -> bool {
-        let ready: Vec<Arc<Waiter>> = {
+    /// Completes the flushes waiting for positions up to the pass's newest record, after
+    /// flushing the sinks; also flushes them when none waits if `flush_anyway` (a flush
+    /// delivering on its own thread). The sinks' flush result when they were flushed.
+    ///
+    /// Only the worker learns the gap between flushes (`linger`): it alone lingers.
+    fn complete_flushes(
+        &self,
+        pass: Pass,
+        calls: &mut u64,
+        linger: Option<&mut Linger>,
+        flush_anyway: bool,
+    ) -> Option<bool> {
+        let ready: Vec<Arc<Waiter>> = if pass.flushes_pending {
             let mut st = self.lock();
             let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut st.flushes)
                 .into_iter()
-                .partition(|w| w.target <= done);
+                .partition(|w| w.target <= pass.accepted);
             st.flushes = waiting;
             for w in &ready {
                 w.listed.store(false, Ordering::Relaxed);
@@ -484,11 +587,13 @@ impl Pipeline {
                 }
             }
             ready
+        } else {
+            Vec::new()
         };
-        if ready.is_empty() {
-            return false;
+        if ready.is_empty() && !flush_anyway {
+            return None;
         }
-        if let Some(first) = ready.iter().map(|w| w.requested_at).min() {
+        if let (Some(linger), Some(first)) = (linger, ready.iter().map(|w| w.requested_at).min()) {
             linger.requested(first);
         }
         let sinks_ok = self.flush_sinks(calls);
@@ -496,7 +601,7 @@ impl Pipeline {
             w.complete(sinks_ok, &self.counters);
             self.record_flush_latency(w.requested_at.elapsed());
         }
-        true
+        Some(sinks_ok)
     }
 }
 

@@ -9,6 +9,10 @@ use crate::record::Record;
 /// An append-only JSON Lines file: one record a line, buffered, flushed on
 /// [`Sink::flush`] (and when the observer's last handle drops).
 ///
+/// Its calls reach the file through `write(2)`, which a full page cache, a hung disk or a
+/// network file system can stall: it does not [write promptly](Sink::writes_promptly), so
+/// it is written on the delivery thread only and a flush waits for that thread, bounded.
+///
 /// Flush the observer before the process exits (`observer.flush_blocking(FlushOptions::FINAL)`
 /// or the action's final flush): the delivery thread does not outlive `main`.
 ///

@@ -1,7 +1,9 @@
 //! Where records go: the [`Sink`] trait and the built-in sinks.
 //!
-//! Sinks run on the delivery worker thread, in order, never on the caller's task: a slow
-//! or hung sink delays delivery but never the program.
+//! Sinks run one call at a time, in queue order, on the delivery worker thread: a slow or
+//! hung sink delays delivery but never the program. Sinks that promise to answer
+//! promptly ([`Sink::writes_promptly`], like [`Memory`]) may also be called by a flushing
+//! thread, which then delivers the queue itself instead of waiting for the worker.
 
 mod jsonl;
 mod memory;
@@ -22,7 +24,9 @@ pub enum SinkError {
     Other(String),
 }
 
-/// A destination for Crux records, called on the delivery worker thread.
+/// A destination for Crux records, called on the delivery worker thread (and, when every
+/// sink [writes promptly](Sink::writes_promptly), on flushing threads too). Calls never
+/// overlap: one delivery pass at a time writes the sinks, in queue order.
 ///
 /// ```
 /// use crux_runtime::record::Record;
@@ -51,6 +55,26 @@ pub trait Sink: Send + Sync + 'static {
     fn flush(&self) -> Result<(), SinkError> {
         Ok(())
     }
+
+    /// Whether [`write`](Sink::write), [`write_owned`](Sink::write_owned) and
+    /// [`flush`](Sink::flush) always answer promptly: they never wait on I/O (a file, a
+    /// socket), on a remote peer, or on another thread that may do either (a lock held
+    /// across I/O, a channel to an exporter). Default `false`.
+    ///
+    /// When every sink of an observer says `true`, a flush delivers the queued records on
+    /// its own thread instead of handing them to the delivery thread and waiting for it
+    /// (the common flush then costs no thread wake-up). The flush's bound relies on this
+    /// promise there: a sink that says `true` and then blocks blocks the caller past the
+    /// bound (the circuit breaker still opens for other flushes). A panic is caught as on
+    /// the delivery thread and counted as failed.
+    ///
+    /// Built-in sinks: [`Memory`] `true`; [`JsonLines`] `false` (its write and flush reach
+    /// the file through `write(2)`, which a full page cache, a hung disk or a network file
+    /// system can stall for longer than a flush's bound); the devtools and OpenTelemetry
+    /// sinks `false` (their `flush` waits for the collector's answer).
+    fn writes_promptly(&self) -> bool {
+        false
+    }
 }
 
 impl<S: Sink + ?Sized> Sink for std::sync::Arc<S> {
@@ -62,5 +86,8 @@ impl<S: Sink + ?Sized> Sink for std::sync::Arc<S> {
     }
     fn flush(&self) -> Result<(), SinkError> {
         (**self).flush()
+    }
+    fn writes_promptly(&self) -> bool {
+        (**self).writes_promptly()
     }
 }
