@@ -45,7 +45,6 @@ use std::cell::RefCell;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tracing_core::field::{Field, Visit};
 use tracing_core::span::{self, Id};
 use tracing_core::{Dispatch, Event, Level, Metadata, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
@@ -53,12 +52,13 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-use crux_runtime::attributes::{AttrValue, Attributes};
+use crux_runtime::attributes::Attributes;
 use crux_runtime::clock::Timestamp;
 use crux_runtime::observe::{self, Scope, Span, SpanStatus};
-use crux_runtime::taxonomy;
 
+mod fields;
 mod table;
+use fields::Fields;
 use table::Table;
 
 /// The primitive of a `tracing` span with no `crux.primitive` field and no matching rule:
@@ -379,8 +379,13 @@ where
             }
             return;
         }
-        let mut fields = Fields::new(meta);
-        attrs.record(&mut fields);
+        let fields = if attrs.is_empty() {
+            Fields::without_values(meta)
+        } else {
+            let mut fields = Fields::new(meta);
+            attrs.record(&mut fields);
+            fields
+        };
         let primitive = fields.primitive.unwrap_or_else(|| self.primitive_for(meta));
         // In the current scope the builder takes its own clone of it; holding one here
         // too would cost two more reference-count round trips per span.
@@ -575,87 +580,5 @@ where
             write!(writer, "crux.run_id={run_id} crux.trace_id={trace_id} ")?;
         }
         self.inner.format_event(ctx, writer, event)
-    }
-}
-
-struct Fields {
-    message: Option<String>,
-    primitive: Option<&'static str>,
-    error: Option<String>,
-    attributes: Attributes,
-}
-
-impl Fields {
-    fn new(meta: &'static Metadata<'static>) -> Self {
-        Self {
-            message: None,
-            primitive: None,
-            error: None,
-            attributes: Self::base(meta),
-        }
-    }
-
-    /// `level` and `target`, in one allocation sized for every field of the callsite too;
-    /// pushed without a key search (the list is empty, the two keys differ).
-    fn base(meta: &'static Metadata<'static>) -> Attributes {
-        let mut attributes = Attributes::with_capacity(2 + meta.fields().len());
-        attributes.push_new("level", meta.level().as_str());
-        attributes.push_new("target", meta.target());
-        attributes
-    }
-
-    /// For values recorded after a span started.
-    fn later() -> Self {
-        Self {
-            message: None,
-            primitive: None,
-            error: None,
-            attributes: Attributes::new(),
-        }
-    }
-
-    fn put(&mut self, field: &Field, value: AttrValue) {
-        self.attributes.set(field.name(), value);
-    }
-
-    fn text(&mut self, field: &Field, value: String) {
-        match field.name() {
-            "message" => self.message = Some(value),
-            PRIMITIVE_FIELD if taxonomy::canonical_primitive(&value).is_some() => {
-                self.primitive = taxonomy::canonical_primitive(&value);
-            }
-            "error" => {
-                self.error.get_or_insert_with(|| value.clone());
-                self.put(field, AttrValue::from(value));
-            }
-            _ => self.put(field, AttrValue::from(value)),
-        }
-    }
-}
-
-impl Visit for Fields {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.text(field, value.to_owned());
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field, AttrValue::Int(value));
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, AttrValue::from(value));
-    }
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.put(field, AttrValue::Float(value));
-    }
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        if value && field.name() == "error" {
-            self.error.get_or_insert_with(|| "error".to_owned());
-        }
-        self.put(field, AttrValue::Bool(value));
-    }
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.text(field, value.to_string());
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.text(field, format!("{value:?}"));
     }
 }
