@@ -2,9 +2,7 @@
 //! the ones the layer reads itself (`message`, `crux.primitive`, `error`).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::BuildHasherDefault;
 
 use tracing_core::Metadata;
 use tracing_core::field::{Field, Visit};
@@ -13,13 +11,12 @@ use crux_runtime::attributes::{AttrValue, Attributes};
 use crux_runtime::taxonomy;
 
 use crate::PRIMITIVE_FIELD;
-use crate::table::IdHasher;
+use crate::table::IdMap;
 
 thread_local! {
     /// The frozen `level` and `target` list of each callsite (by its metadata's address)
     /// whose spans this thread opened without field values: at most one entry a callsite.
-    static BASES: RefCell<HashMap<usize, Attributes, BuildHasherDefault<IdHasher>>> =
-        RefCell::new(HashMap::default());
+    static BASES: RefCell<IdMap<Attributes>> = RefCell::new(IdMap::default());
 }
 
 /// What visiting a span's or event's fields found.
@@ -48,7 +45,7 @@ impl Fields {
             .try_with(|bases| {
                 bases
                     .borrow_mut()
-                    .entry(std::ptr::from_ref(meta) as usize)
+                    .entry(std::ptr::from_ref(meta) as usize as u64)
                     .or_insert_with(|| Self::base(meta).freeze())
                     .clone()
             })

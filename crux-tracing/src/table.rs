@@ -22,9 +22,12 @@ use tracing_core::span::Id;
 /// Shards: spans opened and closed on different threads at once rarely share a lock.
 const SHARDS: usize = 16;
 
+/// A map from span id (as `u64`) hashed with [`IdHasher`]; also the layer's callsite cache.
+pub(crate) type IdMap<T> = HashMap<u64, T, BuildHasherDefault<IdHasher>>;
+
 /// Values of type `T` by span id.
 pub(crate) struct Table<T> {
-    shards: Box<[Mutex<HashMap<u64, T, BuildHasherDefault<IdHasher>>>]>,
+    shards: Box<[Mutex<IdMap<T>>]>,
 }
 
 impl<T> Table<T> {
@@ -34,7 +37,7 @@ impl<T> Table<T> {
         }
     }
 
-    fn shard(&self, id: &Id) -> MutexGuard<'_, HashMap<u64, T, BuildHasherDefault<IdHasher>>> {
+    fn shard(&self, id: &Id) -> MutexGuard<'_, IdMap<T>> {
         let id = id.into_u64();
         // The top bits of the multiplied id: every bit of the id moves them.
         let at = (id.wrapping_mul(MIX) >> (64 - SHARDS.trailing_zeros())) as usize;
