@@ -122,3 +122,23 @@ impl Visit for Fields {
         self.text(field, format!("{value:?}"));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_span_without_values_serializes_as_the_visited_list_does() {
+        let _sub = tracing::subscriber::set_default(tracing_subscriber::registry());
+        let meta = tracing::warn_span!(target: "db", "query")
+            .metadata()
+            .expect("a span under a subscriber has its metadata");
+        let visited = serde_json::to_string(&Fields::new(meta).attributes).unwrap();
+        assert_eq!(visited, r#"{"level":"WARN","target":"db"}"#);
+        for _ in 0..2 {
+            let shared = Fields::without_values(meta);
+            assert_eq!(serde_json::to_string(&shared.attributes).unwrap(), visited);
+            assert!(shared.message.is_none() && shared.primitive.is_none());
+        }
+    }
+}
