@@ -38,6 +38,12 @@
 //! span's or a Crux span opened inside it); an explicit `parent:` that is a Crux span
 //! wins. Outside any Crux context the layer costs a thread-local read per span and event
 //! and an atomic load per enter.
+//!
+//! One `CruxLayer` per subscriber: the layer keeps the Crux spans of its subscriber's open
+//! `tracing` spans itself, so a clone starts empty (for another subscriber, whose span ids
+//! may equal this one's), and replacing the layer while spans are open (for instance through
+//! `tracing_subscriber::reload`) ends those spans at once as `cancelled` with
+//! `crux.dropped = true`; spans opened after the swap are recorded as usual.
 
 use std::any::TypeId;
 use std::borrow::Cow;
@@ -84,6 +90,17 @@ pub struct CruxLayer {
     /// here rather than in the registry's span extensions: no box and no registry lookup
     /// per span; see `table`).
     recorded: Table<Recorded>,
+}
+
+impl Drop for CruxLayer {
+    /// The spans still in the table end as dropped Crux spans (`cancelled`); the count of
+    /// live spans, which gates every callback's lookup, forgets them.
+    fn drop(&mut self) {
+        let open = self.recorded.len();
+        if open > 0 {
+            LIVE.fetch_sub(open, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Attaches the pending spans current on this thread to a segment that just opened; one

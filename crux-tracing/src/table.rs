@@ -15,7 +15,9 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
+
+use crux_runtime::helpers::lock;
 
 use tracing_core::span::Id;
 
@@ -39,13 +41,19 @@ impl<T> Table<T> {
 
     fn shard(&self, id: &Id) -> MutexGuard<'_, IdMap<T>> {
         let id = id.into_u64();
-        // The top bits of the multiplied id: every bit of the id moves them.
-        let at = (id.wrapping_mul(MIX) >> (64 - SHARDS.trailing_zeros())) as usize;
+        // Bits 40..44 of the multiplied id (every bit of the id moves them): not the top
+        // seven, which hashbrown keeps as each entry's tag, so the tags within one shard
+        // still vary in all seven bits.
+        let at = (id.wrapping_mul(MIX) >> 40) as usize & (SHARDS - 1);
         // A panic while a shard was locked left no half-made entry (every update below is
-        // one map call or a field assignment): the map is still sound.
-        self.shards[at]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        // one map call or a field assignment): the map is still sound, and `lock` takes it
+        // poisoned or not.
+        lock(&self.shards[at])
+    }
+
+    /// How many spans have a value.
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).len()).sum()
     }
 
     /// Keeps `value` for span `id` (replacing what an earlier span of that id left, which

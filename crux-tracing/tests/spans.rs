@@ -592,7 +592,7 @@ fn a_span_with_an_explicit_parent_nests_under_that_parent() {
 }
 
 #[test]
-fn spans_without_field_values_record_level_and_target_each_time() {
+fn spans_without_field_values_or_with_empty_placeholders_record_level_and_target_each_time() {
     let (observer, memory) = observer();
     let subscriber = tracing_subscriber::registry().with(CruxLayer::new());
     let (run_id, ()) = tracing::subscriber::with_default(subscriber, || {
@@ -668,4 +668,52 @@ fn two_subscribers_with_equal_span_ids_keep_their_spans_apart() {
     let ends = by_type(&records, "span:end");
     assert_eq!(ends.len(), 2);
     assert!(ends.iter().all(|e| e["status"] == "ok"), "{ends:#?}");
+}
+
+#[test]
+fn replacing_the_layer_ends_its_open_spans_as_dropped_and_records_later_ones() {
+    let (observer, memory) = observer();
+    let (layer, handle) = tracing_subscriber::reload::Layer::new(CruxLayer::new());
+    let subscriber = tracing_subscriber::registry().with(layer);
+    let (run_id, ()) = tracing::subscriber::with_default(subscriber, || {
+        run_in(&observer, "reload", async {
+            let open = tracing::info_span!("open across the swap");
+            handle
+                .modify(|l| *l = l.clone().with_max_level(tracing::Level::INFO))
+                .unwrap();
+            drop(open);
+            tracing::info_span!("after the swap").in_scope(|| {
+                tracing::info!("inside");
+                tracing::debug_span!("below the level").in_scope(|| ());
+            });
+        })
+    });
+    observer.flush_blocking(FlushOptions::FINAL);
+    let records = memory.records_of_run(run_id);
+    let end_of = |name: &str| {
+        let id = start_named(&records, name)["spanId"].clone();
+        by_type(&records, "span:end")
+            .into_iter()
+            .find(|e| e["spanId"] == id)
+            .unwrap_or_else(|| panic!("{name}: no span:end"))
+    };
+    let dropped = end_of("open across the swap");
+    assert_eq!(dropped["status"], "cancelled");
+    assert_eq!(dropped["attributes"]["crux.dropped"], true);
+    assert_eq!(end_of("after the swap")["status"], "ok");
+    let events = by_type(&records, "span:event");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["name"], "inside");
+    assert_eq!(
+        events[0]["spanId"],
+        start_named(&records, "after the swap")["spanId"]
+    );
+    let names: Vec<_> = by_type(&records, "span:start")
+        .iter()
+        .map(|s| s["name"].clone())
+        .collect();
+    assert!(
+        !names.contains(&Value::from("below the level")),
+        "{names:?}"
+    );
 }
