@@ -65,8 +65,10 @@ pub trait Sink: Send + Sync + 'static {
     /// its own thread instead of handing them to the delivery thread and waiting for it
     /// (the common flush then costs no thread wake-up). The flush's bound relies on this
     /// promise there: a sink that says `true` and then blocks blocks the caller past the
-    /// bound (the circuit breaker still opens for other flushes). A panic is caught as on
-    /// the delivery thread and counted as failed.
+    /// bound (the circuit breaker still opens for other flushes). Such a sink must also
+    /// not take a lock that code calling a flush may hold (the call may run on that
+    /// thread, where it would deadlock; on the delivery thread it only waited). A panic is
+    /// caught as on the delivery thread and counted as failed.
     ///
     /// Built-in sinks: [`Memory`] `true`; [`JsonLines`] `false` (its write and flush reach
     /// the file through `write(2)`, which a full page cache, a hung disk or a network file
