@@ -940,16 +940,26 @@ fn a_sink_panicking_during_an_inline_flush_is_caught_and_counted() {
     );
 }
 
-/// Flushes the observer it is given from inside its own `write`.
+/// Flushes the observer it is given from inside its own `write`, after recording a run
+/// into it while `runs` lasts.
 #[derive(Clone, Default)]
 struct Reentrant {
     observer: Arc<Mutex<Option<Observer>>>,
     nested: Arc<Mutex<Vec<FlushStatus>>>,
+    runs: Arc<AtomicUsize>,
 }
 impl Sink for Reentrant {
     fn write(&self, _: &[Record]) -> Result<(), SinkError> {
         let observer = self.observer.lock().unwrap().clone();
         if let Some(o) = observer {
+            let take = |n: usize| n.checked_sub(1);
+            if self
+                .runs
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, take)
+                .is_ok()
+            {
+                emit_run(&o, 0);
+            }
             let r = o.flush_blocking(FlushOptions {
                 timeout: Duration::from_millis(50),
                 terminal: false,
@@ -1072,4 +1082,55 @@ fn flushes_racing_each_other_and_the_worker_keep_order_and_exact_counts() {
     }
     assert_eq!(counter, pushed as u64);
     assert!(threads.len() > 1, "only one thread delivered: {threads:?}");
+}
+
+#[test]
+fn two_observers_whose_prompt_sinks_flush_each_other_do_not_deadlock() {
+    let (to_b, to_a) = (Reentrant::default(), Reentrant::default());
+    // Each sink records runs into the other observer too, so both keep having records.
+    to_b.runs.store(10, Ordering::SeqCst);
+    to_a.runs.store(10, Ordering::SeqCst);
+    let quiet = || warnings().1;
+    let a = Observer::builder()
+        .sink(to_b.clone())
+        .on_warning(quiet())
+        .build();
+    let b = Observer::builder()
+        .sink(to_a.clone())
+        .on_warning(quiet())
+        .build();
+    *to_b.observer.lock().unwrap() = Some(b.clone());
+    *to_a.observer.lock().unwrap() = Some(a.clone());
+    let started = Instant::now();
+    // Each thread's flush delivers its observer's records, whose sink flushes the other
+    // observer while the other thread's flush does the same the other way round.
+    let threads: Vec<_> = [a.clone(), b.clone()]
+        .into_iter()
+        .map(|o| {
+            std::thread::spawn(move || {
+                for _ in 0..5 {
+                    emit_run(&o, 1);
+                    o.flush_blocking(FlushOptions::BOUNDARY);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(started.elapsed() < Duration::from_secs(20));
+    to_b.observer.lock().unwrap().take();
+    to_a.observer.lock().unwrap().take();
+    for (o, into_it) in [(&a, &to_a), (&b, &to_b)] {
+        assert_eq!(
+            o.flush_blocking(FlushOptions::FINAL).status,
+            FlushStatus::Drained
+        );
+        let stats = o.stats();
+        assert_eq!((stats.delivered, stats.queued), (stats.accepted, 0));
+        // Its own 20 records and the runs of 2 the other observer's sink recorded.
+        let runs = 10 - into_it.runs.load(Ordering::SeqCst) as u64;
+        assert!(runs > 0);
+        assert_eq!(stats.accepted, 20 + 2 * runs);
+    }
 }
