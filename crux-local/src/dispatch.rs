@@ -139,7 +139,9 @@ fn kind_name(kind: FunctionKind) -> &'static str {
 pub struct Call {
     pub(crate) deployment: Deployment,
     pub(crate) txn: Option<Arc<Transaction>>,
-    pub(crate) envelope: Option<Envelope>,
+    /// Boxed once, where it is decoded: it moves through several futures before the
+    /// handler's boundary takes it apart.
+    pub(crate) envelope: Option<Box<Envelope>>,
     pub(crate) invocation: Invocation,
     /// How many calls deep this one is (0: a client's or the scheduler's).
     pub(crate) depth: u32,
@@ -281,14 +283,14 @@ impl EnvelopeText {
 fn split_envelope(
     args: &mut Value,
     text: Option<EnvelopeText>,
-) -> (Option<Envelope>, Option<String>) {
+) -> (Option<Box<Envelope>>, Option<String>) {
     let decoded = match text {
         Some(EnvelopeText(text)) => Some(Envelope::decode_str(&text)),
         None => take_envelope(args).transpose(),
     };
     match decoded {
         None => (None, None),
-        Some(Ok(envelope)) => (Some(envelope), None),
+        Some(Ok(envelope)) => (Some(Box::new(envelope)), None),
         Some(Err(err)) => (None, Some(err.to_string())),
     }
 }

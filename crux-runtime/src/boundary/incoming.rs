@@ -77,9 +77,12 @@ pub fn take_envelope(args: &mut Value) -> std::result::Result<Option<Envelope>, 
 /// records the acknowledgements, and ends actions with the bounded final flush. Returns
 /// the body's result unchanged; a panic in the body is returned as an error naming the
 /// function ([`CatchPanic`]) and recorded as one.
+///
+/// The envelope comes boxed, as the host decoded it: it is about 400 bytes, and this
+/// future and the host's around it would otherwise each carry a copy.
 pub async fn receive<T, Fut>(
     observer: &Observer,
-    envelope: Option<Envelope>,
+    envelope: Option<Box<Envelope>>,
     metadata: &'static Metadata,
     incoming: &Incoming,
     body: Fut,
@@ -88,13 +91,20 @@ where
     Fut: Future<Output = Result<T>>,
 {
     let body = CatchPanic::of(metadata, body);
+    // Moved out of the box field by field: no copy of the whole envelope.
     let (context, boundary) = match envelope {
-        Some(Envelope {
-            observability: Some(context),
-            boundary,
-            ..
-        }) => (Some(context), boundary),
-        _ => (None, None),
+        Some(envelope) => {
+            let Envelope {
+                observability,
+                boundary,
+                ..
+            } = *envelope;
+            match observability {
+                Some(context) => (Some(context), boundary),
+                None => (None, None),
+            }
+        }
+        None => (None, None),
     };
     let result = match (context, metadata.kind) {
         (Some(context), _) => {
