@@ -285,12 +285,12 @@ fn split_envelope(
     text: Option<EnvelopeText>,
 ) -> (Option<Box<Envelope>>, Option<String>) {
     let decoded = match text {
-        Some(EnvelopeText(text)) => Some(Envelope::decode_str(&text)),
-        None => take_envelope(args).transpose(),
+        Some(EnvelopeText(text)) => Some(Envelope::decode_str_boxed(&text)),
+        None => take_envelope(args).transpose().map(|r| r.map(Box::new)),
     };
     match decoded {
         None => (None, None),
-        Some(Ok(envelope)) => (Some(Box::new(envelope)), None),
+        Some(Ok(envelope)) => (Some(envelope), None),
         Some(Err(err)) => (None, Some(err.to_string())),
     }
 }

@@ -28,7 +28,7 @@ use crate::Result;
 use crate::attributes::Attributes;
 use crate::carrier::TraceParent;
 use crate::clock::Timestamp;
-use crate::envelope::{Boundary, Correlators, Envelope, EnvelopeError};
+use crate::envelope::{Correlators, Envelope, EnvelopeError};
 use crate::function::{FunctionKind, Metadata, Visibility};
 use crate::ids::SpanId;
 use crate::observe::{self, FlushOptions, Observer, RunOptions, RunStatus, Scope, SpanStatus};
@@ -91,26 +91,16 @@ where
     Fut: Future<Output = Result<T>>,
 {
     let body = CatchPanic::of(metadata, body);
-    // Moved out of the box field by field: no copy of the whole envelope.
-    let (context, boundary) = match envelope {
-        Some(envelope) => {
-            let Envelope {
-                observability,
-                boundary,
-                ..
-            } = *envelope;
-            match observability {
-                Some(context) => (Some(context), boundary),
-                None => (None, None),
-            }
-        }
-        None => (None, None),
-    };
-    let result = match (context, metadata.kind) {
-        (Some(context), _) => {
-            let scope = observer.continue_context(&context);
-            continue_run(&scope, boundary, body).await
-        }
+    // The caller's context is read where it lies in the box, and the boundary becomes its
+    // attribute set at once: only the scope and the set (a few words) move into the
+    // futures below, not the envelope's fields.
+    let continued = envelope.and_then(|mut envelope| {
+        let scope = observer.continue_context(envelope.observability.as_ref()?);
+        let acknowledged = envelope.boundary.take().map(into_boundary_attributes);
+        Some((scope, acknowledged))
+    });
+    let result = match (continued, metadata.kind) {
+        (Some((scope, acknowledged)), _) => continue_run(&scope, acknowledged, body).await,
         (None, FunctionKind::Action) => open_run(observer, metadata, incoming, body).await,
         (None, _) => {
             if let Some(reason) = &incoming.rejected_envelope {
@@ -133,17 +123,18 @@ where
     result
 }
 
-/// Runs the body in the caller's run, acknowledging the boundary on both sides of it.
+/// Runs the body in the caller's run, acknowledging the boundary (whose attributes are
+/// `acknowledged`) on both sides of it.
 async fn continue_run<T>(
     scope: &Scope,
-    boundary: Option<Boundary>,
+    acknowledged: Option<Attributes>,
     body: impl Future<Output = Result<T>>,
 ) -> Result<T> {
-    let Some(boundary) = boundary else {
+    let Some(attrs) = acknowledged else {
         return scope.in_scope(body).await;
     };
     // One set for both acknowledgements: `completed`/`failed` add to what `received` holds.
-    let mut attrs = into_boundary_attributes(boundary).freeze();
+    let mut attrs = attrs.freeze();
     acknowledge(scope, events::RECEIVED, attrs.clone());
     let result = scope.in_scope(body).await;
     // `status` and `error` are not boundary keys: added without a search.

@@ -118,13 +118,15 @@ struct RawBoundary<'a> {
     lease_expires_at: Option<Cow<'a, str>>,
 }
 
-/// `Some` only for input the strict decoder accepts with the same result.
+/// `Some` only for input the strict decoder accepts with the same result, as `wrap` makes
+/// it of the envelope (itself, or boxed).
 ///
-/// Inlined (one caller), like the reader's entry point: the envelope (about 400 bytes) is
-/// then built where the caller keeps it instead of copied out of each return.
+/// Inlined, like the reader's entry point: the envelope (about 400 bytes) is then built
+/// where the caller keeps it (in its box, for a boxed decode) instead of copied out of
+/// each return.
 #[inline]
-pub(super) fn decode_fast(text: &str) -> Option<Envelope> {
-    if let Some(envelope) = read::envelope(text) {
+pub(super) fn decode_fast<T>(text: &str, wrap: fn(Envelope) -> T) -> Option<T> {
+    if let Some(envelope) = read::envelope(text, wrap) {
         return Some(envelope);
     }
     let raw = serde_json::from_str::<Obj<RawEnvelope<'_>>>(text).ok()?.0;
@@ -139,11 +141,11 @@ pub(super) fn decode_fast(text: &str) -> Option<Envelope> {
         Some(Obj(b)) => Some(boundary(b)?),
         None => None,
     };
-    Some(Envelope {
+    Some(wrap(Envelope {
         v: 1,
         observability,
         boundary,
-    })
+    }))
 }
 
 /// The position of the first quote, backslash or control character in `bytes` (the
@@ -722,9 +724,9 @@ mod read {
         }
     }
 
-    /// The envelope of `text`, or `None` when this reader gives up.
+    /// The envelope of `text` as `wrap` makes it, or `None` when this reader gives up.
     #[inline]
-    pub(super) fn envelope(text: &str) -> Option<Envelope> {
+    pub(super) fn envelope<T>(text: &str, wrap: fn(Envelope) -> T) -> Option<T> {
         let mut r = Reader { text, at: 0 };
         let (mut v, mut observability, mut boundary) = (None, None, None);
         r.object(&["v", "observability", "boundary"], |r, key| match key {
@@ -736,11 +738,11 @@ mod read {
         if r.byte().is_some() || v? != ENVELOPE_VERSION {
             return None;
         }
-        Some(Envelope {
+        Some(wrap(Envelope {
             v: 1,
             observability,
             boundary,
-        })
+        }))
     }
 }
 
@@ -802,7 +804,7 @@ mod tests {
     }
 
     fn by_reader(text: &str) -> Option<Envelope> {
-        read::envelope(text)
+        read::envelope(text, |envelope| envelope)
     }
 
     fn finish(raw: RawEnvelope<'_>) -> Option<Envelope> {
