@@ -31,7 +31,7 @@ use crate::clock::Timestamp;
 use crate::envelope::{Correlators, Envelope, EnvelopeError};
 use crate::function::{FunctionKind, Metadata, Visibility};
 use crate::ids::SpanId;
-use crate::observe::{self, FlushOptions, Observer, RunOptions, RunStatus, Scope, SpanStatus};
+use crate::observe::{FlushOptions, Observer, RunOptions, RunStatus, Scope, SpanStatus};
 use crate::record::EdgeEnd;
 use crate::wire::{MAX_ERROR_MESSAGE, MAX_WARNING_REASON, cap_text};
 
@@ -158,10 +158,10 @@ async fn continue_run<T>(
     result
 }
 
-/// Records a boundary event on the scope's innermost span: the caller's boundary span.
+/// Records a boundary event on the scope's innermost span: the caller's boundary span
+/// (directly: the scope is not made current just to record one event).
 fn acknowledge(scope: &Scope, name: &'static str, attrs: Attributes) {
-    let _entered = scope.enter();
-    observe::event(name, attrs);
+    scope.event(name, attrs);
 }
 
 /// Attribute keys the boundary owns; the macro rejects them at compile time, and a
