@@ -5,9 +5,9 @@ use super::attributes::{
 };
 use super::events;
 use crate::Result;
-use crate::delivery::FlushOptions;
 use crate::attributes::Attributes;
 use crate::context::{self, Scope};
+use crate::delivery::FlushOptions;
 use crate::envelope::{Boundary, BoundaryKind, Envelope, MAX_SPAN_STACK, WireContext};
 use crate::ids::SpanId;
 use crate::observe::{self, Observer, Span, SpanStatus};
