@@ -100,8 +100,9 @@ impl Envelope {
     /// [`decode`](Envelope::decode), with a fast typed path for well-formed input.
     #[inline]
     pub fn decode_str(json: &str) -> Result<Envelope, EnvelopeError> {
-        if let Some(env) = text::decode_fast(json, |envelope| envelope) {
-            return Ok(env);
+        let mut envelope = Envelope::new(None);
+        if text::decode_fast(json, &mut envelope) {
+            return Ok(envelope);
         }
         Envelope::decode_str_slow(json)
     }
@@ -111,10 +112,13 @@ impl Envelope {
     /// built in its box, not copied through each return on the way there.
     #[inline]
     pub fn decode_str_boxed(json: &str) -> Result<Box<Envelope>, EnvelopeError> {
-        if let Some(env) = text::decode_fast(json, Box::new) {
-            return Ok(env);
+        let mut envelope = Box::new(Envelope::new(None));
+        if text::decode_fast(json, &mut envelope) {
+            return Ok(envelope);
         }
-        Envelope::decode_str_slow(json).map(Box::new)
+        // The box is reused for the `Value` decoder's envelope.
+        *envelope = Envelope::decode_str_slow(json)?;
+        Ok(envelope)
     }
 
     /// The `Value` decoder on text the fast path did not take: the same rules and errors.

@@ -118,17 +118,19 @@ struct RawBoundary<'a> {
     lease_expires_at: Option<Cow<'a, str>>,
 }
 
-/// `Some` only for input the strict decoder accepts with the same result, as `wrap` makes
-/// it of the envelope (itself, or boxed).
+/// Decodes `text` into `out` and returns `true` only for input the strict decoder accepts
+/// with the same result; on `false`, `out` holds nothing of use.
 ///
-/// Inlined, like the reader's entry point: the envelope (about 400 bytes) is then built
+/// Inlined, like the reader's entry point: the envelope (about 400 bytes) is filled in
 /// where the caller keeps it (in its box, for a boxed decode) instead of copied out of
 /// each return.
 #[inline]
-pub(super) fn decode_fast<T>(text: &str, wrap: fn(Envelope) -> T) -> Option<T> {
-    if let Some(envelope) = read::envelope(text, wrap) {
-        return Some(envelope);
-    }
+pub(super) fn decode_fast(text: &str, out: &mut Envelope) -> bool {
+    read::envelope(text, out).is_some() || decode_typed(text, out).is_some()
+}
+
+/// The typed serde path of [`decode_fast`], for text the reader gave up on.
+fn decode_typed(text: &str, out: &mut Envelope) -> Option<()> {
     let raw = serde_json::from_str::<Obj<RawEnvelope<'_>>>(text).ok()?.0;
     if raw.v != ENVELOPE_VERSION {
         return None;
@@ -141,11 +143,12 @@ pub(super) fn decode_fast<T>(text: &str, wrap: fn(Envelope) -> T) -> Option<T> {
         Some(Obj(b)) => Some(boundary(b)?),
         None => None,
     };
-    Some(wrap(Envelope {
+    *out = Envelope {
         v: 1,
         observability,
         boundary,
-    }))
+    };
+    Some(())
 }
 
 /// The position of the first quote, backslash or control character in `bytes` (the
@@ -724,25 +727,25 @@ mod read {
         }
     }
 
-    /// The envelope of `text` as `wrap` makes it, or `None` when this reader gives up.
+    /// The envelope of `text`, read into `out` (its context and boundary written where
+    /// `out` lies), or `None` when this reader gives up (then `out` holds nothing of use).
     #[inline]
-    pub(super) fn envelope<T>(text: &str, wrap: fn(Envelope) -> T) -> Option<T> {
+    pub(super) fn envelope(text: &str, out: &mut Envelope) -> Option<()> {
         let mut r = Reader { text, at: 0 };
-        let (mut v, mut observability, mut boundary) = (None, None, None);
+        let mut v = None;
+        out.v = ENVELOPE_VERSION as u32;
+        out.observability = None;
+        out.boundary = None;
         r.object(&["v", "observability", "boundary"], |r, key| match key {
             0 => once(&mut v, r.number()?),
-            1 => once(&mut observability, r.context()?),
-            _ => once(&mut boundary, r.boundary()?),
+            1 => once(&mut out.observability, r.context()?),
+            _ => once(&mut out.boundary, r.boundary()?),
         })?;
         // Only whitespace may follow, as for `serde_json::from_str`.
         if r.byte().is_some() || v? != ENVELOPE_VERSION {
             return None;
         }
-        Some(wrap(Envelope {
-            v: 1,
-            observability,
-            boundary,
-        }))
+        Some(())
     }
 }
 
@@ -804,7 +807,8 @@ mod tests {
     }
 
     fn by_reader(text: &str) -> Option<Envelope> {
-        read::envelope(text, |envelope| envelope)
+        let mut out = Envelope::new(None);
+        read::envelope(text, &mut out).map(|()| out)
     }
 
     fn finish(raw: RawEnvelope<'_>) -> Option<Envelope> {
