@@ -157,6 +157,7 @@ impl SpanBuilder {
         let started = self.started_at.unwrap_or_else(Timestamp::now);
         if self.fields.is_empty() && self.attributes.is_empty() {
             // The common span: a compact entry, built into the same record on the worker.
+            self.attributes.discard();
             scope.segment.emit_span_start(
                 id,
                 scope.current_span_id(),
@@ -368,6 +369,7 @@ impl Span {
             if error.is_none() && l.metrics.is_empty() && l.end_attributes.is_empty() {
                 // The common end: a compact entry that takes over the span's reference to
                 // its segment (no clone, no release here).
+                l.end_attributes.discard();
                 l.scope
                     .segment
                     .emit_span_end(l.id, now, duration_ms, status);
