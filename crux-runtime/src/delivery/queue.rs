@@ -86,11 +86,14 @@ impl Queue {
 
     /// Moves every record into `out` in acceptance order, building the compact ones.
     pub(crate) fn drain_into(&mut self, out: &mut Vec<Record>, converter: &mut Converter) {
-        out.reserve(self.len());
-        if self.spans.is_empty() {
-            out.extend(self.records.drain(..));
+        if self.spans.is_empty() && out.is_empty() {
+            // Full records only: hand over the list itself (no record is copied when it
+            // is contiguous), keeping `out`'s allocation for the next pass's records.
+            let taken = Vec::from(std::mem::take(&mut self.records));
+            self.records = VecDeque::from(std::mem::replace(out, taken));
             return;
         }
+        out.reserve(self.len());
         let mut pos = self.next - self.len() as u64;
         for (at, entry) in self.spans.drain(..) {
             // The full records before this entry.
