@@ -163,7 +163,8 @@ impl Pipeline {
     ///
     /// Nothing of `self` is read after the lock is released: an entry may hold the last
     /// reference to its segment, and so to the observer that keeps this pipeline alive;
-    /// once the worker has taken it, the pipeline may be gone.
+    /// once the worker has taken it, the pipeline may be gone (the unlock itself at most
+    /// hands the lock's address to the kernel to wake a waiter, as any mutex does).
     #[inline]
     pub(crate) fn push(&self, seq: &AtomicU32, make: impl FnOnce(u32) -> Record) {
         self.enqueue(seq, |queue, n| queue.push_record(make(n)));
