@@ -96,9 +96,13 @@ impl Queue {
         out.reserve(self.len());
         let mut pos = self.next - self.len() as u64;
         for (at, entry) in self.spans.drain(..) {
-            // The full records before this entry.
-            let before = (at - pos) as usize;
-            out.extend(self.records.drain(..before));
+            // The full records before this entry (usually none or one: popped one by one,
+            // a `drain` per entry cost more than the moves).
+            for _ in pos..at {
+                if let Some(record) = self.records.pop_front() {
+                    out.push(record);
+                }
+            }
             out.push(converter.record(entry));
             pos = at + 1;
         }
