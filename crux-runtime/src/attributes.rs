@@ -283,17 +283,6 @@ impl Attributes {
         }
     }
 
-    /// Drops the list, skipping the out-of-line destructor when it owns nothing (no
-    /// entries, no allocation): the common span start and end each drop an empty list,
-    /// and the destructor call cost them about 24 instructions each.
-    #[inline]
-    pub(crate) fn discard(self) {
-        if self.shared.is_none() && self.own.capacity() == 0 {
-            // Nothing to free: forgetting it runs no destructor and leaks nothing.
-            std::mem::forget(self);
-        }
-    }
-
     /// Whether there are no attributes.
     pub fn is_empty(&self) -> bool {
         self.own.is_empty() && self.shared().is_empty()

@@ -7,7 +7,6 @@
 //! moves with the future across thread hops, and two concurrent futures never see each
 //! other's.
 
-use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
@@ -16,12 +15,10 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 use std::task::{Context, Poll};
 
-use crate::clock::Timestamp;
-use crate::delivery::{Origin, SpanEnd, SpanEntry, SpanStart};
 use crate::envelope::WireContext;
 use crate::ids::{RunId, SegmentId, SpanId, TraceId};
 use crate::observe::Observer;
-use crate::record::{Base, Body, Record, SegmentExtra, SpanStatus};
+use crate::record::{Base, Body, Record, SegmentExtra};
 
 /// One physical invocation's slice of a run: the ids every record carries and the
 /// sequence counter.
@@ -70,100 +67,25 @@ impl Segment {
         self.observer.pipeline().is_some()
     }
 
-    /// The base fields of this segment's record number `seq`.
-    #[inline]
-    fn base(&self, seq: u32) -> Base {
-        Base {
-            record_id: None,
-            run_id: self.run_id,
-            operation_id: self.operation_id,
-            segment_id: self.segment_id,
-            segment_seq: seq,
-            trace_id: self.trace_id,
-            extra: self.extra.clone(),
-        }
-    }
-
     /// Numbers and enqueues a record of this segment.
     #[inline]
     pub(crate) fn emit(&self, body: Body) {
         let Some(pipeline) = self.observer.pipeline() else {
             return;
         };
+        let extra = self.extra.clone();
         pipeline.push(&self.seq, |seq| Record {
-            base: self.base(seq),
+            base: Base {
+                record_id: None,
+                run_id: self.run_id,
+                operation_id: self.operation_id,
+                segment_id: self.segment_id,
+                segment_seq: seq,
+                trace_id: self.trace_id,
+                extra,
+            },
             body,
         });
-    }
-
-    /// Numbers and enqueues a `span:start` without typed fields or attributes, as a
-    /// compact entry the delivery worker turns into the record `emit` would have built.
-    #[inline]
-    pub(crate) fn emit_span_start(
-        self: &Arc<Self>,
-        span_id: SpanId,
-        parent_span_id: Option<SpanId>,
-        primitive: &'static str,
-        name: Cow<'static, str>,
-        started_at: Timestamp,
-    ) {
-        let Some(pipeline) = self.observer.pipeline() else {
-            return;
-        };
-        pipeline.push_span(&self.seq, |seq| {
-            SpanEntry::Start(SpanStart {
-                origin: Arc::clone(self) as Arc<dyn Origin>,
-                seq,
-                span_id,
-                parent_span_id,
-                primitive,
-                name,
-                started_at,
-            })
-        });
-    }
-
-    /// Numbers and enqueues a `span:end` without error, metrics or attributes, as a
-    /// compact entry; the segment reference moves into it instead of being cloned.
-    #[inline]
-    pub(crate) fn emit_span_end(
-        self: Arc<Self>,
-        span_id: SpanId,
-        ended_at: Timestamp,
-        duration_ms: u64,
-        status: SpanStatus,
-    ) {
-        // The reference is moved into the entry while `push` still reads the segment's
-        // counter and pipeline: both stay valid until `push` returns, because the entry
-        // keeps the segment alive until the worker has taken it, which needs the queue
-        // lock `push` holds, and `push` reads nothing of either after releasing it.
-        let segment = Arc::into_raw(self);
-        // SAFETY: `segment` came from `Arc::into_raw` just above and is turned back into
-        // an `Arc` exactly once, inside the closure (which `push` always calls); until
-        // then the reference it stands for keeps the segment alive.
-        let this = unsafe { &*segment };
-        let Some(pipeline) = this.observer.pipeline() else {
-            // SAFETY: as above; the closure will not run.
-            drop(unsafe { Arc::from_raw(segment) });
-            return;
-        };
-        pipeline.push_span(&this.seq, |seq| {
-            SpanEntry::End(SpanEnd {
-                // SAFETY: as above.
-                origin: unsafe { Arc::from_raw(segment) } as Arc<dyn Origin>,
-                seq,
-                span_id,
-                ended_at,
-                duration_ms,
-                status,
-            })
-        });
-    }
-}
-
-impl Origin for Segment {
-    fn base(&self, seq: u32) -> Base {
-        Segment::base(self, seq)
     }
 }
 

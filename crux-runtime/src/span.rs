@@ -155,27 +155,15 @@ impl SpanBuilder {
         };
         let id = SpanId::generate();
         let started = self.started_at.unwrap_or_else(Timestamp::now);
-        if self.fields.is_empty() && self.attributes.is_empty() {
-            // The common span: a compact entry, built into the same record on the worker.
-            self.attributes.discard();
-            scope.segment.emit_span_start(
-                id,
-                scope.current_span_id(),
-                self.primitive,
-                self.name,
-                started,
-            );
-        } else {
-            scope.segment.emit(Body::SpanStart {
-                span_id: id,
-                parent_span_id: scope.current_span_id(),
-                primitive: self.primitive,
-                name: self.name,
-                started_at: started,
-                fields: self.fields,
-                attributes: self.attributes,
-            });
-        }
+        scope.segment.emit(Body::SpanStart {
+            span_id: id,
+            parent_span_id: scope.current_span_id(),
+            primitive: self.primitive,
+            name: self.name,
+            started_at: started,
+            fields: self.fields,
+            attributes: self.attributes,
+        });
         Span {
             live: Some(Live {
                 scope,
@@ -365,25 +353,15 @@ impl Span {
     fn finish(&mut self, status: SpanStatus, error: Option<ErrorSummary>) {
         if let Some(l) = self.live.take() {
             let now = Timestamp::now();
-            let duration_ms = now.millis_since(l.started);
-            if error.is_none() && l.metrics.is_empty() && l.end_attributes.is_empty() {
-                // The common end: a compact entry that takes over the span's reference to
-                // its segment (no clone, no release here).
-                l.end_attributes.discard();
-                l.scope
-                    .segment
-                    .emit_span_end(l.id, now, duration_ms, status);
-            } else {
-                l.scope.segment.emit(Body::SpanEnd {
-                    span_id: l.id,
-                    ended_at: now,
-                    duration_ms,
-                    status,
-                    error,
-                    metrics: l.metrics,
-                    attributes: l.end_attributes,
-                });
-            }
+            l.scope.segment.emit(Body::SpanEnd {
+                span_id: l.id,
+                ended_at: now,
+                duration_ms: now.millis_since(l.started),
+                status,
+                error,
+                metrics: l.metrics,
+                attributes: l.end_attributes,
+            });
         }
     }
 }

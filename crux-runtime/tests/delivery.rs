@@ -694,11 +694,12 @@ fn a_hung_sink_is_bypassed_until_it_answers_and_the_loss_is_counted() {
     drop(run);
 }
 
-/// Spans recorded compactly (no fields, attributes or metrics) and in full, mixed: below
-/// capacity every record arrives in segment order; over it, the oldest records of either
-/// kind are the ones dropped, and the counters add up.
+/// Plain spans and spans with attributes or metrics, mixed: below capacity every record
+/// arrives in segment order; over it, the oldest records are the ones dropped, whatever
+/// their shape, and the counters add up. (Kept from the compact-entries experiment, whose
+/// queue held the two shapes in two lists.)
 #[test]
-fn compact_and_full_span_records_keep_their_order_and_the_bound_drops_the_oldest_of_either() {
+fn plain_and_extra_span_records_keep_their_order_and_the_bound_drops_the_oldest() {
     /// Records 12 spans of three shapes (24 records): start and end compact; start full
     /// (an attribute), end compact; start compact, end full (a metric).
     fn mixed(run: &crux_runtime::run::Run) {

@@ -6,24 +6,20 @@
 //! (producers then never make a syscall); after a quiet spell it parks and the next
 //! producer wakes it.
 
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-mod entry;
 mod flush;
-mod queue;
 
 use crate::ids::{RecordId, random_u64};
 use crate::record::Record;
 use crate::sink::Sink;
-use entry::Converter;
-pub(crate) use entry::{Origin, SpanEnd, SpanEntry, SpanStart};
 pub use flush::{FlushOptions, FlushResult, FlushStatus, deadline_after};
 pub(crate) use flush::{FlushWait, Linger, MAX_SPIN, Waiter, spin_until};
-use queue::Queue;
 
 /// A batch at least this large means producers are busy: take the next one at once.
 const BUSY_BATCH: usize = 256;
@@ -72,7 +68,7 @@ pub(crate) struct Counters {
 }
 
 struct State {
-    queue: Queue,
+    queue: VecDeque<Record>,
     /// Records ever accepted; the position of the newest one.
     accepted: u64,
     flushes: Vec<Arc<Waiter>>,
@@ -116,7 +112,7 @@ impl Pipeline {
     pub(crate) fn start(sinks: Vec<Box<dyn Sink>>, capacity: usize) -> Arc<Pipeline> {
         let pipeline = Arc::new(Pipeline {
             state: Mutex::new(State {
-                queue: Queue::with_capacity(capacity.min(1024), capacity.min(4096)),
+                queue: VecDeque::with_capacity(capacity.min(4096)),
                 accepted: 0,
                 flushes: Vec::new(),
                 abandoned: 0,
@@ -160,46 +156,26 @@ impl Pipeline {
     ///
     /// A queue half full wakes the worker at once instead of at its next poll, so a burst
     /// is taken while there is still room.
-    ///
-    /// Nothing of `self` is read after the lock is released: an entry may hold the last
-    /// reference to its segment, and so to the observer that keeps this pipeline alive;
-    /// once the worker has taken it, the pipeline may be gone (the unlock itself at most
-    /// hands the lock's address to the kernel to wake a waiter, as any mutex does).
     #[inline]
     pub(crate) fn push(&self, seq: &AtomicU32, make: impl FnOnce(u32) -> Record) {
-        self.enqueue(seq, |queue, n| queue.push_record(make(n)));
-    }
-
-    /// As [`push`](Self::push), for a compact span entry (built into its record on the
-    /// worker).
-    #[inline]
-    pub(crate) fn push_span(&self, seq: &AtomicU32, make: impl FnOnce(u32) -> SpanEntry) {
-        self.enqueue(seq, |queue, n| queue.push_span(make(n)));
-    }
-
-    /// The push: `put` adds the record numbered `n` in its segment.
-    #[inline]
-    fn enqueue(&self, seq: &AtomicU32, put: impl FnOnce(&mut Queue, u32)) {
-        let wake = {
+        let half_full = {
             let mut st = self.lock();
             if st.queue.len() >= self.capacity {
-                st.queue.drop_oldest();
+                st.queue.pop_front();
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             }
             // Every update of a segment's counter happens under this lock.
             let n = seq.load(Ordering::Relaxed) + 1;
             seq.store(n, Ordering::Relaxed);
-            put(&mut st.queue, n);
+            st.queue.push_back(make(n));
             st.accepted += 1;
-            // `||` short-circuits: a half-full queue wakes the worker whether or not it
-            // idles.
-            let wake = st.queue.len() == self.capacity / 2 + 1
-                || (self.idle.load(Ordering::Acquire) && self.idle.swap(false, Ordering::AcqRel));
-            // Rare: the handle is taken while the pipeline is surely alive.
-            wake.then(|| lock(&self.worker).clone()).flatten()
+            st.queue.len() == self.capacity / 2 + 1
         };
-        if let Some(worker) = wake {
-            worker.unpark();
+        // `||` short-circuits: a half-full queue wakes the worker whether or not it idles.
+        if half_full
+            || (self.idle.load(Ordering::Acquire) && self.idle.swap(false, Ordering::AcqRel))
+        {
+            self.wake();
         }
     }
 
@@ -375,25 +351,23 @@ impl Pipeline {
         let rec_random = random_u64();
         let mut counter: u64 = 0;
         let mut calls: u64 = 0;
-        let mut batch = Queue::default();
-        let mut records: Vec<Record> = Vec::new();
-        let mut converter = Converter::default();
+        let mut batch: VecDeque<Record> = VecDeque::new();
         let mut quiet_polls = 0u32;
         let mut linger = Linger::default();
         loop {
             let (accepted, flushes_pending) = {
                 let mut st = self.lock();
                 self.flush_requested.store(false, Ordering::Relaxed);
-                st.queue.take_into(&mut batch);
+                std::mem::swap(&mut st.queue, &mut batch);
                 (st.accepted, !st.flushes.is_empty())
             };
             let taken = batch.len();
             if taken > 0 {
-                // As a `Vec`, so the last sink can keep the records it is given.
-                batch.drain_into(&mut records, &mut converter);
+                // As a `Vec` (in place), so the last sink can keep the records it is given.
+                let mut records = Vec::from(std::mem::take(&mut batch));
                 self.deliver(&mut records, rec_random, &mut counter, &mut calls);
                 records.clear();
-                converter.release();
+                batch = VecDeque::from(records);
             }
             self.done_upto.store(accepted, Ordering::Release);
             if flushes_pending {
