@@ -104,12 +104,25 @@ mod tracing_span {
         tracing::info_span!("lookup order", order_id = 42u64).in_scope(|| black_box(1));
     }
 
+    /// The same span without fields (`#[instrument(skip_all)]`'s kind).
+    fn one_bare_span() {
+        tracing::info_span!("lookup order").in_scope(|| black_box(1));
+    }
+
     /// Baseline: the span with a registry and no layer, inside a crux span.
     #[divan::bench]
     fn registry_only(b: Bencher) {
         let _sub = tracing::subscriber::set_default(tracing_subscriber::registry());
         let _in_span = span_scope().enter();
         b.bench_local(one_span);
+    }
+
+    /// Baseline: the span without fields, registry alone.
+    #[divan::bench]
+    fn registry_only_no_fields(b: Bencher) {
+        let _sub = tracing::subscriber::set_default(tracing_subscriber::registry());
+        let _in_span = span_scope().enter();
+        b.bench_local(one_bare_span);
     }
 
     /// Baseline: the span through `tracing-opentelemetry`'s layer into the OTel SDK (simple
@@ -140,6 +153,16 @@ mod tracing_span {
             tracing::subscriber::set_default(tracing_subscriber::registry().with(CruxLayer::new()));
         let _in_span = span_scope().enter();
         b.bench_local(one_span);
+    }
+
+    /// The span without fields through `CruxLayer` inside a crux span: its attributes are
+    /// `level` and `target` only, shared per callsite.
+    #[divan::bench]
+    fn crux_layer_inside_span_no_fields(b: Bencher) {
+        let _sub =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(CruxLayer::new()));
+        let _in_span = span_scope().enter();
+        b.bench_local(one_bare_span);
     }
 }
 

@@ -38,6 +38,12 @@
 //! span's or a Crux span opened inside it); an explicit `parent:` that is a Crux span
 //! wins. Outside any Crux context the layer costs a thread-local read per span and event
 //! and an atomic load per enter.
+//!
+//! One `CruxLayer` per subscriber: the layer keeps the Crux spans of its subscriber's open
+//! `tracing` spans itself, so a clone starts empty (for another subscriber, whose span ids
+//! may equal this one's), and replacing the layer while spans are open (for instance through
+//! `tracing_subscriber::reload`) ends those spans at once as `cancelled` with
+//! `crux.dropped = true`; spans opened after the swap are recorded as usual.
 
 use std::any::TypeId;
 use std::borrow::Cow;
@@ -45,7 +51,6 @@ use std::cell::RefCell;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tracing_core::field::{Field, Visit};
 use tracing_core::span::{self, Id};
 use tracing_core::{Dispatch, Event, Level, Metadata, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
@@ -53,10 +58,14 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-use crux_runtime::attributes::{AttrValue, Attributes};
+use crux_runtime::attributes::Attributes;
 use crux_runtime::clock::Timestamp;
 use crux_runtime::observe::{self, Scope, Span, SpanStatus};
-use crux_runtime::taxonomy;
+
+mod fields;
+mod table;
+use fields::Fields;
+use table::Table;
 
 /// The primitive of a `tracing` span with no `crux.primitive` field and no matching rule:
 /// `custom.operation`, the canonical taxonomy's catch-all.
@@ -77,6 +86,21 @@ pub struct CruxLayer {
     /// Set once the layer is added to a subscriber (`on_layer`): how the segment hook
     /// finds this subscriber's spans.
     adopter: Option<Adopter>,
+    /// The `tracing` spans of this layer's subscriber that hold a Crux span, by id (kept
+    /// here rather than in the registry's span extensions: no box and no registry lookup
+    /// per span; see `table`).
+    recorded: Table<Recorded>,
+}
+
+impl Drop for CruxLayer {
+    /// The spans still in the table end as dropped Crux spans (`cancelled`); the count of
+    /// live spans, which gates every callback's lookup, forgets them.
+    fn drop(&mut self) {
+        let open = self.recorded.len();
+        if open > 0 {
+            LIVE.fetch_sub(open, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Attaches the pending spans current on this thread to a segment that just opened; one
@@ -99,6 +123,7 @@ impl Default for CruxLayer {
             default_primitive: DEFAULT_PRIMITIVE,
             outer_targets: vec![Cow::Borrowed("tower_http")],
             adopter: None,
+            recorded: Table::new(),
         }
     }
 }
@@ -185,7 +210,7 @@ impl CruxLayer {
     }
 }
 
-/// What a `tracing` span recorded as a Crux span keeps in its extensions.
+/// What the layer keeps for a `tracing` span recorded as a Crux span.
 struct Recorded {
     span: Span,
     /// The scope with `span` on top, made current while the `tracing` span is entered.
@@ -234,7 +259,10 @@ fn adopt<S>(dispatch: &Dispatch, root: &Scope)
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    let Some(subscriber) = dispatch.downcast_ref::<S>() else {
+    let (Some(subscriber), Some(layer)) = (
+        dispatch.downcast_ref::<S>(),
+        dispatch.downcast_ref::<CruxLayer>(),
+    ) else {
         return;
     };
     let Some(current) = subscriber.current_span().id().cloned() else {
@@ -245,19 +273,16 @@ where
     };
     let mut pending = Vec::new();
     for s in span.scope() {
-        let ext = s.extensions();
-        if ext.get::<Recorded>().is_some() {
+        if layer.recorded.contains(&s.id()) {
             break;
         }
-        if ext.get::<Pending>().is_some() {
-            drop(ext);
+        if s.extensions().get::<Pending>().is_some() {
             pending.push(s);
         }
     }
     let mut parent = root.clone();
     for s in pending.into_iter().rev() {
-        let mut ext = s.extensions_mut();
-        let Some(p) = ext.remove::<Pending>() else {
+        let Some(p) = s.extensions_mut().remove::<Pending>() else {
             continue;
         };
         PENDING.fetch_sub(1, Ordering::Relaxed);
@@ -273,11 +298,14 @@ where
             return; // a disabled observer: nothing to record
         };
         parent = scope.clone();
-        ext.insert(Recorded {
-            span,
-            scope,
-            error: p.error,
-        });
+        layer.recorded.insert(
+            &s.id(),
+            Recorded {
+                span,
+                scope,
+                error: p.error,
+            },
+        );
         LIVE.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -324,7 +352,7 @@ impl CruxLayer {
             .parent()
             .filter(|_| LIVE.load(Ordering::Relaxed) > 0)?;
         ctx.span_scope(parent).and_then(|mut spans| {
-            spans.find_map(|s| s.extensions().get::<Recorded>().map(|r| r.scope.clone()))
+            spans.find_map(|s| self.recorded.with(&s.id(), |r| r.scope.clone()))
         })
     }
 }
@@ -368,8 +396,13 @@ where
             }
             return;
         }
-        let mut fields = Fields::new(meta);
-        attrs.record(&mut fields);
+        let fields = if attrs.is_empty() {
+            Fields::without_values(meta)
+        } else {
+            let mut fields = Fields::new(meta);
+            attrs.record(&mut fields);
+            fields
+        };
         let primitive = fields.primitive.unwrap_or_else(|| self.primitive_for(meta));
         // In the current scope the builder takes its own clone of it; holding one here
         // too would cost two more reference-count round trips per span.
@@ -381,50 +414,53 @@ where
         let Some(scope) = span.scope() else {
             return; // a disabled observer: nothing to record
         };
-        if let Some(s) = ctx.span(id) {
-            s.extensions_mut().insert(Recorded {
+        self.recorded.insert(
+            id,
+            Recorded {
                 span,
                 scope,
                 error: fields.error,
-            });
-            LIVE.fetch_add(1, Ordering::Relaxed);
-        }
+            },
+        );
+        LIVE.fetch_add(1, Ordering::Relaxed);
     }
 
     fn on_record(&self, id: &Id, values: &span::Record<'_>, ctx: Context<'_, S>) {
-        if LIVE.load(Ordering::Relaxed) == 0 && PENDING.load(Ordering::Relaxed) == 0 {
-            return;
-        }
-        let Some(s) = ctx.span(id) else { return };
-        let mut ext = s.extensions_mut();
-        if let Some(p) = ext.get_mut::<Pending>() {
-            let mut fields = Fields::later();
-            values.record(&mut fields);
-            p.later.extend(fields.attributes);
-            if p.error.is_none() {
-                p.error = fields.error;
+        if PENDING.load(Ordering::Relaxed) > 0
+            && let Some(s) = ctx.span(id)
+        {
+            let mut ext = s.extensions_mut();
+            if let Some(p) = ext.get_mut::<Pending>() {
+                let mut fields = Fields::later();
+                values.record(&mut fields);
+                p.later.extend(fields.attributes);
+                if p.error.is_none() {
+                    p.error = fields.error;
+                }
+                return;
             }
+        }
+        if LIVE.load(Ordering::Relaxed) == 0 || !self.recorded.contains(id) {
             return;
         }
-        let Some(rec) = ext.get_mut::<Recorded>() else {
-            return;
-        };
+        // Visited before the table is locked: a field's `Debug` may itself use `tracing`.
         let mut fields = Fields::later();
         values.record(&mut fields);
-        for (key, value) in fields.attributes.iter() {
-            rec.span.set_attr(key.to_owned(), value.clone());
-        }
-        if rec.error.is_none() {
-            rec.error = fields.error;
-        }
+        self.recorded.with(id, |rec| {
+            for (key, value) in fields.attributes.iter() {
+                rec.span.set_attr(key.to_owned(), value.clone());
+            }
+            if rec.error.is_none() {
+                rec.error = fields.error;
+            }
+        });
     }
 
-    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+    fn on_enter(&self, id: &Id, _ctx: Context<'_, S>) {
         if LIVE.load(Ordering::Relaxed) == 0 {
             return;
         }
-        let Some(s) = ctx.span(id) else { return };
-        let Some(scope) = s.extensions().get::<Recorded>().map(|r| r.scope.clone()) else {
+        let Some(scope) = self.recorded.with(id, |r| r.scope.clone()) else {
             return;
         };
         let previous = observe::replace_current_scope(Some(scope));
@@ -451,24 +487,23 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        if LIVE.load(Ordering::Relaxed) == 0 && PENDING.load(Ordering::Relaxed) == 0 {
-            return;
-        }
-        let Some(s) = ctx.span(&id) else { return };
-        let mut ext = s.extensions_mut();
-        // The usual case first: one type-map lookup for a recorded span.
-        let Some(rec) = ext.remove::<Recorded>() else {
-            if ext.remove::<Pending>().is_some() {
-                // Closed before any run started under it: nothing to record.
-                PENDING.fetch_sub(1, Ordering::Relaxed);
+        // The usual case first: one table lookup for a recorded span.
+        if LIVE.load(Ordering::Relaxed) > 0
+            && let Some(rec) = self.recorded.remove(&id)
+        {
+            LIVE.fetch_sub(1, Ordering::Relaxed);
+            match rec.error {
+                None => rec.span.end(SpanStatus::Ok),
+                Some(message) => rec.span.fail(&crux_runtime::Error::msg(message)),
             }
             return;
-        };
-        drop(ext);
-        LIVE.fetch_sub(1, Ordering::Relaxed);
-        match rec.error {
-            None => rec.span.end(SpanStatus::Ok),
-            Some(message) => rec.span.fail(&crux_runtime::Error::msg(message)),
+        }
+        if PENDING.load(Ordering::Relaxed) > 0
+            && let Some(s) = ctx.span(&id)
+            && s.extensions_mut().remove::<Pending>().is_some()
+        {
+            // Closed before any run started under it: nothing to record.
+            PENDING.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -481,8 +516,7 @@ where
         let explicit = event
             .parent()
             .filter(|_| LIVE.load(Ordering::Relaxed) > 0)
-            .and_then(|p| ctx.span(p));
-        let explicit = explicit.filter(|s| s.extensions().get::<Recorded>().is_some());
+            .and_then(|p| self.recorded.with(p, |r| r.scope.clone()));
         // Cheap exit outside a Crux span: no field is visited.
         if explicit.is_none() && !observe::in_span() {
             return;
@@ -497,21 +531,25 @@ where
             // The event's innermost `tracing` span holding a Crux span ends as `error`.
             if let Some(spans) = ctx.event_scope(event) {
                 for s in spans {
-                    if let Some(rec) = s.extensions_mut().get_mut::<Recorded>() {
+                    let found = self.recorded.with(&s.id(), |rec| {
                         if rec.error.is_none() {
                             rec.error =
                                 Some(fields.error.clone().unwrap_or_else(|| name.to_string()));
                         }
+                    });
+                    if found.is_some() {
                         break;
                     }
                 }
             }
         }
         match explicit {
-            Some(s) => {
-                if let Some(rec) = s.extensions().get::<Recorded>() {
-                    rec.span.event(name, fields.attributes);
-                }
+            // The parent's scope has its Crux span on top: made current just for the
+            // event, which then lands on that span (not recorded under the table's lock).
+            Some(scope) => {
+                let previous = observe::replace_current_scope(Some(scope));
+                observe::event(name, fields.attributes);
+                observe::replace_current_scope(previous);
             }
             None => observe::event(name, fields.attributes),
         }
@@ -559,87 +597,5 @@ where
             write!(writer, "crux.run_id={run_id} crux.trace_id={trace_id} ")?;
         }
         self.inner.format_event(ctx, writer, event)
-    }
-}
-
-struct Fields {
-    message: Option<String>,
-    primitive: Option<&'static str>,
-    error: Option<String>,
-    attributes: Attributes,
-}
-
-impl Fields {
-    fn new(meta: &'static Metadata<'static>) -> Self {
-        Self {
-            message: None,
-            primitive: None,
-            error: None,
-            attributes: Self::base(meta),
-        }
-    }
-
-    /// `level` and `target`, in one allocation sized for every field of the callsite too;
-    /// pushed without a key search (the list is empty, the two keys differ).
-    fn base(meta: &'static Metadata<'static>) -> Attributes {
-        let mut attributes = Attributes::with_capacity(2 + meta.fields().len());
-        attributes.push_new("level", meta.level().as_str());
-        attributes.push_new("target", meta.target());
-        attributes
-    }
-
-    /// For values recorded after a span started.
-    fn later() -> Self {
-        Self {
-            message: None,
-            primitive: None,
-            error: None,
-            attributes: Attributes::new(),
-        }
-    }
-
-    fn put(&mut self, field: &Field, value: AttrValue) {
-        self.attributes.set(field.name(), value);
-    }
-
-    fn text(&mut self, field: &Field, value: String) {
-        match field.name() {
-            "message" => self.message = Some(value),
-            PRIMITIVE_FIELD if taxonomy::canonical_primitive(&value).is_some() => {
-                self.primitive = taxonomy::canonical_primitive(&value);
-            }
-            "error" => {
-                self.error.get_or_insert_with(|| value.clone());
-                self.put(field, AttrValue::from(value));
-            }
-            _ => self.put(field, AttrValue::from(value)),
-        }
-    }
-}
-
-impl Visit for Fields {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.text(field, value.to_owned());
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field, AttrValue::Int(value));
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, AttrValue::from(value));
-    }
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.put(field, AttrValue::Float(value));
-    }
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        if value && field.name() == "error" {
-            self.error.get_or_insert_with(|| "error".to_owned());
-        }
-        self.put(field, AttrValue::Bool(value));
-    }
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.text(field, value.to_string());
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.text(field, format!("{value:?}"));
     }
 }

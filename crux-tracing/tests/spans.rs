@@ -590,3 +590,130 @@ fn a_span_with_an_explicit_parent_nests_under_that_parent() {
         "opened outside any context: not recorded"
     );
 }
+
+#[test]
+fn spans_without_field_values_or_with_empty_placeholders_record_level_and_target_each_time() {
+    let (observer, memory) = observer();
+    let subscriber = tracing_subscriber::registry().with(CruxLayer::new());
+    let (run_id, ()) = tracing::subscriber::with_default(subscriber, || {
+        run_in(&observer, "bare", async {
+            for _ in 0..3 {
+                tracing::info_span!("bare").in_scope(|| {
+                    tracing::warn_span!(target: "db", "query", rows = tracing::field::Empty)
+                        .in_scope(|| {
+                            tracing::Span::current().record("rows", 2u64);
+                        });
+                });
+            }
+            tracing::debug_span!("with field", n = 1u64).in_scope(|| ());
+        })
+    });
+    observer.flush_blocking(FlushOptions::FINAL);
+    let records = memory.records_of_run(run_id);
+    let starts = by_type(&records, "span:start");
+    let attrs_of = |name: &str| {
+        starts
+            .iter()
+            .filter(|s| s["name"] == name)
+            .map(|s| s["attributes"].clone())
+            .collect::<Vec<_>>()
+    };
+    let target = module_path!();
+    let bare = serde_json::json!({"level": "INFO", "target": target});
+    assert_eq!(attrs_of("bare"), vec![bare; 3]);
+    let query = serde_json::json!({"level": "WARN", "target": "db"});
+    assert_eq!(attrs_of("query"), vec![query; 3]);
+    let with_field = serde_json::json!({"level": "DEBUG", "target": target, "n": 1});
+    assert_eq!(attrs_of("with field"), vec![with_field]);
+    let query_ids: HashSet<_> = starts
+        .iter()
+        .filter(|s| s["name"] == "query")
+        .map(|s| s["spanId"].clone())
+        .collect();
+    let ends = by_type(&records, "span:end");
+    for end in ends.iter().filter(|e| query_ids.contains(&e["spanId"])) {
+        assert_eq!(end["attributes"], serde_json::json!({"rows": 2}));
+    }
+    assert_eq!(ends.len(), 7);
+}
+
+#[test]
+fn two_subscribers_with_equal_span_ids_keep_their_spans_apart() {
+    // Two fresh registries hand out the same first id: each layer keeps its own spans.
+    let (observer, memory) = observer();
+    let first = tracing::Dispatch::new(tracing_subscriber::registry().with(CruxLayer::new()));
+    let second = tracing::Dispatch::new(tracing_subscriber::registry().with(CruxLayer::new()));
+    let (run_id, ()) = run_in(&observer, "two", async {
+        let a = tracing::dispatcher::with_default(&first, || tracing::info_span!("a"));
+        tracing::dispatcher::with_default(&second, || {
+            let b = tracing::info_span!("b");
+            assert_eq!(
+                b.id(),
+                a.id(),
+                "the registries should reuse the same first id"
+            );
+            b.in_scope(|| tracing::info!("in b"));
+        });
+        tracing::dispatcher::with_default(&first, || a.in_scope(|| tracing::info!("in a")));
+        drop(a);
+    });
+    observer.flush_blocking(FlushOptions::FINAL);
+    let records = memory.records_of_run(run_id);
+    let (a, b) = (start_named(&records, "a"), start_named(&records, "b"));
+    assert_eq!(a["parentSpanId"], b["parentSpanId"]);
+    let events = by_type(&records, "span:event");
+    let on = |name: &str| events.iter().find(|e| e["name"] == name).unwrap()["spanId"].clone();
+    assert_eq!(on("in a"), a["spanId"]);
+    assert_eq!(on("in b"), b["spanId"]);
+    let ends = by_type(&records, "span:end");
+    assert_eq!(ends.len(), 2);
+    assert!(ends.iter().all(|e| e["status"] == "ok"), "{ends:#?}");
+}
+
+#[test]
+fn replacing_the_layer_ends_its_open_spans_as_dropped_and_records_later_ones() {
+    let (observer, memory) = observer();
+    let (layer, handle) = tracing_subscriber::reload::Layer::new(CruxLayer::new());
+    let subscriber = tracing_subscriber::registry().with(layer);
+    let (run_id, ()) = tracing::subscriber::with_default(subscriber, || {
+        run_in(&observer, "reload", async {
+            let open = tracing::info_span!("open across the swap");
+            handle
+                .modify(|l| *l = l.clone().with_max_level(tracing::Level::INFO))
+                .unwrap();
+            drop(open);
+            tracing::info_span!("after the swap").in_scope(|| {
+                tracing::info!("inside");
+                tracing::debug_span!("below the level").in_scope(|| ());
+            });
+        })
+    });
+    observer.flush_blocking(FlushOptions::FINAL);
+    let records = memory.records_of_run(run_id);
+    let end_of = |name: &str| {
+        let id = start_named(&records, name)["spanId"].clone();
+        by_type(&records, "span:end")
+            .into_iter()
+            .find(|e| e["spanId"] == id)
+            .unwrap_or_else(|| panic!("{name}: no span:end"))
+    };
+    let dropped = end_of("open across the swap");
+    assert_eq!(dropped["status"], "cancelled");
+    assert_eq!(dropped["attributes"]["crux.dropped"], true);
+    assert_eq!(end_of("after the swap")["status"], "ok");
+    let events = by_type(&records, "span:event");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["name"], "inside");
+    assert_eq!(
+        events[0]["spanId"],
+        start_named(&records, "after the swap")["spanId"]
+    );
+    let names: Vec<_> = by_type(&records, "span:start")
+        .iter()
+        .map(|s| s["name"].clone())
+        .collect();
+    assert!(
+        !names.contains(&Value::from("below the level")),
+        "{names:?}"
+    );
+}
