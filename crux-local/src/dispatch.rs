@@ -278,8 +278,8 @@ impl EnvelopeText {
 }
 
 /// Takes `__crux` out of the call and decodes it strictly; a bad envelope is dropped with
-/// the reason. Text beside the args is decoded with `Envelope::decode_str`, which applies
-/// the same rules with the same errors as the `Value` decoder.
+/// the reason. Text beside the args is decoded with `Envelope::decode_str_boxed` (built in
+/// the box the callee keeps), with the same rules and errors as the `Value` decoder.
 fn split_envelope(
     args: &mut Value,
     text: Option<EnvelopeText>,

@@ -797,6 +797,27 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_reader_fills_an_envelope_that_already_holds_one_from_scratch() {
+        let fresh = |text: &str| by_reader(text);
+        let full = by_reader(&canonical()).expect("the canonical text is read");
+        // Read into the filled envelope: nothing of the first survives a bare `{"v":1}`.
+        let mut out = full.clone();
+        assert_eq!(read::envelope(r#"{"v":1}"#, &mut out), Some(()));
+        assert_eq!(out, Envelope::new(None));
+        // And reading the full text again into it is not a duplicate key.
+        assert_eq!(read::envelope(&canonical(), &mut out), Some(()));
+        assert_eq!(Some(out.clone()), fresh(&canonical()));
+        // Text the reader gives up on, then serde's typed path, into the same envelope:
+        // the result is what a fresh envelope gets.
+        let escaped = canonical().replace("plan research", "plan \\u0072esearch");
+        assert!(read::envelope(&escaped, &mut out).is_none());
+        assert!(decode_fast(&escaped, &mut out));
+        let mut from_fresh = Envelope::new(None);
+        assert!(decode_fast(&escaped, &mut from_fresh));
+        assert_eq!(out, from_fresh);
+    }
+
     fn canonical() -> String {
         format!(r#"{{"v":1,"observability":{{{CONTEXT}}},"boundary":{{{BOUNDARY}}}}}"#)
     }
@@ -906,6 +927,8 @@ mod tests {
             assert!(!agrees(case), "{case}");
             // The strict decoder decides, as it would have without the reader.
             assert_eq!(Envelope::decode_str(case), without_reader(case), "{case}");
+            let boxed = Envelope::decode_str_boxed(case).map(|b| *b);
+            assert_eq!(boxed, without_reader(case), "boxed: {case}");
         }
         // An escaped id is valid JSON for the same id: the reader leaves it to serde.
         let escaped = &cases[4];
