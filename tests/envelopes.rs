@@ -44,7 +44,7 @@ impl spoofing {
     pub async fn handler(
         ctx: &ActionCtx,
         args: crux::function::NoArgs,
-        __crux: Option<crux::envelope::Envelope>,
+        __crux: Option<Box<crux::envelope::Envelope>>,
     ) -> crux::Result<()> {
         let _ = args;
         crux::__private::invoke(ctx, __crux, &<spoofing as Function>::METADATA, async move {
@@ -81,7 +81,7 @@ impl Function for spoofing {
     fn call(
         ctx: &ActionCtx,
         args: Self::Args,
-        envelope: Option<crux::envelope::Envelope>,
+        envelope: Option<Box<crux::envelope::Envelope>>,
     ) -> crux::function::BoxFuture<'_, crux::Result<()>> {
         Box::pin(Self::handler(ctx, args, envelope))
     }

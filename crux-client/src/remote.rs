@@ -171,7 +171,9 @@ where
     /// Bounded by the client's timeout or the calling function's remaining time, the
     /// nearer, as a local callee inherits its caller's deadline. The reply's `logLines`
     /// join the caller's, as a local callee's lines do.
-    async fn call(&self, via: Via<'_>, args: A, envelope: Option<Envelope>) -> Result<O> {
+    async fn call(&self, via: Via<'_>, args: A, envelope: Option<Box<Envelope>>) -> Result<O> {
+        // Unboxed here: the request's own work dwarfs one copy.
+        let envelope = envelope.map(|envelope| *envelope);
         let remaining = via.remaining();
         let log_lines = via.log_lines();
         if remaining < self.client.timeout() {
@@ -205,7 +207,13 @@ impl Client {
         Hop::action(label, f.path)
             .to_deployment(Some(self.url()))
             .call(&observe::current_observer(), |envelope| {
-                self.typed(FunctionKind::Action, f.path, &args, envelope, None)
+                self.typed(
+                    FunctionKind::Action,
+                    f.path,
+                    &args,
+                    envelope.map(|e| *e),
+                    None,
+                )
             })
             .await
     }
@@ -256,7 +264,7 @@ impl Client {
         Hop::nested(label, primitive, path)
             .to_deployment(Some(self.url()))
             .call(&observe::current_observer(), |envelope| {
-                self.typed(kind, path, &args, envelope, None)
+                self.typed(kind, path, &args, envelope.map(|e| *e), None)
             })
             .await
     }

@@ -129,13 +129,14 @@ pub trait Callee<C>: Send + Sync {
         None
     }
 
-    /// Makes the call with `envelope` as the callee's `__crux` argument. `via` reaches
-    /// this deployment (what a local function needs); a remote callee ignores it.
+    /// Makes the call with `envelope` (boxed, as the hop keeps it) as the callee's `__crux`
+    /// argument. `via` reaches this deployment (what a local function needs); a remote
+    /// callee ignores it.
     fn call(
         &self,
         via: Via<'_>,
         args: Self::Args,
-        envelope: Option<Envelope>,
+        envelope: Option<Box<Envelope>>,
     ) -> impl Future<Output = Result<Self::Output>> + Send;
 }
 
@@ -173,9 +174,9 @@ impl<'a> Via<'a> {
     fn local<F: Function>(
         self,
         args: F::Args,
-        envelope: Option<Envelope>,
+        envelope: Option<Box<Envelope>>,
     ) -> impl Future<Output = Result<F::Output>> + Send + 'a {
-        let text = envelope.as_ref().map(EnvelopeText::encode);
+        let text = envelope.as_deref().map(EnvelopeText::encode);
         drop(envelope);
         async move {
             let core = self.core;
@@ -210,7 +211,7 @@ impl<F: Function> Callee<F::Context> for F {
         &self,
         via: Via<'_>,
         args: F::Args,
-        envelope: Option<Envelope>,
+        envelope: Option<Box<Envelope>>,
     ) -> impl Future<Output = Result<F::Output>> + Send {
         via.local::<F>(args, envelope)
     }

@@ -139,7 +139,9 @@ fn kind_name(kind: FunctionKind) -> &'static str {
 pub struct Call {
     pub(crate) deployment: Deployment,
     pub(crate) txn: Option<Arc<Transaction>>,
-    pub(crate) envelope: Option<Envelope>,
+    /// Boxed once, where it is decoded: it moves through several futures before the
+    /// handler's boundary takes it apart.
+    pub(crate) envelope: Option<Box<Envelope>>,
     pub(crate) invocation: Invocation,
     /// How many calls deep this one is (0: a client's or the scheduler's).
     pub(crate) depth: u32,
@@ -276,15 +278,15 @@ impl EnvelopeText {
 }
 
 /// Takes `__crux` out of the call and decodes it strictly; a bad envelope is dropped with
-/// the reason. Text beside the args is decoded with `Envelope::decode_str`, which applies
-/// the same rules with the same errors as the `Value` decoder.
+/// the reason. Text beside the args is decoded with `Envelope::decode_str_boxed` (built in
+/// the box the callee keeps), with the same rules and errors as the `Value` decoder.
 fn split_envelope(
     args: &mut Value,
     text: Option<EnvelopeText>,
-) -> (Option<Envelope>, Option<String>) {
+) -> (Option<Box<Envelope>>, Option<String>) {
     let decoded = match text {
-        Some(EnvelopeText(text)) => Some(Envelope::decode_str(&text)),
-        None => take_envelope(args).transpose(),
+        Some(EnvelopeText(text)) => Some(Envelope::decode_str_boxed(&text)),
+        None => take_envelope(args).transpose().map(|r| r.map(Box::new)),
     };
     match decoded {
         None => (None, None),

@@ -36,7 +36,7 @@ fn host_of<C: 'static>(ctx: &C) -> Option<&Host> {
 /// kept here) and leaves the boundary protocol to one non-generic future, compiled once.
 pub async fn invoke<C, T, Fut>(
     ctx: &C,
-    envelope: Option<Envelope>,
+    envelope: Option<Box<Envelope>>,
     metadata: &'static Metadata,
     body: Fut,
 ) -> Result<T>
@@ -67,7 +67,7 @@ where
 /// Without a host (a context of another type) the body just runs.
 async fn invoke_erased(
     host: Option<&Host>,
-    envelope: Option<Envelope>,
+    envelope: Option<Box<Envelope>>,
     metadata: &'static Metadata,
     body: Pin<&mut (dyn Future<Output = Result<()>> + Send + '_)>,
 ) -> Result<()> {

@@ -129,7 +129,7 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
     };
     let boxed = quote_spanned!(ret.span()=> ::std::boxed::Box::pin(Self::handler(#call_args)));
     let call = quote! {
-        fn call(ctx: &Self::Context, #args_param: Self::Args, envelope: ::core::option::Option<#rt::Envelope>) -> #rt::BoxFuture<'_, #krate::Result<Self::Output>> {
+        fn call(ctx: &Self::Context, #args_param: Self::Args, envelope: ::core::option::Option<::std::boxed::Box<#rt::Envelope>>) -> #rt::BoxFuture<'_, #krate::Result<Self::Output>> {
             #boxed
         }
     };
@@ -158,7 +158,7 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
             #(#attrs)*
             #handler_docs
             #(#lifted)*
-            #vis #asyncness #fn_token #handler_ident(#(#inputs,)* __crux: ::core::option::Option<#p::Envelope>) -> #result_ty {
+            #vis #asyncness #fn_token #handler_ident(#(#inputs,)* __crux: ::core::option::Option<::std::boxed::Box<#p::Envelope>>) -> #result_ty {
                 #invoke
             }
         }

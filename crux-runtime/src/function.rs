@@ -100,11 +100,12 @@ pub trait Function: Copy + Send + Sync + 'static {
     /// The canonical Convex path, computed once.
     fn path() -> &'static str;
 
-    /// Runs the handler; `envelope` is the decoded hidden `__crux` argument.
+    /// Runs the handler; `envelope` is the decoded hidden `__crux` argument (boxed: it is
+    /// about 400 bytes, and moves through several futures before the handler reads it).
     fn call(
         ctx: &Self::Context,
         args: Self::Args,
-        envelope: Option<Envelope>,
+        envelope: Option<Box<Envelope>>,
     ) -> BoxFuture<'_, Result<Self::Output>>;
 }
 

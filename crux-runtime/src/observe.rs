@@ -668,16 +668,8 @@ pub fn span(name: impl Into<Cow<'static, str>>, primitive: &'static str) -> Span
 /// Records a `span:event` on the current span (nothing outside any span).
 pub fn event(name: impl Into<Cow<'static, str>>, attributes: Attributes) {
     context::with_current(|s| {
-        if let Some(s) = s
-            && let Some(id) = s.current_span_id()
-        {
-            s.segment.emit(Body::SpanEvent {
-                span_id: id,
-                event_id: crate::ids::EventId::generate(),
-                name: name.into(),
-                timestamp: Timestamp::now(),
-                attributes,
-            });
+        if let Some(s) = s {
+            s.event(name, attributes);
         }
     });
 }
@@ -689,6 +681,20 @@ pub fn current_traceparent() -> Option<TraceParent> {
 }
 
 impl Scope {
+    /// Records a `span:event` on this scope's innermost span (nothing when none is open),
+    /// as [`event`] does for the current scope, without making this one current first.
+    pub(crate) fn event(&self, name: impl Into<Cow<'static, str>>, attributes: Attributes) {
+        if let Some(id) = self.current_span_id() {
+            self.segment.emit(Body::SpanEvent {
+                span_id: id,
+                event_id: crate::ids::EventId::generate(),
+                name: name.into(),
+                timestamp: Timestamp::now(),
+                attributes,
+            });
+        }
+    }
+
     /// The W3C `traceparent` naming this scope's innermost span (the run's own span,
     /// [`RunId::root_span_id`], when no span is open), sampled.
     pub fn traceparent(&self) -> TraceParent {

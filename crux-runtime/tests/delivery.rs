@@ -1134,3 +1134,97 @@ fn two_observers_whose_prompt_sinks_flush_each_other_do_not_deadlock() {
         assert_eq!(stats.accepted, 20 + 2 * runs);
     }
 }
+
+/// Plain spans and spans with attributes or metrics, mixed: below capacity every record
+/// arrives in segment order; over it, the oldest records are the ones dropped, whatever
+/// their shape, and the counters add up. (Kept from the compact-entries experiment, whose
+/// queue held the two shapes in two lists.)
+#[test]
+fn plain_and_extra_span_records_keep_their_order_and_the_bound_drops_the_oldest() {
+    /// Records 12 spans of three shapes (24 records): start and end compact; start full
+    /// (an attribute), end compact; start compact, end full (a metric).
+    fn mixed(run: &crux_runtime::run::Run) {
+        let scope = run.scope();
+        for i in 0..12 {
+            let mut builder = scope.span(format!("span {i}"), "tool.call");
+            if i % 3 == 1 {
+                builder = builder.attr("k", i as i64);
+            }
+            let mut span = builder.start();
+            if i % 3 == 2 {
+                span.set_metric("inputTokens", i as f64).unwrap();
+            }
+            span.end(SpanStatus::Ok);
+        }
+    }
+    /// `(segmentSeq, type, name or span id's owner)` of each record after `run:start`.
+    fn shape(records: &[serde_json::Value]) -> Vec<(u64, String, bool)> {
+        records
+            .iter()
+            .map(|r| {
+                (
+                    r["segmentSeq"].as_u64().unwrap(),
+                    r["type"].as_str().unwrap().to_owned(),
+                    r.get("attributes").is_some() || r.get("metrics").is_some(),
+                )
+            })
+            .collect()
+    }
+    let expected: Vec<(u64, String, bool)> = (0..12u64)
+        .flat_map(|i| {
+            [
+                (2 + 2 * i, "span:start".to_owned(), i % 3 == 1),
+                (3 + 2 * i, "span:end".to_owned(), i % 3 == 2),
+            ]
+        })
+        .collect();
+
+    // Below capacity: all 24, in order, the full ones carrying their extras.
+    let memory = Memory::new();
+    let o = Observer::builder().sink(memory.clone()).build();
+    let run = o.open_run(RunOptions::new("r", "agent.run"));
+    mixed(&run);
+    assert_eq!(
+        o.flush_blocking(FlushOptions::BOUNDARY).status,
+        FlushStatus::Drained
+    );
+    let records = memory.records();
+    assert_eq!(records[0]["type"], "run:start");
+    assert_eq!(shape(&records[1..]), expected);
+    let names: Vec<&str> = records[1..]
+        .iter()
+        .filter(|r| r["type"] == "span:start")
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        (0..12).map(|i| format!("span {i}")).collect::<Vec<_>>()
+    );
+    drop(run);
+
+    // Capacity 10 behind a sink hung on `run:start`: the newest 10 of the 24 survive.
+    let hung = Hung::default();
+    let memory = Memory::new();
+    let o = Observer::builder()
+        .sink(hung.clone())
+        .sink(memory.clone())
+        .capacity(10)
+        .build();
+    let run = o.open_run(RunOptions::new("r", "agent.run"));
+    while !hung.entered.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    mixed(&run);
+    hung.release();
+    assert_eq!(
+        o.flush_blocking(FlushOptions::BOUNDARY).status,
+        FlushStatus::Drained
+    );
+    let records = memory.records();
+    assert_eq!(records[0]["type"], "run:start");
+    assert_eq!(shape(&records[1..]), expected[14..].to_vec());
+    let stats = o.stats();
+    assert_eq!((stats.accepted, stats.dropped), (25, 14), "{stats:?}");
+    assert_eq!(stats.delivered, 11, "{stats:?}");
+    drop(run);
+}

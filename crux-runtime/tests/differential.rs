@@ -207,6 +207,9 @@ fn envelope_decode_str_agrees_with_decode_on_generated_inputs() {
         let by_value = Envelope::decode(&parsed);
         let by_text = Envelope::decode_str(&text);
         assert_eq!(by_text, by_value, "input #{i}: {text:.2000}");
+        // The boxed entry point (crux-local's) reads the same way, also when it falls back.
+        let boxed = Envelope::decode_str_boxed(&text).map(|b| *b);
+        assert_eq!(boxed, by_value, "input #{i}, boxed: {text:.2000}");
         accepted += by_value.is_ok() as usize;
     }
     // The generator reaches both sides of the rule.
@@ -218,7 +221,8 @@ fn envelope_decode_str_rejects_non_objects_like_decode() {
     for text in ["[1]", "[1,null,null]", "1", "\"x\"", "null", "[]"] {
         let value: Value = serde_json::from_str(text).unwrap();
         let expected = Envelope::decode(&value).unwrap_err();
-        assert_eq!(Envelope::decode_str(text), Err(expected), "{text}");
+        assert_eq!(Envelope::decode_str(text), Err(expected.clone()), "{text}");
+        assert_eq!(Envelope::decode_str_boxed(text).map(|b| *b), Err(expected));
     }
     // Nested objects too: a context or boundary written as an array is refused.
     let mut g = Gen(7);
@@ -242,6 +246,10 @@ fn envelope_decode_str_rejects_non_objects_like_decode() {
     let text = v.to_string();
     assert!(Envelope::decode_str(&text).is_err(), "{text}");
     assert_eq!(Envelope::decode_str(&text), Envelope::decode(&v));
+    assert_eq!(
+        Envelope::decode_str_boxed(&text).map(|b| *b),
+        Envelope::decode(&v)
+    );
 }
 
 fn carrier_seed(g: &mut Gen) -> Value {

@@ -46,9 +46,9 @@ pub(super) fn attributes_of(
         BoundaryKind::Action => "action",
         BoundaryKind::Schedule => "schedule",
     };
-    // Fixed, distinct keys: pushed without a search. Room for the acknowledgement's
-    // `status` and `error` too.
-    let mut attrs = Attributes::with_capacity(9);
+    // Fixed, distinct keys: pushed without a search, into a list of exactly their number
+    // (an acknowledgement's `status` and `error` go to the frozen set's own list).
+    let mut attrs = Attributes::with_capacity(6 + usize::from(lease.is_some()));
     // Ids as ids: written as their hex text when the record is, not on every hop.
     attrs.push_new("boundaryId", boundary.id);
     attrs.push_new("boundarySpanId", boundary.span_id);

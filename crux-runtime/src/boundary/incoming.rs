@@ -28,10 +28,10 @@ use crate::Result;
 use crate::attributes::Attributes;
 use crate::carrier::TraceParent;
 use crate::clock::Timestamp;
-use crate::envelope::{Boundary, Correlators, Envelope, EnvelopeError};
+use crate::envelope::{Correlators, Envelope, EnvelopeError};
 use crate::function::{FunctionKind, Metadata, Visibility};
 use crate::ids::SpanId;
-use crate::observe::{self, FlushOptions, Observer, RunOptions, RunStatus, Scope, SpanStatus};
+use crate::observe::{FlushOptions, Observer, RunOptions, RunStatus, Scope, SpanStatus};
 use crate::record::EdgeEnd;
 use crate::wire::{MAX_ERROR_MESSAGE, MAX_WARNING_REASON, cap_text};
 
@@ -77,9 +77,12 @@ pub fn take_envelope(args: &mut Value) -> std::result::Result<Option<Envelope>, 
 /// records the acknowledgements, and ends actions with the bounded final flush. Returns
 /// the body's result unchanged; a panic in the body is returned as an error naming the
 /// function ([`CatchPanic`]) and recorded as one.
+///
+/// The envelope comes boxed, as the host decoded it: it is about 400 bytes, and this
+/// future and the host's around it would otherwise each carry a copy.
 pub async fn receive<T, Fut>(
     observer: &Observer,
-    envelope: Option<Envelope>,
+    envelope: Option<Box<Envelope>>,
     metadata: &'static Metadata,
     incoming: &Incoming,
     body: Fut,
@@ -88,19 +91,16 @@ where
     Fut: Future<Output = Result<T>>,
 {
     let body = CatchPanic::of(metadata, body);
-    let (context, boundary) = match envelope {
-        Some(Envelope {
-            observability: Some(context),
-            boundary,
-            ..
-        }) => (Some(context), boundary),
-        _ => (None, None),
-    };
-    let result = match (context, metadata.kind) {
-        (Some(context), _) => {
-            let scope = observer.continue_context(&context);
-            continue_run(&scope, boundary, body).await
-        }
+    // The caller's context is read where it lies in the box, and the boundary becomes its
+    // attribute set at once: only the scope and the set (a few words) move into the
+    // futures below, not the envelope's fields.
+    let continued = envelope.and_then(|mut envelope| {
+        let scope = observer.continue_context(envelope.observability.as_ref()?);
+        let acknowledged = envelope.boundary.take().map(into_boundary_attributes);
+        Some((scope, acknowledged))
+    });
+    let result = match (continued, metadata.kind) {
+        (Some((scope, acknowledged)), _) => continue_run(&scope, acknowledged, body).await,
         (None, FunctionKind::Action) => open_run(observer, metadata, incoming, body).await,
         (None, _) => {
             if let Some(reason) = &incoming.rejected_envelope {
@@ -123,17 +123,18 @@ where
     result
 }
 
-/// Runs the body in the caller's run, acknowledging the boundary on both sides of it.
+/// Runs the body in the caller's run, acknowledging the boundary (whose attributes are
+/// `acknowledged`) on both sides of it.
 async fn continue_run<T>(
     scope: &Scope,
-    boundary: Option<Boundary>,
+    acknowledged: Option<Attributes>,
     body: impl Future<Output = Result<T>>,
 ) -> Result<T> {
-    let Some(boundary) = boundary else {
+    let Some(attrs) = acknowledged else {
         return scope.in_scope(body).await;
     };
     // One set for both acknowledgements: `completed`/`failed` add to what `received` holds.
-    let mut attrs = into_boundary_attributes(boundary).freeze();
+    let mut attrs = attrs.freeze();
     acknowledge(scope, events::RECEIVED, attrs.clone());
     let result = scope.in_scope(body).await;
     // `status` and `error` are not boundary keys: added without a search.
@@ -157,10 +158,10 @@ async fn continue_run<T>(
     result
 }
 
-/// Records a boundary event on the scope's innermost span: the caller's boundary span.
+/// Records a boundary event on the scope's innermost span: the caller's boundary span
+/// (directly: the scope is not made current just to record one event).
 fn acknowledge(scope: &Scope, name: &'static str, attrs: Attributes) {
-    let _entered = scope.enter();
-    observe::event(name, attrs);
+    scope.event(name, attrs);
 }
 
 /// Attribute keys the boundary owns; the macro rejects them at compile time, and a

@@ -5,8 +5,11 @@ use super::attributes::{
 };
 use super::events;
 use crate::Result;
+use crate::attributes::Attributes;
+use crate::context::{self, Scope};
 use crate::delivery::FlushOptions;
-use crate::envelope::{Boundary, BoundaryKind, Envelope, WireContext};
+use crate::envelope::{Boundary, BoundaryKind, Envelope, MAX_SPAN_STACK, WireContext};
+use crate::ids::SpanId;
 use crate::observe::{self, Observer, Span, SpanStatus};
 
 /// One call from the current context to another function, as the caller records it.
@@ -41,29 +44,23 @@ impl Hop {
     /// context the hop records nothing and sends a bare `{v: 1}` envelope.
     pub fn action(label: &'static str, path: &'static str) -> Hop {
         let span = observe::span(span_name(label, path), "runtime.convex.action")
-            .attr("functionRef", path)
-            .attr("boundary", "convex.action")
-            .attr("presentation", presentation())
+            .attrs(span_attributes(path, Some("convex.action")))
             .start();
-        let (Some(scope), Some(span_id)) = (span.scope(), span.id()) else {
+        // The envelope is built in its box from the scope the span started under (the
+        // current one): no pushed scope is built only to be read and dropped, and no
+        // context or boundary is copied on the way into the box.
+        let envelope = span.id().and_then(|id| {
+            context::with_current(|parent| Some(action_envelope(parent?, id, label, path)))
+        });
+        let Some(boundary) = envelope.as_ref().and_then(|e| e.boundary.as_ref()) else {
             return Hop {
                 span,
                 envelope: Some(Box::new(Envelope::new(None))),
                 flushes: true,
             };
         };
-        let captured = scope.wire_context();
-        let boundary = Boundary {
-            id: span_id,
-            span_id,
-            kind: BoundaryKind::Action,
-            label: wire_label(label, path),
-            function_ref: path.into(),
-            parent_span_stack: captured.span_stack.clone(),
-            lease_expires_at: Some(lease_expiry()),
-        };
         let requested = attributes_of(
-            &boundary,
+            boundary,
             label.into(),
             path.into(),
             boundary.parent_span_stack.clone(),
@@ -72,11 +69,7 @@ impl Hop {
         span.event(events::REQUESTED, requested);
         Hop {
             span,
-            envelope: Some(Box::new(Envelope {
-                v: 1,
-                observability: Some(captured),
-                boundary: Some(boundary),
-            })),
+            envelope,
             flushes: true,
         }
     }
@@ -86,8 +79,7 @@ impl Hop {
     /// does not flush: queries and mutations do no network I/O on Convex).
     pub fn nested(label: &'static str, primitive: &'static str, path: &'static str) -> Hop {
         let span = observe::span(span_name(label, path), primitive)
-            .attr("functionRef", path)
-            .attr("presentation", presentation())
+            .attrs(span_attributes(path, None))
             .start();
         let envelope = span
             .scope()
@@ -112,11 +104,12 @@ impl Hop {
     /// action boundary a bounded flush of `observer` first (so the boundary's records are
     /// out before the callee runs), then `call` with the envelope to send as `__crux`, the
     /// span ended as the reply says, and for an action boundary a second flush. The
-    /// reply comes back unchanged; a flush never changes it.
+    /// reply comes back unchanged; a flush never changes it. The envelope is handed over
+    /// in the box the hop keeps it in (about 400 bytes: not copied into each future).
     pub async fn call<T, F>(
         mut self,
         observer: &Observer,
-        call: impl FnOnce(Option<Envelope>) -> F,
+        call: impl FnOnce(Option<Box<Envelope>>) -> F,
     ) -> Result<T>
     where
         F: std::future::Future<Output = Result<T>>,
@@ -124,7 +117,7 @@ impl Hop {
         if self.flushes {
             observer.flush(FlushOptions::BOUNDARY).await;
         }
-        let envelope = self.envelope();
+        let envelope = self.envelope.take();
         let result = call(envelope).await;
         let flushes = self.flushes;
         self.end(&result);
@@ -158,6 +151,55 @@ impl Hop {
             Err(err) => self.span.fail(err),
         }
     }
+}
+
+/// The start attributes of a hop's span (`boundary` for an action's), as one list of
+/// their exact number: handed to the span builder whole, without a search per key.
+fn span_attributes(path: &'static str, boundary: Option<&'static str>) -> Attributes {
+    let mut attrs = Attributes::with_capacity(2 + usize::from(boundary.is_some()));
+    attrs.push_new("functionRef", path);
+    if let Some(boundary) = boundary {
+        attrs.push_new("boundary", boundary);
+    }
+    attrs.push_new("presentation", presentation());
+    attrs
+}
+
+/// The envelope of an action boundary whose span `id` started under `parent`: the span's
+/// context and the boundary on it.
+fn action_envelope(
+    parent: &Scope,
+    id: SpanId,
+    label: &'static str,
+    path: &'static str,
+) -> Box<Envelope> {
+    let captured = pushed_wire_context(parent, id);
+    let parent_span_stack = captured.span_stack.clone();
+    Box::new(Envelope {
+        v: 1,
+        observability: Some(captured),
+        boundary: Some(Boundary {
+            id,
+            span_id: id,
+            kind: BoundaryKind::Action,
+            label: wire_label(label, path),
+            function_ref: path.into(),
+            parent_span_stack,
+            lease_expires_at: Some(lease_expiry()),
+        }),
+    })
+}
+
+/// The wire context of a span `id` started under `parent`: what the span's own scope
+/// (`parent` with `id` pushed) gives as [`Scope::wire_context`], without building it.
+fn pushed_wire_context(parent: &Scope, id: SpanId) -> WireContext {
+    let mut wire = parent.wire_context();
+    wire.span_stack.push(id);
+    // As `wire_context` keeps them: the innermost ids a receiver accepts.
+    let outer = wire.span_stack.len().saturating_sub(MAX_SPAN_STACK);
+    wire.span_stack.drain(..outer);
+    wire.current_span_id = Some(id);
+    wire
 }
 
 /// The envelope of a scheduled continuation: `continuation`'s context plus a `schedule`
@@ -209,4 +251,41 @@ pub fn schedule_span(label: &'static str, path: &'static str, delay_ms: u64) -> 
         .attr("delayMs", delay_ms)
         .attr("presentation", presentation())
         .start()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::RunOptions;
+
+    #[test]
+    fn pushed_wire_context_is_the_pushed_scopes_at_every_depth() {
+        let observer = Observer::builder().build();
+        let run = observer.open_run(RunOptions::new("hops", "agent.run"));
+        let mut parent = run.scope();
+        // Past MAX_SPAN_STACK: the outermost ids are cut the same way.
+        for _ in 0..MAX_SPAN_STACK + 3 {
+            let id = SpanId::generate();
+            let expected = parent.push(id).wire_context();
+            assert_eq!(pushed_wire_context(&parent, id), expected);
+            assert!(expected.span_stack.len() <= MAX_SPAN_STACK);
+            parent = parent.push(id);
+        }
+    }
+
+    #[test]
+    fn span_attributes_are_the_builders_in_the_same_order() {
+        let built = Attributes::new()
+            .with("functionRef", "research:plan")
+            .with("boundary", "convex.action")
+            .with("presentation", presentation());
+        assert_eq!(
+            span_attributes("research:plan", Some("convex.action")),
+            built
+        );
+        let nested = Attributes::new()
+            .with("functionRef", "research:plan")
+            .with("presentation", presentation());
+        assert_eq!(span_attributes("research:plan", None), nested);
+    }
 }

@@ -118,15 +118,19 @@ struct RawBoundary<'a> {
     lease_expires_at: Option<Cow<'a, str>>,
 }
 
-/// `Some` only for input the strict decoder accepts with the same result.
+/// Decodes `text` into `out` and returns `true` only for input the strict decoder accepts
+/// with the same result; on `false`, `out` holds nothing of use.
 ///
-/// Inlined (one caller), like the reader's entry point: the envelope (about 400 bytes) is
-/// then built where the caller keeps it instead of copied out of each return.
+/// Inlined, like the reader's entry point: the envelope (about 400 bytes) is filled in
+/// where the caller keeps it (in its box, for a boxed decode) instead of copied out of
+/// each return.
 #[inline]
-pub(super) fn decode_fast(text: &str) -> Option<Envelope> {
-    if let Some(envelope) = read::envelope(text) {
-        return Some(envelope);
-    }
+pub(super) fn decode_fast(text: &str, out: &mut Envelope) -> bool {
+    read::envelope(text, out).is_some() || decode_typed(text, out).is_some()
+}
+
+/// The typed serde path of [`decode_fast`], for text the reader gave up on.
+fn decode_typed(text: &str, out: &mut Envelope) -> Option<()> {
     let raw = serde_json::from_str::<Obj<RawEnvelope<'_>>>(text).ok()?.0;
     if raw.v != ENVELOPE_VERSION {
         return None;
@@ -139,11 +143,12 @@ pub(super) fn decode_fast(text: &str) -> Option<Envelope> {
         Some(Obj(b)) => Some(boundary(b)?),
         None => None,
     };
-    Some(Envelope {
+    *out = Envelope {
         v: 1,
         observability,
         boundary,
-    })
+    };
+    Some(())
 }
 
 /// The position of the first quote, backslash or control character in `bytes` (the
@@ -722,25 +727,25 @@ mod read {
         }
     }
 
-    /// The envelope of `text`, or `None` when this reader gives up.
+    /// The envelope of `text`, read into `out` (its context and boundary written where
+    /// `out` lies), or `None` when this reader gives up (then `out` holds nothing of use).
     #[inline]
-    pub(super) fn envelope(text: &str) -> Option<Envelope> {
+    pub(super) fn envelope(text: &str, out: &mut Envelope) -> Option<()> {
         let mut r = Reader { text, at: 0 };
-        let (mut v, mut observability, mut boundary) = (None, None, None);
+        let mut v = None;
+        out.v = ENVELOPE_VERSION as u32;
+        out.observability = None;
+        out.boundary = None;
         r.object(&["v", "observability", "boundary"], |r, key| match key {
             0 => once(&mut v, r.number()?),
-            1 => once(&mut observability, r.context()?),
-            _ => once(&mut boundary, r.boundary()?),
+            1 => once(&mut out.observability, r.context()?),
+            _ => once(&mut out.boundary, r.boundary()?),
         })?;
         // Only whitespace may follow, as for `serde_json::from_str`.
         if r.byte().is_some() || v? != ENVELOPE_VERSION {
             return None;
         }
-        Some(Envelope {
-            v: 1,
-            observability,
-            boundary,
-        })
+        Some(())
     }
 }
 
@@ -792,6 +797,27 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_reader_fills_an_envelope_that_already_holds_one_from_scratch() {
+        let fresh = |text: &str| by_reader(text);
+        let full = by_reader(&canonical()).expect("the canonical text is read");
+        // Read into the filled envelope: nothing of the first survives a bare `{"v":1}`.
+        let mut out = full.clone();
+        assert_eq!(read::envelope(r#"{"v":1}"#, &mut out), Some(()));
+        assert_eq!(out, Envelope::new(None));
+        // And reading the full text again into it is not a duplicate key.
+        assert_eq!(read::envelope(&canonical(), &mut out), Some(()));
+        assert_eq!(Some(out.clone()), fresh(&canonical()));
+        // Text the reader gives up on, then serde's typed path, into the same envelope:
+        // the result is what a fresh envelope gets.
+        let escaped = canonical().replace("plan research", "plan \\u0072esearch");
+        assert!(read::envelope(&escaped, &mut out).is_none());
+        assert!(decode_fast(&escaped, &mut out));
+        let mut from_fresh = Envelope::new(None);
+        assert!(decode_fast(&escaped, &mut from_fresh));
+        assert_eq!(out, from_fresh);
+    }
+
     fn canonical() -> String {
         format!(r#"{{"v":1,"observability":{{{CONTEXT}}},"boundary":{{{BOUNDARY}}}}}"#)
     }
@@ -802,7 +828,8 @@ mod tests {
     }
 
     fn by_reader(text: &str) -> Option<Envelope> {
-        read::envelope(text)
+        let mut out = Envelope::new(None);
+        read::envelope(text, &mut out).map(|()| out)
     }
 
     fn finish(raw: RawEnvelope<'_>) -> Option<Envelope> {
@@ -900,6 +927,8 @@ mod tests {
             assert!(!agrees(case), "{case}");
             // The strict decoder decides, as it would have without the reader.
             assert_eq!(Envelope::decode_str(case), without_reader(case), "{case}");
+            let boxed = Envelope::decode_str_boxed(case).map(|b| *b);
+            assert_eq!(boxed, without_reader(case), "boxed: {case}");
         }
         // An escaped id is valid JSON for the same id: the reader leaves it to serde.
         let escaped = &cases[4];
