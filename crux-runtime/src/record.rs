@@ -397,7 +397,7 @@ impl Record {
                 if name.is_empty() {
                     return Err(InvalidRecord::Empty("run name"));
                 }
-                if taxonomy::family_of_static(root_primitive).is_none() {
+                if taxonomy::family_of(root_primitive).is_none() {
                     return Err(InvalidRecord::UnknownPrimitive(root_primitive));
                 }
                 if self.base.segment_seq != 1 {
@@ -418,7 +418,7 @@ impl Record {
             Body::SpanStart {
                 primitive, name, ..
             } => {
-                if taxonomy::family_of_static(primitive).is_none() {
+                if taxonomy::family_of(primitive).is_none() {
                     return Err(InvalidRecord::UnknownPrimitive(primitive));
                 }
                 if name.is_empty() {
@@ -428,7 +428,7 @@ impl Record {
             Body::Span {
                 primitive, name, ..
             } => {
-                if taxonomy::family_of_static(primitive).is_none() {
+                if taxonomy::family_of(primitive).is_none() {
                     return Err(InvalidRecord::UnknownPrimitive(primitive));
                 }
                 if name.is_empty() {
@@ -574,7 +574,7 @@ impl Serialize for Record {
             } => {
                 m.serialize_entry("spanId", span_id)?;
                 m.serialize_entry("parentSpanId", parent_span_id)?;
-                m.serialize_entry("family", &taxonomy::family_of_static(primitive))?;
+                m.serialize_entry("family", &taxonomy::family_of(primitive))?;
                 m.serialize_entry("primitive", primitive)?;
                 m.serialize_entry("name", name)?;
                 m.serialize_entry("startedAt", started_at)?;
@@ -621,7 +621,7 @@ impl Serialize for Record {
             } => {
                 m.serialize_entry("spanId", span_id)?;
                 m.serialize_entry("parentSpanId", parent_span_id)?;
-                m.serialize_entry("family", &taxonomy::family_of_static(primitive))?;
+                m.serialize_entry("family", &taxonomy::family_of(primitive))?;
                 m.serialize_entry("primitive", primitive)?;
                 m.serialize_entry("name", name)?;
                 m.serialize_entry("startedAt", started_at)?;

@@ -166,45 +166,6 @@ pub fn family_of(primitive: &str) -> Option<&'static str> {
         .map(|i| PRIMITIVES[i].1)
 }
 
-/// [`family_of`] for a primitive given as a `&'static str` (as spans and runs hold it),
-/// remembered per thread by the string's address: a record's primitive is checked when
-/// the delivery worker validates the record and again when a sink writes its `family`,
-/// and the binary search over the taxonomy (a string comparison per step) was most of
-/// what validating a `span:start` cost.
-///
-/// Sound because a `'static` string never changes: the same address and length are the
-/// same text. A miss falls back to [`family_of`]; unknown primitives are not remembered.
-#[inline]
-pub fn family_of_static(primitive: &'static str) -> Option<&'static str> {
-    use std::cell::Cell;
-
-    /// Slots of (address, length, index into `PRIMITIVES`), chosen by address.
-    const SLOTS: usize = 16;
-    thread_local! {
-        static SEEN: [Cell<(usize, usize, usize)>; SLOTS] =
-            const { [const { Cell::new((0, 0, 0)) }; SLOTS] };
-    }
-    let (addr, len) = (primitive.as_ptr() as usize, primitive.len());
-    // Literals are at least byte-aligned and often share a section: the low bits vary.
-    let slot = (addr ^ (addr >> 7) ^ len) % SLOTS;
-    let hit = SEEN
-        .try_with(|seen| {
-            let (a, l, i) = seen[slot].get();
-            // An empty string is never canonical, so the empty initial slots never hit.
-            (a == addr && l == len && len != 0).then_some(i)
-        })
-        .ok()
-        .flatten();
-    if let Some(i) = hit {
-        return Some(PRIMITIVES[i].1);
-    }
-    let i = PRIMITIVES
-        .binary_search_by(|(p, _)| (*p).cmp(primitive))
-        .ok()?;
-    let _ = SEEN.try_with(|seen| seen[slot].set((addr, len, i)));
-    Some(PRIMITIVES[i].1)
-}
-
 /// The canonical `&'static` spelling of `primitive`, if it is one.
 pub fn canonical_primitive(primitive: &str) -> Option<&'static str> {
     PRIMITIVES
@@ -255,31 +216,6 @@ mod tests {
         assert_eq!(family_of("runtime.convex.schedule"), Some("runtime"));
         assert_eq!(family_of(""), None);
         assert_eq!(family_of("Agent.run"), None);
-    }
-
-    /// `family_of_static` answers as `family_of` does, whether the string is remembered
-    /// or not: the same text at many addresses (more than the slots, so they collide),
-    /// unknown and empty primitives, and texts that share an address with a shorter one.
-    #[test]
-    fn remembered_families_match_the_table() {
-        let leak = |s: &str| -> &'static str { Box::leak(s.to_owned().into_boxed_str()) };
-        let mut texts: Vec<&'static str> = Vec::new();
-        for (p, _) in PRIMITIVES {
-            texts.push(p);
-            texts.push(leak(p));
-            texts.push(leak(&format!("{p}x")));
-            texts.push(leak(&p[..p.len() - 1]));
-        }
-        texts.extend(["", "Agent.run", "agent.run ", "custom.thing"]);
-        // A prefix of a canonical primitive at the same address: only the length differs.
-        let whole: &'static str = leak("tool.call");
-        texts.push(whole);
-        texts.push(&whole[..4]);
-        for _round in 0..3 {
-            for t in &texts {
-                assert_eq!(family_of_static(t), family_of(t), "{t:?}");
-            }
-        }
     }
 
     #[test]

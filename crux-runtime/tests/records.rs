@@ -369,50 +369,6 @@ fn invalid_records_are_rejected_not_thrown() {
     assert_eq!(memory.records_of_run(run_id).len(), 3);
 }
 
-/// The worker remembers the primitives it has checked (by address): an unknown one is
-/// rejected every time, a known one after it still passes, and the records delivered
-/// keep their order and `family`.
-#[test]
-fn remembered_primitives_reject_the_same_records() {
-    let (o, memory) = observer();
-    let run = o.open_run(RunOptions::new("r", "agent.run"));
-    let unknown: &'static str = Box::leak(String::from("tool.cal").into_boxed_str());
-    for round in 0..5 {
-        for (name, primitive) in [("a", "tool.call"), ("b", unknown), ("c", "memory.read")] {
-            run.scope()
-                .span(format!("{name}{round}"), primitive)
-                .start()
-                .end(SpanStatus::Ok);
-        }
-    }
-    let run_id = run.run_id();
-    run.end(RunStatus::Ok);
-    drain(&o);
-    assert_eq!(o.stats().rejected, 5, "each span:start with `tool.cal`");
-    let records = memory.records_of_run(run_id);
-    let starts: Vec<(String, String)> = records
-        .iter()
-        .filter(|r| r["type"] == "span:start")
-        .map(|r| {
-            (
-                r["name"].as_str().unwrap().to_owned(),
-                r["family"].to_string(),
-            )
-        })
-        .collect();
-    let expected: Vec<(String, String)> = (0..5)
-        .flat_map(|round| {
-            [
-                (format!("a{round}"), "\"tool\"".to_owned()),
-                (format!("c{round}"), "\"memory\"".to_owned()),
-            ]
-        })
-        .collect();
-    assert_eq!(starts, expected);
-    // run:start, 10 accepted starts, 15 ends, run:end.
-    assert_eq!(records.len(), 27);
-}
-
 #[test]
 fn outside_any_context_spans_record_nothing() {
     let (o, memory) = observer();
