@@ -201,6 +201,33 @@ mod parts {
     fn span_id() -> crux_runtime::ids::SpanId {
         crux_runtime::ids::SpanId::generate()
     }
+
+    /// The delivery worker's schema check of one span's two records (`span:start`,
+    /// `span:end`), as `observe::span(..).start().end(Ok)` records them.
+    #[divan::bench]
+    fn validate_span_records(b: divan::Bencher) {
+        use crux_runtime::observe::{Observer, RunOptions};
+        use crux_runtime::record::{Record, SpanStatus};
+        let memory = crux_runtime::sink::Memory::new();
+        let observer = Observer::builder().sink(memory.clone()).build();
+        let run = observer.open_run(RunOptions::new("bench", "agent.run"));
+        run.scope()
+            .span("step", "tool.call")
+            .start()
+            .end(SpanStatus::Ok);
+        observer.flush_blocking(crux_runtime::delivery::FlushOptions::FINAL);
+        let records: Vec<Record> = memory
+            .typed_records()
+            .into_iter()
+            .filter(|r| r.kind().starts_with("span:"))
+            .collect();
+        assert_eq!(records.len(), 2);
+        b.bench_local(|| {
+            for r in std::hint::black_box(&records) {
+                std::hint::black_box(r.validate()).ok();
+            }
+        });
+    }
 }
 
 /// The same fields as a captured context with a two-span stack plus a boundary, as

@@ -155,9 +155,10 @@ impl SpanBuilder {
         };
         let id = SpanId::generate();
         let started = self.started_at.unwrap_or_else(Timestamp::now);
-        scope.segment.emit(Body::SpanStart {
+        let parent_span_id = scope.current_span_id();
+        scope.segment.emit_with(|| Body::SpanStart {
             span_id: id,
-            parent_span_id: scope.current_span_id(),
+            parent_span_id,
             primitive: self.primitive,
             name: self.name,
             started_at: started,
@@ -353,10 +354,11 @@ impl Span {
     fn finish(&mut self, status: SpanStatus, error: Option<ErrorSummary>) {
         if let Some(l) = self.live.take() {
             let now = Timestamp::now();
-            l.scope.segment.emit(Body::SpanEnd {
+            let duration_ms = now.millis_since(l.started);
+            l.scope.segment.emit_with(|| Body::SpanEnd {
                 span_id: l.id,
                 ended_at: now,
-                duration_ms: now.millis_since(l.started),
+                duration_ms,
                 status,
                 error,
                 metrics: l.metrics,
