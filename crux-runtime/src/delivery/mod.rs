@@ -266,11 +266,17 @@ impl Pipeline {
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
             Err(TryLockError::WouldBlock) => return None,
         };
-        let pass = self.pass(&mut d, INLINE_BACKLOG)?;
-        Some(
-            self.complete_flushes(pass, &mut d.calls, None, true)
-                .unwrap_or(true),
-        )
+        // Sinks' panics are caught inside; this catches the rest (a waker's `wake`), so a
+        // flush never panics into its caller: it waits for the worker instead, bounded.
+        catch_unwind(AssertUnwindSafe(|| {
+            let pass = self.pass(&mut d, INLINE_BACKLOG)?;
+            Some(
+                self.complete_flushes(pass, &mut d.calls, None, true)
+                    .unwrap_or(true),
+            )
+        }))
+        .ok()
+        .flatten()
     }
 
     /// A flush stopped waiting before the worker completed it (deadline, or its future

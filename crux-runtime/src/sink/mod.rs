@@ -25,8 +25,9 @@ pub enum SinkError {
 }
 
 /// A destination for Crux records, called on the delivery worker thread (and, when every
-/// sink [writes promptly](Sink::writes_promptly), on flushing threads too). Calls never
-/// overlap: one delivery pass at a time writes the sinks, in queue order.
+/// sink [writes promptly](Sink::writes_promptly), on flushing threads too). An observer's
+/// calls never overlap: one delivery pass at a time writes its sinks, in queue order (a
+/// sink shared by two observers sees both observers' calls).
 ///
 /// ```
 /// use crux_runtime::record::Record;
@@ -67,8 +68,11 @@ pub trait Sink: Send + Sync + 'static {
     /// promise there: a sink that says `true` and then blocks blocks the caller past the
     /// bound (the circuit breaker still opens for other flushes). Such a sink must also
     /// not take a lock that code calling a flush may hold (the call may run on that
-    /// thread, where it would deadlock; on the delivery thread it only waited). A panic is
-    /// caught as on the delivery thread and counted as failed.
+    /// thread, where it would deadlock; on the delivery thread it only waited), and must
+    /// not record into crux itself (an event, a span): on a flushing thread that caller's
+    /// Crux context is current, so the record would join the caller's run. A panic is
+    /// caught as on the delivery thread and counted as failed. Read once, when the
+    /// observer is built.
     ///
     /// Built-in sinks: [`Memory`] `true`; [`JsonLines`] `false` (its write and flush reach
     /// the file through `write(2)`, which a full page cache, a hung disk or a network file
