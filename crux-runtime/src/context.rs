@@ -186,10 +186,7 @@ impl Scope {
     /// [`MAX_SPAN_STACK`](crate::envelope::MAX_SPAN_STACK) ids, the most a receiver accepts.
     pub fn wire_context(&self) -> WireContext {
         let mut span_stack = self.span_stack();
-        let outer = span_stack
-            .len()
-            .saturating_sub(crate::envelope::MAX_SPAN_STACK);
-        span_stack.drain(..outer);
+        crate::envelope::keep_innermost(&mut span_stack);
         let extra = self.segment.extra.as_deref();
         WireContext {
             run_id: self.segment.run_id,

@@ -18,6 +18,13 @@ struct Hung {
 }
 
 impl Hung {
+    /// Returns once the worker is inside `write`, holding the first batch.
+    fn wait_until_entered(&self) {
+        while !self.entered.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     fn release(&self) {
         *self.release.0.lock().unwrap() = true;
         self.release.1.notify_all();
@@ -242,9 +249,7 @@ async fn overflow_drops_the_oldest_and_counts_it() {
         .build();
     let run = o.open_run(RunOptions::new("r", "agent.run"));
     // Wait until the worker holds run:start inside the hung sink; then queue 25 more.
-    while !hung.entered.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    hung.wait_until_entered();
     let scope = run.scope();
     let mut names = Vec::new();
     for i in 0..25 {
@@ -462,9 +467,7 @@ async fn an_unbounded_flush_timeout_waits_instead_of_panicking() {
 
 /// Queues 25 spans (50 records) behind a sink hung on `run:start`.
 fn overflow_behind(hung: &Hung, run: &crux_runtime::run::Run) {
-    while !hung.entered.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    hung.wait_until_entered();
     let scope = run.scope();
     for i in 0..25 {
         scope
@@ -550,9 +553,7 @@ async fn flushes_that_time_out_or_are_dropped_leave_no_waiter_behind() {
     let hung = Hung::default();
     let o = Observer::builder().sink(hung.clone()).build();
     emit_run(&o, 1);
-    while !hung.entered.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    hung.wait_until_entered();
     // Many flushes in flight at once, all timing out (all started before the first one's
     // deadline, so none is bypassed).
     let bound = FlushOptions {
@@ -634,9 +635,7 @@ fn a_hung_sink_is_bypassed_until_it_answers_and_the_loss_is_counted() {
         .on_warning(hook)
         .build();
     let run = o.open_run(RunOptions::new("r", "agent.run"));
-    while !hung.entered.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    hung.wait_until_entered();
     // The first flush pays its bound: the sink did not answer for all of it.
     let first = o.flush_blocking(FlushOptions {
         timeout: Duration::from_millis(100),
@@ -1211,9 +1210,7 @@ fn plain_and_extra_span_records_keep_their_order_and_the_bound_drops_the_oldest(
         .capacity(10)
         .build();
     let run = o.open_run(RunOptions::new("r", "agent.run"));
-    while !hung.entered.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    hung.wait_until_entered();
     mixed(&run);
     hung.release();
     assert_eq!(

@@ -8,7 +8,7 @@ use crate::Result;
 use crate::attributes::Attributes;
 use crate::context::{self, Scope};
 use crate::delivery::FlushOptions;
-use crate::envelope::{Boundary, BoundaryKind, Envelope, MAX_SPAN_STACK, WireContext};
+use crate::envelope::{Boundary, BoundaryKind, Envelope, WireContext, keep_innermost};
 use crate::ids::SpanId;
 use crate::observe::{self, Observer, Span, SpanStatus};
 
@@ -195,9 +195,7 @@ fn action_envelope(
 fn pushed_wire_context(parent: &Scope, id: SpanId) -> WireContext {
     let mut wire = parent.wire_context();
     wire.span_stack.push(id);
-    // As `wire_context` keeps them: the innermost ids a receiver accepts.
-    let outer = wire.span_stack.len().saturating_sub(MAX_SPAN_STACK);
-    wire.span_stack.drain(..outer);
+    keep_innermost(&mut wire.span_stack);
     wire.current_span_id = Some(id);
     wire
 }
@@ -256,6 +254,7 @@ pub fn schedule_span(label: &'static str, path: &'static str, delay_ms: u64) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::envelope::MAX_SPAN_STACK;
     use crate::observe::RunOptions;
 
     #[test]
