@@ -29,11 +29,16 @@ pub(crate) struct Fields {
 
 impl Fields {
     pub(crate) fn new(meta: &'static Metadata<'static>) -> Self {
+        Self::with(Self::base(meta))
+    }
+
+    /// Nothing found yet, `attributes` to add to.
+    fn with(attributes: Attributes) -> Self {
         Self {
             message: None,
             primitive: None,
             error: None,
-            attributes: Self::base(meta),
+            attributes,
         }
     }
 
@@ -50,12 +55,7 @@ impl Fields {
                     .clone()
             })
             .unwrap_or_else(|_| Self::base(meta));
-        Self {
-            message: None,
-            primitive: None,
-            error: None,
-            attributes,
-        }
+        Self::with(attributes)
     }
 
     /// `level` and `target`, in one allocation sized for every field of the callsite too;
@@ -69,12 +69,7 @@ impl Fields {
 
     /// For values recorded after a span started.
     pub(crate) fn later() -> Self {
-        Self {
-            message: None,
-            primitive: None,
-            error: None,
-            attributes: Attributes::new(),
-        }
+        Self::with(Attributes::new())
     }
 
     fn put(&mut self, field: &Field, value: AttrValue) {
