@@ -1225,3 +1225,54 @@ fn plain_and_extra_span_records_keep_their_order_and_the_bound_drops_the_oldest(
     assert_eq!(stats.delivered, 11, "{stats:?}");
     drop(run);
 }
+
+#[test]
+fn records_queued_past_the_queues_allocation_all_arrive_in_order() {
+    // The worker holds `run:start` inside a hung sink, so the 6 000 span records below all
+    // wait in the queue at once: it grows many times over (from the empty buffer the worker
+    // handed back, past the 4 096 it starts with), each record written into its slot.
+    let hung = Hung::default();
+    let memory = Memory::new();
+    let o = Observer::builder()
+        .sink(hung.clone())
+        .sink(memory.clone())
+        .capacity(20_000)
+        .build();
+    let run = o.open_run(RunOptions::new("r", "agent.run"));
+    hung.wait_until_entered();
+    let scope = run.scope();
+    for i in 0..3_000 {
+        let mut span = scope.span(format!("span {i}"), "tool.call").start();
+        span.set_attr("i", i as i64);
+        span.end(SpanStatus::Ok);
+    }
+    hung.release();
+    assert_eq!(
+        o.flush_blocking(FlushOptions::FINAL).status,
+        FlushStatus::Drained
+    );
+    let records = memory.records();
+    assert_eq!(records.len(), 6_001);
+    let seqs: Vec<u64> = records
+        .iter()
+        .map(|r| r["segmentSeq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=6_001).collect::<Vec<u64>>(),
+        "segment order kept"
+    );
+    for (i, pair) in records[1..].chunks(2).enumerate() {
+        assert_eq!(pair[0]["type"], "span:start");
+        assert_eq!(pair[0]["name"], format!("span {i}"));
+        assert_eq!(pair[1]["type"], "span:end");
+        assert_eq!(pair[1]["spanId"], pair[0]["spanId"]);
+        assert_eq!(pair[1]["attributes"]["i"], i as i64);
+    }
+    let stats = o.stats();
+    assert_eq!(
+        (stats.accepted, stats.delivered, stats.dropped),
+        (6_001, 6_001, 0)
+    );
+    drop(run);
+}

@@ -474,11 +474,13 @@ where
             let Some(at) = entered.iter().rposition(|(i, _)| *i == id) else {
                 return;
             };
-            let (_, previous) = entered.remove(at);
-            if at == entered.len() {
+            if at + 1 == entered.len() {
+                // The usual case, the innermost span exits: a pop, no shifting.
+                let previous = entered.pop().and_then(|(_, previous)| previous);
                 drop(entered);
                 observe::replace_current_scope(previous);
             } else {
+                let (_, previous) = entered.remove(at);
                 // Exited out of order: the span entered after this one now restores what
                 // this one replaced, and the current scope stays that later span's.
                 entered[at].1 = previous;

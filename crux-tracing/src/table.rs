@@ -24,7 +24,7 @@ use tracing_core::span::Id;
 /// Shards: spans opened and closed on different threads at once rarely share a lock.
 const SHARDS: usize = 16;
 
-/// A map from span id (as `u64`) hashed with [`IdHasher`]; also the layer's callsite cache.
+/// A map from span id (as `u64`) hashed with [`IdHasher`].
 pub(crate) type IdMap<T> = HashMap<u64, T, BuildHasherDefault<IdHasher>>;
 
 /// Values of type `T` by span id.
@@ -94,7 +94,7 @@ impl<T> fmt::Debug for Table<T> {
 }
 
 /// 2^64 / φ, odd: multiplying by it spreads an id's bits to the high end (Fibonacci hashing).
-const MIX: u64 = 0x9E37_79B9_7F4A_7C15;
+pub(crate) const MIX: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// Hashes a span id (a `u64`) with one multiply; the map sees no attacker-chosen keys (ids
 /// come from the subscriber), so no keyed hash is needed.
