@@ -369,9 +369,9 @@ impl Span {
 }
 
 impl Drop for Span {
-    /// An ended span (`end`/`fail` took its state) costs only the check: `finish` is not
-    /// called again, which a span ended the usual way would pay for on every drop.
     fn drop(&mut self) {
+        // An ended span (`end`/`fail` took its state) costs only the check: `finish` is
+        // not called again, which a span ended the usual way would pay for on every drop.
         if let Some(l) = &mut self.live {
             l.end_attributes.set("crux.dropped", true);
             self.finish(SpanStatus::Cancelled, None);

@@ -1229,8 +1229,8 @@ fn plain_and_extra_span_records_keep_their_order_and_the_bound_drops_the_oldest(
 #[test]
 fn records_queued_past_the_queues_allocation_all_arrive_in_order() {
     // The worker holds `run:start` inside a hung sink, so the 6 000 span records below all
-    // wait in the queue at once: it grows many times over (from the empty buffer the worker
-    // handed back, past the 4 096 it starts with), each record written into its slot.
+    // wait in the queue at once: it grows at least once past its first buffer, each record
+    // written into its slot.
     let hung = Hung::default();
     let memory = Memory::new();
     let o = Observer::builder()

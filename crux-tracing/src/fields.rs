@@ -13,17 +13,20 @@ use crux_runtime::taxonomy;
 use crate::PRIMITIVE_FIELD;
 use crate::table::MIX;
 
-/// How many callsites' frozen lists a thread keeps at once (a power of two).
+/// How many callsites' frozen lists a thread keeps at once (a power of two, at least two:
+/// a callsite may sit in its slot or in that slot's pair).
 const BASE_SLOTS: usize = 64;
-const _: () = assert!(BASE_SLOTS.is_power_of_two());
+const _: () = assert!(BASE_SLOTS.is_power_of_two() && BASE_SLOTS > 1);
 
 thread_local! {
     /// The frozen `level` and `target` list of the callsites (by their metadata's address)
-    /// whose spans this thread opened without field values, direct-mapped: a lookup is one
-    /// multiply, one index and one compare (a hash map's took ≈ 90 instructions a span),
-    /// and a callsite whose slot another took builds its list again (the same entries).
-    static BASES: RefCell<[Option<(usize, Attributes)>; BASE_SLOTS]> =
-        const { RefCell::new([const { None }; BASE_SLOTS]) };
+    /// whose spans this thread opened without field values, two-way set-associative: a
+    /// lookup is one multiply and at most two compares (a hash map's took ≈ 90
+    /// instructions a span). Two callsites that hash to one slot both keep a place (the
+    /// slot and its pair); a third evicts the first and builds its list again (the same
+    /// entries). Allocated on a thread's first such span, so threads that never open one
+    /// carry nothing.
+    static BASES: RefCell<Vec<Option<(usize, Attributes)>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// What visiting a span's or event's fields found.
@@ -51,7 +54,8 @@ impl Fields {
 
     /// For a span opened with no field values: `level` and `target` only, shared with the
     /// callsite's earlier spans on this thread (a frozen list: one reference count, no
-    /// allocation per span). Visiting would find nothing, so nothing else is set.
+    /// allocation per span, while the callsite keeps its place in the cache; one that lost
+    /// it builds its list again). Visiting would find nothing, so nothing else is set.
     pub(crate) fn without_values(meta: &'static Metadata<'static>) -> Self {
         let key = std::ptr::from_ref(meta) as usize;
         // The top bits of the multiplied address (every bit of it moves them), as many as
@@ -60,10 +64,23 @@ impl Fields {
         let attributes = BASES
             .try_with(|bases| {
                 let mut bases = bases.borrow_mut();
-                match &mut bases[slot] {
-                    Some((k, base)) if *k == key => base.clone(),
-                    other => other.insert((key, Self::base(meta).freeze())).1.clone(),
+                if bases.is_empty() {
+                    bases.resize_with(BASE_SLOTS, || None);
                 }
+                let pair = slot ^ 1;
+                for at in [slot, pair] {
+                    if let Some((k, base)) = &bases[at]
+                        && *k == key
+                    {
+                        return base.clone();
+                    }
+                }
+                let at = if bases[slot].is_some() && bases[pair].is_none() {
+                    pair
+                } else {
+                    slot
+                };
+                bases[at].insert((key, Self::base(meta).freeze())).1.clone()
             })
             .unwrap_or_else(|_| Self::base(meta));
         Self::with(attributes)

@@ -273,6 +273,42 @@ fn an_error_field_fails_the_span_and_scopes_are_restored_after_out_of_order_exit
 }
 
 #[test]
+fn a_span_entered_twice_is_one_crux_span_and_each_exit_restores_its_own_scope() {
+    let (observer, memory) = observer();
+    let subscriber = tracing_subscriber::registry().with(CruxLayer::new());
+    let run = observer.open_run(RunOptions::new("reentered", "agent.run"));
+    let run_id = run.run_id();
+    let (a_id, b_id) = tracing::subscriber::with_default(subscriber, || {
+        let _in_run = run.scope().enter();
+        let current = || observe::current_scope().unwrap().current_span_id();
+        let a = tracing::info_span!("a");
+        let outer = a.enter();
+        let a_id = current();
+        let b = tracing::info_span!("b");
+        let in_b = b.enter();
+        let b_id = current();
+        let inner = a.enter(); // re-entered inside b: a is current again
+        assert_eq!(current(), a_id);
+        drop(inner); // back to b, not to the run
+        assert_eq!(current(), b_id);
+        drop(in_b);
+        assert_eq!(current(), a_id);
+        drop(outer);
+        assert_eq!(current(), None);
+        (a_id.unwrap(), b_id.unwrap())
+    });
+    run.end(RunStatus::Ok);
+    observer.flush_blocking(FlushOptions::FINAL);
+    let records = memory.records_of_run(run_id);
+    let starts = by_type(&records, "span:start");
+    assert_eq!(starts.len(), 2, "{starts:#?}");
+    assert_eq!(start_named(&records, "a")["spanId"], a_id.to_string());
+    assert_eq!(start_named(&records, "b")["spanId"], b_id.to_string());
+    assert_eq!(start_named(&records, "b")["parentSpanId"], a_id.to_string());
+    assert_eq!(by_type(&records, "span:end").len(), 2);
+}
+
+#[test]
 fn outside_any_crux_context_nothing_is_recorded_and_no_scope_is_left_behind() {
     let (observer, memory) = observer();
     let subscriber = tracing_subscriber::registry().with(CruxLayer::new());
