@@ -216,6 +216,12 @@ impl Span {
         self.live.as_ref().map(|l| l.id)
     }
 
+    /// The scope the span was started in (its parent's): what a boundary reads its context
+    /// from, without reading the thread's current scope a second time.
+    pub(crate) fn parent_scope(&self) -> Option<&Scope> {
+        self.live.as_ref().map(|l| &l.scope)
+    }
+
     /// The scope with this span pushed on the stack: work run under it nests here.
     pub fn scope(&self) -> Option<Scope> {
         self.live.as_ref().map(|l| l.scope.push(l.id))

@@ -6,9 +6,9 @@ use super::attributes::{
 use super::events;
 use crate::Result;
 use crate::attributes::Attributes;
-use crate::context::{self, Scope};
+use crate::context::Scope;
 use crate::delivery::FlushOptions;
-use crate::envelope::{Boundary, BoundaryKind, Envelope, WireContext, keep_innermost};
+use crate::envelope::{Boundary, BoundaryKind, Envelope, WireContext};
 use crate::ids::SpanId;
 use crate::observe::{self, Observer, Span, SpanStatus};
 
@@ -46,12 +46,14 @@ impl Hop {
         let span = observe::span(span_name(label, path), "runtime.convex.action")
             .attrs(span_attributes(path, Some("convex.action")))
             .start();
-        // The envelope is built in its box from the scope the span started under (the
-        // current one): no pushed scope is built only to be read and dropped, and no
-        // context or boundary is copied on the way into the box.
-        let envelope = span.id().and_then(|id| {
-            context::with_current(|parent| Some(action_envelope(parent?, id, label, path)))
-        });
+        // The envelope is built in its box from the scope the span started under (kept by
+        // the span: the thread's current scope is read once, by the span's builder): no
+        // pushed scope is built only to be read and dropped, and no context or boundary
+        // is copied on the way into the box.
+        let envelope = span
+            .id()
+            .zip(span.parent_scope())
+            .map(|(id, parent)| action_envelope(parent, id, label, path));
         let Some(boundary) = envelope.as_ref().and_then(|e| e.boundary.as_ref()) else {
             return Hop {
                 span,
@@ -173,7 +175,7 @@ fn action_envelope(
     label: &'static str,
     path: &'static str,
 ) -> Box<Envelope> {
-    let captured = pushed_wire_context(parent, id);
+    let captured = parent.wire_context_with(Some(id));
     let parent_span_stack = captured.span_stack.clone();
     Box::new(Envelope {
         v: 1,
@@ -188,16 +190,6 @@ fn action_envelope(
             lease_expires_at: Some(lease_expiry()),
         }),
     })
-}
-
-/// The wire context of a span `id` started under `parent`: what the span's own scope
-/// (`parent` with `id` pushed) gives as [`Scope::wire_context`], without building it.
-fn pushed_wire_context(parent: &Scope, id: SpanId) -> WireContext {
-    let mut wire = parent.wire_context();
-    wire.span_stack.push(id);
-    keep_innermost(&mut wire.span_stack);
-    wire.current_span_id = Some(id);
-    wire
 }
 
 /// The envelope of a scheduled continuation: `continuation`'s context plus a `schedule`
@@ -258,17 +250,23 @@ mod tests {
     use crate::observe::RunOptions;
 
     #[test]
-    fn pushed_wire_context_is_the_pushed_scopes_at_every_depth() {
+    fn a_hops_wire_context_is_the_pushed_scopes_at_every_depth() {
         let observer = Observer::builder().build();
         let run = observer.open_run(RunOptions::new("hops", "agent.run"));
         let mut parent = run.scope();
-        // Past MAX_SPAN_STACK: the outermost ids are cut the same way.
+        let mut opened = parent.span_stack();
+        // Past MAX_SPAN_STACK: the outermost ids are cut, the innermost kept in order.
         for _ in 0..MAX_SPAN_STACK + 3 {
             let id = SpanId::generate();
-            let expected = parent.push(id).wire_context();
-            assert_eq!(pushed_wire_context(&parent, id), expected);
-            assert!(expected.span_stack.len() <= MAX_SPAN_STACK);
-            parent = parent.push(id);
+            opened.push(id);
+            let pushed = parent.push(id);
+            let wire = parent.wire_context_with(Some(id));
+            assert_eq!(wire, pushed.wire_context());
+            let kept = &opened[opened.len().saturating_sub(MAX_SPAN_STACK)..];
+            assert_eq!(wire.span_stack, kept);
+            assert_eq!(pushed.span_stack(), opened, "the live stack keeps every id");
+            assert_eq!(wire.current_span_id, Some(id));
+            parent = pushed;
         }
     }
 
