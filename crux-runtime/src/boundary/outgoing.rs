@@ -6,6 +6,7 @@ use super::attributes::{
 use super::events;
 use crate::Result;
 use crate::attributes::Attributes;
+use crate::clock::Timestamp;
 use crate::context::Scope;
 use crate::delivery::FlushOptions;
 use crate::envelope::{Boundary, BoundaryKind, Envelope, WireContext};
@@ -53,7 +54,8 @@ impl Hop {
         let envelope = span
             .id()
             .zip(span.parent_scope())
-            .map(|(id, parent)| action_envelope(parent, id, label, path));
+            .zip(span.started())
+            .map(|((id, parent), opened)| action_envelope(parent, id, opened, label, path));
         let Some(boundary) = envelope.as_ref().and_then(|e| e.boundary.as_ref()) else {
             return Hop {
                 span,
@@ -167,11 +169,12 @@ fn span_attributes(path: &'static str, boundary: Option<&'static str>) -> Attrib
     attrs
 }
 
-/// The envelope of an action boundary whose span `id` started under `parent`: the span's
-/// context and the boundary on it.
+/// The envelope of an action boundary whose span `id` started under `parent` at `opened`
+/// (the lease runs from the span's start): the span's context and the boundary on it.
 fn action_envelope(
     parent: &Scope,
     id: SpanId,
+    opened: Timestamp,
     label: &'static str,
     path: &'static str,
 ) -> Box<Envelope> {
@@ -187,7 +190,7 @@ fn action_envelope(
             label: wire_label(label, path),
             function_ref: path.into(),
             parent_span_stack,
-            lease_expires_at: Some(lease_expiry()),
+            lease_expires_at: Some(lease_expiry(opened)),
         }),
     })
 }
@@ -217,7 +220,7 @@ pub async fn continuation_envelope(
         } else {
             wire.span_stack.clone()
         },
-        lease_expires_at: Some(lease_expiry()),
+        lease_expires_at: Some(lease_expiry(Timestamp::now())),
     });
     if let Some(boundary) = &boundary {
         let attrs = boundary_attributes(boundary);
@@ -268,6 +271,19 @@ mod tests {
             assert_eq!(wire.current_span_id, Some(id));
             parent = pushed;
         }
+    }
+
+    #[test]
+    fn an_action_boundarys_lease_runs_from_its_spans_start() {
+        let observer = Observer::builder().build();
+        let run = observer.open_run(RunOptions::new("hops", "agent.run"));
+        let _entered = run.scope().enter();
+        let mut hop = Hop::action("plan research", "research:plan");
+        let started = hop.span().started().expect("a live span");
+        let envelope = hop.envelope().expect("inside a run");
+        let lease = envelope.boundary.expect("an action boundary").lease_expires_at;
+        let expected = started.plus_millis(super::super::BOUNDARY_LEASE.as_millis() as u64);
+        assert_eq!(lease, Some(expected.to_string()));
     }
 
     #[test]
