@@ -322,7 +322,13 @@ mod tests {
     fn the_recursive_depth_check_agrees_with_the_heap_walk() {
         // Around the recursion limit and around the deployment's limit, both ways.
         for levels in 0..RECURSION_LIMIT + 6 {
-            for leaf in [json!(1), json!([]), json!({}), json!([2]), json!({"x": [3]})] {
+            for leaf in [
+                json!(1),
+                json!([]),
+                json!({}),
+                json!([2]),
+                json!({"x": [3]}),
+            ] {
                 let value = nested(levels, leaf);
                 for max in (0..RECURSION_LIMIT + 8).chain([64, 1000]) {
                     let heap = deeper_than_on_heap(&value, max);
@@ -338,7 +344,11 @@ mod tests {
         }
         assert_eq!(too_deep(&json!({"a": [[1]]}), 2).as_deref(), Some(".a[0]"));
         assert_eq!(too_deep(&json!({"a": [[1]]}), 3), None);
-        assert_eq!(too_deep(&json!([[]]), 1), None, "an empty container nests nothing");
+        assert_eq!(
+            too_deep(&json!([[]]), 1),
+            None,
+            "an empty container nests nothing"
+        );
     }
 
     #[test]

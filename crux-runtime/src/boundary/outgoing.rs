@@ -281,7 +281,10 @@ mod tests {
         let mut hop = Hop::action("plan research", "research:plan");
         let started = hop.span().started().expect("a live span");
         let envelope = hop.envelope().expect("inside a run");
-        let lease = envelope.boundary.expect("an action boundary").lease_expires_at;
+        let lease = envelope
+            .boundary
+            .expect("an action boundary")
+            .lease_expires_at;
         let expected = started.plus_millis(super::super::BOUNDARY_LEASE.as_millis() as u64);
         assert_eq!(lease, Some(expected.to_string()));
     }
