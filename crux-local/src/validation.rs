@@ -102,28 +102,9 @@ fn backticked_after<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
 /// `max` levels (the outermost object or array is level 1), if any. Iterative, so any
 /// depth is safe to inspect.
 pub(crate) fn too_deep(value: &Value, max: usize) -> Option<String> {
-    // The common case costs no allocation per element: a plain depth walk first.
-    let mut stack: Vec<(&Value, usize)> = vec![(value, 0)];
-    let mut deep = false;
-    while let Some((value, depth)) = stack.pop() {
-        let nested = match value {
-            Value::Array(items) => !items.is_empty(),
-            Value::Object(fields) => !fields.is_empty(),
-            _ => false,
-        };
-        if !nested {
-            continue;
-        }
-        if depth + 1 > max {
-            deep = true;
-            break;
-        }
-        match value {
-            Value::Array(items) => stack.extend(items.iter().map(|v| (v, depth + 1))),
-            Value::Object(fields) => stack.extend(fields.values().map(|v| (v, depth + 1))),
-            _ => {}
-        }
-    }
+    // The common case allocates nothing: a bounded recursion first (every call's args and
+    // result pass here), the heap walk only for values nested past it.
+    let deep = deeper_than(value, 0, max).unwrap_or_else(|| deeper_than_on_heap(value, max));
     if !deep {
         return None;
     }
@@ -155,6 +136,66 @@ pub(crate) fn too_deep(value: &Value, max: usize) -> Option<String> {
         stack.extend(children.into_iter().map(|(v, p)| (v, depth + 1, p)).rev());
     }
     None
+}
+
+/// How many levels [`deeper_than`] recurses before leaving a value to the heap walk: a few
+/// kilobytes of stack at most, whatever the deployment's `max_value_depth`.
+const RECURSION_LIMIT: usize = 32;
+
+/// Whether a non-empty object or array in `value` (itself at `depth`) sits at level
+/// `max` or deeper, so that its members are nested more than `max` levels; `None` when
+/// `value` holds containers more than [`RECURSION_LIMIT`] levels down before that is
+/// known (the caller then asks [`deeper_than_on_heap`]). Recursive: no allocation.
+fn deeper_than(value: &Value, depth: usize, max: usize) -> Option<bool> {
+    match value {
+        Value::Array(items) if !items.is_empty() => any_deeper(items.iter(), depth, max),
+        Value::Object(fields) if !fields.is_empty() => any_deeper(fields.values(), depth, max),
+        _ => Some(false),
+    }
+}
+
+/// [`deeper_than`] of a non-empty container at `depth`, whose members are `children`.
+fn any_deeper<'a>(
+    children: impl Iterator<Item = &'a Value>,
+    depth: usize,
+    max: usize,
+) -> Option<bool> {
+    if depth + 1 > max {
+        return Some(true);
+    }
+    if depth == RECURSION_LIMIT {
+        return None;
+    }
+    for child in children {
+        if deeper_than(child, depth + 1, max)? {
+            return Some(true);
+        }
+    }
+    Some(false)
+}
+
+/// [`deeper_than`] for any depth, walking an explicit stack on the heap.
+fn deeper_than_on_heap(value: &Value, max: usize) -> bool {
+    let mut stack: Vec<(&Value, usize)> = vec![(value, 0)];
+    while let Some((value, depth)) = stack.pop() {
+        let nested = match value {
+            Value::Array(items) => !items.is_empty(),
+            Value::Object(fields) => !fields.is_empty(),
+            _ => false,
+        };
+        if !nested {
+            continue;
+        }
+        if depth + 1 > max {
+            return true;
+        }
+        match value {
+            Value::Array(items) => stack.extend(items.iter().map(|v| (v, depth + 1))),
+            Value::Object(fields) => stack.extend(fields.values().map(|v| (v, depth + 1))),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Drops a JSON value without recursion: `serde_json`'s own `Drop` recurses once per level
@@ -261,6 +302,52 @@ mod tests {
             wrong_type.contains("Path: .items"),
             "{}",
             &wrong_type[..200]
+        );
+    }
+
+    /// `levels` arrays nested in each other around `leaf`, beside a shallow sibling.
+    fn nested(levels: usize, leaf: Value) -> Value {
+        let mut value = leaf;
+        for level in 0..levels {
+            value = if level % 2 == 0 {
+                json!([1, value])
+            } else {
+                json!({"a": {}, "b": value})
+            };
+        }
+        value
+    }
+
+    #[test]
+    fn the_recursive_depth_check_agrees_with_the_heap_walk() {
+        // Around the recursion limit and around the deployment's limit, both ways.
+        for levels in 0..RECURSION_LIMIT + 6 {
+            for leaf in [
+                json!(1),
+                json!([]),
+                json!({}),
+                json!([2]),
+                json!({"x": [3]}),
+            ] {
+                let value = nested(levels, leaf);
+                for max in (0..RECURSION_LIMIT + 8).chain([64, 1000]) {
+                    let heap = deeper_than_on_heap(&value, max);
+                    match deeper_than(&value, 0, max) {
+                        Some(deep) => assert_eq!(deep, heap, "{levels} levels, max {max}"),
+                        // Only values nested past the recursion limit (the leaf adds up
+                        // to two levels) are left to the heap.
+                        None => assert!(levels + 2 > RECURSION_LIMIT && max > RECURSION_LIMIT),
+                    }
+                    assert_eq!(too_deep(&value, max).is_some(), heap);
+                }
+            }
+        }
+        assert_eq!(too_deep(&json!({"a": [[1]]}), 2).as_deref(), Some(".a[0]"));
+        assert_eq!(too_deep(&json!({"a": [[1]]}), 3), None);
+        assert_eq!(
+            too_deep(&json!([[]]), 1),
+            None,
+            "an empty container nests nothing"
         );
     }
 

@@ -111,6 +111,17 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// The days of month `m` (1 to 12) of year `y` in the proleptic Gregorian calendar: the
+/// day check of a parse, without converting the date to days and back.
+fn days_in_month(y: u64, m: u64) -> u64 {
+    match m {
+        2 if y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400)) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
@@ -155,11 +166,11 @@ impl FromStr for Timestamp {
         if h > 23 || mi > 59 || sec > 59 {
             return Err(TimestampError);
         }
-        let days = days_from_civil(y as i64, mo as u32, d as u32);
-        // Reject dates like 02-31 that normalise into another month.
-        if civil_from_days(days) != (y as i64, mo as u32, d as u32) {
+        // Reject dates like 02-31 that would normalise into another month.
+        if d > days_in_month(y, mo) {
             return Err(TimestampError);
         }
+        let days = days_from_civil(y as i64, mo as u32, d as u32);
         Ok(Self(
             (days as u64 * 86_400 + h * 3600 + mi * 60 + sec) * 1000 + ms,
         ))
@@ -176,6 +187,28 @@ impl Serialize for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_date_parses_exactly_when_it_is_a_calendar_day() {
+        // Every day-of-month 1 to 31 of every month over four centuries (leap years, the
+        // 100- and 400-year rules): accepted exactly when it converts to days and back.
+        for y in 1970..2430u32 {
+            for m in 1..=12u32 {
+                for d in 1..=31u32 {
+                    let text = format!("{y:04}-{m:02}-{d:02}T01:02:03.004Z");
+                    let days = days_from_civil(i64::from(y), m, d);
+                    let real = civil_from_days(days) == (i64::from(y), m, d);
+                    match text.parse::<Timestamp>() {
+                        Ok(at) => {
+                            assert!(real, "{text} accepted");
+                            assert_eq!(at.to_string(), text);
+                        }
+                        Err(_) => assert!(!real, "{text} refused"),
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn formats_like_javascript_to_iso_string() {

@@ -185,8 +185,13 @@ impl Scope {
     /// This scope as it crosses the wire. The span stack it carries is the innermost
     /// [`MAX_SPAN_STACK`](crate::envelope::MAX_SPAN_STACK) ids, the most a receiver accepts.
     pub fn wire_context(&self) -> WireContext {
-        let mut span_stack = self.span_stack();
-        crate::envelope::keep_innermost(&mut span_stack);
+        self.wire_context_with(None)
+    }
+
+    /// [`wire_context`](Self::wire_context) of this scope with `pushed` on top of its
+    /// stack (a span started under it: a hop's own context), without building that scope.
+    pub(crate) fn wire_context_with(&self, pushed: Option<SpanId>) -> WireContext {
+        let span_stack = self.wire_span_stack(pushed);
         let extra = self.segment.extra.as_deref();
         WireContext {
             run_id: self.segment.run_id,
@@ -201,6 +206,29 @@ impl Scope {
             parent_run_id: self.segment.parent_run_id,
             triggered_by_span_id: self.segment.triggered_by_span_id,
         }
+    }
+
+    /// The innermost [`MAX_SPAN_STACK`](crate::envelope::MAX_SPAN_STACK) ids of the stack
+    /// (with `pushed` on top, when given), outermost first: the stack as it crosses the
+    /// wire: the one rule cutting a span stack for the wire. Walked from the top, so the ids kept are read once into one allocation of their
+    /// exact number: no growth while walking, no drain of cut ids.
+    fn wire_span_stack(&self, pushed: Option<SpanId>) -> Vec<SpanId> {
+        let mut depth = usize::from(pushed.is_some());
+        let mut node = self.top.as_deref();
+        while let Some(n) = node {
+            depth += 1;
+            node = n.parent.as_deref();
+        }
+        let keep = depth.min(crate::envelope::MAX_SPAN_STACK);
+        let mut out = Vec::with_capacity(keep);
+        out.extend(pushed);
+        let mut node = self.top.as_deref();
+        while let Some(n) = node.filter(|_| out.len() < keep) {
+            out.push(n.id);
+            node = n.parent.as_deref();
+        }
+        out.reverse();
+        out
     }
 
     /// A child scope with `id` pushed on the stack.

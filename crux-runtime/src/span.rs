@@ -216,6 +216,18 @@ impl Span {
         self.live.as_ref().map(|l| l.id)
     }
 
+    /// The scope the span was started in (its parent's): what a boundary reads its context
+    /// from, without reading the thread's current scope a second time.
+    pub(crate) fn parent_scope(&self) -> Option<&Scope> {
+        self.live.as_ref().map(|l| &l.scope)
+    }
+
+    /// When the span started (`None` for a disabled span): a boundary's lease runs from it,
+    /// without reading the clock again.
+    pub(crate) fn started(&self) -> Option<Timestamp> {
+        self.live.as_ref().map(|l| l.started)
+    }
+
     /// The scope with this span pushed on the stack: work run under it nests here.
     pub fn scope(&self) -> Option<Scope> {
         self.live.as_ref().map(|l| l.scope.push(l.id))

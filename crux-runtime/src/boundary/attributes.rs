@@ -81,9 +81,9 @@ pub(super) fn span_name(label: &'static str, path: &'static str) -> &'static str
     if label.is_empty() { path } else { label }
 }
 
-/// When a boundary opened now goes stale.
-pub(super) fn lease_expiry() -> String {
-    let at = Timestamp::now().plus_millis(BOUNDARY_LEASE.as_millis() as u64);
+/// When a boundary opened at `opened` goes stale.
+pub(super) fn lease_expiry(opened: Timestamp) -> String {
+    let at = opened.plus_millis(BOUNDARY_LEASE.as_millis() as u64);
     // The ISO bytes are ASCII: no formatter on every hop.
     std::str::from_utf8(&at.to_iso_bytes())
         .map(str::to_owned)

@@ -6,9 +6,10 @@ use super::attributes::{
 use super::events;
 use crate::Result;
 use crate::attributes::Attributes;
-use crate::context::{self, Scope};
+use crate::clock::Timestamp;
+use crate::context::Scope;
 use crate::delivery::FlushOptions;
-use crate::envelope::{Boundary, BoundaryKind, Envelope, WireContext, keep_innermost};
+use crate::envelope::{Boundary, BoundaryKind, Envelope, WireContext};
 use crate::ids::SpanId;
 use crate::observe::{self, Observer, Span, SpanStatus};
 
@@ -46,12 +47,15 @@ impl Hop {
         let span = observe::span(span_name(label, path), "runtime.convex.action")
             .attrs(span_attributes(path, Some("convex.action")))
             .start();
-        // The envelope is built in its box from the scope the span started under (the
-        // current one): no pushed scope is built only to be read and dropped, and no
-        // context or boundary is copied on the way into the box.
-        let envelope = span.id().and_then(|id| {
-            context::with_current(|parent| Some(action_envelope(parent?, id, label, path)))
-        });
+        // The envelope is built in its box from the scope the span started under (kept by
+        // the span: the thread's current scope is read once, by the span's builder): no
+        // pushed scope is built only to be read and dropped, and no context or boundary
+        // is copied on the way into the box.
+        let envelope = span
+            .id()
+            .zip(span.parent_scope())
+            .zip(span.started())
+            .map(|((id, parent), opened)| action_envelope(parent, id, opened, label, path));
         let Some(boundary) = envelope.as_ref().and_then(|e| e.boundary.as_ref()) else {
             return Hop {
                 span,
@@ -165,15 +169,16 @@ fn span_attributes(path: &'static str, boundary: Option<&'static str>) -> Attrib
     attrs
 }
 
-/// The envelope of an action boundary whose span `id` started under `parent`: the span's
-/// context and the boundary on it.
+/// The envelope of an action boundary whose span `id` started under `parent` at `opened`
+/// (the lease runs from the span's start): the span's context and the boundary on it.
 fn action_envelope(
     parent: &Scope,
     id: SpanId,
+    opened: Timestamp,
     label: &'static str,
     path: &'static str,
 ) -> Box<Envelope> {
-    let captured = pushed_wire_context(parent, id);
+    let captured = parent.wire_context_with(Some(id));
     let parent_span_stack = captured.span_stack.clone();
     Box::new(Envelope {
         v: 1,
@@ -185,19 +190,9 @@ fn action_envelope(
             label: wire_label(label, path),
             function_ref: path.into(),
             parent_span_stack,
-            lease_expires_at: Some(lease_expiry()),
+            lease_expires_at: Some(lease_expiry(opened)),
         }),
     })
-}
-
-/// The wire context of a span `id` started under `parent`: what the span's own scope
-/// (`parent` with `id` pushed) gives as [`Scope::wire_context`], without building it.
-fn pushed_wire_context(parent: &Scope, id: SpanId) -> WireContext {
-    let mut wire = parent.wire_context();
-    wire.span_stack.push(id);
-    keep_innermost(&mut wire.span_stack);
-    wire.current_span_id = Some(id);
-    wire
 }
 
 /// The envelope of a scheduled continuation: `continuation`'s context plus a `schedule`
@@ -225,7 +220,7 @@ pub async fn continuation_envelope(
         } else {
             wire.span_stack.clone()
         },
-        lease_expires_at: Some(lease_expiry()),
+        lease_expires_at: Some(lease_expiry(Timestamp::now())),
     });
     if let Some(boundary) = &boundary {
         let attrs = boundary_attributes(boundary);
@@ -258,18 +253,40 @@ mod tests {
     use crate::observe::RunOptions;
 
     #[test]
-    fn pushed_wire_context_is_the_pushed_scopes_at_every_depth() {
+    fn a_hops_wire_context_is_the_pushed_scopes_at_every_depth() {
         let observer = Observer::builder().build();
         let run = observer.open_run(RunOptions::new("hops", "agent.run"));
         let mut parent = run.scope();
-        // Past MAX_SPAN_STACK: the outermost ids are cut the same way.
+        let mut opened = parent.span_stack();
+        // Past MAX_SPAN_STACK: the outermost ids are cut, the innermost kept in order.
         for _ in 0..MAX_SPAN_STACK + 3 {
             let id = SpanId::generate();
-            let expected = parent.push(id).wire_context();
-            assert_eq!(pushed_wire_context(&parent, id), expected);
-            assert!(expected.span_stack.len() <= MAX_SPAN_STACK);
-            parent = parent.push(id);
+            opened.push(id);
+            let pushed = parent.push(id);
+            let wire = parent.wire_context_with(Some(id));
+            assert_eq!(wire, pushed.wire_context());
+            let kept = &opened[opened.len().saturating_sub(MAX_SPAN_STACK)..];
+            assert_eq!(wire.span_stack, kept);
+            assert_eq!(pushed.span_stack(), opened, "the live stack keeps every id");
+            assert_eq!(wire.current_span_id, Some(id));
+            parent = pushed;
         }
+    }
+
+    #[test]
+    fn an_action_boundarys_lease_runs_from_its_spans_start() {
+        let observer = Observer::builder().build();
+        let run = observer.open_run(RunOptions::new("hops", "agent.run"));
+        let _entered = run.scope().enter();
+        let mut hop = Hop::action("plan research", "research:plan");
+        let started = hop.span().started().expect("a live span");
+        let envelope = hop.envelope().expect("inside a run");
+        let lease = envelope
+            .boundary
+            .expect("an action boundary")
+            .lease_expires_at;
+        let expected = started.plus_millis(super::super::BOUNDARY_LEASE.as_millis() as u64);
+        assert_eq!(lease, Some(expected.to_string()));
     }
 
     #[test]

@@ -35,6 +35,11 @@ const PAIRS: [u8; 200] = {
 /// `n` in decimal, as serde writes an integer (without the formatter machinery), two
 /// digits a step (a millisecond timestamp has thirteen).
 fn decimal(out: &mut String, mut n: u64) {
+    if n < 10 {
+        // An envelope's `v`: one digit, pushed as it is (no text check of a buffer).
+        out.push(char::from(b'0' + n as u8));
+        return;
+    }
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     while n >= 100 {

@@ -46,12 +46,6 @@ pub const ENVELOPE_VERSION: u64 = 1;
 /// Most span ids in a span stack.
 pub const MAX_SPAN_STACK: usize = 128;
 
-/// Cuts `stack` to its innermost [`MAX_SPAN_STACK`] ids, the most a receiver accepts: what
-/// a scope's span stack keeps when it crosses the wire.
-pub(crate) fn keep_innermost(stack: &mut Vec<SpanId>) {
-    let outer = stack.len().saturating_sub(MAX_SPAN_STACK);
-    stack.drain(..outer);
-}
 /// Longest label, function reference, correlator or deployment field.
 pub const MAX_LABEL: usize = 200;
 /// Most correlator metadata entries.
