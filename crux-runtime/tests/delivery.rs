@@ -1225,3 +1225,55 @@ fn plain_and_extra_span_records_keep_their_order_and_the_bound_drops_the_oldest(
     assert_eq!(stats.delivered, 11, "{stats:?}");
     drop(run);
 }
+
+#[test]
+fn a_reader_converting_many_records_does_not_hold_up_flushes_delivering_to_memory() {
+    let memory = Memory::new();
+    let o = Observer::builder().sink(memory.clone()).build();
+    // Converting 5 000 records to JSON takes a reader many milliseconds.
+    emit_run(&o, 2_499);
+    assert_eq!(
+        o.flush_blocking(FlushOptions::FINAL).status,
+        FlushStatus::Drained
+    );
+    assert_eq!(memory.len(), 5_000);
+
+    let (start, started) = std::sync::mpsc::channel::<()>();
+    let (converting, conversion_started) = std::sync::mpsc::channel();
+    let reader = {
+        let memory = memory.clone();
+        std::thread::spawn(move || {
+            for () in started {
+                converting.send(()).unwrap();
+                assert!(memory.records().len() >= 5_000);
+                converting.send(()).unwrap();
+            }
+        })
+    };
+    for round in 0..5 {
+        start.send(()).unwrap();
+        conversion_started.recv().unwrap();
+        let began = Instant::now();
+        // Let the reader take the Memory's lock and get well into its conversion.
+        std::thread::sleep(Duration::from_millis(10));
+        emit_run(&o, 1);
+        // The flush delivers on this thread (Memory writes promptly), into the Memory
+        // the reader is converting.
+        let flush_started = Instant::now();
+        let result = o.flush_blocking(FlushOptions::BOUNDARY);
+        let flush = flush_started.elapsed();
+        conversion_started.recv().unwrap();
+        let conversion = began.elapsed();
+        assert_eq!(result.status, FlushStatus::Drained);
+        assert_eq!(result.remaining, 0);
+        // Waiting for the reader's lock, the flush would last about as long as the rest
+        // of the conversion.
+        assert!(
+            flush * 4 < conversion,
+            "round {round}: a flush took {flush:?} while a reader converted for {conversion:?}"
+        );
+    }
+    drop(start);
+    reader.join().unwrap();
+    assert_eq!(memory.len(), 5_000 + 5 * 4);
+}
