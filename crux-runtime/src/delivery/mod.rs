@@ -516,25 +516,20 @@ impl Pipeline {
     }
 
     fn deliver(&self, records: &mut Vec<Record>, counter: &mut u64, calls: &mut u64) {
-        let mut valid = 0usize;
-        // Move invalid records to the back, keeping the order of the valid ones.
-        let mut rejected = 0u64;
-        for i in 0..records.len() {
-            if records[i].validate().is_ok() {
-                records.swap(valid, i);
-                valid += 1;
-            } else {
-                rejected += 1;
-            }
-        }
-        for r in &mut records[..valid] {
+        // Drop invalid records, keeping the order of the valid ones. `retain` moves
+        // nothing until the first invalid record (swapping each valid record into place
+        // copied every record onto itself).
+        let taken = records.len();
+        records.retain(|r| r.validate().is_ok());
+        let valid = records.len();
+        let rejected = (taken - valid) as u64;
+        for r in records.iter_mut() {
             *counter += 1;
             r.base.record_id = Some(RecordId {
                 random: self.rec_random,
                 counter: *counter,
             });
         }
-        records.truncate(valid);
         let mut ok = true;
         if let Some((last, others)) = self.sinks.split_last()
             && valid > 0
