@@ -262,7 +262,7 @@ impl Client {
         kind: FunctionKind,
         path: &str,
         args: &A,
-        envelope: Option<Envelope>,
+        envelope: Option<&Envelope>,
         log_lines: Option<&LogLines>,
     ) -> Result<O> {
         let args = typed::to_encoded(args).map_err(|err| {
@@ -302,7 +302,9 @@ impl Client {
                 ),
             )
         })?;
-        let value = self.call_encoded(kind, path, args, envelope, None).await?;
+        let value = self
+            .call_encoded(kind, path, args, envelope.as_ref(), None)
+            .await?;
         encoding::decode(value, Format::ConvexEncodedJson).map_err(|err| {
             Error::new(
                 ErrorKind::ReturnsValidation,
@@ -320,17 +322,13 @@ impl Client {
         kind: FunctionKind,
         path: &str,
         args: Value,
-        envelope: Option<Envelope>,
+        envelope: Option<&Envelope>,
         log_lines: Option<&LogLines>,
     ) -> Result<Value> {
-        let traceparent = envelope
-            .as_ref()
-            .and_then(traceparent_of)
-            .map(|t| t.to_string());
+        let traceparent = envelope.and_then(traceparent_of).map(|t| t.to_string());
         // Written once: the text sent is the text signed. Only an object's args carry it
         // (`request_body` sends other args as they are), so only then is it signed.
         let crux = envelope
-            .as_ref()
             .filter(|_| args.is_object())
             .map(Envelope::to_json_string);
         let body = request_body(path, args, crux.as_deref()).map_err(Error::msg)?;

@@ -4,6 +4,7 @@
 //! `Value` parse refuses.
 
 use std::fmt;
+use std::marker::PhantomData;
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
@@ -38,6 +39,41 @@ impl<'de> Visitor<'de> for Checked {
     }
 
     crate::json::scalars_read_as!(Checked, Checked);
+}
+
+/// A member that should be an array: its elements when it is one, `None` for any other
+/// value (checked as a `Value` parse checks it, then dropped). The sink's reading of a
+/// reply's `dispositions` and the collector's of a batch's `records`.
+pub(crate) struct ArrayOrNone<T>(pub(crate) Option<Vec<T>>);
+
+impl<'de, T: de::Deserialize<'de>> de::Deserialize<'de> for ArrayOrNone<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ArrayOrNoneVisitor(PhantomData))
+    }
+}
+
+struct ArrayOrNoneVisitor<T>(PhantomData<T>);
+
+impl<'de, T: de::Deserialize<'de>> Visitor<'de> for ArrayOrNoneVisitor<T> {
+    type Value = ArrayOrNone<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ArrayOrNone<T>, A::Error> {
+        let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(64));
+        while let Some(element) = seq.next_element()? {
+            list.push(element);
+        }
+        Ok(ArrayOrNone(Some(list)))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ArrayOrNone<T>, A::Error> {
+        Checked.visit_map(map).map(|_| ArrayOrNone(None))
+    }
+
+    crate::json::scalars_read_as!(ArrayOrNone<T>, ArrayOrNone(None));
 }
 
 /// The visits of a JSON scalar (boolean, number, string, null), each read as `$value`:

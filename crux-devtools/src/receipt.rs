@@ -10,7 +10,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use crate::json::{Checked, KeyIn};
+use crate::json::{ArrayOrNone, Checked, KeyIn};
 
 /// The members of a reply the receipt rules read.
 #[derive(Debug, Default)]
@@ -86,7 +86,7 @@ impl<'de> Visitor<'de> for ReplyVisitor {
         let mut reply = CollectorReply::default();
         while let Some(key) = map.next_key_seed(KeyIn(reply_key))? {
             match key {
-                Some(0) => reply.dispositions = map.next_value::<Dispositions>()?.0,
+                Some(0) => reply.dispositions = map.next_value::<ArrayOrNone<Disposition>>()?.0,
                 Some(1) => reply.accepted = Some(map.next_value()?),
                 Some(_) => reply.rejected = Some(map.next_value()?),
                 None => map.next_value::<Checked>().map(|_| ())?,
@@ -96,40 +96,6 @@ impl<'de> Visitor<'de> for ReplyVisitor {
     }
 
     non_objects_are_default!(CollectorReply);
-}
-
-/// `dispositions`: its elements when it is an array, `None` for any other value.
-#[derive(Default)]
-struct Dispositions(Option<Vec<Disposition>>);
-
-impl<'de> de::Deserialize<'de> for Dispositions {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(DispositionsVisitor)
-    }
-}
-
-struct DispositionsVisitor;
-
-impl<'de> Visitor<'de> for DispositionsVisitor {
-    type Value = Dispositions;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Dispositions, A::Error> {
-        let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(64));
-        while let Some(d) = seq.next_element::<Disposition>()? {
-            list.push(d);
-        }
-        Ok(Dispositions(Some(list)))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Dispositions, A::Error> {
-        Checked.visit_map(map).map(|_| Dispositions(None))
-    }
-
-    crate::json::scalars_read_as!(Dispositions, Dispositions(None));
 }
 
 impl<'de> de::Deserialize<'de> for Disposition {

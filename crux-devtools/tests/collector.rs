@@ -787,3 +787,53 @@ fn a_tokenless_collector_refuses_other_host_names_and_non_json_posts() {
         .unwrap();
     assert_eq!(reply.status().as_u16(), 200);
 }
+
+/// `[[[…1…]]]`, `depth` arrays deep.
+fn nested(depth: usize) -> Value {
+    (0..depth).fold(json!(1), |inner, _| json!([inner]))
+}
+
+/// A record holding a value nested deeper than serde_json reads (128) is refused alone,
+/// over HTTP and through `Store::ingest`: the rest of its batch is stored.
+#[test]
+fn a_record_nested_too_deep_is_rejected_alone_and_the_rest_of_the_batch_stored() {
+    let mut deep = event("rec_2", "run_a", "seg_a", 2);
+    deep["attributes"] = json!({"payload": nested(200)});
+    let records = [
+        event("rec_1", "run_a", "seg_a", 1),
+        deep,
+        event("rec_3", "run_a", "seg_a", 3),
+    ];
+    let c = start(None);
+    let (status, _, reply) = post(&c, &batch(&records), None);
+    assert_eq!(status, 202, "{reply}");
+    let rejected = ("rejected".to_owned(), "invalid_record".to_owned(), false);
+    let o = outcomes(&reply);
+    assert_eq!(
+        o,
+        [
+            accepted(1)[0].clone(),
+            rejected.clone(),
+            accepted(1)[0].clone()
+        ]
+    );
+    let refused = &reply["dispositions"][1];
+    assert_eq!(refused["recordId"], "rec_2", "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("recursion limit"),
+        "{refused}"
+    );
+    // The same batch again: the stored ones are accepted again, the deep one refused.
+    let (status, _, reply) = post(&c, &batch(&records), None);
+    assert_eq!(status, 202, "{reply}");
+    assert_eq!(outcomes(&reply)[1], rejected);
+
+    let mut store = Store::open(temp_db()).unwrap();
+    let results = store.ingest(5, &records).unwrap();
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    assert_eq!(results[1].as_ref().unwrap_err().code(), "invalid_record");
+    assert_eq!(store.revision().unwrap(), 2, "two records stored");
+}

@@ -208,11 +208,12 @@ impl Attributes {
         self.own.push((key, value));
     }
 
-    /// Adds `key`, known not to be in the list yet (no search): for lists built by crux's
-    /// own crates from fixed keys (a debug build checks; a repeated key would be written
-    /// twice). Hidden: not part of the API.
-    #[doc(hidden)]
-    pub fn push_new(&mut self, key: &'static str, value: impl Into<AttrValue>) {
+    /// Adds `key`, known not to be in the list yet (no search), for the boundary's lists
+    /// of fixed, distinct keys on the hop's hot path. A repeated key would be written
+    /// twice, which [`set`](Attributes::set) never does: so this stays inside the crate,
+    /// where every caller pushes literal keys into a list it built (or froze) itself and
+    /// the tests exercise each one under this debug check. Other crates use `set`.
+    pub(crate) fn push_new(&mut self, key: &'static str, value: impl Into<AttrValue>) {
         debug_assert!(self.get(key).is_none(), "{key} set twice");
         self.own.push((Cow::Borrowed(key), value.into()));
     }

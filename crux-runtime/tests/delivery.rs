@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crux_runtime::delivery::{FlushOptions, FlushStatus};
+use crux_runtime::delivery::{FlushOptions, FlushResult, FlushStatus};
 use crux_runtime::observe::{Observer, RunOptions};
 use crux_runtime::record::{Record, RunStatus, SpanStatus};
 use crux_runtime::sink::{JsonLines, Memory, Sink, SinkError};
@@ -843,11 +843,28 @@ async fn sinks_that_do_not_promise_promptness_are_only_called_on_the_delivery_th
 }
 
 /// Claims to write promptly, then blocks in `write` while held: the worker stuck in it.
+/// A sink that promises to write promptly but hangs like [`Hung`] until released; notes
+/// the thread of every call after the release.
 #[derive(Clone, Default)]
-struct PromptButStuck(Hung);
+struct PromptButStuck {
+    hung: Hung,
+    threads: Arc<Mutex<Vec<String>>>,
+}
+impl PromptButStuck {
+    fn note(&self) {
+        if *self.hung.release.0.lock().unwrap() {
+            self.threads.lock().unwrap().push(thread_name());
+        }
+    }
+}
 impl Sink for PromptButStuck {
     fn write(&self, records: &[Record]) -> Result<(), SinkError> {
-        self.0.write(records)
+        self.note();
+        self.hung.write(records)
+    }
+    fn flush(&self) -> Result<(), SinkError> {
+        self.note();
+        Ok(())
     }
     fn writes_promptly(&self) -> bool {
         true
@@ -856,52 +873,78 @@ impl Sink for PromptButStuck {
 
 #[tokio::test]
 async fn a_flush_waits_bounded_when_the_worker_is_delivering_and_helps_once_it_is_done() {
-    let stuck = PromptButStuck::default();
-    let memory = Memory::new();
-    let (_, hook) = warnings();
-    let o = Observer::builder()
-        .sink(stuck.clone())
-        .sink(memory.clone())
-        .on_warning(hook)
-        .build();
-    emit_run(&o, 3);
-    let until = Instant::now() + Duration::from_secs(30);
-    while !stuck.0.entered.load(Ordering::SeqCst) && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(1));
+    async fn flush(o: &Observer, blocking: bool, opts: FlushOptions) -> FlushResult {
+        if blocking {
+            o.flush_blocking(opts)
+        } else {
+            o.flush(opts).await
+        }
     }
-    assert!(
-        stuck.0.entered.load(Ordering::SeqCst),
-        "the worker took the batch"
-    );
-    // The worker holds the delivery lock: the flush cannot deliver and waits, bounded.
-    emit_run(&o, 1);
-    let bound = Duration::from_millis(150);
     for blocking in [true, false] {
+        // An observer for each flavour: a flush reaching its deadline during the stuck
+        // call opens the circuit breaker, and a second flush would not wait at all.
+        let stuck = PromptButStuck::default();
+        let memory = Memory::new();
+        let (_, hook) = warnings();
+        let o = Observer::builder()
+            .sink(stuck.clone())
+            .sink(memory.clone())
+            .on_warning(hook)
+            .build();
+        emit_run(&o, 3);
+        stuck.hung.wait_until_entered();
+        // The worker holds the delivery lock: the flush cannot deliver, and waits until
+        // its bound.
+        emit_run(&o, 1);
+        let bound = Duration::from_millis(150);
         let started = Instant::now();
         let opts = FlushOptions {
             timeout: bound,
             terminal: false,
         };
-        let result = if blocking {
-            o.flush_blocking(opts)
-        } else {
-            o.flush(opts).await
-        };
-        assert!(started.elapsed() < bound + Duration::from_millis(500));
+        let result = flush(&o, blocking, opts).await;
+        let took = started.elapsed();
+        assert!(!result.bypassed, "blocking {blocking}: the flush waited");
+        assert!(
+            took >= bound && took < bound + Duration::from_millis(500),
+            "blocking {blocking}: took {took:?}"
+        );
         assert_eq!(result.status, FlushStatus::Deadline);
+        assert!(result.deadline_exceeded);
         assert_eq!(result.remaining, 12, "8 in the stuck call, 4 queued");
+        assert_eq!(o.stats().flush_waiters, 0, "the flush that gave up is gone");
+
+        // Once the worker's call is done, a flush delivers on its own thread again (the
+        // worker polls too, so it may take a round's records first: a few rounds).
+        stuck.hung.release();
+        answered(&o);
+        let me = thread_name();
+        let mut rounds = 0;
+        while !stuck.threads.lock().unwrap().contains(&me) {
+            assert!(rounds < 20, "blocking {blocking}: no flush helped");
+            rounds += 1;
+            emit_run(&o, 1);
+            let result = flush(&o, blocking, FlushOptions::FINAL).await;
+            assert!(!result.bypassed);
+            assert_eq!(result.status, FlushStatus::Drained);
+            assert_eq!(result.remaining, 0);
+        }
+        let stats = o.stats();
+        let total = 12 + 4 * rounds;
+        assert_eq!(
+            (stats.delivered, stats.queued, stats.flush_waiters),
+            (total, 0, 0)
+        );
+        assert_eq!(memory.len() as u64, total);
+        assert!(
+            stuck
+                .threads
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|t| *t == me || t == WORKER)
+        );
     }
-    assert!(o.stats().sink_hung);
-    stuck.0.release();
-    answered(&o);
-    let result = o.flush(FlushOptions::FINAL).await;
-    assert_eq!(result.status, FlushStatus::Drained);
-    let stats = o.stats();
-    assert_eq!(
-        (stats.delivered, stats.queued, stats.flush_waiters),
-        (12, 0, 0)
-    );
-    assert_eq!(memory.len(), 12);
 }
 
 #[test]
@@ -1275,4 +1318,56 @@ fn records_queued_past_the_queues_allocation_all_arrive_in_order() {
         (6_001, 6_001, 0)
     );
     drop(run);
+}
+
+#[test]
+fn a_reader_converting_many_records_does_not_hold_up_flushes_delivering_to_memory() {
+    let memory = Memory::new();
+    let o = Observer::builder().sink(memory.clone()).build();
+    // Converting 5 000 records to JSON takes a reader many milliseconds.
+    emit_run(&o, 2_499);
+    assert_eq!(
+        o.flush_blocking(FlushOptions::FINAL).status,
+        FlushStatus::Drained
+    );
+    assert_eq!(memory.len(), 5_000);
+
+    let (start, started) = std::sync::mpsc::channel::<()>();
+    let (converting, conversion_started) = std::sync::mpsc::channel();
+    let reader = {
+        let memory = memory.clone();
+        std::thread::spawn(move || {
+            for () in started {
+                converting.send(()).unwrap();
+                assert!(memory.records().len() >= 5_000);
+                converting.send(()).unwrap();
+            }
+        })
+    };
+    for round in 0..5 {
+        start.send(()).unwrap();
+        conversion_started.recv().unwrap();
+        let began = Instant::now();
+        // Let the reader take the Memory's lock and get well into its conversion.
+        std::thread::sleep(Duration::from_millis(10));
+        emit_run(&o, 1);
+        // The flush delivers on this thread (Memory writes promptly), into the Memory
+        // the reader is converting.
+        let flush_started = Instant::now();
+        let result = o.flush_blocking(FlushOptions::BOUNDARY);
+        let flush = flush_started.elapsed();
+        conversion_started.recv().unwrap();
+        let conversion = began.elapsed();
+        assert_eq!(result.status, FlushStatus::Drained);
+        assert_eq!(result.remaining, 0);
+        // Waiting for the reader's lock, the flush would last about as long as the rest
+        // of the conversion.
+        assert!(
+            flush * 4 < conversion,
+            "round {round}: a flush took {flush:?} while a reader converted for {conversion:?}"
+        );
+    }
+    drop(start);
+    reader.join().unwrap();
+    assert_eq!(memory.len(), 5_000 + 5 * 4);
 }

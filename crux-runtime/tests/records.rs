@@ -366,7 +366,19 @@ fn invalid_records_are_rejected_not_thrown() {
         1,
         "the span:start with an unknown primitive"
     );
-    assert_eq!(memory.records_of_run(run_id).len(), 3);
+    let kept = memory.records_of_run(run_id);
+    // The records around the rejected one keep their order, and record ids are given to
+    // the valid ones only, without a gap.
+    let types: Vec<&str> = kept.iter().map(|r| r["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["run:start", "span:end", "run:end"]);
+    let counters: Vec<u64> = kept
+        .iter()
+        .map(|r| {
+            let id: crux_runtime::ids::RecordId = r["recordId"].as_str().unwrap().parse().unwrap();
+            id.counter
+        })
+        .collect();
+    assert_eq!(counters, [1, 2, 3], "{kept:?}");
 }
 
 #[test]

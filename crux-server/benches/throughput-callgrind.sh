@@ -8,6 +8,9 @@
 # of its waiting loop too: under callgrind threads take turns on one core.
 #
 # Usage: crux-server/benches/throughput-callgrind.sh [N]   (default 300). Needs valgrind.
+# CRUX_THROUGHPUT_VARIANTS=memory,bare runs only those. A variant that fails is named, with
+# the step that failed and the end of the server's, the load generator's and valgrind's
+# output.
 set -euo pipefail
 N="${1:-300}"
 cd "$(dirname "$0")/../.."
@@ -20,9 +23,24 @@ command -v valgrind >/dev/null || { echo "needs valgrind" >&2; exit 1; }
 OUT="$(mktemp -d)"
 trap 'rm -rf "$OUT"' EXIT
 
+# A variant failed: says which, at which step, and the end of what the server wrote.
+fail() { # VARIANT REQUESTS WHAT
+    echo "throughput-callgrind: variant $1, $2 requests: $3" >&2
+    local f
+    for f in "$OUT/serve.log" "$OUT/load.log" "$OUT/valgrind.log"; do
+        if [[ -s "$f" ]]; then
+            echo "--- ${f##*/} (last 20 lines)" >&2
+            tail -n 20 "$f" >&2
+        fi
+    done
+    return 1
+}
+
+# Runs in a command substitution, where `set -e` does not apply: every step is checked
+# here, and a failure is reported (`fail`) instead of ending the script without a word.
 count() { # VARIANT REQUESTS → total instructions of the server process
     local variant="$1" requests="$2" fifo="$OUT/stdin" log="$OUT/serve.log"
-    rm -f "$fifo" "$OUT"/callgrind.out.*
+    rm -f "$fifo" "$OUT"/callgrind.out.* "$OUT"/*.log
     mkfifo "$fifo"
     valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out.%p" \
         "$BIN" --serve "$variant" <"$fifo" >"$log" 2>"$OUT/valgrind.log" &
@@ -32,24 +50,51 @@ count() { # VARIANT REQUESTS → total instructions of the server process
     for _ in $(seq 1 600); do
         addr="$(sed -n 's/^serving //p' "$log")"
         [[ -n "$addr" ]] && break
+        kill -0 "$pid" 2>/dev/null || break # it exited without serving
         sleep 0.1
     done
-    [[ -n "$addr" ]] || { echo "the server did not start: $(cat "$OUT/valgrind.log")" >&2; exit 1; }
-    "$BIN" --requests "$addr" 1 "$requests"
+    if [[ -z "$addr" ]]; then
+        exec 3>&-
+        kill "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        fail "$variant" "$requests" "the server did not start"
+        return 1
+    fi
+    if ! "$BIN" --requests "$addr" 1 "$requests" >"$OUT/load.log" 2>&1; then
+        exec 3>&-
+        wait "$pid" 2>/dev/null
+        fail "$variant" "$requests" "the load generator failed"
+        return 1
+    fi
     exec 3>&-
-    wait "$pid"
+    local status=0
+    wait "$pid" || status=$?
+    if ((status != 0)); then
+        fail "$variant" "$requests" "the server exited with status $status"
+        return 1
+    fi
     # `summary:` is the whole run's count (`totals:` repeats it in some versions).
-    grep -h '^summary:' "$OUT"/callgrind.out.* | awk '{ s += $2 } END { print s }'
+    local total
+    total="$(cat "$OUT"/callgrind.out.* 2>/dev/null | awk '/^summary:/ { s += $2; n++ } END { if (n) print s }')"
+    if [[ -z "$total" ]]; then
+        fail "$variant" "$requests" "callgrind wrote no count"
+        return 1
+    fi
+    echo "$total"
 }
 
+# CRUX_THROUGHPUT_VARIANTS (as for throughput.sh): a comma-separated subset.
+VARIANTS="${CRUX_THROUGHPUT_VARIANTS:-memory,jsonl,disabled,bare}"
 echo "instructions per request (callgrind, whole server process; N=$N and 3N requests)"
 declare -A per
-for variant in memory jsonl disabled bare; do
-    small="$(count "$variant" "$N")"
-    large="$(count "$variant" "$((3 * N))")"
+for variant in ${VARIANTS//,/ }; do
+    small="$(count "$variant" "$N")" || exit 1
+    large="$(count "$variant" "$((3 * N))")" || exit 1
     per[$variant]="$(awk -v a="$small" -v b="$large" -v n="$N" 'BEGIN { printf "%.0f", (b - a) / (2 * n) }')"
     printf '  %-9s %12s\n' "$variant" "${per[$variant]}"
 done
+[[ -n "${per[memory]:-}" && -n "${per[jsonl]:-}" && -n "${per[disabled]:-}" && -n "${per[bare]:-}" ]] ||
+    exit 0
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo "ratios: memory/disabled $(ratio "${per[memory]}" "${per[disabled]}")," \
     "jsonl/disabled $(ratio "${per[jsonl]}" "${per[disabled]}")," \

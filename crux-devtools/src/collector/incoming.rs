@@ -26,9 +26,10 @@ pub struct Incoming {
 }
 
 impl Incoming {
-    /// A record from its value (serialized here).
-    pub fn new(value: Value) -> Incoming {
-        Incoming::parse(&value.to_string()).expect("a serialized Value parses")
+    /// A record from its value (serialized here). Fails as [`parse`](Incoming::parse)
+    /// fails: a value built in memory may be nested deeper than serde_json reads (128).
+    pub fn new(value: Value) -> Result<Incoming, serde_json::Error> {
+        Incoming::parse(&value.to_string())
     }
 
     /// A record from the JSON text it was received as, stored as is so that it is not
@@ -56,6 +57,39 @@ impl Incoming {
     pub(super) fn value(&self) -> Value {
         serde_json::from_str(&self.text).expect("the text parsed once")
     }
+}
+
+/// The top-level `recordId` of a record text that [`Incoming::parse`] refused (nested too
+/// deep, a number out of range), so that its disposition names it: read skipping every
+/// other value (serde_json skips without a depth limit) and checking nothing else. The last
+/// occurrence, as in a `Value`; `None` when there is none or it cannot be read either.
+pub(super) fn record_id(text: &str) -> Option<Value> {
+    fn is_record_id(key: &str) -> Option<usize> {
+        (key == "recordId").then_some(0)
+    }
+    struct RecordId;
+    impl<'de> Visitor<'de> for RecordId {
+        type Value = Option<Value>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Value>, A::Error> {
+            let mut id = None;
+            while let Some(key) = map.next_key_seed(KeyIn(is_record_id))? {
+                match key {
+                    Some(_) => id = Some(map.next_value()?),
+                    None => map.next_value::<serde::de::IgnoredAny>().map(|_| ())?,
+                }
+            }
+            Ok(id)
+        }
+    }
+    serde_json::Deserializer::from_str(text)
+        .deserialize_map(RecordId)
+        .ok()
+        .flatten()
 }
 
 /// The text the full-text index holds for a stored record's JSON text (see

@@ -5,8 +5,9 @@ use std::io::Read;
 use serde_json::Value;
 use tiny_http::Request;
 
-use super::incoming::Incoming;
+use super::incoming::{self, Incoming};
 use super::reply::Reply;
+use super::store::with_refused;
 use super::{MAX_BODY, Rejection, Shared};
 
 /// Reads an ingest request's body and stores its records: the ingest contract.
@@ -49,15 +50,20 @@ pub(super) fn ingest(request: &mut Request, shared: &Shared) -> Reply {
     };
     // Read here, on the request's thread: the writer is one thread for all.
     let mut records = Vec::with_capacity(raw.len());
+    let mut refused = Vec::new();
     let mut ids = Ids::default();
-    for r in &raw {
+    for (i, r) in raw.iter().enumerate() {
         match Incoming::parse(r.get()) {
             Ok(record) => {
                 ids.push(record.fields.get("recordId"));
                 records.push(record);
             }
-            // Well-formed, but not representable (a number out of range).
-            Err(e) => return Reply::error(400, "invalid_json", format!("malformed JSON: {e}")),
+            // Well-formed (the batch parsed), but not a value serde_json reads: nested
+            // deeper than 128, or a number out of range. Refused alone.
+            Err(e) => {
+                ids.push(incoming::record_id(r.get()).as_ref());
+                refused.push((i, Rejection::unreadable(&e)));
+            }
         }
     }
     if version != u64::from(crux_runtime::record::SCHEMA_VERSION) {
@@ -78,7 +84,7 @@ pub(super) fn ingest(request: &mut Request, shared: &Shared) -> Reply {
         .source_health
         .and_then(|h| serde_json::from_str::<Value>(h.get()).ok());
     let results = match shared.writer.ingest(version, records, health) {
-        Ok(r) => r,
+        Ok(r) => with_refused(r, refused),
         Err(e) => {
             let message = format!("the collector's store failed: {e}");
             let mut reply = ids.reply(503, |_| {

@@ -340,6 +340,26 @@ pub fn index_query(text: &str) -> Option<String> {
     )
 }
 
+/// A batch's results in its order: `stored`, the results of the records that were read, in
+/// order, with the records `refused` before storing (by index, ascending) put back in place.
+pub(super) fn with_refused(
+    stored: Vec<Result<(), Rejection>>,
+    refused: Vec<(usize, Rejection)>,
+) -> Vec<Result<(), Rejection>> {
+    if refused.is_empty() {
+        return stored;
+    }
+    let total = stored.len() + refused.len();
+    let mut stored = stored.into_iter();
+    let mut refused = refused.into_iter().peekable();
+    (0..total)
+        .map(|i| match refused.next_if(|(at, _)| *at == i) {
+            Some((_, rejection)) => Err(rejection),
+            None => stored.next().expect("a result for every record read"),
+        })
+        .collect()
+}
+
 /// Why a record was not stored (the disposition codes of the ingest contract).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rejection {
@@ -354,6 +374,12 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// A record that is JSON but not one serde_json reads as a value (nested deeper than
+    /// 128, a number out of range): refused alone, its batch stored.
+    pub(super) fn unreadable(e: &serde_json::Error) -> Rejection {
+        Rejection::Invalid(format!("the record cannot be read as a JSON value: {e}"))
+    }
+
     /// The disposition code.
     pub fn code(&self) -> &'static str {
         match self {
@@ -632,11 +658,19 @@ impl Store {
         schema_version: u64,
         records: &[Value],
     ) -> Result<Vec<Result<(), Rejection>>, StoreError> {
-        let records: Vec<Incoming> = records.iter().cloned().map(Incoming::new).collect();
-        Ok(self
-            .ingest_prepared(&[(schema_version, &records[..])])?
+        let mut read = Vec::with_capacity(records.len());
+        let mut refused = Vec::new();
+        for (i, value) in records.iter().enumerate() {
+            match Incoming::new(value.clone()) {
+                Ok(record) => read.push(record),
+                Err(e) => refused.push((i, Rejection::unreadable(&e))),
+            }
+        }
+        let stored = self
+            .ingest_prepared(&[(schema_version, &read[..])])?
             .pop()
-            .expect("one batch in, one out"))
+            .expect("one batch in, one out");
+        Ok(with_refused(stored, refused))
     }
 
     /// Stores several batches of prepared records in one transaction (group commit: one

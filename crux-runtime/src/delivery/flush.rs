@@ -330,7 +330,13 @@ impl FlushWait {
         let counters = &pipeline.counters;
         if pipeline.inline {
             let progress = Progress::new(counters);
+            // Timed only while nobody spins (a slow spell): a quick inline flush then
+            // shows the sinks answer quickly again, as a quick completion does.
+            let timed = pipeline.spin_stopped().then(Instant::now);
             if let Some(sinks_ok) = pipeline.help() {
+                if let Some(started) = timed {
+                    pipeline.record_flush_latency(started.elapsed());
+                }
                 return FlushStart::Done(progress.completed(sinks_ok, counters));
             }
         }

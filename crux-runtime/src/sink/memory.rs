@@ -11,6 +11,12 @@ use crate::record::Record;
 /// records. To print or pin them as run trees, use the `crux` facade's `crux::view::Trees`
 /// and `crux::testing`.
 ///
+/// Readers copy the records out without holding up delivery: the records are kept in
+/// shared, immutable batches, so a reader takes the batch handles under the lock (one
+/// reference count each) and converts or clones the records after releasing it. A flush
+/// delivering on its own thread ([`Sink::writes_promptly`]) therefore never waits for a
+/// reader converting thousands of records.
+///
 /// ```
 /// let memory = crux_runtime::sink::Memory::new();
 /// assert!(memory.records().is_empty());
@@ -20,9 +26,25 @@ pub struct Memory {
     inner: Arc<Mutex<Store>>,
 }
 
+/// One delivered batch, shared with readers that copied it out; the first `start`
+/// records were dropped by the limit (they are freed with the batch).
+#[derive(Clone)]
+struct Batch {
+    records: Arc<[Record]>,
+    start: usize,
+}
+
+impl Batch {
+    fn kept(&self) -> &[Record] {
+        &self.records[self.start..]
+    }
+}
+
 #[derive(Default)]
 struct Store {
-    records: VecDeque<Record>,
+    batches: VecDeque<Batch>,
+    /// Records kept, over every batch.
+    len: usize,
     limit: Option<usize>,
 }
 
@@ -44,29 +66,38 @@ impl Memory {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The batches kept now: reference counts taken under the lock, nothing copied, so
+    /// the caller converts them without holding it.
+    fn snapshot(&self) -> Vec<Batch> {
+        self.lock().batches.iter().cloned().collect()
+    }
+
+    /// Every record kept now, in delivery order, read outside the lock.
+    fn each<T>(&self, mut f: impl FnMut(&Record) -> Option<T>) -> Vec<T> {
+        let batches = self.snapshot();
+        let mut out = Vec::with_capacity(batches.iter().map(|b| b.kept().len()).sum());
+        out.extend(batches.iter().flat_map(Batch::kept).filter_map(&mut f));
+        out
+    }
+
     /// Every record received, as wire JSON, in delivery order.
     pub fn records(&self) -> Vec<Value> {
-        self.lock().records.iter().map(Record::to_json).collect()
+        self.each(|r| Some(r.to_json()))
     }
 
     /// The typed records received.
     pub fn typed_records(&self) -> Vec<Record> {
-        self.lock().records.iter().cloned().collect()
+        self.each(|r| Some(r.clone()))
     }
 
     /// The records of one run, as wire JSON, in delivery order.
     pub fn records_of_run(&self, run_id: RunId) -> Vec<Value> {
-        self.lock()
-            .records
-            .iter()
-            .filter(|r| r.base.run_id == run_id)
-            .map(Record::to_json)
-            .collect()
+        self.each(|r| (r.base.run_id == run_id).then(|| r.to_json()))
     }
 
     /// How many records were received (and kept).
     pub fn len(&self) -> usize {
-        self.lock().records.len()
+        self.lock().len
     }
 
     /// Whether no record was received.
@@ -76,36 +107,117 @@ impl Memory {
 
     /// Forgets every record.
     pub fn clear(&self) {
-        self.lock().records.clear();
+        let mut store = self.lock();
+        store.batches.clear();
+        store.len = 0;
     }
 }
 
 impl Memory {
-    fn keep(&self, records: impl Iterator<Item = Record>) {
+    /// Keeps one delivered batch (allocated before taking the lock), then drops the oldest
+    /// records past the limit: whole batches, and the front of the oldest one left.
+    fn keep(&self, records: Arc<[Record]>) {
+        if records.is_empty() {
+            return;
+        }
         let mut store = self.lock();
-        store.records.extend(records);
-        if let Some(limit) = store.limit {
-            let excess = store.records.len().saturating_sub(limit);
-            store.records.drain(..excess);
+        store.len += records.len();
+        store.batches.push_back(Batch { records, start: 0 });
+        let Some(limit) = store.limit else {
+            return;
+        };
+        while store.len > limit {
+            let excess = store.len - limit;
+            let Some(front) = store.batches.front_mut() else {
+                break;
+            };
+            let kept = front.kept().len();
+            if kept <= excess {
+                store.batches.pop_front();
+                store.len -= kept;
+            } else {
+                front.start += excess;
+                store.len -= excess;
+            }
         }
     }
 }
 
 impl Sink for Memory {
     fn write(&self, records: &[Record]) -> Result<(), SinkError> {
-        self.keep(records.iter().cloned());
+        self.keep(records.iter().cloned().collect());
         Ok(())
     }
 
     /// Keeps the batch without cloning it: the records are moved in.
     fn write_owned(&self, records: &mut Vec<Record>) -> Result<(), SinkError> {
-        self.keep(records.drain(..));
+        self.keep(records.drain(..).collect());
         Ok(())
     }
 
     /// `true`: writing is moving records into memory under a lock held only for that
-    /// (readers hold it to copy them out), and flushing does nothing.
+    /// (readers hold it only to take the batches' handles), and flushing does nothing.
     fn writes_promptly(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::FlushOptions;
+    use crate::observe::{Observer, RunOptions};
+    use crate::record::RunStatus;
+
+    /// `n` distinct records (a run with spans), as delivered.
+    fn records(n: usize) -> Vec<Record> {
+        let all = Memory::new();
+        let o = Observer::builder().sink(all.clone()).build();
+        let run = o.open_run(RunOptions::new("r", "agent.run"));
+        while all.len() + 1 < n {
+            let scope = run.scope();
+            scope
+                .span("s", "tool.call")
+                .start()
+                .end(crate::record::SpanStatus::Ok);
+            o.flush_blocking(FlushOptions::BOUNDARY);
+        }
+        run.end(RunStatus::Ok);
+        o.flush_blocking(FlushOptions::BOUNDARY);
+        let mut records = all.typed_records();
+        records.truncate(n);
+        records
+    }
+
+    #[test]
+    fn the_bound_keeps_the_newest_records_across_lent_and_handed_over_batches() {
+        let records = records(20);
+        let memory = Memory::bounded(7);
+        let reader = memory.clone();
+        let mut expected: Vec<Value> = Vec::new();
+        // Batches of 3 (lent), 5 (handed over), 1, 9, 2: the bound cuts whole batches and
+        // the front of the oldest one kept.
+        let mut at = 0;
+        for (i, size) in [3, 5, 1, 9, 2].into_iter().enumerate() {
+            let batch = &records[at..at + size];
+            if i % 2 == 0 {
+                memory.write(batch).unwrap();
+            } else {
+                memory.write_owned(&mut batch.to_vec()).unwrap();
+            }
+            at += size;
+            expected.extend(batch.iter().map(Record::to_json));
+            let newest = &expected[expected.len().saturating_sub(7)..];
+            assert_eq!(reader.records(), newest, "after {at} records");
+            assert_eq!(reader.len(), newest.len());
+        }
+        let run = records[0].base.run_id;
+        assert_eq!(reader.records_of_run(run), expected[13..]);
+        let typed: Vec<Value> = reader.typed_records().iter().map(Record::to_json).collect();
+        assert_eq!(typed, expected[13..]);
+        reader.clear();
+        assert!(memory.is_empty() && memory.records().is_empty());
+        memory.write(&records[..2]).unwrap();
+        assert_eq!(memory.records(), expected[..2]);
     }
 }
