@@ -99,8 +99,10 @@ fn backticked_after<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
 }
 
 /// The Convex-style path (`.a[0].b`) of the first place in `value` nested deeper than
-/// `max` levels (the outermost object or array is level 1), if any. Iterative, so any
-/// depth is safe to inspect.
+/// `max` levels (the outermost object or array is level 1), if any. A bounded recursion
+/// ([`RECURSION_LIMIT`] levels), then an iterative walk for anything deeper, so any depth
+/// is safe to inspect. A value nested between the two limits is walked twice (the
+/// recursion's work is dropped): rare, and still correct.
 pub(crate) fn too_deep(value: &Value, max: usize) -> Option<String> {
     // The common case allocates nothing: a bounded recursion first (every call's args and
     // result pass here), the heap walk only for values nested past it.
@@ -138,12 +140,13 @@ pub(crate) fn too_deep(value: &Value, max: usize) -> Option<String> {
     None
 }
 
-/// How many levels [`deeper_than`] recurses before leaving a value to the heap walk: a few
-/// kilobytes of stack at most, whatever the deployment's `max_value_depth`.
+/// How many levels [`deeper_than`] recurses before leaving a value to the heap walk: ≈ 2 KB
+/// of stack optimised, ≈ 16 KB in debug builds, whatever the deployment's
+/// `max_value_depth`.
 const RECURSION_LIMIT: usize = 32;
 
-/// Whether a non-empty object or array in `value` (itself at `depth`) sits at level
-/// `max` or deeper, so that its members are nested more than `max` levels; `None` when
+/// Whether a non-empty object or array in `value` (itself at `depth`) sits at depth `max`
+/// or deeper (level `max + 1`, the outermost being level 1), so that its members are nested more than `max` levels; `None` when
 /// `value` holds containers more than [`RECURSION_LIMIT`] levels down before that is
 /// known (the caller then asks [`deeper_than_on_heap`]). Recursive: no allocation.
 fn deeper_than(value: &Value, depth: usize, max: usize) -> Option<bool> {

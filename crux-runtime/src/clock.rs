@@ -190,11 +190,12 @@ mod tests {
 
     #[test]
     fn a_date_parses_exactly_when_it_is_a_calendar_day() {
-        // Every day-of-month 1 to 31 of every month over four centuries (leap years, the
-        // 100- and 400-year rules): accepted exactly when it converts to days and back.
+        // Every day-of-month 0 to 32 of months 0 to 13 over four centuries (leap years, the
+        // 100- and 400-year rules, days and months out of range): accepted exactly when it
+        // converts to days and back.
         for y in 1970..2430u32 {
-            for m in 1..=12u32 {
-                for d in 1..=31u32 {
+            for m in 0..=13u32 {
+                for d in 0..=32u32 {
                     let text = format!("{y:04}-{m:02}-{d:02}T01:02:03.004Z");
                     let days = days_from_civil(i64::from(y), m, d);
                     let real = civil_from_days(days) == (i64::from(y), m, d);
@@ -208,6 +209,13 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn dates_outside_the_supported_years_are_refused_and_the_last_one_kept() {
+        assert!("1969-12-31T23:59:59.999Z".parse::<Timestamp>().is_err());
+        let last = "9999-12-31T23:59:59.999Z";
+        assert_eq!(last.parse::<Timestamp>().unwrap().to_string(), last);
     }
 
     #[test]

@@ -209,9 +209,9 @@ impl Scope {
     }
 
     /// The innermost [`MAX_SPAN_STACK`](crate::envelope::MAX_SPAN_STACK) ids of the stack
-    /// (with `pushed` on top, when given), outermost first: the stack as it crosses the
-    /// wire: the one rule cutting a span stack for the wire. Walked from the top, so the ids kept are read once into one allocation of their
-    /// exact number: no growth while walking, no drain of cut ids.
+    /// (with `pushed` on top, when given), outermost first: the one rule cutting a span
+    /// stack for the wire. Walked from the top, so the ids kept are read once into one
+    /// allocation of their exact number: no growth while walking, no drain of cut ids.
     fn wire_span_stack(&self, pushed: Option<SpanId>) -> Vec<SpanId> {
         let mut depth = usize::from(pushed.is_some());
         let mut node = self.top.as_deref();

@@ -233,7 +233,8 @@ async fn a_slow_sink_drains_within_a_generous_bound_and_not_a_tight_one() {
             terminal: false,
         })
         .await;
-    assert!(started.elapsed() < Duration::from_millis(200));
+    // Generous: a 5 ms bound, but a loaded 2-core machine may pause this thread.
+    assert!(started.elapsed() < Duration::from_secs(1));
     assert_eq!(result.status, FlushStatus::Deadline);
     assert!(result.remaining >= 1);
 }
@@ -842,9 +843,9 @@ async fn sinks_that_do_not_promise_promptness_are_only_called_on_the_delivery_th
     }
 }
 
-/// Claims to write promptly, then blocks in `write` while held: the worker stuck in it.
 /// A sink that promises to write promptly but hangs like [`Hung`] until released; notes
-/// the thread of every call after the release.
+/// the thread of every `write` after the release (a flush's `Sink::flush` call alone would
+/// not show records delivered on that thread).
 #[derive(Clone, Default)]
 struct PromptButStuck {
     hung: Hung,
@@ -863,7 +864,6 @@ impl Sink for PromptButStuck {
         self.hung.write(records)
     }
     fn flush(&self) -> Result<(), SinkError> {
-        self.note();
         Ok(())
     }
     fn writes_promptly(&self) -> bool {
@@ -1333,21 +1333,24 @@ fn a_reader_converting_many_records_does_not_hold_up_flushes_delivering_to_memor
     assert_eq!(memory.len(), 5_000);
 
     let (start, started) = std::sync::mpsc::channel::<()>();
-    let (converting, conversion_started) = std::sync::mpsc::channel();
+    let (converting, conversion) = std::sync::mpsc::channel::<Option<Duration>>();
     let reader = {
         let memory = memory.clone();
         std::thread::spawn(move || {
             for () in started {
-                converting.send(()).unwrap();
+                converting.send(None).unwrap();
+                let began = Instant::now();
                 assert!(memory.records().len() >= 5_000);
-                converting.send(()).unwrap();
+                converting.send(Some(began.elapsed())).unwrap();
             }
         })
     };
-    for round in 0..5 {
+    // Timed on a shared machine, so judged over rounds: one preempted flush must not fail
+    // the test, while a flush waiting for the reader's lock fails every round.
+    let mut rounds = Vec::new();
+    for _ in 0..5 {
         start.send(()).unwrap();
-        conversion_started.recv().unwrap();
-        let began = Instant::now();
+        assert_eq!(conversion.recv().unwrap(), None);
         // Let the reader take the Memory's lock and get well into its conversion.
         std::thread::sleep(Duration::from_millis(10));
         emit_run(&o, 1);
@@ -1356,17 +1359,20 @@ fn a_reader_converting_many_records_does_not_hold_up_flushes_delivering_to_memor
         let flush_started = Instant::now();
         let result = o.flush_blocking(FlushOptions::BOUNDARY);
         let flush = flush_started.elapsed();
-        conversion_started.recv().unwrap();
-        let conversion = began.elapsed();
+        let converted = conversion.recv().unwrap().unwrap();
         assert_eq!(result.status, FlushStatus::Drained);
         assert_eq!(result.remaining, 0);
-        // Waiting for the reader's lock, the flush would last about as long as the rest
-        // of the conversion.
-        assert!(
-            flush * 4 < conversion,
-            "round {round}: a flush took {flush:?} while a reader converted for {conversion:?}"
-        );
+        rounds.push((flush, converted));
     }
+    // Waiting for the reader's lock, a flush would last about as long as the rest of the
+    // conversion.
+    let quick = rounds
+        .iter()
+        .filter(|(flush, conversion)| *flush * 4 < *conversion);
+    assert!(
+        quick.count() >= 3,
+        "flushes (flush, conversion) held up by a reader: {rounds:?}"
+    );
     drop(start);
     reader.join().unwrap();
     assert_eq!(memory.len(), 5_000 + 5 * 4);

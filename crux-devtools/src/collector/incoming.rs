@@ -5,8 +5,8 @@
 //!
 //! The pass keeps what the store reads and checks the rest as a `serde_json::Value` parse
 //! would (numbers in range, strings well formed, nesting depth) without building it: a
-//! record that does not parse as a `Value` is refused as before, and a repeated key counts
-//! as its last occurrence, as in a `Value`.
+//! record that does not parse as a `Value` is refused alone (`invalid_record`, the rest of
+//! its batch stored), and a repeated key counts as its last occurrence, as in a `Value`.
 
 use std::fmt;
 
@@ -35,7 +35,8 @@ impl Incoming {
     /// A record from the JSON text it was received as, stored as is so that it is not
     /// serialized again. A text spread over several lines (pretty-printed) is serialized
     /// again: a stored record is one line, as crux writes records everywhere. Fails as
-    /// `serde_json::from_str::<Value>` fails (malformed, or a number out of range).
+    /// `serde_json::from_str::<Value>` fails (malformed, a number out of range, or nested
+    /// deeper than 128).
     pub fn parse(text: &str) -> Result<Incoming, serde_json::Error> {
         let mut de = serde_json::Deserializer::from_str(text);
         let fields = de.deserialize_any(FieldsVisitor)?;

@@ -290,6 +290,27 @@ mod tests {
     }
 
     #[test]
+    fn an_action_envelopes_lease_is_its_opening_time_plus_the_lease() {
+        // A time far from now: the lease cannot come from a clock read instead.
+        let observer = Observer::builder().build();
+        let run = observer.open_run(RunOptions::new("hops", "agent.run"));
+        let id = SpanId::generate();
+        let envelope = action_envelope(
+            &run.scope(),
+            id,
+            Timestamp::from_millis(0),
+            "plan",
+            "research:plan",
+        );
+        let boundary = envelope.boundary.expect("an action boundary");
+        assert_eq!(
+            boundary.lease_expires_at.as_deref(),
+            Some("1970-01-01T00:11:00.000Z")
+        );
+        assert_eq!(boundary.span_id, id);
+    }
+
+    #[test]
     fn span_attributes_are_the_builders_in_the_same_order() {
         let built = Attributes::new()
             .with("functionRef", "research:plan")

@@ -36,7 +36,7 @@ const PAIRS: [u8; 200] = {
 /// digits a step (a millisecond timestamp has thirteen).
 fn decimal(out: &mut String, mut n: u64) {
     if n < 10 {
-        // An envelope's `v`: one digit, pushed as it is (no text check of a buffer).
+        // One digit (an envelope's `v`, for one), pushed as it is (no text check of a buffer).
         out.push(char::from(b'0' + n as u8));
         return;
     }

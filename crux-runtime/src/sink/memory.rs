@@ -24,6 +24,8 @@ use crate::record::Record;
 #[derive(Clone, Default)]
 pub struct Memory {
     inner: Arc<Mutex<Store>>,
+    /// The bound, read outside the lock: a batch is cut to it before it is kept.
+    limit: Option<usize>,
 }
 
 /// One delivered batch, shared with readers that copied it out; the first `start`
@@ -45,7 +47,6 @@ struct Store {
     batches: VecDeque<Batch>,
     /// Records kept, over every batch.
     len: usize,
-    limit: Option<usize>,
 }
 
 impl Memory {
@@ -55,11 +56,19 @@ impl Memory {
     }
 
     /// A memory sink keeping only the newest `limit` records (for long-running programs
-    /// and benchmarks).
+    /// and benchmarks). A delivered batch is cut to `limit` before it is kept, and older
+    /// batches are cut as newer ones arrive, so at most about twice `limit` records are
+    /// held in memory at once (the front of the oldest batch is freed with its batch).
     pub fn bounded(limit: usize) -> Self {
-        let m = Self::default();
-        m.lock().limit = Some(limit.max(1));
-        m
+        Self {
+            inner: Arc::default(),
+            limit: Some(limit.max(1)),
+        }
+    }
+
+    /// How many of `n` delivered records to skip: those the bound would cut at once.
+    fn cut(&self, n: usize) -> usize {
+        self.limit.map_or(0, |limit| n.saturating_sub(limit))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Store> {
@@ -73,26 +82,30 @@ impl Memory {
     }
 
     /// Every record kept now, in delivery order, read outside the lock.
-    fn each<T>(&self, mut f: impl FnMut(&Record) -> Option<T>) -> Vec<T> {
+    /// `all`: `f` keeps every record, so the result is sized for them at once.
+    fn each<T>(&self, all: bool, mut f: impl FnMut(&Record) -> Option<T>) -> Vec<T> {
         let batches = self.snapshot();
-        let mut out = Vec::with_capacity(batches.iter().map(|b| b.kept().len()).sum());
+        let mut out = Vec::new();
+        if all {
+            out.reserve_exact(batches.iter().map(|b| b.kept().len()).sum());
+        }
         out.extend(batches.iter().flat_map(Batch::kept).filter_map(&mut f));
         out
     }
 
     /// Every record received, as wire JSON, in delivery order.
     pub fn records(&self) -> Vec<Value> {
-        self.each(|r| Some(r.to_json()))
+        self.each(true, |r| Some(r.to_json()))
     }
 
     /// The typed records received.
     pub fn typed_records(&self) -> Vec<Record> {
-        self.each(|r| Some(r.clone()))
+        self.each(true, |r| Some(r.clone()))
     }
 
     /// The records of one run, as wire JSON, in delivery order.
     pub fn records_of_run(&self, run_id: RunId) -> Vec<Value> {
-        self.each(|r| (r.base.run_id == run_id).then(|| r.to_json()))
+        self.each(false, |r| (r.base.run_id == run_id).then(|| r.to_json()))
     }
 
     /// How many records were received (and kept).
@@ -123,7 +136,7 @@ impl Memory {
         let mut store = self.lock();
         store.len += records.len();
         store.batches.push_back(Batch { records, start: 0 });
-        let Some(limit) = store.limit else {
+        let Some(limit) = self.limit else {
             return;
         };
         while store.len > limit {
@@ -145,12 +158,14 @@ impl Memory {
 
 impl Sink for Memory {
     fn write(&self, records: &[Record]) -> Result<(), SinkError> {
+        let records = &records[self.cut(records.len())..];
         self.keep(records.iter().cloned().collect());
         Ok(())
     }
 
     /// Keeps the batch without cloning it: the records are moved in.
     fn write_owned(&self, records: &mut Vec<Record>) -> Result<(), SinkError> {
+        records.drain(..self.cut(records.len()));
         self.keep(records.drain(..).collect());
         Ok(())
     }
@@ -219,5 +234,38 @@ mod tests {
         assert!(memory.is_empty() && memory.records().is_empty());
         memory.write(&records[..2]).unwrap();
         assert_eq!(memory.records(), expected[..2]);
+    }
+
+    /// Records held in memory, cut ones included (they live as long as their batch).
+    fn held(memory: &Memory) -> usize {
+        memory.lock().batches.iter().map(|b| b.records.len()).sum()
+    }
+
+    #[test]
+    fn a_batch_past_the_bound_is_cut_before_it_is_kept() {
+        let records = records(20);
+        let memory = Memory::bounded(4);
+        memory.write(&records[..15]).unwrap();
+        assert_eq!(
+            held(&memory),
+            4,
+            "only the newest 4 of a lent batch are copied"
+        );
+        memory.write_owned(&mut records[..15].to_vec()).unwrap();
+        assert_eq!(
+            held(&memory),
+            4,
+            "a handed-over batch is cut before it is kept"
+        );
+        let newest: Vec<Value> = records[11..15].iter().map(Record::to_json).collect();
+        assert_eq!(memory.records(), newest);
+        // Small batches after a full one: the oldest is cut at its front, never more than
+        // twice the bound held.
+        for record in &records[15..] {
+            memory.write(std::slice::from_ref(record)).unwrap();
+            assert!(held(&memory) <= 2 * 4, "{} held", held(&memory));
+        }
+        let newest: Vec<Value> = records[16..20].iter().map(Record::to_json).collect();
+        assert_eq!(memory.records(), newest);
     }
 }
