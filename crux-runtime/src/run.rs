@@ -157,10 +157,14 @@ impl Run {
 
 impl Drop for Run {
     fn drop(&mut self) {
-        self.finish(
-            RunStatus::Cancelled,
-            None,
-            Attributes::new().with("crux.dropped", true),
-        );
+        // An ended run (`end`/`fail` finished it) costs only the check: the `crux.dropped`
+        // attribute (an allocation) is built only for a run dropped open.
+        if self.open {
+            self.finish(
+                RunStatus::Cancelled,
+                None,
+                Attributes::new().with("crux.dropped", true),
+            );
+        }
     }
 }

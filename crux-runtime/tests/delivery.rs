@@ -713,6 +713,8 @@ struct Ledger {
     written: Arc<Mutex<std::collections::HashMap<crux_runtime::ids::RunId, usize>>>,
     prompt: bool,
     panics: bool,
+    /// Says its `flush` has no work to do ([`Sink::needs_flush`] `false`).
+    nothing_to_flush: bool,
 }
 
 impl Ledger {
@@ -768,9 +770,58 @@ impl Sink for Ledger {
     fn writes_promptly(&self) -> bool {
         self.prompt
     }
+
+    fn needs_flush(&self) -> bool {
+        !self.nothing_to_flush
+    }
 }
 
 const WORKER: &str = "crux-delivery";
+
+#[test]
+fn a_sink_with_nothing_to_flush_is_never_flushed_and_still_gets_every_record() {
+    // Delivered on the flushing thread (prompt sinks) and by the worker (not prompt).
+    for prompt in [true, false] {
+        let flushed = Ledger {
+            prompt,
+            ..Ledger::default()
+        };
+        let unflushed = Ledger {
+            prompt,
+            nothing_to_flush: true,
+            ..Ledger::default()
+        };
+        let o = Observer::builder()
+            .sink(flushed.clone())
+            .sink(unflushed.clone())
+            .build();
+        for i in 0..10 {
+            let run = o.open_run(RunOptions::new("r", "agent.run"));
+            let run_id = run.run_id();
+            run.scope()
+                .span("s", "tool.call")
+                .start()
+                .end(SpanStatus::Ok);
+            run.end(RunStatus::Ok);
+            let result = o.flush_blocking(FlushOptions::BOUNDARY);
+            assert_eq!(result.status, FlushStatus::Drained, "prompt {prompt}");
+            for ledger in [&flushed, &unflushed] {
+                assert_eq!(ledger.written(run_id), 4, "prompt {prompt}, run {i}");
+            }
+            let flushes = |l: &Ledger| l.calls().iter().filter(|c| c.record.is_none()).count();
+            assert!(
+                flushes(&flushed) > i,
+                "prompt {prompt}: a flush flushes the sink"
+            );
+            assert_eq!(flushes(&unflushed), 0, "prompt {prompt}: never flushed");
+        }
+        // Both saw the same records in the same order.
+        let records =
+            |l: &Ledger| -> Vec<_> { l.calls().iter().filter_map(|c| c.record).collect() };
+        assert_eq!(records(&flushed), records(&unflushed));
+        assert_eq!((o.stats().delivered, o.stats().failed), (40, 0));
+    }
+}
 
 #[test]
 fn a_flush_with_prompt_sinks_delivers_on_its_own_thread_and_sees_every_record() {

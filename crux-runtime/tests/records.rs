@@ -189,7 +189,20 @@ fn dropped_handles_close_as_cancelled() {
     let span_end = of_type(&records, "span:end")[0];
     assert_eq!(span_end["status"], "cancelled");
     assert_eq!(span_end["attributes"]["crux.dropped"], true);
-    assert_eq!(of_type(&records, "run:end")[0]["status"], "cancelled");
+    let run_end = of_type(&records, "run:end");
+    assert_eq!(run_end.len(), 1);
+    assert_eq!(run_end[0]["status"], "cancelled");
+    assert_eq!(run_end[0]["attributes"]["crux.dropped"], true);
+    // An ended run's handle, dropped after, records nothing more.
+    let run = o.open_run(RunOptions::new("r", "agent.run"));
+    let run_id = run.run_id();
+    run.end(RunStatus::Ok);
+    drain(&o);
+    let records = memory.records_of_run(run_id);
+    let run_end = of_type(&records, "run:end");
+    assert_eq!(run_end.len(), 1);
+    assert_eq!(run_end[0]["status"], "ok");
+    assert_eq!(run_end[0]["attributes"].get("crux.dropped"), None);
 }
 
 #[test]

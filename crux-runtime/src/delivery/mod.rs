@@ -132,6 +132,9 @@ pub(crate) struct Pipeline {
     shutdown: AtomicBool,
     worker: Mutex<Option<Thread>>,
     sinks: Vec<Box<dyn Sink>>,
+    /// The sinks whose `flush` has work to do ([`Sink::needs_flush`]), by index: only
+    /// these are called by flushes.
+    flushed: Vec<usize>,
     /// The origin of `sink_call_started`.
     epoch: Instant,
     /// The sink call (write or flush) the worker is in: its number, 0 when in none.
@@ -163,6 +166,9 @@ impl Pipeline {
                 batch: VecDeque::new(),
             }),
             inline: sinks.iter().all(|s| s.writes_promptly()),
+            flushed: (0..sinks.len())
+                .filter(|&i| sinks[i].needs_flush())
+                .collect(),
             rec_random: random_u64(),
             capacity: capacity.max(1),
             counters: Counters::default(),
@@ -573,9 +579,10 @@ impl Pipeline {
         }
     }
 
+    /// Flushes the sinks that need it ([`Sink::needs_flush`]), in order; `false` when one failed.
     fn flush_sinks(&self, calls: &mut u64) -> bool {
         let mut ok = true;
-        for sink in &self.sinks {
+        for sink in self.flushed.iter().map(|&i| &self.sinks[i]) {
             let res = self.in_sink(calls, || catch_unwind(AssertUnwindSafe(|| sink.flush())));
             ok &= matches!(res, Ok(Ok(())));
         }

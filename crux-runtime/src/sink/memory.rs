@@ -175,6 +175,11 @@ impl Sink for Memory {
     fn writes_promptly(&self) -> bool {
         true
     }
+
+    /// `false`: a written record is readable at once; there is nothing to flush.
+    fn needs_flush(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

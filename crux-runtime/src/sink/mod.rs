@@ -57,6 +57,16 @@ pub trait Sink: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Whether [`flush`](Sink::flush) has work to do. Default `true`; a sink whose writes
+    /// are visible as soon as they return (nothing buffered) says `false`, and delivery
+    /// then never calls its `flush`: a flush costs it nothing (no call, no circuit-breaker
+    /// timestamp). Read once, when the observer is built.
+    ///
+    /// Built-in sinks: [`Memory`] `false`; [`JsonLines`] `true` (its writes are buffered).
+    fn needs_flush(&self) -> bool {
+        true
+    }
+
     /// Whether [`write`](Sink::write), [`write_owned`](Sink::write_owned) and
     /// [`flush`](Sink::flush) always answer promptly: they never wait on I/O (a file, a
     /// socket), on a remote peer, or on another thread that may do either (a lock held
@@ -92,6 +102,9 @@ impl<S: Sink + ?Sized> Sink for std::sync::Arc<S> {
     }
     fn flush(&self) -> Result<(), SinkError> {
         (**self).flush()
+    }
+    fn needs_flush(&self) -> bool {
+        (**self).needs_flush()
     }
     fn writes_promptly(&self) -> bool {
         (**self).writes_promptly()
