@@ -190,6 +190,8 @@ pub(crate) fn otel_value(value: &AttrValue) -> opentelemetry::Value {
         AttrValue::SharedJson(v) => opentelemetry::Value::from(v.to_string()),
         // As their JSON text, like the `Json` value a span stack used to be.
         AttrValue::SpanId(id) => opentelemetry::Value::from(id.to_string()),
+        // As its ISO-8601 text, like the string a lease used to be.
+        AttrValue::Timestamp(t) => opentelemetry::Value::from(t.to_string()),
         AttrValue::SpanIds(ids) => {
             let items: Vec<String> = ids.iter().map(|id| format!("\"{id}\"")).collect();
             opentelemetry::Value::from(format!("[{}]", items.join(",")))

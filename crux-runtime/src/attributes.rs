@@ -12,6 +12,7 @@ use std::sync::Arc;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
+use crate::clock::Timestamp;
 use crate::ids::SpanId;
 
 /// One attribute value. Strings borrowed from `'static` data cost nothing to capture.
@@ -35,6 +36,9 @@ pub enum AttrValue {
     /// A JSON value built once and shared by every record that carries it (a constant
     /// such as a boundary span's `presentation`): recording it costs a reference count.
     SharedJson(Arc<serde_json::Value>),
+    /// A time, written as its ISO-8601 text (a JSON string, `2026-01-02T03:04:05.678Z`):
+    /// kept as the time, so recording it (a boundary's lease) builds no string.
+    Timestamp(Timestamp),
 }
 
 impl Serialize for AttrValue {
@@ -49,6 +53,7 @@ impl Serialize for AttrValue {
             AttrValue::SpanId(id) => id.serialize(s),
             AttrValue::SpanIds(ids) => ids.serialize(s),
             AttrValue::SharedJson(v) => v.serialize(s),
+            AttrValue::Timestamp(t) => t.serialize(s),
         }
     }
 }
@@ -109,6 +114,11 @@ impl From<SpanId> for AttrValue {
 impl From<Vec<SpanId>> for AttrValue {
     fn from(v: Vec<SpanId>) -> Self {
         AttrValue::SpanIds(v)
+    }
+}
+impl From<Timestamp> for AttrValue {
+    fn from(v: Timestamp) -> Self {
+        AttrValue::Timestamp(v)
     }
 }
 impl From<Arc<serde_json::Value>> for AttrValue {

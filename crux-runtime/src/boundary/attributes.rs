@@ -20,7 +20,7 @@ pub fn boundary_attributes(boundary: &Boundary) -> Attributes {
         boundary.label.clone(),
         boundary.function_ref.clone(),
         boundary.parent_span_stack.clone(),
-        boundary.lease_expires_at.clone(),
+        boundary.lease_expires_at,
     )
 }
 
@@ -40,7 +40,7 @@ pub(super) fn attributes_of(
     label: Cow<'static, str>,
     function_ref: Cow<'static, str>,
     parent_span_stack: Vec<SpanId>,
-    lease: Option<String>,
+    lease: Option<Timestamp>,
 ) -> Attributes {
     let kind = match boundary.kind {
         BoundaryKind::Action => "action",
@@ -49,7 +49,8 @@ pub(super) fn attributes_of(
     // Fixed, distinct keys: pushed without a search, into a list of exactly their number
     // (an acknowledgement's `status` and `error` go to the frozen set's own list).
     let mut attrs = Attributes::with_capacity(6 + usize::from(lease.is_some()));
-    // Ids as ids: written as their hex text when the record is, not on every hop.
+    // Ids as ids and the lease as a time: written as their text when the record is, not
+    // on every hop.
     attrs.push_new("boundaryId", boundary.id);
     attrs.push_new("boundarySpanId", boundary.span_id);
     attrs.push_new("boundaryKind", kind);
@@ -82,12 +83,8 @@ pub(super) fn span_name(label: &'static str, path: &'static str) -> &'static str
 }
 
 /// When a boundary opened at `opened` goes stale.
-pub(super) fn lease_expiry(opened: Timestamp) -> String {
-    let at = opened.plus_millis(BOUNDARY_LEASE.as_millis() as u64);
-    // The ISO bytes are ASCII: no formatter on every hop.
-    std::str::from_utf8(&at.to_iso_bytes())
-        .map(str::to_owned)
-        .unwrap_or_default()
+pub(super) fn lease_expiry(opened: Timestamp) -> Timestamp {
+    opened.plus_millis(BOUNDARY_LEASE.as_millis() as u64)
 }
 
 /// How viewers show a boundary span: one value for every hop's span.

@@ -68,7 +68,7 @@ impl Hop {
             label.into(),
             path.into(),
             boundary.parent_span_stack.clone(),
-            boundary.lease_expires_at.clone(),
+            boundary.lease_expires_at,
         );
         span.event(events::REQUESTED, requested);
         Hop {
@@ -286,7 +286,7 @@ mod tests {
             .expect("an action boundary")
             .lease_expires_at;
         let expected = started.plus_millis(super::super::BOUNDARY_LEASE.as_millis() as u64);
-        assert_eq!(lease, Some(expected.to_string()));
+        assert_eq!(lease, Some(expected));
     }
 
     #[test]

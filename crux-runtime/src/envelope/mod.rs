@@ -217,8 +217,8 @@ fn boundary_value(b: &Boundary) -> Value {
         "parentSpanStack".to_owned(),
         span_stack_value(&b.parent_span_stack),
     );
-    if let Some(lease) = &b.lease_expires_at {
-        o.insert("leaseExpiresAt".to_owned(), Value::from(lease.as_str()));
+    if let Some(lease) = b.lease_expires_at {
+        o.insert("leaseExpiresAt".to_owned(), Value::from(lease.to_string()));
     }
     Value::Object(o)
 }
@@ -323,9 +323,11 @@ pub struct Boundary {
     pub function_ref: Cow<'static, str>,
     /// The caller's span stack, ending with the boundary span.
     pub parent_span_stack: Vec<SpanId>,
-    /// ISO-8601 lease expiry.
+    /// When the boundary goes stale: sent as ISO-8601 text (`2026-01-02T03:04:05.678Z`,
+    /// the one form the decoder accepts, so a decoded lease is written back as it came).
+    /// Kept as the time, not its text: the text is written only when serialized.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub lease_expires_at: Option<String>,
+    pub lease_expires_at: Option<Timestamp>,
 }
 
 fn decode_envelope(value: &Value) -> Result<Envelope, FieldError> {
@@ -457,14 +459,11 @@ fn decode_boundary(b: &Obj<'_>) -> Result<Boundary, FieldError> {
         .ok_or_else(|| Path::Key(&b.path, "parentSpanStack").err(Reason::Missing))?;
     let lease_expires_at = match b.opt_str("leaseExpiresAt", 32)? {
         None => None,
-        Some(s) => {
-            s.parse::<Timestamp>().map_err(|_| {
-                Path::Key(&b.path, "leaseExpiresAt").err(Reason::Invalid(
-                    "expected an ISO-8601 UTC timestamp like 2026-01-02T03:04:05.678Z",
-                ))
-            })?;
-            Some(s.to_owned())
-        }
+        Some(s) => Some(s.parse::<Timestamp>().map_err(|_| {
+            Path::Key(&b.path, "leaseExpiresAt").err(Reason::Invalid(
+                "expected an ISO-8601 UTC timestamp like 2026-01-02T03:04:05.678Z",
+            ))
+        })?),
     };
     Ok(Boundary {
         id,

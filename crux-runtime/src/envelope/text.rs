@@ -299,10 +299,7 @@ fn boundary(b: RawBoundary<'_>) -> Option<Boundary> {
     };
     let lease_expires_at = match b.lease_expires_at {
         None => None,
-        Some(s) => {
-            s.parse::<Timestamp>().ok()?;
-            Some(s.into_owned())
-        }
+        Some(s) => Some(s.parse::<Timestamp>().ok()?),
     };
     Some(Boundary {
         id: id_,
@@ -706,9 +703,8 @@ mod read {
                 4 => once(&mut function_ref, r.label()?),
                 5 => once(&mut parent_span_stack, r.stack()?),
                 _ => {
-                    let lease = r.string()?;
-                    lease.parse::<Timestamp>().ok()?;
-                    once(&mut lease_expires_at, lease.to_owned())
+                    let lease = r.string()?.parse::<Timestamp>().ok()?;
+                    once(&mut lease_expires_at, lease)
                 }
             })?;
             let id = id?;
