@@ -206,17 +206,17 @@ mod tests {
 
     #[test]
     fn span_ids_map_to_the_json_text_a_span_stack_had() {
-        use crux_runtime::ids::SpanId;
+        use crux_runtime::ids::{SpanId, SpanStack};
         let stack = vec![SpanId(0x00f0_67aa_0ba9_02b7), SpanId(1)];
         assert_eq!(
-            otel_value(&AttrValue::SpanIds(stack)).as_str(),
+            otel_value(&AttrValue::SpanIds(stack.into())).as_str(),
             r#"["00f067aa0ba902b7","0000000000000001"]"#
         );
         assert_eq!(
             otel_value(&AttrValue::SpanId(SpanId(1))).as_str(),
             "0000000000000001"
         );
-        assert_eq!(otel_value(&AttrValue::SpanIds(Vec::new())).as_str(), "[]");
+        assert_eq!(otel_value(&AttrValue::SpanIds(SpanStack::new())).as_str(), "[]");
     }
 
     #[test]

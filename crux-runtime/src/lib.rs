@@ -24,6 +24,7 @@ pub mod observe;
 pub mod record;
 pub mod run;
 mod sha256;
+mod span_stack;
 #[cfg(feature = "signature")]
 pub mod signature;
 pub mod sink;

@@ -10,7 +10,7 @@ use super::BOUNDARY_LEASE;
 use crate::attributes::Attributes;
 use crate::clock::Timestamp;
 use crate::envelope::{Boundary, BoundaryKind, MAX_LABEL};
-use crate::ids::SpanId;
+use crate::ids::SpanStack;
 use crate::wire::{clamp_text, fits_text};
 
 /// The attributes of a boundary event for `boundary`.
@@ -28,7 +28,9 @@ pub fn boundary_attributes(boundary: &Boundary) -> Attributes {
 pub fn into_boundary_attributes(mut boundary: Boundary) -> Attributes {
     let label = std::mem::take(&mut boundary.label);
     let function_ref = std::mem::take(&mut boundary.function_ref);
-    let stack = std::mem::take(&mut boundary.parent_span_stack);
+    // Shared: the stack moves over as a reference count (taking it would allocate the
+    // empty one left behind).
+    let stack = boundary.parent_span_stack.clone();
     let lease = boundary.lease_expires_at.take();
     attributes_of(&boundary, label, function_ref, stack, lease)
 }
@@ -39,7 +41,7 @@ pub(super) fn attributes_of(
     boundary: &Boundary,
     label: Cow<'static, str>,
     function_ref: Cow<'static, str>,
-    parent_span_stack: Vec<SpanId>,
+    parent_span_stack: SpanStack,
     lease: Option<Timestamp>,
 ) -> Attributes {
     let kind = match boundary.kind {

@@ -35,7 +35,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use crate::clock::Timestamp;
-use crate::ids::{RunId, SegmentId, SpanId, TraceId};
+use crate::ids::{RunId, SegmentId, SpanId, SpanStack, TraceId};
 use crate::wire::{FieldError, MAX_DEPTH, Obj, Path, Reason, check_depth, id_item, type_name};
 
 mod encode;
@@ -282,8 +282,8 @@ pub struct WireContext {
     /// The deployment identity (v3).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deployment: Option<DeploymentIdentity>,
-    /// Open spans, outermost first.
-    pub span_stack: Vec<SpanId>,
+    /// Open spans, outermost first (shared: the boundary sent with it holds the same).
+    pub span_stack: SpanStack,
     /// The innermost open span (the last of `span_stack`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_span_id: Option<SpanId>,
@@ -322,7 +322,7 @@ pub struct Boundary {
     #[serde(rename = "ref")]
     pub function_ref: Cow<'static, str>,
     /// The caller's span stack, ending with the boundary span.
-    pub parent_span_stack: Vec<SpanId>,
+    pub parent_span_stack: SpanStack,
     /// When the boundary goes stale: sent as ISO-8601 text (`2026-01-02T03:04:05.678Z`,
     /// the one form the decoder accepts, so a decoded lease is written back as it came).
     /// Kept as the time, not its text: the text is written only when serialized.
@@ -379,9 +379,10 @@ pub(crate) fn decode_context(o: &Obj<'_>) -> Result<WireContext, FieldError> {
         Some(d) => Some(decode_deployment(&d)?),
         None => None,
     };
-    let span_stack = o
+    let span_stack: SpanStack = o
         .opt_array("spanStack", MAX_SPAN_STACK, id_item::<SpanId>)?
-        .ok_or_else(|| Path::Key(&o.path, "spanStack").err(Reason::Missing))?;
+        .ok_or_else(|| Path::Key(&o.path, "spanStack").err(Reason::Missing))?
+        .into();
     let current_span_id: Option<SpanId> = o.opt_id("currentSpanId")?;
     if current_span_id.is_some() && current_span_id != span_stack.last().copied() {
         return Err(Path::Key(&o.path, "currentSpanId")
@@ -454,9 +455,10 @@ fn decode_boundary(b: &Obj<'_>) -> Result<Boundary, FieldError> {
     let function_ref = b
         .opt_text("ref", MAX_LABEL)?
         .ok_or_else(|| Path::Key(&b.path, "ref").err(Reason::Missing))?;
-    let parent_span_stack = b
+    let parent_span_stack: SpanStack = b
         .opt_array("parentSpanStack", MAX_SPAN_STACK, id_item::<SpanId>)?
-        .ok_or_else(|| Path::Key(&b.path, "parentSpanStack").err(Reason::Missing))?;
+        .ok_or_else(|| Path::Key(&b.path, "parentSpanStack").err(Reason::Missing))?
+        .into();
     let lease_expires_at = match b.opt_str("leaseExpiresAt", 32)? {
         None => None,
         Some(s) => Some(s.parse::<Timestamp>().map_err(|_| {
