@@ -216,7 +216,10 @@ mod tests {
             otel_value(&AttrValue::SpanId(SpanId(1))).as_str(),
             "0000000000000001"
         );
-        assert_eq!(otel_value(&AttrValue::SpanIds(SpanStack::new())).as_str(), "[]");
+        assert_eq!(
+            otel_value(&AttrValue::SpanIds(SpanStack::new())).as_str(),
+            "[]"
+        );
     }
 
     #[test]

@@ -24,12 +24,12 @@ pub mod observe;
 pub mod record;
 pub mod run;
 mod sha256;
-mod span_stack;
 #[cfg(feature = "signature")]
 pub mod signature;
 pub mod sink;
 pub mod span;
 mod span_fields;
+mod span_stack;
 pub mod taxonomy;
 mod wallclock;
 pub mod wire;

@@ -121,7 +121,10 @@ mod tests {
         assert_eq!(stack, ids);
         assert_eq!(stack.last(), ids.last());
         let shared = stack.clone();
-        assert!(std::ptr::eq(shared.as_ptr(), stack.as_ptr()), "a clone shares the ids");
+        assert!(
+            std::ptr::eq(shared.as_ptr(), stack.as_ptr()),
+            "a clone shares the ids"
+        );
         assert_eq!(SpanStack::new().len(), 0);
         assert_eq!(serde_json::to_string(&SpanStack::default()).unwrap(), "[]");
     }

@@ -586,7 +586,11 @@ mod read {
                 }
                 len += 1;
                 if self.closes(b']')? {
-                    let ids: &[SpanId] = if spill.is_empty() { &buf[..len] } else { &spill };
+                    let ids: &[SpanId] = if spill.is_empty() {
+                        &buf[..len]
+                    } else {
+                        &spill
+                    };
                     return Some(match same {
                         Some(same) if **same == *ids => same.clone(),
                         _ => SpanStack::from(ids),
@@ -926,7 +930,10 @@ mod tests {
             let last = format!("{:016x}", depth as u64);
             let context = CONTEXT
                 .replace(r#"["b7ad6b7169203331","00f067aa0ba902b7"]"#, &ids(1, depth))
-                .replace(r#""currentSpanId":"00f067aa0ba902b7""#, &format!(r#""currentSpanId":"{last}""#));
+                .replace(
+                    r#""currentSpanId":"00f067aa0ba902b7""#,
+                    &format!(r#""currentSpanId":"{last}""#),
+                );
             for (parent, same) in [(ids(1, depth), true), (ids(2, depth), false)] {
                 let boundary = BOUNDARY.replace(r#"["b7ad6b7169203331"]"#, &parent);
                 let text =
