@@ -190,6 +190,8 @@ pub(crate) fn otel_value(value: &AttrValue) -> opentelemetry::Value {
         AttrValue::SharedJson(v) => opentelemetry::Value::from(v.to_string()),
         // As their JSON text, like the `Json` value a span stack used to be.
         AttrValue::SpanId(id) => opentelemetry::Value::from(id.to_string()),
+        // As its ISO-8601 text, like the string a lease used to be.
+        AttrValue::Timestamp(t) => opentelemetry::Value::from(t.to_string()),
         AttrValue::SpanIds(ids) => {
             let items: Vec<String> = ids.iter().map(|id| format!("\"{id}\"")).collect();
             opentelemetry::Value::from(format!("[{}]", items.join(",")))
@@ -204,17 +206,20 @@ mod tests {
 
     #[test]
     fn span_ids_map_to_the_json_text_a_span_stack_had() {
-        use crux_runtime::ids::SpanId;
+        use crux_runtime::ids::{SpanId, SpanStack};
         let stack = vec![SpanId(0x00f0_67aa_0ba9_02b7), SpanId(1)];
         assert_eq!(
-            otel_value(&AttrValue::SpanIds(stack)).as_str(),
+            otel_value(&AttrValue::SpanIds(stack.into())).as_str(),
             r#"["00f067aa0ba902b7","0000000000000001"]"#
         );
         assert_eq!(
             otel_value(&AttrValue::SpanId(SpanId(1))).as_str(),
             "0000000000000001"
         );
-        assert_eq!(otel_value(&AttrValue::SpanIds(Vec::new())).as_str(), "[]");
+        assert_eq!(
+            otel_value(&AttrValue::SpanIds(SpanStack::new())).as_str(),
+            "[]"
+        );
     }
 
     #[test]

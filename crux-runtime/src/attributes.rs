@@ -12,7 +12,8 @@ use std::sync::Arc;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use crate::ids::SpanId;
+use crate::clock::Timestamp;
+use crate::ids::{SpanId, SpanStack};
 
 /// One attribute value. Strings borrowed from `'static` data cost nothing to capture.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,11 +31,15 @@ pub enum AttrValue {
     /// A span id, written as its 16 hex digits (a JSON string): kept as the id, so
     /// recording it copies 8 bytes instead of building a string.
     SpanId(SpanId),
-    /// Span ids (a span stack), written as a JSON array of their hex strings.
-    SpanIds(Vec<SpanId>),
+    /// Span ids (a span stack), written as a JSON array of their hex strings: shared, so
+    /// recording a boundary's stack costs a reference count.
+    SpanIds(SpanStack),
     /// A JSON value built once and shared by every record that carries it (a constant
     /// such as a boundary span's `presentation`): recording it costs a reference count.
     SharedJson(Arc<serde_json::Value>),
+    /// A time, written as its ISO-8601 text (a JSON string, `2026-01-02T03:04:05.678Z`):
+    /// kept as the time, so recording it (a boundary's lease) builds no string.
+    Timestamp(Timestamp),
 }
 
 impl Serialize for AttrValue {
@@ -49,6 +54,7 @@ impl Serialize for AttrValue {
             AttrValue::SpanId(id) => id.serialize(s),
             AttrValue::SpanIds(ids) => ids.serialize(s),
             AttrValue::SharedJson(v) => v.serialize(s),
+            AttrValue::Timestamp(t) => t.serialize(s),
         }
     }
 }
@@ -108,7 +114,17 @@ impl From<SpanId> for AttrValue {
 }
 impl From<Vec<SpanId>> for AttrValue {
     fn from(v: Vec<SpanId>) -> Self {
+        AttrValue::SpanIds(v.into())
+    }
+}
+impl From<SpanStack> for AttrValue {
+    fn from(v: SpanStack) -> Self {
         AttrValue::SpanIds(v)
+    }
+}
+impl From<Timestamp> for AttrValue {
+    fn from(v: Timestamp) -> Self {
+        AttrValue::Timestamp(v)
     }
 }
 impl From<Arc<serde_json::Value>> for AttrValue {
@@ -433,6 +449,16 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&a).unwrap(),
             r#"{"boundaryId":"00f067aa0ba902b7","stack":["b7ad6b7169203331","0000000000000001"]}"#
+        );
+    }
+
+    #[test]
+    fn a_time_serializes_as_its_iso_text() {
+        let lease: crate::clock::Timestamp = "2026-01-02T03:15:05.678Z".parse().unwrap();
+        let a = Attributes::new().with("leaseExpiresAt", lease);
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            r#"{"leaseExpiresAt":"2026-01-02T03:15:05.678Z"}"#
         );
     }
 

@@ -16,7 +16,7 @@ use std::sync::atomic::AtomicU32;
 use std::task::{Context, Poll};
 
 use crate::envelope::WireContext;
-use crate::ids::{RunId, SegmentId, SpanId, TraceId};
+use crate::ids::{RunId, SegmentId, SpanId, SpanStack, TraceId};
 use crate::observe::Observer;
 use crate::record::{Base, Body, Record, SegmentExtra};
 
@@ -210,9 +210,12 @@ impl Scope {
 
     /// The innermost [`MAX_SPAN_STACK`](crate::envelope::MAX_SPAN_STACK) ids of the stack
     /// (with `pushed` on top, when given), outermost first: the one rule cutting a span
-    /// stack for the wire. Walked from the top, so the ids kept are read once into one
-    /// allocation of their exact number: no growth while walking, no drain of cut ids.
-    fn wire_span_stack(&self, pushed: Option<SpanId>) -> Vec<SpanId> {
+    /// stack for the wire. Walked from the top into a
+    /// buffer of the kept number, filled from its end (on the thread's stack for a usual
+    /// depth), so the ids kept are read once into one shared allocation of their number.
+    fn wire_span_stack(&self, pushed: Option<SpanId>) -> SpanStack {
+        /// Deepest stack built without a heap buffer first (a zeroed array this size).
+        const INLINE: usize = 16;
         let mut depth = usize::from(pushed.is_some());
         let mut node = self.top.as_deref();
         while let Some(n) = node {
@@ -220,15 +223,28 @@ impl Scope {
             node = n.parent.as_deref();
         }
         let keep = depth.min(crate::envelope::MAX_SPAN_STACK);
-        let mut out = Vec::with_capacity(keep);
-        out.extend(pushed);
-        let mut node = self.top.as_deref();
-        while let Some(n) = node.filter(|_| out.len() < keep) {
-            out.push(n.id);
-            node = n.parent.as_deref();
+        let fill = |out: &mut [SpanId]| {
+            let mut at = out.len();
+            let mut node = self.top.as_deref();
+            if let Some(id) = pushed {
+                at -= 1;
+                out[at] = id;
+            }
+            while let Some(n) = node.filter(|_| at > 0) {
+                at -= 1;
+                out[at] = n.id;
+                node = n.parent.as_deref();
+            }
+        };
+        if keep <= INLINE {
+            let mut buf = [SpanId(0); INLINE];
+            fill(&mut buf[..keep]);
+            SpanStack::from(&buf[..keep])
+        } else {
+            let mut buf = vec![SpanId(0); keep];
+            fill(&mut buf);
+            SpanStack::from(buf)
         }
-        out.reverse();
-        out
     }
 
     /// A child scope with `id` pushed on the stack.

@@ -29,6 +29,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::hex;
+pub use crate::span_stack::SpanStack;
 
 /// Why a string is not a valid identifier.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

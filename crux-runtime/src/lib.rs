@@ -29,6 +29,7 @@ pub mod signature;
 pub mod sink;
 pub mod span;
 mod span_fields;
+mod span_stack;
 pub mod taxonomy;
 mod wallclock;
 pub mod wire;

@@ -64,7 +64,7 @@ fn typescript_action_envelope_decodes_field_for_field() {
     assert_eq!(b.kind, BoundaryKind::Action);
     assert_eq!(b.function_ref, "research:plan");
     assert_eq!(
-        b.lease_expires_at.as_deref(),
+        b.lease_expires_at.map(|lease| lease.to_string()).as_deref(),
         Some("2026-01-02T03:15:05.678Z")
     );
 }

@@ -30,6 +30,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "error",
             "helpers",
             "sha256",
+            "span_stack",
         ],
     ),
     ("pipeline and sinks", &["delivery", "sink"]),

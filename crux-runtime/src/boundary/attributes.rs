@@ -10,7 +10,7 @@ use super::BOUNDARY_LEASE;
 use crate::attributes::Attributes;
 use crate::clock::Timestamp;
 use crate::envelope::{Boundary, BoundaryKind, MAX_LABEL};
-use crate::ids::SpanId;
+use crate::ids::SpanStack;
 use crate::wire::{clamp_text, fits_text};
 
 /// The attributes of a boundary event for `boundary`.
@@ -20,7 +20,7 @@ pub fn boundary_attributes(boundary: &Boundary) -> Attributes {
         boundary.label.clone(),
         boundary.function_ref.clone(),
         boundary.parent_span_stack.clone(),
-        boundary.lease_expires_at.clone(),
+        boundary.lease_expires_at,
     )
 }
 
@@ -28,7 +28,9 @@ pub fn boundary_attributes(boundary: &Boundary) -> Attributes {
 pub fn into_boundary_attributes(mut boundary: Boundary) -> Attributes {
     let label = std::mem::take(&mut boundary.label);
     let function_ref = std::mem::take(&mut boundary.function_ref);
-    let stack = std::mem::take(&mut boundary.parent_span_stack);
+    // Shared: the stack moves over as a reference count (taking it would allocate the
+    // empty one left behind).
+    let stack = boundary.parent_span_stack.clone();
     let lease = boundary.lease_expires_at.take();
     attributes_of(&boundary, label, function_ref, stack, lease)
 }
@@ -39,8 +41,8 @@ pub(super) fn attributes_of(
     boundary: &Boundary,
     label: Cow<'static, str>,
     function_ref: Cow<'static, str>,
-    parent_span_stack: Vec<SpanId>,
-    lease: Option<String>,
+    parent_span_stack: SpanStack,
+    lease: Option<Timestamp>,
 ) -> Attributes {
     let kind = match boundary.kind {
         BoundaryKind::Action => "action",
@@ -49,7 +51,8 @@ pub(super) fn attributes_of(
     // Fixed, distinct keys: pushed without a search, into a list of exactly their number
     // (an acknowledgement's `status` and `error` go to the frozen set's own list).
     let mut attrs = Attributes::with_capacity(6 + usize::from(lease.is_some()));
-    // Ids as ids: written as their hex text when the record is, not on every hop.
+    // Ids as ids and the lease as a time: written as their text when the record is, not
+    // on every hop.
     attrs.push_new("boundaryId", boundary.id);
     attrs.push_new("boundarySpanId", boundary.span_id);
     attrs.push_new("boundaryKind", kind);
@@ -82,12 +85,8 @@ pub(super) fn span_name(label: &'static str, path: &'static str) -> &'static str
 }
 
 /// When a boundary opened at `opened` goes stale.
-pub(super) fn lease_expiry(opened: Timestamp) -> String {
-    let at = opened.plus_millis(BOUNDARY_LEASE.as_millis() as u64);
-    // The ISO bytes are ASCII: no formatter on every hop.
-    std::str::from_utf8(&at.to_iso_bytes())
-        .map(str::to_owned)
-        .unwrap_or_default()
+pub(super) fn lease_expiry(opened: Timestamp) -> Timestamp {
+    opened.plus_millis(BOUNDARY_LEASE.as_millis() as u64)
 }
 
 /// How viewers show a boundary span: one value for every hop's span.

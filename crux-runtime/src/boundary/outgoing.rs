@@ -10,7 +10,7 @@ use crate::clock::Timestamp;
 use crate::context::Scope;
 use crate::delivery::FlushOptions;
 use crate::envelope::{Boundary, BoundaryKind, Envelope, WireContext};
-use crate::ids::SpanId;
+use crate::ids::{SpanId, SpanStack};
 use crate::observe::{self, Observer, Span, SpanStatus};
 
 /// One call from the current context to another function, as the caller records it.
@@ -68,7 +68,7 @@ impl Hop {
             label.into(),
             path.into(),
             boundary.parent_span_stack.clone(),
-            boundary.lease_expires_at.clone(),
+            boundary.lease_expires_at,
         );
         span.event(events::REQUESTED, requested);
         Hop {
@@ -179,6 +179,7 @@ fn action_envelope(
     path: &'static str,
 ) -> Box<Envelope> {
     let captured = parent.wire_context_with(Some(id));
+    // One stack for the context, the boundary and the `requested` event: shared.
     let parent_span_stack = captured.span_stack.clone();
     Box::new(Envelope {
         v: 1,
@@ -216,7 +217,7 @@ pub async fn continuation_envelope(
         label: wire_label(label, path),
         function_ref: path.into(),
         parent_span_stack: if wire.span_stack.is_empty() {
-            vec![id]
+            SpanStack::from([id])
         } else {
             wire.span_stack.clone()
         },
@@ -266,7 +267,7 @@ mod tests {
             let wire = parent.wire_context_with(Some(id));
             assert_eq!(wire, pushed.wire_context());
             let kept = &opened[opened.len().saturating_sub(MAX_SPAN_STACK)..];
-            assert_eq!(wire.span_stack, kept);
+            assert_eq!(*wire.span_stack, *kept);
             assert_eq!(pushed.span_stack(), opened, "the live stack keeps every id");
             assert_eq!(wire.current_span_id, Some(id));
             parent = pushed;
@@ -286,7 +287,7 @@ mod tests {
             .expect("an action boundary")
             .lease_expires_at;
         let expected = started.plus_millis(super::super::BOUNDARY_LEASE.as_millis() as u64);
-        assert_eq!(lease, Some(expected.to_string()));
+        assert_eq!(lease, Some(expected));
     }
 
     #[test]

@@ -144,9 +144,11 @@ fn boundary(out: &mut String, b: &Boundary) {
     string(out, &b.function_ref);
     out.push_str(",\"parentSpanStack\":");
     stack(out, &b.parent_span_stack);
-    if let Some(lease) = &b.lease_expires_at {
-        out.push_str(",\"leaseExpiresAt\":");
-        string(out, lease);
+    if let Some(lease) = b.lease_expires_at {
+        out.push_str(",\"leaseExpiresAt\":\"");
+        // ASCII digits and separators: nothing to escape.
+        out.push_str(std::str::from_utf8(&lease.to_iso_bytes()).unwrap_or_default());
+        out.push('"');
     }
     out.push('}');
 }

@@ -35,7 +35,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use crate::clock::Timestamp;
-use crate::ids::{RunId, SegmentId, SpanId, TraceId};
+use crate::ids::{RunId, SegmentId, SpanId, SpanStack, TraceId};
 use crate::wire::{FieldError, MAX_DEPTH, Obj, Path, Reason, check_depth, id_item, type_name};
 
 mod encode;
@@ -217,8 +217,8 @@ fn boundary_value(b: &Boundary) -> Value {
         "parentSpanStack".to_owned(),
         span_stack_value(&b.parent_span_stack),
     );
-    if let Some(lease) = &b.lease_expires_at {
-        o.insert("leaseExpiresAt".to_owned(), Value::from(lease.as_str()));
+    if let Some(lease) = b.lease_expires_at {
+        o.insert("leaseExpiresAt".to_owned(), Value::from(lease.to_string()));
     }
     Value::Object(o)
 }
@@ -282,8 +282,8 @@ pub struct WireContext {
     /// The deployment identity (v3).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deployment: Option<DeploymentIdentity>,
-    /// Open spans, outermost first.
-    pub span_stack: Vec<SpanId>,
+    /// Open spans, outermost first (shared: the boundary sent with it holds the same).
+    pub span_stack: SpanStack,
     /// The innermost open span (the last of `span_stack`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_span_id: Option<SpanId>,
@@ -322,10 +322,12 @@ pub struct Boundary {
     #[serde(rename = "ref")]
     pub function_ref: Cow<'static, str>,
     /// The caller's span stack, ending with the boundary span.
-    pub parent_span_stack: Vec<SpanId>,
-    /// ISO-8601 lease expiry.
+    pub parent_span_stack: SpanStack,
+    /// When the boundary goes stale: sent as ISO-8601 text (`2026-01-02T03:04:05.678Z`,
+    /// the one form the decoder accepts, so a decoded lease is written back as it came).
+    /// Kept as the time, not its text: the text is written only when serialized.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub lease_expires_at: Option<String>,
+    pub lease_expires_at: Option<Timestamp>,
 }
 
 fn decode_envelope(value: &Value) -> Result<Envelope, FieldError> {
@@ -377,9 +379,10 @@ pub(crate) fn decode_context(o: &Obj<'_>) -> Result<WireContext, FieldError> {
         Some(d) => Some(decode_deployment(&d)?),
         None => None,
     };
-    let span_stack = o
+    let span_stack: SpanStack = o
         .opt_array("spanStack", MAX_SPAN_STACK, id_item::<SpanId>)?
-        .ok_or_else(|| Path::Key(&o.path, "spanStack").err(Reason::Missing))?;
+        .ok_or_else(|| Path::Key(&o.path, "spanStack").err(Reason::Missing))?
+        .into();
     let current_span_id: Option<SpanId> = o.opt_id("currentSpanId")?;
     if current_span_id.is_some() && current_span_id != span_stack.last().copied() {
         return Err(Path::Key(&o.path, "currentSpanId")
@@ -452,19 +455,17 @@ fn decode_boundary(b: &Obj<'_>) -> Result<Boundary, FieldError> {
     let function_ref = b
         .opt_text("ref", MAX_LABEL)?
         .ok_or_else(|| Path::Key(&b.path, "ref").err(Reason::Missing))?;
-    let parent_span_stack = b
+    let parent_span_stack: SpanStack = b
         .opt_array("parentSpanStack", MAX_SPAN_STACK, id_item::<SpanId>)?
-        .ok_or_else(|| Path::Key(&b.path, "parentSpanStack").err(Reason::Missing))?;
+        .ok_or_else(|| Path::Key(&b.path, "parentSpanStack").err(Reason::Missing))?
+        .into();
     let lease_expires_at = match b.opt_str("leaseExpiresAt", 32)? {
         None => None,
-        Some(s) => {
-            s.parse::<Timestamp>().map_err(|_| {
-                Path::Key(&b.path, "leaseExpiresAt").err(Reason::Invalid(
-                    "expected an ISO-8601 UTC timestamp like 2026-01-02T03:04:05.678Z",
-                ))
-            })?;
-            Some(s.to_owned())
-        }
+        Some(s) => Some(s.parse::<Timestamp>().map_err(|_| {
+            Path::Key(&b.path, "leaseExpiresAt").err(Reason::Invalid(
+                "expected an ISO-8601 UTC timestamp like 2026-01-02T03:04:05.678Z",
+            ))
+        })?),
     };
     Ok(Boundary {
         id,

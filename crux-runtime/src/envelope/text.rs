@@ -17,7 +17,7 @@ use super::{
     MAX_METADATA, MAX_SPAN_STACK, WireContext,
 };
 use crate::clock::Timestamp;
-use crate::ids::{RunId, SegmentId, SpanId, TraceId};
+use crate::ids::{RunId, SegmentId, SpanId, SpanStack, TraceId};
 use crate::wire::fits_text;
 
 /// A struct that must be written as a JSON object. Derived `Deserialize` impls also read
@@ -221,7 +221,7 @@ fn opt_id<T: std::str::FromStr>(s: Option<Cow<'_, str>>) -> Option<Option<T>> {
     }
 }
 
-fn stack(ids: &[Cow<'_, str>]) -> Option<Vec<SpanId>> {
+fn stack(ids: &[Cow<'_, str>]) -> Option<SpanStack> {
     if ids.len() > MAX_SPAN_STACK {
         return None;
     }
@@ -299,10 +299,7 @@ fn boundary(b: RawBoundary<'_>) -> Option<Boundary> {
     };
     let lease_expires_at = match b.lease_expires_at {
         None => None,
-        Some(s) => {
-            s.parse::<Timestamp>().ok()?;
-            Some(s.into_owned())
-        }
+        Some(s) => Some(s.parse::<Timestamp>().ok()?),
     };
     Some(Boundary {
         id: id_,
@@ -337,7 +334,7 @@ mod read {
     };
     use super::{label, same_bytes, text};
     use crate::clock::Timestamp;
-    use crate::ids::{RunId, SegmentId, SpanId, TraceId};
+    use crate::ids::{RunId, SegmentId, SpanId, SpanStack, TraceId};
 
     /// An id type and the length of its wire text (every valid id has exactly this many
     /// ASCII characters).
@@ -560,21 +557,44 @@ mod read {
         }
 
         /// A span stack: at most [`MAX_SPAN_STACK`] span ids.
-        fn stack(&mut self) -> Option<Vec<SpanId>> {
+        /// `same`, shared, when the ids read are its ids (a boundary's `parentSpanStack`
+        /// is usually the context's `spanStack`): no second allocation of one stack.
+        fn stack(&mut self, same: Option<&SpanStack>) -> Option<SpanStack> {
             self.eat(b'[')?;
-            // Room for a usual stack, allocated at once (no growth path on the first id).
-            let mut out = Vec::with_capacity(4);
+            // A usual stack is read into a buffer on the thread's stack, then copied once
+            // into the shared allocation of the ids' number; a deeper one spills to a `Vec`.
+            const INLINE: usize = 16;
+            let mut buf = [SpanId(0); INLINE];
+            let mut spill: Vec<SpanId> = Vec::new();
+            let mut len = 0;
             if self.byte()? == b']' {
                 self.at += 1;
-                return Some(out);
+                return Some(SpanStack::from(&buf[..0]));
             }
             loop {
-                if out.len() == MAX_SPAN_STACK {
+                if len == MAX_SPAN_STACK {
                     return None;
                 }
-                out.push(self.id()?);
+                let id = self.id()?;
+                if len < INLINE {
+                    buf[len] = id;
+                } else {
+                    if spill.is_empty() {
+                        spill.extend_from_slice(&buf);
+                    }
+                    spill.push(id);
+                }
+                len += 1;
                 if self.closes(b']')? {
-                    return Some(out);
+                    let ids: &[SpanId] = if spill.is_empty() {
+                        &buf[..len]
+                    } else {
+                        &spill
+                    };
+                    return Some(match same {
+                        Some(same) if **same == *ids => same.clone(),
+                        _ => SpanStack::from(ids),
+                    });
                 }
             }
         }
@@ -607,13 +627,13 @@ mod read {
                 4 => once(&mut started_at_ms, r.number()?),
                 5 => once(&mut correlators, r.correlators()?),
                 6 => once(&mut deployment, r.deployment()?),
-                7 => once(&mut span_stack, r.stack()?),
+                7 => once(&mut span_stack, r.stack(None)?),
                 8 => once(&mut current_span_id, r.id::<SpanId>()?),
                 9 => once(&mut parent_run_id, r.id()?),
                 _ => once(&mut triggered_by_span_id, r.id()?),
             })?;
             let run_id: RunId = run_id?;
-            let span_stack: Vec<SpanId> = span_stack?;
+            let span_stack: SpanStack = span_stack?;
             if current_span_id.is_some() && current_span_id != span_stack.last().copied() {
                 return None;
             }
@@ -678,7 +698,8 @@ mod read {
             })
         }
 
-        fn boundary(&mut self) -> Option<Boundary> {
+        /// A boundary; `context_stack` is the context's stack, when read before it.
+        fn boundary(&mut self, context_stack: Option<&SpanStack>) -> Option<Boundary> {
             let (mut id, mut span_id, mut kind, mut label) = (None, None, None, None);
             let (mut function_ref, mut parent_span_stack, mut lease_expires_at) =
                 (None, None, None);
@@ -704,11 +725,10 @@ mod read {
                 }
                 3 => once(&mut label, r.label()?),
                 4 => once(&mut function_ref, r.label()?),
-                5 => once(&mut parent_span_stack, r.stack()?),
+                5 => once(&mut parent_span_stack, r.stack(context_stack)?),
                 _ => {
-                    let lease = r.string()?;
-                    lease.parse::<Timestamp>().ok()?;
-                    once(&mut lease_expires_at, lease.to_owned())
+                    let lease = r.string()?.parse::<Timestamp>().ok()?;
+                    once(&mut lease_expires_at, lease)
                 }
             })?;
             let id = id?;
@@ -739,7 +759,10 @@ mod read {
         r.object(&["v", "observability", "boundary"], |r, key| match key {
             0 => once(&mut v, r.number()?),
             1 => once(&mut out.observability, r.context()?),
-            _ => once(&mut out.boundary, r.boundary()?),
+            _ => {
+                let context_stack = out.observability.as_ref().map(|c| &c.span_stack);
+                once(&mut out.boundary, r.boundary(context_stack)?)
+            }
         })?;
         // Only whitespace may follow, as for `serde_json::from_str`.
         if r.byte().is_some() || v? != ENVELOPE_VERSION {
@@ -892,6 +915,46 @@ mod tests {
         }
         let value: serde_json::Value = serde_json::from_str(text).expect("test texts are JSON");
         Envelope::decode(&value)
+    }
+
+    #[test]
+    fn stacks_of_every_depth_read_alike_and_a_boundary_stack_equal_to_the_contexts_is_shared() {
+        let ids = |from: u64, depth: usize| -> String {
+            let ids: Vec<String> = (0..depth as u64)
+                .map(|i| format!("\"{:016x}\"", from + i))
+                .collect();
+            format!("[{}]", ids.join(","))
+        };
+        // Around the reader's inline buffer (16) and up to the cap.
+        for depth in [1, 2, 15, 16, 17, 40, MAX_SPAN_STACK] {
+            let last = format!("{:016x}", depth as u64);
+            let context = CONTEXT
+                .replace(r#"["b7ad6b7169203331","00f067aa0ba902b7"]"#, &ids(1, depth))
+                .replace(
+                    r#""currentSpanId":"00f067aa0ba902b7""#,
+                    &format!(r#""currentSpanId":"{last}""#),
+                );
+            for (parent, same) in [(ids(1, depth), true), (ids(2, depth), false)] {
+                let boundary = BOUNDARY.replace(r#"["b7ad6b7169203331"]"#, &parent);
+                let text =
+                    format!(r#"{{"v":1,"observability":{{{context}}},"boundary":{{{boundary}}}}}"#);
+                assert!(agrees(&text), "{text}");
+                let env = Envelope::decode_str(&text).unwrap();
+                assert_eq!(Ok(env.clone()), without_reader(&text), "{text}");
+                let ctx = env.observability.unwrap();
+                let b = env.boundary.unwrap();
+                assert_eq!(ctx.span_stack.len(), depth);
+                assert_eq!(ctx.span_stack.last().unwrap().to_string(), last);
+                assert_eq!(b.parent_span_stack.len(), depth);
+                assert_eq!(b.parent_span_stack == ctx.span_stack, same);
+                // One allocation when the stacks are the same ids, two otherwise.
+                assert_eq!(
+                    std::ptr::eq(b.parent_span_stack.as_ptr(), ctx.span_stack.as_ptr()),
+                    same,
+                    "depth {depth}"
+                );
+            }
+        }
     }
 
     #[test]
