@@ -305,7 +305,10 @@ mod tests {
         );
         let boundary = envelope.boundary.expect("an action boundary");
         assert_eq!(
-            boundary.lease_expires_at.as_deref(),
+            boundary
+                .lease_expires_at
+                .map(|at| at.to_string())
+                .as_deref(),
             Some("1970-01-01T00:11:00.000Z")
         );
         assert_eq!(boundary.span_id, id);
