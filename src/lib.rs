@@ -60,6 +60,12 @@ pub use crux_macros::{
 pub use crux_otel as otel;
 pub use crux_runtime::{Error, ErrorKind, Result};
 pub use crux_runtime::{attributes, boundary, envelope, ids, sink};
+
+/// Record and envelope times: [`Timestamp`](clock::Timestamp) (milliseconds since the
+/// epoch, written as ISO-8601 text), e.g. a boundary's `lease_expires_at`.
+pub mod clock {
+    pub use crux_runtime::clock::{Timestamp, TimestampError};
+}
 #[cfg(feature = "server")]
 pub use crux_server as server;
 #[cfg(feature = "tracing")]

@@ -99,6 +99,28 @@ impl<const N: usize> PartialEq<[SpanId; N]> for SpanStack {
     }
 }
 
+impl PartialEq<&[SpanId]> for SpanStack {
+    fn eq(&self, other: &&[SpanId]) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<SpanStack> for [SpanId] {
+    fn eq(&self, other: &SpanStack) -> bool {
+        *self == *other.0
+    }
+}
+
+/// `for id in &stack`, as over the `Vec<SpanId>` a stack used to be.
+impl<'a> IntoIterator for &'a SpanStack {
+    type Item = &'a SpanId;
+    type IntoIter = std::slice::Iter<'a, SpanId>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
 impl Serialize for SpanStack {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.0.serialize(s)

@@ -780,8 +780,9 @@ const WORKER: &str = "crux-delivery";
 
 #[test]
 fn a_sink_with_nothing_to_flush_is_never_flushed_and_still_gets_every_record() {
-    // Delivered on the flushing thread (prompt sinks) and by the worker (not prompt).
-    for prompt in [true, false] {
+    // Delivered on the flushing thread (prompt sinks) and by the worker (not prompt); the
+    // sink that needs no flush registered last, then first.
+    for (prompt, unflushed_first) in [(true, false), (false, false), (true, true), (false, true)] {
         let flushed = Ledger {
             prompt,
             ..Ledger::default()
@@ -791,10 +792,16 @@ fn a_sink_with_nothing_to_flush_is_never_flushed_and_still_gets_every_record() {
             nothing_to_flush: true,
             ..Ledger::default()
         };
-        let o = Observer::builder()
-            .sink(flushed.clone())
-            .sink(unflushed.clone())
-            .build();
+        let o = if unflushed_first {
+            Observer::builder()
+                .sink(unflushed.clone())
+                .sink(flushed.clone())
+        } else {
+            Observer::builder()
+                .sink(flushed.clone())
+                .sink(unflushed.clone())
+        }
+        .build();
         for i in 0..10 {
             let run = o.open_run(RunOptions::new("r", "agent.run"));
             let run_id = run.run_id();

@@ -517,6 +517,46 @@ fn hostile_envelopes_are_rejected_with_field_and_reason() {
             Want::Invalid,
         ),
         (
+            "lease not a calendar day",
+            set(
+                ok.clone(),
+                "/boundary/leaseExpiresAt",
+                json!("2026-02-30T00:00:00.000Z"),
+            ),
+            "boundary.leaseExpiresAt",
+            Want::Invalid,
+        ),
+        (
+            "lease with an offset instead of Z",
+            set(
+                ok.clone(),
+                "/boundary/leaseExpiresAt",
+                json!("2026-01-02T03:04:05.678+00:00"),
+            ),
+            "boundary.leaseExpiresAt",
+            Want::Invalid,
+        ),
+        (
+            "lease past year 9999",
+            set(
+                ok.clone(),
+                "/boundary/leaseExpiresAt",
+                json!("+010000-01-01T00:00:00.000Z"),
+            ),
+            "boundary.leaseExpiresAt",
+            Want::Invalid,
+        ),
+        (
+            "lease at hour 24",
+            set(
+                ok.clone(),
+                "/boundary/leaseExpiresAt",
+                json!("2026-01-02T24:00:00.000Z"),
+            ),
+            "boundary.leaseExpiresAt",
+            Want::Invalid,
+        ),
+        (
             "lease a number",
             set(
                 ok.clone(),
@@ -539,6 +579,14 @@ fn hostile_envelopes_are_rejected_with_field_and_reason() {
     assert!(cases.len() >= 30);
     for (what, input, path, want) in cases {
         let err = Envelope::decode(&input).expect_err(what);
+        if path == "boundary.leaseExpiresAt" {
+            // The lease is kept as a time: every decoder refuses what it cannot write back.
+            let text = input.to_string();
+            let from_text = Envelope::decode_str(&text).expect_err(what);
+            assert_eq!(from_text.to_string(), err.to_string(), "{what}");
+            let boxed = Envelope::decode_str_boxed(&text).expect_err(what);
+            assert_eq!(boxed.to_string(), err.to_string(), "{what}");
+        }
         assert_eq!(err.path(), path, "{what}: {err}");
         assert!(
             matches(err.reason(), &want),

@@ -52,7 +52,8 @@ pub trait Sink: Send + Sync + 'static {
         self.write(records)
     }
 
-    /// Makes everything written so far durable or visible (called by flushes).
+    /// Makes everything written so far durable or visible (called by flushes, unless
+    /// [`needs_flush`](Sink::needs_flush) is `false`).
     fn flush(&self) -> Result<(), SinkError> {
         Ok(())
     }
@@ -62,7 +63,8 @@ pub trait Sink: Send + Sync + 'static {
     /// then never calls its `flush`: a flush costs it nothing (no call, no circuit-breaker
     /// timestamp). Read once, when the observer is built.
     ///
-    /// Built-in sinks: [`Memory`] `false`; [`JsonLines`] `true` (its writes are buffered).
+    /// Built-in sinks: [`Memory`] `false`; [`JsonLines`] `true` (its writes are buffered);
+    /// the devtools and OpenTelemetry sinks `true` (their `flush` sends and waits).
     fn needs_flush(&self) -> bool {
         true
     }
