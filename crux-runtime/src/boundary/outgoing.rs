@@ -85,9 +85,12 @@ impl Hop {
         let span = observe::span(span_name(label, path), primitive)
             .attrs(span_attributes(path, None))
             .start();
+        // From the scope the span started under, with the span's id pushed: the wire
+        // context its scope would give, without building that scope only to read it.
         let envelope = span
-            .scope()
-            .map(|scope| Box::new(Envelope::new(Some(scope.wire_context()))));
+            .id()
+            .zip(span.parent_scope())
+            .map(|(id, parent)| Box::new(Envelope::new(Some(parent.wire_context_with(Some(id))))));
         Hop {
             span,
             envelope,
@@ -272,6 +275,22 @@ mod tests {
             assert_eq!(wire.current_span_id, Some(id));
             parent = pushed;
         }
+    }
+
+    #[test]
+    fn a_nested_hop_sends_its_spans_own_context() {
+        let observer = Observer::builder().build();
+        let run = observer.open_run(RunOptions::new("hops", "agent.run"));
+        let _entered = run.scope().enter();
+        let mut hop = Hop::nested("load", "runtime.convex.query", "messages:list");
+        let scope = hop.span().scope().expect("a live span");
+        let envelope = hop.envelope().expect("inside a run");
+        assert_eq!(envelope.observability, Some(scope.wire_context()));
+        assert_eq!(
+            envelope.observability.unwrap().current_span_id,
+            hop.span().id()
+        );
+        assert!(envelope.boundary.is_none());
     }
 
     #[test]
