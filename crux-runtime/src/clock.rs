@@ -132,10 +132,19 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+impl Timestamp {
+    /// `f` of the ISO-8601 text (built on the stack): the one place the bytes become a
+    /// `&str`, for `Display`, `Serialize` and the envelope encoder.
+    pub(crate) fn with_iso<R>(self, f: impl FnOnce(&str) -> R) -> R {
+        let b = self.to_iso_bytes();
+        // ASCII digits and separators only: never the empty fallback.
+        f(std::str::from_utf8(&b).unwrap_or_default())
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.to_iso_bytes();
-        f.write_str(std::str::from_utf8(&b).unwrap_or_default())
+        self.with_iso(|text| f.write_str(text))
     }
 }
 
@@ -179,8 +188,7 @@ impl FromStr for Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let b = self.to_iso_bytes();
-        s.serialize_str(std::str::from_utf8(&b).unwrap_or_default())
+        self.with_iso(|text| s.serialize_str(text))
     }
 }
 

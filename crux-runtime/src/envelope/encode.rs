@@ -147,7 +147,7 @@ fn boundary(out: &mut String, b: &Boundary) {
     if let Some(lease) = b.lease_expires_at {
         out.push_str(",\"leaseExpiresAt\":\"");
         // ASCII digits and separators: nothing to escape.
-        out.push_str(std::str::from_utf8(&lease.to_iso_bytes()).unwrap_or_default());
+        lease.with_iso(|text| out.push_str(text));
         out.push('"');
     }
     out.push('}');
