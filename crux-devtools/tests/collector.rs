@@ -837,3 +837,47 @@ fn a_record_nested_too_deep_is_rejected_alone_and_the_rest_of_the_batch_stored()
     assert_eq!(results[1].as_ref().unwrap_err().code(), "invalid_record");
     assert_eq!(store.revision().unwrap(), 2, "two records stored");
 }
+
+/// A store that cannot write answers 503 with `Retry-After`: the records that were read are
+/// `ingest_unavailable` (retryable), while a record refused before storing keeps its own,
+/// permanent rejection (retrying it could never succeed). Once the store writes again the
+/// same batch is stored.
+#[test]
+fn a_failing_store_is_503_retryable_except_for_records_refused_before_storing() {
+    let db = temp_db();
+    let c = Collector::start(CollectorOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        db: db.clone(),
+        token: None,
+    })
+    .unwrap();
+    let mut deep = event("rec_2", "run_a", "seg_a", 2);
+    deep["attributes"] = json!({"payload": nested(200)});
+    let records = [event("rec_1", "run_a", "seg_a", 1), deep];
+    // Another connection holds the write lock past the store's busy timeout (5 s).
+    let blocker = rusqlite::Connection::open(&db).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let (status, retry, reply) = post(&c, &batch(&records), None);
+    assert_eq!(status, 503, "{reply}");
+    assert_eq!(retry.as_deref(), Some("1"));
+    assert_eq!(
+        outcomes(&reply),
+        [
+            ("rejected".to_owned(), "ingest_unavailable".to_owned(), true),
+            ("rejected".to_owned(), "invalid_record".to_owned(), false),
+        ]
+    );
+    let unavailable = reply["dispositions"][0]["message"].as_str().unwrap();
+    assert!(unavailable.contains("store failed"), "{reply}");
+    assert_eq!(reply["dispositions"][1]["recordId"], "rec_2", "{reply}");
+
+    blocker.execute_batch("ROLLBACK").unwrap();
+    let (status, _, reply) = post(&c, &batch(&records), None);
+    assert_eq!(status, 202, "{reply}");
+    assert_eq!(outcomes(&reply)[0], accepted(1)[0]);
+    assert_eq!(
+        Store::open_read_only(&db).unwrap().record_count().unwrap(),
+        1
+    );
+}

@@ -83,25 +83,40 @@ pub(super) fn ingest(request: &mut Request, shared: &Shared) -> Reply {
     let health = batch
         .source_health
         .and_then(|h| serde_json::from_str::<Value>(h.get()).ok());
-    let results = match shared.writer.ingest(version, records, health) {
-        Ok(r) => with_refused(r, refused),
-        Err(e) => {
-            let message = format!("the collector's store failed: {e}");
-            let mut reply = ids.reply(503, |_| {
-                ("rejected", "ingest_unavailable", true, Some(&message))
-            });
-            reply.retry_after = true;
-            return reply;
-        }
-    };
+    let read = records.len();
+    match shared.writer.ingest(version, records, health) {
+        Ok(stored) => dispositions(&ids, with_refused(stored, refused), None),
+        // The records that were read may be stored on a retry; the ones refused before
+        // storing never will, so they keep their own, permanent disposition.
+        Err(e) => dispositions(
+            &ids,
+            with_refused(vec![Ok(()); read], refused),
+            Some(format!("the collector's store failed: {e}")),
+        ),
+    }
+}
+
+/// The reply to a batch whose records have `results` (in batch order): 202 with each
+/// record's disposition; or, when the store failed (`unavailable`: why), 503 with every
+/// record that was read `ingest_unavailable` (retryable, `Retry-After`), and the records
+/// refused before storing rejected as they were.
+fn dispositions(
+    ids: &Ids,
+    results: Vec<Result<(), Rejection>>,
+    unavailable: Option<String>,
+) -> Reply {
     let messages: Vec<Option<String>> = results
         .iter()
         .map(|r| r.as_ref().err().map(Rejection::message))
         .collect();
-    ids.reply(202, |i| match &results[i] {
-        Ok(()) => ("accepted", "accepted", false, None),
-        Err(rejection) => ("rejected", rejection.code(), false, messages[i].as_ref()),
-    })
+    let status = if unavailable.is_some() { 503 } else { 202 };
+    let mut reply = ids.reply(status, |i| match (&results[i], &unavailable) {
+        (Ok(()), None) => ("accepted", "accepted", false, None),
+        (Ok(()), Some(why)) => ("rejected", "ingest_unavailable", true, Some(why)),
+        (Err(rejection), _) => ("rejected", rejection.code(), false, messages[i].as_ref()),
+    });
+    reply.retry_after = unavailable.is_some();
+    reply
 }
 
 /// The `recordId`s of a batch's records as JSON (whatever each record holds there, `null`

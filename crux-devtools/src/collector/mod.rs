@@ -6,8 +6,9 @@
 //!   202 `{dispositions: [{index, recordId, outcome, code, retryable, message?}]}`; 413
 //!   past 1 MiB; 422 for an unsupported `schemaVersion` (every record rejected
 //!   `unsupported_schema_version`); 400 for a body that is not a batch; 401 without the
-//!   token when one is required; 503 with every record `ingest_unavailable` (retryable,
-//!   `Retry-After: 1`) when the store fails.
+//!   token when one is required; 503 with every record read `ingest_unavailable`
+//!   (retryable, `Retry-After: 1`) when the store fails, a record refused before storing
+//!   (nested too deep) keeping its permanent rejection.
 //! - `GET /api/runs[?limit=N&status=&name=&since=&until=&session=&user=&q=]`: `{runs:
 //!   [{runId, name, rootPrimitive, status, startedAt, durationMs, records, sessionId,
 //!   userId, modelCalls, inputTokens, outputTokens, totalTokens}], revision}`, newest
