@@ -13,7 +13,7 @@ use std::str::FromStr;
 use serde::{Serialize, Serializer};
 
 /// Milliseconds since the Unix epoch, UTC.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Timestamp(u64);
 
 /// A string that is not an ISO-8601 UTC timestamp of the form `YYYY-MM-DDTHH:MM:SS.sssZ`.
@@ -148,6 +148,14 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// `Timestamp(2026-01-02T03:04:05.678Z)`: the instant as people read it (a lease or a
+/// span's start in a failed assertion), not a count of milliseconds.
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.with_iso(|text| write!(f, "Timestamp({text})"))
+    }
+}
+
 impl FromStr for Timestamp {
     type Err = TimestampError;
 
@@ -239,6 +247,16 @@ mod tests {
         assert_eq!(
             Timestamp::from_millis(4_102_444_799_999).to_string(),
             "2099-12-31T23:59:59.999Z"
+        );
+    }
+
+    #[test]
+    fn debug_shows_the_instant() {
+        let at = Timestamp::from_millis(951_782_400_001);
+        assert_eq!(format!("{at:?}"), "Timestamp(2000-02-29T00:00:00.001Z)");
+        assert_eq!(
+            format!("{:?}", Some(at)),
+            "Some(Timestamp(2000-02-29T00:00:00.001Z))"
         );
     }
 
