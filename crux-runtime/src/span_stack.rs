@@ -12,14 +12,23 @@ use crate::ids::SpanId;
 /// a boundary event's attribute), in one shared allocation: a clone costs a reference
 /// count, so a hop's context, its boundary and its `requested` event hold one stack, not
 /// three copies. Reads as a slice (`Deref<Target = [SpanId]>`); serialized as a JSON array
-/// of the ids' hex strings, exactly as a `Vec<SpanId>` is.
+/// of the ids' hex strings, exactly as a `Vec<SpanId>` is. The empty stack (a call from
+/// outside any span) allocates nothing, as an empty `Vec` does.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SpanStack(Arc<[SpanId]>);
+pub struct SpanStack(
+    /// `None` when empty, never `Some` of an empty slice: equality and hashing stay those
+    /// of the ids.
+    Option<Arc<[SpanId]>>,
+);
 
 impl SpanStack {
     /// The empty stack.
-    pub fn new() -> SpanStack {
-        SpanStack::from(&[][..])
+    pub const fn new() -> SpanStack {
+        SpanStack(None)
+    }
+
+    fn ids(&self) -> &[SpanId] {
+        self.0.as_deref().unwrap_or_default()
     }
 }
 
@@ -33,33 +42,33 @@ impl Deref for SpanStack {
     type Target = [SpanId];
 
     fn deref(&self) -> &[SpanId] {
-        &self.0
+        self.ids()
     }
 }
 
 impl AsRef<[SpanId]> for SpanStack {
     fn as_ref(&self) -> &[SpanId] {
-        &self.0
+        self.ids()
     }
 }
 
 /// As the slice it holds: `[00f067aa0ba902b7, ...]`, as a `Vec<SpanId>` prints.
 impl fmt::Debug for SpanStack {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(self.ids(), f)
     }
 }
 
-/// One allocation of the ids' exact number (the ids are copied once).
+/// One allocation of the ids' exact number (the ids are copied once); none when empty.
 impl From<&[SpanId]> for SpanStack {
     fn from(ids: &[SpanId]) -> Self {
-        SpanStack(Arc::from(ids))
+        SpanStack((!ids.is_empty()).then(|| Arc::from(ids)))
     }
 }
 
 impl From<Vec<SpanId>> for SpanStack {
     fn from(ids: Vec<SpanId>) -> Self {
-        SpanStack(Arc::from(ids))
+        SpanStack((!ids.is_empty()).then(|| Arc::from(ids)))
     }
 }
 
@@ -71,43 +80,44 @@ impl<const N: usize> From<[SpanId; N]> for SpanStack {
 
 impl FromIterator<SpanId> for SpanStack {
     fn from_iter<I: IntoIterator<Item = SpanId>>(ids: I) -> Self {
-        SpanStack(ids.into_iter().collect())
+        let mut ids = ids.into_iter().peekable();
+        SpanStack(ids.peek().is_some().then(|| ids.collect()))
     }
 }
 
 impl PartialEq<[SpanId]> for SpanStack {
     fn eq(&self, other: &[SpanId]) -> bool {
-        *self.0 == *other
+        self.ids() == other
     }
 }
 
 impl PartialEq<Vec<SpanId>> for SpanStack {
     fn eq(&self, other: &Vec<SpanId>) -> bool {
-        *self.0 == **other
+        self.ids() == &other[..]
     }
 }
 
 impl PartialEq<SpanStack> for Vec<SpanId> {
     fn eq(&self, other: &SpanStack) -> bool {
-        **self == *other.0
+        self[..] == *other.ids()
     }
 }
 
 impl<const N: usize> PartialEq<[SpanId; N]> for SpanStack {
     fn eq(&self, other: &[SpanId; N]) -> bool {
-        *self.0 == other[..]
+        self.ids() == &other[..]
     }
 }
 
 impl PartialEq<&[SpanId]> for SpanStack {
     fn eq(&self, other: &&[SpanId]) -> bool {
-        *self.0 == **other
+        self.ids() == *other
     }
 }
 
 impl PartialEq<SpanStack> for [SpanId] {
     fn eq(&self, other: &SpanStack) -> bool {
-        *self == *other.0
+        self == other.ids()
     }
 }
 
@@ -117,13 +127,13 @@ impl<'a> IntoIterator for &'a SpanStack {
     type IntoIter = std::slice::Iter<'a, SpanId>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        self.ids().iter()
     }
 }
 
 impl Serialize for SpanStack {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(s)
+        self.ids().serialize(s)
     }
 }
 
@@ -149,5 +159,23 @@ mod tests {
         );
         assert_eq!(SpanStack::new().len(), 0);
         assert_eq!(serde_json::to_string(&SpanStack::default()).unwrap(), "[]");
+    }
+
+    #[test]
+    fn every_empty_stack_is_the_unallocated_one() {
+        let empty: [SpanStack; 4] = [
+            SpanStack::new(),
+            SpanStack::from(Vec::new()),
+            SpanStack::from(&[][..]),
+            std::iter::empty().collect(),
+        ];
+        for stack in &empty {
+            assert!(stack.0.is_none(), "{stack:?} holds an allocation");
+            assert_eq!(*stack, SpanStack::new());
+            assert_eq!(stack, &Vec::<SpanId>::new());
+        }
+        let one: SpanStack = std::iter::once(SpanId(7)).collect();
+        assert_eq!(one, [SpanId(7)]);
+        assert_ne!(one, SpanStack::new());
     }
 }
