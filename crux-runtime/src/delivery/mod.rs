@@ -544,17 +544,22 @@ impl Pipeline {
         // Drop invalid records, keeping the order of the valid ones. `retain` moves
         // nothing until the first invalid record (swapping each valid record into place
         // copied every record onto itself).
+        // One sweep over the batch: each valid record gets its id as it is checked (a
+        // burst's batch is megabytes, past the caches: a second sweep read it all again).
         let taken = records.len();
-        records.retain(|r| r.validate().is_ok());
+        records.retain_mut(|r| {
+            let valid = r.validate().is_ok();
+            if valid {
+                *counter += 1;
+                r.base.record_id = Some(RecordId {
+                    random: self.rec_random,
+                    counter: *counter,
+                });
+            }
+            valid
+        });
         let valid = records.len();
         let rejected = (taken - valid) as u64;
-        for r in records.iter_mut() {
-            *counter += 1;
-            r.base.record_id = Some(RecordId {
-                random: self.rec_random,
-                counter: *counter,
-            });
-        }
         let mut ok = true;
         if let Some((last, others)) = self.sinks.split_last()
             && valid > 0
