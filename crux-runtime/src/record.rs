@@ -388,6 +388,16 @@ impl Record {
 
     /// Checks the schema rules the type system does not enforce.
     pub fn validate(&self) -> Result<(), InvalidRecord> {
+        self.validate_with(|p| taxonomy::family_of(p).is_some())
+    }
+
+    /// [`validate`](Record::validate), asking `canonical` whether a primitive is one of
+    /// the taxonomy's: delivery answers from the primitives it has already seen
+    /// ([`taxonomy::KnownPrimitives`]).
+    pub(crate) fn validate_with(
+        &self,
+        mut canonical: impl FnMut(&'static str) -> bool,
+    ) -> Result<(), InvalidRecord> {
         match &self.body {
             Body::RunStart {
                 name,
@@ -397,7 +407,7 @@ impl Record {
                 if name.is_empty() {
                     return Err(InvalidRecord::Empty("run name"));
                 }
-                if taxonomy::family_of(root_primitive).is_none() {
+                if !canonical(root_primitive) {
                     return Err(InvalidRecord::UnknownPrimitive(root_primitive));
                 }
                 if self.base.segment_seq != 1 {
@@ -418,7 +428,7 @@ impl Record {
             Body::SpanStart {
                 primitive, name, ..
             } => {
-                if taxonomy::family_of(primitive).is_none() {
+                if !canonical(primitive) {
                     return Err(InvalidRecord::UnknownPrimitive(primitive));
                 }
                 if name.is_empty() {
@@ -428,7 +438,7 @@ impl Record {
             Body::Span {
                 primitive, name, ..
             } => {
-                if taxonomy::family_of(primitive).is_none() {
+                if !canonical(primitive) {
                     return Err(InvalidRecord::UnknownPrimitive(primitive));
                 }
                 if name.is_empty() {

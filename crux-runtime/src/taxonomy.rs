@@ -166,6 +166,33 @@ pub fn family_of(primitive: &str) -> Option<&'static str> {
         .map(|i| PRIMITIVES[i].1)
 }
 
+/// The canonical primitives a delivery pass has met, remembered by address: a `&'static
+/// str` never changes, so one found canonical once stays canonical, and the next record
+/// naming it is checked with two comparisons instead of a search of the taxonomy (records
+/// of a program name a handful of primitives, each from one string literal).
+#[derive(Default)]
+pub(crate) struct KnownPrimitives {
+    /// Direct-mapped by address; `(0, 0)` is empty (no string lives at address 0).
+    seen: [(usize, usize); 8],
+}
+
+impl KnownPrimitives {
+    /// Whether `primitive` is canonical ([`family_of`] finds it).
+    #[inline]
+    pub(crate) fn is_canonical(&mut self, primitive: &'static str) -> bool {
+        let key = (primitive.as_ptr() as usize, primitive.len());
+        let slot = &mut self.seen[(key.0 >> 3) & 7];
+        if *slot == key {
+            return true;
+        }
+        let canonical = family_of(primitive).is_some();
+        if canonical {
+            *slot = key;
+        }
+        canonical
+    }
+}
+
 /// The canonical `&'static` spelling of `primitive`, if it is one.
 pub fn canonical_primitive(primitive: &str) -> Option<&'static str> {
     PRIMITIVES
@@ -197,6 +224,32 @@ pub fn is_edge_type(edge_type: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_primitives_answer_as_the_taxonomy_does() {
+        let mut known = KnownPrimitives::default();
+        let leaked: &'static str = Box::leak(String::from("tool.call").into_boxed_str());
+        for _ in 0..2 {
+            for (p, _) in PRIMITIVES {
+                assert!(known.is_canonical(p), "{p}");
+            }
+            assert!(
+                known.is_canonical(leaked),
+                "another copy of a canonical text"
+            );
+            for p in ["agent.ran", "", "tool", "tool.call ", "custom.x"] {
+                assert_eq!(known.is_canonical(p), family_of(p).is_some(), "{p:?}");
+            }
+        }
+        // A non-canonical text at an address a canonical one was remembered at cannot
+        // exist (`&'static str`s never change), but one sharing its slot is still refused.
+        let bad: &'static str = Box::leak(String::from("agent.ran").into_boxed_str());
+        assert!(!known.is_canonical(bad));
+        assert!(
+            !known.is_canonical(&leaked[..4]),
+            "a prefix at the same address"
+        );
+    }
 
     #[test]
     fn tables_are_sorted_and_families_are_prefixes() {

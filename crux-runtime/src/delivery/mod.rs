@@ -24,6 +24,7 @@ mod flush;
 use crate::ids::{RecordId, random_u64};
 use crate::record::Record;
 use crate::sink::Sink;
+use crate::taxonomy::KnownPrimitives;
 pub use flush::{FlushOptions, FlushResult, FlushStatus, deadline_after};
 pub(crate) use flush::{FlushWait, Linger, MAX_SPIN, Waiter, spin_until};
 
@@ -97,6 +98,8 @@ struct Deliverer {
     calls: u64,
     /// The batch being delivered: its buffer is swapped with the queue's and reused.
     batch: VecDeque<Record>,
+    /// The primitives found canonical so far, so checking a record rarely searches.
+    known: KnownPrimitives,
 }
 
 /// What one delivery pass took.
@@ -164,6 +167,7 @@ impl Pipeline {
                 counter: 0,
                 calls: 0,
                 batch: VecDeque::new(),
+                known: KnownPrimitives::default(),
             }),
             inline: sinks.iter().all(|s| s.writes_promptly()),
             flushed: (0..sinks.len())
@@ -528,7 +532,7 @@ impl Pipeline {
         if taken > 0 {
             // As a `Vec` (in place), so the last sink can keep the records it is given.
             let mut records = Vec::from(std::mem::take(&mut d.batch));
-            self.deliver(&mut records, &mut d.counter, &mut d.calls);
+            self.deliver(&mut records, d);
             records.clear();
             d.batch = VecDeque::from(records);
         }
@@ -540,7 +544,13 @@ impl Pipeline {
         })
     }
 
-    fn deliver(&self, records: &mut Vec<Record>, counter: &mut u64, calls: &mut u64) {
+    fn deliver(&self, records: &mut Vec<Record>, d: &mut Deliverer) {
+        let Deliverer {
+            counter,
+            calls,
+            known,
+            ..
+        } = d;
         // Drop invalid records, keeping the order of the valid ones. `retain` moves
         // nothing until the first invalid record (swapping each valid record into place
         // copied every record onto itself).
@@ -548,7 +558,7 @@ impl Pipeline {
         // burst's batch is megabytes, past the caches: a second sweep read it all again).
         let taken = records.len();
         records.retain_mut(|r| {
-            let valid = r.validate().is_ok();
+            let valid = r.validate_with(|p| known.is_canonical(p)).is_ok();
             if valid {
                 *counter += 1;
                 r.base.record_id = Some(RecordId {
