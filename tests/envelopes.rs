@@ -157,6 +157,119 @@ async fn untrusted_envelopes_are_ignored_and_reported_never_failing_the_call() {
     }
 }
 
+/// An internal action at a path longer than a boundary's `ref` may be (200 characters):
+/// hand-written, as the macro would refuse no such path. Returns the run it ran in.
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug)]
+pub struct far_away;
+
+impl far_away {
+    pub async fn handler(
+        ctx: &ActionCtx,
+        args: crux::function::NoArgs,
+        __crux: Option<Box<crux::envelope::Envelope>>,
+    ) -> crux::Result<String> {
+        let _ = args;
+        crux::__private::invoke(ctx, __crux, &<far_away as Function>::METADATA, async move {
+            Ok(ctx
+                .crux
+                .capture()
+                .map(|c| c.run_id.to_string())
+                .unwrap_or_default())
+        })
+        .await
+    }
+}
+
+const FAR_AWAY_PATH: &str = concat!(
+    "deep/",
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:far"
+);
+
+impl Function for far_away {
+    type Args = crux::function::NoArgs;
+    type Output = String;
+    type Context = ActionCtx;
+    const METADATA: crux::function::Metadata = crux::function::Metadata {
+        kind: crux::function::FunctionKind::Action,
+        visibility: crux::function::Visibility::Internal,
+        module_path: module_path!(),
+        export: "far",
+        path: Some(FAR_AWAY_PATH),
+        name: None,
+        root: None,
+        attributes: &[],
+        flush: Some(Duration::from_millis(3000)),
+    };
+    fn path() -> &'static str {
+        static PATH: crux::__private::PathCell = crux::__private::PathCell::new();
+        PATH.get(&Self::METADATA)
+    }
+    fn call(
+        ctx: &ActionCtx,
+        args: Self::Args,
+        envelope: Option<Box<crux::envelope::Envelope>>,
+    ) -> crux::function::BoxFuture<'_, crux::Result<String>> {
+        Box::pin(Self::handler(ctx, args, envelope))
+    }
+}
+
+#[crux::action(name = "reach")]
+pub async fn reach(
+    ctx: &ActionCtx,
+    _args: crux::function::NoArgs,
+) -> crux::Result<(String, String)> {
+    let here = ctx.crux.capture().map(|c| c.run_id.to_string());
+    let there = ctx
+        .crux
+        .run_action("reach far", far_away, crux::function::NoArgs {})
+        .await?;
+    Ok((here.unwrap_or_default(), there))
+}
+
+/// A hop inside one deployment hands its own envelope to the callee only when its text
+/// would decode back to it: a boundary whose `ref` is too long is still written and
+/// decoded, refused as from anywhere else, and the callee opens its own run with the
+/// decoder's reason in a `security.warning`; the caller's call still succeeds.
+#[tokio::test]
+async fn a_local_hop_whose_envelope_the_decoder_refuses_is_refused_in_process_too() {
+    assert!(FAR_AWAY_PATH.chars().count() > 200);
+    let sink = Memory::new();
+    let d = Deployment::builder()
+        .sink(sink.clone())
+        .function(reach)
+        .function(far_away)
+        .build();
+    let (here, there) = d
+        .action(reach, crux::function::NoArgs {})
+        .await
+        .expect("never a failed call");
+    assert!(!here.is_empty() && !there.is_empty());
+    assert_ne!(here, there, "the callee ran as a fresh root");
+    d.flush(Duration::from_secs(5)).await;
+    let records = sink.records();
+    let warning = records
+        .iter()
+        .find(|r| r["type"] == "span" && r["primitive"] == "security.warning")
+        .unwrap_or_else(|| panic!("no security.warning: {records:#?}"));
+    assert_eq!(warning["runId"], there);
+    let reason = warning["attributes"]["reason"].as_str().unwrap();
+    assert!(reason.contains("boundary.ref"), "{reason:?}");
+    assert_eq!(warning["attributes"]["functionRef"], FAR_AWAY_PATH);
+    let events: Vec<&str> = records
+        .iter()
+        .filter(|r| r["type"] == "span:event")
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(
+        events,
+        ["runtime.convex.boundary.requested"],
+        "requested, never acknowledged: {records:#?}"
+    );
+}
+
 #[crux::query]
 pub async fn peek(_ctx: &QueryCtx, args: Ask) -> crux::Result<String> {
     Ok(args.question)

@@ -1,9 +1,11 @@
 //! The calling side of a boundary in this deployment, `ctx.crux`: calls that keep the
 //! callee in the caller's run, scheduling, spans.
 //!
-//! Every helper serializes the caller's context into the callee's `__crux` argument (the
-//! core's [`Hop`]), so the callee continues the run on the other side of a real JSON
-//! boundary (in its own segment).
+//! Every helper hands the caller's context to the callee as its `__crux` argument (the
+//! core's [`Hop`]), so the callee continues the run in its own segment as on the other
+//! side of a real JSON boundary: a remote callee gets the envelope as JSON; a callee in
+//! this deployment gets the envelope the strict decode of that JSON would give (the hop's
+//! own, when [`Envelope::round_trips`] holds), or else the JSON text, decoded on arrival.
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -13,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use super::console::LogLines;
 use super::ctx::{Deadline, INHERITED_DEADLINE_MARGIN};
 use super::deployment::Deployment;
-use super::dispatch::{Caller, EnvelopeText, from_json_output, to_json_args};
+use super::dispatch::{Caller, SentEnvelope, from_json_output, to_json_args};
 use super::inherited::Inherited;
 use super::scheduler::{Schedulable, delay_until};
 use super::store::{Id, Transaction};
@@ -41,27 +43,27 @@ struct Core {
 }
 
 impl Core {
-    /// Calls `F` with `envelope` already written as text ([`Via::local`] writes it before
-    /// building this future, so the future carries a string rather than the envelope).
+    /// Calls `F` with `envelope` as [`Via::local`] prepared it (the hop's own boxed
+    /// envelope, or its text when that would not decode back to it).
     async fn call_as<F: Function>(
         &self,
         args: F::Args,
-        envelope: Option<EnvelopeText>,
+        envelope: Option<SentEnvelope>,
         caller: Caller,
     ) -> Result<F::Output> {
         let mut json = to_json_args(&args)?;
         drop(args);
-        // `__crux` travels as JSON text beside the args object; an args field of that name
-        // is replaced by it, as if it were inserted into the object.
-        let text = match (envelope, json.as_object_mut()) {
-            (Some(text), Some(fields)) => {
+        // `__crux` travels beside the args object; an args field of that name is replaced
+        // by it, as if it were inserted into the object.
+        let sent = match (envelope, json.as_object_mut()) {
+            (Some(sent), Some(fields)) => {
                 fields.remove(ENVELOPE_KEY);
-                Some(text)
+                Some(sent)
             }
             _ => None,
         };
         // Boxed: the call's future lives on the heap, not in every frame polling this one.
-        let out = Box::pin(self.deployment.dispatch_with(F::path(), json, text, caller)).await?;
+        let out = Box::pin(self.deployment.dispatch_with(F::path(), json, sent, caller)).await?;
         from_json_output(F::path(), out)
     }
 
@@ -168,16 +170,18 @@ impl<'a> Via<'a> {
         self.core.inherited.log_lines.as_ref()
     }
 
-    /// Calls the local function `F` of this deployment. The envelope is written as text
-    /// here, before the call's futures are built: they carry a string, not the envelope
-    /// (about 400 bytes, otherwise copied each time a future is moved).
+    /// Calls the local function `F` of this deployment. The envelope stays in its box
+    /// when its text would decode back to it ([`Envelope::round_trips`]: the callee gets
+    /// what the decode would give, without the text being written and read in one
+    /// process); otherwise it is written as text here, for the callee's strict decode to
+    /// refuse as it would from anywhere. Either way the call's futures carry a pointer or
+    /// a string, not the envelope (about 400 bytes, copied each time a future moves).
     fn local<F: Function>(
         self,
         args: F::Args,
         envelope: Option<Box<Envelope>>,
     ) -> impl Future<Output = Result<F::Output>> + Send + 'a {
-        let text = envelope.as_deref().map(EnvelopeText::encode);
-        drop(envelope);
+        let sent = envelope.map(SentEnvelope::of);
         async move {
             let core = self.core;
             let caller = if self.boundary {
@@ -194,7 +198,7 @@ impl<'a> Via<'a> {
                     inherited: core.inherited.clone(),
                 }
             };
-            core.call_as::<F>(args, text, caller).await
+            core.call_as::<F>(args, sent, caller).await
         }
     }
 }

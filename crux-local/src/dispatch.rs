@@ -265,27 +265,42 @@ pub(crate) fn from_json_output<T: DeserializeOwned>(path: &str, value: Value) ->
     })
 }
 
-/// The `__crux` of a call made by another function in this deployment, as JSON text beside
-/// the args object (see [`Deployment::dispatch_with`]).
+/// The `__crux` of a call made by another function in this deployment, beside the args
+/// object (see [`Deployment::dispatch_with`]): the calling hop's own envelope when the
+/// strict decode of its text would give it back ([`Envelope::round_trips`]), so it is
+/// neither written nor read; otherwise that text, decoded strictly on arrival (and
+/// refused with the decoder's reason, as it would be from anywhere else).
 #[derive(Debug)]
-pub(crate) struct EnvelopeText(String);
+pub(crate) enum SentEnvelope {
+    /// Within the wire's rules: what the decode of its text would give, handed over as is.
+    Checked(Box<Envelope>),
+    /// The JSON text that would travel under `__crux`.
+    Text(String),
+}
 
-impl EnvelopeText {
-    /// Encodes `envelope` to the JSON text that would travel under `__crux`.
-    pub(crate) fn encode(envelope: &Envelope) -> Self {
-        Self(envelope.to_json_string())
+impl SentEnvelope {
+    /// What a hop of this deployment sends: `envelope` itself, or its text when that text
+    /// would not decode back to it.
+    pub(crate) fn of(envelope: Box<Envelope>) -> Self {
+        if envelope.round_trips() {
+            Self::Checked(envelope)
+        } else {
+            Self::Text(envelope.to_json_string())
+        }
     }
 }
 
 /// Takes `__crux` out of the call and decodes it strictly; a bad envelope is dropped with
 /// the reason. Text beside the args is decoded with `Envelope::decode_str_boxed` (built in
-/// the box the callee keeps), with the same rules and errors as the `Value` decoder.
+/// the box the callee keeps), with the same rules and errors as the `Value` decoder; an
+/// envelope checked by the hop that sent it is taken as it is.
 fn split_envelope(
     args: &mut Value,
-    text: Option<EnvelopeText>,
+    sent: Option<SentEnvelope>,
 ) -> (Option<Box<Envelope>>, Option<String>) {
-    let decoded = match text {
-        Some(EnvelopeText(text)) => Some(Envelope::decode_str_boxed(&text)),
+    let decoded = match sent {
+        Some(SentEnvelope::Checked(envelope)) => Some(Ok(envelope)),
+        Some(SentEnvelope::Text(text)) => Some(Envelope::decode_str_boxed(&text)),
         None => take_envelope(args).transpose().map(|r| r.map(Box::new)),
     };
     match decoded {
@@ -301,15 +316,15 @@ impl Deployment {
         self.dispatch_with(path, args, None, caller).await
     }
 
-    /// [`dispatch`](Self::dispatch) with the `__crux` of the call as JSON text beside the
-    /// args object (which then holds none): what the envelope would be under `__crux`,
-    /// encoded and strictly decoded from text, without building and walking a
-    /// `serde_json::Value` for it on each side (a third of a boundary hop's work).
+    /// [`dispatch`](Self::dispatch) with the `__crux` of the call beside the args object
+    /// (which then holds none): a hop's own envelope that would decode back to itself, or
+    /// JSON text strictly decoded here, without building and walking a `serde_json::Value`
+    /// for it on each side (a third of a boundary hop's work).
     pub(crate) async fn dispatch_with(
         &self,
         path: &str,
         mut args: Value,
-        envelope: Option<EnvelopeText>,
+        envelope: Option<SentEnvelope>,
         caller: Caller,
     ) -> Result<Value> {
         let visible = |entry: &Entry| match &caller {

@@ -6,7 +6,11 @@
 use std::collections::BTreeMap;
 
 use crux_runtime::carrier::{Carrier, MAX_CRUX_HEADER};
-use crux_runtime::envelope::Envelope;
+use crux_runtime::clock::Timestamp;
+use crux_runtime::envelope::{
+    Boundary, BoundaryKind, Correlators, DeploymentIdentity, Envelope, WireContext,
+};
+use crux_runtime::ids::{RunId, SegmentId, SpanId, TraceId};
 use serde_json::{Map, Value, json};
 
 /// splitmix64: small, deterministic, good enough to pick mutations.
@@ -250,6 +254,129 @@ fn envelope_decode_str_rejects_non_objects_like_decode() {
         Envelope::decode_str_boxed(&text).map(|b| *b),
         Envelope::decode(&v)
     );
+}
+
+/// A typed envelope as a host builds one, each field now and then set to a value at or
+/// past the edge of the decoder's rules (all-zero ids, texts of every length and kind,
+/// long stacks, a mismatched current span or boundary id, far leases, big start times).
+fn typed_envelope(g: &mut Gen) -> Envelope {
+    let span = |g: &mut Gen| SpanId(if g.chance(12) { 0 } else { g.next() | 1 });
+    let prefixed = |g: &mut Gen| {
+        let mut bytes = [0u8; 12];
+        if !g.chance(12) {
+            bytes[..8].copy_from_slice(&g.next().to_le_bytes());
+            bytes[11] = 1;
+        }
+        bytes
+    };
+    let stack = |g: &mut Gen| -> Vec<SpanId> {
+        let len = *g.pick(&[0, 1, 2, 127, 128, 129]);
+        (0..len).map(|_| span(g)).collect()
+    };
+    let maybe_text = |g: &mut Gen| g.chance(2).then(|| g.text());
+    let span_stack = stack(g);
+    let current_span_id = match g.below(3) {
+        0 => None,
+        1 => Some(span(g)),
+        _ => span_stack.last().copied(),
+    };
+    let run = RunId(prefixed(g));
+    let observability = (!g.chance(8)).then(|| WireContext {
+        run_id: run,
+        operation_id: if g.chance(2) { run } else { RunId(prefixed(g)) },
+        trace_id: TraceId(if g.chance(12) {
+            0
+        } else {
+            u128::from(g.next()) << 64 | 1
+        }),
+        segment_id: SegmentId(prefixed(g)),
+        started_at_ms: g.chance(2).then(|| {
+            *g.pick(&[
+                0,
+                1_767_323_045_678,
+                (1 << 53) - 1,
+                1 << 53,
+                (1 << 53) + 1,
+                u64::MAX,
+            ])
+        }),
+        correlators: g.chance(3).then(|| Correlators {
+            session_id: maybe_text(g),
+            user_id: maybe_text(g),
+            metadata: (0..*g.pick(&[0, 1, 16, 17]))
+                .map(|i| {
+                    let key = if g.chance(2) {
+                        format!("k{i}")
+                    } else {
+                        g.text()
+                    };
+                    (key, g.text())
+                })
+                .collect(),
+        }),
+        deployment: g.chance(3).then(|| DeploymentIdentity {
+            project_id: g.text(),
+            manifest_id: g.text(),
+            deployment_id: g.text(),
+        }),
+        span_stack: span_stack.into(),
+        current_span_id,
+        parent_run_id: g.chance(3).then(|| RunId(prefixed(g))),
+        triggered_by_span_id: g.chance(3).then(|| span(g)),
+    });
+    let boundary = g.chance(2).then(|| {
+        let id = span(g);
+        let lease_ms = *g.pick(&[
+            1_767_323_705_678,
+            253_402_300_799_999, // 9999-12-31T23:59:59.999Z
+            253_402_300_800_000, // year 10000: no four-digit year
+            u64::MAX,
+            0,
+        ]);
+        Boundary {
+            id,
+            span_id: if g.chance(8) { span(g) } else { id },
+            kind: *g.pick(&[BoundaryKind::Action, BoundaryKind::Schedule]),
+            label: if g.chance(2) {
+                "plan research".into()
+            } else {
+                g.text().into()
+            },
+            function_ref: if g.chance(2) {
+                "research:plan".into()
+            } else {
+                g.text().into()
+            },
+            parent_span_stack: stack(g).into(),
+            lease_expires_at: g.chance(4).then_some(Timestamp::from_millis(lease_ms)),
+        }
+    });
+    Envelope {
+        v: if g.chance(16) { 2 } else { 1 },
+        observability,
+        boundary,
+    }
+}
+
+/// `Envelope::round_trips` (what crux-local checks before handing its own envelope to a
+/// callee in the same process instead of writing and decoding its text) says yes exactly
+/// when the strict decoders, given the envelope's text or value, give back that envelope.
+#[test]
+fn round_trips_is_true_exactly_when_the_decoders_give_the_envelope_back() {
+    let mut g = Gen(0x5EED_0003);
+    let mut kept = 0;
+    for i in 0..20_000 {
+        let envelope = typed_envelope(&mut g);
+        let text = envelope.to_json_string();
+        let by_text = Envelope::decode_str(&text);
+        let by_value = Envelope::decode(&envelope.to_value());
+        assert_eq!(by_text, by_value, "input #{i}: {text:.2000}");
+        let back = by_text.as_ref() == Ok(&envelope);
+        assert_eq!(envelope.round_trips(), back, "input #{i}: {text:.2000}");
+        kept += back as usize;
+    }
+    // Both answers are reached often.
+    assert!((2_000..18_000).contains(&kept), "{kept} round trips");
 }
 
 fn carrier_seed(g: &mut Gen) -> Value {

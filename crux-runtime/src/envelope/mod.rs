@@ -38,6 +38,7 @@ use crate::clock::Timestamp;
 use crate::ids::{RunId, SegmentId, SpanId, SpanStack, TraceId};
 use crate::wire::{FieldError, MAX_DEPTH, Obj, Path, Reason, check_depth, id_item, type_name};
 
+mod check;
 mod encode;
 mod text;
 
@@ -135,6 +136,51 @@ impl Envelope {
         let mut out = String::with_capacity(512);
         encode::envelope(&mut out, self);
         out
+    }
+
+    /// Whether [`decode_str`](Envelope::decode_str) of this envelope's JSON text
+    /// ([`to_json_string`](Envelope::to_json_string)) gives back this very envelope: every
+    /// field within the decoder's rules (version 1, ids not all zero, labels and
+    /// correlators non-empty texts within their length without control characters, span
+    /// stacks within [`MAX_SPAN_STACK`] ending with `currentSpanId`, a boundary's `id`
+    /// equal to its `spanId`, a lease with a four-digit year, ...). Decided on the typed
+    /// fields, without writing or reading any text.
+    ///
+    /// A host that would write an envelope it built itself only to decode it again in
+    /// the same process may hand over the envelope instead when this holds: the callee
+    /// gets what the decode would have given. When it does not hold, the text's strict
+    /// decode says why. An envelope from outside the process is always decoded.
+    ///
+    /// ```
+    /// use crux_runtime::envelope::Envelope;
+    /// use crux_runtime::ids::{RunId, SegmentId, SpanId, SpanStack, TraceId};
+    /// use crux_runtime::envelope::WireContext;
+    ///
+    /// let span = SpanId::generate();
+    /// let run = RunId::generate();
+    /// let mut envelope = Envelope::new(Some(WireContext {
+    ///     run_id: run,
+    ///     operation_id: run,
+    ///     trace_id: TraceId::generate(),
+    ///     segment_id: SegmentId::generate(),
+    ///     started_at_ms: None,
+    ///     correlators: None,
+    ///     deployment: None,
+    ///     span_stack: SpanStack::from([span]),
+    ///     current_span_id: Some(span),
+    ///     parent_run_id: None,
+    ///     triggered_by_span_id: None,
+    /// }));
+    /// assert!(envelope.round_trips());
+    /// assert_eq!(Envelope::decode_str(&envelope.to_json_string()), Ok(envelope.clone()));
+    ///
+    /// // A current span that is not the stack's last: the decoder refuses the text.
+    /// envelope.observability.as_mut().unwrap().current_span_id = Some(SpanId::generate());
+    /// assert!(!envelope.round_trips());
+    /// assert!(Envelope::decode_str(&envelope.to_json_string()).is_err());
+    /// ```
+    pub fn round_trips(&self) -> bool {
+        check::round_trips(self)
     }
 
     /// The JSON value to put under `__crux`.
