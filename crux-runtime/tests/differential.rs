@@ -1,7 +1,9 @@
 //! One rule per decoder, whatever the entry point: generated inputs (a deterministic
 //! generator, 20 000 of each) must get the same answer from `Envelope::decode_str` as from
 //! `Envelope::decode` of the parsed value, and from `Carrier::extract` of the headers as
-//! from `Carrier::decode` of the value. The fuzz targets in `fuzz/` explore further.
+//! from `Carrier::decode` of the value; `Envelope::round_trips` must say yes exactly when
+//! the decoders give a typed envelope back (generated envelopes, and each rule alone at
+//! its limit). The fuzz targets in `fuzz/` explore further.
 
 use std::collections::BTreeMap;
 
@@ -214,6 +216,16 @@ fn envelope_decode_str_agrees_with_decode_on_generated_inputs() {
         // The boxed entry point (crux-local's) reads the same way, also when it falls back.
         let boxed = Envelope::decode_str_boxed(&text).map(|b| *b);
         assert_eq!(boxed, by_value, "input #{i}, boxed: {text:.2000}");
+        // What the decoder accepts, crux writes back and reads again as itself, and
+        // `round_trips` says so: a rule the decoder gains must reach `round_trips` too.
+        if let Ok(e) = &by_value {
+            assert!(e.round_trips(), "input #{i}: {text:.2000}");
+            assert_eq!(
+                Envelope::decode_str(&e.to_json_string()).as_ref(),
+                Ok(e),
+                "input #{i}"
+            );
+        }
         accepted += by_value.is_ok() as usize;
     }
     // The generator reaches both sides of the rule.
@@ -377,6 +389,289 @@ fn round_trips_is_true_exactly_when_the_decoders_give_the_envelope_back() {
     }
     // Both answers are reached often.
     assert!((2_000..18_000).contains(&kept), "{kept} round trips");
+}
+
+/// A valid envelope with a boundary: every id set, texts short, no optional field left out.
+fn valid_envelope() -> Envelope {
+    let run = RunId(*b"\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c");
+    let stack: Vec<SpanId> = vec![SpanId(11), SpanId(12)];
+    Envelope {
+        v: 1,
+        observability: Some(WireContext {
+            run_id: run,
+            operation_id: run,
+            trace_id: TraceId(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+            segment_id: SegmentId(*b"segmentid012"),
+            started_at_ms: Some(1_767_323_045_678),
+            correlators: Some(Correlators {
+                session_id: Some("session".into()),
+                user_id: Some("user".into()),
+                metadata: BTreeMap::from([("k".to_owned(), "v".to_owned())]),
+            }),
+            deployment: Some(DeploymentIdentity {
+                project_id: "p".into(),
+                manifest_id: "m".into(),
+                deployment_id: "d".into(),
+            }),
+            span_stack: stack.clone().into(),
+            current_span_id: Some(SpanId(12)),
+            parent_run_id: Some(RunId(*b"parentrunid1")),
+            triggered_by_span_id: Some(SpanId(9)),
+        }),
+        boundary: Some(Boundary {
+            id: SpanId(13),
+            span_id: SpanId(13),
+            kind: BoundaryKind::Action,
+            label: "plan research".into(),
+            function_ref: "research:plan".into(),
+            parent_span_stack: stack.into(),
+            lease_expires_at: Some(Timestamp::from_millis(1_767_323_705_678)),
+        }),
+    }
+}
+
+/// Every rule of `round_trips`, one at a time on an otherwise valid envelope, at its limit
+/// (kept) and just past it (refused): the generated test above rarely breaks one rule
+/// alone, so this one fails if any rule is dropped or counted differently (characters,
+/// not bytes; C1 controls refused, U+2028 kept).
+#[test]
+fn round_trips_decides_each_rule_alone_at_its_limit() {
+    type Edit = fn(&mut Envelope);
+    fn ctx(e: &mut Envelope) -> &mut WireContext {
+        e.observability.as_mut().unwrap()
+    }
+    fn corr(e: &mut Envelope) -> &mut Correlators {
+        ctx(e).correlators.as_mut().unwrap()
+    }
+    fn bnd(e: &mut Envelope) -> &mut Boundary {
+        e.boundary.as_mut().unwrap()
+    }
+    fn stack_of(n: usize) -> Vec<SpanId> {
+        (1..=n as u64).map(SpanId).collect()
+    }
+    fn metadata(n: usize) -> BTreeMap<String, String> {
+        (0..n).map(|i| (format!("k{i}"), "v".to_owned())).collect()
+    }
+    let cases: &[(&str, Edit, bool)] = &[
+        ("as built", |_| {}, true),
+        ("version 2", |e| e.v = 2, false),
+        (
+            "no context, no boundary",
+            |e| {
+                e.observability = None;
+                e.boundary = None;
+            },
+            true,
+        ),
+        ("run id zero", |e| ctx(e).run_id = RunId([0; 12]), false),
+        (
+            "operation id zero",
+            |e| ctx(e).operation_id = RunId([0; 12]),
+            false,
+        ),
+        ("trace id zero", |e| ctx(e).trace_id = TraceId(0), false),
+        (
+            "segment id zero",
+            |e| ctx(e).segment_id = SegmentId([0; 12]),
+            false,
+        ),
+        (
+            "parent run zero",
+            |e| ctx(e).parent_run_id = Some(RunId([0; 12])),
+            false,
+        ),
+        (
+            "triggering span zero",
+            |e| ctx(e).triggered_by_span_id = Some(SpanId(0)),
+            false,
+        ),
+        (
+            "startedAtMs 2^53",
+            |e| ctx(e).started_at_ms = Some(1 << 53),
+            true,
+        ),
+        (
+            "startedAtMs 2^53 + 1",
+            |e| ctx(e).started_at_ms = Some((1 << 53) + 1),
+            false,
+        ),
+        (
+            "session 200 chars",
+            |e| corr(e).session_id = Some("é".repeat(200)),
+            true,
+        ),
+        (
+            "session 201 chars",
+            |e| corr(e).session_id = Some("é".repeat(201)),
+            false,
+        ),
+        (
+            "session empty",
+            |e| corr(e).session_id = Some(String::new()),
+            false,
+        ),
+        (
+            "user with U+0085",
+            |e| corr(e).user_id = Some("a\u{85}b".into()),
+            false,
+        ),
+        (
+            "user with U+2028",
+            |e| corr(e).user_id = Some("a\u{2028}b".into()),
+            true,
+        ),
+        (
+            "user with a newline",
+            |e| corr(e).user_id = Some("a\nb".into()),
+            false,
+        ),
+        (
+            "16 metadata entries",
+            |e| corr(e).metadata = metadata(16),
+            true,
+        ),
+        (
+            "17 metadata entries",
+            |e| corr(e).metadata = metadata(17),
+            false,
+        ),
+        (
+            "metadata key 64 chars",
+            |e| {
+                corr(e).metadata = BTreeMap::from([("é".repeat(64), "v".into())]);
+            },
+            true,
+        ),
+        (
+            "metadata key 65 chars",
+            |e| {
+                corr(e).metadata = BTreeMap::from([("é".repeat(65), "v".into())]);
+            },
+            false,
+        ),
+        (
+            "metadata key and value empty",
+            |e| {
+                corr(e).metadata = BTreeMap::from([(String::new(), String::new())]);
+            },
+            true,
+        ),
+        (
+            "metadata value 201 chars",
+            |e| {
+                corr(e).metadata = BTreeMap::from([("k".into(), "a".repeat(201))]);
+            },
+            false,
+        ),
+        (
+            "metadata value with a control",
+            |e| {
+                corr(e).metadata = BTreeMap::from([("k".into(), "\u{7}".into())]);
+            },
+            false,
+        ),
+        (
+            "project empty",
+            |e| ctx(e).deployment.as_mut().unwrap().project_id = String::new(),
+            false,
+        ),
+        (
+            "manifest 201 chars",
+            |e| {
+                ctx(e).deployment.as_mut().unwrap().manifest_id = "a".repeat(201);
+            },
+            false,
+        ),
+        (
+            "stack of 128",
+            |e| {
+                ctx(e).span_stack = stack_of(128).into();
+                ctx(e).current_span_id = Some(SpanId(128));
+            },
+            true,
+        ),
+        (
+            "stack of 129",
+            |e| {
+                ctx(e).span_stack = stack_of(129).into();
+                ctx(e).current_span_id = Some(SpanId(129));
+            },
+            false,
+        ),
+        (
+            "a zero id in the stack",
+            |e| {
+                ctx(e).span_stack = vec![SpanId(0), SpanId(12)].into();
+            },
+            false,
+        ),
+        (
+            "current span not the stack's last",
+            |e| ctx(e).current_span_id = Some(SpanId(11)),
+            false,
+        ),
+        ("no current span", |e| ctx(e).current_span_id = None, true),
+        (
+            "boundary id zero",
+            |e| {
+                bnd(e).id = SpanId(0);
+                bnd(e).span_id = SpanId(0);
+            },
+            false,
+        ),
+        (
+            "boundary spanId not its id",
+            |e| bnd(e).span_id = SpanId(14),
+            false,
+        ),
+        (
+            "label 200 chars",
+            |e| bnd(e).label = "😀".repeat(200).into(),
+            true,
+        ),
+        (
+            "label 201 chars",
+            |e| bnd(e).label = "😀".repeat(201).into(),
+            false,
+        ),
+        ("label empty", |e| bnd(e).label = "".into(), false),
+        (
+            "ref with a tab",
+            |e| bnd(e).function_ref = "a\tb".into(),
+            false,
+        ),
+        (
+            "parent stack of 128",
+            |e| bnd(e).parent_span_stack = stack_of(128).into(),
+            true,
+        ),
+        (
+            "parent stack of 129",
+            |e| bnd(e).parent_span_stack = stack_of(129).into(),
+            false,
+        ),
+        (
+            "lease 9999-12-31T23:59:59.999Z",
+            |e| {
+                bnd(e).lease_expires_at = Some(Timestamp::from_millis(253_402_300_799_999));
+            },
+            true,
+        ),
+        (
+            "lease in year 10000",
+            |e| {
+                bnd(e).lease_expires_at = Some(Timestamp::from_millis(253_402_300_800_000));
+            },
+            false,
+        ),
+    ];
+    for (name, edit, keeps) in cases {
+        let mut e = valid_envelope();
+        edit(&mut e);
+        let back = Envelope::decode_str(&e.to_json_string()) == Ok(e.clone());
+        assert_eq!(back, *keeps, "{name}: the decoder's answer");
+        assert_eq!(e.round_trips(), *keeps, "{name}: round_trips");
+    }
 }
 
 fn carrier_seed(g: &mut Gen) -> Value {
