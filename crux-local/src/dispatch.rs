@@ -266,10 +266,11 @@ pub(crate) fn from_json_output<T: DeserializeOwned>(path: &str, value: Value) ->
 }
 
 /// The `__crux` of a call made by another function in this deployment, beside the args
-/// object (see [`Deployment::dispatch_with`]): the calling hop's own envelope when the
-/// strict decode of its text would give it back ([`Envelope::round_trips`]), so it is
-/// neither written nor read; otherwise that text, decoded strictly on arrival (and
-/// refused with the decoder's reason, as it would be from anywhere else).
+/// object (see [`Deployment::dispatch_with`]): the envelope handed to `Callee::call` in
+/// this process (a hop's own, or whatever a user's `Callee` forwards) when the strict
+/// decode of its text would give it back ([`Envelope::round_trips`]), so it is neither
+/// written nor read; otherwise that text, decoded strictly on arrival (and refused with
+/// the decoder's reason, as it would be from anywhere else).
 #[derive(Debug)]
 pub(crate) enum SentEnvelope {
     /// Within the wire's rules: what the decode of its text would give, handed over as is.

@@ -15,6 +15,9 @@ use crate::ids::IdError;
 pub const MAX_KEYS: usize = 32;
 /// Deepest nesting accepted in an untrusted value (the envelope itself is depth 1).
 pub const MAX_DEPTH: usize = 6;
+/// Largest whole number a wire integer may hold (`startedAtMs`, ...): 2^53, where a
+/// JavaScript number stops holding every integer exactly.
+pub(crate) const MAX_SAFE_INTEGER: u64 = 1 << 53;
 
 /// What was wrong with one field of untrusted input.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -434,7 +437,7 @@ impl<'a> Obj<'a> {
             return Ok(None);
         };
         v.as_u64()
-            .filter(|n| *n <= (1u64 << 53))
+            .filter(|n| *n <= MAX_SAFE_INTEGER)
             .map(Some)
             .ok_or_else(|| {
                 Path::Key(&self.path, key).err(Reason::WrongType {

@@ -8,21 +8,15 @@
 
 use super::{
     Boundary, Correlators, DeploymentIdentity, ENVELOPE_VERSION, Envelope, MAX_LABEL, MAX_METADATA,
-    MAX_SPAN_STACK, WireContext,
+    MAX_METADATA_KEY, MAX_SPAN_STACK, WireContext,
 };
 use crate::clock::Timestamp;
 use crate::ids::{RunId, SegmentId, SpanId};
-use crate::wire::fits_text;
+use crate::wire::{MAX_SAFE_INTEGER, fits_text};
 
 /// 10000-01-01T00:00:00.000Z: the first time whose ISO text has no four-digit year (the
 /// encoder clamps the year, so a later lease would come back as another time).
 const FIRST_UNWRITABLE_TIME: u64 = 253_402_300_800_000;
-
-/// Largest `startedAtMs` the decoder accepts (a JavaScript number's exact integers).
-const MAX_STARTED_AT_MS: u64 = 1 << 53;
-
-/// Longest metadata key.
-const MAX_METADATA_KEY: usize = 64;
 
 /// See [`Envelope::round_trips`].
 pub(super) fn round_trips(e: &Envelope) -> bool {
@@ -59,7 +53,7 @@ fn context(c: &WireContext) -> bool {
         && run(&c.operation_id)
         && c.trace_id.0 != 0
         && segment(&c.segment_id)
-        && c.started_at_ms.is_none_or(|ms| ms <= MAX_STARTED_AT_MS)
+        && c.started_at_ms.is_none_or(|ms| ms <= MAX_SAFE_INTEGER)
         && c.correlators.as_ref().is_none_or(correlators)
         && c.deployment.as_ref().is_none_or(deployment)
         && stack(&c.span_stack)

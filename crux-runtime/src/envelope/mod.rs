@@ -51,6 +51,8 @@ pub const MAX_SPAN_STACK: usize = 128;
 pub const MAX_LABEL: usize = 200;
 /// Most correlator metadata entries.
 pub const MAX_METADATA: usize = 16;
+/// Longest correlator metadata key, in characters.
+pub const MAX_METADATA_KEY: usize = 64;
 
 /// A `__crux` value that failed strict decoding: the field and the reason.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -140,11 +142,14 @@ impl Envelope {
 
     /// Whether [`decode_str`](Envelope::decode_str) of this envelope's JSON text
     /// ([`to_json_string`](Envelope::to_json_string)) gives back this very envelope: every
-    /// field within the decoder's rules (version 1, ids not all zero, labels and
-    /// correlators non-empty texts within their length without control characters, span
-    /// stacks within [`MAX_SPAN_STACK`] ending with `currentSpanId`, a boundary's `id`
-    /// equal to its `spanId`, a lease with a four-digit year, ...). Decided on the typed
-    /// fields, without writing or reading any text.
+    /// field within the decoder's rules: version 1; ids not all zero; labels, function
+    /// references, session and user ids and deployment fields non-empty, within
+    /// [`MAX_LABEL`] characters, without control characters; at most [`MAX_METADATA`]
+    /// metadata entries, keys within [`MAX_METADATA_KEY`] characters and values within
+    /// [`MAX_LABEL`] (either may be empty), without control characters; `startedAtMs` at
+    /// most 2^53; span stacks within [`MAX_SPAN_STACK`], `currentSpanId` the context's
+    /// last; a boundary's `id` equal to its `spanId`; a lease with a four-digit year.
+    /// Decided on the typed fields, without writing or reading any text.
     ///
     /// A host that would write an envelope it built itself only to decode it again in
     /// the same process may hand over the envelope instead when this holds: the callee
@@ -457,7 +462,7 @@ pub(crate) fn decode_correlators(c: &Obj<'_>) -> Result<Correlators, FieldError>
         }
         for key in m.map.keys() {
             let key_path = Path::Key(&m.path, key);
-            crate::wire::check_text(key, 64, key_path)?;
+            crate::wire::check_text(key, MAX_METADATA_KEY, key_path)?;
             let value = m.req_str(key, MAX_LABEL)?;
             metadata.insert(key.clone(), value.to_owned());
         }

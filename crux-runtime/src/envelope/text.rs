@@ -14,11 +14,11 @@ use serde::de::{Deserializer, MapAccess, Visitor, value::MapAccessDeserializer};
 
 use super::{
     Boundary, BoundaryKind, Correlators, DeploymentIdentity, ENVELOPE_VERSION, Envelope, MAX_LABEL,
-    MAX_METADATA, MAX_SPAN_STACK, WireContext,
+    MAX_METADATA, MAX_METADATA_KEY, MAX_SPAN_STACK, WireContext,
 };
 use crate::clock::Timestamp;
 use crate::ids::{RunId, SegmentId, SpanId, SpanStack, TraceId};
-use crate::wire::fits_text;
+use crate::wire::{MAX_SAFE_INTEGER, fits_text};
 
 /// A struct that must be written as a JSON object. Derived `Deserialize` impls also read
 /// structs from arrays (`[1]` as `{"v": 1}`), which the `Value` decoder refuses.
@@ -235,7 +235,7 @@ fn context(c: RawContext<'_>) -> Option<WireContext> {
     if current_span_id.is_some() && current_span_id != span_stack.last().copied() {
         return None;
     }
-    if c.started_at_ms.is_some_and(|ms| ms > 1 << 53) {
+    if c.started_at_ms.is_some_and(|ms| ms > MAX_SAFE_INTEGER) {
         return None;
     }
     let correlators = match c.correlators {
@@ -243,7 +243,7 @@ fn context(c: RawContext<'_>) -> Option<WireContext> {
         Some(Obj(r)) => {
             let mut metadata = BTreeMap::new();
             for (k, v) in r.metadata.unwrap_or_default() {
-                text(&k, 64)?;
+                text(&k, MAX_METADATA_KEY)?;
                 text(&v, MAX_LABEL)?;
                 metadata.insert(k.into_owned(), v.into_owned());
             }
@@ -330,11 +330,12 @@ mod read {
 
     use super::super::{
         Boundary, BoundaryKind, Correlators, DeploymentIdentity, ENVELOPE_VERSION, Envelope,
-        MAX_LABEL, MAX_METADATA, MAX_SPAN_STACK, WireContext,
+        MAX_LABEL, MAX_METADATA, MAX_METADATA_KEY, MAX_SPAN_STACK, WireContext,
     };
     use super::{label, same_bytes, text};
     use crate::clock::Timestamp;
     use crate::ids::{RunId, SegmentId, SpanId, SpanStack, TraceId};
+    use crate::wire::MAX_SAFE_INTEGER;
 
     /// An id type and the length of its wire text (every valid id has exactly this many
     /// ASCII characters).
@@ -637,7 +638,7 @@ mod read {
             if current_span_id.is_some() && current_span_id != span_stack.last().copied() {
                 return None;
             }
-            if started_at_ms.is_some_and(|ms| ms > 1 << 53) {
+            if started_at_ms.is_some_and(|ms| ms > MAX_SAFE_INTEGER) {
                 return None;
             }
             Some(WireContext {
@@ -663,7 +664,7 @@ mod read {
                 _ => {
                     let mut map = BTreeMap::new();
                     r.entries(|r, key| {
-                        text(key, 64)?;
+                        text(key, MAX_METADATA_KEY)?;
                         let value = text(r.string()?, MAX_LABEL)?;
                         if map.len() == MAX_METADATA {
                             return None;
