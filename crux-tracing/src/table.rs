@@ -43,9 +43,12 @@ const SHARDS: usize = 16;
 /// A map from span id (as `u64`) hashed with [`IdHasher`].
 pub(crate) type IdMap<T> = HashMap<u64, T, BuildHasherDefault<IdHasher>>;
 
+/// A direct-mapped slot: the id held and its value, or nothing.
+type Slot<T> = Mutex<Option<(u64, T)>>;
+
 /// Values of type `T` by span id.
 pub(crate) struct Table<T> {
-    slots: Box<[Mutex<Option<(u64, T)>>]>,
+    slots: Box<[Slot<T>]>,
     overflow: Box<[Mutex<IdMap<T>>]>,
     /// Entries in the overflow: while none is, an id not in its slot is in no shard either.
     overflowed: AtomicUsize,
