@@ -170,7 +170,7 @@ type Entry = (Cow<'static, str>, AttrValue);
 /// [frozen](Attributes::freeze) so that its clones share its entries (one reference count
 /// instead of a copy of every value): a boundary's attributes are built once and carried by
 /// both of the callee's acknowledgements.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct Attributes {
     /// Entries shared with the clones of a frozen list; they come first.
     shared: Option<Arc<Vec<Entry>>>,
@@ -285,13 +285,20 @@ impl Attributes {
     }
 
     /// Adds every entry of `other`, replacing equal keys.
+    #[inline]
     pub fn extend(&mut self, other: Attributes) {
         // Keys are unique in every `Attributes`, so into an empty list `other` moves as is
-        // (no allocation, no key comparisons).
+        // (no allocation, no key comparisons): inlined, a span builder's attributes are
+        // one move.
         if self.is_empty() {
             *self = other;
-            return;
+        } else {
+            self.merge(other);
         }
+    }
+
+    /// [`extend`](Attributes::extend) into a list that has entries: each key set in turn.
+    fn merge(&mut self, other: Attributes) {
         for (k, v) in other.shared() {
             self.set(k.clone(), v.clone());
         }
@@ -327,6 +334,22 @@ impl Attributes {
             out.set(*k, AttrValue::from(*v));
         }
         out
+    }
+}
+
+impl Clone for Attributes {
+    /// A frozen list's clone (the usual one) is a reference count: an empty list of its
+    /// own is made, not copied.
+    #[inline]
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            own: if self.own.is_empty() {
+                Vec::new()
+            } else {
+                self.own.clone()
+            },
+        }
     }
 }
 

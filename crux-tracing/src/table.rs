@@ -2,9 +2,17 @@
 //!
 //! `tracing-subscriber`'s span extensions would hold it too, but each insert boxes the value
 //! into a type map behind a lock, and every callback must look the span up by id in the
-//! registry first: together ≈ 500 instructions per span. A table of the layer's own, in a
-//! few locked shards of a hash map with a one-multiply hash, needs neither the box nor the
-//! registry lookup.
+//! registry first: together ≈ 500 instructions per span. A table of the layer's own needs
+//! neither the box nor the registry lookup.
+//!
+//! The table is direct-mapped first: each id has one slot (a few bits of its multiplied
+//! value), a lock and the entry, so a span's insert, lookups and removal are a lock and
+//! one key comparison, no hashing or probing. The spans open at once are few (a thread's
+//! nesting depth, times the threads), so they rarely meet in a slot; an id whose slot is
+//! taken by another open span goes to the overflow, a few locked shards of a hash map with
+//! a one-multiply hash, and is looked up there when its slot holds another id. An id is in
+//! one place only: its slot, or (while another id held the slot at its insert) the
+//! overflow.
 //!
 //! Ids are unique among a subscriber's open spans and reused after a span closes: the
 //! layer removes a span's entry in `on_close`, which the registry calls before it frees
@@ -15,67 +23,141 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use crux_runtime::helpers::lock;
 
 use tracing_core::span::Id;
 
-/// Shards: spans opened and closed on different threads at once rarely share a lock.
+/// Direct-mapped slots (a power of two): more than the spans a process keeps open at once
+/// in the usual case, few enough that a table stays small (a slot holds a lock, the id and
+/// the entry).
+const SLOTS: usize = 256;
+const _: () = assert!(SLOTS.is_power_of_two());
+
+/// Shards of the overflow: spans opened and closed on different threads at once rarely
+/// share a lock.
 const SHARDS: usize = 16;
 
 /// A map from span id (as `u64`) hashed with [`IdHasher`].
 pub(crate) type IdMap<T> = HashMap<u64, T, BuildHasherDefault<IdHasher>>;
 
+/// A direct-mapped slot: the id held and its value, or nothing.
+type Slot<T> = Mutex<Option<(u64, T)>>;
+
 /// Values of type `T` by span id.
 pub(crate) struct Table<T> {
-    shards: Box<[Mutex<IdMap<T>>]>,
+    slots: Box<[Slot<T>]>,
+    overflow: Box<[Mutex<IdMap<T>>]>,
+    /// Entries in the overflow: while none is, an id not in its slot is in no shard either.
+    overflowed: AtomicUsize,
 }
 
 impl<T> Table<T> {
     pub(crate) fn new() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            slots: (0..SLOTS).map(|_| Mutex::new(None)).collect(),
+            overflow: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            overflowed: AtomicUsize::new(0),
         }
     }
 
-    fn shard(&self, id: &Id) -> MutexGuard<'_, IdMap<T>> {
-        let id = id.into_u64();
-        // Bits 40..44 of the multiplied id (every bit of the id moves them): not the top
-        // seven, which hashbrown keeps as each entry's tag, so the tags within one shard
-        // still vary in all seven bits.
+    // A panic while a slot or shard was locked left no half-made entry (every update
+    // below is one assignment, `Option::take` or one map call): the lock is taken
+    // poisoned or not (`lock`).
+
+    /// Span `id`'s slot, locked.
+    fn slot(&self, id: u64) -> MutexGuard<'_, Option<(u64, T)>> {
+        // The top bits of the multiplied id (every bit of the id moves them): the
+        // registry's ids differ in their low bits within a thread and in middle bits
+        // between threads.
+        let at = (id.wrapping_mul(MIX) >> (u64::BITS - SLOTS.ilog2())) as usize;
+        lock(&self.slots[at])
+    }
+
+    /// Span `id`'s overflow shard, locked.
+    fn shard(&self, id: u64) -> MutexGuard<'_, IdMap<T>> {
+        // Bits 40..44 of the multiplied id: not the top seven, which hashbrown keeps as
+        // each entry's tag, so the tags within one shard still vary in all seven bits.
         let at = (id.wrapping_mul(MIX) >> 40) as usize & (SHARDS - 1);
-        // A panic while a shard was locked left no half-made entry (every update below is
-        // one map call or a field assignment): the map is still sound, and `lock` takes it
-        // poisoned or not.
-        lock(&self.shards[at])
+        lock(&self.overflow[at])
     }
 
     /// How many spans have a value.
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).len()).sum()
+        let slotted = self.slots.iter().filter(|s| lock(s).is_some()).count();
+        slotted + self.overflow.iter().map(|s| lock(s).len()).sum::<usize>()
     }
 
     /// Keeps `value` for span `id` (replacing what an earlier span of that id left, which
     /// `on_close` never does).
     pub(crate) fn insert(&self, id: &Id, value: T) {
-        self.shard(id).insert(id.into_u64(), value);
+        let id = id.into_u64();
+        let mut slot = self.slot(id);
+        match &mut *slot {
+            Some((k, v)) if *k == id => *v = value,
+            Some(_) => {
+                drop(slot);
+                if self.shard(id).insert(id, value).is_none() {
+                    self.overflowed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            empty @ None => {
+                *empty = Some((id, value));
+                drop(slot);
+                // The id's earlier value, had it overflowed (an insert for an id still
+                // open, which the layer never makes), goes, so the id stays in one place.
+                if self.overflowed.load(Ordering::Relaxed) > 0 {
+                    self.take_overflow(id);
+                }
+            }
+        }
     }
 
     /// Takes span `id`'s value out.
     pub(crate) fn remove(&self, id: &Id) -> Option<T> {
-        self.shard(id).remove(&id.into_u64())
+        let id = id.into_u64();
+        let mut slot = self.slot(id);
+        if slot.as_ref().is_some_and(|(k, _)| *k == id) {
+            return slot.take().map(|(_, v)| v);
+        }
+        drop(slot);
+        if self.overflowed.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        self.take_overflow(id)
     }
 
-    /// Runs `f` on span `id`'s value, if it has one, with its shard locked: `f` must not
-    /// call into `tracing` or record anything (a callback could need the same shard).
+    fn take_overflow(&self, id: u64) -> Option<T> {
+        let taken = self.shard(id).remove(&id);
+        if taken.is_some() {
+            self.overflowed.fetch_sub(1, Ordering::Relaxed);
+        }
+        taken
+    }
+
+    /// Runs `f` on span `id`'s value, if it has one, with its slot (or shard) locked: `f`
+    /// must not call into `tracing` or record anything (a callback could need the same
+    /// lock).
     pub(crate) fn with<R>(&self, id: &Id, f: impl FnOnce(&mut T) -> R) -> Option<R> {
-        self.shard(id).get_mut(&id.into_u64()).map(f)
+        let id = id.into_u64();
+        let mut slot = self.slot(id);
+        match &mut *slot {
+            Some((k, v)) if *k == id => Some(f(v)),
+            _ => {
+                drop(slot);
+                if self.overflowed.load(Ordering::Relaxed) == 0 {
+                    return None;
+                }
+                self.shard(id).get_mut(&id).map(f)
+            }
+        }
     }
 
     /// Whether span `id` has a value.
     pub(crate) fn contains(&self, id: &Id) -> bool {
-        self.shard(id).contains_key(&id.into_u64())
+        self.with(id, |_| ()).is_some()
     }
 }
 
@@ -149,19 +231,53 @@ mod tests {
     }
 
     #[test]
-    fn many_ids_spread_over_the_shards() {
+    fn many_ids_fill_the_slots_then_spread_over_the_overflow() {
         let table = Table::new();
         for i in 1..=1000u64 {
             table.insert(&Id::from_u64(i), i);
         }
+        assert_eq!(table.len(), 1000);
+        let slotted = table.slots.iter().filter(|s| s.lock().unwrap().is_some());
+        assert_eq!(slotted.count(), SLOTS);
         let used = table
-            .shards
+            .overflow
             .iter()
             .filter(|s| !s.lock().unwrap().is_empty())
             .count();
         assert_eq!(used, SHARDS);
-        for i in 1..=1000u64 {
+        assert_eq!(table.overflowed.load(Ordering::Relaxed), 1000 - SLOTS);
+        for i in (1..=1000u64).rev() {
+            assert_eq!(table.with(&Id::from_u64(i), |v| *v), Some(i));
             assert_eq!(table.remove(&Id::from_u64(i)), Some(i));
         }
+        assert_eq!(table.len(), 0);
+        assert_eq!(table.overflowed.load(Ordering::Relaxed), 0);
+    }
+
+    /// Two ids of one slot: the first takes the slot, the second the overflow; each is
+    /// found, updated and taken as its own, whichever leaves first, and an id inserted
+    /// again lives in one place only.
+    #[test]
+    fn ids_sharing_a_slot_stay_apart() {
+        let slot_of = |id: u64| id.wrapping_mul(MIX) >> (u64::BITS - SLOTS.ilog2());
+        let a = 1u64;
+        let b = (2..).find(|&i| slot_of(i) == slot_of(a)).unwrap();
+        let (a, b) = (Id::from_u64(a), Id::from_u64(b));
+        let table = Table::new();
+        table.insert(&a, "a");
+        table.insert(&b, "b");
+        assert_eq!(table.overflowed.load(Ordering::Relaxed), 1);
+        assert_eq!(table.with(&b, |v| std::mem::replace(v, "b2")), Some("b"));
+        assert_eq!(table.remove(&a), Some("a"));
+        assert!(!table.contains(&a));
+        assert_eq!(table.with(&b, |v| *v), Some("b2"));
+        // `b` is still in the overflow with its slot free: inserting it again moves it to
+        // the slot, and nothing of it stays behind.
+        table.insert(&b, "b3");
+        assert_eq!(table.overflowed.load(Ordering::Relaxed), 0);
+        assert_eq!(table.len(), 1);
+        assert_eq!(table.remove(&b), Some("b3"));
+        assert_eq!(table.remove(&b), None);
+        assert_eq!(table.len(), 0);
     }
 }
