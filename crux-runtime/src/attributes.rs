@@ -442,6 +442,19 @@ mod tests {
         assert_eq!(serde_json::to_string(&base).unwrap(), r#"{"a":1,"b":"x"}"#);
         assert_eq!(base, Attributes::new().with("a", 1).with("b", "x"));
         assert_ne!(base, done);
+        // A clone of a list with shared and own entries is a copy of both.
+        let mut copy = done.clone();
+        copy.set("b", "y");
+        copy.set("status", "cancelled");
+        assert_eq!(
+            serde_json::to_string(&copy).unwrap(),
+            r#"{"a":2,"b":"y","status":"cancelled"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&done).unwrap(),
+            r#"{"a":2,"b":"x","status":"error"}"#
+        );
+        assert_eq!(serde_json::to_string(&base).unwrap(), r#"{"a":1,"b":"x"}"#);
         // Freezing a list that shares already keeps every entry once, in order.
         let twice = base.clone().with("c", true).freeze();
         assert_eq!(

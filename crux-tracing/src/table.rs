@@ -6,13 +6,15 @@
 //! neither the box nor the registry lookup.
 //!
 //! The table is direct-mapped first: each id has one slot (a few bits of its multiplied
-//! value), a lock and the entry, so a span's insert, lookups and removal are a lock and
-//! one key comparison, no hashing or probing. The spans open at once are few (a thread's
-//! nesting depth, times the threads), so they rarely meet in a slot; an id whose slot is
-//! taken by another open span goes to the overflow, a few locked shards of a hash map with
-//! a one-multiply hash, and is looked up there when its slot holds another id. An id is in
-//! one place only: its slot, or (while another id held the slot at its insert) the
-//! overflow.
+//! value), a lock and the entry, so while nothing has overflowed a span's insert, lookups
+//! and removal are a lock and one key comparison, no hashing or probing. The spans open at
+//! once are few (a thread's nesting depth, times the threads), so they rarely meet in a
+//! slot; an id whose slot is taken by another open span goes to the overflow, a few locked
+//! shards of a hash map with a one-multiply hash, and is looked up there whenever its slot
+//! does not hold it. While anything is in the overflow (a few hundred spans open at once),
+//! an insert into an empty slot, and a lookup or removal that misses its slot, also lock
+//! and probe one shard. An id is in one place only: its slot, or (while another id held
+//! the slot at its insert) the overflow.
 //!
 //! Ids are unique among a subscriber's open spans and reused after a span closes: the
 //! layer removes a span's entry in `on_close`, which the registry calls before it frees
@@ -32,7 +34,8 @@ use tracing_core::span::Id;
 
 /// Direct-mapped slots (a power of two): more than the spans a process keeps open at once
 /// in the usual case, few enough that a table stays small (a slot holds a lock, the id and
-/// the entry).
+/// the entry: 144 bytes with the layer's entry, so ≈ 36 KiB per layer, allocated when
+/// the layer is built).
 const SLOTS: usize = 256;
 const _: () = assert!(SLOTS.is_power_of_two());
 
@@ -279,5 +282,79 @@ mod tests {
         assert_eq!(table.remove(&b), Some("b3"));
         assert_eq!(table.remove(&b), None);
         assert_eq!(table.len(), 0);
+    }
+
+    /// Ids sharing three slots, reused after close, opened and looked up on some threads
+    /// and closed on others: each lookup finds its own value, each removal takes it once.
+    #[test]
+    fn colliding_reused_ids_across_threads_stay_apart() {
+        use std::sync::atomic::AtomicU64;
+        use std::sync::{Arc, mpsc};
+
+        let slot_of = |id: u64| id.wrapping_mul(MIX) >> (u64::BITS - SLOTS.ilog2());
+        let mut ids: Vec<u64> = Vec::new();
+        for target in [slot_of(1), slot_of(2), slot_of(3)] {
+            ids.extend((1..).filter(|&i| slot_of(i) == target).take(6));
+        }
+        ids.extend(4..10);
+        let free = Arc::new(Mutex::new(ids));
+        let table: Arc<Table<(u64, u64)>> = Arc::new(Table::new());
+        let generation = Arc::new(AtomicU64::new(0));
+        let errors = Arc::new(AtomicU64::new(0));
+        let (tx, rx) = mpsc::channel::<(u64, u64)>();
+        let rx = Arc::new(Mutex::new(rx));
+        let mut openers = Vec::new();
+        for _ in 0..3 {
+            let (free, table, generation, errors, tx) = (
+                free.clone(),
+                table.clone(),
+                generation.clone(),
+                errors.clone(),
+                tx.clone(),
+            );
+            openers.push(std::thread::spawn(move || {
+                for _ in 0..20_000 {
+                    let Some(id) = lock(&free).pop() else {
+                        std::thread::yield_now();
+                        continue;
+                    };
+                    let g = generation.fetch_add(1, Ordering::Relaxed);
+                    table.insert(&Id::from_u64(id), (id, g));
+                    for _ in 0..3 {
+                        if table.with(&Id::from_u64(id), |v| *v) != Some((id, g)) {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    tx.send((id, g)).unwrap();
+                }
+            }));
+        }
+        drop(tx);
+        let mut closers = Vec::new();
+        for _ in 0..2 {
+            let (free, table, errors, rx) =
+                (free.clone(), table.clone(), errors.clone(), rx.clone());
+            closers.push(std::thread::spawn(move || {
+                loop {
+                    let Ok((id, g)) = lock(&rx).recv() else { break };
+                    if !table.contains(&Id::from_u64(id)) {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if table.remove(&Id::from_u64(id)) != Some((id, g)) {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if table.remove(&Id::from_u64(id)).is_some() {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    lock(&free).push(id);
+                }
+            }));
+        }
+        for t in openers.into_iter().chain(closers) {
+            t.join().unwrap();
+        }
+        assert_eq!(errors.load(Ordering::Relaxed), 0);
+        assert_eq!(table.len(), 0);
+        assert_eq!(table.overflowed.load(Ordering::Relaxed), 0);
     }
 }

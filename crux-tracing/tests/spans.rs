@@ -753,3 +753,67 @@ fn replacing_the_layer_ends_its_open_spans_as_dropped_and_records_later_ones() {
         "{names:?}"
     );
 }
+
+/// Hundreds of spans open at once overflow the layer's slots; half close on another
+/// thread, then the ids are reused: every event stays on its own span, every span ends.
+#[test]
+fn many_open_spans_overflow_close_on_other_threads_and_reuse_their_ids() {
+    let (observer, memory) = observer();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(CruxLayer::new()));
+    let _g = tracing::dispatcher::set_default(&dispatch);
+    let run = observer.open_run(RunOptions::new("many", "agent.run"));
+    let run_id = run.run_id();
+    let n = 700usize;
+    let spans: Vec<tracing::Span> = {
+        let _c = run.scope().enter();
+        (0..n)
+            .map(|i| tracing::info_span!("s", i = i as u64))
+            .collect()
+    };
+    for (i, s) in spans.iter().enumerate() {
+        let _e = s.enter();
+        tracing::info!(message = %format!("e{i}"));
+    }
+    let (odd, even): (Vec<_>, Vec<_>) =
+        spans.into_iter().enumerate().partition(|(i, _)| i % 2 == 1);
+    let other = dispatch.clone();
+    std::thread::spawn(move || {
+        let _g = tracing::dispatcher::set_default(&other);
+        drop(odd);
+    })
+    .join()
+    .unwrap();
+    for s in even.into_iter().rev() {
+        drop(s);
+    }
+    {
+        let _c = run.scope().enter();
+        for i in 0..n {
+            let s = tracing::info_span!("t", i = i as u64);
+            let _e = s.enter();
+            tracing::info!(message = %format!("f{i}"));
+        }
+    }
+    run.end(RunStatus::Ok);
+    observer.flush_blocking(FlushOptions::FINAL);
+    let records: Vec<Value> = memory.records_of_run(run_id);
+    let starts = by_type(&records, "span:start");
+    let ends = by_type(&records, "span:end");
+    let events = by_type(&records, "span:event");
+    assert_eq!(starts.len(), 2 * n);
+    assert_eq!(ends.len(), 2 * n);
+    for e in &ends {
+        assert_eq!(e["status"], "ok", "{e}");
+    }
+    for (k, prefix) in [(0usize, "e"), (1, "f")] {
+        for i in 0..n {
+            let st = &starts[k * n + i];
+            let ev = events
+                .iter()
+                .find(|e| e["name"] == format!("{prefix}{i}"))
+                .unwrap_or_else(|| panic!("no event {prefix}{i}"));
+            assert_eq!(ev["spanId"], st["spanId"], "{prefix}{i}");
+            assert_eq!(st["attributes"]["i"], i as u64, "{st}");
+        }
+    }
+}
