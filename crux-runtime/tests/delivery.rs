@@ -1435,3 +1435,93 @@ fn a_reader_converting_many_records_does_not_hold_up_flushes_delivering_to_memor
     reader.join().unwrap();
     assert_eq!(memory.len(), 5_000 + 5 * 4);
 }
+
+/// A prompt sink noting the thread that wrote each record, which blocks its first `write`
+/// made on a thread named `holder` until released (a flushing thread's pass that takes a
+/// while, holding the delivery lock).
+#[derive(Clone, Default)]
+struct HeldOnce {
+    gate: Hung,
+    held: Arc<AtomicBool>,
+    writers: Arc<Mutex<Vec<(crux_runtime::ids::RunId, String)>>>,
+}
+impl Sink for HeldOnce {
+    fn write(&self, records: &[Record]) -> Result<(), SinkError> {
+        let thread = thread_name();
+        self.writers
+            .lock()
+            .unwrap()
+            .extend(records.iter().map(|r| (r.base.run_id, thread.clone())));
+        if thread == "holder" && !self.held.swap(true, Ordering::SeqCst) {
+            self.gate.write(records)?;
+        }
+        Ok(())
+    }
+    fn writes_promptly(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_flush_finding_another_threads_pass_under_way_is_completed_by_that_pass_without_the_worker() {
+    let sink = HeldOnce::default();
+    let o = Observer::builder().sink(sink.clone()).build();
+    // A thread whose flush delivers on its own thread and is held in the sink (the worker
+    // may take a round's records first: it flushes until its own pass was held).
+    let holder = {
+        let (o, sink) = (o.clone(), sink.clone());
+        std::thread::Builder::new()
+            .name("holder".into())
+            .spawn(move || {
+                loop {
+                    emit_run(&o, 1);
+                    let result = o.flush_blocking(FlushOptions::FINAL);
+                    assert_eq!(result.status, FlushStatus::Drained);
+                    if sink.held.load(Ordering::SeqCst) {
+                        return;
+                    }
+                }
+            })
+            .unwrap()
+    };
+    sink.gate.wait_until_entered();
+    // Released once this thread's flush waits, and has long stopped spinning (it has
+    // called the worker and sleeps).
+    let releaser = {
+        let (o, sink) = (o.clone(), sink.clone());
+        std::thread::spawn(move || {
+            while o.stats().flush_waiters == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            sink.gate.release();
+        })
+    };
+    let run = o.open_run(RunOptions::new("r", "agent.run"));
+    let run_id = run.run_id();
+    run.scope()
+        .span("s", "tool.call")
+        .start()
+        .end(SpanStatus::Ok);
+    run.end(RunStatus::Ok);
+    let result = o.flush_blocking(FlushOptions::FINAL);
+    assert_eq!(result.status, FlushStatus::Drained);
+    assert_eq!(result.remaining, 0);
+    releaser.join().unwrap();
+    holder.join().unwrap();
+    // The holder's thread, before it let go of the delivery lock, delivered the records
+    // of the flush that had found its pass under way: neither the worker nor the waiting
+    // thread made a sink call for them.
+    let writers: Vec<String> = sink
+        .writers
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(run, _)| *run == run_id)
+        .map(|(_, thread)| thread.clone())
+        .collect();
+    assert_eq!(writers, vec!["holder"; 4]);
+    let stats = o.stats();
+    assert_eq!((stats.queued, stats.flush_waiters, stats.failed), (0, 0, 0));
+    assert_eq!(stats.delivered, stats.accepted);
+}

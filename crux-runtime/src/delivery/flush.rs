@@ -15,7 +15,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use super::{Counters, Pipeline, lock};
+use super::{Counters, Declined, Pipeline, lock};
 
 /// How long to wait and whether an incomplete drain deserves a warning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -286,6 +286,10 @@ pub(crate) struct FlushWait {
     deadline: Instant,
     timer_armed: bool,
     spun: bool,
+    /// The worker was called for this flush ([`Pipeline::call_worker`]). Not at first
+    /// when another thread's pass was under way: that pass, or this thread's own once the
+    /// lock is free, usually completes the flush with no thread woken.
+    called_worker: bool,
 }
 
 /// How a flush starts: waiting on another thread's delivery, or done at once (delivered
@@ -328,42 +332,69 @@ impl FlushWait {
         }
         let deadline = deadline_after(timeout);
         let counters = &pipeline.counters;
+        let mut declined = Declined::NotPrompt;
         if pipeline.inline {
             let progress = Progress::new(counters);
             // Timed only while nobody spins (a slow spell): a quick inline flush then
             // shows the sinks answer quickly again, as a quick completion does.
             let timed = pipeline.spin_stopped().then(Instant::now);
-            if let Some(sinks_ok) = pipeline.help() {
-                if let Some(started) = timed {
-                    pipeline.record_flush_latency(started.elapsed());
+            match pipeline.help() {
+                Ok(sinks_ok) => {
+                    if let Some(started) = timed {
+                        pipeline.record_flush_latency(started.elapsed());
+                    }
+                    return FlushStart::Done(progress.completed(sinks_ok, counters));
                 }
-                return FlushStart::Done(progress.completed(sinks_ok, counters));
+                Err(why) => declined = why,
             }
         }
         let waiter = pipeline.request_flush(|target| Waiter::new(target, counters));
-        FlushStart::Wait(Self {
+        let mut wait = Self {
             pipeline,
             waiter,
             deadline,
             timer_armed: false,
             spun: false,
-        })
+            called_worker: false,
+        };
+        if declined != Declined::Busy {
+            wait.call_worker();
+        }
+        FlushStart::Wait(wait)
+    }
+
+    /// Hands the flush to the worker (once): it cannot be delivered on a flushing
+    /// thread, or this one stops waiting for the pass under way.
+    fn call_worker(&mut self) {
+        if !self.called_worker {
+            self.called_worker = true;
+            self.pipeline.call_worker();
+        }
     }
 
     /// Whether the flush was completed, helping first: when the delivery lock is free
     /// again (the pass that held it is over), this thread runs the next pass itself
-    /// ([`Pipeline::help`]), which completes this flush.
-    fn finished(&self) -> bool {
-        let done = || self.waiter.finished.load(Ordering::Acquire);
-        done() || (self.pipeline.help().is_some() && done())
+    /// ([`Pipeline::help`]), which completes this flush. A flush that cannot be helped
+    /// (a backlog for the worker) calls the worker at once.
+    fn finished(&mut self) -> bool {
+        if self.waiter.finished.load(Ordering::Acquire) {
+            return true;
+        }
+        if let Err(why) = self.pipeline.help()
+            && why != Declined::Busy
+        {
+            self.call_worker();
+        }
+        self.waiter.finished.load(Ordering::Acquire)
     }
 
     /// Waits without parking, for as long as recent flushes took to complete (at most
     /// [`MAX_SPIN`], never past the deadline): the usual boundary flush is done by then
     /// and costs no thread wake-up and no deadline timer. Yields the thread between
     /// checks, so the worker can run on a busy machine; a slow or hung sink makes the
-    /// estimate exceed the cap, and then nobody spins (but helps once).
-    fn spin(&self) -> Option<FlushResult> {
+    /// estimate exceed the cap, and then nobody spins (but helps once). A flush still
+    /// waiting after that calls the worker before it sleeps.
+    fn spin(&mut self) -> Option<FlushResult> {
         let budget = self.pipeline.spin_budget();
         let done = if budget.is_zero() {
             self.finished()
@@ -378,11 +409,12 @@ impl FlushWait {
         if done {
             return lock(&self.waiter.slot).outcome;
         }
+        self.call_worker();
         None
     }
 
     /// Blocks the current thread until done or the deadline.
-    pub(crate) fn wait_blocking(self) -> FlushResult {
+    pub(crate) fn wait_blocking(mut self) -> FlushResult {
         if let Some(r) = self.spin() {
             return r;
         }
@@ -463,7 +495,7 @@ pub fn deadline_after(timeout: Duration) -> Instant {
 /// delivery worker on the same core, and on a virtual machine a `pause` loop makes the
 /// hypervisor deschedule the vCPU; measured here, busy-waiting first made a flush round
 /// trip 24 µs instead of 3.5 µs.
-pub(crate) fn spin_until(until: Instant, done: impl Fn() -> bool) -> bool {
+pub(crate) fn spin_until(until: Instant, mut done: impl FnMut() -> bool) -> bool {
     loop {
         if done() {
             return true;

@@ -14,7 +14,7 @@
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
@@ -102,6 +102,20 @@ struct Deliverer {
     known: KnownPrimitives,
 }
 
+/// Why a flush did not deliver on its own thread ([`Pipeline::help`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Declined {
+    /// A sink does not write promptly: only the worker calls the sinks.
+    NotPrompt,
+    /// Another thread holds the delivery lock: its pass (or the next, once the lock is
+    /// free) covers the flush, no need to wake the worker yet.
+    Busy,
+    /// More than [`INLINE_BACKLOG`] records wait: a backlog for the worker.
+    Backlog,
+    /// A panic outside the sinks (a waker's), caught: the worker delivers.
+    Panicked,
+}
+
 /// What one delivery pass took.
 #[derive(Clone, Copy, Default)]
 struct Pass {
@@ -120,6 +134,9 @@ pub(crate) struct Pipeline {
     /// Every sink writes promptly ([`Sink::writes_promptly`]): flushes may deliver on
     /// their own thread.
     inline: bool,
+    /// The length of the state's list of flushes (written under the queue lock), read
+    /// without it by a pass's holder: whether flushes registered while it delivered.
+    waiting: AtomicUsize,
     /// The random part of this pipeline's record ids.
     rec_random: u64,
     capacity: usize,
@@ -170,6 +187,7 @@ impl Pipeline {
                 known: KnownPrimitives::default(),
             }),
             inline: sinks.iter().all(|s| s.writes_promptly()),
+            waiting: AtomicUsize::new(0),
             flushed: (0..sinks.len())
                 .filter(|&i| sinks[i].needs_flush())
                 .collect(),
@@ -253,20 +271,25 @@ impl Pipeline {
         }
     }
 
-    /// Registers a flush waiting for every record accepted so far, and wakes the worker
-    /// for it.
+    /// Registers a flush waiting for every record accepted so far. It does not wake the
+    /// worker: a flush whose records another thread is delivering waits for that pass
+    /// first, and calls the worker ([`call_worker`](Pipeline::call_worker)) only when it
+    /// cannot be delivered on a flushing thread.
     pub(crate) fn request_flush(&self, make: impl FnOnce(u64) -> Waiter) -> Arc<Waiter> {
-        let waiter = {
-            let mut st = self.lock();
-            let waiter = Arc::new(make(st.accepted));
-            waiter.listed.store(true, Ordering::Relaxed);
-            st.flushes.push(Arc::clone(&waiter));
-            waiter
-        };
+        let mut st = self.lock();
+        let waiter = Arc::new(make(st.accepted));
+        waiter.listed.store(true, Ordering::Relaxed);
+        st.flushes.push(Arc::clone(&waiter));
+        self.waiting.store(st.flushes.len(), Ordering::Relaxed);
+        waiter
+    }
+
+    /// Wakes the worker for the flushes waiting: it runs a pass for them at once, then
+    /// lingers for the next ([`Linger`]).
+    pub(crate) fn call_worker(&self) {
         self.flush_requested.store(true, Ordering::Release);
         self.idle.store(false, Ordering::Release);
         self.wake();
-        waiter
     }
 
     /// Delivers the queue on the calling thread, for a flush that would otherwise wait for
@@ -274,30 +297,38 @@ impl Pipeline {
     /// delivery lock is free) and at most [`INLINE_BACKLOG`] records wait. The pass is the
     /// worker's ([`pass`](Pipeline::pass)), then the sinks' `flush`, then every waiting
     /// flush it covered is completed. The sinks' flush result (`true`: all succeeded)
-    /// when it ran; `None` when it did not (the caller waits for the worker).
+    /// when it ran; why not when it did not (the caller waits).
+    ///
+    /// Flushes that registered while the pass ran found the lock held (this pass): one more
+    /// pass, before the lock is released, completes them, so their threads wait for this
+    /// one only, not for the worker nor for a pass of their own.
     ///
     /// A panicking sink is caught inside, as on the worker. A flush from within a sink
     /// call finds the lock held (by its own thread, or the worker) and waits, bounded.
-    pub(crate) fn help(&self) -> Option<bool> {
+    pub(crate) fn help(&self) -> Result<bool, Declined> {
         if !self.inline {
-            return None;
+            return Err(Declined::NotPrompt);
         }
         let mut d = match self.delivery.try_lock() {
             Ok(d) => d,
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(TryLockError::WouldBlock) => return None,
+            Err(TryLockError::WouldBlock) => return Err(Declined::Busy),
         };
         // Sinks' panics are caught inside; this catches the rest (a waker's `wake`), so a
         // flush never panics into its caller: it waits for the worker instead, bounded.
         catch_unwind(AssertUnwindSafe(|| {
-            let pass = self.pass(&mut d, INLINE_BACKLOG)?;
-            Some(
-                self.complete_flushes(pass, &mut d.calls, None, true)
-                    .unwrap_or(true),
-            )
+            let pass = self.pass(&mut d, INLINE_BACKLOG).ok_or(Declined::Backlog)?;
+            let sinks_ok = self
+                .complete_flushes(pass, &mut d.calls, None, true)
+                .unwrap_or(true);
+            if self.waiting.load(Ordering::Relaxed) > 0
+                && let Some(pass) = self.pass(&mut d, INLINE_BACKLOG)
+            {
+                self.complete_flushes(pass, &mut d.calls, None, false);
+            }
+            Ok(sinks_ok)
         }))
-        .ok()
-        .flatten()
+        .unwrap_or(Err(Declined::Panicked))
     }
 
     /// A flush stopped waiting before the worker completed it (deadline, or its future
@@ -320,6 +351,7 @@ impl Pipeline {
                 keep
             });
             st.abandoned = 0;
+            self.waiting.store(st.flushes.len(), Ordering::Relaxed);
         }
     }
 
@@ -461,9 +493,13 @@ impl Pipeline {
         loop {
             // Cleared before the pass: a flush registered after the queue is taken sets it
             // again (see `linger_for_flush`).
-            self.flush_requested.store(false, Ordering::Relaxed);
+            let called = self.flush_requested.swap(false, Ordering::AcqRel);
             let (pass, completed) = {
-                let mut d = lock(&self.delivery);
+                let Some(mut d) = self.lock_for_worker(called) else {
+                    // A flushing thread is delivering: it takes what is queued.
+                    std::thread::park_timeout(Duration::from_millis(1));
+                    continue;
+                };
                 // No backlog bound: always a pass.
                 let pass = self.pass(&mut d, usize::MAX).unwrap_or_default();
                 let completed = pass.flushes_pending
@@ -509,6 +545,21 @@ impl Pipeline {
             std::thread::park_timeout(Duration::from_millis(500));
             self.idle.store(false, Ordering::Release);
             quiet_polls = 0;
+        }
+    }
+
+    /// The delivery lock for a pass of the worker. When flushing threads deliver (prompt
+    /// sinks) and no flush called for the worker, a pass under way on another thread is
+    /// left alone (`None`): it takes what is queued, and a worker blocked on its lock would
+    /// cost that thread a wake-up system call as it unlocks, on the request's path.
+    fn lock_for_worker(&self, called: bool) -> Option<MutexGuard<'_, Deliverer>> {
+        if !self.inline || called || self.shutdown.load(Ordering::Acquire) {
+            return Some(lock(&self.delivery));
+        }
+        match self.delivery.try_lock() {
+            Ok(d) => Some(d),
+            Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
         }
     }
 
@@ -622,6 +673,7 @@ impl Pipeline {
                 .into_iter()
                 .partition(|w| w.target <= pass.accepted);
             st.flushes = waiting;
+            self.waiting.store(st.flushes.len(), Ordering::Relaxed);
             for w in &ready {
                 w.listed.store(false, Ordering::Relaxed);
                 if w.abandoned.load(Ordering::Relaxed) {
