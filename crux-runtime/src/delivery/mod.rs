@@ -100,6 +100,9 @@ struct Deliverer {
     batch: VecDeque<Record>,
     /// The primitives found canonical so far, so checking a record rarely searches.
     known: KnownPrimitives,
+    /// The flushes a pass completes, taken from the state's list (a buffer reused, so
+    /// completing them allocates nothing).
+    ready: Vec<Arc<Waiter>>,
 }
 
 /// Why a flush did not deliver on its own thread ([`Pipeline::help`]).
@@ -185,6 +188,7 @@ impl Pipeline {
                 calls: 0,
                 batch: VecDeque::new(),
                 known: KnownPrimitives::default(),
+                ready: Vec::new(),
             }),
             inline: sinks.iter().all(|s| s.writes_promptly()),
             waiting: AtomicUsize::new(0),
@@ -319,12 +323,12 @@ impl Pipeline {
         catch_unwind(AssertUnwindSafe(|| {
             let pass = self.pass(&mut d, INLINE_BACKLOG).ok_or(Declined::Backlog)?;
             let sinks_ok = self
-                .complete_flushes(pass, &mut d.calls, None, true)
+                .complete_flushes(pass, &mut d, None, true)
                 .unwrap_or(true);
             if self.waiting.load(Ordering::Relaxed) > 0
                 && let Some(pass) = self.pass(&mut d, INLINE_BACKLOG)
             {
-                self.complete_flushes(pass, &mut d.calls, None, false);
+                self.complete_flushes(pass, &mut d, None, false);
             }
             Ok(sinks_ok)
         }))
@@ -504,7 +508,7 @@ impl Pipeline {
                 let pass = self.pass(&mut d, usize::MAX).unwrap_or_default();
                 let completed = pass.flushes_pending
                     && self
-                        .complete_flushes(pass, &mut d.calls, Some(&mut linger), false)
+                        .complete_flushes(pass, &mut d, Some(&mut linger), false)
                         .is_some();
                 (pass, completed)
             };
@@ -663,35 +667,32 @@ impl Pipeline {
     fn complete_flushes(
         &self,
         pass: Pass,
-        calls: &mut u64,
+        d: &mut Deliverer,
         linger: Option<&mut Linger>,
         flush_anyway: bool,
     ) -> Option<bool> {
-        let ready: Vec<Arc<Waiter>> = if pass.flushes_pending {
+        if pass.flushes_pending {
             let mut st = self.lock();
-            let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut st.flushes)
-                .into_iter()
-                .partition(|w| w.target <= pass.accepted);
-            st.flushes = waiting;
+            let st = &mut *st;
+            d.ready
+                .extend(st.flushes.extract_if(.., |w| w.target <= pass.accepted));
             self.waiting.store(st.flushes.len(), Ordering::Relaxed);
-            for w in &ready {
+            for w in &d.ready {
                 w.listed.store(false, Ordering::Relaxed);
                 if w.abandoned.load(Ordering::Relaxed) {
                     st.abandoned -= 1;
                 }
             }
-            ready
-        } else {
-            Vec::new()
-        };
-        if ready.is_empty() && !flush_anyway {
+        }
+        if d.ready.is_empty() && !flush_anyway {
             return None;
         }
-        if let (Some(linger), Some(first)) = (linger, ready.iter().map(|w| w.requested_at).min()) {
+        if let (Some(linger), Some(first)) = (linger, d.ready.iter().map(|w| w.requested_at).min())
+        {
             linger.requested(first);
         }
-        let sinks_ok = self.flush_sinks(calls);
-        for w in ready {
+        let sinks_ok = self.flush_sinks(&mut d.calls);
+        for w in d.ready.drain(..) {
             w.complete(sinks_ok, &self.counters);
             self.record_flush_latency(w.requested_at.elapsed());
         }
