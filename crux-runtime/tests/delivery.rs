@@ -1525,3 +1525,33 @@ fn a_flush_finding_another_threads_pass_under_way_is_completed_by_that_pass_with
     assert_eq!((stats.queued, stats.flush_waiters, stats.failed), (0, 0, 0));
     assert_eq!(stats.delivered, stats.accepted);
 }
+
+#[test]
+fn with_prompt_sinks_the_worker_still_delivers_records_nobody_flushes() {
+    let ledger = Ledger::prompt();
+    let o = Observer::builder().sink(ledger.clone()).build();
+    // Records trickling in (the worker polling) and, after a pause, arriving at an idle
+    // worker (the first producer wakes it): none is flushed.
+    for round in 0..3 {
+        let run = o.open_run(RunOptions::new("r", "agent.run"));
+        let run_id = run.run_id();
+        for _ in 0..5 {
+            run.scope()
+                .span("s", "tool.call")
+                .start()
+                .end(SpanStatus::Ok);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        run.end(RunStatus::Ok);
+        let until = Instant::now() + Duration::from_secs(10);
+        while ledger.written(run_id) < 12 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(ledger.written(run_id), 12, "round {round}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let calls = ledger.calls();
+    assert!(calls.iter().all(|c| c.thread == WORKER), "{calls:?}");
+    let stats = o.stats();
+    assert_eq!((stats.accepted, stats.delivered, stats.queued), (36, 36, 0));
+}

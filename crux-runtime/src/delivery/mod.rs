@@ -3,8 +3,9 @@
 //!
 //! Passes run on a background std thread, the worker: a plain thread, not a task, so a
 //! sink that blocks or hangs never blocks the async runtime. While records keep arriving
-//! it polls the queue every millisecond (producers then never make a syscall); after a
-//! quiet spell it parks and the next producer wakes it.
+//! it polls the queue every millisecond, or every 10 ms when flushes deliver on their own
+//! threads (producers then never make a syscall); after a quiet spell it parks and the
+//! next producer wakes it.
 //!
 //! A flush is blocked until its records are delivered anyway, so when every sink promises
 //! to answer promptly ([`Sink::writes_promptly`]) it runs the pass itself instead of
@@ -30,6 +31,18 @@ pub(crate) use flush::{FlushWait, Linger, MAX_SPIN, Waiter, spin_until};
 
 /// A batch at least this large means producers are busy: take the next one at once.
 const BUSY_BATCH: usize = 256;
+
+/// How often the worker takes the queue while records trickle in, when only it delivers.
+const POLL: Duration = Duration::from_millis(1);
+
+/// The same when flushes deliver on their own threads (prompt sinks): they take the
+/// request path's records, and the worker is left the records nobody flushes, backlogs
+/// and flushes that call it, so it wakes less often. Each of its wake-ups is a context
+/// switch, and a pass of its own that a flushing thread then waits for.
+const INLINE_POLL: Duration = Duration::from_millis(10);
+
+/// Polls finding nothing for this long, and the worker parks until a producer wakes it.
+const QUIET_SPELL: Duration = Duration::from_millis(20);
 
 /// The most queued records a flush delivers on its own thread: a larger backlog (a burst)
 /// is the worker's, so that one caller does not pay for everyone's records.
@@ -492,6 +505,8 @@ impl Pipeline {
     }
 
     fn run(&self) {
+        let poll = if self.inline { INLINE_POLL } else { POLL };
+        let quiet_limit = (QUIET_SPELL.as_nanos() / poll.as_nanos()).max(1) as u32;
         let mut quiet_polls = 0u32;
         let mut linger = Linger::default();
         loop {
@@ -501,7 +516,7 @@ impl Pipeline {
             let (pass, completed) = {
                 let Some(mut d) = self.lock_for_worker(called) else {
                     // A flushing thread is delivering: it takes what is queued.
-                    std::thread::park_timeout(Duration::from_millis(1));
+                    std::thread::park_timeout(poll);
                     continue;
                 };
                 // No backlog bound: always a pass.
@@ -512,7 +527,9 @@ impl Pipeline {
                         .is_some();
                 (pass, completed)
             };
-            if pass.flushes_pending {
+            // With prompt sinks, a flush that did not call the worker is waiting for a
+            // flushing thread's pass or its own: the worker does not stay up for it.
+            if pass.flushes_pending && (called || !self.inline) {
                 if completed {
                     self.linger_for_flush(&mut linger);
                 }
@@ -522,10 +539,10 @@ impl Pipeline {
                 continue;
             }
             if pass.taken > 0 {
-                // A trickle: let records gather for a millisecond instead of contending
-                // with producers for the queue lock record by record. Flushes wake us.
+                // A trickle: let records gather for a poll instead of contending with
+                // producers for the queue lock record by record. Flushes wake us.
                 quiet_polls = 0;
-                std::thread::park_timeout(Duration::from_millis(1));
+                std::thread::park_timeout(poll);
                 continue;
             }
             if self.shutdown.load(Ordering::Acquire) {
@@ -533,15 +550,22 @@ impl Pipeline {
                 return;
             }
             quiet_polls += 1;
-            if quiet_polls < 20 {
-                std::thread::park_timeout(Duration::from_millis(1));
+            if quiet_polls < quiet_limit {
+                std::thread::park_timeout(poll);
                 continue;
             }
             // Go idle: announce it under the lock, so a producer that pushes after this
             // point sees the flag and wakes us.
             {
                 let st = self.lock();
-                if !st.queue.is_empty() || !st.flushes.is_empty() {
+                if !st.queue.is_empty() {
+                    continue;
+                }
+                if !st.flushes.is_empty() {
+                    // Flushes waiting on their own threads (or ones that called us: then
+                    // the park returns at once).
+                    drop(st);
+                    std::thread::park_timeout(poll);
                     continue;
                 }
                 self.idle.store(true, Ordering::Release);
