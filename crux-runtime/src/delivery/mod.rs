@@ -161,7 +161,8 @@ pub(crate) struct Pipeline {
     /// dropped.
     pub(crate) done_upto: AtomicU64,
     idle: AtomicBool,
-    /// A flush was requested since the worker last took the queue.
+    /// The worker was called since it last took the queue: by a flush handed to it
+    /// ([`call_worker`](Pipeline::call_worker)), or a half-full queue.
     flush_requested: AtomicBool,
     /// Recent request-to-completion time of flushes, in ns (a moving average).
     flush_latency_ns: AtomicU64,
@@ -274,10 +275,12 @@ impl Pipeline {
             st.accepted += 1;
             st.queue.len() == self.capacity / 2 + 1
         };
-        // `||` short-circuits: a half-full queue wakes the worker whether or not it idles.
-        if half_full
-            || (self.idle.load(Ordering::Acquire) && self.idle.swap(false, Ordering::AcqRel))
-        {
+        // A half-full queue wakes the worker whether or not it idles, and calls for a pass
+        // even while a flushing thread delivers (`lock_for_worker`).
+        if half_full {
+            self.flush_requested.store(true, Ordering::Release);
+            self.wake();
+        } else if self.idle.load(Ordering::Acquire) && self.idle.swap(false, Ordering::AcqRel) {
             self.wake();
         }
     }
