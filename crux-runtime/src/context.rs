@@ -279,6 +279,19 @@ pub(crate) fn swap_current(scope: Option<Scope>) -> Option<Scope> {
     CURRENT.try_with(|c| c.replace(scope)).ok().flatten()
 }
 
+/// Runs `f` with no current scope on this thread, then puts the current one back (also
+/// if `f` panics): a flush delivering on its caller's thread calls the sinks this way.
+pub(crate) fn outside_any(f: &mut dyn FnMut()) {
+    struct Restore(Option<Scope>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            swap_current(self.0.take());
+        }
+    }
+    let _restore = Restore(swap_current(None));
+    f();
+}
+
 /// The current scope, if code runs inside one.
 pub(crate) fn current() -> Option<Scope> {
     CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()

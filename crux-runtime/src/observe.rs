@@ -121,7 +121,7 @@ impl ObserverBuilder {
     pub fn build(self) -> Observer {
         Observer {
             inner: Some(Arc::new(ObserverInner {
-                pipeline: Pipeline::start(self.sinks, self.capacity),
+                pipeline: Pipeline::start(self.sinks, self.capacity, context::outside_any),
                 on_warning: self
                     .on_warning
                     .unwrap_or_else(|| Box::new(|msg: &str| eprintln!("{msg}"))),

@@ -1555,3 +1555,87 @@ fn with_prompt_sinks_the_worker_still_delivers_records_nobody_flushes() {
     let stats = o.stats();
     assert_eq!((stats.accepted, stats.delivered, stats.queued), (36, 36, 0));
 }
+
+/// A prompt sink that records into crux from its own `write` (an event, a span: as a
+/// sink's own `tracing` instrumentation would through `CruxLayer`), and notes whether it
+/// saw a Crux context.
+#[derive(Clone, Default)]
+struct RecordingSink {
+    /// Whether each write ran inside a Crux context.
+    in_context: Arc<Mutex<Vec<bool>>>,
+}
+impl Sink for RecordingSink {
+    fn write(&self, _: &[Record]) -> Result<(), SinkError> {
+        self.in_context
+            .lock()
+            .unwrap()
+            .push(crux_runtime::observe::in_context());
+        crux_runtime::observe::event("sink.note", crux_runtime::attributes::Attributes::new());
+        crux_runtime::observe::span("sink.work", "tool.call")
+            .start()
+            .end(SpanStatus::Ok);
+        Ok(())
+    }
+    fn writes_promptly(&self) -> bool {
+        true
+    }
+}
+
+/// A flush delivering on its caller's thread calls the sinks outside the caller's Crux
+/// context, as the delivery thread does: what a sink records never joins the caller's run,
+/// and the caller's context is back once the flush returns.
+#[test]
+fn sinks_called_on_a_flushing_thread_do_not_record_into_the_callers_run() {
+    let sink = RecordingSink::default();
+    let memory = Memory::new();
+    let o = Observer::builder()
+        .sink(sink.clone())
+        .sink(memory.clone())
+        .build();
+    let run = o.open_run(RunOptions::new("caller", "agent.run"));
+    let run_id = run.run_id();
+    {
+        let _in_run = run.scope().enter();
+        let span = crux_runtime::observe::span("step", "tool.call").start();
+        let in_span = span.scope().expect("a span in a run has a scope");
+        let _in_span = in_span.enter();
+        for _ in 0..3 {
+            crux_runtime::observe::event(
+                "caller.note",
+                crux_runtime::attributes::Attributes::new(),
+            );
+            let flushed = o.flush_blocking(FlushOptions::BOUNDARY);
+            assert_eq!(flushed.status, FlushStatus::Drained);
+            assert!(
+                crux_runtime::observe::in_span(),
+                "the caller's span is current again"
+            );
+        }
+        drop(_in_span);
+        span.end(SpanStatus::Ok);
+    }
+    run.end(RunStatus::Ok);
+    o.flush_blocking(FlushOptions::FINAL);
+    let seen = sink.in_context.lock().unwrap().clone();
+    assert!(!seen.is_empty());
+    assert!(seen.iter().all(|&inside| !inside), "{seen:?}");
+    let names: Vec<String> = memory
+        .records_of_run(run_id)
+        .iter()
+        .filter_map(|r| r["name"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| *n == "caller.note").count(),
+        3,
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.starts_with("sink.")),
+        "a sink's records joined the caller's run: {names:?}"
+    );
+    assert_eq!(
+        memory.len(),
+        memory.records_of_run(run_id).len(),
+        "no other run"
+    );
+}

@@ -29,6 +29,11 @@ use crate::taxonomy::KnownPrimitives;
 pub use flush::{FlushOptions, FlushResult, FlushStatus, deadline_after};
 pub(crate) use flush::{FlushWait, Linger, MAX_SPIN, Waiter, spin_until};
 
+/// Runs a closure with the calling thread's Crux context set aside (the live API's
+/// `context::outside_any`, handed down when an observer starts its pipeline: delivery sits
+/// below the live API and names nothing of it).
+pub(crate) type OutsideContext = fn(&mut dyn FnMut());
+
 /// A batch at least this large means producers are busy: take the next one at once.
 const BUSY_BATCH: usize = 256;
 
@@ -150,6 +155,10 @@ pub(crate) struct Pipeline {
     /// Every sink writes promptly ([`Sink::writes_promptly`]): flushes may deliver on
     /// their own thread.
     inline: bool,
+    /// Runs a pass made on a flushing thread outside that thread's Crux context (the
+    /// observer's), so what a sink records (a `tracing` event of its own) never joins the
+    /// flushing caller's run.
+    outside_context: OutsideContext,
     /// The length of the state's list of flushes (written under the queue lock), read
     /// without it by a pass's holder: whether flushes registered while it delivered.
     waiting: AtomicUsize,
@@ -189,7 +198,11 @@ pub(crate) struct Pipeline {
 }
 
 impl Pipeline {
-    pub(crate) fn start(sinks: Vec<Box<dyn Sink>>, capacity: usize) -> Arc<Pipeline> {
+    pub(crate) fn start(
+        sinks: Vec<Box<dyn Sink>>,
+        capacity: usize,
+        outside_context: OutsideContext,
+    ) -> Arc<Pipeline> {
         let pipeline = Arc::new(Pipeline {
             state: Mutex::new(State {
                 queue: VecDeque::with_capacity(capacity.min(4096)),
@@ -205,6 +218,7 @@ impl Pipeline {
                 ready: Vec::new(),
             }),
             inline: sinks.iter().all(|s| s.writes_promptly()),
+            outside_context,
             waiting: AtomicUsize::new(0),
             flushed: (0..sinks.len())
                 .filter(|&i| sinks[i].needs_flush())
@@ -334,21 +348,25 @@ impl Pipeline {
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
             Err(TryLockError::WouldBlock) => return Err(Declined::Busy),
         };
-        // Sinks' panics are caught inside; this catches the rest (a waker's `wake`), so a
-        // flush never panics into its caller: it waits for the worker instead, bounded.
-        catch_unwind(AssertUnwindSafe(|| {
-            let pass = self.pass(&mut d, INLINE_BACKLOG).ok_or(Declined::Backlog)?;
-            let sinks_ok = self
-                .complete_flushes(pass, &mut d, None, true)
-                .unwrap_or(true);
-            if self.waiting.load(Ordering::Relaxed) > 0
-                && let Some(pass) = self.pass(&mut d, INLINE_BACKLOG)
-            {
-                self.complete_flushes(pass, &mut d, None, false);
-            }
-            Ok(sinks_ok)
-        }))
-        .unwrap_or(Err(Declined::Panicked))
+        let mut helped = Err(Declined::Panicked);
+        (self.outside_context)(&mut || {
+            // Sinks' panics are caught inside; this catches the rest (a waker's `wake`), so
+            // a flush never panics into its caller: it waits for the worker instead, bounded.
+            helped = catch_unwind(AssertUnwindSafe(|| {
+                let pass = self.pass(&mut d, INLINE_BACKLOG).ok_or(Declined::Backlog)?;
+                let sinks_ok = self
+                    .complete_flushes(pass, &mut d, None, true)
+                    .unwrap_or(true);
+                if self.waiting.load(Ordering::Relaxed) > 0
+                    && let Some(pass) = self.pass(&mut d, INLINE_BACKLOG)
+                {
+                    self.complete_flushes(pass, &mut d, None, false);
+                }
+                Ok(sinks_ok)
+            }))
+            .unwrap_or(Err(Declined::Panicked));
+        });
+        helped
     }
 
     /// A flush stopped waiting before the worker completed it (deadline, or its future

@@ -80,9 +80,10 @@ pub trait Sink: Send + Sync + 'static {
     /// promise there: a sink that says `true` and then blocks blocks the caller past the
     /// bound (the circuit breaker still opens for other flushes). Such a sink must also
     /// not take a lock that code calling a flush may hold (the call may run on that
-    /// thread, where it would deadlock; on the delivery thread it only waited), and must
-    /// not record into crux itself (an event, a span): on a flushing thread that caller's
-    /// Crux context is current, so the record would join the caller's run. A panic is
+    /// thread, where it would deadlock; on the delivery thread it only waited). The calls
+    /// run outside the flushing caller's Crux context, as on the delivery thread: what a
+    /// sink records through the current context (an event, a span, its own `tracing`
+    /// instrumentation through `CruxLayer`) finds none and joins no run. A panic is
     /// caught as on the delivery thread and counted as failed. Read once, when the
     /// observer is built.
     ///
