@@ -861,7 +861,8 @@ fn a_flush_with_prompt_sinks_delivers_on_its_own_thread_and_sees_every_record() 
     );
     assert_eq!((stats.failed, stats.dropped, stats.rejected), (0, 0, 0));
     assert_eq!(stats.flush_waiters, 0);
-    // The worker polls every millisecond and may take some; the flushes took the rest.
+    // The worker polls (every 10 ms with prompt sinks) and may take some; the flushes took
+    // the rest.
     let me = thread_name();
     let calls = ledger.calls();
     let inline = calls.iter().filter(|c| c.thread == me).count();
@@ -1473,7 +1474,7 @@ fn a_flush_finding_another_threads_pass_under_way_is_completed_by_that_pass_with
         std::thread::Builder::new()
             .name("holder".into())
             .spawn(move || {
-                loop {
+                for _ in 0..1_000 {
                     emit_run(&o, 1);
                     let result = o.flush_blocking(FlushOptions::FINAL);
                     assert_eq!(result.status, FlushStatus::Drained);
@@ -1481,10 +1482,21 @@ fn a_flush_finding_another_threads_pass_under_way_is_completed_by_that_pass_with
                         return;
                     }
                 }
+                panic!("no flush of this thread delivered on it in 1 000 rounds");
             })
             .unwrap()
     };
-    sink.gate.wait_until_entered();
+    // Bounded: a holder that panicked (or never delivered on its own thread) fails the
+    // test instead of hanging it.
+    let entered_by = Instant::now() + Duration::from_secs(30);
+    while !sink.gate.entered.load(Ordering::SeqCst) {
+        assert!(
+            !holder.is_finished(),
+            "the holder stopped before its pass was held"
+        );
+        assert!(Instant::now() < entered_by, "no pass was held within 30 s");
+        std::thread::sleep(Duration::from_millis(1));
+    }
     // Released once this thread's flush waits, and has long stopped spinning (it has
     // called the worker and sleeps).
     let releaser = {

@@ -2,8 +2,11 @@
 //! bound passes, whichever is first.
 //!
 //! When every sink writes promptly, a flush first delivers on its own thread
-//! (`Pipeline::help`) and waits for nobody; otherwise (or when the worker is delivering)
-//! it hands off to the worker and waits. The wait never depends on the sinks making
+//! (`Pipeline::help`) and waits for nobody. If another thread is delivering, it registers
+//! and spins, helping as soon as the lock is free (a flushing thread's pass also runs one
+//! more pass for the flushes that registered meanwhile), and calls the worker only when the
+//! spin ends without completing it, before it parks. Otherwise (sinks that are not prompt,
+//! or a backlog) it hands off to the worker at once and waits. The wait never depends on the sinks making
 //! progress: a deadline timer on its own thread wakes the flush, so a hung sink cannot
 //! stretch it past its bound, and it works under any executor (no tokio timer needed).
 
@@ -338,13 +341,14 @@ impl FlushWait {
             // Timed only while nobody spins (a slow spell): a quick inline flush then
             // shows the sinks answer quickly again, as a quick completion does.
             let timed = pipeline.spin_stopped().then(Instant::now);
-            match pipeline.help() {
-                Ok(sinks_ok) => {
-                    if let Some(started) = timed {
-                        pipeline.record_flush_latency(started.elapsed());
-                    }
-                    return FlushStart::Done(progress.completed(sinks_ok, counters));
+            let covered = |sinks_ok| {
+                if let Some(started) = timed {
+                    pipeline.record_flush_latency(started.elapsed());
                 }
+                progress.completed(sinks_ok, counters)
+            };
+            match pipeline.help(covered) {
+                Ok(result) => return FlushStart::Done(result),
                 Err(why) => declined = why,
             }
         }
@@ -380,7 +384,7 @@ impl FlushWait {
         if self.waiter.finished.load(Ordering::Acquire) {
             return true;
         }
-        if let Err(why) = self.pipeline.help()
+        if let Err(why) = self.pipeline.help(|_| ())
             && why != Declined::Busy
         {
             self.call_worker();

@@ -49,7 +49,8 @@ const INLINE_POLL: Duration = Duration::from_millis(10);
 /// Polls finding nothing for this long, and the worker parks until a producer wakes it.
 const QUIET_SPELL: Duration = Duration::from_millis(20);
 
-/// The most queued records a flush delivers on its own thread: a larger backlog (a burst)
+/// The most queued records a flush delivers on its own thread in one pass (it may run one
+/// more, for the flushes that registered while it delivered): a larger backlog (a burst)
 /// is the worker's, so that one caller does not pay for everyone's records.
 pub(crate) const INLINE_BACKLOG: usize = 256;
 
@@ -128,8 +129,10 @@ struct Deliverer {
 pub(crate) enum Declined {
     /// A sink does not write promptly: only the worker calls the sinks.
     NotPrompt,
-    /// Another thread holds the delivery lock: its pass (or the next, once the lock is
-    /// free) covers the flush, no need to wake the worker yet.
+    /// Another thread holds the delivery lock. When that is another flush's pass, its
+    /// extra pass (or this flush's own, once the lock is free) covers the flush, so the
+    /// worker is not called yet; when it is the worker, or this very thread (a flush from
+    /// inside a sink), the flush spins, then calls the worker before it parks.
     Busy,
     /// More than [`INLINE_BACKLOG`] records wait: a backlog for the worker.
     Backlog,
@@ -330,16 +333,18 @@ impl Pipeline {
     /// the worker: only when every sink writes promptly, nobody else is delivering (the
     /// delivery lock is free) and at most [`INLINE_BACKLOG`] records wait. The pass is the
     /// worker's ([`pass`](Pipeline::pass)), then the sinks' `flush`, then every waiting
-    /// flush it covered is completed. The sinks' flush result (`true`: all succeeded)
-    /// when it ran; why not when it did not (the caller waits).
+    /// flush it covered is completed; then `covered` is told the sinks' flush result
+    /// (`true`: all succeeded), and its answer is returned. Why not, when it did not run
+    /// (the caller waits).
     ///
     /// Flushes that registered while the pass ran found the lock held (this pass): one more
     /// pass, before the lock is released, completes them, so their threads wait for this
-    /// one only, not for the worker nor for a pass of their own.
+    /// one only, not for the worker nor for a pass of their own. `covered` runs before
+    /// it: the caller's result counts its own records, not those of the flushes after it.
     ///
     /// A panicking sink is caught inside, as on the worker. A flush from within a sink
     /// call finds the lock held (by its own thread, or the worker) and waits, bounded.
-    pub(crate) fn help(&self) -> Result<bool, Declined> {
+    pub(crate) fn help<R>(&self, covered: impl FnOnce(bool) -> R) -> Result<R, Declined> {
         if !self.inline {
             return Err(Declined::NotPrompt);
         }
@@ -348,6 +353,7 @@ impl Pipeline {
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
             Err(TryLockError::WouldBlock) => return Err(Declined::Busy),
         };
+        let mut covered = Some(covered);
         let mut helped = Err(Declined::Panicked);
         (self.outside_context)(&mut || {
             // Sinks' panics are caught inside; this catches the rest (a waker's `wake`), so
@@ -357,12 +363,13 @@ impl Pipeline {
                 let sinks_ok = self
                     .complete_flushes(pass, &mut d, None, true)
                     .unwrap_or(true);
+                let answer = covered.take().map(|f| f(sinks_ok));
                 if self.waiting.load(Ordering::Relaxed) > 0
                     && let Some(pass) = self.pass(&mut d, INLINE_BACKLOG)
                 {
                     self.complete_flushes(pass, &mut d, None, false);
                 }
-                Ok(sinks_ok)
+                answer.ok_or(Declined::Panicked)
             }))
             .unwrap_or(Err(Declined::Panicked));
         });
@@ -531,9 +538,12 @@ impl Pipeline {
         let mut quiet_polls = 0u32;
         let mut linger = Linger::default();
         loop {
-            // Cleared before the pass: a flush registered after the queue is taken sets it
-            // again (see `linger_for_flush`).
+            // Cleared before the pass: a flush that calls the worker (or a half-full push)
+            // after the queue is taken sets it again (see `linger_for_flush`).
             let called = self.flush_requested.swap(false, Ordering::AcqRel);
+            // The gap to learn is between flushes the worker serves: with prompt sinks,
+            // those that called it.
+            let learns = called || !self.inline;
             let (pass, completed) = {
                 let Some(mut d) = self.lock_for_worker(called) else {
                     // A flushing thread is delivering: it takes what is queued.
@@ -544,13 +554,13 @@ impl Pipeline {
                 let pass = self.pass(&mut d, usize::MAX).unwrap_or_default();
                 let completed = pass.flushes_pending
                     && self
-                        .complete_flushes(pass, &mut d, Some(&mut linger), false)
+                        .complete_flushes(pass, &mut d, learns.then_some(&mut linger), false)
                         .is_some();
                 (pass, completed)
             };
             // With prompt sinks, a flush that did not call the worker is waiting for a
             // flushing thread's pass or its own: the worker does not stay up for it.
-            if pass.flushes_pending && (called || !self.inline) {
+            if pass.flushes_pending && learns {
                 if completed {
                     self.linger_for_flush(&mut linger);
                 }
@@ -719,6 +729,8 @@ impl Pipeline {
         if pass.flushes_pending {
             let mut st = self.lock();
             let st = &mut *st;
+            // Emptied below before the lock is let go: only this call's flushes are in it.
+            debug_assert!(d.ready.is_empty());
             d.ready
                 .extend(st.flushes.extract_if(.., |w| w.target <= pass.accepted));
             self.waiting.store(st.flushes.len(), Ordering::Relaxed);
