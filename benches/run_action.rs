@@ -75,8 +75,9 @@ static DEPLOYMENT: LazyLock<Deployment> = LazyLock::new(|| {
         .function(leaf)
         .function(drive)
         .build();
-    // Past the bound: each drive keeps about 5 records a hop observed, 2 raw.
-    let drives = 2 * SINK_BOUND / (2 * HOPS as usize);
+    // Past the bound: a drive keeps about 5 records a hop observed (2 raw), so
+    // `SINK_BOUND / HOPS` observed drives keep about 5× the bound.
+    let drives = SINK_BOUND / HOPS as usize;
     for observed in [true, false] {
         for _ in 0..drives {
             run(&deployment, observed);

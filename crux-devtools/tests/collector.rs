@@ -30,7 +30,9 @@ fn start(token: Option<&str>) -> Collector {
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        // Past the store's 5 s busy timeout with room to spare on a loaded machine (a
+        // request answered 503 only once the store gives up waiting for its lock).
+        .timeout_global(Some(std::time::Duration::from_secs(30)))
         .build()
         .into()
 }

@@ -14,12 +14,19 @@ use crate::ids::SpanId;
 /// three copies. Reads as a slice (`Deref<Target = [SpanId]>`); serialized as a JSON array
 /// of the ids' hex strings, exactly as a `Vec<SpanId>` is. The empty stack (a call from
 /// outside any span) allocates nothing, as an empty `Vec` does.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SpanStack(
-    /// `None` when empty, never `Some` of an empty slice: equality and hashing stay those
-    /// of the ids.
+    /// `None` when empty, never `Some` of an empty slice, so the derived equality is
+    /// the ids'.
     Option<Arc<[SpanId]>>,
 );
+
+/// As the slice of ids hashes.
+impl std::hash::Hash for SpanStack {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.ids().hash(state);
+    }
+}
 
 impl SpanStack {
     /// The empty stack.

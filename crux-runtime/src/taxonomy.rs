@@ -241,8 +241,9 @@ mod tests {
                 assert_eq!(known.is_canonical(p), family_of(p).is_some(), "{p:?}");
             }
         }
-        // A non-canonical text at an address a canonical one was remembered at cannot
-        // exist (`&'static str`s never change), but one sharing its slot is still refused.
+        // A non-canonical text is refused whatever was remembered before it (a text at a
+        // remembered address cannot change: `&'static str`s never do), and a prefix at
+        // the same address is another key.
         let bad: &'static str = Box::leak(String::from("agent.ran").into_boxed_str());
         assert!(!known.is_canonical(bad));
         assert!(

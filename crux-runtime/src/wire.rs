@@ -16,7 +16,9 @@ pub const MAX_KEYS: usize = 32;
 /// Deepest nesting accepted in an untrusted value (the envelope itself is depth 1).
 pub const MAX_DEPTH: usize = 6;
 /// Largest whole number a wire integer may hold (`startedAtMs`, ...): 2^53, where a
-/// JavaScript number stops holding every integer exactly.
+/// JavaScript number stops holding every integer exactly. One above JavaScript's
+/// `Number.MAX_SAFE_INTEGER` (2^53 − 1) on purpose: 2^53 itself is still exact, and the
+/// decoders have always accepted it.
 pub(crate) const MAX_SAFE_INTEGER: u64 = 1 << 53;
 
 /// What was wrong with one field of untrusted input.

@@ -576,6 +576,34 @@ fn round_trips_decides_each_rule_alone_at_its_limit() {
             false,
         ),
         (
+            "deployment id empty",
+            |e| {
+                ctx(e).deployment.as_mut().unwrap().deployment_id = String::new();
+            },
+            false,
+        ),
+        (
+            "manifest 200 chars",
+            |e| {
+                ctx(e).deployment.as_mut().unwrap().manifest_id = "é".repeat(200);
+            },
+            true,
+        ),
+        (
+            "metadata value 200 chars",
+            |e| {
+                corr(e).metadata = BTreeMap::from([("k".into(), "é".repeat(200))]);
+            },
+            true,
+        ),
+        (
+            "metadata key with a control",
+            |e| {
+                corr(e).metadata = BTreeMap::from([("a\u{1}".into(), "v".into())]);
+            },
+            false,
+        ),
+        (
             "manifest 201 chars",
             |e| {
                 ctx(e).deployment.as_mut().unwrap().manifest_id = "a".repeat(201);

@@ -363,15 +363,21 @@ impl Pipeline {
                 let sinks_ok = self
                     .complete_flushes(pass, &mut d, None, true)
                     .unwrap_or(true);
-                let answer = covered.take().map(|f| f(sinks_ok));
-                if self.waiting.load(Ordering::Relaxed) > 0
-                    && let Some(pass) = self.pass(&mut d, INLINE_BACKLOG)
-                {
-                    self.complete_flushes(pass, &mut d, None, false);
-                }
-                answer.ok_or(Declined::Panicked)
+                covered
+                    .take()
+                    .map(|f| f(sinks_ok))
+                    .ok_or(Declined::Panicked)
             }))
             .unwrap_or(Err(Declined::Panicked));
+            // The caller's flush is answered; a panic in the pass for the others leaves
+            // them to the worker, as a panic in their own pass would.
+            if helped.is_ok() && self.waiting.load(Ordering::Relaxed) > 0 {
+                let _ = catch_unwind(AssertUnwindSafe(|| {
+                    if let Some(pass) = self.pass(&mut d, INLINE_BACKLOG) {
+                        self.complete_flushes(pass, &mut d, None, false);
+                    }
+                }));
+            }
         });
         helped
     }
