@@ -3,13 +3,22 @@
 //! Each lives here once, in the crate lowest in the dependency graph, so a fix reaches
 //! every user.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
 /// Locks a mutex, ignoring poisoning: the data behind crux's locks (queues, counters,
 /// buffers) stays usable after a panic elsewhere, and observability must never panic in
 /// turn.
 pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// [`lock`] without waiting: `None` while another thread holds the mutex.
+pub fn try_lock<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match mutex.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
 }
 
 /// Compares two secrets in time that depends only on their lengths.

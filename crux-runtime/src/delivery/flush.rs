@@ -6,9 +6,10 @@
 //! and spins, helping as soon as the lock is free (a flushing thread's pass also runs one
 //! more pass for the flushes that registered meanwhile), and calls the worker only when the
 //! spin ends without completing it, before it parks. Otherwise (sinks that are not prompt,
-//! or a backlog) it hands off to the worker at once and waits. The wait never depends on the sinks making
-//! progress: a deadline timer on its own thread wakes the flush, so a hung sink cannot
-//! stretch it past its bound, and it works under any executor (no tokio timer needed).
+//! or a backlog) it hands off to the worker at once and waits. The wait never depends on
+//! the sinks making progress: a deadline timer on its own thread wakes the flush, so a
+//! hung sink cannot stretch it past its bound, and it works under any executor (no tokio
+//! timer needed).
 
 use std::collections::BinaryHeap;
 use std::future::Future;

@@ -16,7 +16,7 @@
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
@@ -348,10 +348,8 @@ impl Pipeline {
         if !self.inline {
             return Err(Declined::NotPrompt);
         }
-        let mut d = match self.delivery.try_lock() {
-            Ok(d) => d,
-            Err(TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(TryLockError::WouldBlock) => return Err(Declined::Busy),
+        let Some(mut d) = try_lock(&self.delivery) else {
+            return Err(Declined::Busy);
         };
         let mut covered = Some(covered);
         let mut helped = Err(Declined::Panicked);
@@ -621,11 +619,7 @@ impl Pipeline {
         if !self.inline || called || self.shutdown.load(Ordering::Acquire) {
             return Some(lock(&self.delivery));
         }
-        match self.delivery.try_lock() {
-            Ok(d) => Some(d),
-            Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
-            Err(TryLockError::WouldBlock) => None,
-        }
+        try_lock(&self.delivery)
     }
 
     /// One delivery pass, by whoever holds the delivery lock `d` (the worker, or a flush
@@ -667,11 +661,10 @@ impl Pipeline {
             known,
             ..
         } = d;
-        // Drop invalid records, keeping the order of the valid ones. `retain` moves
-        // nothing until the first invalid record (swapping each valid record into place
-        // copied every record onto itself).
-        // One sweep over the batch: each valid record gets its id as it is checked (a
-        // burst's batch is megabytes, past the caches: a second sweep read it all again).
+        // Drop invalid records, keeping the order of the valid ones, in one sweep that also
+        // gives each valid record its id (a burst's batch is megabytes, past the caches: a
+        // second sweep read it all again). `retain_mut` moves nothing until the first
+        // invalid record.
         let taken = records.len();
         records.retain_mut(|r| {
             let valid = r.validate_with(|p| known.is_canonical(p)).is_ok();
@@ -771,7 +764,7 @@ fn grow(queue: &mut VecDeque<Record>) {
     queue.reserve(1);
 }
 
-pub(crate) use crate::helpers::lock;
+pub(crate) use crate::helpers::{lock, try_lock};
 
 #[cfg(test)]
 mod tests {
