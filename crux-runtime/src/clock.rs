@@ -41,6 +41,14 @@ impl Timestamp {
         self.0
     }
 
+    /// Whether its ISO text says this very time: up to 9999-12-31T23:59:59.999Z (the
+    /// text has a four-digit year, and a later time is written with the year clamped).
+    pub(crate) const fn fits_iso(self) -> bool {
+        /// 10000-01-01T00:00:00.000Z.
+        const FIRST_PAST_9999: u64 = 253_402_300_800_000;
+        self.0 < FIRST_PAST_9999
+    }
+
     /// `self - earlier` in milliseconds, never negative.
     pub fn millis_since(self, earlier: Timestamp) -> u64 {
         self.0.saturating_sub(earlier.0)

@@ -14,10 +14,6 @@ use crate::clock::Timestamp;
 use crate::ids::{RunId, SegmentId, SpanId};
 use crate::wire::{MAX_SAFE_INTEGER, fits_text};
 
-/// 10000-01-01T00:00:00.000Z: the first time whose ISO text has no four-digit year (the
-/// encoder clamps the year, so a later lease would come back as another time).
-const FIRST_UNWRITABLE_TIME: u64 = 253_402_300_800_000;
-
 /// See [`Envelope::round_trips`].
 pub(super) fn round_trips(e: &Envelope) -> bool {
     u64::from(e.v) == ENVELOPE_VERSION
@@ -86,9 +82,5 @@ fn boundary(b: &Boundary) -> bool {
         && label(&b.label)
         && label(&b.function_ref)
         && stack(&b.parent_span_stack)
-        && b.lease_expires_at.is_none_or(lease)
-}
-
-fn lease(at: Timestamp) -> bool {
-    at.as_millis() < FIRST_UNWRITABLE_TIME
+        && b.lease_expires_at.is_none_or(Timestamp::fits_iso)
 }

@@ -570,7 +570,7 @@ mod read {
             let mut len = 0;
             if self.byte()? == b']' {
                 self.at += 1;
-                return Some(SpanStack::from(&buf[..0]));
+                return Some(SpanStack::new());
             }
             loop {
                 if len == MAX_SPAN_STACK {
