@@ -72,11 +72,7 @@ impl<T> Table<T> {
 
     /// Span `id`'s slot, locked.
     fn slot(&self, id: u64) -> MutexGuard<'_, Option<(u64, T)>> {
-        // The top bits of the multiplied id (every bit of the id moves them): the
-        // registry's ids differ in their low bits within a thread and in middle bits
-        // between threads.
-        let at = (id.wrapping_mul(MIX) >> (u64::BITS - SLOTS.ilog2())) as usize;
-        lock(&self.slots[at])
+        lock(&self.slots[slot_index(id)])
     }
 
     /// Span `id`'s overflow shard, locked.
@@ -178,6 +174,13 @@ impl<T> fmt::Debug for Table<T> {
     }
 }
 
+/// The direct-mapped slot of span `id`: the top bits of its multiplied value (every bit
+/// of the id moves them: the registry's ids differ in their low bits within a thread and
+/// in middle bits between threads).
+fn slot_index(id: u64) -> usize {
+    (id.wrapping_mul(MIX) >> (u64::BITS - SLOTS.ilog2())) as usize
+}
+
 /// 2^64 / φ, odd: multiplying by it spreads an id's bits to the high end (Fibonacci hashing).
 pub(crate) const MIX: u64 = 0x9E37_79B9_7F4A_7C15;
 
@@ -262,7 +265,7 @@ mod tests {
     /// again lives in one place only.
     #[test]
     fn ids_sharing_a_slot_stay_apart() {
-        let slot_of = |id: u64| id.wrapping_mul(MIX) >> (u64::BITS - SLOTS.ilog2());
+        let slot_of = slot_index;
         let a = 1u64;
         let b = (2..).find(|&i| slot_of(i) == slot_of(a)).unwrap();
         let (a, b) = (Id::from_u64(a), Id::from_u64(b));
@@ -291,7 +294,7 @@ mod tests {
         use std::sync::atomic::AtomicU64;
         use std::sync::{Arc, mpsc};
 
-        let slot_of = |id: u64| id.wrapping_mul(MIX) >> (u64::BITS - SLOTS.ilog2());
+        let slot_of = slot_index;
         let mut ids: Vec<u64> = Vec::new();
         for target in [slot_of(1), slot_of(2), slot_of(3)] {
             ids.extend((1..).filter(|&i| slot_of(i) == target).take(6));
