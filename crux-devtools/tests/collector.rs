@@ -19,9 +19,14 @@ fn temp_db() -> PathBuf {
 }
 
 fn start(token: Option<&str>) -> Collector {
+    start_on(temp_db(), token)
+}
+
+/// A collector on loopback storing into `db`.
+fn start_on(db: PathBuf, token: Option<&str>) -> Collector {
     Collector::start(CollectorOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
-        db: temp_db(),
+        db,
         token: token.map(str::to_owned),
     })
     .unwrap()
@@ -609,12 +614,7 @@ fn a_version_2_store_gets_its_search_index_rebuilt() {
 fn a_version_1_store_is_upgraded_with_its_model_totals_backfilled() {
     let db = temp_db();
     {
-        let c = Collector::start(CollectorOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            db: db.clone(),
-            token: None,
-        })
-        .unwrap();
+        let c = start_on(db.clone(), None);
         let [s, e] = span_records("run_a", "seg_a", 2, "aaaa000000000001", "draft", 7);
         let records = [
             start_record("rec_1", "run_a", "seg_a", 1, "2026-01-01T00:00:00.000Z"),
@@ -847,12 +847,7 @@ fn a_record_nested_too_deep_is_rejected_alone_and_the_rest_of_the_batch_stored()
 #[test]
 fn a_failing_store_is_503_retryable_except_for_records_refused_before_storing() {
     let db = temp_db();
-    let c = Collector::start(CollectorOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        db: db.clone(),
-        token: None,
-    })
-    .unwrap();
+    let c = start_on(db.clone(), None);
     let mut deep = event("rec_2", "run_a", "seg_a", 2);
     deep["attributes"] = json!({"payload": nested(200)});
     let records = [event("rec_1", "run_a", "seg_a", 1), deep];
