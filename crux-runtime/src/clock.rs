@@ -41,12 +41,13 @@ impl Timestamp {
         self.0
     }
 
-    /// Whether its ISO text says this very time: up to 9999-12-31T23:59:59.999Z (the
-    /// text has a four-digit year, and a later time is written with the year clamped).
+    /// The last instant the ISO text can say: 9999-12-31T23:59:59.999Z (a four-digit year).
+    const LAST_ISO: u64 = 253_402_300_799_999;
+
+    /// Whether its ISO text says this very time: up to 9999-12-31T23:59:59.999Z. A later
+    /// time is written as that last instant, so texts still sort as their times do.
     pub(crate) const fn fits_iso(self) -> bool {
-        /// 10000-01-01T00:00:00.000Z.
-        const FIRST_PAST_9999: u64 = 253_402_300_800_000;
-        self.0 < FIRST_PAST_9999
+        self.0 <= Self::LAST_ISO
     }
 
     /// `self - earlier` in milliseconds, never negative.
@@ -59,7 +60,8 @@ impl Timestamp {
         Self(self.0.saturating_add(ms))
     }
 
-    /// The 24-byte ISO-8601 form.
+    /// The 24-byte ISO-8601 form; a time after 9999-12-31T23:59:59.999Z (which JavaScript's
+    /// `Date` cannot hold either) is written as that instant.
     pub fn to_iso_bytes(self) -> [u8; 24] {
         // The date and time of day change once a second, and timestamps written one after
         // another mostly fall in the same second: the last second's text is kept per
@@ -68,8 +70,8 @@ impl Timestamp {
             static LAST_SECOND: std::cell::Cell<(u64, [u8; 24])> =
                 const { std::cell::Cell::new((u64::MAX, [0; 24])) };
         }
-        let secs = self.0 / 1000;
-        let ms = self.0 % 1000;
+        let at = self.0.min(Self::LAST_ISO);
+        let (secs, ms) = (at / 1000, at % 1000);
         let mut b = match LAST_SECOND.try_with(std::cell::Cell::get) {
             Ok((last, text)) if last == secs => text,
             _ => {
@@ -95,7 +97,8 @@ impl Timestamp {
                 v /= 10;
             }
         };
-        put(&mut b, 0, 4, y.clamp(0, 9999) as u64);
+        // `to_iso_bytes` saturates at 9999-12-31: the year has four digits.
+        put(&mut b, 0, 4, y as u64);
         put(&mut b, 5, 2, u64::from(m));
         put(&mut b, 8, 2, u64::from(d));
         put(&mut b, 11, 2, sod / 3600);
@@ -240,6 +243,25 @@ mod tests {
         assert!("1969-12-31T23:59:59.999Z".parse::<Timestamp>().is_err());
         let last = "9999-12-31T23:59:59.999Z";
         assert_eq!(last.parse::<Timestamp>().unwrap().to_string(), last);
+    }
+
+    #[test]
+    fn a_time_past_the_last_iso_year_is_written_as_the_last_instant() {
+        let last = "9999-12-31T23:59:59.999Z";
+        let past_last = [
+            253_402_300_800_000,   // 10000-01-01T00:00:00.000Z
+            253_418_025_600_000,   // 10000-07-01: formerly written as 9999-07-01
+            8_640_000_000_000_000, // JavaScript's last Date
+            u64::MAX,
+        ];
+        for ms in past_last {
+            let at = Timestamp::from_millis(ms);
+            assert!(!at.fits_iso(), "{ms}");
+            assert_eq!(at.to_string(), last, "{ms}");
+        }
+        let fits = Timestamp::from_millis(253_402_300_799_999);
+        assert!(fits.fits_iso());
+        assert_eq!(fits.to_string(), last);
     }
 
     #[test]
