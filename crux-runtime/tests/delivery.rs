@@ -1654,3 +1654,88 @@ fn sinks_called_on_a_flushing_thread_do_not_record_into_the_callers_run() {
         "no other run"
     );
 }
+
+/// A waker whose `wake` panics: a broken executor.
+struct PanickingWake;
+impl std::task::Wake for PanickingWake {
+    fn wake(self: Arc<Self>) {
+        panic!("this executor's waker panics");
+    }
+}
+
+#[test]
+fn a_panicking_waker_costs_only_its_own_flush_its_wake_up() {
+    use std::task::{Context, Poll, Waker};
+    let hung = Hung::default();
+    let o = Observer::builder().sink(hung.clone()).build();
+    emit_run(&o, 1);
+    hung.wait_until_entered();
+    emit_run(&o, 1);
+    // Two flushes wait for the same pass: first one whose waker panics, then another.
+    let waker = Waker::from(Arc::new(PanickingWake));
+    let mut broken = Box::pin(o.flush(FlushOptions::FINAL));
+    assert!(
+        broken
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending()
+    );
+    let second = {
+        let o = o.clone();
+        std::thread::spawn(move || o.flush_blocking(FlushOptions::FINAL))
+    };
+    while o.stats().flush_waiters < 2 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    hung.release();
+    // The worker completes both: the panic in the first one's wake-up does not leave the
+    // second waiting for its deadline, nor kill the worker.
+    assert_eq!(second.join().unwrap().status, FlushStatus::Drained);
+    let Poll::Ready(result) = broken
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    else {
+        panic!("the flush whose waker panicked was not completed");
+    };
+    assert_eq!(result.status, FlushStatus::Drained);
+    emit_run(&o, 1);
+    let result = o.flush_blocking(FlushOptions::FINAL);
+    assert_eq!((result.status, result.delivered), (FlushStatus::Drained, 4));
+}
+
+#[test]
+fn a_panicking_waker_at_its_deadline_leaves_the_deadline_timer_running() {
+    use std::task::{Context, Waker};
+    let hung = Hung::default();
+    let o = Observer::builder().sink(hung.clone()).build();
+    emit_run(&o, 1);
+    hung.wait_until_entered();
+    emit_run(&o, 1);
+    let short = FlushOptions {
+        timeout: Duration::from_millis(20),
+        terminal: false,
+    };
+    let waker = Waker::from(Arc::new(PanickingWake));
+    let mut broken = Box::pin(o.flush(short));
+    assert!(
+        broken
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending()
+    );
+    // Its deadline passes: the (process-wide) timer wakes it, and the waker panics.
+    std::thread::sleep(Duration::from_millis(100));
+    // A later async flush behind the hung sink is still woken at its deadline. On a thread,
+    // so a timer that died fails the test instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let o2 = o.clone();
+    std::thread::spawn(move || tx.send(block_on(o2.flush(short)).status));
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(20)),
+        Ok(FlushStatus::Deadline),
+        "the deadline timer stopped waking flushes"
+    );
+    hung.release();
+    drop(broken);
+    answered(&o);
+}

@@ -13,6 +13,7 @@
 
 use std::collections::BinaryHeap;
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
@@ -261,7 +262,7 @@ impl Waiter {
             self.done.notify_all();
         }
         if let Some(w) = waker {
-            w.wake();
+            wake(w);
         }
     }
 
@@ -483,6 +484,13 @@ impl Future for FlushWait {
     }
 }
 
+/// Wakes a flush's task. A waker that panics (a broken executor) costs that task its
+/// wake-up only: the thread waking it, the delivery worker or the deadline timer, serves
+/// every other flush too, and must neither unwind out of the middle of a batch nor die.
+fn wake(waker: Waker) {
+    let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
+}
+
 /// `now + timeout`, saturating: a `Duration::MAX` timeout ("wait as long as it takes")
 /// is about a century away instead of an `Instant` overflow panic.
 pub fn deadline_after(timeout: Duration) -> Instant {
@@ -597,7 +605,7 @@ impl Timer {
                 for waiter in due.drain(..) {
                     let waker = lock(&waiter.slot).waker.take();
                     if let Some(w) = waker {
-                        w.wake();
+                        wake(w);
                     }
                 }
                 deadlines = lock(&self.deadlines);
