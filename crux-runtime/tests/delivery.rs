@@ -1222,6 +1222,15 @@ fn two_observers_whose_prompt_sinks_flush_each_other_do_not_deadlock() {
     assert!(started.elapsed() < Duration::from_secs(20));
     to_b.observer.lock().unwrap().take();
     to_a.observer.lock().unwrap().take();
+    // A worker's pass may still be inside a sink call whose nested flush waits (50 ms) for
+    // the other observer; if a deadline passed during that call, the circuit breaker is
+    // open until it returns, and a flush now would be bypassed. The sinks no longer flush
+    // anyone, so the call returns within its bound.
+    let closed_by = Instant::now() + Duration::from_secs(10);
+    while a.stats().sink_hung || b.stats().sink_hung {
+        assert!(Instant::now() < closed_by, "a sink call never returned");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     for (o, into_it) in [(&a, &to_a), (&b, &to_b)] {
         assert_eq!(
             o.flush_blocking(FlushOptions::FINAL).status,
