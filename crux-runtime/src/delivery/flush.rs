@@ -335,7 +335,6 @@ impl FlushWait {
                 ..FlushResult::EMPTY
             });
         }
-        let deadline = deadline_after(timeout);
         let counters = &pipeline.counters;
         let mut declined = Declined::NotPrompt;
         if pipeline.inline {
@@ -354,6 +353,10 @@ impl FlushWait {
                 Err(why) => declined = why,
             }
         }
+        // Read the clock only for a flush that waits: most boundary flushes with prompt
+        // sinks are done above, on this thread (the bound counts from here, so a declined
+        // attempt, a quick `try_lock`, does not shorten it).
+        let deadline = deadline_after(timeout);
         let waiter = pipeline.request_flush(|target| Waiter::new(target, counters));
         let mut wait = Self {
             pipeline,
