@@ -224,6 +224,8 @@ pub(crate) struct Waiter {
     pub(crate) target: u64,
     /// When the flush was requested (the worker reports the latency of each completion).
     pub(crate) requested_at: Instant,
+    /// The sink call in progress when the flush registered (0: none), for the breaker.
+    call_at_request: u64,
     progress: Progress,
     /// In the pipeline's list of flushes (changed under the queue lock only).
     pub(crate) listed: AtomicBool,
@@ -236,10 +238,12 @@ pub(crate) struct Waiter {
 }
 
 impl Waiter {
-    pub(crate) fn new(target: u64, counters: &Counters) -> Self {
+    pub(crate) fn new(target: u64, pipeline: &Pipeline) -> Self {
+        let counters = &pipeline.counters;
         Self {
             target,
             requested_at: Instant::now(),
+            call_at_request: pipeline.sink_call(),
             progress: Progress::new(counters),
             listed: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
@@ -269,7 +273,7 @@ impl Waiter {
     /// The result at the deadline; a sink stuck in one call since before the request
     /// opens the circuit breaker.
     fn deadline_result(&self, pipeline: &Pipeline) -> FlushResult {
-        pipeline.deadline_passed(self.requested_at);
+        pipeline.deadline_passed(self.call_at_request);
         let (delivered, rejected, dropped, _) = self.progress.since(&pipeline.counters);
         let done = pipeline.done_upto.load(Ordering::Acquire);
         FlushResult {
@@ -357,7 +361,7 @@ impl FlushWait {
         // sinks are done above, on this thread (the bound counts from here, so a declined
         // attempt, a quick `try_lock`, does not shorten it).
         let deadline = deadline_after(timeout);
-        let waiter = pipeline.request_flush(|target| Waiter::new(target, counters));
+        let waiter = pipeline.request_flush(|target| Waiter::new(target, &pipeline));
         let mut wait = Self {
             pipeline,
             waiter,

@@ -184,12 +184,10 @@ pub(crate) struct Pipeline {
     /// The sinks whose `flush` has work to do ([`Sink::needs_flush`]), by index: only
     /// these are called by flushes.
     flushed: Vec<usize>,
-    /// The origin of `sink_call_started`.
-    epoch: Instant,
-    /// The sink call (write or flush) the worker is in: its number, 0 when in none.
+    /// The sink call (write or flush) in progress: its number, 0 when in none. A flush
+    /// notes it when it registers, so the breaker knows a call that was already under way
+    /// then without reading the clock for every call.
     sink_call: AtomicU64,
-    /// When that call started, in ns since `epoch`.
-    sink_call_started: AtomicU64,
     /// The circuit breaker: the number of the sink call that outlasted a whole flush
     /// bound. While that call is still the one in progress, flushes do not wait.
     hung_call: AtomicU64,
@@ -236,9 +234,7 @@ impl Pipeline {
             shutdown: AtomicBool::new(false),
             worker: Mutex::new(None),
             sinks,
-            epoch: Instant::now(),
             sink_call: AtomicU64::new(0),
-            sink_call_started: AtomicU64::new(0),
             hung_call: AtomicU64::new(0),
             struck_call: AtomicU64::new(0),
             hung_unreported: AtomicBool::new(false),
@@ -404,16 +400,9 @@ impl Pipeline {
         }
     }
 
-    /// The sink call in progress, if any: its number and when it started.
-    fn sink_call(&self) -> Option<(u64, Instant)> {
-        let call = self.sink_call.load(Ordering::Acquire);
-        if call == 0 {
-            return None;
-        }
-        let started = self.sink_call_started.load(Ordering::Acquire);
-        // A call that ended meanwhile gave its `started` to the next one: check again.
-        (self.sink_call.load(Ordering::Acquire) == call)
-            .then(|| (call, self.epoch + Duration::from_nanos(started)))
+    /// The number of the sink call in progress, 0 when none is.
+    pub(crate) fn sink_call(&self) -> u64 {
+        self.sink_call.load(Ordering::Acquire)
     }
 
     /// Whether the circuit breaker is open: the sink call that outlasted a flush's whole
@@ -423,16 +412,18 @@ impl Pipeline {
         hung != 0 && self.sink_call.load(Ordering::Acquire) == hung
     }
 
-    /// A flush requested at `requested_at` reached its deadline while the worker is in a
-    /// sink call. The sink keeps timing out, and the circuit breaker opens (until that
-    /// call returns), when the call began before the flush did (it did not answer for the
-    /// flush's whole bound) or when it is the second deadline passed during that call.
-    pub(crate) fn deadline_passed(&self, requested_at: Instant) {
-        let Some((call, started)) = self.sink_call() else {
+    /// A flush reached its deadline; `call_at_request` is the sink call that was in
+    /// progress when it registered ([`sink_call`](Pipeline::sink_call)). If a sink call is
+    /// in progress now, the sink keeps timing out, and the circuit breaker opens (until
+    /// that call returns), when it is that same call (it did not answer for the flush's
+    /// whole bound) or when it is the second deadline passed during it.
+    pub(crate) fn deadline_passed(&self, call_at_request: u64) {
+        let call = self.sink_call();
+        if call == 0 {
             return;
-        };
+        }
         let keeps_timing_out =
-            started <= requested_at || self.struck_call.swap(call, Ordering::AcqRel) == call;
+            call == call_at_request || self.struck_call.swap(call, Ordering::AcqRel) == call;
         if keeps_timing_out && self.hung_call.swap(call, Ordering::AcqRel) != call {
             self.hung_unreported.store(true, Ordering::Release);
         }
@@ -453,8 +444,6 @@ impl Pipeline {
     /// Runs one sink call, marked so that flushes can tell a hung sink (`sink_call`).
     fn in_sink<R>(&self, call: &mut u64, f: impl FnOnce() -> R) -> R {
         *call += 1;
-        let started = self.epoch.elapsed().as_nanos() as u64;
-        self.sink_call_started.store(started, Ordering::Release);
         self.sink_call.store(*call, Ordering::Release);
         let r = f();
         self.sink_call.store(0, Ordering::Release);
