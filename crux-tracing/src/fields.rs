@@ -18,15 +18,19 @@ use crate::table::MIX;
 const BASE_SLOTS: usize = 64;
 const _: () = assert!(BASE_SLOTS.is_power_of_two() && BASE_SLOTS > 1);
 
+/// A thread's cached lists: slot `i` holds a callsite (its metadata's address) and its
+/// frozen list.
+type Bases = [Option<(usize, Attributes)>; BASE_SLOTS];
+
 thread_local! {
     /// The frozen `level` and `target` list of the callsites (by their metadata's address)
     /// whose spans this thread opened without field values, two-way set-associative: a
     /// lookup is one multiply and at most two compares (a hash map's took ≈ 90
     /// instructions a span). Two callsites that hash to one slot both keep a place (the
     /// slot and its pair); a third evicts the first and builds its list again (the same
-    /// entries). Allocated on a thread's first such span, so threads that never open one
-    /// carry nothing.
-    static BASES: RefCell<Vec<Option<(usize, Attributes)>>> = const { RefCell::new(Vec::new()) };
+    /// entries). A fixed array, so an index needs no bounds check; boxed on a thread's
+    /// first such span, so threads that never open one carry nothing.
+    static BASES: RefCell<Option<Box<Bases>>> = const { RefCell::new(None) };
 }
 
 /// What visiting a span's or event's fields found.
@@ -52,21 +56,20 @@ impl Fields {
         }
     }
 
-    /// For a span opened with no field values: `level` and `target` only, shared with the
-    /// callsite's earlier spans on this thread (a frozen list: one reference count, no
-    /// allocation per span, while the callsite keeps its place in the cache; one that lost
-    /// it builds its list again). Visiting would find nothing, so nothing else is set.
-    pub(crate) fn without_values(meta: &'static Metadata<'static>) -> Self {
+    /// The attributes of a span opened with no field values: `level` and `target` only,
+    /// shared with the callsite's earlier spans on this thread (a frozen list: one
+    /// reference count, no allocation per span, while the callsite keeps its place in the
+    /// cache; one that lost it builds its list again). Visiting would find nothing, so
+    /// there is no message, primitive or error to return beside them.
+    pub(crate) fn without_values(meta: &'static Metadata<'static>) -> Attributes {
         let key = std::ptr::from_ref(meta) as usize;
         // The top bits of the multiplied address (every bit of it moves them), as many as
         // index a slot.
         let slot = ((key as u64).wrapping_mul(MIX) >> (u64::BITS - BASE_SLOTS.ilog2())) as usize;
-        let attributes = BASES
+        BASES
             .try_with(|bases| {
                 let mut bases = bases.borrow_mut();
-                if bases.is_empty() {
-                    bases.resize_with(BASE_SLOTS, || None);
-                }
+                let bases = bases.get_or_insert_with(|| Box::new([const { None }; BASE_SLOTS]));
                 let pair = slot ^ 1;
                 for at in [slot, pair] {
                     if let Some((k, base)) = &bases[at]
@@ -82,8 +85,7 @@ impl Fields {
                 };
                 bases[at].insert((key, Self::base(meta).freeze())).1.clone()
             })
-            .unwrap_or_else(|_| Self::base(meta));
-        Self::with(attributes)
+            .unwrap_or_else(|_| Self::base(meta))
     }
 
     /// `level` and `target`, in one allocation sized for every field of the callsite too
@@ -160,8 +162,7 @@ mod tests {
         assert_eq!(visited, r#"{"level":"WARN","target":"db"}"#);
         for _ in 0..2 {
             let shared = Fields::without_values(meta);
-            assert_eq!(serde_json::to_string(&shared.attributes).unwrap(), visited);
-            assert!(shared.message.is_none() && shared.primitive.is_none());
+            assert_eq!(serde_json::to_string(&shared).unwrap(), visited);
         }
     }
 
@@ -188,7 +189,7 @@ mod tests {
             for (target, meta) in &metas {
                 let shared = Fields::without_values(meta);
                 assert_eq!(
-                    serde_json::to_string(&shared.attributes).unwrap(),
+                    serde_json::to_string(&shared).unwrap(),
                     format!(r#"{{"level":"INFO","target":"{target}"}}"#)
                 );
             }

@@ -396,32 +396,25 @@ where
             }
             return;
         }
-        let fields = if attrs.is_empty() {
-            Fields::without_values(meta)
+        let (attributes, primitive, error) = if attrs.is_empty() {
+            (Fields::without_values(meta), self.primitive_for(meta), None)
         } else {
             let mut fields = Fields::new(meta);
             attrs.record(&mut fields);
-            fields
+            let primitive = fields.primitive.unwrap_or_else(|| self.primitive_for(meta));
+            (fields.attributes, primitive, fields.error)
         };
-        let primitive = fields.primitive.unwrap_or_else(|| self.primitive_for(meta));
         // In the current scope the builder takes its own clone of it; holding one here
         // too would cost two more reference-count round trips per span.
         let builder = match &explicit {
             Some(parent) => parent.span(meta.name(), primitive),
             None => observe::span(meta.name(), primitive),
         };
-        let span = builder.attrs(fields.attributes).start();
+        let span = builder.attrs(attributes).start();
         let Some(scope) = span.scope() else {
             return; // a disabled observer: nothing to record
         };
-        self.recorded.insert(
-            id,
-            Recorded {
-                span,
-                scope,
-                error: fields.error,
-            },
-        );
+        self.recorded.insert(id, Recorded { span, scope, error });
         LIVE.fetch_add(1, Ordering::Relaxed);
     }
 
