@@ -464,15 +464,12 @@ where
         let id = id.into_u64();
         let _ = ENTERED.try_with(|e| {
             let mut entered = e.borrow_mut();
-            let Some(at) = entered.iter().rposition(|(i, _)| *i == id) else {
-                return;
-            };
-            if at + 1 == entered.len() {
-                // The usual case, the innermost span exits: a pop, no shifting.
+            if entered.last().is_some_and(|(i, _)| *i == id) {
+                // The usual case, the innermost span exits: a pop, no search, no shifting.
                 let previous = entered.pop().and_then(|(_, previous)| previous);
                 drop(entered);
                 observe::replace_current_scope(previous);
-            } else {
+            } else if let Some(at) = entered.iter().rposition(|(i, _)| *i == id) {
                 let (_, previous) = entered.remove(at);
                 // Exited out of order: the span entered after this one now restores what
                 // this one replaced, and the current scope stays that later span's.
