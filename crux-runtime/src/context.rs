@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 use std::task::{Context, Poll};
 
+use crate::delivery::Slot;
 use crate::envelope::WireContext;
 use crate::ids::{RunId, SegmentId, SpanId, SpanStack, TraceId};
 use crate::observe::Observer;
@@ -70,29 +71,54 @@ impl Segment {
     /// Numbers and enqueues a record of this segment.
     #[inline]
     pub(crate) fn emit(&self, body: Body) {
-        self.emit_with(|| body);
+        if let Some(slot) = self.reserve() {
+            slot.fill(body);
+        }
     }
 
-    /// [`emit`](Segment::emit) with the body built where the record is: the body is
-    /// written straight into the record instead of being built apart and copied in (a
-    /// record-sized copy fewer per record on the hot path of spans).
-    #[inline]
-    pub(crate) fn emit_with(&self, body: impl FnOnce() -> Body) {
-        let Some(pipeline) = self.observer.pipeline() else {
-            return;
-        };
+    /// Room for one record of this segment in the queue, its number taken (`None` when
+    /// nothing records): the caller builds the body after this, in its own frame, and
+    /// [`fill`](RecordSlot::fill) writes it straight into the record. A body built before
+    /// (or inside a closure, whose captures are a copy of their own) is copied in again:
+    /// a span's records skip that copy.
+    // Always inlined: out of line, the slot it returns is passed through memory.
+    #[inline(always)]
+    pub(crate) fn reserve(&self) -> Option<RecordSlot<'_>> {
+        let pipeline = self.observer.pipeline()?;
         let extra = self.extra.clone();
-        pipeline.push(&self.seq, |seq| Record {
+        Some(RecordSlot {
+            segment: self,
+            extra,
+            slot: pipeline.reserve(&self.seq),
+        })
+    }
+}
+
+/// One record of a segment on its way into the queue ([`Segment::reserve`]); the queue
+/// lock is held until [`fill`](RecordSlot::fill).
+pub(crate) struct RecordSlot<'a> {
+    segment: &'a Segment,
+    extra: Option<Arc<SegmentExtra>>,
+    slot: Slot<'a>,
+}
+
+impl RecordSlot<'_> {
+    /// Queues the record of `body`.
+    #[inline(always)]
+    pub(crate) fn fill(self, body: Body) {
+        let segment = self.segment;
+        let segment_seq = self.slot.seq();
+        self.slot.fill(Record {
             base: Base {
                 record_id: None,
-                run_id: self.run_id,
-                operation_id: self.operation_id,
-                segment_id: self.segment_id,
-                segment_seq: seq,
-                trace_id: self.trace_id,
-                extra,
+                run_id: segment.run_id,
+                operation_id: segment.operation_id,
+                segment_id: segment.segment_id,
+                segment_seq,
+                trace_id: segment.trace_id,
+                extra: self.extra,
             },
-            body: body(),
+            body,
         });
     }
 }

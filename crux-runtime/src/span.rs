@@ -159,15 +159,19 @@ impl SpanBuilder {
         let id = SpanId::generate();
         let started = self.started_at.unwrap_or_else(Timestamp::now);
         let parent_span_id = scope.current_span_id();
-        scope.segment.emit_with(|| Body::SpanStart {
-            span_id: id,
-            parent_span_id,
-            primitive: self.primitive,
-            name: self.name,
-            started_at: started,
-            fields: self.fields,
-            attributes: self.attributes,
-        });
+        // The body is built once the slot is taken, so its fields go from the builder
+        // straight into the record.
+        if let Some(slot) = scope.segment.reserve() {
+            slot.fill(Body::SpanStart {
+                span_id: id,
+                parent_span_id,
+                primitive: self.primitive,
+                name: self.name,
+                started_at: started,
+                fields: self.fields,
+                attributes: self.attributes,
+            });
+        }
         Span {
             live: Some(Live {
                 scope,
@@ -324,8 +328,16 @@ impl Span {
     }
 
     /// Ends the span with `status`.
-    pub fn end(mut self, status: SpanStatus) {
-        self.finish(status, None);
+    pub fn end(self, status: SpanStatus) {
+        if let Some(live) = self.into_live() {
+            live.finish(status, None);
+        }
+    }
+
+    /// The open span's state, taken without running [`Drop`]: an ended span would only
+    /// check it again, and the drop glue of the emptied field is one more call per span.
+    fn into_live(self) -> Option<Live> {
+        std::mem::ManuallyDrop::new(self).live.take()
     }
 
     /// Ends the span as `error`, recording the evidence: an `exception` event, an
@@ -334,8 +346,8 @@ impl Span {
     /// Messages are cut to [`MAX_ERROR_MESSAGE`] and the artifact's preview to
     /// [`MAX_ERROR_RAW`] bytes (the cut marked, `sizeBytes` the full size), so a huge error
     /// cannot blow up a record; `error` itself is untouched.
-    pub fn fail(mut self, error: &crate::Error) {
-        if let Some(l) = &self.live {
+    pub fn fail(self, error: &crate::Error) {
+        if let Some(l) = self.into_live() {
             let seg = &l.scope.segment;
             let now = Timestamp::now();
             seg.emit(Body::SpanEvent {
@@ -362,22 +374,33 @@ impl Span {
                 size_bytes: Some(size as u64),
                 preview: Some(raw),
             });
+            l.finish(SpanStatus::Error, Some(ErrorSummary::from(error)));
         }
-        self.finish(SpanStatus::Error, Some(ErrorSummary::from(error)));
     }
+}
 
-    fn finish(&mut self, status: SpanStatus, error: Option<ErrorSummary>) {
-        if let Some(l) = self.live.take() {
-            let now = Timestamp::now();
-            let duration_ms = now.millis_since(l.started);
-            l.scope.segment.emit_with(|| Body::SpanEnd {
-                span_id: l.id,
+impl Live {
+    /// Records `span:end`.
+    fn finish(self, status: SpanStatus, error: Option<ErrorSummary>) {
+        let now = Timestamp::now();
+        let duration_ms = now.millis_since(self.started);
+        let Live {
+            scope,
+            id,
+            end_attributes,
+            metrics,
+            ..
+        } = self;
+        // As in `start`: the body built once the slot is taken.
+        if let Some(slot) = scope.segment.reserve() {
+            slot.fill(Body::SpanEnd {
+                span_id: id,
                 ended_at: now,
                 duration_ms,
                 status,
                 error,
-                metrics: l.metrics,
-                attributes: l.end_attributes,
+                metrics,
+                attributes: end_attributes,
             });
         }
     }
@@ -385,11 +408,11 @@ impl Span {
 
 impl Drop for Span {
     fn drop(&mut self) {
-        // An ended span (`end`/`fail` took its state) costs only the check: `finish` is
-        // not called again, which a span ended the usual way would pay for on every drop.
-        if let Some(l) = &mut self.live {
-            l.end_attributes.set("crux.dropped", true);
-            self.finish(SpanStatus::Cancelled, None);
+        // A span ended with `end`/`fail` never gets here (`into_live`): only a span
+        // dropped while open is recorded as cancelled.
+        if let Some(mut live) = self.live.take() {
+            live.end_attributes.set("crux.dropped", true);
+            live.finish(SpanStatus::Cancelled, None);
         }
     }
 }

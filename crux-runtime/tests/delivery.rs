@@ -306,6 +306,58 @@ fn below_capacity_n_records_in_are_n_records_out_from_many_threads() {
     );
 }
 
+/// A segment's sequence number is taken under the queue lock its record enters by, so
+/// spans of one scope written from several threads at once reach the sinks numbered
+/// 1, 2, 3, ... in the order delivered, each span's start before its end.
+#[test]
+fn one_segment_written_from_many_threads_reaches_the_sinks_in_sequence_order() {
+    let memory = Memory::new();
+    let o = Observer::builder().sink(memory.clone()).build();
+    let run = o.open_run(RunOptions::new("r", "agent.run"));
+    let scope = run.scope();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let scope = scope.clone();
+            s.spawn(move || {
+                for i in 0..500 {
+                    scope
+                        .span(format!("t{t} span {i}"), "tool.call")
+                        .start()
+                        .end(SpanStatus::Ok);
+                }
+            });
+        }
+    });
+    assert_eq!(
+        o.flush_blocking(FlushOptions::FINAL).status,
+        FlushStatus::Drained
+    );
+    let records = memory.records();
+    let n = 1 + 4 * 500 * 2;
+    assert_eq!(records.len(), n);
+    let seqs: Vec<u64> = records
+        .iter()
+        .map(|r| r["segmentSeq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=n as u64).collect::<Vec<u64>>());
+    let mut open = std::collections::HashSet::new();
+    for r in &records[1..] {
+        let id = r["spanId"].as_str().unwrap().to_owned();
+        match r["type"].as_str().unwrap() {
+            "span:start" => assert!(open.insert(id), "one start per span"),
+            "span:end" => assert!(open.remove(&id), "an end after its start"),
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(open.is_empty(), "every span ended");
+    let stats = o.stats();
+    assert_eq!(
+        (stats.accepted, stats.delivered, stats.dropped),
+        (n as u64, n as u64, 0)
+    );
+    drop(run);
+}
+
 #[test]
 fn json_lines_appends_one_record_a_line_and_flushes() {
     let dir = std::env::temp_dir().join(format!("crux-jsonl-{}", std::process::id()));
