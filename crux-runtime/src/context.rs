@@ -95,7 +95,9 @@ impl Segment {
 }
 
 /// One record of a segment on its way into the queue ([`Segment::reserve`]); the queue
-/// lock is held until [`fill`](RecordSlot::fill).
+/// lock is held until [`fill`](RecordSlot::fill). Nothing fallible belongs between the two:
+/// a slot dropped unfilled leaves a hole in `segmentSeq`.
+#[must_use = "a slot dropped unfilled leaves a hole in segmentSeq"]
 pub(crate) struct RecordSlot<'a> {
     segment: &'a Segment,
     extra: Option<Arc<SegmentExtra>>,

@@ -201,6 +201,10 @@ pub struct Span {
     live: Option<Live>,
 }
 
+// `into_live` skips `Drop` with `ManuallyDrop` and takes `live` out: leak-free only while
+// `live` is the span's one field.
+const _: () = assert!(std::mem::size_of::<Span>() == std::mem::size_of::<Option<Live>>());
+
 impl fmt::Debug for Span {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Span").field("id", &self.id()).finish()
@@ -347,34 +351,40 @@ impl Span {
     /// [`MAX_ERROR_RAW`] bytes (the cut marked, `sizeBytes` the full size), so a huge error
     /// cannot blow up a record; `error` itself is untouched.
     pub fn fail(self, error: &crate::Error) {
+        // The evidence is built while the span still owns its state, so a panic on the way
+        // leaves it to `Drop` (recorded as cancelled), never without its `span:end`.
+        let Some(l) = &self.live else {
+            return;
+        };
+        let seg = &l.scope.segment;
+        let now = Timestamp::now();
+        seg.emit(Body::SpanEvent {
+            span_id: l.id,
+            event_id: EventId::generate(),
+            name: Cow::Borrowed("exception"),
+            timestamp: now,
+            attributes: Attributes::new()
+                .with("exception.type", error.name())
+                .with(
+                    "exception.message",
+                    cap_text(error.message(), MAX_ERROR_MESSAGE).into_owned(),
+                )
+                .with("error.kind", format!("{:?}", error.kind())),
+        });
+        let (raw, size) = capped_json(error, MAX_ERROR_RAW);
+        seg.emit(Body::Artifact {
+            artifact_id: ArtifactId::generate(),
+            span_id: Some(l.id),
+            kind: "error.raw",
+            created_at: now,
+            content_type: "application/json",
+            encoding: "json",
+            size_bytes: Some(size as u64),
+            preview: Some(raw),
+        });
+        let summary = ErrorSummary::from(error);
         if let Some(l) = self.into_live() {
-            let seg = &l.scope.segment;
-            let now = Timestamp::now();
-            seg.emit(Body::SpanEvent {
-                span_id: l.id,
-                event_id: EventId::generate(),
-                name: Cow::Borrowed("exception"),
-                timestamp: now,
-                attributes: Attributes::new()
-                    .with("exception.type", error.name())
-                    .with(
-                        "exception.message",
-                        cap_text(error.message(), MAX_ERROR_MESSAGE).into_owned(),
-                    )
-                    .with("error.kind", format!("{:?}", error.kind())),
-            });
-            let (raw, size) = capped_json(error, MAX_ERROR_RAW);
-            seg.emit(Body::Artifact {
-                artifact_id: ArtifactId::generate(),
-                span_id: Some(l.id),
-                kind: "error.raw",
-                created_at: now,
-                content_type: "application/json",
-                encoding: "json",
-                size_bytes: Some(size as u64),
-                preview: Some(raw),
-            });
-            l.finish(SpanStatus::Error, Some(ErrorSummary::from(error)));
+            l.finish(SpanStatus::Error, Some(summary));
         }
     }
 }

@@ -315,10 +315,13 @@ fn one_segment_written_from_many_threads_reaches_the_sinks_in_sequence_order() {
     let o = Observer::builder().sink(memory.clone()).build();
     let run = o.open_run(RunOptions::new("r", "agent.run"));
     let scope = run.scope();
+    // All four start together, so their records interleave from the first one.
+    let start = std::sync::Barrier::new(4);
     std::thread::scope(|s| {
         for t in 0..4 {
-            let scope = scope.clone();
+            let (scope, start) = (scope.clone(), &start);
             s.spawn(move || {
+                start.wait();
                 for i in 0..500 {
                     scope
                         .span(format!("t{t} span {i}"), "tool.call")

@@ -269,20 +269,29 @@ impl Pipeline {
     pub(crate) fn reserve(&self, seq: &AtomicU32) -> Slot<'_> {
         let mut state = self.lock();
         if state.queue.len() >= self.capacity {
-            state.queue.pop_front();
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            self.drop_oldest(&mut state.queue);
+        }
+        // Room first: a growth that panics (capacity overflow) has taken no number yet.
+        if state.queue.len() == state.queue.capacity() {
+            grow(&mut state.queue);
         }
         // Every update of a segment's counter happens under this lock.
         let n = seq.load(Ordering::Relaxed) + 1;
         seq.store(n, Ordering::Relaxed);
-        if state.queue.len() == state.queue.capacity() {
-            grow(&mut state.queue);
-        }
         Slot {
             pipeline: self,
             state,
             seq: n,
         }
+    }
+
+    /// A full queue drops its oldest record, counted; out of line, so the inlined
+    /// [`reserve`](Pipeline::reserve) at every emitting site carries only the call.
+    #[cold]
+    #[inline(never)]
+    fn drop_oldest(&self, queue: &mut VecDeque<Record>) {
+        queue.pop_front();
+        self.counters.dropped.fetch_add(1, Ordering::Relaxed);
     }
 
     fn wake(&self) {
@@ -733,7 +742,10 @@ impl Pipeline {
 }
 
 /// The queue lock held for one record, room for it made and its segment sequence number
-/// taken ([`Pipeline::reserve`]).
+/// taken ([`Pipeline::reserve`]). Nothing that can fail or panic belongs between the
+/// reserve and [`fill`](Slot::fill): a slot dropped unfilled leaves its number unused, a
+/// hole in the segment's `segmentSeq`.
+#[must_use = "a slot dropped unfilled leaves a hole in segmentSeq"]
 pub(crate) struct Slot<'a> {
     pipeline: &'a Pipeline,
     state: MutexGuard<'a, State>,
