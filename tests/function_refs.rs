@@ -99,6 +99,54 @@ fn defaults_and_overrides() {
     assert_eq!(save.visibility, Visibility::Internal);
 }
 
+/// An action declaring no options.
+#[crux::action]
+pub async fn bare(_ctx: &ActionCtx) -> crux::Result<()> {
+    Ok(())
+}
+
+/// An internal query declaring no options.
+#[crux::internal_query]
+pub async fn count(_ctx: &QueryCtx) -> crux::Result<u64> {
+    Ok(0)
+}
+
+/// A public mutation declaring no options.
+#[crux::mutation]
+pub async fn touch(_ctx: &crux::local::MutationCtx) -> crux::Result<()> {
+    Ok(())
+}
+
+/// What an attribute leaves unsaid comes from its kind's defaults (the generated `METADATA`
+/// spells out only the module path, the export name and the options given).
+#[test]
+fn attributes_without_options_take_their_kinds_defaults() {
+    let action = <bare as Function>::METADATA;
+    assert_eq!(
+        (action.kind, action.visibility, action.export),
+        (FunctionKind::Action, Visibility::Public, "bare")
+    );
+    assert_eq!(
+        action.flush,
+        Some(crux::function::Metadata::DEFAULT_FLUSH),
+        "an action flushes by default"
+    );
+    assert_eq!((action.path, action.name, action.root), (None, None, None));
+    assert!(action.attributes.is_empty());
+    assert_eq!(action.module_path, "function_refs");
+
+    let query = <count as Function>::METADATA;
+    assert_eq!(
+        (query.kind, query.visibility, query.flush),
+        (FunctionKind::Query, Visibility::Internal, None)
+    );
+    let mutation = <touch as Function>::METADATA;
+    assert_eq!(
+        (mutation.kind, mutation.visibility, mutation.flush),
+        (FunctionKind::Mutation, Visibility::Public, None)
+    );
+}
+
 #[test]
 fn convex_paths_come_from_the_module_path_unless_overridden() {
     assert_eq!(respond::path(), "function_refs:respond");

@@ -3,6 +3,10 @@
 # without attributes, in a scratch crate. Touches one file and times the incremental
 # rebuild (`cargo build`, dev profile), RUNS times per variant; prints the medians.
 #
+# With CRUX_COMPILE_COST_CALLGRIND=1 it also counts the instructions of the rebuild's rustc
+# (one more touched rebuild per variant, rustc under valgrind's callgrind through a
+# RUSTC_WRAPPER): unlike the times, the count does not depend on the machine's load.
+#
 # Not run in CI. Usage: crux-macros/benches/compile_cost.sh [RUNS]   (default 7)
 set -euo pipefail
 shopt -s inherit_errexit
@@ -68,6 +72,29 @@ RS
     done
 }
 
+# A RUSTC_WRAPPER that runs the scratch crate's own rustc under callgrind when
+# CRUX_CALLGRIND_OUT is set, and every other rustc (and every other build) as it is; set for
+# every build, so switching it on does not change cargo's fingerprints.
+WRAPPER="$SCRATCH/rustc-wrapper.sh"
+mkdir -p "$SCRATCH"
+cat > "$WRAPPER" <<'SH'
+#!/usr/bin/env bash
+rustc="$1"; shift
+if [[ -n "${CRUX_CALLGRIND_OUT:-}" && -n "${CARGO_PRIMARY_PACKAGE:-}" ]]; then
+    exec valgrind --tool=callgrind -q --callgrind-out-file="$CRUX_CALLGRIND_OUT" "$rustc" "$@"
+fi
+exec "$rustc" "$@"
+SH
+chmod +x "$WRAPPER"
+export RUSTC_WRAPPER="$WRAPPER"
+
+instructions() { # dir: rustc instructions of one incremental rebuild after touching one file
+    local dir="$1" out="$SCRATCH/callgrind.out"
+    touch "$dir/src/m0.rs"
+    (cd "$dir" && CRUX_CALLGRIND_OUT="$out" cargo build -q)
+    awk '/^totals:/ { print $2 }' "$out"
+}
+
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 measure() { # dir
@@ -95,3 +122,10 @@ echo "handlers: $HANDLERS, runs: $RUNS (medians, incremental rebuild after touch
 echo "plain:     ${plain} s"
 echo "annotated: ${annotated} s"
 echo "added:     ${added} s (${per_fn} ms per handler), ratio ${ratio}x"
+if [[ "${CRUX_COMPILE_COST_CALLGRIND:-0}" == 1 ]]; then
+    plain_ir=$(instructions "$SCRATCH/plain")
+    annotated_ir=$(instructions "$SCRATCH/annotated")
+    echo "rustc instructions (callgrind, one incremental rebuild): plain ${plain_ir}," \
+        "annotated ${annotated_ir}, added $((annotated_ir - plain_ir))" \
+        "($(( (annotated_ir - plain_ir) / HANDLERS )) per handler)"
+fi

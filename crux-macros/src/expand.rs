@@ -10,7 +10,7 @@
 //! function's name and types.
 
 use proc_macro2::{Literal, Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Attribute, Ident, LitStr};
@@ -28,7 +28,7 @@ use crate::kind::Kind;
 pub fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
     let cx = Ctxt::default();
     let options = args::parse(kind, args, &cx);
-    let handler: HandlerFn = match syn::parse2(item.clone()) {
+    let handler = match HandlerFn::from_item(item.clone()) {
         Ok(handler) => handler,
         Err(err) => {
             cx.error(
@@ -103,23 +103,25 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
             quote!(let #pat = #binding;)
         }
     });
-    let asyncness = &sig.asyncness;
     let fn_token = &sig.fn_token;
     let handler_ident = Ident::new("handler", ident.span());
-    let ret = &shape.ret;
-    let output_ty = &shape.output;
-    let ctx_ty = &shape.ctx_ty;
+    // The user's types, each turned into tokens (and its span found) once: every
+    // interpolation of a syn tree re-emits it token by token.
+    let ret = Typed::new(&shape.ret);
+    let output_ty = Typed::new(&shape.output);
+    let ctx_ty = Typed::new(&shape.ctx_ty);
+    let arg_ty = shape.args.as_ref().map(|args| Typed::new(&args.ty));
     let ctx = &shape.ctx.binding;
     // The runtime's result type, spanned at the user's return type (whose own spelling only
     // the `handler_result` check sees, so a foreign error type is reported once, there).
-    let result_ty = quote_spanned!(ret.span()=> #krate::Result<#output_ty>);
-    let fake_return = fake_return_edge(ret.span(), &result_ty);
+    let result_ty = {
+        let output_ty = &output_ty.tokens;
+        quote_spanned!(ret.span=> #krate::Result<#output_ty>)
+    };
+    let fake_return = fake_return_edge(ret.span, &p, &result_ty);
 
-    let args_ty = match &shape.args {
-        Some(args) => {
-            let ty = &args.ty;
-            quote!(#ty)
-        }
+    let args_ty = match &arg_ty {
+        Some(ty) => ty.tokens.clone(),
         None => quote!(#rt::NoArgs),
     };
     let (args_param, call_args) = if shape.args.is_some() {
@@ -127,24 +129,24 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
     } else {
         (quote!(_args), quote!(ctx, envelope))
     };
-    let boxed = quote_spanned!(ret.span()=> ::std::boxed::Box::pin(Self::handler(#call_args)));
+    let boxed = quote_spanned!(ret.span=> ::std::boxed::Box::pin(Self::handler(#call_args)));
     let call = quote! {
-        fn call(ctx: &Self::Context, #args_param: Self::Args, envelope: ::core::option::Option<::std::boxed::Box<#rt::Envelope>>) -> #rt::BoxFuture<'_, #krate::Result<Self::Output>> {
+        fn call(ctx: &Self::Context, #args_param: Self::Args, envelope: #rt::Incoming) -> #rt::BoxFuture<'_, #krate::Result<Self::Output>> {
             #boxed
         }
     };
 
     // Spanned at the return type, so errors about the body's result point there.
-    let invoke = quote_spanned! {ret.span()=>
+    let invoke = quote_spanned! {ret.span=>
         #p::invoke(#ctx, __crux, &<#ident as #p::Function>::METADATA, async move {
             #(#destructure)*
             #fake_return
             #body
         })
-        .await
     };
+    let (output_tokens, ctx_tokens) = (&output_ty.tokens, &ctx_ty.tokens);
     let metadata = metadata(kind, options, ident, &rt);
-    let checks = checks(kind, shape, &rt);
+    let checks = checks(kind, &ctx_ty, arg_ty.as_ref(), &output_ty, &ret, &rt);
 
     quote! {
         #(#docs)*
@@ -158,7 +160,7 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
             #(#attrs)*
             #handler_docs
             #(#lifted)*
-            #vis #asyncness #fn_token #handler_ident(#(#inputs,)* __crux: ::core::option::Option<::std::boxed::Box<#p::Envelope>>) -> #result_ty {
+            #vis #fn_token #handler_ident(#(#inputs,)* __crux: #p::Incoming) -> impl ::core::future::Future<Output = #result_ty> + '_ {
                 #invoke
             }
         }
@@ -168,8 +170,8 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
             use #p as #rt;
             impl #rt::Function for #ident {
                 type Args = #args_ty;
-                type Output = #output_ty;
-                type Context = #ctx_ty;
+                type Output = #output_tokens;
+                type Context = #ctx_tokens;
                 const METADATA: #rt::Metadata = #metadata;
                 fn path() -> &'static str {
                     static PATH: #rt::PathCell = #rt::PathCell::new();
@@ -190,93 +192,98 @@ const RT: &str = "__crux_rt";
 /// tracing's trick: an unreachable `return` of the result type, spanned at the user's return
 /// type, fixes the body's type first, so a mismatch in the user's body is reported against
 /// the user's code.
-fn fake_return_edge(span: Span, ty: &TokenStream) -> TokenStream {
+fn fake_return_edge(span: Span, p: &TokenStream, ty: &TokenStream) -> TokenStream {
     quote_spanned! {span=>
-        #[allow(
-            unknown_lints,
-            unreachable_code,
-            clippy::diverging_sub_expression,
-            clippy::empty_loop,
-            clippy::let_unit_value,
-            clippy::needless_return,
-            clippy::unreachable
-        )]
         if false {
-            let __crux_return: #ty = loop {};
-            return __crux_return;
+            return #p::fake_return::<#ty>();
         }
     }
 }
 
 fn metadata(kind: Kind, options: &Options, ident: &Ident, rt: &Ident) -> TokenStream {
-    let variant = Ident::new(kind.variant(), Span::call_site());
-    let visibility = if kind.internal {
-        format_ident!("Internal")
-    } else {
-        format_ident!("Public")
-    };
+    let defaults = Ident::new(kind.defaults(), Span::call_site());
     let export = LitStr::new(&ident.unraw().to_string(), ident.span());
-    let some_str = |lit: &Option<LitStr>| match lit {
-        Some(lit) => quote!(::core::option::Option::Some(#lit)),
-        None => quote!(::core::option::Option::None),
-    };
-    let path = some_str(&options.path);
-    let name = some_str(&options.name);
-    let root = some_str(&options.root);
-    let attributes = options.attributes.iter().map(|attribute| {
-        let key = LitStr::new(&attribute.key, Span::call_site());
-        let value = match &attribute.value {
-            AttrValue::Str(s) => quote!(Str(#s)),
-            AttrValue::Int(i) => {
-                let lit = Literal::i64_unsuffixed(*i);
-                quote!(Int(#lit))
-            }
-            AttrValue::Float(f) => {
-                let lit = Literal::f64_unsuffixed(*f);
-                quote!(Float(#lit))
-            }
-            AttrValue::Bool(b) => quote!(Bool(#b)),
-        };
-        quote!((#key, #rt::AttrLiteral::#value))
-    });
-    let flush = match (kind.opens_runs(), options.flush) {
-        (false, _) | (true, Flush::Disabled) => quote!(::core::option::Option::None),
-        (true, Flush::Default) => {
-            quote!(::core::option::Option::Some(#rt::Metadata::DEFAULT_FLUSH))
+    let mut fields = TokenStream::new();
+    let some_str = |field: &str, lit: &Option<LitStr>, fields: &mut TokenStream| {
+        if let Some(lit) = lit {
+            let field = Ident::new(field, Span::call_site());
+            fields.extend(quote!(#field: ::core::option::Option::Some(#lit),));
         }
+    };
+    some_str("path", &options.path, &mut fields);
+    some_str("name", &options.name, &mut fields);
+    some_str("root", &options.root, &mut fields);
+    if !options.attributes.is_empty() {
+        let attributes = options.attributes.iter().map(|attribute| {
+            let key = LitStr::new(&attribute.key, Span::call_site());
+            let value = match &attribute.value {
+                AttrValue::Str(s) => quote!(Str(#s)),
+                AttrValue::Int(i) => {
+                    let lit = Literal::i64_unsuffixed(*i);
+                    quote!(Int(#lit))
+                }
+                AttrValue::Float(f) => {
+                    let lit = Literal::f64_unsuffixed(*f);
+                    quote!(Float(#lit))
+                }
+                AttrValue::Bool(b) => quote!(Bool(#b)),
+            };
+            quote!((#key, #rt::AttrLiteral::#value))
+        });
+        fields.extend(quote!(attributes: &[#(#attributes),*],));
+    }
+    // The defaults hold `None` for queries and mutations and the default bound for actions.
+    match (kind.opens_runs(), options.flush) {
+        (false, _) | (true, Flush::Default) => {}
+        (true, Flush::Disabled) => fields.extend(quote!(flush: ::core::option::Option::None,)),
         (true, Flush::Millis(ms)) => {
             let ms = Literal::u64_unsuffixed(ms);
-            quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms)))
+            fields.extend(quote!(flush: ::core::option::Option::Some(::core::time::Duration::from_millis(#ms)),));
         }
-    };
+    }
     quote! {
         #rt::Metadata {
-            kind: #rt::FunctionKind::#variant,
-            visibility: #rt::Visibility::#visibility,
             module_path: ::core::module_path!(),
             export: #export,
-            path: #path,
-            name: #name,
-            root: #root,
-            attributes: &[#(#attributes),*],
-            flush: #flush,
+            #fields
+            ..#rt::#defaults
         }
+    }
+}
+
+/// A user's type as tokens, with the span errors about it point at.
+struct Typed {
+    tokens: TokenStream,
+    span: Span,
+}
+
+impl Typed {
+    fn new(ty: &syn::Type) -> Self {
+        let tokens = ty.to_token_stream();
+        let span = tokens.span();
+        Self { tokens, span }
     }
 }
 
 /// Trait-bound checks, each spanned at the user's type so errors (with the runtime's
 /// `#[diagnostic::on_unimplemented]` notes) point there.
-fn checks(kind: Kind, shape: &Shape, rt: &Ident) -> TokenStream {
+fn checks(
+    kind: Kind,
+    ctx_ty: &Typed,
+    args: Option<&Typed>,
+    output: &Typed,
+    ret: &Typed,
+    rt: &Ident,
+) -> TokenStream {
     let context_check = Ident::new(kind.context_check(), Span::call_site());
-    let ctx_ty = &shape.ctx_ty;
-    let mut checks = quote_spanned!(ctx_ty.span()=> #rt::#context_check::<#ctx_ty>(););
-    if let Some(args) = &shape.args {
-        let ty = &args.ty;
-        checks.extend(quote_spanned!(ty.span()=> #rt::function_args::<#ty>();));
+    let Typed { tokens, span } = ctx_ty;
+    let mut checks = quote_spanned!(*span=> #rt::#context_check::<#tokens>(););
+    if let Some(Typed { tokens, span }) = args {
+        checks.extend(quote_spanned!(*span=> #rt::function_args::<#tokens>();));
     }
-    let output = &shape.output;
-    checks.extend(quote_spanned!(output.span()=> #rt::function_output::<#output>();));
-    let ret = &shape.ret;
-    checks.extend(quote_spanned!(ret.span()=> #rt::handler_result::<#ret>();));
+    let Typed { tokens, span } = output;
+    checks.extend(quote_spanned!(*span=> #rt::function_output::<#tokens>();));
+    let Typed { tokens, span } = ret;
+    checks.extend(quote_spanned!(*span=> #rt::handler_result::<#tokens>();));
     checks
 }

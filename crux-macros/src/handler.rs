@@ -2,7 +2,7 @@
 //! checked for the shape every crux handler has: `async fn name(ctx: &Ctx[, args: Args]) ->
 //! Result<T>`.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Delimiter, TokenStream, TokenTree};
 use quote::{ToTokens, quote};
 use syn::parse::{Parse, ParseStream};
 use syn::{
@@ -40,6 +40,57 @@ impl Parse for HandlerFn {
             body,
         })
     }
+}
+
+impl HandlerFn {
+    /// Parses an annotated item. The body's brace group is split off at the top level and
+    /// kept as it came (one handle, not re-collected token by token) unless it starts with
+    /// inner attributes; syn parses only the attributes and the signature. Anything else
+    /// (not ending in a body, or a head that is no fn signature) goes through [`Parse`], so
+    /// its errors are syn's.
+    pub fn from_item(item: TokenStream) -> syn::Result<Self> {
+        let mut trees: Vec<TokenTree> = item.into_iter().collect();
+        let body = match trees.last() {
+            Some(TokenTree::Group(group))
+                if group.delimiter() == Delimiter::Brace
+                    && !starts_with_inner_attribute(&group.stream()) =>
+            {
+                group.stream()
+            }
+            _ => return syn::parse2(trees.into_iter().collect()),
+        };
+        let group = trees.pop();
+        let head: TokenStream = trees.iter().cloned().collect();
+        let parsed = syn::parse::Parser::parse2(
+            |input: ParseStream| {
+                let attrs = input.call(Attribute::parse_outer)?;
+                let vis = input.parse()?;
+                let sig = input.parse()?;
+                Ok((attrs, vis, sig))
+            },
+            head,
+        );
+        match parsed {
+            Ok((attrs, vis, sig)) => Ok(Self {
+                attrs,
+                vis,
+                sig,
+                inner_attrs: Vec::new(),
+                body,
+            }),
+            Err(_) => syn::parse2(trees.into_iter().chain(group).collect()),
+        }
+    }
+}
+
+/// Whether a body begins with `#!`: an inner attribute, which syn's [`Parse`] lifts.
+fn starts_with_inner_attribute(body: &TokenStream) -> bool {
+    let mut trees = body.clone().into_iter();
+    matches!(
+        (trees.next(), trees.next()),
+        (Some(TokenTree::Punct(hash)), Some(TokenTree::Punct(bang)))
+            if hash.as_char() == '#' && bang.as_char() == '!'
+    )
 }
 
 impl ToTokens for HandlerFn {

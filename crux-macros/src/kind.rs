@@ -44,12 +44,16 @@ impl Kind {
         self.family == Family::Action
     }
 
-    /// The `FunctionKind` variant the runtime uses.
-    pub fn variant(self) -> &'static str {
-        match self.family {
-            Family::Action => "Action",
-            Family::Query => "Query",
-            Family::Mutation => "Mutation",
+    /// The `crux::__private` const holding this attribute's metadata defaults (kind,
+    /// visibility, flush), the base of the generated `METADATA`.
+    pub fn defaults(self) -> &'static str {
+        match (self.family, self.internal) {
+            (Family::Action, false) => "ACTION",
+            (Family::Action, true) => "INTERNAL_ACTION",
+            (Family::Query, false) => "QUERY",
+            (Family::Query, true) => "INTERNAL_QUERY",
+            (Family::Mutation, false) => "MUTATION",
+            (Family::Mutation, true) => "INTERNAL_MUTATION",
         }
     }
 

@@ -14,6 +14,41 @@ pub use crate::function::{
     AttrLiteral, BoxFuture, Function, FunctionKind, Metadata, NoArgs, Visibility,
 };
 
+/// The hidden `__crux` argument of a generated handler: the caller's decoded envelope, boxed.
+pub type Incoming = Option<Box<Envelope>>;
+
+/// What an attribute leaves unsaid, per attribute: the `..base` of a generated `METADATA`,
+/// which spells out only the module path, the export name and the options given.
+const fn defaults(kind: FunctionKind, visibility: Visibility) -> Metadata {
+    Metadata {
+        kind,
+        visibility,
+        module_path: "",
+        export: "",
+        path: None,
+        name: None,
+        root: None,
+        attributes: &[],
+        flush: match kind {
+            FunctionKind::Action => Some(Metadata::DEFAULT_FLUSH),
+            FunctionKind::Query | FunctionKind::Mutation => None,
+        },
+    }
+}
+
+/// `#[crux::action]`'s defaults.
+pub const ACTION: Metadata = defaults(FunctionKind::Action, Visibility::Public);
+/// `#[crux::internal_action]`'s defaults.
+pub const INTERNAL_ACTION: Metadata = defaults(FunctionKind::Action, Visibility::Internal);
+/// `#[crux::query]`'s defaults.
+pub const QUERY: Metadata = defaults(FunctionKind::Query, Visibility::Public);
+/// `#[crux::internal_query]`'s defaults.
+pub const INTERNAL_QUERY: Metadata = defaults(FunctionKind::Query, Visibility::Internal);
+/// `#[crux::mutation]`'s defaults.
+pub const MUTATION: Metadata = defaults(FunctionKind::Mutation, Visibility::Public);
+/// `#[crux::internal_mutation]`'s defaults.
+pub const INTERNAL_MUTATION: Metadata = defaults(FunctionKind::Mutation, Visibility::Internal);
+
 /// Caches a function's canonical Convex path (computed from `module_path!()` once).
 pub struct PathCell(OnceLock<String>);
 
@@ -78,6 +113,12 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> FunctionOutput for T {}
 )]
 pub trait HandlerResult {}
 impl<T> HandlerResult for Result<T> {}
+
+/// The value of the handler's fake `return` (never called: it sits under `if false`), whose
+/// explicit type fixes the body's result type before the body is checked.
+pub fn fake_return<R>() -> R {
+    unreachable!("the fake return edge of a crux handler is never taken")
+}
 
 /// Compile-time check that the first parameter fits an action.
 pub const fn action_context<T: ActionContext + ?Sized>() {}
