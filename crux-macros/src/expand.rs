@@ -144,6 +144,22 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
             #body
         })
     };
+    // A plain `fn` returning `invoke`'s future (one coroutine fewer to compile) unless the
+    // user put an attribute macro on the handler (`#[tracing::instrument]`): that one must
+    // see an `async fn`, as written, to wrap the whole call rather than the future's making.
+    let handler_fn = if attrs.iter().all(is_builtin) {
+        quote! {
+            #vis #fn_token #handler_ident(#(#inputs,)* __crux: #p::Incoming) -> impl ::core::future::Future<Output = #result_ty> + '_ {
+                #invoke
+            }
+        }
+    } else {
+        quote! {
+            #vis async #fn_token #handler_ident(#(#inputs,)* __crux: #p::Incoming) -> #result_ty {
+                #invoke.await
+            }
+        }
+    };
     let (output_tokens, ctx_tokens) = (&output_ty.tokens, &ctx_ty.tokens);
     let metadata = metadata(kind, options, ident, &rt);
     let checks = checks(kind, &ctx_ty, arg_ty.as_ref(), &output_ty, &ret, &rt);
@@ -160,9 +176,7 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
             #(#attrs)*
             #handler_docs
             #(#lifted)*
-            #vis #fn_token #handler_ident(#(#inputs,)* __crux: #p::Incoming) -> impl ::core::future::Future<Output = #result_ty> + '_ {
-                #invoke
-            }
+            #handler_fn
         }
 
         #(#cfgs)*
@@ -192,6 +206,35 @@ const RT: &str = "__crux_rt";
 /// tracing's trick: an unreachable `return` of the result type, spanned at the user's return
 /// type, fixes the body's type first, so a mismatch in the user's body is reported against
 /// the user's code.
+/// Whether an attribute is the compiler's own (or a tool's: `rustfmt::`, `clippy::`), so
+/// it means the same on a plain `fn` as on an `async fn`; anything else may be an attribute
+/// macro that rewrites an `async fn`.
+fn is_builtin(attr: &Attribute) -> bool {
+    const BUILTIN: &[&str] = &[
+        "doc",
+        "cfg",
+        "cfg_attr",
+        "allow",
+        "warn",
+        "deny",
+        "forbid",
+        "expect",
+        "deprecated",
+        "must_use",
+        "inline",
+        "cold",
+        "track_caller",
+    ];
+    let path = attr.path();
+    match path.segments.first() {
+        Some(first) if path.segments.len() > 1 => {
+            first.ident == "rustfmt" || first.ident == "clippy"
+        }
+        Some(only) => BUILTIN.iter().any(|b| only.ident == b),
+        None => false,
+    }
+}
+
 fn fake_return_edge(span: Span, p: &TokenStream, ty: &TokenStream) -> TokenStream {
     quote_spanned! {span=>
         if false {

@@ -524,3 +524,43 @@ fn malformed_options_say_what_was_expected() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn a_handler_under_an_attribute_macro_stays_an_async_fn() {
+    // `#[tracing::instrument]` wraps an `async fn`'s whole body, but only the making of
+    // the future of a plain `fn`: such a handler keeps `async fn`. Compiler attributes
+    // mean the same on either, so the lighter plain `fn` is kept for them.
+    let handler = |attr: TokenStream| {
+        let expanded = pretty(
+            Kind::ACTION,
+            quote!(),
+            quote! {
+                #attr
+                pub async fn respond(ctx: &ActionCtx, args: RespondArgs) -> crux::Result<Reply> {
+                    Ok(Reply::from(args))
+                }
+            },
+        );
+        let line = expanded
+            .lines()
+            .find(|l| l.contains("fn handler("))
+            .expect("a handler")
+            .trim()
+            .to_owned();
+        line
+    };
+    for macro_attr in [
+        quote!(#[tracing::instrument(skip_all)]),
+        quote!(#[instrument]),
+    ] {
+        assert_eq!(handler(macro_attr), "pub async fn handler(");
+    }
+    for builtin in [
+        quote!(#[allow(clippy::too_many_lines)]),
+        quote!(#[deprecated]),
+        quote!(#[doc = "Answers."]),
+        quote!(#[rustfmt::skip]),
+    ] {
+        assert_eq!(handler(builtin), "pub fn handler(");
+    }
+}
