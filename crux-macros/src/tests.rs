@@ -541,13 +541,12 @@ fn a_handler_under_an_attribute_macro_stays_an_async_fn() {
                 }
             },
         );
-        let line = expanded
+        expanded
             .lines()
             .find(|l| l.contains("fn handler("))
             .expect("a handler")
             .trim()
-            .to_owned();
-        line
+            .to_owned()
     };
     for macro_attr in [
         quote!(#[tracing::instrument(skip_all)]),
