@@ -81,7 +81,10 @@ fn action_metadata_carries_every_option() {
 fn defaults_and_overrides() {
     // (`let plan = ..` would be a pattern matching the unit struct `plan`.)
     let planner = <plan as Function>::METADATA;
-    assert_eq!(planner.visibility, Visibility::Internal);
+    assert_eq!(
+        (planner.kind, planner.visibility),
+        (FunctionKind::Action, Visibility::Internal)
+    );
     assert_eq!(
         planner.flush, None,
         "flush = false disables the final flush"
@@ -109,6 +112,12 @@ pub async fn bare(_ctx: &ActionCtx) -> crux::Result<()> {
 #[crux::internal_query]
 pub async fn count(_ctx: &QueryCtx) -> crux::Result<u64> {
     Ok(0)
+}
+
+/// An internal action declaring no options.
+#[crux::internal_action]
+pub async fn tick(_ctx: &ActionCtx) -> crux::Result<()> {
+    Ok(())
 }
 
 /// A public mutation declaring no options.
@@ -144,6 +153,20 @@ fn attributes_without_options_take_their_kinds_defaults() {
     assert_eq!(
         (mutation.kind, mutation.visibility, mutation.flush),
         (FunctionKind::Mutation, Visibility::Public, None)
+    );
+    let internal_action = <tick as Function>::METADATA;
+    assert_eq!(
+        (
+            internal_action.kind,
+            internal_action.visibility,
+            internal_action.flush
+        ),
+        (
+            FunctionKind::Action,
+            Visibility::Internal,
+            Some(crux::function::Metadata::DEFAULT_FLUSH)
+        ),
+        "an internal action flushes by default too"
     );
 }
 

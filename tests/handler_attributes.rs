@@ -1,6 +1,5 @@
 //! An attribute macro on a handler (`#[tracing::instrument]` under `#[crux::action]`) wraps
 //! the whole call, awaits included, as it does on any `async fn`.
-#![cfg(feature = "tracing")]
 
 use crux::local::Deployment;
 use crux::prelude::*;

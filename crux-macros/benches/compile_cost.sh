@@ -5,7 +5,10 @@
 #
 # With CRUX_COMPILE_COST_CALLGRIND=1 it also counts the instructions of the rebuild's rustc
 # (one more touched rebuild per variant, rustc under valgrind's callgrind through a
-# RUSTC_WRAPPER): unlike the times, the count does not depend on the machine's load.
+# RUSTC_WRAPPER): unlike the times, the count does not depend on the machine's load. The
+# wrapper is set for every build (so switching the count on changes no fingerprint): each
+# timed rustc starts through one more `bash` exec, which cancels out in "added" but makes
+# the plain and annotated seconds not strictly comparable with figures from before it.
 #
 # Not run in CI. Usage: crux-macros/benches/compile_cost.sh [RUNS]   (default 7)
 set -euo pipefail
@@ -18,6 +21,16 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 SCRATCH="$ROOT/target/compile-cost"
 export CARGO_TARGET_DIR="$SCRATCH/target"
 export CARGO_TERM_COLOR=never
+
+# CRUX_COMPILE_COST_OPT_MACROS=1: both crates build their proc macros optimized, as the
+# README recommends (`[profile.dev.package.*] opt-level = 3` for crux-macros and syn).
+opt_macros() {
+    [[ "${CRUX_COMPILE_COST_OPT_MACROS:-}" == 1 ]] || return 0
+    local package
+    for package in crux-macros syn quote proc-macro2; do
+        printf '[profile.dev.package.%s]\nopt-level = 3\n' "$package"
+    done
+}
 
 generate() { # variant(annotated|plain) dir
     local variant="$1" dir="$2"
@@ -34,6 +47,7 @@ crux = { path = "$ROOT" }
 serde = { version = "1", features = ["derive"] }
 
 [workspace]
+$(opt_macros)
 TOML
     {
         echo "#![allow(dead_code, unused_variables)]"
@@ -72,6 +86,11 @@ RS
     done
 }
 
+if [[ "${CRUX_COMPILE_COST_CALLGRIND:-}" == 1 ]] && ! command -v valgrind >/dev/null; then
+    echo "compile_cost: CRUX_COMPILE_COST_CALLGRIND=1 needs valgrind" >&2
+    exit 1
+fi
+
 # A RUSTC_WRAPPER that runs the scratch crate's own rustc under callgrind when
 # CRUX_CALLGRIND_OUT is set, and every other rustc (and every other build) as it is; set for
 # every build, so switching it on does not change cargo's fingerprints.
@@ -89,9 +108,13 @@ chmod +x "$WRAPPER"
 export RUSTC_WRAPPER="$WRAPPER"
 
 instructions() { # dir: rustc instructions of one incremental rebuild after touching one file
-    local dir="$1" out="$SCRATCH/callgrind.out"
+    local dir="$1" out="$SCRATCH/callgrind.${1##*/}.out"
+    rm -f "$out"
     touch "$dir/src/m0.rs"
     (cd "$dir" && CRUX_CALLGRIND_OUT="$out" cargo build -q)
+    # No file: the rebuild ran no rustc of the crate under callgrind (an earlier count must
+    # not stand in for it).
+    [[ -s "$out" ]] || { echo "compile_cost: no callgrind output for $dir" >&2; exit 1; }
     awk '/^totals:/ { print $2 }' "$out"
 }
 

@@ -70,7 +70,7 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
     let cfgs: Vec<&Attribute> = attrs.iter().filter(|a| a.path().is_ident("cfg")).collect();
     let handler_docs = if docs.is_empty() {
         let text = format!(
-            " The `{ident}` handler as written, with the hidden `__crux` context argument."
+            " The `{ident}` handler: returns its body's future, with the hidden `__crux` envelope argument (`None` when called directly)."
         );
         quote!(#[doc = #text])
     } else {
@@ -131,7 +131,7 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
     };
     let boxed = quote_spanned!(ret.span=> ::std::boxed::Box::pin(Self::handler(#call_args)));
     let call = quote! {
-        fn call(ctx: &Self::Context, #args_param: Self::Args, envelope: #rt::Incoming) -> #rt::BoxFuture<'_, #krate::Result<Self::Output>> {
+        fn call(ctx: &Self::Context, #args_param: Self::Args, envelope: #rt::IncomingEnvelope) -> #rt::BoxFuture<'_, #krate::Result<Self::Output>> {
             #boxed
         }
     };
@@ -149,13 +149,13 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
     // see an `async fn`, as written, to wrap the whole call rather than the future's making.
     let handler_fn = if attrs.iter().all(is_builtin) {
         quote! {
-            #vis #fn_token #handler_ident(#(#inputs,)* __crux: #p::Incoming) -> impl ::core::future::Future<Output = #result_ty> + '_ {
+            #vis #fn_token #handler_ident(#(#inputs,)* __crux: #p::IncomingEnvelope) -> impl ::core::future::Future<Output = #result_ty> + '_ {
                 #invoke
             }
         }
     } else {
         quote! {
-            #vis async #fn_token #handler_ident(#(#inputs,)* __crux: #p::Incoming) -> #result_ty {
+            #vis async #fn_token #handler_ident(#(#inputs,)* __crux: #p::IncomingEnvelope) -> #result_ty {
                 #invoke.await
             }
         }
@@ -199,13 +199,10 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
 }
 
 /// The alias of `<crate>::__private` inside the `const _` block. Distinct from the handler's
-/// `__crux` parameter and the `__crux_return`/`__crux_paramN` bindings (which live in the
+/// `__crux` parameter and the `__crux_paramN` bindings (which live in the
 /// handler, outside the block), and no name a user would write.
 const RT: &str = "__crux_rt";
 
-/// tracing's trick: an unreachable `return` of the result type, spanned at the user's return
-/// type, fixes the body's type first, so a mismatch in the user's body is reported against
-/// the user's code.
 /// Whether an attribute is the compiler's own (or a tool's: `rustfmt::`, `clippy::`), so
 /// it means the same on a plain `fn` as on an `async fn`; anything else may be an attribute
 /// macro that rewrites an `async fn`.
@@ -213,7 +210,6 @@ fn is_builtin(attr: &Attribute) -> bool {
     const BUILTIN: &[&str] = &[
         "doc",
         "cfg",
-        "cfg_attr",
         "allow",
         "warn",
         "deny",
@@ -235,6 +231,9 @@ fn is_builtin(attr: &Attribute) -> bool {
     }
 }
 
+/// tracing's trick: an unreachable `return` of the result type, spanned at the user's return
+/// type, fixes the body's type first, so a mismatch in the user's body is reported against
+/// the user's code.
 fn fake_return_edge(span: Span, p: &TokenStream, ty: &TokenStream) -> TokenStream {
     quote_spanned! {span=>
         if false {

@@ -4,7 +4,7 @@
 //!
 //! Each attribute turns `async fn name(ctx: &Ctx, args: Args) -> crux::Result<T>` into a
 //! *function reference*: a unit struct `name` implementing `crux::function::Function`, whose
-//! associated `name::handler` is the handler as written plus a hidden
+//! associated `name::handler` is your handler (returning its future) plus a hidden
 //! `__crux: Option<Box<Envelope>>` parameter. All metadata is validated at compile time, every
 //! problem in one compile, each error at the offending token. See the README of the
 //! `crux` repository ("Attribute reference") for every option and rule, and for how to

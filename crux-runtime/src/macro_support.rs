@@ -15,7 +15,7 @@ pub use crate::function::{
 };
 
 /// The hidden `__crux` argument of a generated handler: the caller's decoded envelope, boxed.
-pub type Incoming = Option<Box<Envelope>>;
+pub type IncomingEnvelope = Option<Box<Envelope>>;
 
 /// What an attribute leaves unsaid, per attribute: the `..base` of a generated `METADATA`,
 /// which spells out only the module path, the export name and the options given.
