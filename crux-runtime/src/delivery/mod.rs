@@ -136,7 +136,8 @@ pub(crate) enum Declined {
     Busy,
     /// More than [`INLINE_BACKLOG`] records wait: a backlog for the worker.
     Backlog,
-    /// A panic outside the sinks (a waker's), caught: the worker delivers.
+    /// A panic in the pass outside the sinks and wakers (whose panics are caught where
+    /// they are called), caught: the worker delivers.
     Panicked,
 }
 
@@ -346,8 +347,9 @@ impl Pipeline {
         let mut covered = Some(covered);
         let mut helped = Err(Declined::Panicked);
         (self.outside_context)(&mut || {
-            // Sinks' panics are caught inside; this catches the rest (a waker's `wake`), so
-            // a flush never panics into its caller: it waits for the worker instead, bounded.
+            // Sinks' and wakers' panics are caught where they are called; this catches any
+            // other, so a flush never panics into its caller: it waits for the worker
+            // instead, bounded.
             helped = catch_unwind(AssertUnwindSafe(|| {
                 let pass = self.pass(&mut d, INLINE_BACKLOG).ok_or(Declined::Backlog)?;
                 let sinks_ok = self
