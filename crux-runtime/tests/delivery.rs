@@ -187,12 +187,26 @@ async fn a_hung_sink_cannot_stretch_a_flush_past_its_bound() {
 async fn a_failing_or_panicking_sink_yields_failed_and_counts() {
     for sink in [Box::new(Failing) as Box<dyn Sink>, Box::new(Panicking)] {
         let (seen, hook) = warnings();
+        let gate = Hung::default();
         let o = Observer::builder()
-            .sink(BoxSink(sink))
+            .sink(GatedSink(sink, gate.clone()))
             .on_warning(hook)
             .build();
         emit_run(&o, 2);
+        // The sink answers only once the flush waits, so the failure is one the flush saw
+        // (a worker that delivered before it started would leave it nothing to report).
+        let releaser = {
+            let o = o.clone();
+            std::thread::spawn(move || {
+                let by = Instant::now() + Duration::from_secs(30);
+                while o.stats().flush_waiters == 0 && Instant::now() < by {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                gate.release();
+            })
+        };
         let result = o.flush(FlushOptions::FINAL).await;
+        releaser.join().unwrap();
         assert_eq!(result.status, FlushStatus::Failed);
         assert_eq!(result.remaining, 0);
         assert!(!result.deadline_exceeded);
@@ -206,9 +220,11 @@ async fn a_failing_or_panicking_sink_yields_failed_and_counts() {
     }
 }
 
-struct BoxSink(Box<dyn Sink>);
-impl Sink for BoxSink {
+/// A sink whose writes wait at a gate (until released) before reaching the sink inside.
+struct GatedSink(Box<dyn Sink>, Hung);
+impl Sink for GatedSink {
     fn write(&self, records: &[Record]) -> Result<(), SinkError> {
+        self.1.write(records)?;
         self.0.write(records)
     }
 }
@@ -1748,7 +1764,10 @@ fn a_panicking_waker_costs_only_its_own_flush_its_wake_up() {
         let o = o.clone();
         std::thread::spawn(move || o.flush_blocking(FlushOptions::FINAL))
     };
+    // Bounded: a flush that never registers fails the test instead of hanging it.
+    let listed_by = Instant::now() + Duration::from_secs(30);
     while o.stats().flush_waiters < 2 {
+        assert!(Instant::now() < listed_by, "the second flush never waited");
         std::thread::sleep(Duration::from_millis(1));
     }
     hung.release();
