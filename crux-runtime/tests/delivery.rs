@@ -1119,9 +1119,12 @@ struct Reentrant {
     observer: Arc<Mutex<Option<Observer>>>,
     nested: Arc<Mutex<Vec<FlushStatus>>>,
     runs: Arc<AtomicUsize>,
+    /// Writes in progress.
+    inside: Arc<AtomicUsize>,
 }
 impl Sink for Reentrant {
     fn write(&self, _: &[Record]) -> Result<(), SinkError> {
+        self.inside.fetch_add(1, Ordering::SeqCst);
         let observer = self.observer.lock().unwrap().clone();
         if let Some(o) = observer {
             let take = |n: usize| n.checked_sub(1);
@@ -1138,6 +1141,7 @@ impl Sink for Reentrant {
             });
             self.nested.lock().unwrap().push(r.status);
         }
+        self.inside.fetch_sub(1, Ordering::SeqCst);
         Ok(())
     }
     fn writes_promptly(&self) -> bool {
@@ -1294,11 +1298,12 @@ fn two_observers_whose_prompt_sinks_flush_each_other_do_not_deadlock() {
     to_b.observer.lock().unwrap().take();
     to_a.observer.lock().unwrap().take();
     // A worker's pass may still be inside a sink call whose nested flush waits (50 ms) for
-    // the other observer; if a deadline passed during that call, the circuit breaker is
-    // open until it returns, and a flush now would be bypassed. The sinks no longer flush
-    // anyone, so the call returns within its bound.
+    // the other observer; if a deadline passes during that call, the circuit breaker opens
+    // until it returns, and a flush then would be bypassed. The sinks no longer start
+    // nested flushes, so every call in progress returns within its bound: wait for that.
     let closed_by = Instant::now() + Duration::from_secs(10);
-    while a.stats().sink_hung || b.stats().sink_hung {
+    let busy = |s: &Reentrant| s.inside.load(Ordering::SeqCst) > 0;
+    while busy(&to_a) || busy(&to_b) || a.stats().sink_hung || b.stats().sink_hung {
         assert!(Instant::now() < closed_by, "a sink call never returned");
         std::thread::sleep(Duration::from_millis(5));
     }
