@@ -229,6 +229,27 @@ impl Sink for GatedSink {
     }
 }
 
+/// Failures the worker met before a flush began are still that flush's to report: the
+/// caller's records did not reach the sinks, whichever thread tried. Reported once: the
+/// next flush, with nothing failed since, drains.
+#[test]
+fn a_flush_reports_failures_from_before_it_began_once() {
+    let o = Observer::builder().sink(Failing).build();
+    emit_run(&o, 2);
+    // The worker polls every 10 ms at most: wait until it has failed all six records.
+    let by = Instant::now() + Duration::from_secs(30);
+    while o.stats().failed < 6 && Instant::now() < by {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(o.stats().failed, 6, "the worker delivered before the flush");
+    let result = o.flush_blocking(FlushOptions::FINAL);
+    assert_eq!(result.status, FlushStatus::Failed);
+    assert_eq!((result.delivered, result.remaining), (0, 0));
+
+    let again = o.flush_blocking(FlushOptions::FINAL);
+    assert_eq!(again.status, FlushStatus::Drained, "reported once");
+}
+
 #[tokio::test]
 async fn a_slow_sink_drains_within_a_generous_bound_and_not_a_tight_one() {
     let slow = Slow::default();

@@ -53,7 +53,9 @@ pub enum FlushStatus {
     Drained,
     /// The bound passed first; the rest keeps being delivered in the background.
     Deadline,
-    /// Everything was handled, but a sink failed to write or flush some of it.
+    /// Everything was handled, but a sink failed to flush, or to write a record, since
+    /// the last flush that completed (before this one began or while it waited: the
+    /// worker may have taken the records first).
     Failed,
 }
 
@@ -168,11 +170,12 @@ impl Linger {
     }
 }
 
-/// The delivery counters when a flush began: its result counts what changed since.
+/// The delivery counters when a flush began: its result counts what changed since, and
+/// reports the failures no completed flush has reported yet.
 pub(crate) struct Progress {
     delivered_at_start: u64,
     rejected_at_start: u64,
-    failed_at_start: u64,
+    failed_reported_at_start: u64,
     dropped_at_start: u64,
 }
 
@@ -181,13 +184,13 @@ impl Progress {
         Self {
             delivered_at_start: counters.delivered.load(Ordering::Acquire),
             rejected_at_start: counters.rejected.load(Ordering::Acquire),
-            failed_at_start: counters.failed.load(Ordering::Acquire),
+            failed_reported_at_start: counters.failed_reported.load(Ordering::Acquire),
             dropped_at_start: counters.dropped.load(Ordering::Acquire),
         }
     }
 
-    /// Delivered, rejected and dropped since the start, and whether any record failed.
-    fn since(&self, counters: &Counters) -> (u64, u64, u64, bool) {
+    /// Delivered, rejected and dropped since the start.
+    fn since(&self, counters: &Counters) -> (u64, u64, u64) {
         let since = |counter: &std::sync::atomic::AtomicU64, start: u64| {
             counter.load(Ordering::Acquire).saturating_sub(start)
         };
@@ -195,14 +198,20 @@ impl Progress {
             since(&counters.delivered, self.delivered_at_start),
             since(&counters.rejected, self.rejected_at_start),
             since(&counters.dropped, self.dropped_at_start),
-            counters.failed.load(Ordering::Acquire) > self.failed_at_start,
         )
     }
 
     /// The result of a flush whose records were all handled, the sinks flushed with
-    /// `sinks_ok`.
+    /// `sinks_ok`. A record that failed since the last completed flush makes it `Failed`,
+    /// even when the worker delivered it before this flush began: the caller's records
+    /// did not reach the sinks, whichever thread tried.
     pub(crate) fn completed(&self, sinks_ok: bool, counters: &Counters) -> FlushResult {
-        let (delivered, rejected, dropped, failed) = self.since(counters);
+        let (delivered, rejected, dropped) = self.since(counters);
+        let failed_now = counters.failed.load(Ordering::Acquire);
+        counters
+            .failed_reported
+            .fetch_max(failed_now, Ordering::AcqRel);
+        let failed = failed_now > self.failed_reported_at_start;
         FlushResult {
             status: if failed || !sinks_ok {
                 FlushStatus::Failed
@@ -274,7 +283,7 @@ impl Waiter {
     /// opens the circuit breaker.
     fn deadline_result(&self, pipeline: &Pipeline) -> FlushResult {
         pipeline.deadline_passed(self.call_at_request);
-        let (delivered, rejected, dropped, _) = self.progress.since(&pipeline.counters);
+        let (delivered, rejected, dropped) = self.progress.since(&pipeline.counters);
         let done = pipeline.done_upto.load(Ordering::Acquire);
         FlushResult {
             status: FlushStatus::Deadline,

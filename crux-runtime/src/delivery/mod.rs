@@ -96,6 +96,10 @@ pub(crate) struct Counters {
     pub(crate) dropped: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) rejected: AtomicU64,
+    /// `failed` when the latest flush completed: the failures after it are the next
+    /// completed flush's to report, whether they happened before that flush began (the
+    /// worker took its records first) or while it waited.
+    pub(crate) failed_reported: AtomicU64,
 }
 
 struct State {
