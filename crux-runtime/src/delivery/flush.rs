@@ -208,10 +208,14 @@ impl Progress {
     pub(crate) fn completed(&self, sinks_ok: bool, counters: &Counters) -> FlushResult {
         let (delivered, rejected, dropped) = self.since(counters);
         let failed_now = counters.failed.load(Ordering::Acquire);
-        counters
-            .failed_reported
-            .fetch_max(failed_now, Ordering::AcqRel);
         let failed = failed_now > self.failed_reported_at_start;
+        // A load first: flushes on every worker thread would otherwise each write the
+        // shared line, although failures are rare.
+        if failed && counters.failed_reported.load(Ordering::Acquire) < failed_now {
+            counters
+                .failed_reported
+                .fetch_max(failed_now, Ordering::AcqRel);
+        }
         FlushResult {
             status: if failed || !sinks_ok {
                 FlushStatus::Failed
