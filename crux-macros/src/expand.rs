@@ -187,10 +187,6 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
                 type Output = #output_tokens;
                 type Context = #ctx_tokens;
                 const METADATA: #rt::Metadata = #metadata;
-                fn path() -> &'static str {
-                    static PATH: #rt::PathCell = #rt::PathCell::new();
-                    PATH.get(&Self::METADATA)
-                }
                 #call
             }
             #checks

@@ -3,8 +3,6 @@
 //! `__private` re-exports both). Not public API: names here may change in any release.
 //! Each item is small so that `cargo expand` output stays readable.
 
-use std::sync::OnceLock;
-
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -48,22 +46,6 @@ pub const INTERNAL_QUERY: Metadata = defaults(FunctionKind::Query, Visibility::I
 pub const MUTATION: Metadata = defaults(FunctionKind::Mutation, Visibility::Public);
 /// `#[crux::internal_mutation]`'s defaults.
 pub const INTERNAL_MUTATION: Metadata = defaults(FunctionKind::Mutation, Visibility::Internal);
-
-/// Caches a function's canonical Convex path (computed from `module_path!()` once).
-pub struct PathCell(OnceLock<String>);
-
-impl PathCell {
-    /// An empty cell, for a `static`.
-    #[allow(clippy::new_without_default)]
-    pub const fn new() -> Self {
-        Self(OnceLock::new())
-    }
-
-    /// The path for `metadata`, computed on first use.
-    pub fn get(&'static self, metadata: &Metadata) -> &'static str {
-        self.0.get_or_init(|| metadata.convex_path())
-    }
-}
 
 /// Implemented by the context an action handler takes.
 #[diagnostic::on_unimplemented(
