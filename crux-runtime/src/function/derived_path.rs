@@ -92,7 +92,9 @@ const fn find_separator(module: &[u8], start: usize) -> usize {
 pub(super) fn interned(metadata: &Metadata) -> &'static str {
     static LONG: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
     let path = metadata.convex_path();
-    let mut long = LONG.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut long = LONG
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(known) = long.iter().find(|known| **known == path) {
         return known;
     }
