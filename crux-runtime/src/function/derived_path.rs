@@ -6,6 +6,7 @@
 use std::sync::Mutex;
 
 use super::Metadata;
+use crate::helpers::lock;
 
 /// The longest derived path built at compile time; a longer one is built once at run time
 /// and kept in [`interned`].
@@ -92,9 +93,7 @@ const fn find_separator(module: &[u8], start: usize) -> usize {
 pub(super) fn interned(metadata: &Metadata) -> &'static str {
     static LONG: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
     let path = metadata.convex_path();
-    let mut long = LONG
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut long = lock(&LONG);
     if let Some(known) = long.iter().find(|known| **known == path) {
         return known;
     }
