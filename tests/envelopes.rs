@@ -74,10 +74,6 @@ impl Function for spoofing {
         ],
         flush: Some(Duration::from_millis(3000)),
     };
-    fn path() -> &'static str {
-        static PATH: crux::__private::PathCell = crux::__private::PathCell::new();
-        PATH.get(&Self::METADATA)
-    }
     fn call(
         ctx: &ActionCtx,
         args: Self::Args,
@@ -203,10 +199,6 @@ impl Function for far_away {
         attributes: &[],
         flush: Some(Duration::from_millis(3000)),
     };
-    fn path() -> &'static str {
-        static PATH: crux::__private::PathCell = crux::__private::PathCell::new();
-        PATH.get(&Self::METADATA)
-    }
     fn call(
         ctx: &ActionCtx,
         args: Self::Args,

@@ -8,7 +8,7 @@ use std::pin::{Pin, pin};
 
 use crux_runtime::boundary;
 use crux_runtime::envelope::Envelope;
-use crux_runtime::function::{FunctionKind, Metadata};
+use crux_runtime::function::{BoxFuture, FunctionKind, Metadata};
 use crux_runtime::{Error, ErrorKind, Result};
 
 use super::ctx::{Deadline, Host, HostContext};
@@ -31,23 +31,34 @@ fn host_of<C: 'static>(ctx: &C) -> Option<&Host> {
 /// actions with the bounded final flush. The body runs under its kind's execution limit,
 /// and a panic in it is an error; either way the run and the boundary end `error`.
 ///
-/// A thin generic shell: every handler instantiates this function, so it only erases the
-/// body's type (the body is pinned here, in the handler's own future, and its output is
-/// kept here) and leaves the boundary protocol to one non-generic future, compiled once.
-pub async fn invoke<C, T, Fut>(
-    ctx: &C,
+/// The only part generic over the handler: every handler instantiates it, so it is no
+/// coroutine, only finds the host and boxes the body (one allocation per call), leaving the
+/// rest to [`invoke_output`], instantiated once per output type, and to one non-generic
+/// future, compiled once.
+pub fn invoke<'a, C, T, Fut>(
+    ctx: &'a C,
     envelope: Option<Box<Envelope>>,
     metadata: &'static Metadata,
     body: Fut,
-) -> Result<T>
+) -> impl Future<Output = Result<T>> + Send + 'a
 where
     C: Sync + 'static,
-    T: Send,
-    Fut: Future<Output = Result<T>> + Send,
+    T: Send + 'a,
+    Fut: Future<Output = Result<T>> + Send + 'a,
 {
     // Not bounded by `HostContext`: a wrong context type is reported once, by the
     // `#[diagnostic::on_unimplemented]` checks of the generated code, not again here.
-    let host = host_of(ctx);
+    invoke_output(host_of(ctx), envelope, metadata, Box::pin(body))
+}
+
+/// [`invoke`] past the body's type: keeps the body's output while the boundary protocol
+/// runs it with the output type erased too.
+async fn invoke_output<'a, T: Send + 'a>(
+    host: Option<&'a Host>,
+    envelope: Option<Box<Envelope>>,
+    metadata: &'static Metadata,
+    body: BoxFuture<'a, Result<T>>,
+) -> Result<T> {
     let mut output = None;
     let done = {
         let body = pin!(async {

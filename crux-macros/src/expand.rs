@@ -162,7 +162,7 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
     };
     let (output_tokens, ctx_tokens) = (&output_ty.tokens, &ctx_ty.tokens);
     let metadata = metadata(kind, options, ident, &rt);
-    let checks = checks(kind, &ctx_ty, arg_ty.as_ref(), &output_ty, &ret, &rt);
+    let checks = checks(kind, &ctx_ty, &args_ty, &output_ty, &ret, &rt);
 
     quote! {
         #(#docs)*
@@ -187,10 +187,6 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
                 type Output = #output_tokens;
                 type Context = #ctx_tokens;
                 const METADATA: #rt::Metadata = #metadata;
-                fn path() -> &'static str {
-                    static PATH: #rt::PathCell = #rt::PathCell::new();
-                    PATH.get(&Self::METADATA)
-                }
                 #call
             }
             #checks
@@ -307,25 +303,18 @@ impl Typed {
     }
 }
 
-/// Trait-bound checks, each spanned at the user's type so errors (with the runtime's
-/// `#[diagnostic::on_unimplemented]` notes) point there.
+/// The trait-bound checks: one call of the kind's `*_types` fn with the user's types (and
+/// `NoArgs` for a handler without arguments). rustc reports an unmet bound at that type's
+/// own tokens, with the runtime's `#[diagnostic::on_unimplemented]` message.
 fn checks(
     kind: Kind,
     ctx_ty: &Typed,
-    args: Option<&Typed>,
+    args_ty: &TokenStream,
     output: &Typed,
     ret: &Typed,
     rt: &Ident,
 ) -> TokenStream {
-    let context_check = Ident::new(kind.context_check(), Span::call_site());
-    let Typed { tokens, span } = ctx_ty;
-    let mut checks = quote_spanned!(*span=> #rt::#context_check::<#tokens>(););
-    if let Some(Typed { tokens, span }) = args {
-        checks.extend(quote_spanned!(*span=> #rt::function_args::<#tokens>();));
-    }
-    let Typed { tokens, span } = output;
-    checks.extend(quote_spanned!(*span=> #rt::function_output::<#tokens>();));
-    let Typed { tokens, span } = ret;
-    checks.extend(quote_spanned!(*span=> #rt::handler_result::<#tokens>();));
-    checks
+    let check = Ident::new(kind.context_check(), Span::call_site());
+    let (ctx, output, ret) = (&ctx_ty.tokens, &output.tokens, &ret.tokens);
+    quote!(#rt::#check::<#ctx, #args_ty, #output, #ret>();)
 }

@@ -57,12 +57,12 @@ impl Kind {
         }
     }
 
-    /// The `crux::__private` check fn for this kind's context type.
+    /// The `crux::__private` check fn for this kind's types (context, arguments, result).
     pub fn context_check(self) -> &'static str {
         match self.family {
-            Family::Action => "action_context",
-            Family::Query => "query_context",
-            Family::Mutation => "mutation_context",
+            Family::Action => "action_types",
+            Family::Query => "query_types",
+            Family::Mutation => "mutation_types",
         }
     }
 

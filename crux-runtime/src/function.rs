@@ -11,6 +11,9 @@ use crate::Result;
 pub use crate::attributes::AttrLiteral;
 use crate::envelope::Envelope;
 
+mod derived_path;
+use derived_path::DerivedPath;
+
 /// A boxed, `Send` future borrowing from `'a`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -97,8 +100,20 @@ pub trait Function: Copy + Send + Sync + 'static {
     /// Kind, visibility, path and observability metadata.
     const METADATA: Metadata;
 
-    /// The canonical Convex path, computed once.
-    fn path() -> &'static str;
+    /// The canonical Convex path ([`Metadata::convex_path`]), always the same `&'static str`:
+    /// the `path = ".."` override, or the derived path, built by the compiler (a derived
+    /// path over 128 bytes is built on first use instead).
+    fn path() -> &'static str {
+        if let Some(path) = Self::METADATA.path {
+            return path;
+        }
+        let derived = const { DerivedPath::as_str(const { &DerivedPath::of(&Self::METADATA) }) };
+        if derived.is_empty() {
+            derived_path::interned(&Self::METADATA)
+        } else {
+            derived
+        }
+    }
 
     /// Runs the handler; `envelope` is the decoded hidden `__crux` argument (boxed: it is
     /// about 400 bytes, and moves through several futures before the handler reads it).
@@ -118,7 +133,7 @@ pub struct NoArgs {}
 mod tests {
     use super::*;
 
-    fn meta(module_path: &'static str, path: Option<&'static str>) -> Metadata {
+    const fn meta(module_path: &'static str, path: Option<&'static str>) -> Metadata {
         Metadata {
             kind: FunctionKind::Query,
             visibility: Visibility::Public,
@@ -130,6 +145,59 @@ mod tests {
             attributes: &[],
             flush: None,
         }
+    }
+
+    /// The compile-time path (what `Function::path` returns) is `convex_path`'s, and a path
+    /// too long for it is built at run time, once.
+    #[test]
+    fn derived_paths_built_at_compile_time_equal_convex_path() {
+        #[derive(Clone, Copy)]
+        struct Long;
+        impl Function for Long {
+            type Args = NoArgs;
+            type Output = NoArgs;
+            type Context = ();
+            const METADATA: Metadata = Metadata {
+                module_path: concat!(
+                    "app::a_module_with_a_long_name::another_module_with_a_long_name",
+                    "::yet_another_module_with_a_long_name::and_one_more_for_good_measure::data"
+                ),
+                ..meta("", None)
+            };
+            fn call(
+                _: &(),
+                args: NoArgs,
+                _: Option<Box<Envelope>>,
+            ) -> BoxFuture<'_, Result<NoArgs>> {
+                Box::pin(async move { Ok(args) })
+            }
+        }
+        #[derive(Clone, Copy)]
+        struct Short;
+        impl Function for Short {
+            type Args = NoArgs;
+            type Output = NoArgs;
+            type Context = ();
+            const METADATA: Metadata = meta("app::research::data", None);
+            fn call(
+                _: &(),
+                args: NoArgs,
+                _: Option<Box<Envelope>>,
+            ) -> BoxFuture<'_, Result<NoArgs>> {
+                Box::pin(async move { Ok(args) })
+            }
+        }
+        for module_path in ["app", "app::x", "app::research::data", "a::b::c::d::e"] {
+            let metadata = meta(module_path, None);
+            let derived: &'static DerivedPath = Box::leak(Box::new(DerivedPath::of(&metadata)));
+            assert_eq!(derived.as_str(), metadata.convex_path());
+        }
+        assert_eq!(Short::path(), "research/data:get_inputs");
+        assert!(std::ptr::eq(Short::path(), Short::path()));
+        let long = Long::METADATA.convex_path();
+        assert!(long.len() > 128);
+        assert_eq!(Long::path(), long);
+        assert!(std::ptr::eq(Long::path(), Long::path()));
     }
 
     #[test]

@@ -3,8 +3,6 @@
 //! `__private` re-exports both). Not public API: names here may change in any release.
 //! Each item is small so that `cargo expand` output stays readable.
 
-use std::sync::OnceLock;
-
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -48,22 +46,6 @@ pub const INTERNAL_QUERY: Metadata = defaults(FunctionKind::Query, Visibility::I
 pub const MUTATION: Metadata = defaults(FunctionKind::Mutation, Visibility::Public);
 /// `#[crux::internal_mutation]`'s defaults.
 pub const INTERNAL_MUTATION: Metadata = defaults(FunctionKind::Mutation, Visibility::Internal);
-
-/// Caches a function's canonical Convex path (computed from `module_path!()` once).
-pub struct PathCell(OnceLock<String>);
-
-impl PathCell {
-    /// An empty cell, for a `static`.
-    #[allow(clippy::new_without_default)]
-    pub const fn new() -> Self {
-        Self(OnceLock::new())
-    }
-
-    /// The path for `metadata`, computed on first use.
-    pub fn get(&'static self, metadata: &Metadata) -> &'static str {
-        self.0.get_or_init(|| metadata.convex_path())
-    }
-}
 
 /// Implemented by the context an action handler takes.
 #[diagnostic::on_unimplemented(
@@ -120,15 +102,34 @@ pub fn fake_return<R>() -> R {
     unreachable!("the fake return edge of a crux handler is never taken")
 }
 
-/// Compile-time check that the first parameter fits an action.
-pub const fn action_context<T: ActionContext + ?Sized>() {}
-/// Compile-time check that the first parameter fits a query.
-pub const fn query_context<T: QueryContext + ?Sized>() {}
-/// Compile-time check that the first parameter fits a mutation.
-pub const fn mutation_context<T: MutationContext + ?Sized>() {}
-/// Compile-time check that the arguments cross JSON.
-pub const fn function_args<T: FunctionArgs>() {}
-/// Compile-time check that the result crosses JSON.
-pub const fn function_output<T: FunctionOutput>() {}
-/// Compile-time check that the declared return type is `crux::Result<T>`.
-pub const fn handler_result<R: HandlerResult>() {}
+/// Compile-time checks of an action handler's types, in one call: the context fits an
+/// action, the arguments and the result cross JSON, the declared return type is
+/// `crux::Result<T>`. rustc reports an unmet bound at that type's tokens in the call, with
+/// the trait's `on_unimplemented` message (one call, not four: each call in the generated
+/// `const _` costs every incremental rebuild).
+pub const fn action_types<C, A, O, R>()
+where
+    C: ActionContext + ?Sized,
+    A: FunctionArgs,
+    O: FunctionOutput,
+    R: HandlerResult,
+{
+}
+/// [`action_types`] for a query handler.
+pub const fn query_types<C, A, O, R>()
+where
+    C: QueryContext + ?Sized,
+    A: FunctionArgs,
+    O: FunctionOutput,
+    R: HandlerResult,
+{
+}
+/// [`action_types`] for a mutation handler.
+pub const fn mutation_types<C, A, O, R>()
+where
+    C: MutationContext + ?Sized,
+    A: FunctionArgs,
+    O: FunctionOutput,
+    R: HandlerResult,
+{
+}
