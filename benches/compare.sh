@@ -2,7 +2,8 @@
 # The issue-15 comparison in one command: builds the two bench binaries once (release,
 # `[profile.bench]`), then
 #   1. runs the span, envelope and `run_action` comparisons RUNS times (default 5),
-#      printing each run's divan medians and the ratios against the baselines;
+#      printing each run's divan medians and the ratios against the baselines, then once
+#      the span loops with every thread's CPU time per span (`span_threads`);
 #   2. counts instructions per operation with callgrind (unless CRUX_COMPARE_NO_CALLGRIND
 #      is set): each case runs twice with different sample counts and the difference is
 #      divided by the operations it added, so start-up and divan's own work cancel out.
@@ -31,8 +32,9 @@ executable() { # NAME cargo-bench-args... → the path of bench NAME's binary
 }
 echo "building (release, [profile.bench]) ..." >&2
 OVERHEAD="$(executable overhead -p crux-runtime --bench overhead)"
+SPAN_THREADS="$(executable span_threads -p crux-runtime --bench span_threads)"
 RUN_ACTION="$(executable run_action --bench run_action)"
-[[ -x "$OVERHEAD" && -x "$RUN_ACTION" ]] || {
+[[ -x "$OVERHEAD" && -x "$SPAN_THREADS" && -x "$RUN_ACTION" ]] || {
     echo "build failed: run cargo bench --no-run to see why" >&2
     exit 1
 }
@@ -78,6 +80,14 @@ for run in $(seq 1 "$RUNS"); do
         "$(ratio "$hop" 50)" "$(ratio "$raw" 50)" "$(ratio "$hop" "$raw")"
 done
 
+if ((RUNS > 0)); then
+    # The bench thread's timing hides the CPU the process's other threads spend on its
+    # spans (crux's delivery worker, fastrace's collector), which competes for its core
+    # when the other core is busy: every thread's CPU time per span, the same loops.
+    echo "== CPU time per span, every thread (load average now: $(cut -d' ' -f1-3 /proc/loadavg)) =="
+    "$SPAN_THREADS" 20000
+fi
+
 [[ -n "${CRUX_COMPARE_NO_CALLGRIND:-}" ]] && exit 0
 command -v valgrind >/dev/null || {
     echo "valgrind not found: no instruction counts" >&2
@@ -90,11 +100,13 @@ trap 'rm -rf "$SCRATCH"' EXIT
 # The caller's count is the inclusive cost of divan's sample loop (the benchmark's own
 # thread: what the timings measure); "other threads" is everything the run's other
 # threads executed (delivery worker, collectors), divided by the same operations: it
-# includes their idle polling while divan starts up, so it is an upper bound.
+# includes their idle polling while divan starts up, so it is an upper bound. Fair
+# scheduling: without it valgrind's one lock starves the worker, which then takes the
+# queue in a few huge passes (the count of "other threads" depends on how large they are).
 per_op() {
     local label="$1" per_iter="$2" bin="$3" bench="$4" size="$5" samples=40
     rm -f "$SCRATCH"/cg.*
-    valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$SCRATCH/cg.%p" \
+    valgrind --tool=callgrind --separate-threads=yes --fair-sched=yes --callgrind-out-file="$SCRATCH/cg.%p" \
         "$bin" --bench "^$bench\$" --sample-count "$samples" --sample-size "$size" \
         >/dev/null 2>&1
     local caller=0 other=0 f n

@@ -32,7 +32,9 @@ use super::semconv::{Typed, genai_aliases, genai_attributes, openinference_kind,
 use crux_runtime::attributes::Attributes;
 use crux_runtime::clock::Timestamp;
 use crux_runtime::ids::{RunId, SegmentId, SpanId, TraceId};
-use crux_runtime::record::{Base, Body, EdgeEnd, ErrorSummary, Record, SpanFields, SpanStatus};
+use crux_runtime::record::{
+    Base, Body, EdgeEnd, ErrorSummary, FinishedSpan, Record, SpanFields, SpanStatus,
+};
 use crux_runtime::taxonomy;
 
 /// How many ids of spans and runs seen recently are remembered to resolve edges.
@@ -247,20 +249,21 @@ impl Assembler {
                 attributes,
                 out,
             ),
-            Body::Span {
-                span_id,
-                parent_span_id,
-                primitive,
-                name,
-                started_at,
-                ended_at,
-                status,
-                error,
-                fields,
-                metrics,
-                attributes,
-                ..
-            } => {
+            Body::Span(span) => {
+                let FinishedSpan {
+                    span_id,
+                    parent_span_id,
+                    primitive,
+                    name,
+                    started_at,
+                    ended_at,
+                    status,
+                    error,
+                    fields,
+                    metrics,
+                    attributes,
+                    ..
+                } = &**span;
                 // A combined record: the span opened and closed at once.
                 self.open_recorded(
                     b,

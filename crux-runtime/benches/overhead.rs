@@ -228,6 +228,30 @@ mod parts {
             }
         });
     }
+
+    /// The bounded Memory sink (as the span benches') keeping a delivered batch of 60 000
+    /// span records, six times its bound, handed over as the worker hands it: under a
+    /// tight loop of spans on a busy machine the worker's batches are this large.
+    #[divan::bench(sample_count = 20, sample_size = 1)]
+    fn memory_keep_batch_past_the_bound(b: divan::Bencher) {
+        use crux_runtime::observe::{Observer, RunOptions};
+        use crux_runtime::record::{Record, SpanStatus};
+        use crux_runtime::sink::Sink;
+        let all = crux_runtime::sink::Memory::new();
+        let observer = Observer::builder().sink(all.clone()).build();
+        let run = observer.open_run(RunOptions::new("bench", "agent.run"));
+        for _ in 0..30_000 {
+            run.scope()
+                .span("step", "tool.call")
+                .start()
+                .end(SpanStatus::Ok);
+        }
+        observer.flush_blocking(crux_runtime::delivery::FlushOptions::FINAL);
+        let records: Vec<Record> = all.typed_records();
+        let memory = crux_runtime::sink::Memory::bounded(10_000);
+        b.with_inputs(|| records.clone())
+            .bench_local_refs(|batch| memory.write_owned(batch));
+    }
 }
 
 /// The same fields as a captured context with a two-span stack plus a boundary, as

@@ -8,7 +8,8 @@ use crate::clock::Timestamp;
 use crate::context::{Scope, WithContext};
 use crate::ids::{ArtifactId, EdgeId, EventId, SpanId};
 use crate::record::{
-    Body, EdgeEnd, ErrorSummary, MetricError, Metrics, SpanField, SpanFields, SpanStatus,
+    Body, EdgeEnd, ErrorSummary, FinishedSpan, MetricError, Metrics, SpanField, SpanFields,
+    SpanStatus,
 };
 use crate::run::Run;
 use crate::wire::{MAX_ERROR_MESSAGE, MAX_ERROR_RAW, cap_text, capped_json};
@@ -131,7 +132,7 @@ impl SpanBuilder {
     ) -> Option<SpanId> {
         let scope = self.scope.filter(|s| s.segment.enabled())?;
         let id = SpanId::generate();
-        scope.segment.emit(Body::Span {
+        scope.segment.emit(Body::Span(Box::new(FinishedSpan {
             span_id: id,
             parent_span_id: scope.current_span_id(),
             primitive: self.primitive,
@@ -144,7 +145,7 @@ impl SpanBuilder {
             fields: self.fields,
             metrics: self.metrics,
             attributes: self.attributes,
-        });
+        })));
         Some(id)
     }
 

@@ -778,7 +778,7 @@ impl Slot<'_> {
         } = self;
         // Told there is room, the compiler drops `push_back`'s own growth check and the
         // call it guards, and with them the record's temporary across that call: the
-        // record is written straight into its slot (a 320-byte copy fewer per record).
+        // record is written straight into its slot (one copy of a record fewer per record).
         // SAFETY: `reserve` grew the queue (`VecDeque::reserve(1)`, which leaves
         // `capacity >= len + 1` or panics) under the lock this slot still holds, so
         // nothing reached the queue since.

@@ -163,10 +163,13 @@ impl Sink for Memory {
         Ok(())
     }
 
-    /// Keeps the batch without cloning it: the records are moved in.
+    /// Keeps the batch without cloning it: the records kept are moved in, straight from
+    /// where they lie (a batch past the bound is not first shifted to the front of its
+    /// buffer: that was a second copy of every record kept), then the ones cut are dropped.
     fn write_owned(&self, records: &mut Vec<Record>) -> Result<(), SinkError> {
-        records.drain(..self.cut(records.len()));
-        self.keep(records.drain(..).collect());
+        let kept = records.drain(self.cut(records.len())..).collect();
+        records.clear();
+        self.keep(kept);
         Ok(())
     }
 
