@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The issue-15 comparison in one command: builds the two bench binaries once (release,
+# The issue-15 comparison in one command: builds the three bench binaries once (release,
 # `[profile.bench]`), then
 #   1. runs the span, envelope and `run_action` comparisons RUNS times (default 5),
 #      printing each run's divan medians and the ratios against the baselines, then once
@@ -100,7 +100,9 @@ trap 'rm -rf "$SCRATCH"' EXIT
 # The caller's count is the inclusive cost of divan's sample loop (the benchmark's own
 # thread: what the timings measure); "other threads" is everything the run's other
 # threads executed (delivery worker, collectors), divided by the same operations: it
-# includes their idle polling while divan starts up, so it is an upper bound. Fair
+# includes their idle polling while divan starts up, and the records still queued when a
+# bench ends are delivered after its samples, before the next bench starts (`overhead`
+# waits for its queue to empty at exit), so it is approximate. Fair
 # scheduling: without it valgrind's one lock starves the worker, which then takes the
 # queue in a few huge passes (the count of "other threads" depends on how large they are).
 per_op() {

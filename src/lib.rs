@@ -95,8 +95,8 @@ pub mod observe {
 /// span fields are in [`observe`].
 pub mod record {
     pub use crux_runtime::record::{
-        Base, Body, EdgeEnd, ErrorSummary, InvalidRecord, KNOWN_METRICS, Record, SCHEMA_VERSION,
-        SegmentExtra, check_metric_key,
+        Base, Body, EdgeEnd, ErrorSummary, FinishedSpan, InvalidRecord, KNOWN_METRICS, Record,
+        SCHEMA_VERSION, SegmentExtra, check_metric_key,
     };
 }
 

@@ -25,6 +25,7 @@ fn main() {
         .expect("no other subscriber in this binary");
     fastrace::set_reporter(DropReporter, fastrace::collector::Config::default());
     divan::main();
+    drain_crux();
     if std::env::var_os("CRUX_BENCH_SKIP_THROUGHPUT").is_none() {
         json_lines_throughput();
     }
@@ -51,8 +52,14 @@ impl opentelemetry_sdk::trace::SpanExporter for NoopExporter {
 
 /// A run with a bounded Memory sink (so tens of millions of iterations stay in memory).
 fn crux_scope() -> &'static Scope {
-    static SCOPE: OnceLock<Scope> = OnceLock::new();
-    SCOPE.get_or_init(|| {
+    &crux_bench().1
+}
+
+/// The crux benches' observer and the run they record into, made on first use.
+static BENCH: OnceLock<(Observer, Scope)> = OnceLock::new();
+
+fn crux_bench() -> &'static (Observer, Scope) {
+    BENCH.get_or_init(|| {
         let observer = Observer::builder()
             .sink(Memory::bounded(10_000))
             .capacity(1 << 20)
@@ -60,8 +67,21 @@ fn crux_scope() -> &'static Scope {
         let run = observer.open_run(RunOptions::new("bench", "agent.run"));
         let scope = run.scope();
         std::mem::forget(run);
-        scope
+        (observer, scope)
     })
+}
+
+/// Waits (at most 5 s) until the crux benches' queue is empty, so the records a bench
+/// left behind are delivered before the next bench samples (the worker would otherwise
+/// compete with it for a core, and callgrind's "other threads" would miss them at exit).
+fn drain_crux() {
+    let Some((observer, _)) = BENCH.get() else {
+        return;
+    };
+    let by = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while observer.stats().queued > 0 && std::time::Instant::now() < by {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
 
 /// Spans per iteration of the span benches: fastrace keeps at most 10 240 local spans
@@ -84,6 +104,7 @@ mod span {
                     .end(SpanStatus::Ok);
             }
         });
+        drain_crux();
     }
 
     /// 100 generation spans with typed `model`/`provider` and three token metrics: the
@@ -102,6 +123,7 @@ mod span {
                 span.end(SpanStatus::Ok);
             }
         });
+        drain_crux();
     }
 
     /// The same generation span recorded the old way, with attributes only: the baseline
@@ -122,6 +144,7 @@ mod span {
                 span.end(SpanStatus::Ok);
             }
         });
+        drain_crux();
     }
 
     /// The same through an explicit scope (no thread-local lookup).
@@ -133,6 +156,7 @@ mod span {
                 scope.span("step", "tool.call").start().end(SpanStatus::Ok);
             }
         });
+        drain_crux();
     }
 
     #[tracing::instrument(skip_all)]
@@ -229,8 +253,8 @@ mod parts {
         });
     }
 
-    /// The bounded Memory sink (as the span benches') keeping a delivered batch of 60 000
-    /// span records, six times its bound, handed over as the worker hands it: under a
+    /// The bounded Memory sink (as the span benches') keeping a delivered batch of 60 001
+    /// records (`run:start` and 30 000 spans), six times its bound, handed over as the worker hands it: under a
     /// tight loop of spans on a busy machine the worker's batches are this large.
     #[divan::bench(sample_count = 20, sample_size = 1)]
     fn memory_keep_batch_past_the_bound(b: divan::Bencher) {
@@ -248,6 +272,11 @@ mod parts {
         }
         observer.flush_blocking(crux_runtime::delivery::FlushOptions::FINAL);
         let records: Vec<Record> = all.typed_records();
+        assert_eq!(
+            records.len(),
+            60_001,
+            "the setup's flush delivered everything"
+        );
         let memory = crux_runtime::sink::Memory::bounded(10_000);
         b.with_inputs(|| records.clone())
             .bench_local_refs(|batch| memory.write_owned(batch));

@@ -4,7 +4,7 @@
 //! switches (`/proc/self/task/*/status`) read before and after.
 //!
 //! ```text
-//! cargo bench -p crux-runtime --bench span_threads [-- ITERATIONS]
+//! cargo bench -p crux-runtime --bench span_threads [-- ITERATIONS]   (compare.sh: 20000)
 //! ```
 //!
 //! A timing of the bench thread alone hides the work other threads of the process do for
@@ -89,18 +89,50 @@ fn threads() -> BTreeMap<String, Usage> {
     out
 }
 
-/// Runs `iteration` `iterations` times and prints, per span, the wall time and every
-/// thread's CPU time and context switches over the run.
-fn measure(label: &str, iterations: usize, mut iteration: impl FnMut()) {
+/// CPU time of every thread but this one (the bench thread), in ns.
+fn others_cpu_ns() -> u64 {
+    let me = format!("/{}", std::process::id());
+    threads()
+        .iter()
+        .filter(|(name, _)| !name.ends_with(&me))
+        .map(|(_, usage)| usage.cpu_ns)
+        .sum()
+}
+
+/// Waits (at most 5 s) until `idle` holds and the other threads' CPU time stops growing
+/// for 20 ms: the work a loop left behind (a crux backlog, fastrace's collector) is then
+/// charged to its own window, not to the next loop's.
+fn settle(idle: &dyn Fn() -> bool) {
+    let by = Instant::now() + std::time::Duration::from_secs(5);
+    while !idle() && Instant::now() < by {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let mut last = others_cpu_ns();
+    while Instant::now() < by {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let now = others_cpu_ns();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+}
+
+/// Runs `iteration` `iterations` times and prints, per span, the wall time of the loop
+/// and every thread's CPU time and context switches until the work it caused is done
+/// (`idle`: nothing of it left queued).
+fn measure(label: &str, iterations: usize, idle: &dyn Fn() -> bool, mut iteration: impl FnMut()) {
     for _ in 0..iterations / 10 {
         iteration();
     }
+    settle(idle);
     let before = threads();
     let started = Instant::now();
     for _ in 0..iterations {
         iteration();
     }
     let wall = started.elapsed();
+    settle(idle);
     let after = threads();
     let spans = (iterations * BATCH) as f64;
     println!(
@@ -130,10 +162,13 @@ fn measure(label: &str, iterations: usize, mut iteration: impl FnMut()) {
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; without it (`cargo test --benches`, an unoptimized
+    // build) a few iterations only check that it runs.
+    let benching = std::env::args().any(|a| a == "--bench");
     let iterations: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
-        .unwrap_or(100_000);
+        .unwrap_or(if benching { 100_000 } else { 10 });
     // Each crux span queues two records of this size (written by the bench thread, read
     // by the worker): the bytes a span moves between the cores.
     println!(
@@ -150,14 +185,15 @@ fn main() {
     let scope = run.scope();
     let _in_run = scope.enter();
     for _ in 0..2 {
-        measure("crux", iterations, || {
+        let queue_empty = || observer.stats().queued == 0;
+        measure("crux", iterations, &queue_empty, || {
             for _ in 0..BATCH {
                 crux_runtime::observe::span("step", "tool.call")
                     .start()
                     .end(SpanStatus::Ok);
             }
         });
-        measure("fastrace", iterations, || {
+        measure("fastrace", iterations, &|| true, || {
             let root = fastrace::Span::root("root", fastrace::prelude::SpanContext::random());
             let _guard = root.set_local_parent();
             for _ in 0..BATCH {

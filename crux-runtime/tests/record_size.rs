@@ -4,8 +4,7 @@
 //! largest variant sets the size of every record: `Body::Span`'s fields are boxed
 //! (`FinishedSpan`), which took records from 320 to 240 bytes. Under a tight loop of spans
 //! the worker's batches are tens of thousands of records, past the caches, so both threads
-//! pay per byte (`benches/span_threads.rs`: 320 → 240 bytes cut the bench thread's CPU
-//! per span by about 16 %, the worker's by about 20 %).
+//! pay per byte (`benches/span_threads.rs`; the figures are in BENCHMARKS.md, "Session 10").
 
 use crux_runtime::record::{Base, Body, Record};
 
