@@ -61,9 +61,9 @@ impl Batch {
 /// up to this. Never grown in place: a reallocation would copy every record it holds.
 const BATCH_RECORDS: usize = 256;
 
-/// The room of the first batch, and of one following a batch a reader holds (a reader
-/// copying records out makes the next delivery start a new batch: small, so that
-/// frequent readers do not leave mostly empty batches behind).
+/// The room of the first batch. One following a batch a reader holds (a reader copying
+/// records out makes the next delivery start a new batch) has just the delivery's room,
+/// so that frequent readers leave no mostly empty batches behind; the next doubles it.
 const FIRST_ROOM: usize = 16;
 
 #[derive(Default)]
@@ -162,8 +162,12 @@ impl Memory {
         // A bound below the batch size caps it too.
         let most = self.limit.map_or(BATCH_RECORDS, |l| l.min(BATCH_RECORDS));
         let mut store = self.lock();
+        // The room of a new batch: twice the full one before it; just this delivery's
+        // after one a reader holds (a reader polling between deliveries leaves no mostly
+        // empty batches behind); `FIRST_ROOM` for the first.
         let mut room = FIRST_ROOM.min(most);
         let open = store.batches.back_mut().and_then(|b| {
+            room = 0;
             let records = Arc::get_mut(&mut b.records)?;
             room = (2 * records.capacity()).min(most);
             (records.len() + n <= records.capacity()).then_some(records)
@@ -318,7 +322,17 @@ mod tests {
         for record in &records[3..7] {
             memory.write(std::slice::from_ref(record)).unwrap();
         }
-        assert_eq!(memory.lock().batches.len(), 2);
+        {
+            let store = memory.lock();
+            assert_eq!(
+                store.batches[0].records.len(),
+                3,
+                "the held batch is not appended to"
+            );
+            // Just the delivery's room after a held batch, then doubling: 1, 2, 4.
+            let rooms: Vec<usize> = store.batches.iter().map(|b| b.records.capacity()).collect();
+            assert_eq!(rooms[1..], [1, 2, 4]);
+        }
         assert_eq!(memory.records(), json(&records[2..7]));
         let copied: Vec<Record> = held_copy.iter().flat_map(Batch::kept).cloned().collect();
         assert_eq!(
