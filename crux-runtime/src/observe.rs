@@ -25,8 +25,9 @@
 //! assert_eq!(records[2]["status"], "ok");
 //! ```
 
+mod ended;
+
 use std::borrow::Cow;
-use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,7 +64,7 @@ struct ObserverInner {
     on_warning: WarningHook,
     /// The `dropped` counter as of the last warning about drops.
     dropped_warned: AtomicU64,
-    ended: Mutex<(HashSet<RunId>, VecDeque<RunId>)>,
+    ended: Mutex<ended::EndedRuns>,
 }
 
 impl Drop for ObserverInner {
@@ -126,7 +127,7 @@ impl ObserverBuilder {
                     .on_warning
                     .unwrap_or_else(|| Box::new(|msg: &str| eprintln!("{msg}"))),
                 dropped_warned: AtomicU64::new(0),
-                ended: Mutex::new((HashSet::new(), VecDeque::new())),
+                ended: Mutex::new(ended::EndedRuns::new(ENDED_RUNS_REMEMBERED)),
             })),
         }
     }
@@ -467,7 +468,7 @@ impl Observer {
         let carrier = Carrier::decode(&carrier.to_value())?;
         let run_id = carrier.crux.run_id;
         if let Some(inner) = &self.inner
-            && lock(&inner.ended).0.contains(&run_id)
+            && lock(&inner.ended).contains(run_id)
         {
             return Err(CarrierError::TerminalRun(run_id));
         }
@@ -539,16 +540,7 @@ impl Observer {
 
     pub(crate) fn remember_ended(&self, run_id: RunId) {
         if let Some(inner) = &self.inner {
-            let mut ended = lock(&inner.ended);
-            let (set, order) = &mut *ended;
-            if set.insert(run_id) {
-                order.push_back(run_id);
-                if order.len() > ENDED_RUNS_REMEMBERED
-                    && let Some(old) = order.pop_front()
-                {
-                    set.remove(&old);
-                }
-            }
+            lock(&inner.ended).remember(run_id);
         }
     }
 }

@@ -12,10 +12,17 @@ use crate::record::Record;
 /// and `crux::testing`.
 ///
 /// Readers copy the records out without holding up delivery: the records are kept in
-/// shared, immutable batches, so a reader takes the batch handles under the lock (one
-/// reference count each) and converts or clones the records after releasing it. A flush
+/// shared batches, so a reader takes the batch handles under the lock (one reference
+/// count each) and converts or clones the records after releasing it. A flush
 /// delivering on its own thread ([`Sink::writes_promptly`]) therefore never waits for a
 /// reader converting thousands of records.
+///
+/// Deliveries are appended to the newest batch in place while no reader holds it (a
+/// server's flushes deliver a few records each, and a batch per delivery cost an
+/// allocation of its own size, long-lived, so from malloc's slow path, and a copy), and
+/// the bound drops the oldest records from a batch no reader holds one by one, as they
+/// go. A batch a reader holds is left as it is: later records go to a new one, and the
+/// bound only hides its front until the reader lets go of it.
 ///
 /// ```
 /// let memory = crux_runtime::sink::Memory::new();
@@ -28,19 +35,36 @@ pub struct Memory {
     limit: Option<usize>,
 }
 
-/// One delivered batch, shared with readers that copied it out; the first `start`
-/// records were dropped by the limit (they are freed with the batch).
+/// Records delivered one after another, shared with readers that copied it out. The
+/// first `start` records were cut by the limit; the first `freed` of those are freed
+/// (`None`): the others were cut while a reader held the batch, and go with it or when
+/// the bound next finds it unshared.
 #[derive(Clone)]
 struct Batch {
-    records: Arc<[Record]>,
+    records: Arc<Vec<Option<Record>>>,
     start: usize,
+    freed: usize,
 }
 
 impl Batch {
-    fn kept(&self) -> &[Record] {
-        &self.records[self.start..]
+    fn kept(&self) -> impl Iterator<Item = &Record> {
+        self.records[self.start..].iter().flatten()
+    }
+
+    fn kept_len(&self) -> usize {
+        self.records.len() - self.start
     }
 }
+
+/// The most records a batch has room for: deliveries are appended to the newest batch
+/// while it has room, and a batch that fills up is followed by one with twice its room,
+/// up to this. Never grown in place: a reallocation would copy every record it holds.
+const BATCH_RECORDS: usize = 256;
+
+/// The room of the first batch. One following a batch a reader holds (a reader copying
+/// records out makes the next delivery start a new batch) has just the delivery's room,
+/// so that frequent readers leave no mostly empty batches behind; the next doubles it.
+const FIRST_ROOM: usize = 16;
 
 #[derive(Default)]
 struct Store {
@@ -56,9 +80,9 @@ impl Memory {
     }
 
     /// A memory sink keeping only the newest `limit` records (for long-running programs
-    /// and benchmarks). A delivered batch is cut to `limit` before it is kept, and older
-    /// batches are cut as newer ones arrive, so at most about twice `limit` records are
-    /// held in memory at once (the front of the oldest batch is freed with its batch).
+    /// and benchmarks). A delivered batch is cut to `limit` before it is kept, and the
+    /// oldest records are freed as newer ones arrive; those of a batch a reader is copying
+    /// out are freed with it, so at most about twice `limit` records are held at once.
     pub fn bounded(limit: usize) -> Self {
         Self {
             inner: Arc::default(),
@@ -87,7 +111,7 @@ impl Memory {
         let batches = self.snapshot();
         let mut out = Vec::new();
         if all {
-            out.reserve_exact(batches.iter().map(|b| b.kept().len()).sum());
+            out.reserve_exact(batches.iter().map(Batch::kept_len).sum());
         }
         out.extend(batches.iter().flat_map(Batch::kept).filter_map(&mut f));
         out
@@ -127,15 +151,40 @@ impl Memory {
 }
 
 impl Memory {
-    /// Keeps one delivered batch (allocated before taking the lock), then drops the oldest
-    /// records past the limit: whole batches, and the front of the oldest one left.
-    fn keep(&self, records: Arc<[Record]>) {
-        if records.is_empty() {
+    /// Keeps delivered records (cut to the bound already): appended to the newest batch
+    /// when no reader holds it and it has room, else in a new batch; then drops the
+    /// oldest records past the limit.
+    fn keep<I: ExactSizeIterator<Item = Record>>(&self, records: I) {
+        let n = records.len();
+        if n == 0 {
             return;
         }
+        // A bound below the batch size caps it too.
+        let most = self.limit.map_or(BATCH_RECORDS, |l| l.min(BATCH_RECORDS));
         let mut store = self.lock();
-        store.len += records.len();
-        store.batches.push_back(Batch { records, start: 0 });
+        // The room of a new batch: twice the full one before it; just this delivery's
+        // after one a reader holds (a reader polling between deliveries leaves no mostly
+        // empty batches behind); `FIRST_ROOM` for the first.
+        let mut room = FIRST_ROOM.min(most);
+        let open = store.batches.back_mut().and_then(|b| {
+            room = 0;
+            let records = Arc::get_mut(&mut b.records)?;
+            room = (2 * records.capacity()).min(most);
+            (records.len() + n <= records.capacity()).then_some(records)
+        });
+        match open {
+            Some(batch) => batch.extend(records.map(Some)),
+            None => {
+                let mut batch = Vec::with_capacity(n.max(room));
+                batch.extend(records.map(Some));
+                store.batches.push_back(Batch {
+                    records: Arc::new(batch),
+                    start: 0,
+                    freed: 0,
+                });
+            }
+        }
+        store.len += n;
         let Some(limit) = self.limit else {
             return;
         };
@@ -144,14 +193,19 @@ impl Memory {
             let Some(front) = store.batches.front_mut() else {
                 break;
             };
-            let kept = front.kept().len();
+            let kept = front.kept_len();
             if kept <= excess {
                 store.batches.pop_front();
                 store.len -= kept;
-            } else {
-                front.start += excess;
-                store.len -= excess;
+                continue;
             }
+            front.start += excess;
+            // No reader holds it: the records go now, in place (nothing moves).
+            if let Some(records) = Arc::get_mut(&mut front.records) {
+                records[front.freed..front.start].fill_with(|| None);
+                front.freed = front.start;
+            }
+            store.len -= excess;
         }
     }
 }
@@ -159,7 +213,7 @@ impl Memory {
 impl Sink for Memory {
     fn write(&self, records: &[Record]) -> Result<(), SinkError> {
         let records = &records[self.cut(records.len())..];
-        self.keep(records.iter().cloned().collect());
+        self.keep(records.iter().cloned());
         Ok(())
     }
 
@@ -167,9 +221,9 @@ impl Sink for Memory {
     /// where they lie (a batch past the bound is not first shifted to the front of its
     /// buffer: that was a second copy of every record kept), then the ones cut are dropped.
     fn write_owned(&self, records: &mut Vec<Record>) -> Result<(), SinkError> {
-        let kept = records.drain(self.cut(records.len())..).collect();
+        let cut = self.cut(records.len());
+        self.keep(records.drain(cut..));
         records.clear();
-        self.keep(kept);
         Ok(())
     }
 
@@ -246,7 +300,57 @@ mod tests {
 
     /// Records held in memory, cut ones included (they live as long as their batch).
     fn held(memory: &Memory) -> usize {
-        memory.lock().batches.iter().map(|b| b.records.len()).sum()
+        let store = memory.lock();
+        store
+            .batches
+            .iter()
+            .flat_map(|b| b.records.iter())
+            .flatten()
+            .count()
+    }
+
+    #[test]
+    fn deliveries_share_a_batch_until_a_reader_holds_it_and_its_copy_stays_whole() {
+        let records = records(12);
+        let json = |rs: &[Record]| rs.iter().map(Record::to_json).collect::<Vec<Value>>();
+        let memory = Memory::bounded(5);
+        for record in &records[..3] {
+            memory.write_owned(&mut vec![record.clone()]).unwrap();
+        }
+        assert_eq!(memory.lock().batches.len(), 1, "appended to one batch");
+        // A reader holds the batch (as `each` does while it converts): the next
+        // deliveries go to a new batch, and the bound only hides the held one's front.
+        let held_copy = memory.snapshot();
+        for record in &records[3..7] {
+            memory.write(std::slice::from_ref(record)).unwrap();
+        }
+        {
+            let store = memory.lock();
+            assert_eq!(
+                store.batches[0].records.len(),
+                3,
+                "the held batch is not appended to"
+            );
+            // Just the delivery's room after a held batch, then doubling: 1, 2, 4.
+            let rooms: Vec<usize> = store.batches.iter().map(|b| b.records.capacity()).collect();
+            assert_eq!(rooms[1..], [1, 2, 4]);
+        }
+        assert_eq!(memory.records(), json(&records[2..7]));
+        let copied: Vec<Record> = held_copy.iter().flat_map(Batch::kept).cloned().collect();
+        assert_eq!(
+            json(&copied),
+            json(&records[..3]),
+            "the reader's copy is whole"
+        );
+        assert_eq!(held(&memory), 7, "the held batch keeps its cut records");
+        // Let go: the next delivery frees the cut records and the front as it goes.
+        drop(held_copy);
+        memory.write(&records[7..9]).unwrap();
+        assert_eq!(held(&memory), 5);
+        assert_eq!(memory.records(), json(&records[4..9]));
+        memory.write_owned(&mut records[9..12].to_vec()).unwrap();
+        assert_eq!(memory.records(), json(&records[7..12]));
+        assert_eq!(memory.len(), 5);
     }
 
     #[test]
