@@ -54,7 +54,8 @@ pub use crate::run::Run;
 use crate::sink::Sink;
 pub use crate::span::{Span, SpanBuilder};
 
-/// How many ended runs an observer remembers to refuse resuming them.
+/// How many run ends an observer remembers, to refuse resuming those runs (a run ended
+/// twice, through two resumptions of one carrier, takes two places).
 const ENDED_RUNS_REMEMBERED: usize = 10_000;
 
 type WarningHook = Box<dyn Fn(&str) + Send + Sync>;

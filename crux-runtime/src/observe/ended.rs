@@ -30,6 +30,10 @@ impl EndedRuns {
     /// carrier, each ended) takes two places.
     pub(super) fn remember(&mut self, run_id: RunId) {
         if self.ids.len() < self.capacity {
+            // Exactly the ring's size, not the doubling growth's next power of two.
+            if self.ids.is_empty() {
+                self.ids.reserve_exact(self.capacity);
+            }
             self.ids.push(run_id);
             return;
         }
@@ -62,5 +66,17 @@ mod tests {
         }
         assert!(ids[..3].iter().all(|id| !ended.contains(*id)));
         assert!(ids[3..].iter().all(|id| ended.contains(*id)));
+    }
+
+    #[test]
+    fn the_ring_wraps_around_more_than_once() {
+        let ids: Vec<RunId> = (0..11).map(|_| RunId::generate()).collect();
+        let mut ended = EndedRuns::new(4);
+        for id in &ids {
+            ended.remember(*id);
+        }
+        assert!(ids[..7].iter().all(|id| !ended.contains(*id)));
+        assert!(ids[7..].iter().all(|id| ended.contains(*id)));
+        assert_eq!(ended.ids.len(), 4);
     }
 }
