@@ -113,7 +113,8 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
     let arg_ty = shape.args.as_ref().map(|args| Typed::new(&args.ty));
     let ctx = &shape.ctx.binding;
     // The runtime's result type, spanned at the user's return type (whose own spelling only
-    // the `handler_result` check sees, so a foreign error type is reported once, there).
+    // the `*_types` check's `HandlerResult` bound sees, so a foreign error type is reported
+    // once, there).
     let result_ty = {
         let output_ty = &output_ty.tokens;
         quote_spanned!(ret.span=> #krate::Result<#output_ty>)
@@ -303,8 +304,10 @@ impl Typed {
     }
 }
 
-/// The trait-bound checks: one call of the kind's `*_types` fn with the user's types (and
-/// `NoArgs` for a handler without arguments). rustc reports an unmet bound at that type's
+/// The trait-bound checks: one call of the kind's `*_types` fn with the user's context,
+/// arguments (`NoArgs` for a handler without) and return type, and one of `function_output`
+/// with the result type (apart: rustc reports a type's unmet bound once per call, and the
+/// result type is often the argument type). rustc reports an unmet bound at that type's
 /// own tokens, with the runtime's `#[diagnostic::on_unimplemented]` message.
 fn checks(
     kind: Kind,
@@ -314,7 +317,7 @@ fn checks(
     ret: &Typed,
     rt: &Ident,
 ) -> TokenStream {
-    let check = Ident::new(kind.context_check(), Span::call_site());
+    let check = Ident::new(kind.types_check(), Span::call_site());
     let (ctx, output, ret) = (&ctx_ty.tokens, &output.tokens, &ret.tokens);
-    quote!(#rt::#check::<#ctx, #args_ty, #output, #ret>();)
+    quote!(#rt::#check::<#ctx, #args_ty, #ret>(); #rt::function_output::<#output>();)
 }

@@ -57,8 +57,9 @@ impl Kind {
         }
     }
 
-    /// The `crux::__private` check fn for this kind's types (context, arguments, result).
-    pub fn context_check(self) -> &'static str {
+    /// The `crux::__private` check fn for this kind's types (context, arguments, return
+    /// type).
+    pub fn types_check(self) -> &'static str {
         match self.family {
             Family::Action => "action_types",
             Family::Query => "query_types",

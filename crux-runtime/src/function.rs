@@ -100,9 +100,9 @@ pub trait Function: Copy + Send + Sync + 'static {
     /// Kind, visibility, path and observability metadata.
     const METADATA: Metadata;
 
-    /// The canonical Convex path ([`Metadata::convex_path`]), always the same `&'static str`:
-    /// the `path = ".."` override, or the derived path, built by the compiler (a derived
-    /// path over 128 bytes is built on first use instead).
+    /// The canonical Convex path ([`Metadata::convex_path`]): the `path = ".."` override,
+    /// or the derived path, built by the compiler (a derived path over 128 bytes is built
+    /// on the first call instead, and kept).
     fn path() -> &'static str {
         if let Some(path) = Self::METADATA.path {
             return path;
@@ -193,7 +193,32 @@ mod tests {
             assert_eq!(derived.as_str(), metadata.convex_path());
         }
         assert_eq!(Short::path(), "research/data:get_inputs");
-        assert!(std::ptr::eq(Short::path(), Short::path()));
+        // Built by the compiler, not at run time.
+        assert_eq!(
+            DerivedPath::of(&Short::METADATA).as_str_in_place(),
+            Short::path()
+        );
+        // At the capacity the compiler builds it; one byte more and it is built at run time.
+        let export = ":get_inputs".len();
+        for (len, in_place) in [(128, true), (129, false)] {
+            let module = format!("app::{}", "m".repeat(len - export));
+            let metadata = meta(Box::leak(module.into_boxed_str()), None);
+            let derived = DerivedPath::of(&metadata);
+            assert_eq!(metadata.convex_path().len(), len);
+            assert_eq!(
+                derived.as_str_in_place().is_empty(),
+                !in_place,
+                "{len} bytes"
+            );
+            if in_place {
+                assert_eq!(derived.as_str_in_place(), metadata.convex_path());
+            }
+        }
+        // The override wins over the derived path.
+        assert_eq!(
+            meta("app::research::data", Some("custom:path")).convex_path(),
+            "custom:path"
+        );
         let long = Long::METADATA.convex_path();
         assert!(long.len() > 128);
         assert_eq!(Long::path(), long);

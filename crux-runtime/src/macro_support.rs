@@ -103,33 +103,35 @@ pub fn fake_return<R>() -> R {
 }
 
 /// Compile-time checks of an action handler's types, in one call: the context fits an
-/// action, the arguments and the result cross JSON, the declared return type is
-/// `crux::Result<T>`. rustc reports an unmet bound at that type's tokens in the call, with
-/// the trait's `on_unimplemented` message (one call, not four: each call in the generated
-/// `const _` costs every incremental rebuild).
-pub const fn action_types<C, A, O, R>()
+/// action, the arguments cross JSON, the declared return type is `crux::Result<T>`. rustc
+/// reports an unmet bound at that type's tokens in the call, with the trait's
+/// `on_unimplemented` message (one call, not three: each call in the generated `const _`
+/// costs every incremental rebuild). The result type has its own call,
+/// [`function_output`]: in one call with the arguments, rustc reports an unmet bound of a
+/// type once, so a handler whose result type is its argument type would lose the result's
+/// message.
+pub const fn action_types<C, A, R>()
 where
     C: ActionContext + ?Sized,
     A: FunctionArgs,
-    O: FunctionOutput,
     R: HandlerResult,
 {
 }
 /// [`action_types`] for a query handler.
-pub const fn query_types<C, A, O, R>()
+pub const fn query_types<C, A, R>()
 where
     C: QueryContext + ?Sized,
     A: FunctionArgs,
-    O: FunctionOutput,
     R: HandlerResult,
 {
 }
 /// [`action_types`] for a mutation handler.
-pub const fn mutation_types<C, A, O, R>()
+pub const fn mutation_types<C, A, R>()
 where
     C: MutationContext + ?Sized,
     A: FunctionArgs,
-    O: FunctionOutput,
     R: HandlerResult,
 {
 }
+/// The check that a handler's result type crosses JSON (see [`action_types`]).
+pub const fn function_output<O: FunctionOutput>() {}

@@ -67,6 +67,11 @@ impl DerivedPath {
     /// The path as text; empty when it did not fit. `const`, so the check of the bytes is
     /// the compiler's too.
     pub(super) const fn as_str(&'static self) -> &'static str {
+        self.as_str_in_place()
+    }
+
+    /// [`as_str`](Self::as_str) for a path that is not `'static` (tests).
+    pub(super) const fn as_str_in_place(&self) -> &str {
         match std::str::from_utf8(self.bytes.split_at(self.len).0) {
             Ok(path) => path,
             // Cut only at ASCII `::`, so never reached; `""` sends the call to `interned`.
@@ -87,17 +92,19 @@ const fn find_separator(module: &[u8], start: usize) -> usize {
     module.len()
 }
 
-/// A derived path too long for [`CAPACITY`]: computed on first use and kept for the
-/// process, one copy per path (so a function's `path()` is always the same `&'static str`).
+/// A derived path too long for [`CAPACITY`]: built on the function's first call and kept
+/// for the process, found again by its module path and export name (a hit builds and
+/// allocates nothing: a lock and a short scan of the few such functions).
 #[cold]
 pub(super) fn interned(metadata: &Metadata) -> &'static str {
-    static LONG: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
-    let path = metadata.convex_path();
+    /// (module path, export, the derived path) of each function whose path was too long.
+    static LONG: Mutex<Vec<(&'static str, &'static str, &'static str)>> = Mutex::new(Vec::new());
     let mut long = lock(&LONG);
-    if let Some(known) = long.iter().find(|known| **known == path) {
-        return known;
+    let key = (metadata.module_path, metadata.export);
+    if let Some((_, _, path)) = long.iter().find(|(m, e, _)| (*m, *e) == key) {
+        return path;
     }
-    let path: &'static str = Box::leak(path.into_boxed_str());
-    long.push(path);
+    let path: &'static str = Box::leak(metadata.convex_path().into_boxed_str());
+    long.push((key.0, key.1, path));
     path
 }
