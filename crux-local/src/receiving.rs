@@ -33,7 +33,7 @@ fn host_of<C: 'static>(ctx: &C) -> Option<&Host> {
 ///
 /// The only part generic over the handler: every handler instantiates it, so it is no
 /// coroutine, only finds the host and boxes the body (one allocation per call), leaving the
-/// rest to [`invoke_output`], instantiated once per output type, and to one non-generic
+/// rest to `invoke_output`, instantiated once per output type, and to one non-generic
 /// future, compiled once.
 pub fn invoke<'a, C, T, Fut>(
     ctx: &'a C,
