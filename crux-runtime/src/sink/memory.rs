@@ -155,7 +155,7 @@ impl Memory {
     /// Keeps delivered records (cut to the bound already): appended to the newest batch
     /// when no reader holds it and it has room, else in a new batch; then drops the
     /// oldest records past the limit.
-    fn keep<I: ExactSizeIterator<Item = Record>>(&self, records: I) {
+    fn keep<I: ExactSizeIterator<Item = Record>>(&self, mut records: I) {
         let n = records.len();
         if n == 0 {
             return;
@@ -163,27 +163,31 @@ impl Memory {
         // A bound below the batch size caps it too.
         let most = self.limit.map_or(BATCH_RECORDS, |l| l.min(BATCH_RECORDS));
         let mut store = self.lock();
-        // The room of a new batch: twice the full one before it; just this delivery's
-        // after one a reader holds (a reader polling between deliveries leaves no mostly
-        // empty batches behind); `FIRST_ROOM` for the first.
-        let mut room = FIRST_ROOM.min(most);
-        let open = store.batches.back_mut().and_then(|b| {
-            room = 0;
-            let records = Arc::get_mut(&mut b.records)?;
-            room = (2 * records.capacity()).min(most);
-            (records.len() + n <= records.capacity()).then_some(records)
-        });
-        match open {
-            Some(batch) => batch.extend(records.map(Some)),
-            None => {
-                let mut batch = Vec::with_capacity(n.max(room));
-                batch.extend(records.map(Some));
-                store.batches.push_back(Batch {
-                    records: Arc::new(batch),
-                    start: 0,
-                    freed: 0,
-                });
+        // Appended to the newest batch when no reader holds it and the delivery fits;
+        // else the room of the new batch: `FIRST_ROOM` for the first, twice the full one
+        // before it, just this delivery's after one a reader holds (a reader polling
+        // between deliveries leaves no mostly empty batches behind).
+        let new_room = match store
+            .batches
+            .back_mut()
+            .map(|b| Arc::get_mut(&mut b.records))
+        {
+            Some(Some(open)) if open.len() + n <= open.capacity() => {
+                open.extend(records.by_ref().map(Some));
+                None
             }
+            Some(Some(full)) => Some((2 * full.capacity()).min(most)),
+            Some(None) => Some(0),
+            None => Some(FIRST_ROOM.min(most)),
+        };
+        if let Some(room) = new_room {
+            let mut batch = Vec::with_capacity(n.max(room));
+            batch.extend(records.map(Some));
+            store.batches.push_back(Batch {
+                records: Arc::new(batch),
+                start: 0,
+                freed: 0,
+            });
         }
         store.len += n;
         let Some(limit) = self.limit else {
