@@ -151,53 +151,44 @@ mod tests {
     /// too long for it is built at run time, once.
     #[test]
     fn derived_paths_built_at_compile_time_equal_convex_path() {
-        #[derive(Clone, Copy)]
-        struct Long;
-        impl Function for Long {
-            type Args = NoArgs;
-            type Output = NoArgs;
-            type Context = ();
-            const METADATA: Metadata = Metadata {
+        // Two functions that differ only in their metadata.
+        macro_rules! function {
+            ($name:ident, $metadata:expr) => {
+                #[derive(Clone, Copy)]
+                struct $name;
+                impl Function for $name {
+                    type Args = NoArgs;
+                    type Output = NoArgs;
+                    type Context = ();
+                    const METADATA: Metadata = $metadata;
+                    fn call(
+                        _: &(),
+                        args: NoArgs,
+                        _: Option<Box<Envelope>>,
+                    ) -> BoxFuture<'_, Result<NoArgs>> {
+                        Box::pin(async move { Ok(args) })
+                    }
+                }
+            };
+        }
+        function!(
+            Long,
+            Metadata {
                 module_path: concat!(
                     "app::a_module_with_a_long_name::another_module_with_a_long_name",
                     "::yet_another_module_with_a_long_name::and_one_more_for_good_measure::data"
                 ),
                 ..meta("", None)
-            };
-            fn call(
-                _: &(),
-                args: NoArgs,
-                _: Option<Box<Envelope>>,
-            ) -> BoxFuture<'_, Result<NoArgs>> {
-                Box::pin(async move { Ok(args) })
             }
-        }
-        #[derive(Clone, Copy)]
-        struct Short;
-        impl Function for Short {
-            type Args = NoArgs;
-            type Output = NoArgs;
-            type Context = ();
-            const METADATA: Metadata = meta("app::research::data", None);
-            fn call(
-                _: &(),
-                args: NoArgs,
-                _: Option<Box<Envelope>>,
-            ) -> BoxFuture<'_, Result<NoArgs>> {
-                Box::pin(async move { Ok(args) })
-            }
-        }
+        );
+        function!(Short, meta("app::research::data", None));
         for module_path in ["app", "app::x", "app::research::data", "a::b::c::d::e"] {
             let metadata = meta(module_path, None);
-            let derived: &'static DerivedPath = Box::leak(Box::new(DerivedPath::of(&metadata)));
-            assert_eq!(derived.as_str(), metadata.convex_path());
+            assert_eq!(DerivedPath::of(&metadata).as_str(), metadata.convex_path());
         }
         assert_eq!(Short::path(), "research/data:get_inputs");
         // Built by the compiler, not at run time.
-        assert_eq!(
-            DerivedPath::of(&Short::METADATA).as_str_in_place(),
-            Short::path()
-        );
+        assert_eq!(DerivedPath::of(&Short::METADATA).as_str(), Short::path());
         // At the capacity the compiler builds it; one byte more and it is built at run time.
         let export = ":get_inputs".len();
         for (len, in_place) in [(128, true), (129, false)] {
@@ -205,13 +196,9 @@ mod tests {
             let metadata = meta(Box::leak(module.into_boxed_str()), None);
             let derived = DerivedPath::of(&metadata);
             assert_eq!(metadata.convex_path().len(), len);
-            assert_eq!(
-                derived.as_str_in_place().is_empty(),
-                !in_place,
-                "{len} bytes"
-            );
+            assert_eq!(derived.as_str().is_empty(), !in_place, "{len} bytes");
             if in_place {
-                assert_eq!(derived.as_str_in_place(), metadata.convex_path());
+                assert_eq!(derived.as_str(), metadata.convex_path());
             }
         }
         // The override wins over the derived path.

@@ -66,12 +66,7 @@ impl DerivedPath {
 
     /// The path as text; empty when it did not fit. `const`, so the check of the bytes is
     /// the compiler's too.
-    pub(super) const fn as_str(&'static self) -> &'static str {
-        self.as_str_in_place()
-    }
-
-    /// [`as_str`](Self::as_str) for a path that is not `'static` (tests).
-    pub(super) const fn as_str_in_place(&self) -> &str {
+    pub(super) const fn as_str(&self) -> &str {
         match std::str::from_utf8(self.bytes.split_at(self.len).0) {
             Ok(path) => path,
             // Cut only at ASCII `::`, so never reached; `""` sends the call to `interned`.
