@@ -15,10 +15,13 @@ use crux_runtime::delivery::{FlushOptions, FlushStatus};
 use crux_runtime::envelope::{Envelope, WireContext};
 use crux_runtime::observe::{Observer, RunOptions, Scope};
 use crux_runtime::record::SpanStatus;
-use crux_runtime::sink::{JsonLines, Memory};
+use crux_runtime::sink::JsonLines;
 use divan::Bencher;
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
 use serde::{Deserialize, Serialize};
+
+mod shared;
+use shared::{BATCH, DropReporter, fast};
 
 fn main() {
     tracing::subscriber::set_global_default(tracing_subscriber::registry())
@@ -28,13 +31,6 @@ fn main() {
     drain_crux();
     if std::env::var_os("CRUX_BENCH_SKIP_THROUGHPUT").is_none() {
         json_lines_throughput();
-    }
-}
-
-struct DropReporter;
-impl fastrace::collector::Reporter for DropReporter {
-    fn report(&mut self, spans: Vec<fastrace::prelude::SpanRecord>) {
-        black_box(spans);
     }
 }
 
@@ -60,10 +56,7 @@ static BENCH: OnceLock<(Observer, Scope)> = OnceLock::new();
 
 fn crux_bench() -> &'static (Observer, Scope) {
     BENCH.get_or_init(|| {
-        let observer = Observer::builder()
-            .sink(Memory::bounded(10_000))
-            .capacity(1 << 20)
-            .build();
+        let observer = shared::span_observer();
         let run = observer.open_run(RunOptions::new("bench", "agent.run"));
         let scope = run.scope();
         std::mem::forget(run);
@@ -75,19 +68,10 @@ fn crux_bench() -> &'static (Observer, Scope) {
 /// left behind are delivered before the next bench samples (the worker would otherwise
 /// compete with it for a core, and callgrind's "other threads" would miss them at exit).
 fn drain_crux() {
-    let Some((observer, _)) = BENCH.get() else {
-        return;
-    };
-    let by = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while observer.stats().queued > 0 && std::time::Instant::now() < by {
-        std::thread::sleep(std::time::Duration::from_millis(1));
+    if let Some((observer, _)) = BENCH.get() {
+        shared::wait_until_delivered(observer);
     }
 }
-
-/// Spans per iteration of the span benches: fastrace keeps at most 10 240 local spans
-/// under one parent, so every bench opens its spans in batches under a fresh-enough parent
-/// and reports the time of 100 spans (divide by 100 for one span).
-const BATCH: usize = 100;
 
 mod span {
     use super::*;
@@ -176,12 +160,6 @@ mod span {
                 traced();
             }
         });
-    }
-
-    #[fastrace::trace]
-    #[inline(never)]
-    fn fast() {
-        black_box(());
     }
 
     /// 100 fastrace `#[trace]` calls under a local parent (opened per batch, as fastrace

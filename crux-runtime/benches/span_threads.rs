@@ -13,28 +13,13 @@
 //! prints nothing per thread elsewhere). `benches/compare.sh` runs it.
 
 use std::collections::BTreeMap;
-use std::hint::black_box;
 use std::time::Instant;
 
-use crux_runtime::observe::{Observer, RunOptions};
+use crux_runtime::observe::RunOptions;
 use crux_runtime::record::SpanStatus;
-use crux_runtime::sink::Memory;
 
-/// Spans per iteration, as in `overhead::span`.
-const BATCH: usize = 100;
-
-struct DropReporter;
-impl fastrace::collector::Reporter for DropReporter {
-    fn report(&mut self, spans: Vec<fastrace::prelude::SpanRecord>) {
-        black_box(spans);
-    }
-}
-
-#[fastrace::trace]
-#[inline(never)]
-fn fast() {
-    black_box(());
-}
+mod shared;
+use shared::{BATCH, DropReporter, fast};
 
 /// One thread's counters at a point in time.
 #[derive(Clone, Copy, Default)]
@@ -99,14 +84,13 @@ fn others_cpu_ns() -> u64 {
         .sum()
 }
 
-/// Waits (at most 5 s) until `idle` holds and the other threads' CPU time stops growing
-/// for 20 ms: the work a loop left behind (a crux backlog, fastrace's collector) is then
-/// charged to its own window, not to the next loop's.
-fn settle(idle: &dyn Fn() -> bool) {
+/// Waits (at most 5 s) until the other threads' CPU time stops growing for 20 ms, after
+/// `drain` (which waits for a crux backlog to be delivered): the work a loop left behind
+/// (a crux backlog, fastrace's collector) is then charged to its own window, not to the
+/// next loop's.
+fn settle(drain: &dyn Fn()) {
+    drain();
     let by = Instant::now() + std::time::Duration::from_secs(5);
-    while !idle() && Instant::now() < by {
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
     let mut last = others_cpu_ns();
     while Instant::now() < by {
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -120,19 +104,19 @@ fn settle(idle: &dyn Fn() -> bool) {
 
 /// Runs `iteration` `iterations` times and prints, per span, the wall time of the loop
 /// and every thread's CPU time and context switches until the work it caused is done
-/// (`idle`: nothing of it left queued).
-fn measure(label: &str, iterations: usize, idle: &dyn Fn() -> bool, mut iteration: impl FnMut()) {
+/// (`drain`: waits until nothing of it is left queued).
+fn measure(label: &str, iterations: usize, drain: &dyn Fn(), mut iteration: impl FnMut()) {
     for _ in 0..iterations / 10 {
         iteration();
     }
-    settle(idle);
+    settle(drain);
     let before = threads();
     let started = Instant::now();
     for _ in 0..iterations {
         iteration();
     }
     let wall = started.elapsed();
-    settle(idle);
+    settle(drain);
     let after = threads();
     let spans = (iterations * BATCH) as f64;
     println!(
@@ -177,23 +161,24 @@ fn main() {
     );
     fastrace::set_reporter(DropReporter, fastrace::collector::Config::default());
     // As `overhead`'s `crux_scope`.
-    let observer = Observer::builder()
-        .sink(Memory::bounded(10_000))
-        .capacity(1 << 20)
-        .build();
+    let observer = shared::span_observer();
     let run = observer.open_run(RunOptions::new("bench", "agent.run"));
     let scope = run.scope();
     let _in_run = scope.enter();
     for _ in 0..2 {
-        let queue_empty = || observer.stats().queued == 0;
-        measure("crux", iterations, &queue_empty, || {
-            for _ in 0..BATCH {
-                crux_runtime::observe::span("step", "tool.call")
-                    .start()
-                    .end(SpanStatus::Ok);
-            }
-        });
-        measure("fastrace", iterations, &|| true, || {
+        measure(
+            "crux",
+            iterations,
+            &|| shared::wait_until_delivered(&observer),
+            || {
+                for _ in 0..BATCH {
+                    crux_runtime::observe::span("step", "tool.call")
+                        .start()
+                        .end(SpanStatus::Ok);
+                }
+            },
+        );
+        measure("fastrace", iterations, &|| {}, || {
             let root = fastrace::Span::root("root", fastrace::prelude::SpanContext::random());
             let _guard = root.set_local_parent();
             for _ in 0..BATCH {
