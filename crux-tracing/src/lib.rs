@@ -597,3 +597,30 @@ where
         self.inner.format_event(ctx, writer, event)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::CruxLayer;
+
+    /// Outer targets are prefixes, compared first byte first: what matches is exactly what
+    /// `str::starts_with` matches, the empty prefix included.
+    #[test]
+    fn outer_targets_match_as_prefixes() {
+        let layer = CruxLayer::new();
+        assert!(layer.is_outer_target("tower_http::trace::on_request"));
+        assert!(layer.is_outer_target("tower_http"));
+        for other in ["tower", "tower_htt", "xtower_http", "my_app", ""] {
+            assert!(!layer.is_outer_target(other), "{other:?}");
+        }
+        let all = CruxLayer::new().outer_spans_for_target("");
+        assert!(all.is_outer_target("my_app") && all.is_outer_target(""));
+        let sqlx = CruxLayer::new().outer_spans_for_target("sqlx");
+        assert!(sqlx.is_outer_target("sqlx::query") && sqlx.is_outer_target("tower_http"));
+        assert!(!sqlx.is_outer_target("sql"));
+        assert!(
+            !CruxLayer::new()
+                .without_outer_spans()
+                .is_outer_target("tower_http")
+        );
+    }
+}
