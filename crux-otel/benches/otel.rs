@@ -125,6 +125,19 @@ mod tracing_span {
         b.bench_local(one_bare_span);
     }
 
+    /// A layer that does nothing, so the registry pays what any layer costs it (the
+    /// `Layered` dispatch, the close guard): the floor under `CruxLayer`'s figures.
+    struct NoopLayer;
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for NoopLayer {}
+
+    /// Baseline: the span with a registry and a layer that does nothing.
+    #[divan::bench]
+    fn noop_layer(b: Bencher) {
+        let _sub = tracing::subscriber::set_default(tracing_subscriber::registry().with(NoopLayer));
+        let _in_span = span_scope().enter();
+        b.bench_local(one_span);
+    }
+
     /// Baseline: the span through `tracing-opentelemetry`'s layer into the OTel SDK (simple
     /// processor, no-op exporter).
     #[divan::bench]

@@ -61,6 +61,7 @@ impl Fields {
     /// reference count, no allocation per span, while the callsite keeps its place in the
     /// cache; one that lost it builds its list again). Visiting would find nothing, so
     /// there is no message, primitive or error to return beside them.
+    #[inline(always)]
     pub(crate) fn without_values(meta: &'static Metadata<'static>) -> Attributes {
         let key = std::ptr::from_ref(meta) as usize;
         // The top bits of the multiplied address (every bit of it moves them), as many as

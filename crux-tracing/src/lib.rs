@@ -195,6 +195,16 @@ impl CruxLayer {
         self
     }
 
+    /// Whether spans of `target` opened outside any context wait for the next run.
+    fn is_outer_target(&self, target: &str) -> bool {
+        let first = target.as_bytes().first();
+        self.outer_targets.iter().any(|t| {
+            // The first bytes first: most targets differ there, and the rest is compared by
+            // a call (≈ 40 instructions per span outside any context with the default list).
+            t.as_bytes().first().is_none_or(|b| first == Some(b)) && target.starts_with(&**t)
+        })
+    }
+
     fn primitive_for(&self, meta: &Metadata<'_>) -> &'static str {
         self.rules
             .iter()
@@ -387,11 +397,7 @@ where
         }
         let explicit = self.explicit_parent_scope(attrs, &ctx);
         if explicit.is_none() && !observe::in_context() {
-            if self
-                .outer_targets
-                .iter()
-                .any(|t| meta.target().starts_with(&**t))
-            {
+            if self.is_outer_target(meta.target()) {
                 self.open_pending(attrs, id, &ctx);
             }
             return;
@@ -589,5 +595,32 @@ where
             write!(writer, "crux.run_id={run_id} crux.trace_id={trace_id} ")?;
         }
         self.inner.format_event(ctx, writer, event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CruxLayer;
+
+    /// Outer targets are prefixes, compared first byte first: what matches is exactly what
+    /// `str::starts_with` matches, the empty prefix included.
+    #[test]
+    fn outer_targets_match_as_prefixes() {
+        let layer = CruxLayer::new();
+        assert!(layer.is_outer_target("tower_http::trace::on_request"));
+        assert!(layer.is_outer_target("tower_http"));
+        for other in ["tower", "tower_htt", "xtower_http", "my_app", ""] {
+            assert!(!layer.is_outer_target(other), "{other:?}");
+        }
+        let all = CruxLayer::new().outer_spans_for_target("");
+        assert!(all.is_outer_target("my_app") && all.is_outer_target(""));
+        let sqlx = CruxLayer::new().outer_spans_for_target("sqlx");
+        assert!(sqlx.is_outer_target("sqlx::query") && sqlx.is_outer_target("tower_http"));
+        assert!(!sqlx.is_outer_target("sql"));
+        assert!(
+            !CruxLayer::new()
+                .without_outer_spans()
+                .is_outer_target("tower_http")
+        );
     }
 }

@@ -91,6 +91,7 @@ impl<T> Table<T> {
 
     /// Keeps `value` for span `id` (replacing what an earlier span of that id left, which
     /// `on_close` never does).
+    #[inline(always)]
     pub(crate) fn insert(&self, id: &Id, value: T) {
         let id = id.into_u64();
         let mut slot = self.slot(id);
@@ -115,6 +116,7 @@ impl<T> Table<T> {
     }
 
     /// Takes span `id`'s value out.
+    #[inline]
     pub(crate) fn remove(&self, id: &Id) -> Option<T> {
         let id = id.into_u64();
         let mut slot = self.slot(id);
@@ -139,6 +141,7 @@ impl<T> Table<T> {
     /// Runs `f` on span `id`'s value, if it has one, with its slot (or shard) locked: `f`
     /// must not call into `tracing` or record anything (a callback could need the same
     /// lock).
+    #[inline]
     pub(crate) fn with<R>(&self, id: &Id, f: impl FnOnce(&mut T) -> R) -> Option<R> {
         let id = id.into_u64();
         let mut slot = self.slot(id);
