@@ -36,8 +36,10 @@
 //! Events become Crux events named after their message (or their callsite name), with the
 //! attributes `level`, `target` and every field, on the innermost span (the `tracing`
 //! span's or a Crux span opened inside it); an explicit `parent:` that is a Crux span
-//! wins. Outside any Crux context the layer costs a thread-local read per span and event
-//! and an atomic load per enter.
+//! wins. Outside any Crux context the layer costs a thread-local read per callback, an
+//! atomic load per enter and close, and a check of the span's target against the outer
+//! targets (`tower_http`): 865 instructions a span against 705 under a layer that does
+//! nothing (crux-otel's `tracing_span` bench).
 //!
 //! One `CruxLayer` per subscriber: the layer keeps the Crux spans of its subscriber's open
 //! `tracing` spans itself, so a clone starts empty (for another subscriber, whose span ids
@@ -200,7 +202,8 @@ impl CruxLayer {
         let first = target.as_bytes().first();
         self.outer_targets.iter().any(|t| {
             // The first bytes first: most targets differ there, and the rest is compared by
-            // a call (≈ 40 instructions per span outside any context with the default list).
+            // a call (885 → 865 instructions per span outside any context, for a target not
+            // starting with `t`; one sharing a prefix's first byte still pays the compare).
             t.as_bytes().first().is_none_or(|b| first == Some(b)) && target.starts_with(&**t)
         })
     }
