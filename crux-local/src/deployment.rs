@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::auth::UserIdentity;
 use super::ctx::{ActionCtx, HostContext, MutationCtx, QueryCtx};
 use super::dispatch::{Caller, ClientCall, Entry, from_json_output, to_json_args};
+use super::registry::Registry;
 use super::scheduler::Jobs;
 use super::store::{Schema, Store, TableSchema};
 use crux_runtime::Result;
@@ -31,7 +32,7 @@ pub struct Deployment {
 }
 
 pub(crate) struct Inner {
-    pub(crate) registry: HashMap<&'static str, Entry>,
+    pub(crate) registry: Registry,
     pub(crate) store: Store,
     pub(crate) jobs: Jobs,
     pub(crate) observer: Observer,
@@ -91,7 +92,7 @@ impl fmt::Debug for Deployment {
 /// Configures a [`Deployment`]: its functions, tables and observability.
 #[derive(Default)]
 pub struct DeploymentBuilder {
-    registry: HashMap<&'static str, Entry>,
+    registry: Registry,
     schema: Schema,
     sinks: Option<ObserverBuilder>,
     observer: Option<Observer>,

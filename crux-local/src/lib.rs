@@ -17,6 +17,7 @@ pub mod encoding;
 mod finite;
 mod inherited;
 mod receiving;
+mod registry;
 mod scheduler;
 mod store;
 mod validation;

@@ -11,8 +11,28 @@
 # CRUX_THROUGHPUT_VARIANTS=memory,bare runs only those. A variant that fails is named, with
 # the step that failed and the end of the server's, the load generator's and valgrind's
 # output.
+#
+# Steady state: crux-server/benches/throughput-callgrind.sh --steady [N] [W]   (defaults
+# 2000, 20000). N and 3N requests never fill the Memory sink's 100 000 records or the
+# ended-run ring, so the default mode counts a server that is still filling them (no record
+# freed, no run forgotten), which a server under load is not. `--steady` serves each variant
+# once, warms it with W requests run uninstrumented (`--instr-atstart=no`: W is past the
+# sink's bound and the ring's size), then turns counting on (`callgrind_control -i on`,
+# `-z`), counts N requests and dumps (`-d`): instructions of N requests at steady state,
+# start-up and shutdown excluded. CRUX_CALLGRIND_KEEP=DIR keeps each variant's dump there
+# (`DIR/VARIANT.out`), for `callgrind_annotate --inclusive=yes`.
 set -euo pipefail
-N="${1:-300}"
+STEADY=""
+if [[ "${1:-}" == "--steady" ]]; then
+    STEADY=1
+    shift
+fi
+if [[ -n "$STEADY" ]]; then
+    N="${1:-2000}"
+    WARM="${2:-20000}"
+else
+    N="${1:-300}"
+fi
 cd "$(dirname "$0")/../.."
 export CARGO_TERM_COLOR=never
 BIN="$(cargo bench -p crux-server --bench throughput --no-run --message-format=json 2>/dev/null |
@@ -83,14 +103,80 @@ count() { # VARIANT REQUESTS → total instructions of the server process
     echo "$total"
 }
 
+# `--steady`: one server per variant, warmed uninstrumented with WARM requests, then N
+# requests counted between a zeroing and a dump. Prints the instructions per request.
+steady() { # VARIANT → instructions per request at steady state
+    local variant="$1" fifo="$OUT/stdin" log="$OUT/serve.log"
+    rm -f "$fifo" "$OUT"/callgrind.out.* "$OUT"/*.log
+    mkfifo "$fifo"
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/callgrind.out.%p" \
+        "$BIN" --serve "$variant" <"$fifo" >"$log" 2>"$OUT/valgrind.log" &
+    local pid=$!
+    exec 3>"$fifo"
+    local addr=""
+    for _ in $(seq 1 600); do
+        addr="$(sed -n 's/^serving //p' "$log")"
+        [[ -n "$addr" ]] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    local step=""
+    if [[ -z "$addr" ]]; then
+        step="the server did not start"
+    elif ! "$BIN" --requests "$addr" 1 "$WARM" >"$OUT/load.log" 2>&1; then
+        step="the warm-up's load generator failed"
+    elif ! { callgrind_control -i on "$pid" && callgrind_control -z "$pid"; } >>"$OUT/valgrind.log" 2>&1; then
+        step="callgrind_control could not start counting"
+    elif ! "$BIN" --requests "$addr" 1 "$N" >>"$OUT/load.log" 2>&1; then
+        step="the load generator failed"
+    elif ! callgrind_control -d "$pid" >>"$OUT/valgrind.log" 2>&1; then
+        step="callgrind_control could not dump"
+    fi
+    exec 3>&-
+    local status=0
+    wait "$pid" || status=$?
+    if [[ -n "$step" ]]; then
+        fail "$variant" "$N" "$step"
+        return 1
+    fi
+    if ((status != 0)); then
+        fail "$variant" "$N" "the server exited with status $status"
+        return 1
+    fi
+    # The dump asked for is part 1 (`callgrind.out.PID.1`); the file without a part number
+    # is shutdown's.
+    local dump
+    dump="$(ls "$OUT"/callgrind.out.*.1 2>/dev/null | head -n 1)"
+    local total
+    total="$(awk '/^summary:/ { s += $2; n++ } END { if (n) print s }' "${dump:-/dev/null}")"
+    if [[ -z "$total" ]]; then
+        fail "$variant" "$N" "callgrind wrote no count"
+        return 1
+    fi
+    if [[ -n "${CRUX_CALLGRIND_KEEP:-}" ]]; then
+        mkdir -p "$CRUX_CALLGRIND_KEEP"
+        cp "$dump" "$CRUX_CALLGRIND_KEEP/$variant.out"
+    fi
+    awk -v t="$total" -v n="$N" 'BEGIN { printf "%.0f", t / n }'
+}
+
 # CRUX_THROUGHPUT_VARIANTS (as for throughput.sh): a comma-separated subset.
 VARIANTS="${CRUX_THROUGHPUT_VARIANTS:-memory,jsonl,disabled,bare}"
-echo "instructions per request (callgrind, whole server process; N=$N and 3N requests)"
+if [[ -n "$STEADY" ]]; then
+    echo "instructions per request at steady state (callgrind, whole server process;" \
+        "$WARM requests uncounted, then N=$N counted)"
+else
+    echo "instructions per request (callgrind, whole server process; N=$N and 3N requests)"
+fi
 declare -A per
 for variant in ${VARIANTS//,/ }; do
-    small="$(count "$variant" "$N")" || exit 1
-    large="$(count "$variant" "$((3 * N))")" || exit 1
-    per[$variant]="$(awk -v a="$small" -v b="$large" -v n="$N" 'BEGIN { printf "%.0f", (b - a) / (2 * n) }')"
+    if [[ -n "$STEADY" ]]; then
+        per[$variant]="$(steady "$variant")" || exit 1
+    else
+        small="$(count "$variant" "$N")" || exit 1
+        large="$(count "$variant" "$((3 * N))")" || exit 1
+        per[$variant]="$(awk -v a="$small" -v b="$large" -v n="$N" 'BEGIN { printf "%.0f", (b - a) / (2 * n) }')"
+    fi
     printf '  %-9s %12s\n' "$variant" "${per[$variant]}"
 done
 [[ -n "${per[memory]:-}" && -n "${per[jsonl]:-}" && -n "${per[disabled]:-}" && -n "${per[bare]:-}" ]] ||

@@ -139,7 +139,8 @@ fn main() {
 }
 
 /// The variants `CRUX_THROUGHPUT_VARIANTS` names (`memory`, `jsonl`, `disabled`, `bare`,
-/// comma-separated), or all.
+/// comma-separated), or all. (`memory1k` is served by `--serve` alone: the rounds and
+/// their ratios are over `Variant::ALL`.)
 fn chosen_variants() -> Vec<Variant> {
     let Ok(names) = std::env::var("CRUX_THROUGHPUT_VARIANTS") else {
         return Variant::ALL.to_vec();
@@ -150,10 +151,11 @@ fn chosen_variants() -> Vec<Variant> {
 fn parse_variant(name: &str) -> Variant {
     match name.trim() {
         "memory" => Variant::CruxMemory,
+        "memory1k" => Variant::CruxMemorySmall,
         "jsonl" => Variant::CruxJsonLines,
         "disabled" => Variant::CruxDisabled,
         "bare" => Variant::BareAxum,
-        other => panic!("unknown variant `{other}` (memory, jsonl, disabled, bare)"),
+        other => panic!("unknown variant `{other}` (memory, jsonl, disabled, bare; memory1k)"),
     }
 }
 

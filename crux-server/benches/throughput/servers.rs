@@ -50,6 +50,11 @@ pub async fn respond(ctx: &ActionCtx, args: Ask) -> crux::Result<Ask> {
 pub enum Variant {
     /// crux, recording into a `Memory::bounded` sink.
     CruxMemory,
+    /// crux, recording into a `Memory::bounded(1_000)` sink: not one of the rounds
+    /// (`--serve memory1k` only), a probe of what retention costs: the same recording
+    /// and delivery as `CruxMemory`, but its records are freed 1 000 records after they
+    /// were made, while still in cache, instead of 100 000.
+    CruxMemorySmall,
     /// crux, recording into a JSON Lines file.
     CruxJsonLines,
     /// crux with `Observer::disabled()`.
@@ -69,6 +74,7 @@ impl Variant {
     pub fn name(self) -> &'static str {
         match self {
             Variant::CruxMemory => "crux, Memory sink",
+            Variant::CruxMemorySmall => "crux, Memory sink of 1 000",
             Variant::CruxJsonLines => "crux, JSON Lines sink",
             Variant::CruxDisabled => "crux, observer disabled",
             Variant::BareAxum => "bare axum, same work",
@@ -112,6 +118,7 @@ pub async fn start(variant: Variant, records: &Path) -> Running {
             let builder = Deployment::builder().function(step).function(respond);
             let builder = match variant {
                 Variant::CruxMemory => builder.sink(Memory::bounded(100_000)),
+                Variant::CruxMemorySmall => builder.sink(Memory::bounded(1_000)),
                 Variant::CruxJsonLines => {
                     let _ = std::fs::remove_file(records);
                     builder.sink(JsonLines::open(records).expect("a records file"))
