@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 const REANCHOR_NS: u64 = 50_000_000;
 
 /// The shortest interval a first calibration is measured over.
-const CALIBRATE_NS: u64 = 2_000_000;
+const CALIBRATE_NS: u64 = 5_000_000;
 
 /// Nanoseconds since the Unix epoch from the system clock (0 before 1970).
 fn system_nanos() -> u64 {
@@ -131,43 +131,78 @@ mod tsc {
         if !usable() {
             return None;
         }
-        let nanos = system_nanos();
-        let tsc = rdtsc();
+        let (nanos, tsc) = read_pair(rdtsc, system_nanos)?;
+        ANCHOR.with(|c| c.set(renew(a, nanos, tsc)));
+        Some(nanos)
+    }
+
+    /// The widest a pair's two TSC reads may lie apart: 10 000 ticks, 2–10 µs at the
+    /// 1–5 GHz invariant TSCs run at. A vDSO `clock_gettime` takes tens of nanoseconds; a
+    /// wider bracket means the thread was interrupted or preempted between the reads.
+    const TIGHT_TICKS: u64 = 10_000;
+
+    /// Reads of a pair before giving up (the caller then uses the system clock alone).
+    const PAIR_TRIES: u32 = 4;
+
+    /// The system clock and the TSC at one moment: the TSC read on both sides of the
+    /// clock, its midpoint kept, and read again while the two lie far apart. A thread
+    /// preempted between a lone clock read and a lone TSC read (milliseconds on a loaded
+    /// machine) would pair the clock with a tick from later, and every time extrapolated
+    /// from that anchor, and the rate measured from it, would be off by as much.
+    pub(super) fn read_pair(
+        mut tsc: impl FnMut() -> u64,
+        mut clock: impl FnMut() -> u64,
+    ) -> Option<(u64, u64)> {
+        for _ in 0..PAIR_TRIES {
+            let before = tsc();
+            let nanos = clock();
+            let after = tsc();
+            if after >= before && after - before <= TIGHT_TICKS {
+                return Some((nanos, before + (after - before) / 2));
+            }
+        }
+        None
+    }
+
+    /// The anchor after reading the pair `(nanos, tsc)`: the first reading, a calibration
+    /// once [`CALIBRATE_NS`] have passed since it, then a renewed rate at each renewal.
+    fn renew(a: Anchor, nanos: u64, tsc: u64) -> Anchor {
         let elapsed_ns = nanos.wrapping_sub(a.nanos);
         let elapsed_ticks = tsc.wrapping_sub(a.tsc);
-        let renewed = if a.tsc == 0 || nanos < a.nanos || tsc < a.tsc || elapsed_ticks == 0 {
+        if a.tsc == 0 || nanos < a.nanos || tsc < a.tsc || elapsed_ticks == 0 {
             // First reading on this thread, or a clock stepped backwards: start over.
-            Anchor {
+            return Anchor {
                 tsc,
                 nanos,
                 scale: 0,
                 span: 0,
-            }
-        } else if a.scale == 0 && elapsed_ns < CALIBRATE_NS {
-            // Too short to calibrate: keep the first reading, ask the system clock.
-            a
-        } else {
-            let measured = ((u128::from(elapsed_ns) << 32) / u128::from(elapsed_ticks)) as u64;
-            // A rate off by more than 0.1 % means the system clock was stepped during the
-            // interval, not that the TSC changed pace: keep the known rate.
-            let scale = if a.scale != 0 && measured.abs_diff(a.scale) > a.scale / 1000 {
-                a.scale
-            } else {
-                measured
             };
-            Anchor {
-                tsc,
-                nanos,
-                scale,
-                span: if scale == 0 {
-                    0
-                } else {
-                    ((u128::from(REANCHOR_NS) << 32) / u128::from(scale)) as u64
-                },
-            }
+        }
+        if a.scale == 0 && elapsed_ns < CALIBRATE_NS {
+            // Too short to calibrate: keep the first reading, ask the system clock.
+            return a;
+        }
+        let measured = ((u128::from(elapsed_ns) << 32) / u128::from(elapsed_ticks)) as u64;
+        // A rate off by more than 1 % means the system clock was stepped during the
+        // interval (0.5 ms or more in a 50 ms renewal), not that the TSC changed pace:
+        // keep the known rate. Within 1 % the new rate wins, so a first calibration
+        // measured over a short interval (each pair within half a bracket, 5 µs at the
+        // slowest TSC: ≤ 0.2 % over 5 ms) is corrected at the first renewal instead of being kept for the thread's life.
+        let scale = if a.scale != 0 && measured.abs_diff(a.scale) > a.scale / 100 {
+            a.scale
+        } else {
+            measured
         };
-        ANCHOR.with(|c| c.set(renewed));
-        Some(nanos)
+        Anchor {
+            tsc,
+            nanos,
+            scale,
+            span: if scale == 0 {
+                0
+            } else {
+                ((u128::from(REANCHOR_NS) << 32) / u128::from(scale)) as u64
+            },
+        }
     }
 
     #[cfg(test)]
@@ -196,6 +231,67 @@ mod tsc {
                 let ghz = (1u64 << 32) as f64 / a.scale as f64;
                 assert!((0.1..10.0).contains(&ghz), "{ghz} GHz");
             }
+        }
+
+        #[test]
+        fn a_pair_read_across_a_preemption_is_read_again() {
+            // The TSC jumps 3 ms (at 1 GHz) between the first pair's reads: that pair is
+            // refused; the second is tight and its midpoint kept.
+            let mut ticks = [1_000, 3_001_000, 5_000_000, 5_000_100].into_iter();
+            let mut clocks = [7_000, 9_000].into_iter();
+            let pair = read_pair(|| ticks.next().unwrap(), || clocks.next().unwrap());
+            assert_eq!(pair, Some((9_000, 5_000_050)));
+            // Never tight: no pair (the caller reads the system clock alone).
+            let mut t = 0u64;
+            let never = read_pair(
+                || {
+                    t += 1_000_000;
+                    t
+                },
+                || 1,
+            );
+            assert_eq!(never, None);
+        }
+
+        #[test]
+        fn a_first_rate_off_by_a_little_is_corrected_and_a_step_is_not_taken_as_a_rate() {
+            const GHZ: u64 = 1 << 32; // 1 ns per tick, 32.32 fixed point
+            let first = renew(
+                Anchor {
+                    tsc: 0,
+                    nanos: 0,
+                    scale: 0,
+                    span: 0,
+                },
+                1_000_000_000,
+                1_000,
+            );
+            // Too soon: no rate yet.
+            let early = renew(first, 1_000_000_000 + 1_000_000, 1_000 + 1_000_000);
+            assert_eq!(early.scale, 0);
+            // Calibrated over 5 ms by pairs off by 25 µs together: 0.5 % fast.
+            let calibrated = renew(early, 1_000_000_000 + 5_025_000, 1_000 + 5_000_000);
+            let off = calibrated.scale.abs_diff(GHZ) as f64 / GHZ as f64;
+            assert!((0.004..0.006).contains(&off), "{off}");
+            // The renewal 50 ms later measures the true rate and keeps it.
+            let renewed = renew(
+                calibrated,
+                calibrated.nanos + 50_000_000,
+                calibrated.tsc + 50_000_000,
+            );
+            assert_eq!(renewed.scale, GHZ);
+            // A clock stepped 5 ms forward during the next 50 ms: the rate stays.
+            let stepped = renew(
+                renewed,
+                renewed.nanos + 55_000_000,
+                renewed.tsc + 50_000_000,
+            );
+            assert_eq!(stepped.scale, GHZ);
+            assert_eq!(
+                stepped.nanos,
+                renewed.nanos + 55_000_000,
+                "the step itself is taken"
+            );
         }
     }
 }
