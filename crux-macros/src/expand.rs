@@ -131,7 +131,12 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
         (quote!(_args), quote!(ctx, envelope))
     };
     let boxed = quote_spanned!(ret.span=> ::std::boxed::Box::pin(Self::handler(#call_args)));
+    // `#[inline]` here and on the handler: neither is then compiled where it is declared
+    // (a non-generic fn of a library is, with the handler's whole future behind it), only
+    // where a function is registered or called, as generic code is. A crate of handlers that
+    // registers none saves that code generation on every rebuild.
     let call = quote! {
+        #[inline]
         fn call(ctx: &Self::Context, #args_param: Self::Args, envelope: #rt::IncomingEnvelope) -> #rt::BoxFuture<'_, #krate::Result<Self::Output>> {
             #boxed
         }
@@ -150,18 +155,24 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
     // see an `async fn`, as written, to wrap the whole call rather than the future's making.
     let handler_fn = if attrs.iter().all(is_builtin) {
         quote! {
+            #[inline]
             #vis #fn_token #handler_ident(#(#inputs,)* __crux: #p::IncomingEnvelope) -> impl ::core::future::Future<Output = #result_ty> + '_ {
                 #invoke
             }
         }
     } else {
         quote! {
+            #[inline]
             #vis async #fn_token #handler_ident(#(#inputs,)* __crux: #p::IncomingEnvelope) -> #result_ty {
                 #invoke.await
             }
         }
     };
     let (output_tokens, ctx_tokens) = (&output_ty.tokens, &ctx_ty.tokens);
+    // `Clone`, `Copy` and `Debug` written out rather than derived: the same impls, without
+    // running three derives per handler, and `#[inline]` so none is compiled unless used.
+    // `Debug` prints the name as `derive(Debug)` would (without `r#`).
+    let name = LitStr::new(&ident.unraw().to_string(), ident.span());
     let metadata = metadata(kind, options, ident, &rt);
     let checks = checks(kind, &ctx_ty, &args_ty, &output_ty, &ret, &rt);
 
@@ -169,7 +180,6 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
         #(#docs)*
         #(#cfgs)*
         #[allow(non_camel_case_types)]
-        #[derive(Clone, Copy, Debug)]
         #vis struct #ident;
 
         #(#cfgs)*
@@ -183,6 +193,19 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
         #(#cfgs)*
         const _: () = {
             use #p as #rt;
+            impl ::core::clone::Clone for #ident {
+                #[inline]
+                fn clone(&self) -> Self {
+                    *self
+                }
+            }
+            impl ::core::marker::Copy for #ident {}
+            impl ::core::fmt::Debug for #ident {
+                #[inline]
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    f.write_str(#name)
+                }
+            }
             impl #rt::Function for #ident {
                 type Args = #args_ty;
                 type Output = #output_tokens;
