@@ -130,7 +130,7 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
     } else {
         (quote!(_args), quote!(ctx, envelope))
     };
-    let boxed = quote_spanned!(ret.span=> ::std::boxed::Box::pin(Self::handler(#call_args)));
+    let boxed = quote_spanned!(ret.span=> #rt::Box::pin(Self::handler(#call_args)));
     // `#[inline]` here and on the handler: neither is then compiled where it is declared
     // (a non-generic fn of a library is, with the handler's whole future behind it), only
     // where a function is registered or called, as generic code is. A crate of handlers that
@@ -193,16 +193,16 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
         #(#cfgs)*
         const _: () = {
             use #p as #rt;
-            impl ::core::clone::Clone for #ident {
+            impl #rt::Clone for #ident {
                 #[inline]
                 fn clone(&self) -> Self {
                     *self
                 }
             }
-            impl ::core::marker::Copy for #ident {}
-            impl ::core::fmt::Debug for #ident {
+            impl #rt::Copy for #ident {}
+            impl #rt::Debug for #ident {
                 #[inline]
-                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                fn fmt(&self, f: &mut #rt::Formatter<'_>) -> #rt::FmtResult {
                     f.write_str(#name)
                 }
             }
@@ -269,7 +269,7 @@ fn metadata(kind: Kind, options: &Options, ident: &Ident, rt: &Ident) -> TokenSt
     let some_str = |field: &str, lit: &Option<LitStr>, fields: &mut TokenStream| {
         if let Some(lit) = lit {
             let field = Ident::new(field, Span::call_site());
-            fields.extend(quote!(#field: ::core::option::Option::Some(#lit),));
+            fields.extend(quote!(#field: #rt::Some(#lit),));
         }
     };
     some_str("path", &options.path, &mut fields);
@@ -300,7 +300,7 @@ fn metadata(kind: Kind, options: &Options, ident: &Ident, rt: &Ident) -> TokenSt
         (true, Flush::Disabled) => fields.extend(quote!(flush: ::core::option::Option::None,)),
         (true, Flush::Millis(ms)) => {
             let ms = Literal::u64_unsuffixed(ms);
-            fields.extend(quote!(flush: ::core::option::Option::Some(::core::time::Duration::from_millis(#ms)),));
+            fields.extend(quote!(flush: #rt::Some(::core::time::Duration::from_millis(#ms)),));
         }
     }
     quote! {
