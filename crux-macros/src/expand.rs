@@ -2,12 +2,12 @@
 //! handler (plus the hidden `__crux` parameter) as an associated fn. Every runtime call goes
 //! through a named item in `crux::__private`, so `cargo expand` stays short.
 //!
-//! Layout (serde_derive's `wrap_in_const`): the struct and its inherent `impl` (what users
-//! name and call) sit at module level and spell out `crux::__private::..`; everything else
-//! sits in one `const _: () = { use <crate>::__private as __crux_rt; .. };` and goes through
-//! that alias. Impls are global, so the `Function` impl inside the block is seen everywhere;
-//! `__crux_rt` is only in scope inside the block, where the only user tokens are the
-//! function's name and types.
+//! Layout (serde_derive's `wrap_in_const`): the struct (what users name) sits at module
+//! level; everything else, the inherent `impl` with the handler included, sits in one
+//! `const _: () = { use <crate>::__private as __crux_rt; .. };` and goes through that alias
+//! (each path segment is tokens rustc parses and resolves for every handler on every
+//! rebuild). Impls are global, so the impls inside the block apply everywhere; `__crux_rt`
+//! is only in scope inside the block, a name no user writes.
 
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
@@ -119,7 +119,7 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
         let output_ty = &output_ty.tokens;
         quote_spanned!(ret.span=> #krate::Result<#output_ty>)
     };
-    let fake_return = fake_return_edge(ret.span, &p, &result_ty);
+    let fake_return = fake_return_edge(ret.span, &rt, &result_ty);
 
     let args_ty = match &arg_ty {
         Some(ty) => ty.tokens.clone(),
@@ -144,7 +144,7 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
 
     // Spanned at the return type, so errors about the body's result point there.
     let invoke = quote_spanned! {ret.span=>
-        #p::invoke(#ctx, __crux, &<#ident as #p::Function>::METADATA, async move {
+        #rt::invoke(#ctx, __crux, &<Self as #rt::Function>::METADATA, async move {
             #(#destructure)*
             #fake_return
             #body
@@ -156,14 +156,14 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
     let handler_fn = if attrs.iter().all(is_builtin) {
         quote! {
             #[inline]
-            #vis #fn_token #handler_ident(#(#inputs,)* __crux: #p::IncomingEnvelope) -> impl ::core::future::Future<Output = #result_ty> + '_ {
+            #vis #fn_token #handler_ident(#(#inputs,)* __crux: #rt::IncomingEnvelope) -> impl #rt::Future<Output = #result_ty> + '_ {
                 #invoke
             }
         }
     } else {
         quote! {
             #[inline]
-            #vis async #fn_token #handler_ident(#(#inputs,)* __crux: #p::IncomingEnvelope) -> #result_ty {
+            #vis async #fn_token #handler_ident(#(#inputs,)* __crux: #rt::IncomingEnvelope) -> #result_ty {
                 #invoke.await
             }
         }
@@ -183,16 +183,14 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
         #vis struct #ident;
 
         #(#cfgs)*
-        impl #ident {
-            #(#attrs)*
-            #handler_docs
-            #(#lifted)*
-            #handler_fn
-        }
-
-        #(#cfgs)*
         const _: () = {
             use #p as #rt;
+            impl #ident {
+                #(#attrs)*
+                #handler_docs
+                #(#lifted)*
+                #handler_fn
+            }
             impl #rt::Clone for #ident {
                 #[inline]
                 fn clone(&self) -> Self {
@@ -219,8 +217,8 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
 }
 
 /// The alias of `<crate>::__private` inside the `const _` block. Distinct from the handler's
-/// `__crux` parameter and the `__crux_paramN` bindings (which live in the
-/// handler, outside the block), and no name a user would write.
+/// `__crux` parameter and the `__crux_paramN` bindings, and no name a user would write (the
+/// handler's body is in its scope, inside the block).
 const RT: &str = "__crux_rt";
 
 /// Whether an attribute is the compiler's own (or a tool's: `rustfmt::`, `clippy::`), so
@@ -254,10 +252,10 @@ fn is_builtin(attr: &Attribute) -> bool {
 /// tracing's trick: an unreachable `return` of the result type, spanned at the user's return
 /// type, fixes the body's type first, so a mismatch in the user's body is reported against
 /// the user's code.
-fn fake_return_edge(span: Span, p: &TokenStream, ty: &TokenStream) -> TokenStream {
+fn fake_return_edge(span: Span, rt: &Ident, ty: &TokenStream) -> TokenStream {
     quote_spanned! {span=>
         if false {
-            return #p::fake_return::<#ty>();
+            return #rt::fake_return::<#ty>();
         }
     }
 }

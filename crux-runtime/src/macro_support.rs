@@ -17,6 +17,7 @@ pub use crate::function::{
 /// makes, and rustc parses and resolves, on every rebuild.
 pub use core::clone::Clone;
 pub use core::fmt::{Debug, Formatter, Result as FmtResult};
+pub use core::future::Future;
 pub use core::marker::Copy;
 pub use core::option::Option::Some;
 pub use std::boxed::Box;
