@@ -232,6 +232,7 @@ fn function_values_are_copy_and_debug() {
     #[allow(clippy::clone_on_copy)]
     let h = g.clone();
     assert_eq!(format!("{f:?} {g:?} {h:?}"), "respond respond respond");
-    assert_eq!(format!("{:?}", r#match), "match");
+    let keyword = r#match;
+    assert_eq!(format!("{keyword:?}"), "match");
     assert_eq!(format!("{:#?}", research::save), "save");
 }

@@ -171,7 +171,8 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
     let (output_tokens, ctx_tokens) = (&output_ty.tokens, &ctx_ty.tokens);
     // `Clone`, `Copy` and `Debug` written out rather than derived: the same impls, without
     // running three derives per handler, and `#[inline]` so none is compiled unless used.
-    // `Debug` prints the name as `derive(Debug)` would (without `r#`).
+    // `Debug` prints the name as `derive(Debug)` would (without `r#`). Clippy's pedantic
+    // `expl_impl_clone_on_copy` is allowed on the `Clone` impl: it is what the derive gives.
     let name = LitStr::new(&ident.unraw().to_string(), ident.span());
     let metadata = metadata(kind, options, ident, &rt);
     let checks = checks(kind, &ctx_ty, &args_ty, &output_ty, &ret, &rt);
@@ -191,6 +192,7 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
                 #(#lifted)*
                 #handler_fn
             }
+            #[allow(clippy::expl_impl_clone_on_copy)]
             impl #rt::Clone for #ident {
                 #[inline]
                 fn clone(&self) -> Self {
