@@ -218,9 +218,21 @@ fn associated_types_follow_the_signature() {
     );
 }
 
+/// A handler named by a raw identifier: its function reference prints without `r#`, as
+/// `derive(Debug)` prints a type's name.
+#[crux::query]
+pub async fn r#match(_ctx: &QueryCtx) -> crux::Result<u64> {
+    Ok(0)
+}
+
 #[test]
 fn function_values_are_copy_and_debug() {
     let f = respond;
     let g = f;
-    assert_eq!(format!("{f:?} {g:?}"), "respond respond");
+    #[allow(clippy::clone_on_copy)]
+    let h = g.clone();
+    assert_eq!(format!("{f:?} {g:?} {h:?}"), "respond respond respond");
+    let keyword = r#match;
+    assert_eq!(format!("{keyword:?}"), "match");
+    assert_eq!(format!("{:#?}", research::save), "save");
 }

@@ -115,27 +115,31 @@ impl DeploymentBuilder {
     ///
     /// If a different function is already registered under the same path (two handlers
     /// with one `path = "..."`); registering the same function twice is fine.
-    pub fn function<F>(mut self, f: F) -> Self
+    pub fn function<F>(self, f: F) -> Self
     where
         F: Function,
         F::Context: HostContext,
     {
         let _ = f;
-        let entry = Entry::of::<F>();
-        if let Some(existing) = self.registry.get(F::path()) {
-            let same = existing.metadata.module_path == F::METADATA.module_path
-                && existing.metadata.export == F::METADATA.export;
+        self.register(F::path(), Entry::of::<F>())
+    }
+
+    /// [`DeploymentBuilder::function`] past the function's type, compiled once rather than
+    /// for every registered function.
+    fn register(mut self, path: &'static str, entry: Entry) -> Self {
+        if let Some(existing) = self.registry.get(path) {
+            let same = existing.metadata.module_path == entry.metadata.module_path
+                && existing.metadata.export == entry.metadata.export;
             assert!(
                 same,
-                "two functions share the Convex path `{}`: `{}::{}` and `{}::{}`",
-                F::path(),
+                "two functions share the Convex path `{path}`: `{}::{}` and `{}::{}`",
                 existing.metadata.module_path,
                 existing.metadata.export,
-                F::METADATA.module_path,
-                F::METADATA.export,
+                entry.metadata.module_path,
+                entry.metadata.export,
             );
         }
-        self.registry.insert(F::path(), entry);
+        self.registry.insert(path, entry);
         self
     }
 

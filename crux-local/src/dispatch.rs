@@ -171,16 +171,16 @@ impl Entry {
     }
 }
 
+/// A call of `F`: instantiated for every registered function, so what does not depend on
+/// its types (the depth limits and their errors) is in [`checked_args`] and
+/// [`checked_output`], compiled once.
 async fn run<F>(call: Call, args: Value) -> Result<Value>
 where
     F: Function,
     F::Context: HostContext,
 {
     let max_depth = call.deployment.inner.limits.max_value_depth;
-    if let Err(err) = check_args_depth(&args, max_depth) {
-        drop_flat(args);
-        return Err(err);
-    }
+    let args = checked_args(args, max_depth)?;
     // A panic outside the handler body (an `Args` or `Output` serde impl, say) is a failed
     // call too; the body's own panics are recorded by the boundary (`receive`).
     let output = CatchPanic::new(F::path(), async move {
@@ -190,19 +190,34 @@ where
     })
     .await
     .map_err(across_the_wire)?;
-    if let Some(path) = too_deep(&output, max_depth) {
-        drop_flat(output);
-        return Err(Error::new(
-            ErrorKind::ReturnsValidation,
-            format!(
-                "ReturnsValidationError: the result of '{}' is nested more than {max_depth} \
-                 levels deep (the deployment's limit, DeploymentBuilder::max_value_depth). \
-                 Path: {path}",
-                F::path()
-            ),
-        ));
+    checked_output(output, max_depth, F::path())
+}
+
+/// The arguments, unless nested more than `max_depth` levels deep.
+fn checked_args(args: Value, max_depth: usize) -> Result<Value> {
+    match check_args_depth(&args, max_depth) {
+        Ok(()) => Ok(args),
+        Err(err) => {
+            drop_flat(args);
+            Err(err)
+        }
     }
-    Ok(output)
+}
+
+/// The result of the function at `path`, unless nested more than `max_depth` levels deep.
+fn checked_output(output: Value, max_depth: usize, path: &str) -> Result<Value> {
+    let Some(at) = too_deep(&output, max_depth) else {
+        return Ok(output);
+    };
+    drop_flat(output);
+    Err(Error::new(
+        ErrorKind::ReturnsValidation,
+        format!(
+            "ReturnsValidationError: the result of '{path}' is nested more than {max_depth} \
+             levels deep (the deployment's limit, DeploymentBuilder::max_value_depth). \
+             Path: {at}"
+        ),
+    ))
 }
 
 /// An error as the caller receives it: serialized and deserialized, as on Convex.

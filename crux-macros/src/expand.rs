@@ -2,12 +2,12 @@
 //! handler (plus the hidden `__crux` parameter) as an associated fn. Every runtime call goes
 //! through a named item in `crux::__private`, so `cargo expand` stays short.
 //!
-//! Layout (serde_derive's `wrap_in_const`): the struct and its inherent `impl` (what users
-//! name and call) sit at module level and spell out `crux::__private::..`; everything else
-//! sits in one `const _: () = { use <crate>::__private as __crux_rt; .. };` and goes through
-//! that alias. Impls are global, so the `Function` impl inside the block is seen everywhere;
-//! `__crux_rt` is only in scope inside the block, where the only user tokens are the
-//! function's name and types.
+//! Layout (serde_derive's `wrap_in_const`): the struct (what users name) sits at module
+//! level; everything else, the inherent `impl` with the handler included, sits in one
+//! `const _: () = { use <crate>::__private as __crux_rt; .. };` and goes through that alias
+//! (each path segment is tokens rustc parses and resolves for every handler on every
+//! rebuild). Impls are global, so the impls inside the block apply everywhere; `__crux_rt`
+//! is only in scope inside the block, a name no user writes.
 
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
@@ -119,7 +119,7 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
         let output_ty = &output_ty.tokens;
         quote_spanned!(ret.span=> #krate::Result<#output_ty>)
     };
-    let fake_return = fake_return_edge(ret.span, &p, &result_ty);
+    let fake_return = fake_return_edge(ret.span, &rt, &result_ty);
 
     let args_ty = match &arg_ty {
         Some(ty) => ty.tokens.clone(),
@@ -130,8 +130,13 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
     } else {
         (quote!(_args), quote!(ctx, envelope))
     };
-    let boxed = quote_spanned!(ret.span=> ::std::boxed::Box::pin(Self::handler(#call_args)));
+    let boxed = quote_spanned!(ret.span=> #rt::Box::pin(Self::handler(#call_args)));
+    // `#[inline]` here and on the handler: neither is then compiled where it is declared
+    // (a non-generic fn of a library is, with the handler's whole future behind it), only
+    // where a function is registered or called, as generic code is. A crate of handlers that
+    // registers none saves that code generation on every rebuild.
     let call = quote! {
+        #[inline]
         fn call(ctx: &Self::Context, #args_param: Self::Args, envelope: #rt::IncomingEnvelope) -> #rt::BoxFuture<'_, #krate::Result<Self::Output>> {
             #boxed
         }
@@ -139,7 +144,7 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
 
     // Spanned at the return type, so errors about the body's result point there.
     let invoke = quote_spanned! {ret.span=>
-        #p::invoke(#ctx, __crux, &<#ident as #p::Function>::METADATA, async move {
+        #rt::invoke(#ctx, __crux, &<Self as #rt::Function>::METADATA, async move {
             #(#destructure)*
             #fake_return
             #body
@@ -150,18 +155,27 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
     // see an `async fn`, as written, to wrap the whole call rather than the future's making.
     let handler_fn = if attrs.iter().all(is_builtin) {
         quote! {
-            #vis #fn_token #handler_ident(#(#inputs,)* __crux: #p::IncomingEnvelope) -> impl ::core::future::Future<Output = #result_ty> + '_ {
+            #[inline]
+            #vis #fn_token #handler_ident(#(#inputs,)* __crux: #rt::IncomingEnvelope) -> impl #rt::Future<Output = #result_ty> + '_ {
                 #invoke
             }
         }
     } else {
         quote! {
-            #vis async #fn_token #handler_ident(#(#inputs,)* __crux: #p::IncomingEnvelope) -> #result_ty {
+            #[inline]
+            #vis async #fn_token #handler_ident(#(#inputs,)* __crux: #rt::IncomingEnvelope) -> #result_ty {
                 #invoke.await
             }
         }
     };
     let (output_tokens, ctx_tokens) = (&output_ty.tokens, &ctx_ty.tokens);
+    // `Clone`, `Copy` and `Debug` written out rather than derived: the same impls, without
+    // running three derives per handler, and `#[inline]` so none is compiled unless used.
+    // `Debug` prints the name as `derive(Debug)` would (without `r#`). The `Clone` impl is
+    // `#[automatically_derived]`, as the derive's is: clippy's pedantic
+    // `expl_impl_clone_on_copy` skips it (an `allow` of that lint cost 13 M instructions
+    // more per 200 handlers: a lint level set per impl).
+    let name = LitStr::new(&ident.unraw().to_string(), ident.span());
     let metadata = metadata(kind, options, ident, &rt);
     let checks = checks(kind, &ctx_ty, &args_ty, &output_ty, &ret, &rt);
 
@@ -169,20 +183,31 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
         #(#docs)*
         #(#cfgs)*
         #[allow(non_camel_case_types)]
-        #[derive(Clone, Copy, Debug)]
         #vis struct #ident;
-
-        #(#cfgs)*
-        impl #ident {
-            #(#attrs)*
-            #handler_docs
-            #(#lifted)*
-            #handler_fn
-        }
 
         #(#cfgs)*
         const _: () = {
             use #p as #rt;
+            impl #ident {
+                #(#attrs)*
+                #handler_docs
+                #(#lifted)*
+                #handler_fn
+            }
+            #[automatically_derived]
+            impl #rt::Clone for #ident {
+                #[inline]
+                fn clone(&self) -> Self {
+                    *self
+                }
+            }
+            impl #rt::Copy for #ident {}
+            impl #rt::Debug for #ident {
+                #[inline]
+                fn fmt(&self, f: &mut #rt::Formatter<'_>) -> #rt::FmtResult {
+                    f.write_str(#name)
+                }
+            }
             impl #rt::Function for #ident {
                 type Args = #args_ty;
                 type Output = #output_tokens;
@@ -196,8 +221,8 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
 }
 
 /// The alias of `<crate>::__private` inside the `const _` block. Distinct from the handler's
-/// `__crux` parameter and the `__crux_paramN` bindings (which live in the
-/// handler, outside the block), and no name a user would write.
+/// `__crux` parameter and the `__crux_paramN` bindings, and no name a user would write (the
+/// handler's body is in its scope, inside the block).
 const RT: &str = "__crux_rt";
 
 /// Whether an attribute is the compiler's own (or a tool's: `rustfmt::`, `clippy::`), so
@@ -231,10 +256,10 @@ fn is_builtin(attr: &Attribute) -> bool {
 /// tracing's trick: an unreachable `return` of the result type, spanned at the user's return
 /// type, fixes the body's type first, so a mismatch in the user's body is reported against
 /// the user's code.
-fn fake_return_edge(span: Span, p: &TokenStream, ty: &TokenStream) -> TokenStream {
+fn fake_return_edge(span: Span, rt: &Ident, ty: &TokenStream) -> TokenStream {
     quote_spanned! {span=>
         if false {
-            return #p::fake_return::<#ty>();
+            return #rt::fake_return::<#ty>();
         }
     }
 }
@@ -246,7 +271,7 @@ fn metadata(kind: Kind, options: &Options, ident: &Ident, rt: &Ident) -> TokenSt
     let some_str = |field: &str, lit: &Option<LitStr>, fields: &mut TokenStream| {
         if let Some(lit) = lit {
             let field = Ident::new(field, Span::call_site());
-            fields.extend(quote!(#field: ::core::option::Option::Some(#lit),));
+            fields.extend(quote!(#field: #rt::Some(#lit),));
         }
     };
     some_str("path", &options.path, &mut fields);
@@ -277,7 +302,7 @@ fn metadata(kind: Kind, options: &Options, ident: &Ident, rt: &Ident) -> TokenSt
         (true, Flush::Disabled) => fields.extend(quote!(flush: ::core::option::Option::None,)),
         (true, Flush::Millis(ms)) => {
             let ms = Literal::u64_unsuffixed(ms);
-            fields.extend(quote!(flush: ::core::option::Option::Some(::core::time::Duration::from_millis(#ms)),));
+            fields.extend(quote!(flush: #rt::Some(::core::time::Duration::from_millis(#ms)),));
         }
     }
     quote! {

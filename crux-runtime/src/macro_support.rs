@@ -12,6 +12,16 @@ pub use crate::function::{
     AttrLiteral, BoxFuture, Function, FunctionKind, Metadata, NoArgs, Visibility,
 };
 
+/// The standard items generated code names, under the short `__crux_rt::` alias of the
+/// generated `const _` block: every path segment is tokens that each handler's expansion
+/// makes, and rustc parses and resolves, on every rebuild.
+pub use core::clone::Clone;
+pub use core::fmt::{Debug, Formatter, Result as FmtResult};
+pub use core::future::Future;
+pub use core::marker::Copy;
+pub use core::option::Option::Some;
+pub use std::boxed::Box;
+
 /// The hidden `__crux` argument of a generated handler: the caller's decoded envelope, boxed.
 pub type IncomingEnvelope = Option<Box<Envelope>>;
 
