@@ -22,3 +22,29 @@ async fn an_instrumented_handler_runs_inside_its_span_across_awaits() {
     let name = deployment.action(instrumented, NoArgs {}).await.unwrap();
     assert_eq!(name, "instrumented handler");
 }
+
+/// A user module named like the expansion's private alias: the handler's body, the user's
+/// code, still means the user's module.
+#[allow(non_snake_case)]
+mod __crux_rt {
+    pub fn helper() -> u64 {
+        7
+    }
+}
+
+#[crux::query(path = "spans:alias")]
+pub async fn uses_a_module_named_like_the_alias(_ctx: &QueryCtx) -> crux::Result<u64> {
+    Ok(__crux_rt::helper())
+}
+
+#[tokio::test]
+async fn a_user_item_named_like_the_expansions_alias_stays_the_users() {
+    let deployment = Deployment::builder()
+        .function(uses_a_module_named_like_the_alias)
+        .build();
+    let value = deployment
+        .query(uses_a_module_named_like_the_alias, NoArgs {})
+        .await
+        .unwrap();
+    assert_eq!(value, 7);
+}

@@ -181,16 +181,18 @@ where
 {
     let max_depth = call.deployment.inner.limits.max_value_depth;
     let args = checked_args(args, max_depth)?;
+    // Read once: a derived path over 128 bytes is looked up under a lock.
+    let path = F::path();
     // A panic outside the handler body (an `Args` or `Output` serde impl, say) is a failed
     // call too; the body's own panics are recorded by the boundary (`receive`).
-    let output = CatchPanic::new(F::path(), async move {
+    let output = CatchPanic::new(path, async move {
         let args: F::Args = decode_args(args)?;
         let output = F::Context::execute::<F>(call, args).await?;
-        to_json_output(F::path(), &output)
+        to_json_output(path, &output)
     })
     .await
     .map_err(across_the_wire)?;
-    checked_output(output, max_depth, F::path())
+    checked_output(output, max_depth, path)
 }
 
 /// The arguments, unless nested more than `max_depth` levels deep.

@@ -2,12 +2,14 @@
 //! handler (plus the hidden `__crux` parameter) as an associated fn. Every runtime call goes
 //! through a named item in `crux::__private`, so `cargo expand` stays short.
 //!
-//! Layout (serde_derive's `wrap_in_const`): the struct (what users name) sits at module
-//! level; everything else, the inherent `impl` with the handler included, sits in one
+//! Layout (serde_derive's `wrap_in_const`): the struct and its inherent `impl` (what users
+//! name and call, with the user's body) sit at module level and spell out
+//! `crux::__private::..`; everything else sits in one
 //! `const _: () = { use <crate>::__private as __crux_rt; .. };` and goes through that alias
 //! (each path segment is tokens rustc parses and resolves for every handler on every
 //! rebuild). Impls are global, so the impls inside the block apply everywhere; `__crux_rt`
-//! is only in scope inside the block, a name no user writes.
+//! is in scope only inside the block, where the only user tokens are the function's name
+//! and types: a user item named `__crux_rt` stays the user's in the handler's body.
 
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
@@ -55,7 +57,8 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
         Some(path) => quote!(#path),
         None => quote!(::crux),
     };
-    // Module level: the full path. Inside the `const _` block: the alias `RT`.
+    // Module level (the handler and its body): the full path. Inside the `const _` block:
+    // the alias `RT`.
     let p = quote!(#krate::__private);
     let rt = Ident::new(RT, Span::call_site());
     let HandlerFn {
@@ -119,7 +122,7 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
         let output_ty = &output_ty.tokens;
         quote_spanned!(ret.span=> #krate::Result<#output_ty>)
     };
-    let fake_return = fake_return_edge(ret.span, &rt, &result_ty);
+    let fake_return = fake_return_edge(ret.span, &p, &result_ty);
 
     let args_ty = match &arg_ty {
         Some(ty) => ty.tokens.clone(),
@@ -131,12 +134,7 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
         (quote!(_args), quote!(ctx, envelope))
     };
     let boxed = quote_spanned!(ret.span=> #rt::Box::pin(Self::handler(#call_args)));
-    // `#[inline]` here and on the handler: neither is then compiled where it is declared
-    // (a non-generic fn of a library is, with the handler's whole future behind it), only
-    // where a function is registered or called, as generic code is. A crate of handlers that
-    // registers none saves that code generation on every rebuild.
     let call = quote! {
-        #[inline]
         fn call(ctx: &Self::Context, #args_param: Self::Args, envelope: #rt::IncomingEnvelope) -> #rt::BoxFuture<'_, #krate::Result<Self::Output>> {
             #boxed
         }
@@ -144,7 +142,7 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
 
     // Spanned at the return type, so errors about the body's result point there.
     let invoke = quote_spanned! {ret.span=>
-        #rt::invoke(#ctx, __crux, &<Self as #rt::Function>::METADATA, async move {
+        #p::invoke(#ctx, __crux, &<Self as #p::Function>::METADATA, async move {
             #(#destructure)*
             #fake_return
             #body
@@ -155,23 +153,23 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
     // see an `async fn`, as written, to wrap the whole call rather than the future's making.
     let handler_fn = if attrs.iter().all(is_builtin) {
         quote! {
-            #[inline]
-            #vis #fn_token #handler_ident(#(#inputs,)* __crux: #rt::IncomingEnvelope) -> impl #rt::Future<Output = #result_ty> + '_ {
+            #vis #fn_token #handler_ident(#(#inputs,)* __crux: #p::IncomingEnvelope) -> impl ::core::future::Future<Output = #result_ty> + '_ {
                 #invoke
             }
         }
     } else {
         quote! {
-            #[inline]
-            #vis async #fn_token #handler_ident(#(#inputs,)* __crux: #rt::IncomingEnvelope) -> #result_ty {
+            #vis async #fn_token #handler_ident(#(#inputs,)* __crux: #p::IncomingEnvelope) -> #result_ty {
                 #invoke.await
             }
         }
     };
     let (output_tokens, ctx_tokens) = (&output_ty.tokens, &ctx_ty.tokens);
-    // `Clone`, `Copy` and `Debug` written out rather than derived: the same impls, without
-    // running three derives per handler, and `#[inline]` so none is compiled unless used.
-    // `Debug` prints the name as `derive(Debug)` would (without `r#`). The `Clone` impl is
+    // `Clone`, `Copy` and `Debug` written out rather than derived: equivalent impls without
+    // three derive expansions per handler (the derives' `clone`/`fmt` are `#[inline]` too;
+    // `derive(Clone)` on a `Copy` type also adds an unstable `TrivialClone` impl, which only
+    // matters to the standard library). `Debug` prints the name as `derive(Debug)` would
+    // (without `r#`). The `Clone` impl is
     // `#[automatically_derived]`, as the derive's is: clippy's pedantic
     // `expl_impl_clone_on_copy` skips it (an `allow` of that lint cost 13 M instructions
     // more per 200 handlers: a lint level set per impl).
@@ -186,14 +184,16 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
         #vis struct #ident;
 
         #(#cfgs)*
+        impl #ident {
+            #(#attrs)*
+            #handler_docs
+            #(#lifted)*
+            #handler_fn
+        }
+
+        #(#cfgs)*
         const _: () = {
             use #p as #rt;
-            impl #ident {
-                #(#attrs)*
-                #handler_docs
-                #(#lifted)*
-                #handler_fn
-            }
             #[automatically_derived]
             impl #rt::Clone for #ident {
                 #[inline]
@@ -221,8 +221,8 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
 }
 
 /// The alias of `<crate>::__private` inside the `const _` block. Distinct from the handler's
-/// `__crux` parameter and the `__crux_paramN` bindings, and no name a user would write (the
-/// handler's body is in its scope, inside the block).
+/// `__crux` parameter and the `__crux_paramN` bindings (which live in the handler, outside
+/// the block), and no name a user would write.
 const RT: &str = "__crux_rt";
 
 /// Whether an attribute is the compiler's own (or a tool's: `rustfmt::`, `clippy::`), so
@@ -256,10 +256,10 @@ fn is_builtin(attr: &Attribute) -> bool {
 /// tracing's trick: an unreachable `return` of the result type, spanned at the user's return
 /// type, fixes the body's type first, so a mismatch in the user's body is reported against
 /// the user's code.
-fn fake_return_edge(span: Span, rt: &Ident, ty: &TokenStream) -> TokenStream {
+fn fake_return_edge(span: Span, p: &TokenStream, ty: &TokenStream) -> TokenStream {
     quote_spanned! {span=>
         if false {
-            return #rt::fake_return::<#ty>();
+            return #p::fake_return::<#ty>();
         }
     }
 }

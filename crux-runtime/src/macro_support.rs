@@ -12,12 +12,12 @@ pub use crate::function::{
     AttrLiteral, BoxFuture, Function, FunctionKind, Metadata, NoArgs, Visibility,
 };
 
-/// The standard items generated code names, under the short `__crux_rt::` alias of the
-/// generated `const _` block: every path segment is tokens that each handler's expansion
-/// makes, and rustc parses and resolves, on every rebuild.
+/// The standard items the generated `const _` block names, under its short `__crux_rt::`
+/// alias: every path segment is tokens that each handler's expansion makes, and rustc
+/// parses and resolves, on every rebuild. (The handler itself, at module level with the
+/// user's body, spells out full paths: a user item named `__crux_rt` stays the user's.)
 pub use core::clone::Clone;
 pub use core::fmt::{Debug, Formatter, Result as FmtResult};
-pub use core::future::Future;
 pub use core::marker::Copy;
 pub use core::option::Option::Some;
 pub use std::boxed::Box;
