@@ -25,7 +25,6 @@ async fn an_instrumented_handler_runs_inside_its_span_across_awaits() {
 
 /// A user module named like the expansion's private alias: the handler's body, the user's
 /// code, still means the user's module.
-#[allow(non_snake_case)]
 mod __crux_rt {
     pub fn helper() -> u64 {
         7
