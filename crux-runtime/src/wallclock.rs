@@ -187,7 +187,8 @@ mod tsc {
         // interval (0.5 ms or more in a 50 ms renewal), not that the TSC changed pace:
         // keep the known rate. Within 1 % the new rate wins, so a first calibration
         // measured over a short interval (each pair within half a bracket, 5 µs at the
-        // slowest TSC: ≤ 0.2 % over 5 ms) is corrected at the first renewal instead of being kept for the thread's life.
+        // slowest TSC: ≤ 0.2 % over 5 ms) is corrected at the first renewal instead of
+        // being kept for the thread's life.
         let scale = if a.scale != 0 && measured.abs_diff(a.scale) > a.scale / 100 {
             a.scale
         } else {

@@ -58,21 +58,30 @@ fail() { # VARIANT REQUESTS WHAT
 
 # Runs in a command substitution, where `set -e` does not apply: every step is checked
 # here, and a failure is reported (`fail`) instead of ending the script without a word.
-count() { # VARIANT REQUESTS → total instructions of the server process
-    local variant="$1" requests="$2" fifo="$OUT/stdin" log="$OUT/serve.log"
+# Serves VARIANT under callgrind (VALGRIND-OPTIONs added), its stdin held open on fd 3 until
+# the caller closes it; sets the caller's `pid` and `addr` (empty when the server never said
+# where it serves).
+serve() { # VARIANT [VALGRIND-OPTION...]
+    local variant="$1" fifo="$OUT/stdin" log="$OUT/serve.log"
+    shift
     rm -f "$fifo" "$OUT"/callgrind.out.* "$OUT"/*.log
     mkfifo "$fifo"
-    valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out.%p" \
+    valgrind --tool=callgrind "$@" --callgrind-out-file="$OUT/callgrind.out.%p" \
         "$BIN" --serve "$variant" <"$fifo" >"$log" 2>"$OUT/valgrind.log" &
-    local pid=$!
-    exec 3>"$fifo" # holds the server's stdin open until we close it
-    local addr=""
+    pid=$!
+    exec 3>"$fifo" # holds the server's stdin open until the caller closes it
+    addr=""
     for _ in $(seq 1 600); do
         addr="$(sed -n 's/^serving //p' "$log")"
         [[ -n "$addr" ]] && break
         kill -0 "$pid" 2>/dev/null || break # it exited without serving
         sleep 0.1
     done
+}
+
+count() { # VARIANT REQUESTS → total instructions of the server process
+    local variant="$1" requests="$2" pid addr
+    serve "$variant"
     if [[ -z "$addr" ]]; then
         exec 3>&-
         kill "$pid" 2>/dev/null
@@ -106,22 +115,11 @@ count() { # VARIANT REQUESTS → total instructions of the server process
 # `--steady`: one server per variant, warmed uninstrumented with WARM requests, then N
 # requests counted between a zeroing and a dump. Prints the instructions per request.
 steady() { # VARIANT → instructions per request at steady state
-    local variant="$1" fifo="$OUT/stdin" log="$OUT/serve.log"
-    rm -f "$fifo" "$OUT"/callgrind.out.* "$OUT"/*.log
-    mkfifo "$fifo"
-    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/callgrind.out.%p" \
-        "$BIN" --serve "$variant" <"$fifo" >"$log" 2>"$OUT/valgrind.log" &
-    local pid=$!
-    exec 3>"$fifo"
-    local addr=""
-    for _ in $(seq 1 600); do
-        addr="$(sed -n 's/^serving //p' "$log")"
-        [[ -n "$addr" ]] && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
+    local variant="$1" pid addr
+    serve "$variant" --instr-atstart=no
     local step=""
     if [[ -z "$addr" ]]; then
+        kill "$pid" 2>/dev/null
         step="the server did not start"
     elif ! "$BIN" --requests "$addr" 1 "$WARM" >"$OUT/load.log" 2>&1; then
         step="the warm-up's load generator failed"
