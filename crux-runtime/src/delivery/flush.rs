@@ -406,6 +406,8 @@ impl FlushWait {
         if self.waiter.finished.load(Ordering::Acquire) {
             return true;
         }
+        // Registered, then tries the lock: see `Pipeline::serve_latecomers`.
+        std::sync::atomic::fence(Ordering::SeqCst);
         if let Err(why) = self.pipeline.help(|_| ())
             && why != Declined::Busy
         {
@@ -416,10 +418,14 @@ impl FlushWait {
 
     /// Waits without parking, for as long as recent flushes took to complete (at most
     /// [`MAX_SPIN`], never past the deadline): the usual boundary flush is done by then
-    /// and costs no thread wake-up and no deadline timer. Yields the thread between
-    /// checks, so the worker can run on a busy machine; a slow or hung sink makes the
-    /// estimate exceed the cap, and then nobody spins (but helps once). A flush still
-    /// waiting after that calls the worker before it sleeps.
+    /// and costs no thread wake-up. Yields the thread between checks, so the worker can
+    /// run on a busy machine; a slow or hung sink makes the estimate exceed the cap, and
+    /// then nobody spins (but helps once). A flush still waiting after that calls the
+    /// worker before it sleeps.
+    ///
+    /// Blocking flushes only: a thread blocked in a flush has nothing else to do, while an
+    /// executor's thread spinning here delays every other task on it (and each `yield` is
+    /// a system call); an async flush waits for the pass under way instead (`poll`).
     fn spin(&mut self) -> Option<FlushResult> {
         let budget = self.pipeline.spin_budget();
         let done = if budget.is_zero() {
@@ -481,8 +487,15 @@ impl Future for FlushWait {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<FlushResult> {
         if !self.spun {
             self.spun = true;
-            if let Some(r) = self.spin() {
-                return Poll::Ready(r);
+            // No spinning on an executor's thread: a flush whose records another thread
+            // is delivering is completed by that thread once it lets go of the delivery
+            // lock (`Pipeline::serve_latecomers`), and its task woken; meanwhile this
+            // thread runs other tasks. (Spinning here cost a server 2.4 `sched_yield`
+            // calls a request.) Helped at once if the lock is free by now.
+            if self.finished() {
+                if let Some(r) = lock(&self.waiter.slot).outcome {
+                    return Poll::Ready(r);
+                }
             }
         }
         {

@@ -49,10 +49,14 @@ const INLINE_POLL: Duration = Duration::from_millis(10);
 /// Polls finding nothing for this long, and the worker parks until a producer wakes it.
 const QUIET_SPELL: Duration = Duration::from_millis(20);
 
-/// The most queued records a flush delivers on its own thread in one pass (it may run one
-/// more, for the flushes that registered while it delivered): a larger backlog (a burst)
+/// The most queued records a flush delivers on its own thread in one pass (it may run a
+/// few more, for the flushes that registered while it delivered): a larger backlog (a burst)
 /// is the worker's, so that one caller does not pay for everyone's records.
 pub(crate) const INLINE_BACKLOG: usize = 256;
+
+/// The most passes a thread that let go of the delivery lock runs for the flushes that
+/// registered while it held it ([`Pipeline::serve_latecomers`]) before calling the worker.
+const LATECOMER_PASSES: usize = 4;
 
 /// The default queue capacity, in records.
 ///
@@ -133,10 +137,11 @@ struct Deliverer {
 pub(crate) enum Declined {
     /// A sink does not write promptly: only the worker calls the sinks.
     NotPrompt,
-    /// Another thread holds the delivery lock. When that is another flush's pass, its
-    /// extra pass (or this flush's own, once the lock is free) covers the flush, so the
-    /// worker is not called yet; when it is the worker, or this very thread (a flush from
-    /// inside a sink), the flush spins, then calls the worker before it parks.
+    /// Another thread holds the delivery lock: whoever holds it (a flushing thread or the
+    /// worker) runs another pass for the flushes that registered meanwhile once it lets go
+    /// ([`Pipeline::serve_latecomers`]), so the worker is not called. An async flush waits
+    /// for that without spinning; a blocking one spins (helping itself if the lock frees
+    /// first), then calls the worker before it parks.
     Busy,
     /// More than [`INLINE_BACKLOG`] records wait: a backlog for the worker.
     Backlog,
@@ -334,10 +339,11 @@ impl Pipeline {
     /// (`true`: all succeeded), and its answer is returned. Why not, when it did not run
     /// (the caller waits).
     ///
-    /// Flushes that registered while the pass ran found the lock held (this pass): one more
-    /// pass, before the lock is released, completes them, so their threads wait for this
-    /// one only, not for the worker nor for a pass of their own. `covered` runs before
-    /// it: the caller's result counts its own records, not those of the flushes after it.
+    /// Flushes that registered while the pass ran found the lock held (this pass): once
+    /// the lock is released, more passes complete them
+    /// ([`serve_latecomers`](Pipeline::serve_latecomers)), so their threads wait for this one only, not for the
+    /// worker nor for a pass of their own. `covered` runs before: the caller's result
+    /// counts its own records, not those of the flushes after it.
     ///
     /// A panicking sink is caught inside, as on the worker. A flush from within a sink
     /// call finds the lock held (by its own thread, or the worker) and waits, bounded.
@@ -365,17 +371,59 @@ impl Pipeline {
                     .ok_or(Declined::Panicked)
             }))
             .unwrap_or(Err(Declined::Panicked));
-            // The caller's flush is answered; a panic in the pass for the others leaves
-            // them to the worker, as a panic in their own pass would.
-            if helped.is_ok() && self.waiting.load(Ordering::Relaxed) > 0 {
-                let _ = catch_unwind(AssertUnwindSafe(|| {
-                    if let Some(pass) = self.pass(&mut d, INLINE_BACKLOG) {
-                        self.complete_flushes(pass, &mut d, None, false);
-                    }
-                }));
-            }
         });
+        drop(d);
+        // The caller's flush is answered; a panic in the pass for the others leaves them
+        // to the worker, as a panic in their own pass would.
+        if helped.is_ok() {
+            self.serve_latecomers();
+        }
         helped
+    }
+
+    /// Completes the flushes that registered while this thread held the delivery lock,
+    /// after letting it go: each found the lock held and waits without spinning
+    /// ([`FlushWait`]'s poll), counting on the lock's holder to look again once it is free.
+    ///
+    /// No flush is missed: a flush registers, then tries the lock; a holder lets go of the
+    /// lock, then reads whether flushes wait (a fence on each side). Either the flush
+    /// finds the lock free and delivers itself, or the holder sees it waiting and runs
+    /// another pass; if a third thread took the lock meanwhile, that thread looks again
+    /// after it.
+    ///
+    /// Each pass covers every flush registered before it took the queue, so the loop goes
+    /// on only while flushes keep arriving; after [`LATECOMER_PASSES`] the worker takes
+    /// over, so that one caller does not deliver for everyone under a stream of flushes.
+    pub(crate) fn serve_latecomers(&self) {
+        for _ in 0..LATECOMER_PASSES {
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if self.waiting.load(Ordering::Relaxed) == 0 {
+                return;
+            }
+            let Some(mut d) = try_lock(&self.delivery) else {
+                return;
+            };
+            let mut passed = false;
+            (self.outside_context)(&mut || {
+                passed = catch_unwind(AssertUnwindSafe(|| {
+                    // A backlog, or a panic: the worker's (every pass covers every flush
+                    // registered before it took the queue, so this loop ends).
+                    self.pass(&mut d, INLINE_BACKLOG)
+                        .map(|pass| self.complete_flushes(pass, &mut d, None, false))
+                        .is_some()
+                }))
+                .unwrap_or(false);
+            });
+            drop(d);
+            if !passed {
+                self.call_worker();
+                return;
+            }
+        }
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.waiting.load(Ordering::Relaxed) > 0 {
+            self.call_worker();
+        }
     }
 
     /// A flush stopped waiting before the worker completed it (deadline, or its future
@@ -553,6 +601,11 @@ impl Pipeline {
                         .is_some();
                 (pass, completed)
             };
+            // Flushes that found the lock held while this pass ran wait for a pass of
+            // whoever held it (see `serve_latecomers`).
+            if self.inline {
+                self.serve_latecomers();
+            }
             // With prompt sinks, a flush that did not call the worker is waiting for a
             // flushing thread's pass or its own: the worker does not stay up for it.
             if pass.flushes_pending && learns {
@@ -883,6 +936,88 @@ mod tests {
 
         sink.set(false);
         quick("quick round trips bring spinning back");
+        drop(run);
+    }
+
+    /// A prompt sink that blocks in `write` while its [`Stuck`] holds.
+    #[derive(Clone, Default)]
+    struct PromptStuck(Stuck, Arc<AtomicBool>);
+    impl Sink for PromptStuck {
+        fn write(&self, records: &[Record]) -> Result<(), SinkError> {
+            self.1.store(true, Ordering::SeqCst);
+            self.0.write(records)
+        }
+        fn writes_promptly(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn an_async_flush_finding_a_pass_under_way_waits_for_it_without_spinning_or_calling_the_worker()
+    {
+        use std::task::{Context, Poll, Wake, Waker};
+        struct Count(AtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let sink = PromptStuck::default();
+        sink.0.set(true);
+        let memory = crate::sink::Memory::new();
+        let observer = Observer::builder()
+            .sink(sink.clone())
+            .sink(memory.clone())
+            .build();
+        let pipeline = Arc::clone(observer.pipeline().unwrap());
+        let run = observer.open_run(RunOptions::new("r", "agent.run"));
+        // The worker's poll takes `run:start` and blocks in the sink, holding the lock.
+        let entered_by = Instant::now() + Duration::from_secs(30);
+        while !sink.1.load(Ordering::SeqCst) {
+            assert!(
+                Instant::now() < entered_by,
+                "the worker never took the record"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        run.scope()
+            .span("s", "tool.call")
+            .start()
+            .end(crate::record::SpanStatus::Ok);
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&count));
+        let mut flush = Box::pin(observer.flush(FlushOptions {
+            timeout: Duration::from_secs(30),
+            terminal: false,
+        }));
+        assert!(
+            flush
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        // It waits for the pass under way: it neither called the worker (which spinning
+        // in vain used to do) nor gave up.
+        assert!(!pipeline.flush_requested.load(Ordering::SeqCst));
+        assert_eq!(pipeline.stats().flush_waiters, 1);
+
+        // The holder lets go, looks again, delivers the flush's records and wakes it.
+        sink.0.set(false);
+        let woken_by = Instant::now() + Duration::from_secs(30);
+        while count.0.load(Ordering::SeqCst) == 0 {
+            assert!(
+                Instant::now() < woken_by,
+                "the waiting flush was never woken"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let Poll::Ready(result) = flush.as_mut().poll(&mut Context::from_waker(&waker)) else {
+            panic!("woken but not done");
+        };
+        assert_eq!(result.status, super::FlushStatus::Drained);
+        assert_eq!(result.remaining, 0);
+        assert_eq!(memory.len(), 3, "run:start, span:start, span:end");
+        assert_eq!(pipeline.stats().flush_waiters, 0);
         drop(run);
     }
 
