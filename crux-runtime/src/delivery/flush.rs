@@ -423,9 +423,9 @@ impl FlushWait {
     /// then nobody spins (but helps once). A flush still waiting after that calls the
     /// worker before it sleeps.
     ///
-    /// Blocking flushes only: a thread blocked in a flush has nothing else to do, while an
-    /// executor's thread spinning here delays every other task on it (and each `yield` is
-    /// a system call); an async flush waits for the pass under way instead (`poll`).
+    /// Not for an async flush waiting for another flushing thread's pass: that thread
+    /// completes it (`poll`), so spinning would only delay the other tasks of the
+    /// executor's thread (and each `yield` is a system call).
     fn spin(&mut self) -> Option<FlushResult> {
         let budget = self.pipeline.spin_budget();
         let done = if budget.is_zero() {
@@ -487,12 +487,18 @@ impl Future for FlushWait {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<FlushResult> {
         if !self.spun {
             self.spun = true;
-            // No spinning on an executor's thread: a flush whose records another thread
-            // is delivering is completed by that thread once it lets go of the delivery
-            // lock (`Pipeline::serve_latecomers`), and its task woken; meanwhile this
-            // thread runs other tasks. (Spinning here cost a server 2.4 `sched_yield`
-            // calls a request.) Helped at once if the lock is free by now.
-            if self.finished() {
+            if self.called_worker {
+                // Handed to the worker: its round trip is a few microseconds, a task's
+                // wake-up from its thread more.
+                if let Some(r) = self.spin() {
+                    return Poll::Ready(r);
+                }
+            } else if self.finished() {
+                // Another flushing thread was delivering (prompt sinks): it completes this
+                // flush once it lets go of the delivery lock (`Pipeline::serve_latecomers`)
+                // and wakes the task; this thread runs other tasks meanwhile instead of
+                // spinning (which cost a saturated server 2.4 `sched_yield` calls a
+                // request). Helped at once if the lock is free by now.
                 if let Some(r) = lock(&self.waiter.slot).outcome {
                     return Poll::Ready(r);
                 }
