@@ -36,8 +36,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 pub use crate::attributes::{AttrValue, Attributes};
 use crate::clock::Timestamp;
 use crate::context::{self, Segment, SegmentInit};
-use crate::delivery::FlushWait;
 use crate::delivery::{DEFAULT_CAPACITY, Pipeline, lock};
+use crate::delivery::{FlushStart, FlushWait};
 use crate::envelope::{Correlators, DeploymentIdentity, MAX_LABEL, MAX_METADATA};
 use crate::ids::{RunId, SpanId, TraceId};
 use crate::record::{Body, SegmentExtra};
@@ -343,9 +343,12 @@ impl Observer {
         let Some(inner) = &self.inner else {
             return FlushResult::EMPTY;
         };
-        let result = FlushWait::start(Arc::clone(&inner.pipeline), opts.timeout)
-            .wait()
-            .await;
+        // Matched here rather than through an `async fn` of `FlushStart`: most flushes
+        // are done at once, and a nested coroutine's state is moved and polled for nothing.
+        let result = match FlushWait::start(&inner.pipeline, opts.timeout) {
+            FlushStart::Done(result) => result,
+            FlushStart::Wait(wait) => wait.await,
+        };
         self.report(opts, result);
         result
     }
@@ -355,7 +358,7 @@ impl Observer {
         let Some(inner) = &self.inner else {
             return FlushResult::EMPTY;
         };
-        let result = FlushWait::start(Arc::clone(&inner.pipeline), opts.timeout).wait_blocking();
+        let result = FlushWait::start(&inner.pipeline, opts.timeout).wait_blocking();
         self.report(opts, result);
         result
     }
@@ -396,6 +399,11 @@ impl Observer {
             ));
         }
         let dropped = inner.pipeline.counters.dropped.load(Ordering::Acquire);
+        // A load first: every action's final flush gets here, and a locked update would
+        // take the shared line each time although drops are rare.
+        if dropped <= inner.dropped_warned.load(Ordering::Acquire) {
+            return;
+        }
         let before = inner.dropped_warned.fetch_max(dropped, Ordering::AcqRel);
         if dropped > before {
             warn(format!(

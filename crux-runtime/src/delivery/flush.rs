@@ -329,18 +329,13 @@ impl FlushStart {
             FlushStart::Done(r) => r,
         }
     }
-
-    /// Waits asynchronously until done or the deadline.
-    pub(crate) async fn wait(self) -> FlushResult {
-        match self {
-            FlushStart::Wait(w) => w.await,
-            FlushStart::Done(r) => r,
-        }
-    }
 }
 
 impl FlushWait {
-    pub(crate) fn start(pipeline: Arc<Pipeline>, timeout: Duration) -> FlushStart {
+    /// Starts a flush: done at once when delivered on this thread (or bypassed), else a
+    /// waiter registered. The pipeline's handle is cloned only for a flush that waits (a
+    /// reference count every thread's flushes would otherwise bounce).
+    pub(crate) fn start(pipeline: &Arc<Pipeline>, timeout: Duration) -> FlushStart {
         if pipeline.sink_hung() {
             let accepted = pipeline.count_bypass();
             let done = pipeline.done_upto.load(Ordering::Acquire);
@@ -374,9 +369,9 @@ impl FlushWait {
         // sinks are done above, on this thread (the bound counts from here, so a declined
         // attempt, a quick `try_lock`, does not shorten it).
         let deadline = deadline_after(timeout);
-        let waiter = pipeline.request_flush(|target| Waiter::new(target, &pipeline));
+        let waiter = pipeline.request_flush(|target| Waiter::new(target, pipeline));
         let mut wait = Self {
-            pipeline,
+            pipeline: Arc::clone(pipeline),
             waiter,
             deadline,
             timer_armed: false,

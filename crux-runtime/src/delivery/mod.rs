@@ -27,7 +27,7 @@ use crate::record::Record;
 use crate::sink::Sink;
 use crate::taxonomy::KnownPrimitives;
 pub use flush::{FlushOptions, FlushResult, FlushStatus, deadline_after};
-pub(crate) use flush::{FlushWait, Linger, MAX_SPIN, Waiter, spin_until};
+pub(crate) use flush::{FlushStart, FlushWait, Linger, MAX_SPIN, Waiter, spin_until};
 
 /// Runs a closure with the calling thread's Crux context set aside (the live API's
 /// `context::outside_any`, handed down when an observer starts its pipeline: delivery sits
