@@ -2,11 +2,13 @@
 //! bound passes, whichever is first.
 //!
 //! When every sink writes promptly, a flush first delivers on its own thread
-//! (`Pipeline::help`) and waits for nobody. If another thread is delivering, it registers
-//! and spins, helping as soon as the lock is free (a flushing thread's pass also runs one
-//! more pass for the flushes that registered meanwhile), and calls the worker only when the
-//! spin ends without completing it, before it parks. Otherwise (sinks that are not prompt,
-//! or a backlog) it hands off to the worker at once and waits. The wait never depends on
+//! (`Pipeline::help`) and waits for nobody. If another thread is delivering (a flushing
+//! thread or the worker), it registers, and that thread completes it: one more pass before
+//! it lets go of the lock, more after (`Pipeline::serve_latecomers`, up to 4, then the
+//! worker). An async flush meanwhile returns `Pending`; a blocking one spins, helping as
+//! soon as the lock is free, and calls the worker only when the spin ends without
+//! completing it, before it parks. Otherwise (sinks that are not prompt, or a backlog) it
+//! hands off to the worker at once and waits, spinning briefly first. The wait never depends on
 //! the sinks making progress: a deadline timer on its own thread wakes the flush, so a
 //! hung sink cannot stretch it past its bound, and it works under any executor (no tokio
 //! timer needed).
@@ -396,7 +398,8 @@ impl FlushWait {
     /// Whether the flush was completed, helping first: when the delivery lock is free
     /// again (the pass that held it is over), this thread runs the next pass itself
     /// ([`Pipeline::help`]), which completes this flush. A flush that cannot be helped
-    /// (a backlog for the worker) calls the worker at once.
+    /// (a backlog for the worker) has the worker called: by this flush the first time, by
+    /// `help` whenever it declines with flushes waiting.
     fn finished(&mut self) -> bool {
         if self.waiter.finished.load(Ordering::Acquire) {
             return true;
@@ -482,21 +485,23 @@ impl Future for FlushWait {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<FlushResult> {
         if !self.spun {
             self.spun = true;
-            if self.called_worker {
-                // Handed to the worker: its round trip is a few microseconds, a task's
-                // wake-up from its thread more.
-                if let Some(r) = self.spin() {
-                    return Poll::Ready(r);
-                }
-            } else if self.finished() {
-                // Another flushing thread was delivering (prompt sinks): it completes this
-                // flush once it lets go of the delivery lock (`Pipeline::serve_latecomers`)
-                // and wakes the task; this thread runs other tasks meanwhile instead of
-                // spinning (which cost a saturated server 2.4 `sched_yield` calls a
-                // request). Helped at once if the lock is free by now.
-                if let Some(r) = lock(&self.waiter.slot).outcome {
-                    return Poll::Ready(r);
-                }
+            // Another thread was delivering (prompt sinks): it completes this flush when it
+            // lets go of the delivery lock (`Pipeline::serve_latecomers`) and wakes the
+            // task, so this thread runs other tasks meanwhile instead of spinning (which
+            // cost a saturated server 2.4 `sched_yield` calls a request). Helped at once
+            // if the lock is free by now.
+            if !self.called_worker
+                && self.finished()
+                && let Some(r) = lock(&self.waiter.slot).outcome
+            {
+                return Poll::Ready(r);
+            }
+            // Handed to the worker (at the start, or by that attempt: a backlog): its
+            // round trip is a few microseconds, a task's wake-up from its thread more.
+            if self.called_worker
+                && let Some(r) = self.spin()
+            {
+                return Poll::Ready(r);
             }
         }
         {

@@ -206,6 +206,10 @@ pub(crate) struct Pipeline {
     /// The breaker opened since the observer last warned about it.
     hung_unreported: AtomicBool,
     bypassed_flushes: AtomicU64,
+    /// Tests only: `false` keeps the worker from taking the queue unless called, so a
+    /// test sees what flushing threads do by themselves.
+    #[cfg(test)]
+    worker_polls: AtomicBool,
 }
 
 impl Pipeline {
@@ -249,6 +253,8 @@ impl Pipeline {
             struck_call: AtomicU64::new(0),
             hung_unreported: AtomicBool::new(false),
             bypassed_flushes: AtomicU64::new(0),
+            #[cfg(test)]
+            worker_polls: AtomicBool::new(true),
         });
         let for_worker = Arc::clone(&pipeline);
         let spawned = std::thread::Builder::new()
@@ -371,14 +377,37 @@ impl Pipeline {
                     .ok_or(Declined::Panicked)
             }))
             .unwrap_or(Err(Declined::Panicked));
+            // The caller's flush is answered; one more pass, before letting go of the
+            // lock, for the flushes that registered meanwhile (their threads then wait
+            // for this one only). A panic in it leaves them to the worker, as a panic in
+            // their own pass would.
+            if helped.is_ok() && self.waiting.load(Ordering::Relaxed) > 0 {
+                let _ = catch_unwind(AssertUnwindSafe(|| {
+                    if let Some(pass) = self.pass(&mut d, INLINE_BACKLOG) {
+                        self.complete_flushes(pass, &mut d, None, false);
+                    }
+                }));
+            }
         });
         drop(d);
-        // The caller's flush is answered; a panic in the pass for the others leaves them
-        // to the worker, as a panic in their own pass would.
         if helped.is_ok() {
             self.serve_latecomers();
+        } else if self.waits_after_release() {
+            // Declined with the lock held (a backlog, a panic): the flushes that found it
+            // held are the worker's.
+            self.call_worker();
         }
         helped
+    }
+
+    /// Whether flushes wait, read by a thread that just let go of the delivery lock: the
+    /// fence pairs with the one a flush makes between registering and trying the lock
+    /// (`FlushWait::finished`), so at least one of the two sees the other. (A failed
+    /// `try_lock` is a read of the mutex's one atomic word, std's futex mutex; the
+    /// fences order it against the `waiting` store and load.)
+    fn waits_after_release(&self) -> bool {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        self.waiting.load(Ordering::Relaxed) > 0
     }
 
     /// Completes the flushes that registered while this thread held the delivery lock,
@@ -386,18 +415,20 @@ impl Pipeline {
     /// ([`FlushWait`]'s poll), counting on the lock's holder to look again once it is free.
     ///
     /// No flush is missed: a flush registers, then tries the lock; a holder lets go of the
-    /// lock, then reads whether flushes wait (a fence on each side). Either the flush
-    /// finds the lock free and delivers itself, or the holder sees it waiting and runs
-    /// another pass; if a third thread took the lock meanwhile, that thread looks again
-    /// after it.
+    /// lock, then reads whether flushes wait
+    /// ([`waits_after_release`](Pipeline::waits_after_release)). Either the flush finds the lock free and delivers
+    /// itself, or the holder sees it waiting and runs another pass; if a third thread took
+    /// the lock meanwhile, that thread looks again after it: every release does (a flush's
+    /// pass, this loop, the worker's pass; a declined `help` calls the worker instead). The
+    /// one exception is the worker's last sink flush at shutdown, when no flush is left
+    /// (each holds the observer).
     ///
     /// Each pass covers every flush registered before it took the queue, so the loop goes
     /// on only while flushes keep arriving; after [`LATECOMER_PASSES`] the worker takes
     /// over, so that one caller does not deliver for everyone under a stream of flushes.
     pub(crate) fn serve_latecomers(&self) {
         for _ in 0..LATECOMER_PASSES {
-            std::sync::atomic::fence(Ordering::SeqCst);
-            if self.waiting.load(Ordering::Relaxed) == 0 {
+            if !self.waits_after_release() {
                 return;
             }
             let Some(mut d) = try_lock(&self.delivery) else {
@@ -420,8 +451,7 @@ impl Pipeline {
                 return;
             }
         }
-        std::sync::atomic::fence(Ordering::SeqCst);
-        if self.waiting.load(Ordering::Relaxed) > 0 {
+        if self.waits_after_release() {
             self.call_worker();
         }
     }
@@ -660,6 +690,10 @@ impl Pipeline {
     /// left alone (`None`): it takes what is queued, and a worker blocked on its lock would
     /// cost that thread a wake-up system call as it unlocks, on the request's path.
     fn lock_for_worker(&self, called: bool) -> Option<MutexGuard<'_, Deliverer>> {
+        #[cfg(test)]
+        if !called && !self.worker_polls.load(Ordering::Relaxed) {
+            return None;
+        }
         if !self.inline || called || self.shutdown.load(Ordering::Acquire) {
             return Some(lock(&self.delivery));
         }
@@ -1019,6 +1053,69 @@ mod tests {
         assert_eq!(memory.len(), 3, "run:start, span:start, span:end");
         assert_eq!(pipeline.stats().flush_waiters, 0);
         drop(run);
+    }
+
+    /// A minimal executor: parks the thread until woken.
+    fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+        struct Unpark(std::thread::Thread);
+        impl std::task::Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut fut = std::pin::pin!(fut);
+        loop {
+            if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+                return v;
+            }
+            std::thread::park();
+        }
+    }
+
+    #[test]
+    fn async_flushes_racing_on_two_threads_are_completed_without_the_worker_polling() {
+        let memory = crate::sink::Memory::new();
+        let observer = Observer::builder().sink(memory.clone()).build();
+        let pipeline = Arc::clone(observer.pipeline().unwrap());
+        // The worker takes the queue only when called: a flush that no flushing thread
+        // completed would wait for its deadline.
+        pipeline.worker_polls.store(false, Ordering::Relaxed);
+        let bound = FlushOptions {
+            timeout: Duration::from_secs(5),
+            terminal: false,
+        };
+        const FLUSHES: usize = 20_000;
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let observer = observer.clone();
+                std::thread::spawn(move || {
+                    let run = observer.open_run(RunOptions::new("r", "agent.run"));
+                    for i in 0..FLUSHES {
+                        run.scope()
+                            .span("s", "tool.call")
+                            .start()
+                            .end(crate::record::SpanStatus::Ok);
+                        let result = block_on(observer.flush(bound));
+                        assert_eq!(result.status, super::FlushStatus::Drained, "flush {i}");
+                        assert_eq!(result.remaining, 0);
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        // The runs' ends (`cancelled`, dropped unended) came after their last flushes.
+        assert_eq!(
+            block_on(observer.flush(bound)).status,
+            super::FlushStatus::Drained
+        );
+        let stats = observer.stats();
+        assert_eq!((stats.queued, stats.flush_waiters), (0, 0));
+        assert_eq!(memory.len() as u64, stats.accepted);
+        assert_eq!(stats.accepted, 2 * (2 + 2 * FLUSHES as u64));
     }
 
     #[test]
