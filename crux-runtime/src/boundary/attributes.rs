@@ -2,7 +2,7 @@
 //! of a boundary (labels on the wire, span names, the lease).
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use serde_json::{Value, json};
 
@@ -89,16 +89,9 @@ pub(super) fn lease_expiry(opened: Timestamp) -> Timestamp {
     opened.plus_millis(BOUNDARY_LEASE.as_millis() as u64)
 }
 
-/// How viewers show a boundary span: one value per thread for every hop's span it
-/// records. Per thread, not one for the process: every clone and every drop writes the
-/// value's reference count, and one count shared by every thread moved its cache line
-/// between them on each hop (and on each record a bounded sink let go of).
+/// How viewers show a boundary span: one value for every hop's span.
 pub(super) fn presentation() -> Arc<Value> {
-    thread_local! {
-        static PRESENTATION: Arc<Value> = Arc::new(json!({"display": "detail"}));
-    }
-    PRESENTATION
-        .try_with(Arc::clone)
-        // A thread being torn down: a value of its own.
-        .unwrap_or_else(|_| Arc::new(json!({"display": "detail"})))
+    static PRESENTATION: LazyLock<Arc<Value>> =
+        LazyLock::new(|| Arc::new(json!({"display": "detail"})));
+    Arc::clone(&PRESENTATION)
 }

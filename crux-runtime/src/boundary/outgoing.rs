@@ -1,11 +1,10 @@
 //! The calling side of a hop: the boundary span and the envelope sent with the call.
 
-use std::cell::RefCell;
-
 use super::attributes::{
     attributes_of, boundary_attributes, lease_expiry, presentation, span_name, wire_label,
 };
 use super::events;
+use super::frozen::{self, Key};
 use crate::Result;
 use crate::attributes::Attributes;
 use crate::clock::Timestamp;
@@ -163,43 +162,13 @@ impl Hop {
 }
 
 /// The start attributes of a hop's span (`boundary` for an action's): the same for every
-/// hop to `path`, so built once per thread and frozen. A hop's span then carries a
-/// reference count where it had a list of its own, built, written and freed with its
-/// record (three values and an allocation, on the request's path and again when a bounded
-/// sink lets the record go).
+/// hop to `path`, so shared ([`frozen`]).
 fn span_attributes(path: &'static str, boundary: Option<&'static str>) -> Attributes {
-    /// Paths remembered per thread, direct-mapped by the path's address: a deployment's
-    /// hot paths rarely share a slot, and one that does is rebuilt (the same list).
-    const SLOTS: usize = 64;
-    /// A path and boundary by address and length: `'static` text at one address never
-    /// changes, so equal keys mean equal lists.
-    type Key = (usize, usize, usize);
-    thread_local! {
-        static LISTS: RefCell<[Option<(Key, Attributes)>; SLOTS]> =
-            const { RefCell::new([const { None }; SLOTS]) };
-    }
-    let key = (
-        path.as_ptr() as usize,
-        path.len(),
-        boundary.map_or(0, |b| b.as_ptr() as usize),
-    );
-    // The address's low bits are alignment: the slot from the bits above them.
-    let slot = (key.0 ^ key.2).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-        >> (usize::BITS - SLOTS.trailing_zeros());
-    LISTS
-        .try_with(|lists| {
-            let mut lists = lists.borrow_mut();
-            match &lists[slot] {
-                Some((at, attrs)) if *at == key => attrs.clone(),
-                _ => {
-                    let attrs = build_span_attributes(path, boundary).freeze();
-                    lists[slot] = Some((key, attrs.clone()));
-                    attrs
-                }
-            }
-        })
-        // A thread being torn down: built for this hop alone.
-        .unwrap_or_else(|_| build_span_attributes(path, boundary))
+    let key = Key::HopSpan {
+        path: (path.as_ptr() as usize, path.len()),
+        boundary: boundary.map_or(0, |b| b.as_ptr() as usize),
+    };
+    frozen::shared(key, || build_span_attributes(path, boundary))
 }
 
 /// [`span_attributes`] built: one list of their exact number, without a search per key.
