@@ -21,6 +21,9 @@
 # `-z`), counts N requests and dumps (`-d`): instructions of N requests at steady state,
 # start-up and shutdown excluded. CRUX_CALLGRIND_KEEP=DIR keeps each variant's dump there
 # (`DIR/VARIANT.out`), for `callgrind_annotate --inclusive=yes`.
+#
+# CRUX_THROUGHPUT_BIN=PATH counts that bench executable instead of building one: a copy
+# kept from another commit, to compare two builds on the same machine in turn.
 set -euo pipefail
 STEADY=""
 if [[ "${1:-}" == "--steady" ]]; then
@@ -35,10 +38,15 @@ else
 fi
 cd "$(dirname "$0")/../.."
 export CARGO_TERM_COLOR=never
-BIN="$(cargo bench -p crux-server --bench throughput --no-run --message-format=json 2>/dev/null |
-    grep '"kind":\["bench"\]' | grep '"name":"throughput"' |
-    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)"
-[[ -x "$BIN" ]] || { echo "build failed: cargo bench -p crux-server --bench throughput --no-run" >&2; exit 1; }
+if [[ -n "${CRUX_THROUGHPUT_BIN:-}" ]]; then
+    BIN="$CRUX_THROUGHPUT_BIN"
+    [[ -x "$BIN" ]] || { echo "CRUX_THROUGHPUT_BIN=$BIN is not an executable" >&2; exit 1; }
+else
+    BIN="$(cargo bench -p crux-server --bench throughput --no-run --message-format=json 2>/dev/null |
+        grep '"kind":\["bench"\]' | grep '"name":"throughput"' |
+        sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)"
+    [[ -x "$BIN" ]] || { echo "build failed: cargo bench -p crux-server --bench throughput --no-run" >&2; exit 1; }
+fi
 command -v valgrind >/dev/null || { echo "needs valgrind" >&2; exit 1; }
 OUT="$(mktemp -d)"
 trap 'rm -rf "$OUT"' EXIT

@@ -22,6 +22,7 @@ use std::future::Future;
 use serde_json::{Value, json};
 
 use super::attributes::into_boundary_attributes;
+use super::frozen::{self, Key};
 use super::panic::CatchPanic;
 use super::{ENVELOPE_KEY, events};
 use crate::Result;
@@ -192,13 +193,9 @@ fn warn_in_own_run(observer: &Observer, metadata: &Metadata, reason: &str) {
     run.end(RunStatus::Ok);
 }
 
-/// Opens the run of an action called without context, and runs the body in it.
-async fn open_run<T>(
-    observer: &Observer,
-    metadata: &'static Metadata,
-    incoming: &Incoming,
-    body: impl Future<Output = Result<T>>,
-) -> Result<T> {
+/// The attributes of the run an action opens: its metadata's, then the reserved keys
+/// (`boundary`, and `entrypoint` for an internal action), which always win.
+fn run_attributes(metadata: &Metadata) -> Attributes {
     let internal = metadata.visibility == Visibility::Internal;
     let mut attributes = Attributes::new();
     for (key, value) in metadata.attributes {
@@ -217,6 +214,21 @@ async fn open_run<T>(
     if internal {
         attributes.set("entrypoint", "standalone-internal");
     }
+    attributes
+}
+
+/// Opens the run of an action called without context, and runs the body in it (its
+/// attributes shared, [`frozen`]: the same for every call of the action).
+async fn open_run<T>(
+    observer: &Observer,
+    metadata: &'static Metadata,
+    incoming: &Incoming,
+    body: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let key = Key::Run {
+        metadata: std::ptr::from_ref(metadata) as usize,
+    };
+    let attributes = frozen::shared(key, || run_attributes(metadata));
     let name: Cow<'static, str> = match metadata.name {
         Some(name) => name.into(),
         None => metadata.convex_path().into(),

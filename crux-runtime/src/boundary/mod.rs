@@ -27,6 +27,7 @@
 //! [`boundary_attributes`].
 
 mod attributes;
+mod frozen;
 mod incoming;
 mod outgoing;
 mod panic;

@@ -4,6 +4,7 @@ use super::attributes::{
     attributes_of, boundary_attributes, lease_expiry, presentation, span_name, wire_label,
 };
 use super::events;
+use super::frozen::{self, Key};
 use crate::Result;
 use crate::attributes::Attributes;
 use crate::clock::Timestamp;
@@ -160,9 +161,18 @@ impl Hop {
     }
 }
 
-/// The start attributes of a hop's span (`boundary` for an action's), as one list of
-/// their exact number: handed to the span builder whole, without a search per key.
+/// The start attributes of a hop's span (`boundary` for an action's): the same for every
+/// hop to `path`, so shared ([`frozen`]).
 fn span_attributes(path: &'static str, boundary: Option<&'static str>) -> Attributes {
+    let key = Key::HopSpan {
+        path: (path.as_ptr() as usize, path.len()),
+        boundary: boundary.map_or(0, |b| b.as_ptr() as usize),
+    };
+    frozen::shared(key, || build_span_attributes(path, boundary))
+}
+
+/// [`span_attributes`] built: one list of their exact number, without a search per key.
+fn build_span_attributes(path: &'static str, boundary: Option<&'static str>) -> Attributes {
     let mut attrs = Attributes::with_capacity(2 + usize::from(boundary.is_some()));
     attrs.push_new("functionRef", path);
     if let Some(boundary) = boundary {
@@ -331,6 +341,31 @@ mod tests {
             Some("1970-01-01T00:11:00.000Z")
         );
         assert_eq!(boundary.span_id, id);
+    }
+
+    #[test]
+    fn span_attributes_kept_per_thread_are_each_paths_own() {
+        // More paths than the thread keeps, some with equal text at other addresses: each
+        // list names its own path, in any order and when asked again.
+        let paths: Vec<&'static str> = (0..300)
+            .map(|i| &*Box::leak(format!("module{}:fn", i % 150).into_boxed_str()))
+            .collect();
+        for round in 0..3 {
+            for (i, path) in paths.iter().enumerate() {
+                let path = if round == 1 {
+                    paths[paths.len() - 1 - i]
+                } else {
+                    path
+                };
+                let boundary = (i % 2 == 0).then_some("convex.action");
+                let attrs = span_attributes(path, boundary);
+                assert_eq!(attrs, build_span_attributes(path, boundary));
+                assert_eq!(
+                    serde_json::to_string(&attrs).unwrap(),
+                    serde_json::to_string(&build_span_attributes(path, boundary)).unwrap()
+                );
+            }
+        }
     }
 
     #[test]
