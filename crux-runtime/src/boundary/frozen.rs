@@ -20,10 +20,12 @@ const SLOTS: usize = 64;
 /// so equal keys mean equal lists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Key {
-    /// A hop's span: the path's address and length, the boundary's address (0: none).
+    /// A hop's span: the path's and the boundary's addresses and lengths (0: none); both
+    /// lengths, since two `'static` texts may start at one address (a literal that is
+    /// another's prefix, merged by the linker).
     HopSpan {
         path: (usize, usize),
-        boundary: usize,
+        boundary: (usize, usize),
     },
     /// The run an action opens: its metadata's address.
     Run { metadata: usize },
@@ -32,7 +34,7 @@ pub(super) enum Key {
 impl Key {
     fn slot(self) -> usize {
         let (a, b) = match self {
-            Key::HopSpan { path, boundary } => (path.0, boundary),
+            Key::HopSpan { path, boundary } => (path.0, boundary.0),
             Key::Run { metadata } => (metadata, 1),
         };
         // The addresses' low bits are alignment: the slot from the bits above them.
@@ -80,7 +82,7 @@ mod tests {
                     Key::Run { metadata: at },
                     Key::HopSpan {
                         path: (at, 3),
-                        boundary: 0,
+                        boundary: (0, 0),
                     },
                 ]
             })

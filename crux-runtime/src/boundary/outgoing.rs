@@ -166,7 +166,7 @@ impl Hop {
 fn span_attributes(path: &'static str, boundary: Option<&'static str>) -> Attributes {
     let key = Key::HopSpan {
         path: (path.as_ptr() as usize, path.len()),
-        boundary: boundary.map_or(0, |b| b.as_ptr() as usize),
+        boundary: boundary.map_or((0, 0), |b| (b.as_ptr() as usize, b.len())),
     };
     frozen::shared(key, || build_span_attributes(path, boundary))
 }
