@@ -42,8 +42,14 @@ pub(crate) struct Fields {
 }
 
 impl Fields {
+    /// For a span's or event's values: `level` and `target` shared with the callsite's
+    /// frozen list (one reference count), room for every field of the callsite of its
+    /// own (one small allocation, the fields only).
     pub(crate) fn new(meta: &'static Metadata<'static>) -> Self {
-        Self::with(Self::base(meta))
+        let fields = meta.fields().len();
+        Self::with(Self::on_base(meta, |base| {
+            Attributes::shared_with_capacity(base, fields)
+        }))
     }
 
     /// Nothing found yet, `attributes` to add to.
@@ -63,12 +69,25 @@ impl Fields {
     /// there is no message, primitive or error to return beside them.
     #[inline(always)]
     pub(crate) fn without_values(meta: &'static Metadata<'static>) -> Attributes {
+        Self::on_base(meta, Attributes::clone)
+    }
+
+    /// `make` applied to the callsite's frozen `level` and `target` list, from this
+    /// thread's cache (built and kept there on a miss; built afresh, unfrozen, while the
+    /// thread's locals are being destroyed).
+    #[inline(always)]
+    fn on_base(
+        meta: &'static Metadata<'static>,
+        make: impl FnOnce(&Attributes) -> Attributes,
+    ) -> Attributes {
         let key = std::ptr::from_ref(meta) as usize;
         // The top bits of the multiplied address (every bit of it moves them), as many as
         // index a slot.
         let slot = ((key as u64).wrapping_mul(MIX) >> (u64::BITS - BASE_SLOTS.ilog2())) as usize;
+        let mut make = Some(make);
         BASES
             .try_with(|bases| {
+                let make = make.take().expect("called once");
                 let mut bases = bases.borrow_mut();
                 let bases = bases.get_or_insert_with(|| Box::new([const { None }; BASE_SLOTS]));
                 let pair = slot ^ 1;
@@ -76,7 +95,7 @@ impl Fields {
                     if let Some((k, base)) = &bases[at]
                         && *k == key
                     {
-                        return base.clone();
+                        return make(base);
                     }
                 }
                 let at = if bases[slot].is_some() && bases[pair].is_none() {
@@ -84,15 +103,17 @@ impl Fields {
                 } else {
                     slot
                 };
-                bases[at].insert((key, Self::base(meta).freeze())).1.clone()
+                make(&bases[at].insert((key, Self::base(meta).freeze())).1)
             })
-            .unwrap_or_else(|_| Self::base(meta))
+            .unwrap_or_else(|_| match make.take() {
+                Some(make) => make(&Self::base(meta)),
+                None => Self::base(meta),
+            })
     }
 
-    /// `level` and `target`, in one allocation sized for every field of the callsite too
-    /// (`set` into an empty list: one key comparison in all).
+    /// `level` and `target`, the entries every span and event of the callsite starts with.
     fn base(meta: &'static Metadata<'static>) -> Attributes {
-        let mut attributes = Attributes::with_capacity(2 + meta.fields().len());
+        let mut attributes = Attributes::with_capacity(2);
         attributes.set("level", meta.level().as_str());
         attributes.set("target", meta.target());
         attributes
