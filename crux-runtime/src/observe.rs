@@ -658,6 +658,21 @@ pub fn span(name: impl Into<Cow<'static, str>>, primitive: &'static str) -> Span
     SpanBuilder::new(context::current(), name.into(), primitive)
 }
 
+/// Starts a span with start attributes `attributes` under the current context (nothing
+/// recorded outside any): `span(name, primitive).attrs(attributes).start()` in one call,
+/// for integrations that open a span per callback (a `tracing` layer) and set nothing
+/// else on it before it starts. See [`Scope::start_span`].
+pub fn start_span(
+    name: impl Into<Cow<'static, str>>,
+    primitive: &'static str,
+    attributes: Attributes,
+) -> Span {
+    context::with_current(|s| match s {
+        Some(s) => s.start_span(name, primitive, attributes),
+        None => Span::disabled(),
+    })
+}
+
 /// Records a `span:event` on the current span (nothing outside any span).
 pub fn event(name: impl Into<Cow<'static, str>>, attributes: Attributes) {
     context::with_current(|s| {
@@ -703,5 +718,30 @@ impl Scope {
     /// A span whose parent is the top of this scope's stack.
     pub fn span(&self, name: impl Into<Cow<'static, str>>, primitive: &'static str) -> SpanBuilder {
         SpanBuilder::new(Some(self.clone()), name.into(), primitive)
+    }
+
+    /// Starts a span named `name` with start attributes `attributes` in this scope (its
+    /// parent is this scope's innermost span): `self.span(name, primitive).attrs(attributes)
+    /// .start()` in one call, for integrations that open a span per callback (a `tracing`
+    /// layer) and set nothing else on it. A disabled observer gives a disabled span.
+    ///
+    /// ```
+    /// use crux_runtime::attributes::Attributes;
+    /// use crux_runtime::observe::{Observer, RunOptions, SpanStatus};
+    /// let run = Observer::builder().build().open_run(RunOptions::new("chat", "agent.run"));
+    /// let span = run.scope().start_span("query", "custom.operation", Attributes::new().with("rows", 3));
+    /// assert!(span.is_recording());
+    /// span.end(SpanStatus::Ok);
+    /// ```
+    pub fn start_span(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        primitive: &'static str,
+        attributes: Attributes,
+    ) -> Span {
+        if !self.segment.enabled() {
+            return Span::disabled();
+        }
+        Span::start_in(self.clone(), name.into(), primitive, attributes)
     }
 }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crux_runtime::attributes::Attributes;
 use crux_runtime::delivery::FlushOptions;
 use crux_runtime::observe::{self, Observer, RunOptions};
 use crux_runtime::record::{RunStatus, SpanStatus};
@@ -397,4 +398,91 @@ fn a_span_stack_deeper_than_the_envelope_cap_still_crosses_a_boundary() {
         span.end(SpanStatus::Ok);
     }
     run.end(RunStatus::Ok);
+}
+
+/// The records of `memory` without what differs between two spans opened alike: their ids,
+/// times, record ids and sequence numbers.
+fn shapes(records: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    let varying = [
+        "spanId",
+        "recordId",
+        "segmentSeq",
+        "startedAt",
+        "endedAt",
+        "durationMs",
+        "timestamp",
+    ];
+    records
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            let object = r.as_object_mut().unwrap();
+            for key in varying {
+                object.remove(key);
+            }
+            r
+        })
+        .collect()
+}
+
+#[test]
+fn start_span_records_what_a_builder_start_records() {
+    let attributes = || Attributes::new().with("level", "INFO").with("rows", 3);
+    let (o, memory) = observer();
+    let run = o.open_run(RunOptions::new("r", "agent.run"));
+    let parent = run.scope().span("parent", "task.operation").start();
+    let scope = parent.scope().unwrap();
+    let built = {
+        let _in = scope.enter();
+        let span = observe::span("query", "custom.operation")
+            .attrs(attributes())
+            .start();
+        let id = span.id();
+        span.end(SpanStatus::Ok);
+        id
+    };
+    let started = {
+        let _in = scope.enter();
+        let span = observe::start_span("query", "custom.operation", attributes());
+        let id = span.id();
+        assert!(span.is_recording());
+        span.end(SpanStatus::Ok);
+        id
+    };
+    // In an explicit scope, not the current one: the parent is that scope's span.
+    let explicit = scope.start_span("query", "custom.operation", attributes());
+    let explicit_id = explicit.id();
+    explicit.end(SpanStatus::Ok);
+    let parent_id = parent.id().unwrap();
+    parent.end(SpanStatus::Ok);
+    let run_id = run.run_id();
+    run.end(RunStatus::Ok);
+    o.flush_blocking(FlushOptions::FINAL);
+    let records = memory.records_of_run(run_id);
+    let of = |id: Option<crux_runtime::ids::SpanId>| {
+        let id = id.unwrap().to_string();
+        records
+            .iter()
+            .filter(|r| r["spanId"] == id.as_str())
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let (built, started, explicit) = (of(built), of(started), of(explicit_id));
+    assert_eq!(built.len(), 2, "span:start and span:end");
+    assert_eq!(built[0]["parentSpanId"], parent_id.to_string());
+    assert_eq!(
+        built[0]["attributes"],
+        serde_json::json!({"level": "INFO", "rows": 3})
+    );
+    assert_eq!(shapes(&started), shapes(&built));
+    assert_eq!(shapes(&explicit), shapes(&built));
+    // Outside any context nothing records; nor does a disabled observer.
+    assert!(!observe::start_span("query", "custom.operation", attributes()).is_recording());
+    let disabled = Observer::disabled().open_run(RunOptions::new("off", "agent.run"));
+    assert!(
+        !disabled
+            .scope()
+            .start_span("query", "custom.operation", attributes())
+            .is_recording()
+    );
 }

@@ -413,13 +413,13 @@ where
             let primitive = fields.primitive.unwrap_or_else(|| self.primitive_for(meta));
             (fields.attributes, primitive, fields.error)
         };
-        // In the current scope the builder takes its own clone of it; holding one here
-        // too would cost two more reference-count round trips per span.
-        let builder = match &explicit {
-            Some(parent) => parent.span(meta.name(), primitive),
-            None => observe::span(meta.name(), primitive),
+        // Started without a builder (nothing but the attributes to set); in the current
+        // scope the span takes its own clone of it: holding one here too would cost two
+        // more reference-count round trips per span.
+        let span = match &explicit {
+            Some(parent) => parent.start_span(meta.name(), primitive, attributes),
+            None => observe::start_span(meta.name(), primitive, attributes),
         };
-        let span = builder.attrs(attributes).start();
         let Some(scope) = span.scope() else {
             return; // a disabled observer: nothing to record
         };
