@@ -130,6 +130,58 @@ pub(crate) struct SpanNode {
     pub(crate) parent: Option<Arc<SpanNode>>,
 }
 
+/// How many span nodes a thread keeps for reuse ([`keep_spare`]).
+///
+/// A span started for an integration ([`Scope::start_span`]) is built with its own scope's
+/// node, the one [`Span::scope`](crate::span::Span::scope) then hands out (a `tracing`
+/// span's scope, made current while it is entered), and gives it back when it ends, if
+/// nothing holds it any more: the thread's next span reuses it. No malloc and no free per
+/// span (the free took glibc's slow path, ≈ 110 instructions). A few per thread, as many
+/// spans as a thread usually ends before it starts more; beyond that a node is freed.
+const SPARE_NODES: usize = 16;
+
+thread_local! {
+    /// The nodes this thread keeps (each the only reference to itself, its parent let go).
+    static SPARE: RefCell<Vec<Arc<SpanNode>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A node for `id` on `parent`: one this thread kept, else a new one.
+#[inline]
+pub(crate) fn span_node(id: SpanId, parent: Option<Arc<SpanNode>>) -> Arc<SpanNode> {
+    let node = SpanNode { id, parent };
+    match SPARE.try_with(|s| s.try_borrow_mut().ok()?.pop()) {
+        Ok(Some(mut spare)) => match Arc::get_mut(&mut spare) {
+            Some(kept) => {
+                *kept = node;
+                spare
+            }
+            None => Arc::new(node),
+        },
+        _ => Arc::new(node),
+    }
+}
+
+/// Keeps `node`, whose span ended, for this thread's next [`span_node`] if nothing else
+/// holds it (no scope made from it lives on) and the thread keeps fewer than
+/// [`SPARE_NODES`]; else it is dropped. Its parent is let go of now either way.
+// Never inlined: a span's end that has no node to give back (every builder's span) pays
+// only the check for one.
+#[inline(never)]
+pub(crate) fn keep_spare(mut node: Arc<SpanNode>) {
+    let Some(kept) = Arc::get_mut(&mut node) else {
+        return;
+    };
+    let parent = kept.parent.take();
+    let _ = SPARE.try_with(move |s| {
+        if let Ok(mut spare) = s.try_borrow_mut()
+            && spare.len() < SPARE_NODES
+        {
+            spare.push(node);
+        }
+    });
+    drop(parent);
+}
+
 /// One context frame: a live segment and a span stack.
 ///
 /// Get one from [`Run::scope`](crate::run::Run::scope), [`Span::scope`](crate::span::Span::scope)
@@ -277,12 +329,14 @@ impl Scope {
 
     /// A child scope with `id` pushed on the stack.
     pub(crate) fn push(&self, id: SpanId) -> Scope {
+        self.with_top(span_node(id, self.top.clone()))
+    }
+
+    /// This scope's segment with `top` as its stack (a node pushed on this scope's).
+    pub(crate) fn with_top(&self, top: Arc<SpanNode>) -> Scope {
         Scope {
             segment: Arc::clone(&self.segment),
-            top: Some(Arc::new(SpanNode {
-                id,
-                parent: self.top.clone(),
-            })),
+            top: Some(top),
         }
     }
 

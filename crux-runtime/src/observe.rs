@@ -725,6 +725,11 @@ impl Scope {
     /// .start()` in one call, for integrations that open a span per callback (a `tracing`
     /// layer) and set nothing else on it. A disabled observer gives a disabled span.
     ///
+    /// The span is started with its own scope built: [`Span::scope`] is then two
+    /// reference counts, and its end gives the scope's allocation back to the thread for
+    /// the next span (once no scope made from it lives on), for integrations that make
+    /// every span's scope current (`on_enter`).
+    ///
     /// ```
     /// use crux_runtime::attributes::Attributes;
     /// use crux_runtime::observe::{Observer, RunOptions, SpanStatus};

@@ -2,10 +2,11 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use crate::attributes::{AttrValue, Attributes};
 use crate::clock::Timestamp;
-use crate::context::{Scope, WithContext};
+use crate::context::{self, Scope, SpanNode, WithContext};
 use crate::ids::{ArtifactId, EdgeId, EventId, SpanId};
 use crate::record::{
     Body, EdgeEnd, ErrorSummary, FinishedSpan, MetricError, Metrics, SpanField, SpanFields,
@@ -180,8 +181,23 @@ impl SpanBuilder {
                 started,
                 end_attributes: Attributes::new(),
                 metrics: self.metrics,
+                own: None,
             }),
         }
+    }
+}
+
+impl SpanBuilder {
+    /// [`start`](SpanBuilder::start), with the span's own scope built as
+    /// [`Scope::start_span`] builds it: for an integration that makes the span's scope
+    /// current again and again (each [`Span::scope`] two reference counts, no allocation)
+    /// and needs a builder's options ([`started_at`](SpanBuilder::started_at), fields).
+    pub fn start_with_scope(self) -> Span {
+        let mut span = self.start();
+        if let Some(l) = &mut span.live {
+            l.own = Some(context::span_node(l.id, l.scope.top.clone()));
+        }
+        span
     }
 }
 
@@ -189,7 +205,8 @@ impl Span {
     /// Starts a span with start attributes `attributes` (and nothing else set) in `scope`,
     /// whose segment records: what [`SpanBuilder::start`] does, for
     /// [`Scope::start_span`] and [`observe::start_span`](crate::observe::start_span),
-    /// without a builder (its 152 bytes built and moved into an out-of-line `start`).
+    /// without a builder (its 152 bytes built and moved into an out-of-line `start`), and
+    /// with the node of the span's own scope (see [`Span::scope`]).
     ///
     /// The same steps as `start`, written twice on purpose: `start` calling this (the
     /// builder's parts passed as arguments) measured 26 instructions more per span
@@ -217,6 +234,9 @@ impl Span {
                 attributes,
             });
         }
+        // The span's own scope's node, built now: the integration makes that scope
+        // current, and the span gives the node back at its end.
+        let own = context::span_node(id, scope.top.clone());
         Span {
             live: Some(Live {
                 scope,
@@ -224,6 +244,7 @@ impl Span {
                 started,
                 end_attributes: Attributes::new(),
                 metrics: Metrics::new(),
+                own: Some(own),
             }),
         }
     }
@@ -236,6 +257,10 @@ struct Live {
     started: Timestamp,
     end_attributes: Attributes,
     metrics: Metrics,
+    /// The node of the span's own scope, when the span was started with it
+    /// ([`Scope::start_span`]): [`Span::scope`] shares it, and the thread ending the span
+    /// keeps it for reuse once no scope holds it ([`context::keep_spare`]).
+    own: Option<Arc<SpanNode>>,
 }
 
 /// An open span. End it with [`end`](Span::end) or [`fail`](Span::fail).
@@ -285,8 +310,14 @@ impl Span {
     }
 
     /// The scope with this span pushed on the stack: work run under it nests here.
+    ///
+    /// A span from [`Scope::start_span`] was started with it: this is then two reference
+    /// counts, no allocation.
     pub fn scope(&self) -> Option<Scope> {
-        self.live.as_ref().map(|l| l.scope.push(l.id))
+        self.live.as_ref().map(|l| match &l.own {
+            Some(own) => l.scope.with_top(Arc::clone(own)),
+            None => l.scope.push(l.id),
+        })
     }
 
     /// Runs `fut` with this span current, so spans started inside it nest under this one.
@@ -444,8 +475,12 @@ impl Live {
             id,
             end_attributes,
             metrics,
+            own,
             ..
         } = self;
+        if let Some(own) = own {
+            context::keep_spare(own);
+        }
         // As in `start`: the body built once the slot is taken.
         if let Some(slot) = scope.segment.reserve() {
             slot.fill(Body::SpanEnd {

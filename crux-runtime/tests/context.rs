@@ -486,3 +486,62 @@ fn start_span_records_what_a_builder_start_records() {
             .is_recording()
     );
 }
+
+/// A span from `start_span` gives its scope's node back at its end, for the thread's next
+/// span: the stacks built from reused nodes are each span's own, and a node a scope still
+/// holds is not reused.
+#[test]
+fn span_scopes_nest_alike_whether_or_not_their_nodes_are_reused() {
+    let (o, memory) = observer();
+    let run = o.open_run(RunOptions::new("r", "agent.run"));
+    let outer = run.scope().span("outer", "task.operation").start();
+    let outer_scope = outer.scope().unwrap();
+    let outer_id = outer.id().unwrap();
+    let mut kept = Vec::new();
+    for i in 0..40 {
+        let span = outer_scope.start_span("step", "task.operation", Attributes::new());
+        let scope = span.scope().unwrap();
+        assert_eq!(scope.span_stack(), vec![outer_id, span.id().unwrap()]);
+        let inner = scope.start_span("inner", "task.operation", Attributes::new());
+        let inner_scope = inner.scope().unwrap();
+        assert_eq!(
+            inner_scope.span_stack(),
+            vec![outer_id, span.id().unwrap(), inner.id().unwrap()]
+        );
+        if i % 5 == 0 {
+            // Held past its span: it keeps its stack whatever later spans reuse.
+            kept.push((inner_scope.clone(), inner_scope.span_stack()));
+        }
+        drop(inner_scope);
+        inner.end(SpanStatus::Ok);
+        drop(scope);
+        span.end(SpanStatus::Ok);
+    }
+    // A builder's span started with its scope nests the same way.
+    let built = outer_scope
+        .span("built", "task.operation")
+        .start_with_scope();
+    let built_scope = built.scope().unwrap();
+    assert_eq!(built_scope.span_stack(), vec![outer_id, built.id().unwrap()]);
+    assert_eq!(built.scope().unwrap().span_stack(), built_scope.span_stack());
+    drop(built_scope);
+    built.end(SpanStatus::Ok);
+    for (scope, stack) in &kept {
+        assert_eq!(&scope.span_stack(), stack);
+        assert_eq!(scope.current_span_id(), stack.last().copied());
+    }
+    assert_eq!(outer_scope.span_stack(), vec![outer_id]);
+    drop(kept);
+    outer.end(SpanStatus::Ok);
+    let run_id = run.run_id();
+    run.end(RunStatus::Ok);
+    o.flush_blocking(FlushOptions::FINAL);
+    let records = memory.records_of_run(run_id);
+    // Every inner span's parent is the step opened just before it.
+    let starts: Vec<_> = records.iter().filter(|r| r["type"] == "span:start").collect();
+    assert_eq!(starts.len(), 82);
+    for pair in starts[1..81].chunks(2) {
+        assert_eq!(pair[0]["parentSpanId"], outer_id.to_string());
+        assert_eq!(pair[1]["parentSpanId"], pair[0]["spanId"]);
+    }
+}
