@@ -522,8 +522,14 @@ fn span_scopes_nest_alike_whether_or_not_their_nodes_are_reused() {
         .span("built", "task.operation")
         .start_with_scope();
     let built_scope = built.scope().unwrap();
-    assert_eq!(built_scope.span_stack(), vec![outer_id, built.id().unwrap()]);
-    assert_eq!(built.scope().unwrap().span_stack(), built_scope.span_stack());
+    assert_eq!(
+        built_scope.span_stack(),
+        vec![outer_id, built.id().unwrap()]
+    );
+    assert_eq!(
+        built.scope().unwrap().span_stack(),
+        built_scope.span_stack()
+    );
     drop(built_scope);
     built.end(SpanStatus::Ok);
     for (scope, stack) in &kept {
@@ -538,7 +544,10 @@ fn span_scopes_nest_alike_whether_or_not_their_nodes_are_reused() {
     o.flush_blocking(FlushOptions::FINAL);
     let records = memory.records_of_run(run_id);
     // Every inner span's parent is the step opened just before it.
-    let starts: Vec<_> = records.iter().filter(|r| r["type"] == "span:start").collect();
+    let starts: Vec<_> = records
+        .iter()
+        .filter(|r| r["type"] == "span:start")
+        .collect();
     assert_eq!(starts.len(), 82);
     for pair in starts[1..81].chunks(2) {
         assert_eq!(pair[0]["parentSpanId"], outer_id.to_string());
