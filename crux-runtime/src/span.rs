@@ -185,9 +185,7 @@ impl SpanBuilder {
             }),
         }
     }
-}
 
-impl SpanBuilder {
     /// [`start`](SpanBuilder::start), with the span's own scope built as
     /// [`Scope::start_span`] builds it: for an integration that makes the span's scope
     /// current again and again (each [`Span::scope`] two reference counts, no allocation)
