@@ -328,8 +328,14 @@ impl Scope {
     }
 
     /// A child scope with `id` pushed on the stack.
+    // A plain allocation, not [`span_node`]: only spans built with their own node give
+    // nodes back, so for spans from `SpanBuilder::start` (the only ones reaching here) the
+    // thread's spare list is empty and looking in it would be pure cost.
     pub(crate) fn push(&self, id: SpanId) -> Scope {
-        self.with_top(span_node(id, self.top.clone()))
+        self.with_top(Arc::new(SpanNode {
+            id,
+            parent: self.top.clone(),
+        }))
     }
 
     /// This scope's segment with `top` as its stack (a node pushed on this scope's).
