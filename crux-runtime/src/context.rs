@@ -164,7 +164,8 @@ pub(crate) fn span_node(id: SpanId, parent: Option<Arc<SpanNode>>) -> Arc<SpanNo
 /// Keeps `node`, whose span ended, for this thread's next [`span_node`] if nothing else
 /// holds it (no scope made from it lives on) and the thread keeps fewer than
 /// [`SPARE_NODES`]; else it is dropped. Its parent is let go of now either way.
-// Never inlined: a span's end that has no node to give back (every builder's span) pays
+// Never inlined: a span's end that has no node to give back (every span from
+// `SpanBuilder::start`) pays
 // only the check for one.
 #[inline(never)]
 pub(crate) fn keep_spare(mut node: Arc<SpanNode>) {

@@ -662,6 +662,21 @@ pub fn span(name: impl Into<Cow<'static, str>>, primitive: &'static str) -> Span
 /// recorded outside any): `span(name, primitive).attrs(attributes).start()` in one call,
 /// for integrations that open a span per callback (a `tracing` layer) and set nothing
 /// else on it before it starts. See [`Scope::start_span`].
+///
+/// ```
+/// use crux_runtime::attributes::Attributes;
+/// use crux_runtime::observe::{self, Observer, RunOptions, SpanStatus};
+/// let run = Observer::builder().build().open_run(RunOptions::new("chat", "agent.run"));
+/// {
+///     let _entered = run.scope().enter();
+///     let span = observe::start_span("query", "custom.operation", Attributes::new().with("rows", 3));
+///     assert!(span.is_recording());
+///     span.end(SpanStatus::Ok);
+/// }
+/// // Outside any context: a disabled span, nothing recorded.
+/// let span = observe::start_span("query", "custom.operation", Attributes::new());
+/// assert!(!span.is_recording());
+/// ```
 pub fn start_span(
     name: impl Into<Cow<'static, str>>,
     primitive: &'static str,

@@ -190,6 +190,16 @@ impl SpanBuilder {
     /// [`Scope::start_span`] builds it: for an integration that makes the span's scope
     /// current again and again (each [`Span::scope`] two reference counts, no allocation)
     /// and needs a builder's options ([`started_at`](SpanBuilder::started_at), fields).
+    ///
+    /// ```
+    /// use crux_runtime::clock::Timestamp;
+    /// use crux_runtime::observe::{Observer, RunOptions, SpanStatus};
+    /// let run = Observer::builder().build().open_run(RunOptions::new("chat", "agent.run"));
+    /// let t = Timestamp::now();
+    /// let span = run.scope().span("request", "custom.operation").started_at(t).start_with_scope();
+    /// assert_eq!(span.scope().unwrap().current_span_id(), span.id());
+    /// span.end(SpanStatus::Ok);
+    /// ```
     pub fn start_with_scope(self) -> Span {
         let mut span = self.start();
         if let Some(l) = &mut span.live {
@@ -309,8 +319,11 @@ impl Span {
 
     /// The scope with this span pushed on the stack: work run under it nests here.
     ///
-    /// A span from [`Scope::start_span`] was started with it: this is then two reference
-    /// counts, no allocation.
+    /// A span from [`Scope::start_span`], [`observe::start_span`](crate::observe::start_span)
+    /// or [`SpanBuilder::start_with_scope`] was started with it: this is then two reference
+    /// counts, no allocation, and every call returns a scope on the same node (callers
+    /// cannot tell, but it is why the node is reused for a later span only once the last
+    /// such scope is dropped).
     pub fn scope(&self) -> Option<Scope> {
         self.live.as_ref().map(|l| match &l.own {
             Some(own) => l.scope.with_top(Arc::clone(own)),

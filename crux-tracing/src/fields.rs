@@ -23,13 +23,15 @@ const _: () = assert!(BASE_SLOTS.is_power_of_two() && BASE_SLOTS > 1);
 type Bases = [Option<(usize, Attributes)>; BASE_SLOTS];
 
 thread_local! {
-    /// The frozen `level` and `target` list of the callsites (by their metadata's address)
-    /// whose spans this thread opened without field values, two-way set-associative: a
-    /// lookup is one multiply and at most two compares (a hash map's took ≈ 90
-    /// instructions a span). Two callsites that hash to one slot both keep a place (the
-    /// slot and its pair); a third evicts the first and builds its list again (the same
-    /// entries). A fixed array, so an index needs no bounds check; boxed on a thread's
-    /// first such span, so threads that never open one carry nothing.
+    /// The frozen `level` and `target` list of every callsite (span or event, by its
+    /// metadata's address) this thread recorded: a span without field values shares it
+    /// as is, a span with values and every event add theirs on it. Two-way
+    /// set-associative: a lookup is one multiply and at most two compares (a hash map's
+    /// took ≈ 90 instructions a span). Two callsites that hash to one slot both keep a
+    /// place (the slot and its pair); a third evicts the first and builds its list again
+    /// (the same entries), so event callsites compete with span callsites for the 64
+    /// slots. A fixed array, so an index needs no bounds check; boxed on a thread's first
+    /// span or event, so threads that never record one carry nothing.
     static BASES: RefCell<Option<Box<Bases>>> = const { RefCell::new(None) };
 }
 
@@ -105,10 +107,9 @@ impl Fields {
                 };
                 make(&bases[at].insert((key, Self::base(meta).freeze())).1)
             })
-            .unwrap_or_else(|_| match make.take() {
-                Some(make) => make(&Self::base(meta)),
-                None => Self::base(meta),
-            })
+            // `try_with` fails (the thread's cache torn down) without running the
+            // closure, so `make` is still there.
+            .unwrap_or_else(|_| make.take().expect("not run")(&Self::base(meta)))
     }
 
     /// `level` and `target`, the entries every span and event of the callsite starts with.
