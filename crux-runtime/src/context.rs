@@ -165,8 +165,7 @@ pub(crate) fn span_node(id: SpanId, parent: Option<Arc<SpanNode>>) -> Arc<SpanNo
 /// holds it (no scope made from it lives on) and the thread keeps fewer than
 /// [`SPARE_NODES`]; else it is dropped. Its parent is let go of now either way.
 // Never inlined: a span's end that has no node to give back (every span from
-// `SpanBuilder::start`) pays
-// only the check for one.
+// `SpanBuilder::start`) pays only the check for one.
 #[inline(never)]
 pub(crate) fn keep_spare(mut node: Arc<SpanNode>) {
     let Some(kept) = Arc::get_mut(&mut node) else {
@@ -540,5 +539,63 @@ impl<F> fmt::Debug for WithContext<F> {
         f.debug_struct("WithContext")
             .field("scope", &self.scope)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spare_len() -> usize {
+        SPARE.with(|s| s.borrow().len())
+    }
+
+    /// An ended span's node comes back for the thread's next span, rebuilt (new id, no
+    /// parent) and its parent let go; a node something still holds, or one beyond the
+    /// [`SPARE_NODES`] bound, is not kept.
+    #[test]
+    fn an_ended_span_node_is_reused_by_the_next_and_only_when_free() {
+        // A thread of its own: its spare list starts empty whatever else ran here.
+        std::thread::spawn(|| {
+            let parent = span_node(SpanId(1), None);
+            let n = span_node(SpanId(2), Some(Arc::clone(&parent)));
+            assert_eq!(Arc::strong_count(&parent), 2);
+            let ptr = Arc::as_ptr(&n);
+            keep_spare(n);
+            assert_eq!(Arc::strong_count(&parent), 1, "the parent is let go of");
+            assert_eq!(spare_len(), 1);
+
+            let reused = span_node(SpanId(3), None);
+            assert_eq!(Arc::as_ptr(&reused), ptr, "the kept node comes back");
+            assert_eq!(reused.id, SpanId(3));
+            assert!(reused.parent.is_none());
+            assert_eq!(spare_len(), 0);
+
+            // A scope still holds a clone: not kept, the next node is another.
+            let held = Arc::clone(&reused);
+            keep_spare(reused);
+            assert_eq!(spare_len(), 0);
+            let other = span_node(SpanId(4), None);
+            assert_ne!(Arc::as_ptr(&other), Arc::as_ptr(&held));
+            drop((held, other));
+
+            // At most SPARE_NODES kept: the one after them is freed.
+            let nodes: Vec<_> = (0..=SPARE_NODES as u64)
+                .map(|i| span_node(SpanId(10 + i), None))
+                .collect();
+            let ptrs: Vec<_> = nodes.iter().map(Arc::as_ptr).collect();
+            nodes.into_iter().for_each(keep_spare);
+            assert_eq!(spare_len(), SPARE_NODES);
+            // Last kept, first reused: the first SPARE_NODES come back, the last never.
+            let back: Vec<_> = (0..SPARE_NODES as u64)
+                .map(|i| span_node(SpanId(100 + i), None))
+                .collect();
+            let mut back_ptrs: Vec<_> = back.iter().map(Arc::as_ptr).collect();
+            back_ptrs.reverse();
+            assert_eq!(back_ptrs, ptrs[..SPARE_NODES]);
+            assert_eq!(spare_len(), 0);
+        })
+        .join()
+        .unwrap();
     }
 }

@@ -554,3 +554,32 @@ fn span_scopes_nest_alike_whether_or_not_their_nodes_are_reused() {
         assert_eq!(pair[1]["parentSpanId"], pair[0]["spanId"]);
     }
 }
+
+/// A `start_span` span dropped without `end` (its node never given back) still records
+/// its end, cancelled and marked dropped, like a builder's span.
+#[test]
+fn a_start_span_span_dropped_without_end_records_cancelled() {
+    let (o, memory) = observer();
+    let run = o.open_run(RunOptions::new("r", "agent.run"));
+    let span = run
+        .scope()
+        .start_span("abandoned", "custom.operation", Attributes::new());
+    let id = span.id().unwrap().to_string();
+    let held = span.scope().unwrap();
+    drop(span);
+    assert_eq!(
+        held.current_span_id().map(|s| s.to_string()),
+        Some(id.clone())
+    );
+    drop(held);
+    let run_id = run.run_id();
+    run.end(RunStatus::Ok);
+    o.flush_blocking(FlushOptions::FINAL);
+    let records = memory.records_of_run(run_id);
+    let end = records
+        .iter()
+        .find(|r| r["type"] == "span:end" && r["spanId"] == id.as_str())
+        .expect("the dropped span's end is recorded");
+    assert_eq!(end["status"], "cancelled");
+    assert_eq!(end["attributes"]["crux.dropped"], true);
+}
