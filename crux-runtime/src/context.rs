@@ -133,7 +133,7 @@ pub(crate) struct SpanNode {
 /// How many span nodes a thread keeps for reuse ([`keep_spare`]).
 ///
 /// A span started for an integration ([`Scope::start_span`]) is built with its own scope's
-/// node, the one [`Span::scope`](crate::span::Span::scope) then hands out (a `tracing`
+/// node, the one [`ScopedSpan::scope`](crate::span::ScopedSpan::scope) then hands out (a `tracing`
 /// span's scope, made current while it is entered), and gives it back when it ends, if
 /// nothing holds it any more: the thread's next span reuses it. No malloc and no free per
 /// span (the free took glibc's slow path, ≈ 110 instructions). A few per thread, as many
@@ -164,8 +164,7 @@ pub(crate) fn span_node(id: SpanId, parent: Option<Arc<SpanNode>>) -> Arc<SpanNo
 /// Keeps `node`, whose span ended, for this thread's next [`span_node`] if nothing else
 /// holds it (no scope made from it lives on) and the thread keeps fewer than
 /// [`SPARE_NODES`]; else it is dropped. Its parent is let go of now either way.
-// Never inlined: a span's end that has no node to give back (every span from
-// `SpanBuilder::start`) pays only the check for one.
+// Never inlined: `ScopedSpan::end` stays two calls, this and `Span::end`.
 #[inline(never)]
 pub(crate) fn keep_spare(mut node: Arc<SpanNode>) {
     let Some(kept) = Arc::get_mut(&mut node) else {

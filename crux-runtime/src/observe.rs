@@ -52,7 +52,7 @@ pub use crate::envelope::WireContext;
 pub use crate::record::{MetricError, Metrics, RunStatus, SpanField, SpanFields, SpanStatus};
 pub use crate::run::Run;
 use crate::sink::Sink;
-pub use crate::span::{Span, SpanBuilder};
+pub use crate::span::{ScopedSpan, Span, SpanBuilder};
 
 /// How many run ends an observer remembers, to refuse resuming those runs (a run ended
 /// twice, through two resumptions of one carrier, takes two places).
@@ -681,10 +681,10 @@ pub fn start_span(
     name: impl Into<Cow<'static, str>>,
     primitive: &'static str,
     attributes: Attributes,
-) -> Span {
+) -> ScopedSpan {
     context::with_current(|s| match s {
         Some(s) => s.start_span(name, primitive, attributes),
-        None => Span::disabled(),
+        None => ScopedSpan::new(Span::disabled()),
     })
 }
 
@@ -740,7 +740,7 @@ impl Scope {
     /// .start()` in one call, for integrations that open a span per callback (a `tracing`
     /// layer) and set nothing else on it. A disabled observer gives a disabled span.
     ///
-    /// The span is started with its own scope built: [`Span::scope`] is then two
+    /// The span is started with its own scope built: [`ScopedSpan::scope`] is then two
     /// reference counts, and its end gives the scope's allocation back to the thread for
     /// the next span (once no scope made from it lives on), for integrations that make
     /// every span's scope current (`on_enter`).
@@ -758,9 +758,9 @@ impl Scope {
         name: impl Into<Cow<'static, str>>,
         primitive: &'static str,
         attributes: Attributes,
-    ) -> Span {
+    ) -> ScopedSpan {
         if !self.segment.enabled() {
-            return Span::disabled();
+            return ScopedSpan::new(Span::disabled());
         }
         Span::start_in(self.clone(), name.into(), primitive, attributes)
     }

@@ -62,7 +62,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crux_runtime::attributes::Attributes;
 use crux_runtime::clock::Timestamp;
-use crux_runtime::observe::{self, Scope, Span, SpanStatus};
+use crux_runtime::observe::{self, Scope, ScopedSpan, SpanStatus};
 
 mod fields;
 mod table;
@@ -227,7 +227,7 @@ impl CruxLayer {
 struct Recorded {
     /// Its scope (`span.scope()`, the span on top) is made current while the `tracing` span
     /// is entered: started with `start_span`, that is two reference counts.
-    span: Span,
+    span: ScopedSpan,
     /// The first error recorded in it (an `error` field or an `ERROR` event).
     error: Option<String>,
 }
