@@ -195,6 +195,28 @@ impl Attributes {
         }
     }
 
+    /// A list starting with `base`'s entries, with room for `n` more of its own without
+    /// reallocating: `base`'s frozen entries are shared (one reference count), so only the
+    /// `n` new ones are allocated. For integrations that put the same few entries on many
+    /// records (a `tracing` span's `level` and `target`) and then their own (its fields).
+    /// Reads, compares and serializes as `base.clone()` with the new entries `set` on it:
+    /// a later key still replaces an earlier one in place.
+    ///
+    /// ```
+    /// use crux_runtime::attributes::Attributes;
+    /// let base = Attributes::new().with("level", "INFO").with("target", "db").freeze();
+    /// let span = Attributes::shared_with_capacity(&base, 1).with("rows", 3);
+    /// assert_eq!(span, Attributes::new().with("level", "INFO").with("target", "db").with("rows", 3));
+    /// ```
+    pub fn shared_with_capacity(base: &Attributes, n: usize) -> Self {
+        let mut own = Vec::with_capacity(base.own.len() + n);
+        own.extend_from_slice(&base.own);
+        Self {
+            shared: base.shared.clone(),
+            own,
+        }
+    }
+
     /// Adds (or replaces) `key`, builder style.
     pub fn with(mut self, key: impl Into<Cow<'static, str>>, value: impl Into<AttrValue>) -> Self {
         self.set(key, value);
@@ -475,6 +497,53 @@ mod tests {
             r#"Attributes([("a", Int(1)), ("b", Str("x")), ("c", Bool(true))])"#
         );
         assert!(Attributes::new().freeze().is_empty());
+    }
+
+    #[test]
+    fn a_list_on_a_shared_base_reads_and_serializes_as_a_fresh_one() {
+        let base = Attributes::new()
+            .with("level", "INFO")
+            .with("target", "db")
+            .freeze();
+        let fresh = |rows: i64| {
+            Attributes::new()
+                .with("level", "INFO")
+                .with("target", "db")
+                .with("rows", rows)
+        };
+        let mut on_base = Attributes::shared_with_capacity(&base, 1);
+        assert_eq!(on_base, base);
+        on_base.set("rows", 3);
+        assert_eq!(on_base, fresh(3));
+        assert_eq!(on_base.len(), 3);
+        assert_eq!(on_base.get("target"), Some(&AttrValue::from("db")));
+        assert_eq!(
+            serde_json::to_string(&on_base).unwrap(),
+            serde_json::to_string(&fresh(3)).unwrap()
+        );
+        // A later key wins, in its place, shared or own; the base is left alone.
+        on_base.set("rows", 4);
+        on_base.set("level", "WARN");
+        assert_eq!(
+            serde_json::to_string(&on_base).unwrap(),
+            r#"{"level":"WARN","target":"db","rows":4}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&base).unwrap(),
+            r#"{"level":"INFO","target":"db"}"#
+        );
+        // A base with entries of its own (not frozen) gives them too, in order.
+        let unfrozen = base.clone().with("own", true);
+        let more = Attributes::shared_with_capacity(&unfrozen, 2).with("rows", 1);
+        assert_eq!(
+            serde_json::to_string(&more).unwrap(),
+            r#"{"level":"INFO","target":"db","own":true,"rows":1}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&unfrozen).unwrap(),
+            r#"{"level":"INFO","target":"db","own":true}"#
+        );
+        assert!(Attributes::shared_with_capacity(&Attributes::new(), 4).is_empty());
     }
 
     #[test]

@@ -52,7 +52,7 @@ pub use crate::envelope::WireContext;
 pub use crate::record::{MetricError, Metrics, RunStatus, SpanField, SpanFields, SpanStatus};
 pub use crate::run::Run;
 use crate::sink::Sink;
-pub use crate::span::{Span, SpanBuilder};
+pub use crate::span::{ScopedSpan, Span, SpanBuilder};
 
 /// How many run ends an observer remembers, to refuse resuming those runs (a run ended
 /// twice, through two resumptions of one carrier, takes two places).
@@ -666,6 +666,36 @@ pub fn span(name: impl Into<Cow<'static, str>>, primitive: &'static str) -> Span
     SpanBuilder::new(context::current(), name.into(), primitive)
 }
 
+/// Starts a span with start attributes `attributes` under the current context (nothing
+/// recorded outside any): `span(name, primitive).attrs(attributes).start()` in one call,
+/// for integrations that open a span per callback (a `tracing` layer) and set nothing
+/// else on it before it starts. See [`Scope::start_span`].
+///
+/// ```
+/// use crux_runtime::attributes::Attributes;
+/// use crux_runtime::observe::{self, Observer, RunOptions, SpanStatus};
+/// let run = Observer::builder().build().open_run(RunOptions::new("chat", "agent.run"));
+/// {
+///     let _entered = run.scope().enter();
+///     let span = observe::start_span("query", "custom.operation", Attributes::new().with("rows", 3));
+///     assert!(span.is_recording());
+///     span.end(SpanStatus::Ok);
+/// }
+/// // Outside any context: a disabled span, nothing recorded.
+/// let span = observe::start_span("query", "custom.operation", Attributes::new());
+/// assert!(!span.is_recording());
+/// ```
+pub fn start_span(
+    name: impl Into<Cow<'static, str>>,
+    primitive: &'static str,
+    attributes: Attributes,
+) -> ScopedSpan {
+    context::with_current(|s| match s {
+        Some(s) => s.start_span(name, primitive, attributes),
+        None => ScopedSpan::new(Span::disabled()),
+    })
+}
+
 /// Records a `span:event` on the current span (nothing outside any span).
 pub fn event(name: impl Into<Cow<'static, str>>, attributes: Attributes) {
     context::with_current(|s| {
@@ -711,5 +741,35 @@ impl Scope {
     /// A span whose parent is the top of this scope's stack.
     pub fn span(&self, name: impl Into<Cow<'static, str>>, primitive: &'static str) -> SpanBuilder {
         SpanBuilder::new(Some(self.clone()), name.into(), primitive)
+    }
+
+    /// Starts a span named `name` with start attributes `attributes` in this scope (its
+    /// parent is this scope's innermost span): `self.span(name, primitive).attrs(attributes)
+    /// .start()` in one call, for integrations that open a span per callback (a `tracing`
+    /// layer) and set nothing else on it. A disabled observer gives a disabled span.
+    ///
+    /// The span is started with its own scope built: [`ScopedSpan::scope`] is then two
+    /// reference counts, and its end gives the scope's allocation back to the thread for
+    /// the next span (once no scope made from it lives on), for integrations that make
+    /// every span's scope current (`on_enter`).
+    ///
+    /// ```
+    /// use crux_runtime::attributes::Attributes;
+    /// use crux_runtime::observe::{Observer, RunOptions, SpanStatus};
+    /// let run = Observer::builder().build().open_run(RunOptions::new("chat", "agent.run"));
+    /// let span = run.scope().start_span("query", "custom.operation", Attributes::new().with("rows", 3));
+    /// assert!(span.is_recording());
+    /// span.end(SpanStatus::Ok);
+    /// ```
+    pub fn start_span(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        primitive: &'static str,
+        attributes: Attributes,
+    ) -> ScopedSpan {
+        if !self.segment.enabled() {
+            return ScopedSpan::new(Span::disabled());
+        }
+        Span::start_in(self.clone(), name.into(), primitive, attributes)
     }
 }

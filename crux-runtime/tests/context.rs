@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crux_runtime::attributes::Attributes;
 use crux_runtime::delivery::FlushOptions;
 use crux_runtime::observe::{self, Observer, RunOptions};
 use crux_runtime::record::{RunStatus, SpanStatus};
@@ -397,4 +398,188 @@ fn a_span_stack_deeper_than_the_envelope_cap_still_crosses_a_boundary() {
         span.end(SpanStatus::Ok);
     }
     run.end(RunStatus::Ok);
+}
+
+/// The records of `memory` without what differs between two spans opened alike: their ids,
+/// times, record ids and sequence numbers.
+fn shapes(records: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    let varying = [
+        "spanId",
+        "recordId",
+        "segmentSeq",
+        "startedAt",
+        "endedAt",
+        "durationMs",
+        "timestamp",
+    ];
+    records
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            let object = r.as_object_mut().unwrap();
+            for key in varying {
+                object.remove(key);
+            }
+            r
+        })
+        .collect()
+}
+
+#[test]
+fn start_span_records_what_a_builder_start_records() {
+    let attributes = || Attributes::new().with("level", "INFO").with("rows", 3);
+    let (o, memory) = observer();
+    let run = o.open_run(RunOptions::new("r", "agent.run"));
+    let parent = run.scope().span("parent", "task.operation").start();
+    let scope = parent.scope().unwrap();
+    let built = {
+        let _in = scope.enter();
+        let span = observe::span("query", "custom.operation")
+            .attrs(attributes())
+            .start();
+        let id = span.id();
+        span.end(SpanStatus::Ok);
+        id
+    };
+    let started = {
+        let _in = scope.enter();
+        let span = observe::start_span("query", "custom.operation", attributes());
+        let id = span.id();
+        assert!(span.is_recording());
+        span.end(SpanStatus::Ok);
+        id
+    };
+    // In an explicit scope, not the current one: the parent is that scope's span.
+    let explicit = scope.start_span("query", "custom.operation", attributes());
+    let explicit_id = explicit.id();
+    explicit.end(SpanStatus::Ok);
+    let parent_id = parent.id().unwrap();
+    parent.end(SpanStatus::Ok);
+    let run_id = run.run_id();
+    run.end(RunStatus::Ok);
+    o.flush_blocking(FlushOptions::FINAL);
+    let records = memory.records_of_run(run_id);
+    let of = |id: Option<crux_runtime::ids::SpanId>| {
+        let id = id.unwrap().to_string();
+        records
+            .iter()
+            .filter(|r| r["spanId"] == id.as_str())
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let (built, started, explicit) = (of(built), of(started), of(explicit_id));
+    assert_eq!(built.len(), 2, "span:start and span:end");
+    assert_eq!(built[0]["parentSpanId"], parent_id.to_string());
+    assert_eq!(
+        built[0]["attributes"],
+        serde_json::json!({"level": "INFO", "rows": 3})
+    );
+    assert_eq!(shapes(&started), shapes(&built));
+    assert_eq!(shapes(&explicit), shapes(&built));
+    // Outside any context nothing records; nor does a disabled observer.
+    assert!(!observe::start_span("query", "custom.operation", attributes()).is_recording());
+    let disabled = Observer::disabled().open_run(RunOptions::new("off", "agent.run"));
+    assert!(
+        !disabled
+            .scope()
+            .start_span("query", "custom.operation", attributes())
+            .is_recording()
+    );
+}
+
+/// A span from `start_span` gives its scope's node back at its end, for the thread's next
+/// span: the stacks built from reused nodes are each span's own, and a node a scope still
+/// holds is not reused.
+#[test]
+fn span_scopes_nest_alike_whether_or_not_their_nodes_are_reused() {
+    let (o, memory) = observer();
+    let run = o.open_run(RunOptions::new("r", "agent.run"));
+    let outer = run.scope().span("outer", "task.operation").start();
+    let outer_scope = outer.scope().unwrap();
+    let outer_id = outer.id().unwrap();
+    let mut kept = Vec::new();
+    for i in 0..40 {
+        let span = outer_scope.start_span("step", "task.operation", Attributes::new());
+        let scope = span.scope().unwrap();
+        assert_eq!(scope.span_stack(), vec![outer_id, span.id().unwrap()]);
+        let inner = scope.start_span("inner", "task.operation", Attributes::new());
+        let inner_scope = inner.scope().unwrap();
+        assert_eq!(
+            inner_scope.span_stack(),
+            vec![outer_id, span.id().unwrap(), inner.id().unwrap()]
+        );
+        if i % 5 == 0 {
+            // Held past its span: it keeps its stack whatever later spans reuse.
+            kept.push((inner_scope.clone(), inner_scope.span_stack()));
+        }
+        drop(inner_scope);
+        inner.end(SpanStatus::Ok);
+        drop(scope);
+        span.end(SpanStatus::Ok);
+    }
+    // A builder's span started with its scope nests the same way.
+    let built = outer_scope
+        .span("built", "task.operation")
+        .start_with_scope();
+    let built_scope = built.scope().unwrap();
+    assert_eq!(
+        built_scope.span_stack(),
+        vec![outer_id, built.id().unwrap()]
+    );
+    assert_eq!(
+        built.scope().unwrap().span_stack(),
+        built_scope.span_stack()
+    );
+    drop(built_scope);
+    built.end(SpanStatus::Ok);
+    for (scope, stack) in &kept {
+        assert_eq!(&scope.span_stack(), stack);
+        assert_eq!(scope.current_span_id(), stack.last().copied());
+    }
+    assert_eq!(outer_scope.span_stack(), vec![outer_id]);
+    drop(kept);
+    outer.end(SpanStatus::Ok);
+    let run_id = run.run_id();
+    run.end(RunStatus::Ok);
+    o.flush_blocking(FlushOptions::FINAL);
+    let records = memory.records_of_run(run_id);
+    // Every inner span's parent is the step opened just before it.
+    let starts: Vec<_> = records
+        .iter()
+        .filter(|r| r["type"] == "span:start")
+        .collect();
+    assert_eq!(starts.len(), 82);
+    for pair in starts[1..81].chunks(2) {
+        assert_eq!(pair[0]["parentSpanId"], outer_id.to_string());
+        assert_eq!(pair[1]["parentSpanId"], pair[0]["spanId"]);
+    }
+}
+
+/// A `start_span` span dropped without `end` (its node never given back) still records
+/// its end, cancelled and marked dropped, like a builder's span.
+#[test]
+fn a_start_span_span_dropped_without_end_records_cancelled() {
+    let (o, memory) = observer();
+    let run = o.open_run(RunOptions::new("r", "agent.run"));
+    let span = run
+        .scope()
+        .start_span("abandoned", "custom.operation", Attributes::new());
+    let id = span.id().unwrap().to_string();
+    let held = span.scope().unwrap();
+    drop(span);
+    assert_eq!(
+        held.current_span_id().map(|s| s.to_string()),
+        Some(id.clone())
+    );
+    drop(held);
+    let run_id = run.run_id();
+    run.end(RunStatus::Ok);
+    o.flush_blocking(FlushOptions::FINAL);
+    let records = memory.records_of_run(run_id);
+    let end = records
+        .iter()
+        .find(|r| r["type"] == "span:end" && r["spanId"] == id.as_str())
+        .expect("the dropped span's end is recorded");
+    assert_eq!(end["status"], "cancelled");
+    assert_eq!(end["attributes"]["crux.dropped"], true);
 }

@@ -23,13 +23,15 @@ const _: () = assert!(BASE_SLOTS.is_power_of_two() && BASE_SLOTS > 1);
 type Bases = [Option<(usize, Attributes)>; BASE_SLOTS];
 
 thread_local! {
-    /// The frozen `level` and `target` list of the callsites (by their metadata's address)
-    /// whose spans this thread opened without field values, two-way set-associative: a
-    /// lookup is one multiply and at most two compares (a hash map's took ≈ 90
-    /// instructions a span). Two callsites that hash to one slot both keep a place (the
-    /// slot and its pair); a third evicts the first and builds its list again (the same
-    /// entries). A fixed array, so an index needs no bounds check; boxed on a thread's
-    /// first such span, so threads that never open one carry nothing.
+    /// The frozen `level` and `target` list of every callsite (span or event, by its
+    /// metadata's address) this thread recorded: a span without field values shares it
+    /// as is, a span with values and every event add theirs on it. Two-way
+    /// set-associative: a lookup is one multiply and at most two compares (a hash map's
+    /// took ≈ 90 instructions a span). Two callsites that hash to one slot both keep a
+    /// place (the slot and its pair); a third evicts the first and builds its list again
+    /// (the same entries), so event callsites compete with span callsites for the 64
+    /// slots. A fixed array, so an index needs no bounds check; boxed on a thread's first
+    /// span or event, so threads that never record one carry nothing.
     static BASES: RefCell<Option<Box<Bases>>> = const { RefCell::new(None) };
 }
 
@@ -42,8 +44,14 @@ pub(crate) struct Fields {
 }
 
 impl Fields {
+    /// For a span's or event's values: `level` and `target` shared with the callsite's
+    /// frozen list (one reference count), room for every field of the callsite of its
+    /// own (one small allocation, the fields only).
     pub(crate) fn new(meta: &'static Metadata<'static>) -> Self {
-        Self::with(Self::base(meta))
+        let fields = meta.fields().len();
+        Self::with(Self::on_base(meta, |base| {
+            Attributes::shared_with_capacity(base, fields)
+        }))
     }
 
     /// Nothing found yet, `attributes` to add to.
@@ -63,12 +71,25 @@ impl Fields {
     /// there is no message, primitive or error to return beside them.
     #[inline(always)]
     pub(crate) fn without_values(meta: &'static Metadata<'static>) -> Attributes {
+        Self::on_base(meta, Attributes::clone)
+    }
+
+    /// `make` applied to the callsite's frozen `level` and `target` list, from this
+    /// thread's cache (built and kept there on a miss; built afresh, unfrozen, while the
+    /// thread's locals are being destroyed).
+    #[inline(always)]
+    fn on_base(
+        meta: &'static Metadata<'static>,
+        make: impl FnOnce(&Attributes) -> Attributes,
+    ) -> Attributes {
         let key = std::ptr::from_ref(meta) as usize;
         // The top bits of the multiplied address (every bit of it moves them), as many as
         // index a slot.
         let slot = ((key as u64).wrapping_mul(MIX) >> (u64::BITS - BASE_SLOTS.ilog2())) as usize;
+        let mut make = Some(make);
         BASES
             .try_with(|bases| {
+                let make = make.take().expect("called once");
                 let mut bases = bases.borrow_mut();
                 let bases = bases.get_or_insert_with(|| Box::new([const { None }; BASE_SLOTS]));
                 let pair = slot ^ 1;
@@ -76,7 +97,7 @@ impl Fields {
                     if let Some((k, base)) = &bases[at]
                         && *k == key
                     {
-                        return base.clone();
+                        return make(base);
                     }
                 }
                 let at = if bases[slot].is_some() && bases[pair].is_none() {
@@ -84,15 +105,16 @@ impl Fields {
                 } else {
                     slot
                 };
-                bases[at].insert((key, Self::base(meta).freeze())).1.clone()
+                make(&bases[at].insert((key, Self::base(meta).freeze())).1)
             })
-            .unwrap_or_else(|_| Self::base(meta))
+            // `try_with` fails (the thread's cache torn down) without running the
+            // closure, so `make` is still there.
+            .unwrap_or_else(|_| make.take().expect("not run")(&Self::base(meta)))
     }
 
-    /// `level` and `target`, in one allocation sized for every field of the callsite too
-    /// (`set` into an empty list: one key comparison in all).
+    /// `level` and `target`, the entries every span and event of the callsite starts with.
     fn base(meta: &'static Metadata<'static>) -> Attributes {
-        let mut attributes = Attributes::with_capacity(2 + meta.fields().len());
+        let mut attributes = Attributes::with_capacity(2);
         attributes.set("level", meta.level().as_str());
         attributes.set("target", meta.target());
         attributes

@@ -62,7 +62,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crux_runtime::attributes::Attributes;
 use crux_runtime::clock::Timestamp;
-use crux_runtime::observe::{self, Scope, Span, SpanStatus};
+use crux_runtime::observe::{self, Scope, ScopedSpan, SpanStatus};
 
 mod fields;
 mod table;
@@ -225,9 +225,9 @@ impl CruxLayer {
 
 /// What the layer keeps for a `tracing` span recorded as a Crux span.
 struct Recorded {
-    span: Span,
-    /// The scope with `span` on top, made current while the `tracing` span is entered.
-    scope: Scope,
+    /// Its scope (`span.scope()`, the span on top) is made current while the `tracing` span
+    /// is entered: started with `start_span`, that is two reference counts.
+    span: ScopedSpan,
     /// The first error recorded in it (an `error` field or an `ERROR` event).
     error: Option<String>,
 }
@@ -303,19 +303,18 @@ where
             .span(p.name, p.primitive)
             .attrs(p.attributes)
             .started_at(p.started_at)
-            .start();
+            .start_with_scope();
         for (key, value) in p.later.iter() {
             span.set_attr(key.to_owned(), value.clone());
         }
         let Some(scope) = span.scope() else {
             return; // a disabled observer: nothing to record
         };
-        parent = scope.clone();
+        parent = scope;
         layer.recorded.insert(
             &s.id(),
             Recorded {
                 span,
-                scope,
                 error: p.error,
             },
         );
@@ -365,7 +364,7 @@ impl CruxLayer {
             .parent()
             .filter(|_| LIVE.load(Ordering::Relaxed) > 0)?;
         ctx.span_scope(parent).and_then(|mut spans| {
-            spans.find_map(|s| self.recorded.with(&s.id(), |r| r.scope.clone()))
+            spans.find_map(|s| self.recorded.with(&s.id(), |r| r.span.scope()).flatten())
         })
     }
 }
@@ -413,17 +412,17 @@ where
             let primitive = fields.primitive.unwrap_or_else(|| self.primitive_for(meta));
             (fields.attributes, primitive, fields.error)
         };
-        // In the current scope the builder takes its own clone of it; holding one here
-        // too would cost two more reference-count round trips per span.
-        let builder = match &explicit {
-            Some(parent) => parent.span(meta.name(), primitive),
-            None => observe::span(meta.name(), primitive),
+        // Started without a builder (nothing but the attributes to set); in the current
+        // scope the span takes its own clone of it: holding one here too would cost two
+        // more reference-count round trips per span.
+        let span = match &explicit {
+            Some(parent) => parent.start_span(meta.name(), primitive, attributes),
+            None => observe::start_span(meta.name(), primitive, attributes),
         };
-        let span = builder.attrs(attributes).start();
-        let Some(scope) = span.scope() else {
+        if !span.is_recording() {
             return; // a disabled observer: nothing to record
-        };
-        self.recorded.insert(id, Recorded { span, scope, error });
+        }
+        self.recorded.insert(id, Recorded { span, error });
         LIVE.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -462,7 +461,7 @@ where
         if LIVE.load(Ordering::Relaxed) == 0 {
             return;
         }
-        let Some(scope) = self.recorded.with(id, |r| r.scope.clone()) else {
+        let Some(scope) = self.recorded.with(id, |r| r.span.scope()).flatten() else {
             return;
         };
         let previous = observe::replace_current_scope(Some(scope));
@@ -517,7 +516,7 @@ where
         let explicit = event
             .parent()
             .filter(|_| LIVE.load(Ordering::Relaxed) > 0)
-            .and_then(|p| self.recorded.with(p, |r| r.scope.clone()));
+            .and_then(|p| self.recorded.with(p, |r| r.span.scope()).flatten());
         // Cheap exit outside a Crux span: no field is visited.
         if explicit.is_none() && !observe::in_span() {
             return;
