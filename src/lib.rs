@@ -85,9 +85,10 @@ pub mod observe {
     pub use crux_runtime::observe::{
         CapturedContext, Carrier, CarrierError, DeliveryStats, EnterGuard, FlushOptions,
         FlushResult, FlushStatus, MetricError, Metrics, Observer, ObserverBuilder, ParentRun, Run,
-        RunOptions, RunStatus, Scope, Span, SpanBuilder, SpanField, SpanFields, SpanStatus,
-        TraceParent, WithContext, capture_context, current_observer, current_scope,
-        current_traceparent, event, in_span, replace_current_scope, resume_run, span, with_context,
+        RunOptions, RunStatus, Scope, ScopedSpan, Span, SpanBuilder, SpanField, SpanFields,
+        SpanStatus, TraceParent, WithContext, capture_context, current_observer, current_scope,
+        current_traceparent, event, in_span, replace_current_scope, resume_run, span, start_span,
+        with_context,
     };
 }
 
