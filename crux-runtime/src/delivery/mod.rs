@@ -345,11 +345,12 @@ impl Pipeline {
     /// (`true`: all succeeded), and its answer is returned. Why not, when it did not run
     /// (the caller waits).
     ///
-    /// Flushes that registered while the pass ran found the lock held (this pass): once
-    /// the lock is released, more passes complete them
-    /// ([`serve_latecomers`](Pipeline::serve_latecomers)), so their threads wait for this one only, not for the
-    /// worker nor for a pass of their own. `covered` runs before: the caller's result
-    /// counts its own records, not those of the flushes after it.
+    /// Flushes that registered while the pass ran found the lock held (this pass): one
+    /// more pass before the lock is released completes them, and more after it for those
+    /// that registered in between ([`serve_latecomers`](Pipeline::serve_latecomers)), so
+    /// their threads wait for this one only, not for the worker nor for a pass of their
+    /// own. `covered` runs before: the caller's result counts its own records, not those
+    /// of the flushes after it.
     ///
     /// A panicking sink is caught inside, as on the worker. A flush from within a sink
     /// call finds the lock held (by its own thread, or the worker) and waits, bounded.
@@ -416,12 +417,12 @@ impl Pipeline {
     ///
     /// No flush is missed: a flush registers, then tries the lock; a holder lets go of the
     /// lock, then reads whether flushes wait
-    /// ([`waits_after_release`](Pipeline::waits_after_release)). Either the flush finds the lock free and delivers
-    /// itself, or the holder sees it waiting and runs another pass; if a third thread took
-    /// the lock meanwhile, that thread looks again after it: every release does (a flush's
-    /// pass, this loop, the worker's pass; a declined `help` calls the worker instead). The
-    /// one exception is the worker's last sink flush at shutdown, when no flush is left
-    /// (each holds the observer).
+    /// ([`waits_after_release`](Pipeline::waits_after_release)). Either the flush finds
+    /// the lock free and delivers itself, or the holder sees it waiting and runs another
+    /// pass; if a third thread took the lock meanwhile, that thread looks again after it:
+    /// every release does (a flush's pass, this loop, the worker's pass; a declined `help`
+    /// calls the worker instead). The one exception is the worker's last sink flush at
+    /// shutdown, when no flush is left (each holds the observer).
     ///
     /// Each pass covers every flush registered before it took the queue, so the loop goes
     /// on only while flushes keep arriving; after [`LATECOMER_PASSES`] the worker takes
