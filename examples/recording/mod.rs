@@ -18,7 +18,9 @@ pub fn sinks(builder: DeploymentBuilder) -> crux::Result<(DeploymentBuilder, Mem
     let memory = Memory::new();
     #[allow(unused_mut)]
     let mut builder = builder
-        .sink(JsonLines::open(JsonLines::default_path())?)
+        // A file in the working directory, on a local disk: flushes may write it
+        // themselves instead of handing each one to the delivery thread.
+        .sink(JsonLines::open(JsonLines::default_path())?.prompt())
         .sink(memory.clone());
     #[cfg(feature = "otel")]
     if let Some(otlp) = crux::otel::OtlpSink::from_env() {

@@ -1056,6 +1056,40 @@ mod tests {
         drop(run);
     }
 
+    #[test]
+    fn a_json_lines_file_declared_prompt_is_delivered_by_flushing_threads() {
+        for prompt in [false, true] {
+            let path = std::env::temp_dir().join(format!(
+                "crux-delivery-prompt-{}-{prompt}.jsonl",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_file(&path);
+            let file = crate::sink::JsonLines::open(&path).unwrap();
+            let file = if prompt { file.prompt() } else { file };
+            let memory = crate::sink::Memory::new();
+            let observer = Observer::builder().sink(file).sink(memory.clone()).build();
+            let pipeline = Arc::clone(observer.pipeline().unwrap());
+            // Flushes deliver on their own thread only when every sink is prompt.
+            assert_eq!(pipeline.inline, prompt, "prompt: {prompt}");
+            let run = observer.open_run(RunOptions::new("r", "agent.run"));
+            run.scope()
+                .span("s", "tool.call")
+                .start()
+                .end(crate::record::SpanStatus::Ok);
+            let flushed = observer.flush_blocking(FlushOptions::BOUNDARY);
+            assert_eq!(flushed.status, super::FlushStatus::Drained);
+            assert_eq!(flushed.delivered, 3, "run:start, span:start, span:end");
+            let text = std::fs::read_to_string(&path).unwrap();
+            let lines: Vec<serde_json::Value> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            assert_eq!(lines, memory.records(), "the file holds what was delivered");
+            drop(run);
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+
     /// A minimal executor: parks the thread until woken.
     fn block_on<F: std::future::Future>(fut: F) -> F::Output {
         struct Unpark(std::thread::Thread);

@@ -10,8 +10,11 @@ use crate::record::Record;
 /// [`Sink::flush`] (and when the observer's last handle drops).
 ///
 /// Its calls reach the file through `write(2)`, which a full page cache, a hung disk or a
-/// network file system can stall: it does not [write promptly](Sink::writes_promptly), so
-/// it is written on the delivery thread only and a flush waits for that thread, bounded.
+/// network file system can stall: by default it does not [write promptly](Sink::writes_promptly),
+/// so it is written on the delivery thread only and a flush waits for that thread, bounded.
+/// For a file on a local disk, [`prompt`](JsonLines::prompt) lets flushes write it on their
+/// own thread instead: no hand-off per flush, which on a busy machine is what a server's
+/// boundary flushes wait for most.
 ///
 /// Flush the observer before the process exits (`observer.flush_blocking(FlushOptions::FINAL)`
 /// or the action's final flush): the delivery thread does not outlive `main`.
@@ -23,6 +26,7 @@ use crate::record::Record;
 pub struct JsonLines {
     path: PathBuf,
     out: Mutex<BufWriter<File>>,
+    prompt: bool,
 }
 
 impl JsonLines {
@@ -41,7 +45,29 @@ impl JsonLines {
         Ok(Self {
             path,
             out: Mutex::new(BufWriter::with_capacity(64 * 1024, file)),
+            prompt: false,
         })
+    }
+
+    /// Declares the file prompt ([`Sink::writes_promptly`]): a flush then writes it on its
+    /// own thread when every sink of the observer is prompt, instead of waking the
+    /// delivery thread and waiting for it. For a file on a local disk.
+    ///
+    /// Each hand-off to the delivery thread costs two thread wake-ups, and a server makes
+    /// about three flushes per `run_action` hop; on a machine whose cores are busy each
+    /// wake-up waits for the scheduler (see the README's served figures). The price: a
+    /// `write(2)` that stalls (a full page cache, a hung disk, a network file system)
+    /// blocks the flushing thread past the flush's bound, where the delivery thread would
+    /// have kept the stall off the caller.
+    ///
+    /// ```no_run
+    /// use crux_runtime::sink::JsonLines;
+    /// let sink = JsonLines::open(JsonLines::default_path())?.prompt();
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn prompt(mut self) -> Self {
+        self.prompt = true;
+        self
     }
 
     /// The file written.
@@ -64,5 +90,10 @@ impl Sink for JsonLines {
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         out.flush()?;
         Ok(())
+    }
+
+    /// `false` unless declared [`prompt`](JsonLines::prompt).
+    fn writes_promptly(&self) -> bool {
+        self.prompt
     }
 }

@@ -89,7 +89,8 @@ pub trait Sink: Send + Sync + 'static {
     ///
     /// Built-in sinks: [`Memory`] `true`; [`JsonLines`] `false` (its write and flush reach
     /// the file through `write(2)`, which a full page cache, a hung disk or a network file
-    /// system can stall for longer than a flush's bound); the devtools and OpenTelemetry
+    /// system can stall for longer than a flush's bound), `true` once declared
+    /// [`prompt`](JsonLines::prompt) (a file on a local disk); the devtools and OpenTelemetry
     /// sinks `false` (their `flush` waits for the collector's answer).
     fn writes_promptly(&self) -> bool {
         false

@@ -1,6 +1,7 @@
 //! Throughput of a crux server on loopback: an action making two `ctx.crux.run_action`
-//! hops, served with crux observing (Memory sink; JSON Lines sink), with the observer
-//! disabled, and a bare axum handler doing the same work. A load generator in a second
+//! hops, served with crux observing (Memory sink; JSON Lines sink, on the delivery thread
+//! and declared prompt), with the observer disabled, and a bare axum handler doing the
+//! same work. A load generator in a second
 //! process (this binary, re-run with `--load-generator`) keeps `CONNECTIONS` keep-alive
 //! connections busy; each run gives requests/s and p50/p99 latency per variant, the
 //! variants interleaved so load drift spreads over all of them. Prints the median of the
@@ -128,6 +129,7 @@ fn main() {
     for (a, b) in [
         (Variant::CruxMemory, Variant::CruxDisabled),
         (Variant::CruxJsonLines, Variant::CruxDisabled),
+        (Variant::CruxJsonLinesPrompt, Variant::CruxDisabled),
         (Variant::CruxDisabled, Variant::BareAxum),
         (Variant::CruxMemory, Variant::BareAxum),
     ] {
@@ -138,7 +140,7 @@ fn main() {
     }
 }
 
-/// The variants `CRUX_THROUGHPUT_VARIANTS` names (`memory`, `jsonl`, `disabled`, `bare`,
+/// The variants `CRUX_THROUGHPUT_VARIANTS` names (`memory`, `jsonl`, `jsonl-prompt`, `disabled`, `bare`,
 /// comma-separated), or all. (`memory1k` is served by `--serve` alone: the rounds and
 /// their ratios are over `Variant::ALL`.)
 fn chosen_variants() -> Vec<Variant> {
@@ -153,9 +155,12 @@ fn parse_variant(name: &str) -> Variant {
         "memory" => Variant::CruxMemory,
         "memory1k" => Variant::CruxMemorySmall,
         "jsonl" => Variant::CruxJsonLines,
+        "jsonl-prompt" => Variant::CruxJsonLinesPrompt,
         "disabled" => Variant::CruxDisabled,
         "bare" => Variant::BareAxum,
-        other => panic!("unknown variant `{other}` (memory, jsonl, disabled, bare; memory1k)"),
+        other => panic!(
+            "unknown variant `{other}` (memory, jsonl, jsonl-prompt, disabled, bare; memory1k)"
+        ),
     }
 }
 

@@ -55,8 +55,12 @@ pub enum Variant {
     /// and delivery as `CruxMemory`, but its records are freed 1 000 records after they
     /// were made, while still in cache, instead of 100 000.
     CruxMemorySmall,
-    /// crux, recording into a JSON Lines file.
+    /// crux, recording into a JSON Lines file (written on the delivery thread: every flush
+    /// a hand-off to it).
     CruxJsonLines,
+    /// crux, recording into a JSON Lines file declared prompt (`JsonLines::prompt`: a
+    /// local disk; flushes write it on their own thread).
+    CruxJsonLinesPrompt,
     /// crux with `Observer::disabled()`.
     CruxDisabled,
     /// axum alone: the same two steps as plain async calls.
@@ -64,9 +68,10 @@ pub enum Variant {
 }
 
 impl Variant {
-    pub const ALL: [Variant; 4] = [
+    pub const ALL: [Variant; 5] = [
         Variant::CruxMemory,
         Variant::CruxJsonLines,
+        Variant::CruxJsonLinesPrompt,
         Variant::CruxDisabled,
         Variant::BareAxum,
     ];
@@ -76,6 +81,7 @@ impl Variant {
             Variant::CruxMemory => "crux, Memory sink",
             Variant::CruxMemorySmall => "crux, Memory sink of 1 000",
             Variant::CruxJsonLines => "crux, JSON Lines sink",
+            Variant::CruxJsonLinesPrompt => "crux, JSON Lines, prompt",
             Variant::CruxDisabled => "crux, observer disabled",
             Variant::BareAxum => "bare axum, same work",
         }
@@ -122,6 +128,10 @@ pub async fn start(variant: Variant, records: &Path) -> Running {
                 Variant::CruxJsonLines => {
                     let _ = std::fs::remove_file(records);
                     builder.sink(JsonLines::open(records).expect("a records file"))
+                }
+                Variant::CruxJsonLinesPrompt => {
+                    let _ = std::fs::remove_file(records);
+                    builder.sink(JsonLines::open(records).expect("a records file").prompt())
                 }
                 _ => builder.observer(crux::observe::Observer::disabled()),
             };
