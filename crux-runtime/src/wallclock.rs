@@ -15,8 +15,8 @@
 //! same `rdtsc` and cost the same time per read, but take more instructions for a Unix
 //! time (quanta has no wall clock at all), trust the CPU's invariant-TSC bit where the
 //! kernel may have rejected the TSC, calibrate once per process (fastant in a constructor
-//! every binary linking it runs, about 20 ms) and extrapolate one anchor for the process's
-//! life, so a step of the system clock is never seen and the rate's error accumulates.
+//! every binary linking it runs, about 20 ms) and extrapolate from an anchor the caller
+//! keeps, so a step of the system clock goes unseen until the caller builds a new one.
 //! Measured in `BENCHMARKS.md`, "Session 13: the wall clock against minstant and quanta".
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -342,15 +342,15 @@ mod tests {
     /// bracket, so load cannot fail the check.
     const TOLERANCE_NS: u64 = 1_000_000;
 
-    /// Reads the clock, in nanoseconds, for `run_ns` of the system clock, calling
-    /// `before_read` ahead of each read. Every read must lie within the system clock read
+    /// Reads the clock, in nanoseconds, for `run_ns` of the system clock and at least
+    /// `min_reads` times, calling `before_read` ahead of each read. Every read must lie within the system clock read
     /// around it and never fall behind an earlier read of the thread (a duration measured
     /// with two reads is never negative beyond the tolerance), both ± [`TOLERANCE_NS`].
     /// Returns how many reads it made.
-    fn read_bracketed(run_ns: u64, mut before_read: impl FnMut()) -> u64 {
+    fn read_bracketed(run_ns: u64, min_reads: u64, mut before_read: impl FnMut()) -> u64 {
         let until = system_nanos() + run_ns;
         let (mut reads, mut latest) = (0u64, 0u64);
-        while system_nanos() < until {
+        while system_nanos() < until || reads < min_reads {
             before_read();
             let before = system_nanos();
             let now = tsc::now_nanos();
@@ -379,7 +379,7 @@ mod tests {
             .map(|cpu| {
                 std::thread::spawn(move || {
                     cores::pin(cpu);
-                    read_bracketed(3 * REANCHOR_NS, || {})
+                    read_bracketed(3 * REANCHOR_NS, 0, || {})
                 })
             })
             .collect();
@@ -395,18 +395,27 @@ mod tests {
         // counter of one core from an anchor (a TSC reading and its rate) taken on
         // another: right only while the cores' counters agree, which is what the kernel
         // checked before choosing the `tsc` clocksource, the condition `wallclock` rests on.
+        // A thread of its own: the test harness's (the main thread under
+        // `--test-threads=1`) is not left pinned. A move waits for the other core, a
+        // scheduler tick or more while it is busy: on a loaded machine 150 ms may hold
+        // only a few dozen moves, so the reads go on until 50 have been made.
         let cpus = cores::allowed();
-        let (mut next, mut last_cpu, mut crossings) = (0, None, 0u64);
-        let reads = read_bracketed(3 * REANCHOR_NS, || {
-            cores::pin(cpus[next % cpus.len()]);
-            next += 1;
-            let cpu = cores::current();
-            if last_cpu.is_some_and(|last| last != cpu) {
-                crossings += 1;
-            }
-            last_cpu = Some(cpu);
-        });
-        assert!(reads > 100);
+        let moving = cpus.clone();
+        let (reads, crossings) = std::thread::spawn(move || {
+            let (mut next, mut last_cpu, mut crossings) = (0, None, 0u64);
+            let reads = read_bracketed(3 * REANCHOR_NS, 50, || {
+                cores::pin(moving[next % moving.len()]);
+                next += 1;
+                let cpu = cores::current();
+                if last_cpu.is_some_and(|last| last != cpu) {
+                    crossings += 1;
+                }
+                last_cpu = Some(cpu);
+            });
+            (reads, crossings)
+        })
+        .join()
+        .unwrap();
         if cpus.len() > 1 {
             assert!(crossings > reads / 4, "{crossings} of {reads} reads moved");
         }
