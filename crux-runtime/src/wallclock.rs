@@ -10,6 +10,14 @@
 //! `date -s`) are therefore picked up within 50 ms, and slewing drifts the result by
 //! microseconds at most: far below the millisecond resolution of the records. Anywhere
 //! else (another clocksource, another architecture) it is `SystemTime::now`.
+//!
+//! Why not `minstant` (fastant, its fork, which fastrace uses) or `quanta`: both read the
+//! same `rdtsc` and cost the same time per read, but take more instructions for a Unix
+//! time (quanta has no wall clock at all), trust the CPU's invariant-TSC bit where the
+//! kernel may have rejected the TSC, calibrate once per process (fastant in a constructor
+//! every binary linking it runs, about 20 ms) and extrapolate from an anchor the caller
+//! keeps, so a step of the system clock goes unseen until the caller builds a new one.
+//! Measured in `BENCHMARKS.md`, "Session 13: the wall clock against minstant and quanta".
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -325,5 +333,131 @@ mod tests {
             reads += 1;
         }
         assert!(reads > 100);
+    }
+
+    /// How far a read may lie outside the system clock read around it: generous on
+    /// purpose, the records' resolution (a millisecond). The extrapolation's own error is
+    /// far smaller: a first rate off by at most 0.2 % over a 50 ms anchor is 0.1 ms, a
+    /// pair's half bracket microseconds. A preemption anywhere in the loop only widens the
+    /// bracket, so load cannot fail the check.
+    const TOLERANCE_NS: u64 = 1_000_000;
+
+    /// Reads the clock, in nanoseconds, for `run_ns` of the system clock and at least
+    /// `min_reads` times, calling `before_read` ahead of each read. Every read must lie within the system clock read
+    /// around it and never fall behind an earlier read of the thread (a duration measured
+    /// with two reads is never negative beyond the tolerance), both ± [`TOLERANCE_NS`].
+    /// Returns how many reads it made.
+    fn read_bracketed(run_ns: u64, min_reads: u64, mut before_read: impl FnMut()) -> u64 {
+        let until = system_nanos() + run_ns;
+        let (mut reads, mut latest) = (0u64, 0u64);
+        while system_nanos() < until || reads < min_reads {
+            before_read();
+            let before = system_nanos();
+            let now = tsc::now_nanos();
+            let after = system_nanos();
+            assert!(
+                now + TOLERANCE_NS >= before && now <= after + TOLERANCE_NS,
+                "{now} outside [{before}, {after}] ± 1 ms"
+            );
+            assert!(
+                now + TOLERANCE_NS >= latest,
+                "{now} went back from {latest}"
+            );
+            latest = latest.max(now);
+            reads += 1;
+        }
+        reads
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn agrees_with_the_system_clock_on_every_core_at_once() {
+        // A thread pinned to each core, all reading together through calibration and
+        // several renewals: each core's counter, extrapolated from anchors taken on it.
+        let threads: Vec<_> = cores::allowed()
+            .into_iter()
+            .map(|cpu| {
+                std::thread::spawn(move || {
+                    cores::pin(cpu);
+                    read_bracketed(3 * REANCHOR_NS, 0, || {})
+                })
+            })
+            .collect();
+        for thread in threads {
+            assert!(thread.join().unwrap() > 100);
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_thread_moved_between_cores_agrees_and_never_goes_back() {
+        // Moved to the next allowed core before every read, so reads extrapolate the
+        // counter of one core from an anchor (a TSC reading and its rate) taken on
+        // another: right only while the cores' counters agree, which is what the kernel
+        // checked before choosing the `tsc` clocksource, the condition `wallclock` rests on.
+        // A thread of its own: the test harness's (the main thread under
+        // `--test-threads=1`) is not left pinned. A move waits for the other core, a
+        // scheduler tick or more while it is busy: on a loaded machine 150 ms may hold
+        // only a few dozen moves, so the reads go on until 50 have been made.
+        let cpus = cores::allowed();
+        let moving = cpus.clone();
+        let (reads, crossings) = std::thread::spawn(move || {
+            let (mut next, mut last_cpu, mut crossings) = (0, None, 0u64);
+            let reads = read_bracketed(3 * REANCHOR_NS, 50, || {
+                cores::pin(moving[next % moving.len()]);
+                next += 1;
+                let cpu = cores::current();
+                if last_cpu.is_some_and(|last| last != cpu) {
+                    crossings += 1;
+                }
+                last_cpu = Some(cpu);
+            });
+            (reads, crossings)
+        })
+        .join()
+        .unwrap();
+        if cpus.len() > 1 {
+            assert!(crossings > reads / 4, "{crossings} of {reads} reads moved");
+        }
+    }
+
+    /// Pinning the calling thread to one CPU (tests only).
+    #[cfg(target_os = "linux")]
+    mod cores {
+        /// The CPUs this thread may run on (at least the one it is on).
+        pub(super) fn allowed() -> Vec<usize> {
+            // SAFETY: `cpu_set_t` is plain data that `sched_getaffinity` fills.
+            let cpus: Vec<usize> = unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                if libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+                    return vec![current()];
+                }
+                (0..libc::CPU_SETSIZE as usize)
+                    .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
+                    .collect()
+            };
+            if cpus.is_empty() {
+                vec![current()]
+            } else {
+                cpus
+            }
+        }
+
+        /// Moves this thread to `cpu` (and keeps it there).
+        pub(super) fn pin(cpu: usize) {
+            // SAFETY: as in `allowed`; the set names one CPU the thread may use.
+            let status = unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(cpu, &mut set);
+                libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set)
+            };
+            assert_eq!(status, 0, "pin to cpu {cpu}");
+        }
+
+        /// The CPU this thread runs on now.
+        pub(super) fn current() -> usize {
+            // SAFETY: no arguments; -1 only where the kernel cannot say.
+            usize::try_from(unsafe { libc::sched_getcpu() }).unwrap_or(0)
+        }
     }
 }
