@@ -362,6 +362,9 @@ thread_local! {
     static CURRENT: RefCell<Option<Scope>> = const { RefCell::new(None) };
 }
 
+// Inlined: every poll of a `WithContext` swaps twice, and every flush delivering on its
+// own thread (`outside_any`).
+#[inline]
 pub(crate) fn swap_current(scope: Option<Scope>) -> Option<Scope> {
     CURRENT.try_with(|c| c.replace(scope)).ok().flatten()
 }

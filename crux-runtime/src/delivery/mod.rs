@@ -723,7 +723,11 @@ impl Pipeline {
             let mut records = Vec::from(std::mem::take(&mut d.batch));
             self.deliver(&mut records, d);
             records.clear();
-            d.batch = VecDeque::from(records);
+            let empty = std::mem::replace(&mut d.batch, VecDeque::from(records));
+            // What `take` left: nothing allocated, so its drop glue (a slice walk per pass)
+            // has nothing to do.
+            debug_assert_eq!(empty.capacity(), 0);
+            std::mem::forget(empty);
         }
         self.done_upto.store(accepted, Ordering::Release);
         Some(Pass {
@@ -822,8 +826,10 @@ impl Pipeline {
                 }
             }
         }
-        if d.ready.is_empty() && !flush_anyway {
-            return None;
+        if d.ready.is_empty() {
+            // None to complete (a flush delivering on its own thread, alone): the sinks
+            // are flushed for it only.
+            return flush_anyway.then(|| self.flush_sinks(&mut d.calls));
         }
         if let (Some(linger), Some(first)) = (linger, d.ready.iter().map(|w| w.requested_at).min())
         {

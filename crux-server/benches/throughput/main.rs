@@ -1,8 +1,8 @@
 //! Throughput of a crux server on loopback: an action making two `ctx.crux.run_action`
-//! hops, served with crux observing (Memory sink; JSON Lines sink, on the delivery thread
-//! and declared prompt), with the observer disabled, and a bare axum handler doing the
-//! same work. A load generator in a second
-//! process (this binary, re-run with `--load-generator`) keeps `CONNECTIONS` keep-alive
+//! hops, served with crux observing (a Memory sink keeping 100 000 records, and one keeping
+//! 1 000; a JSON Lines sink, on the delivery thread and declared prompt), with the
+//! observer disabled, and a bare axum handler doing the same work. A load generator in a
+//! second process (this binary, re-run with `--load-generator`) keeps `CONNECTIONS` keep-alive
 //! connections busy; each run gives requests/s and p50/p99 latency per variant, the
 //! variants interleaved so load drift spreads over all of them. Prints the median of the
 //! runs with their spread, and the ratios against the baselines measured in the same runs.
@@ -128,6 +128,7 @@ fn main() {
     println!("\nthroughput ratios, per run (median, min–max):");
     for (a, b) in [
         (Variant::CruxMemory, Variant::CruxDisabled),
+        (Variant::CruxMemorySmall, Variant::CruxDisabled),
         (Variant::CruxJsonLines, Variant::CruxDisabled),
         (Variant::CruxJsonLinesPrompt, Variant::CruxDisabled),
         (Variant::CruxDisabled, Variant::BareAxum),
@@ -140,9 +141,8 @@ fn main() {
     }
 }
 
-/// The variants `CRUX_THROUGHPUT_VARIANTS` names (`memory`, `jsonl`, `jsonl-prompt`, `disabled`, `bare`,
-/// comma-separated), or all. (`memory1k` is served by `--serve` alone: the rounds and
-/// their ratios are over `Variant::ALL`.)
+/// The variants `CRUX_THROUGHPUT_VARIANTS` names (`memory`, `memory1k`, `jsonl`,
+/// `jsonl-prompt`, `disabled`, `bare`, comma-separated), or all.
 fn chosen_variants() -> Vec<Variant> {
     let Ok(names) = std::env::var("CRUX_THROUGHPUT_VARIANTS") else {
         return Variant::ALL.to_vec();
@@ -159,7 +159,7 @@ fn parse_variant(name: &str) -> Variant {
         "disabled" => Variant::CruxDisabled,
         "bare" => Variant::BareAxum,
         other => panic!(
-            "unknown variant `{other}` (memory, jsonl, jsonl-prompt, disabled, bare; memory1k)"
+            "unknown variant `{other}` (memory, memory1k, jsonl, jsonl-prompt, disabled, bare)"
         ),
     }
 }

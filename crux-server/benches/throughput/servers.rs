@@ -50,10 +50,9 @@ pub async fn respond(ctx: &ActionCtx, args: Ask) -> crux::Result<Ask> {
 pub enum Variant {
     /// crux, recording into a `Memory::bounded` sink.
     CruxMemory,
-    /// crux, recording into a `Memory::bounded(1_000)` sink: not one of the rounds
-    /// (`--serve memory1k` only), a probe of what retention costs: the same recording
-    /// and delivery as `CruxMemory`, but its records are freed 1 000 records after they
-    /// were made, while still in cache, instead of 100 000.
+    /// crux, recording into a `Memory::bounded(1_000)` sink: what retention costs, against
+    /// `CruxMemory`: the same recording and delivery, but its records are freed 1 000
+    /// records after they were made, while still in cache, instead of 100 000.
     CruxMemorySmall,
     /// crux, recording into a JSON Lines file (written on the delivery thread: every flush
     /// a hand-off to it).
@@ -68,8 +67,9 @@ pub enum Variant {
 }
 
 impl Variant {
-    pub const ALL: [Variant; 5] = [
+    pub const ALL: [Variant; 6] = [
         Variant::CruxMemory,
+        Variant::CruxMemorySmall,
         Variant::CruxJsonLines,
         Variant::CruxJsonLinesPrompt,
         Variant::CruxDisabled,
