@@ -63,7 +63,10 @@ pick() { awk -v k="$1" '$1 == k { print $2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 BUSY_PID=
-stop_busy() { [[ -n "$BUSY_PID" ]] && kill "$BUSY_PID" 2>/dev/null; BUSY_PID=; }
+stop_busy() {
+    [[ -z "$BUSY_PID" ]] || kill "$BUSY_PID" 2>/dev/null || true
+    BUSY_PID=
+}
 if [[ "${CRUX_COMPARE_BUSY:-}" == 1 ]] && ((RUNS > 0)); then
     bash -c 'while :; do :; done' &
     BUSY_PID=$!

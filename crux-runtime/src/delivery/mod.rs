@@ -1064,6 +1064,18 @@ mod tests {
 
     #[test]
     fn a_json_lines_file_declared_prompt_is_delivered_by_flushing_threads() {
+        /// A prompt sink noting the threads that write it.
+        #[derive(Clone, Default)]
+        struct Writers(Arc<Mutex<Vec<std::thread::ThreadId>>>);
+        impl Sink for Writers {
+            fn write(&self, _: &[Record]) -> Result<(), SinkError> {
+                self.0.lock().unwrap().push(std::thread::current().id());
+                Ok(())
+            }
+            fn writes_promptly(&self) -> bool {
+                true
+            }
+        }
         for prompt in [false, true] {
             let path = std::env::temp_dir().join(format!(
                 "crux-delivery-prompt-{}-{prompt}.jsonl",
@@ -1073,10 +1085,17 @@ mod tests {
             let file = crate::sink::JsonLines::open(&path).unwrap();
             let file = if prompt { file.prompt() } else { file };
             let memory = crate::sink::Memory::new();
-            let observer = Observer::builder().sink(file).sink(memory.clone()).build();
+            let writers = Writers::default();
+            let observer = Observer::builder()
+                .sink(file)
+                .sink(memory.clone())
+                .sink(writers.clone())
+                .build();
             let pipeline = Arc::clone(observer.pipeline().unwrap());
             // Flushes deliver on their own thread only when every sink is prompt.
             assert_eq!(pipeline.inline, prompt, "prompt: {prompt}");
+            // The worker takes the queue only when a flush calls it.
+            pipeline.worker_polls.store(false, Ordering::Relaxed);
             let run = observer.open_run(RunOptions::new("r", "agent.run"));
             run.scope()
                 .span("s", "tool.call")
@@ -1091,6 +1110,16 @@ mod tests {
                 .map(|l| serde_json::from_str(l).unwrap())
                 .collect();
             assert_eq!(lines, memory.records(), "the file holds what was delivered");
+            let writers = writers.0.lock().unwrap().clone();
+            let here = std::thread::current().id();
+            if prompt {
+                assert_eq!(writers, [here], "the flushing thread wrote the sinks");
+            } else {
+                assert!(
+                    !writers.is_empty() && !writers.contains(&here),
+                    "{writers:?}"
+                );
+            }
             drop(run);
             let _ = std::fs::remove_file(&path);
         }

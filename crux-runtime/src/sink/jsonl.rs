@@ -55,10 +55,12 @@ impl JsonLines {
     ///
     /// Each hand-off to the delivery thread costs two thread wake-ups, and a server makes
     /// about three flushes per `run_action` hop; on a machine whose cores are busy each
-    /// wake-up waits for the scheduler (see the README's served figures). The price: a
-    /// `write(2)` that stalls (a full page cache, a hung disk, a network file system)
-    /// blocks the flushing thread past the flush's bound, where the delivery thread would
-    /// have kept the stall off the caller.
+    /// wake-up waits for the scheduler (the README's "What delivery guarantees" has the
+    /// served figures). The price: a `write(2)` that stalls (a full page cache, a hung
+    /// disk, a network file system) blocks the flushing thread past the flush's bound, where
+    /// the delivery thread would have kept the stall off the caller; an async flush runs
+    /// the pass inside its `poll`, so that is an executor's worker thread and every task
+    /// queued on it (other flushes stay bounded: the circuit breaker opens for them).
     ///
     /// ```no_run
     /// use crux_runtime::sink::JsonLines;

@@ -70,9 +70,11 @@ pub trait Sink: Send + Sync + 'static {
     }
 
     /// Whether [`write`](Sink::write), [`write_owned`](Sink::write_owned) and
-    /// [`flush`](Sink::flush) always answer promptly: they never wait on I/O (a file, a
-    /// socket), on a remote peer, or on another thread that may do either (a lock held
-    /// across I/O, a channel to an exporter). Default `false`.
+    /// [`flush`](Sink::flush) always answer promptly: they never wait on I/O that can stall
+    /// (a socket, a network file system), on a remote peer, or on another thread that may do
+    /// either (a lock held across I/O, a channel to an exporter). Default `false`. A file on
+    /// a local disk is a judgement call its owner makes ([`JsonLines::prompt`]): its
+    /// `write(2)` is usually prompt, and stalls only when the disk or the page cache does.
     ///
     /// When every sink of an observer says `true`, a flush delivers the queued records on
     /// its own thread instead of handing them to the delivery thread and waiting for it
