@@ -44,12 +44,16 @@ pub fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
             return quote!(#item #errors);
         }
     };
-    let output = match handler::shape(kind, &handler.sig, &cx) {
+    let mut output = match handler::shape(kind, &handler.sig, &cx) {
         Some(shape) => generate(kind, &options, &handler, &shape),
         None => quote!(#handler),
     };
-    let errors = cx.into_compile_errors();
-    quote!(#output #errors)
+    // Extended in place, and only when there are errors: `quote!(#output #errors)` would
+    // clone `output`, each of its pending groups a round trip over the proc-macro bridge.
+    if cx.len() > 0 {
+        output.extend(cx.into_compile_errors());
+    }
+    output
 }
 
 fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -> TokenStream {
