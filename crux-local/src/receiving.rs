@@ -165,3 +165,28 @@ async fn within<T>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static METADATA: Metadata = crux_runtime::__macro_support::QUERY;
+
+    /// What a generated `call` forwards as it is: the body's result, in the boxed future
+    /// `Function::call` returns; a context of no host runs the body as it is.
+    #[test]
+    fn invoke_boxed_returns_the_bodys_result_in_calls_future() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        let ctx = ();
+        let future: BoxFuture<'_, Result<u32>> =
+            invoke_boxed(&ctx, None, &METADATA, async { Ok(7) });
+        assert_eq!(runtime.block_on(future).expect("the body's value"), 7);
+        let failing: BoxFuture<'_, Result<u32>> = invoke_boxed(&ctx, None, &METADATA, async {
+            Err(Error::new(ErrorKind::Server, "no"))
+        });
+        let err = runtime.block_on(failing).expect_err("the body's error");
+        assert_eq!(err.message(), "no");
+    }
+}

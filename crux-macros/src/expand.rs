@@ -157,7 +157,7 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
     let (handler_fn, forward) = if plain {
         (
             quote! {
-                #vis #fn_token #handler_ident(#(#inputs,)* __crux: #p::IncomingEnvelope) -> #krate::function::BoxFuture<'_, #result_ty> {
+                #vis #fn_token #handler_ident(#(#inputs,)* __crux: #p::IncomingEnvelope) -> #p::BoxFuture<'_, #result_ty> {
                     #invoke
                 }
             },
