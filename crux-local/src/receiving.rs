@@ -31,10 +31,11 @@ fn host_of<C: 'static>(ctx: &C) -> Option<&Host> {
 /// actions with the bounded final flush. The body runs under its kind's execution limit,
 /// and a panic in it is an error; either way the run and the boundary end `error`.
 ///
-/// The only part generic over the handler: every handler instantiates it, so it is no
-/// coroutine, only finds the host and boxes the body (one allocation per call), leaving the
-/// rest to `invoke_output`, instantiated once per output type, and to one non-generic
-/// future, compiled once.
+/// With [`invoke_boxed`], the only part generic over the handler: every handler
+/// instantiates one of the two, so neither is a coroutine; they find the host and box the
+/// body (one allocation per call), leaving the rest to `invoke_output`, instantiated once
+/// per output type, and to one non-generic future, compiled once. This one is for a
+/// handler under an attribute macro, which stays an `async fn` awaiting it.
 pub fn invoke<'a, C, T, Fut>(
     ctx: &'a C,
     envelope: Option<Box<Envelope>>,
@@ -51,11 +52,11 @@ where
     invoke_output(host_of(ctx), envelope, metadata, Box::pin(body))
 }
 
-/// [`invoke`] for a generated handler that returns the boxed future `Function::call`
-/// returns, so `call` forwards it as it is instead of boxing the handler's future again:
-/// the same two allocations per call as `invoke` plus `call`'s box, and one function fewer
-/// per handler to check and compile (no opaque future type of its own, no second
-/// `Box::pin`).
+/// [`invoke`] returning the boxed future `Function::call` returns: a plain generated
+/// handler returns it and `call` forwards it as it is. Still two allocations per call (the
+/// body's box and this one, where `call` used to box `invoke`'s future), but per handler one
+/// opaque future type and one `Box::pin` with its unsizing fewer for rustc to check, lower
+/// and compile on every rebuild.
 pub fn invoke_boxed<'a, C, T, Fut>(
     ctx: &'a C,
     envelope: Option<Box<Envelope>>,
