@@ -4,7 +4,7 @@
 
 pub use crux_runtime::__macro_support::*;
 
-pub use super::receiving::invoke;
+pub use super::receiving::{invoke, invoke_boxed};
 use super::{ActionCtx, MutationCtx, QueryCtx};
 
 impl ActionContext for ActionCtx {}

@@ -31,10 +31,11 @@ fn host_of<C: 'static>(ctx: &C) -> Option<&Host> {
 /// actions with the bounded final flush. The body runs under its kind's execution limit,
 /// and a panic in it is an error; either way the run and the boundary end `error`.
 ///
-/// The only part generic over the handler: every handler instantiates it, so it is no
-/// coroutine, only finds the host and boxes the body (one allocation per call), leaving the
-/// rest to `invoke_output`, instantiated once per output type, and to one non-generic
-/// future, compiled once.
+/// With [`invoke_boxed`], the only part generic over the handler: every handler
+/// instantiates one of the two, so neither is a coroutine; they find the host and box the
+/// body (one allocation per call), leaving the rest to `invoke_output`, instantiated once
+/// per output type, and to one non-generic future, compiled once. This one is for a
+/// handler under an attribute macro, which stays an `async fn` awaiting it.
 pub fn invoke<'a, C, T, Fut>(
     ctx: &'a C,
     envelope: Option<Box<Envelope>>,
@@ -49,6 +50,30 @@ where
     // Not bounded by `HostContext`: a wrong context type is reported once, by the
     // `#[diagnostic::on_unimplemented]` checks of the generated code, not again here.
     invoke_output(host_of(ctx), envelope, metadata, Box::pin(body))
+}
+
+/// [`invoke`] returning the boxed future `Function::call` returns: a plain generated
+/// handler returns it and `call` forwards it as it is. Still two allocations per call (the
+/// body's box and this one, where `call` used to box `invoke`'s future), but per handler one
+/// opaque future type and one `Box::pin` with its unsizing fewer for rustc to check, lower
+/// and compile on every rebuild.
+pub fn invoke_boxed<'a, C, T, Fut>(
+    ctx: &'a C,
+    envelope: Option<Box<Envelope>>,
+    metadata: &'static Metadata,
+    body: Fut,
+) -> BoxFuture<'a, Result<T>>
+where
+    C: Sync + 'static,
+    T: Send + 'a,
+    Fut: Future<Output = Result<T>> + Send + 'a,
+{
+    Box::pin(invoke_output(
+        host_of(ctx),
+        envelope,
+        metadata,
+        Box::pin(body),
+    ))
 }
 
 /// [`invoke`] past the body's type: keeps the body's output while the boundary protocol
@@ -139,5 +164,30 @@ async fn within<T>(
                 ),
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static METADATA: Metadata = crux_runtime::__macro_support::QUERY;
+
+    /// What a generated `call` forwards as it is: the body's result, in the boxed future
+    /// `Function::call` returns; a context of no host runs the body as it is.
+    #[test]
+    fn invoke_boxed_returns_the_bodys_result_in_calls_future() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        let ctx = ();
+        let future: BoxFuture<'_, Result<u32>> =
+            invoke_boxed(&ctx, None, &METADATA, async { Ok(7) });
+        assert_eq!(runtime.block_on(future).expect("the body's value"), 7);
+        let failing: BoxFuture<'_, Result<u32>> = invoke_boxed(&ctx, None, &METADATA, async {
+            Err(Error::new(ErrorKind::Server, "no"))
+        });
+        let err = runtime.block_on(failing).expect_err("the body's error");
+        assert_eq!(err.message(), "no");
     }
 }

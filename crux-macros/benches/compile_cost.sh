@@ -133,28 +133,32 @@ instructions() { # dir: rustc instructions of one incremental rebuild after touc
 
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
-measure() { # dir
-    local dir="$1"
+measure() { # dir name: the median of the rebuilds (printed with every run's time)
+    local dir="$1" name="$2" times
     (cd "$dir" && cargo build -q)          # warm: dependencies and a first full build
-    for _ in $(seq "$RUNS"); do
+    times=$(for _ in $(seq "$RUNS"); do
         touch "$dir/src/m0.rs"
         local start end
         start=$(date +%s.%N)
         (cd "$dir" && cargo build -q)
         end=$(date +%s.%N)
         echo "$end - $start" | bc
-    done | median
+    done)
+    # The spread goes to stderr, so the caller's $(..) takes the median alone.
+    echo "$name runs (s): $(echo $times)" >&2
+    echo "$times" | median
 }
 
 rm -rf "$SCRATCH/annotated" "$SCRATCH/plain"
 generate annotated "$SCRATCH/annotated"
 generate plain "$SCRATCH/plain"
-plain=$(measure "$SCRATCH/plain")
-annotated=$(measure "$SCRATCH/annotated")
+plain=$(measure "$SCRATCH/plain" plain)
+annotated=$(measure "$SCRATCH/annotated" annotated)
 added=$(echo "$annotated - $plain" | bc)
 per_fn=$(echo "scale=3; $added * 1000 / $HANDLERS" | bc)
 ratio=$(echo "scale=2; $annotated / $plain" | bc)
 echo "handlers: $HANDLERS, runs: $RUNS (medians, incremental rebuild after touching one file)"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "plain:     ${plain} s"
 echo "annotated: ${annotated} s"
 echo "added:     ${added} s (${per_fn} ms per handler), ratio ${ratio}x"

@@ -44,12 +44,16 @@ pub fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
             return quote!(#item #errors);
         }
     };
-    let output = match handler::shape(kind, &handler.sig, &cx) {
+    let mut output = match handler::shape(kind, &handler.sig, &cx) {
         Some(shape) => generate(kind, &options, &handler, &shape),
         None => quote!(#handler),
     };
-    let errors = cx.into_compile_errors();
-    quote!(#output #errors)
+    // Extended in place, and only when there are errors: `quote!(#output #errors)` would
+    // clone `output`, each of its pending groups a round trip over the proc-macro bridge.
+    if cx.len() > 0 {
+        output.extend(cx.into_compile_errors());
+    }
+    output
 }
 
 fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -> TokenStream {
@@ -73,7 +77,7 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
     let cfgs: Vec<&Attribute> = attrs.iter().filter(|a| a.path().is_ident("cfg")).collect();
     let handler_docs = if docs.is_empty() {
         let text = format!(
-            " The `{ident}` handler: returns its body's future, with the hidden `__crux` envelope argument (`None` when called directly)."
+            " The `{ident}` handler: returns its body's future (boxed, as `Function::call` returns it), with the hidden `__crux` envelope argument (`None` when called directly)."
         );
         quote!(#[doc = #text])
     } else {
@@ -133,35 +137,45 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
     } else {
         (quote!(_args), quote!(ctx, envelope))
     };
-    let boxed = quote_spanned!(ret.span=> #rt::Box::pin(Self::handler(#call_args)));
-    let call = quote! {
-        fn call(ctx: &Self::Context, #args_param: Self::Args, envelope: #rt::IncomingEnvelope) -> #rt::BoxFuture<'_, #krate::Result<Self::Output>> {
-            #boxed
-        }
-    };
-
+    // A plain `fn` returning the boxed future that `call` returns as it is (no coroutine of
+    // its own, no opaque type, no second box), unless the user put an attribute macro on
+    // the handler (`#[tracing::instrument]`): that one must see an `async fn`, as written,
+    // to wrap the whole call rather than the future's making; `call` then boxes its future.
+    let plain = attrs.iter().all(is_builtin);
+    let invoke = Ident::new(
+        if plain { "invoke_boxed" } else { "invoke" },
+        Span::call_site(),
+    );
     // Spanned at the return type, so errors about the body's result point there.
     let invoke = quote_spanned! {ret.span=>
-        #p::invoke(#ctx, __crux, &<Self as #p::Function>::METADATA, async move {
+        #p::#invoke(#ctx, __crux, &<Self as #p::Function>::METADATA, async move {
             #(#destructure)*
             #fake_return
             #body
         })
     };
-    // A plain `fn` returning `invoke`'s future (one coroutine fewer to compile) unless the
-    // user put an attribute macro on the handler (`#[tracing::instrument]`): that one must
-    // see an `async fn`, as written, to wrap the whole call rather than the future's making.
-    let handler_fn = if attrs.iter().all(is_builtin) {
-        quote! {
-            #vis #fn_token #handler_ident(#(#inputs,)* __crux: #p::IncomingEnvelope) -> impl ::core::future::Future<Output = #result_ty> + '_ {
-                #invoke
-            }
-        }
+    let (handler_fn, forward) = if plain {
+        (
+            quote! {
+                #vis #fn_token #handler_ident(#(#inputs,)* __crux: #p::IncomingEnvelope) -> #p::BoxFuture<'_, #result_ty> {
+                    #invoke
+                }
+            },
+            quote!(Self::handler(#call_args)),
+        )
     } else {
-        quote! {
-            #vis async #fn_token #handler_ident(#(#inputs,)* __crux: #p::IncomingEnvelope) -> #result_ty {
-                #invoke.await
-            }
+        (
+            quote! {
+                #vis async #fn_token #handler_ident(#(#inputs,)* __crux: #p::IncomingEnvelope) -> #result_ty {
+                    #invoke.await
+                }
+            },
+            quote_spanned!(ret.span=> #rt::Box::pin(Self::handler(#call_args))),
+        )
+    };
+    let call = quote! {
+        fn call(ctx: &Self::Context, #args_param: Self::Args, envelope: #rt::IncomingEnvelope) -> #rt::BoxFuture<'_, #krate::Result<Self::Output>> {
+            #forward
         }
     };
     let (output_tokens, ctx_tokens) = (&output_ty.tokens, &ctx_ty.tokens);
