@@ -400,21 +400,25 @@ impl Shared {
         let now = Instant::now();
         let mut items = Vec::with_capacity(records.len());
         let mut too_large = 0u64;
+        // One buffer for the batch: each record's text is copied once, into its `Arc<str>`.
+        let mut text = Vec::new();
         for r in records {
             let Some(id) = &r.base.record_id else {
                 continue;
             };
-            let json = match serde_json::to_string(r) {
-                Ok(j) => j,
-                Err(_) => {
-                    too_large += 1;
-                    continue;
-                }
-            };
-            if json.len() > limit {
+            // The serde writer's bytes, written directly (`Record::write_json`).
+            text.clear();
+            r.write_json(&mut text);
+            if text.len() > limit {
                 too_large += 1;
                 continue;
             }
+            // Always UTF-8 (the writer copies `str`s and writes ASCII); a check, not a
+            // promise taken on trust, and cheaper than the serde encoding it replaces.
+            let Ok(json) = std::str::from_utf8(&text) else {
+                too_large += 1;
+                continue;
+            };
             items.push(Item {
                 json: json.into(),
                 record_id: id.to_string().into(),
@@ -942,6 +946,49 @@ mod tests {
                 attempts: 0,
             })
             .collect()
+    }
+
+    #[test]
+    fn queued_records_hold_the_serde_text_of_each_record() {
+        use crux_runtime::attributes::Attributes;
+        use crux_runtime::clock::Timestamp;
+        use crux_runtime::ids::{EventId, RecordId, RunId, SegmentId, SpanId, TraceId};
+        use crux_runtime::record::{Base, Body};
+
+        let record = |counter: u64, name: String| Record {
+            base: Base {
+                record_id: Some(RecordId { random: 7, counter }),
+                run_id: RunId([1; 12]),
+                operation_id: RunId([1; 12]),
+                segment_id: SegmentId([2; 12]),
+                segment_seq: 2,
+                trace_id: TraceId(3),
+                extra: None,
+            },
+            body: Body::SpanEvent {
+                span_id: SpanId(4),
+                event_id: EventId(5),
+                name: name.into(),
+                timestamp: Timestamp::from_millis(1_767_323_045_678),
+                attributes: Attributes::new().with("ratio", 0.1).with("q", "\"\n/é"),
+            },
+        };
+        // Nothing listens, and the window is long: the records stay queued to be read.
+        let sink = DevtoolsSink::builder()
+            .url("http://127.0.0.1:9")
+            .batch_window(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        // A long record first: the encoding buffer reused for the next holds only it.
+        let records = [record(1, "x".repeat(3000)), record(2, "a\tb".into())];
+        sink.write(&records).unwrap();
+        let q = lock(&sink.inner.shared.queue);
+        let queued: Vec<&str> = q.items.iter().map(|i| &*i.json).collect();
+        let serde: Vec<String> = records
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap())
+            .collect();
+        assert_eq!(queued, serde);
     }
 
     #[test]

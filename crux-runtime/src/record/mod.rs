@@ -16,6 +16,10 @@ use crate::envelope::{Correlators, DeploymentIdentity};
 use crate::ids::{ArtifactId, EdgeId, EventId, RecordId, RunId, SegmentId, SpanId, TraceId};
 use crate::taxonomy;
 
+mod decimal;
+mod escape;
+mod json;
+
 pub use crate::metrics::{KNOWN_METRICS, MetricError, Metrics, check_metric_key};
 pub use crate::span_fields::{SpanField, SpanFields};
 
@@ -475,6 +479,30 @@ impl Record {
     }
 }
 
+/// The `attributes` a record of `base` writes: `a`, with the segment's correlator metadata
+/// merged in as `meta.<key>` (a copy: only segments with metadata pay for it); `None` when
+/// there is nothing to write. One rule for both writers ([`Serialize`] and
+/// [`Record::write_json`]).
+fn written_attributes<'a>(base: &Base, a: &'a Attributes) -> Option<Cow<'a, Attributes>> {
+    let meta = base
+        .extra
+        .as_ref()
+        .and_then(|e| e.correlators.as_ref())
+        .map(|c| &c.metadata)
+        .filter(|m| !m.is_empty());
+    match meta {
+        None if a.is_empty() => None,
+        None => Some(Cow::Borrowed(a)),
+        Some(meta) => {
+            let mut all = a.clone();
+            for (k, v) in meta {
+                all.set(format!("meta.{k}"), v.clone());
+            }
+            Some(Cow::Owned(all))
+        }
+    }
+}
+
 impl Serialize for Record {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let b = &self.base;
@@ -503,22 +531,9 @@ impl Serialize for Record {
         }
         m.serialize_entry("type", self.kind())?;
         let attrs = |m: &mut S::SerializeMap, a: &Attributes| -> Result<(), S::Error> {
-            let meta = b
-                .extra
-                .as_ref()
-                .and_then(|e| e.correlators.as_ref())
-                .map(|c| &c.metadata)
-                .filter(|m| !m.is_empty());
-            match meta {
-                None if a.is_empty() => Ok(()),
-                None => m.serialize_entry("attributes", a),
-                Some(meta) => {
-                    let mut all = a.clone();
-                    for (k, v) in meta {
-                        all.set(format!("meta.{k}"), v.clone());
-                    }
-                    m.serialize_entry("attributes", &all)
-                }
+            match written_attributes(b, a) {
+                None => Ok(()),
+                Some(all) => m.serialize_entry("attributes", &*all),
             }
         };
         match &self.body {

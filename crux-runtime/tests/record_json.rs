@@ -1,0 +1,590 @@
+//! `Record::write_json` against the serde writer it replaces on the sinks' path: the same
+//! bytes for every record, hand-picked edge cases and thousands of generated ones.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crux_runtime::attributes::{AttrValue, Attributes};
+use crux_runtime::clock::Timestamp;
+use crux_runtime::envelope::{Correlators, DeploymentIdentity};
+use crux_runtime::ids::{
+    ArtifactId, EdgeId, EventId, RecordId, RunId, SegmentId, SpanId, SpanStack, TraceId,
+};
+use crux_runtime::record::{
+    Base, Body, EdgeEnd, ErrorSummary, FinishedSpan, KNOWN_METRICS, Metrics, Record, RunStatus,
+    SegmentExtra, SpanField, SpanFields, SpanStatus,
+};
+use serde_json::json;
+
+/// A seeded xorshift64*: the same records on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn chance(&mut self, one_in: u64) -> bool {
+        self.below(one_in) == 0
+    }
+    fn pick<T: Copy>(&mut self, from: &[T]) -> T {
+        from[self.below(from.len() as u64) as usize]
+    }
+}
+
+/// Pieces of text strings are built from: every escape kind, text that needs none,
+/// non-ASCII, `/` and DEL (which serde leaves as they are).
+const PIECES: &[&str] = &[
+    "plan",
+    " research",
+    "step 12",
+    "\"",
+    "\\",
+    "\n",
+    "\r",
+    "\t",
+    "\u{8}",
+    "\u{c}",
+    "\u{0}",
+    "\u{1f}",
+    "\u{1}",
+    "\u{7f}",
+    "/",
+    "é",
+    "€",
+    "😀",
+    "日本語",
+    "a/b",
+    "{\"k\":1}",
+    "",
+    "runtime.convex.action",
+];
+
+fn text(rng: &mut Rng) -> String {
+    let mut s = String::new();
+    let pieces = match rng.below(10) {
+        0 => 0,
+        1 => 40 + rng.below(200),
+        _ => rng.below(6),
+    };
+    for _ in 0..pieces {
+        s.push_str(rng.pick(PIECES));
+    }
+    s
+}
+
+fn cow(rng: &mut Rng) -> Cow<'static, str> {
+    if rng.chance(2) {
+        Cow::Borrowed(rng.pick(PIECES))
+    } else {
+        Cow::Owned(text(rng))
+    }
+}
+
+const FLOATS: &[f64] = &[
+    0.0,
+    -0.0,
+    0.1,
+    1e300,
+    -1e300,
+    1e-300,
+    f64::NAN,
+    f64::INFINITY,
+    f64::NEG_INFINITY,
+    f64::MAX,
+    f64::MIN_POSITIVE,
+    2.5,
+    1.0,
+    9_007_199_254_740_993.0,
+    123_456.789,
+];
+
+const INTS: &[i64] = &[
+    0,
+    1,
+    -1,
+    9,
+    10,
+    -10,
+    99,
+    100,
+    i64::MAX,
+    i64::MIN,
+    i64::MIN + 1,
+    1 << 53,
+];
+
+const TIMES: &[u64] = &[0, 999, 1_767_323_045_678, 253_402_300_799_999, u64::MAX];
+
+fn time(rng: &mut Rng) -> Timestamp {
+    if rng.chance(3) {
+        Timestamp::from_millis(rng.pick(TIMES))
+    } else {
+        Timestamp::from_millis(rng.below(300_000_000_000_000))
+    }
+}
+
+fn span_id(rng: &mut Rng) -> SpanId {
+    SpanId(rng.next() | 1)
+}
+
+fn id12(rng: &mut Rng) -> [u8; 12] {
+    let mut b = [0u8; 12];
+    b[..8].copy_from_slice(&rng.next().to_le_bytes());
+    b[8..].copy_from_slice(&rng.next().to_le_bytes()[..4]);
+    b[11] |= 1;
+    b
+}
+
+fn json_value(rng: &mut Rng, depth: u32) -> serde_json::Value {
+    match rng.below(if depth > 2 { 5 } else { 7 }) {
+        0 => serde_json::Value::Null,
+        1 => json!(rng.chance(2)),
+        2 => json!(rng.pick(INTS)),
+        3 => json!(rng.pick(FLOATS)),
+        4 => json!(text(rng)),
+        5 => (0..rng.below(4))
+            .map(|_| json_value(rng, depth + 1))
+            .collect(),
+        _ => serde_json::Value::Object(
+            (0..rng.below(4))
+                .map(|_| (text(rng), json_value(rng, depth + 1)))
+                .collect(),
+        ),
+    }
+}
+
+fn attr_value(rng: &mut Rng) -> AttrValue {
+    match rng.below(10) {
+        0 | 1 => AttrValue::Str(cow(rng)),
+        2 => AttrValue::Int(if rng.chance(2) {
+            rng.pick(INTS)
+        } else {
+            rng.next() as i64
+        }),
+        3 => AttrValue::Float(if rng.chance(2) {
+            rng.pick(FLOATS)
+        } else {
+            f64::from_bits(rng.next())
+        }),
+        4 => AttrValue::Bool(rng.chance(2)),
+        5 => AttrValue::Json(json_value(rng, 0)),
+        6 => AttrValue::SpanId(span_id(rng)),
+        7 => AttrValue::SpanIds(SpanStack::from(
+            (0..rng.below(4)).map(|_| span_id(rng)).collect::<Vec<_>>(),
+        )),
+        8 => AttrValue::SharedJson(Arc::new(json_value(rng, 0))),
+        _ => AttrValue::Timestamp(time(rng)),
+    }
+}
+
+fn attributes(rng: &mut Rng) -> Attributes {
+    let mut a = Attributes::new();
+    for _ in 0..rng.below(6) {
+        // Keys from a short list too, so some repeat (a later value replaces).
+        let key: Cow<'static, str> = if rng.chance(2) {
+            Cow::Borrowed(rng.pick(&["status", "boundaryId", "meta.tier", "k\"ey", ""]))
+        } else {
+            cow(rng)
+        };
+        a.set(key, attr_value(rng));
+    }
+    if rng.chance(3) {
+        // A frozen base with entries of its own on top (a boundary's shared list).
+        a = a.freeze();
+        for _ in 0..rng.below(3) {
+            a.set(cow(rng), attr_value(rng));
+        }
+    }
+    a
+}
+
+fn opt<T>(rng: &mut Rng, f: impl FnOnce(&mut Rng) -> T) -> Option<T> {
+    if rng.chance(2) { Some(f(rng)) } else { None }
+}
+
+fn extra(rng: &mut Rng) -> Option<Arc<SegmentExtra>> {
+    if rng.chance(3) {
+        return None;
+    }
+    let correlators = opt(rng, |rng| {
+        let mut metadata = BTreeMap::new();
+        for _ in 0..rng.below(4) {
+            // `tier` collides with an attribute key above once prefixed: replaced in place.
+            let key = if rng.chance(2) {
+                "tier".to_owned()
+            } else {
+                text(rng)
+            };
+            metadata.insert(key, text(rng));
+        }
+        Correlators {
+            session_id: opt(rng, text),
+            user_id: opt(rng, text),
+            metadata,
+        }
+    });
+    let deployment = opt(rng, |rng| DeploymentIdentity {
+        project_id: text(rng),
+        manifest_id: text(rng),
+        deployment_id: text(rng),
+    });
+    Some(Arc::new(SegmentExtra {
+        correlators,
+        deployment,
+    }))
+}
+
+fn base(rng: &mut Rng) -> Base {
+    Base {
+        record_id: opt(rng, |rng| RecordId {
+            random: rng.next(),
+            counter: if rng.chance(4) {
+                u64::MAX
+            } else {
+                rng.below(100_000)
+            },
+        }),
+        run_id: RunId(id12(rng)),
+        operation_id: RunId(id12(rng)),
+        segment_id: SegmentId(id12(rng)),
+        segment_seq: if rng.chance(4) {
+            u32::MAX
+        } else {
+            rng.below(100) as u32 + 1
+        },
+        trace_id: TraceId((u128::from(rng.next()) << 64) | u128::from(rng.next() | 1)),
+        extra: extra(rng),
+    }
+}
+
+const PRIMITIVES: &[&str] = &[
+    "runtime.convex.action",
+    "tool.call",
+    "llm.generate",
+    "agent.run",
+    "not.a.primitive",
+    "we\"ird",
+];
+
+fn status(rng: &mut Rng) -> SpanStatus {
+    rng.pick(&[
+        SpanStatus::Ok,
+        SpanStatus::Error,
+        SpanStatus::Blocked,
+        SpanStatus::Cancelled,
+        SpanStatus::Suspended,
+        SpanStatus::Skipped,
+    ])
+}
+
+fn run_status(rng: &mut Rng) -> RunStatus {
+    rng.pick(&[
+        RunStatus::Ok,
+        RunStatus::Error,
+        RunStatus::Blocked,
+        RunStatus::Cancelled,
+        RunStatus::Suspended,
+    ])
+}
+
+fn error(rng: &mut Rng) -> Option<ErrorSummary> {
+    opt(rng, |rng| ErrorSummary {
+        message: text(rng),
+        name: opt(rng, |rng| rng.pick(&["TypeError", "Crux\\Error", "é"])),
+    })
+}
+
+fn fields(rng: &mut Rng) -> SpanFields {
+    let mut f = SpanFields::new();
+    for _ in 0..rng.below(4) {
+        f.set(rng.pick(&SpanField::ALL), cow(rng));
+    }
+    f
+}
+
+fn metrics(rng: &mut Rng) -> Metrics {
+    let mut m = Metrics::new();
+    for _ in 0..rng.below(4) {
+        let value = if rng.chance(2) {
+            rng.below(10_000) as f64
+        } else {
+            rng.pick(FLOATS)
+        };
+        m.set(rng.pick(&KNOWN_METRICS), value).unwrap();
+    }
+    if rng.chance(4) {
+        m.set("gen.first\"ChunkMs", 1.5).unwrap_or_default();
+    }
+    m
+}
+
+fn edge_end(rng: &mut Rng) -> EdgeEnd {
+    match rng.below(3) {
+        0 => EdgeEnd::Run(RunId(id12(rng))),
+        1 => EdgeEnd::Span(span_id(rng)),
+        _ => EdgeEnd::Artifact(ArtifactId(rng.next() | 1)),
+    }
+}
+
+fn body(rng: &mut Rng, variant: u64) -> Body {
+    match variant {
+        0 => Body::RunStart {
+            name: cow(rng),
+            root_primitive: rng.pick(PRIMITIVES),
+            started_at: time(rng),
+            attributes: attributes(rng),
+            parent_run_id: opt(rng, |rng| RunId(id12(rng))),
+            triggered_by_span_id: opt(rng, span_id),
+            remote_parent_span_id: opt(rng, span_id),
+        },
+        1 => Body::RunSuspend {
+            suspended_at: time(rng),
+            reason: cow(rng),
+            attributes: attributes(rng),
+        },
+        2 => Body::RunResume {
+            resumed_at: time(rng),
+            reason: cow(rng),
+            previous_segment_id: opt(rng, |rng| SegmentId(id12(rng))),
+            attributes: attributes(rng),
+        },
+        3 => Body::RunEnd {
+            ended_at: time(rng),
+            duration_ms: if rng.chance(4) {
+                u64::MAX
+            } else {
+                rng.below(1 << 40)
+            },
+            status: run_status(rng),
+            error: error(rng),
+            attributes: attributes(rng),
+        },
+        4 => Body::SpanStart {
+            span_id: span_id(rng),
+            parent_span_id: opt(rng, span_id),
+            primitive: rng.pick(PRIMITIVES),
+            name: cow(rng),
+            started_at: time(rng),
+            fields: fields(rng),
+            attributes: attributes(rng),
+        },
+        5 => Body::SpanEnd {
+            span_id: span_id(rng),
+            ended_at: time(rng),
+            duration_ms: rng.below(1 << 40),
+            status: status(rng),
+            error: error(rng),
+            metrics: metrics(rng),
+            attributes: attributes(rng),
+        },
+        6 => Body::Span(Box::new(FinishedSpan {
+            span_id: span_id(rng),
+            parent_span_id: opt(rng, span_id),
+            primitive: rng.pick(PRIMITIVES),
+            name: cow(rng),
+            started_at: time(rng),
+            ended_at: time(rng),
+            duration_ms: rng.below(1 << 40),
+            status: status(rng),
+            error: error(rng),
+            fields: fields(rng),
+            metrics: metrics(rng),
+            attributes: attributes(rng),
+        })),
+        7 => Body::SpanEvent {
+            span_id: span_id(rng),
+            event_id: EventId(rng.next() | 1),
+            name: cow(rng),
+            timestamp: time(rng),
+            attributes: attributes(rng),
+        },
+        8 => Body::Edge {
+            edge_id: EdgeId(rng.next() | 1),
+            edge_type: rng.pick(&["causal", "custom.x", "custom.\"q\""]),
+            from: edge_end(rng),
+            to: edge_end(rng),
+            created_at: time(rng),
+            attributes: attributes(rng),
+        },
+        _ => Body::Artifact {
+            artifact_id: ArtifactId(rng.next() | 1),
+            span_id: opt(rng, span_id),
+            kind: rng.pick(&["json", "custom.\u{1}"]),
+            created_at: time(rng),
+            content_type: rng.pick(&["application/json", "text/plain; charset=\"utf-8\""]),
+            encoding: rng.pick(&["json", "text"]),
+            size_bytes: opt(rng, |rng| {
+                if rng.chance(2) {
+                    u64::MAX
+                } else {
+                    rng.below(1 << 20)
+                }
+            }),
+            preview: opt(rng, text),
+        },
+    }
+}
+
+#[track_caller]
+fn same_bytes(record: &Record) {
+    let mut direct = Vec::new();
+    record.write_json(&mut direct);
+    let serde = serde_json::to_vec(record).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&direct),
+        String::from_utf8_lossy(&serde),
+        "{record:#?}"
+    );
+    assert_eq!(direct, serde);
+}
+
+#[test]
+fn generated_records_of_every_variant_are_written_as_serde_writes_them() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut seen = [0usize; 10];
+    let mut out = Vec::new();
+    for i in 0..5000u64 {
+        let variant = i % 10;
+        seen[variant as usize] += 1;
+        let record = Record {
+            base: base(&mut rng),
+            body: body(&mut rng, variant),
+        };
+        same_bytes(&record);
+        // Appended, as a sink reusing its buffer does: nothing before it is touched.
+        let at = out.len();
+        record.write_json(&mut out);
+        assert_eq!(out[at..], serde_json::to_vec(&record).unwrap()[..]);
+    }
+    assert!(seen.iter().all(|&n| n == 500));
+}
+
+fn plain_base() -> Base {
+    Base {
+        record_id: None,
+        run_id: RunId([1; 12]),
+        operation_id: RunId([2; 12]),
+        segment_id: SegmentId([3; 12]),
+        segment_seq: 1,
+        trace_id: TraceId(4),
+        extra: None,
+    }
+}
+
+#[test]
+fn hand_picked_edge_cases_are_written_as_serde_writes_them() {
+    let every_value = [
+        AttrValue::Str(Cow::Borrowed("")),
+        AttrValue::Str(
+            "\"\\\n\r\t\u{8}\u{c}\u{0}\u{1f}\u{7f}/é😀"
+                .to_owned()
+                .into(),
+        ),
+        AttrValue::Str("x".repeat(10_000).into()),
+        AttrValue::Int(i64::MIN),
+        AttrValue::Int(i64::MAX),
+        AttrValue::Int(0),
+        AttrValue::Float(0.1),
+        AttrValue::Float(-0.0),
+        AttrValue::Float(1e300),
+        AttrValue::Float(f64::NAN),
+        AttrValue::Float(f64::INFINITY),
+        AttrValue::Float(f64::NEG_INFINITY),
+        AttrValue::Bool(true),
+        AttrValue::Bool(false),
+        AttrValue::Json(json!({"display": "detail", "n": [1, 2.5, null, "é\n"]})),
+        AttrValue::SpanId(SpanId(u64::MAX)),
+        AttrValue::SpanIds(SpanStack::from(Vec::new())),
+        AttrValue::SpanIds(SpanStack::from(vec![SpanId(1), SpanId(u64::MAX)])),
+        AttrValue::SharedJson(Arc::new(json!({"presentation": {"display": "detail"}}))),
+        AttrValue::Timestamp(Timestamp::from_millis(u64::MAX)),
+        AttrValue::Timestamp(Timestamp::from_millis(0)),
+    ];
+    let mut all = Attributes::new();
+    for (i, v) in every_value.iter().enumerate() {
+        all.set(format!("k{i}\u{1}"), v.clone());
+        let record = Record {
+            base: plain_base(),
+            body: Body::SpanEvent {
+                span_id: SpanId(5),
+                event_id: EventId(6),
+                name: "requested".into(),
+                timestamp: Timestamp::from_millis(1_767_323_045_678),
+                attributes: Attributes::new().with("v", v.clone()),
+            },
+        };
+        same_bytes(&record);
+    }
+    // Empty attributes write no key; with correlator metadata they are the metadata alone.
+    let mut metadata = BTreeMap::new();
+    metadata.insert("tier".to_owned(), "gold".to_owned());
+    metadata.insert("q\"".to_owned(), String::new());
+    let with_meta = Some(Arc::new(SegmentExtra {
+        correlators: Some(Correlators {
+            session_id: Some(String::new()),
+            user_id: Some("u\u{2028}".to_owned()),
+            metadata,
+        }),
+        deployment: None,
+    }));
+    for (extra, attributes) in [
+        (None, Attributes::new()),
+        (None, all.clone()),
+        (with_meta.clone(), Attributes::new()),
+        (with_meta.clone(), all.clone().with("meta.tier", 1)),
+        (with_meta, all.freeze().with("meta.tier", 1)),
+    ] {
+        let record = Record {
+            base: Base {
+                extra,
+                record_id: Some(RecordId {
+                    random: 0,
+                    counter: u64::MAX,
+                }),
+                ..plain_base()
+            },
+            body: Body::RunStart {
+                name: "n".into(),
+                root_primitive: "agent.run",
+                started_at: Timestamp::from_millis(1),
+                attributes,
+                parent_run_id: None,
+                triggered_by_span_id: None,
+                remote_parent_span_id: None,
+            },
+        };
+        same_bytes(&record);
+    }
+}
+
+#[test]
+fn a_served_requests_records_from_the_public_api_are_written_as_serde_writes_them() {
+    use crux_runtime::delivery::FlushOptions;
+    use crux_runtime::observe::{Observer, RunOptions};
+    use crux_runtime::sink::Memory;
+
+    let memory = Memory::new();
+    let observer = Observer::builder().sink(memory.clone()).build();
+    let run = observer.open_run(RunOptions::new("serve", "runtime.convex.action"));
+    let span = run.scope().span("plan \"research\"", "tool.call").start();
+    span.event(
+        "requested",
+        Attributes::new().with("attempt", 2).with("ratio", 0.25),
+    );
+    span.end(SpanStatus::Ok);
+    drop(run);
+    observer.flush_blocking(FlushOptions::FINAL);
+    let records = memory.typed_records();
+    assert!(records.len() >= 4, "{records:#?}");
+    for r in &records {
+        assert!(r.base.record_id.is_some());
+        same_bytes(r);
+    }
+}
