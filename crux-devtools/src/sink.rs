@@ -414,8 +414,10 @@ impl Shared {
                 continue;
             }
             // Always UTF-8 (the writer copies `str`s and writes ASCII); a check, not a
-            // promise taken on trust, and cheaper than the serde encoding it replaces.
+            // promise taken on trust, and cheaper than the serde encoding it replaces. It
+            // cannot fail: were it to, the record is dropped as one that cannot be sent.
             let Ok(json) = std::str::from_utf8(&text) else {
+                debug_assert!(false, "write_json wrote invalid UTF-8");
                 too_large += 1;
                 continue;
             };

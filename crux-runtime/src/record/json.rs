@@ -400,10 +400,13 @@ fn span_fields(out: &mut Vec<u8>, fields: &SpanFields) {
     }
 }
 
+// Both structs derive `Serialize`: unpacked whole, so a field added to either fails to
+// compile here until this writer writes it too.
 fn error_summary(out: &mut Vec<u8>, e: &ErrorSummary) {
+    let ErrorSummary { message, name } = e;
     out.extend_from_slice(b"{\"message\":");
-    escape::string(out, &e.message);
-    if let Some(name) = e.name {
+    escape::string(out, message);
+    if let Some(name) = name {
         key!(out, "name");
         escape::string(out, name);
     }
@@ -411,12 +414,17 @@ fn error_summary(out: &mut Vec<u8>, e: &ErrorSummary) {
 }
 
 fn deployment(out: &mut Vec<u8>, d: &DeploymentIdentity) {
+    let DeploymentIdentity {
+        project_id,
+        manifest_id,
+        deployment_id,
+    } = d;
     out.extend_from_slice(b"{\"projectId\":");
-    escape::string(out, &d.project_id);
+    escape::string(out, project_id);
     key!(out, "manifestId");
-    escape::string(out, &d.manifest_id);
+    escape::string(out, manifest_id);
     key!(out, "deploymentId");
-    escape::string(out, &d.deployment_id);
+    escape::string(out, deployment_id);
     out.push(b'}');
 }
 
@@ -483,6 +491,8 @@ fn attr_value(out: &mut Vec<u8>, v: &AttrValue) {
 /// `value` as serde_json writes it: for the rare values whose text is its (floats, JSON
 /// values, metrics).
 fn by_serde(out: &mut Vec<u8>, value: &impl Serialize) {
-    // Into a `Vec` nothing fails: no I/O, and these values have string keys only.
-    let _ = serde_json::to_writer(&mut *out, value);
+    // Into a `Vec` nothing fails: no I/O, and these values have string keys only (a value
+    // that could fail would leave a cut text behind: the assertion is for a future one).
+    let written = serde_json::to_writer(&mut *out, value);
+    debug_assert!(written.is_ok(), "{written:?}");
 }

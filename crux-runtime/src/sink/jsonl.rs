@@ -29,6 +29,10 @@ pub struct JsonLines {
     prompt: bool,
 }
 
+/// The longest line buffer a sink keeps between writes (a record's line is usually under
+/// 1 KiB).
+const LINE_KEPT: usize = 64 * 1024;
+
 /// The file and the line being encoded, under one lock: the line's buffer is reused, so
 /// encoding a record allocates nothing once it has grown to the longest line.
 struct Out {
@@ -100,6 +104,11 @@ impl Sink for JsonLines {
             line.push(b'\n');
             file.write_all(line)?;
         }
+        // One huge record (a large JSON attribute) does not keep its buffer for the
+        // sink's life.
+        if line.capacity() > LINE_KEPT {
+            *line = Vec::new();
+        }
         Ok(())
     }
 
@@ -168,5 +177,21 @@ mod tests {
             String::from_utf8_lossy(&written),
             String::from_utf8_lossy(&expected)
         );
+    }
+
+    #[test]
+    fn a_huge_record_does_not_leave_its_line_buffer_behind() {
+        let dir = std::env::temp_dir().join(format!("crux-jsonl-huge-{}", std::process::id()));
+        let sink = JsonLines::open(dir.join("records.jsonl")).unwrap();
+        let line_room = |s: &JsonLines| s.out.lock().unwrap().line.capacity();
+        sink.write(&[event("x".repeat(4 * LINE_KEPT))]).unwrap();
+        assert!(line_room(&sink) <= LINE_KEPT, "{}", line_room(&sink));
+        sink.write(&[event("y".repeat(100))]).unwrap();
+        let kept = line_room(&sink);
+        assert!(
+            kept > 0 && kept <= LINE_KEPT,
+            "a usual line's buffer is kept: {kept}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
