@@ -588,3 +588,96 @@ fn a_served_requests_records_from_the_public_api_are_written_as_serde_writes_the
         same_bytes(r);
     }
 }
+
+/// Lists built every way the crate builds them (a frozen base shared with own entries,
+/// `extend` both ways, a second freeze), own entries overriding shared keys, and `meta.*`
+/// correlators colliding with either: the generator above sets random keys only.
+#[test]
+fn shared_lists_with_own_overrides_and_colliding_metadata_are_written_as_serde_writes_them() {
+    let frozen = Attributes::new()
+        .with("level", "INFO")
+        .with("target", "db")
+        .with("meta.tier", 0)
+        .freeze();
+    let lists = [
+        Attributes::shared_with_capacity(&frozen, 2)
+            .with("level", "WARN")
+            .with("rows", 3),
+        Attributes::shared_with_capacity(&frozen, 2)
+            .with("rows", 3)
+            .with("target", "x"),
+        frozen.clone().with("meta.tier", "own"),
+        {
+            let mut a = frozen.clone();
+            a.extend(Attributes::new().with("target", 1).with("z", 2));
+            a
+        },
+        {
+            let mut a = Attributes::new().with("z", 1);
+            a.extend(frozen.clone());
+            a
+        },
+        frozen
+            .clone()
+            .freeze()
+            .with("q", 1)
+            .freeze()
+            .with("level", false),
+    ];
+    let metadata = BTreeMap::from([
+        ("tier".to_owned(), "gold".to_owned()),
+        (String::new(), "\u{0}".to_owned()),
+        ("\"".to_owned(), "x".to_owned()),
+    ]);
+    let extras = [
+        None,
+        Some(Arc::new(SegmentExtra {
+            correlators: Some(Correlators {
+                session_id: Some("s\n".into()),
+                user_id: None,
+                metadata,
+            }),
+            deployment: Some(DeploymentIdentity {
+                project_id: "p\"".into(),
+                manifest_id: String::new(),
+                deployment_id: "d\\".into(),
+            }),
+        })),
+    ];
+    let base = |extra: &Option<Arc<SegmentExtra>>| Base {
+        record_id: None,
+        run_id: RunId([1; 12]),
+        operation_id: RunId([2; 12]),
+        segment_id: SegmentId([3; 12]),
+        segment_seq: 1,
+        trace_id: TraceId(4),
+        extra: extra.clone(),
+    };
+    for attributes in &lists {
+        for extra in &extras {
+            same_bytes(&Record {
+                base: base(extra),
+                body: Body::SpanEvent {
+                    span_id: SpanId(5),
+                    event_id: EventId(6),
+                    name: "x".into(),
+                    timestamp: Timestamp::from_millis(1_767_323_045_678),
+                    attributes: attributes.clone(),
+                },
+            });
+            same_bytes(&Record {
+                base: base(extra),
+                body: Body::RunEnd {
+                    ended_at: Timestamp::from_millis(u64::MAX),
+                    duration_ms: u64::MAX,
+                    status: RunStatus::Error,
+                    error: Some(ErrorSummary {
+                        message: "m\u{7f}\"".into(),
+                        name: Some("N\t"),
+                    }),
+                    attributes: attributes.clone(),
+                },
+            });
+        }
+    }
+}
