@@ -53,10 +53,12 @@ where
 }
 
 /// [`invoke`] returning the boxed future `Function::call` returns: a plain generated
-/// handler returns it and `call` forwards it as it is. Still two allocations per call (the
-/// body's box and this one, where `call` used to box `invoke`'s future), but per handler one
-/// opaque future type and one `Box::pin` with its unsizing fewer for rustc to check, lower
-/// and compile on every rebuild.
+/// handler returns it and `call` forwards it as it is. Still two allocations per call
+/// through `call` (the body's box and this one, where `call` used to box `invoke`'s
+/// future), but per handler one opaque future type and one `Box::pin` with its unsizing
+/// fewer for rustc to check, lower and compile on every rebuild. A handler called directly
+/// (`name::handler(..)`, a test's shortcut) now pays that second box too: it used to
+/// return `invoke`'s future unboxed.
 pub fn invoke_boxed<'a, C, T, Fut>(
     ctx: &'a C,
     envelope: Option<Box<Envelope>>,

@@ -75,10 +75,17 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
     let ident = &sig.ident;
     let docs: Vec<&Attribute> = attrs.iter().filter(|a| a.path().is_ident("doc")).collect();
     let cfgs: Vec<&Attribute> = attrs.iter().filter(|a| a.path().is_ident("cfg")).collect();
+    let plain = attrs.iter().all(is_builtin);
     let handler_docs = if docs.is_empty() {
-        let text = format!(
-            " The `{ident}` handler: returns its body's future (boxed, as `Function::call` returns it), with the hidden `__crux` envelope argument (`None` when called directly)."
-        );
+        let text = if plain {
+            format!(
+                " The `{ident}` handler: returns its body's future (boxed, as `Function::call` returns it), with the hidden `__crux` envelope argument (`None` when called directly)."
+            )
+        } else {
+            format!(
+                " The `{ident}` handler, kept `async` for the attribute macros on it, with the hidden `__crux` envelope argument (`None` when called directly)."
+            )
+        };
         quote!(#[doc = #text])
     } else {
         TokenStream::new()
@@ -138,10 +145,10 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
         (quote!(_args), quote!(ctx, envelope))
     };
     // A plain `fn` returning the boxed future that `call` returns as it is (no coroutine of
-    // its own, no opaque type, no second box), unless the user put an attribute macro on
-    // the handler (`#[tracing::instrument]`): that one must see an `async fn`, as written,
-    // to wrap the whole call rather than the future's making; `call` then boxes its future.
-    let plain = attrs.iter().all(is_builtin);
+    // its own, no opaque type, no box of `call`'s own: `invoke_boxed` boxes the body and the
+    // future it returns), unless the user put an attribute macro on the handler
+    // (`#[tracing::instrument]`): that one must see an `async fn`, as written, to wrap the
+    // whole call rather than the future's making; `call` then boxes its future.
     let invoke = Ident::new(
         if plain { "invoke_boxed" } else { "invoke" },
         Span::call_site(),

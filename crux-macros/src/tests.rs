@@ -563,3 +563,28 @@ fn a_handler_under_an_attribute_macro_stays_an_async_fn() {
         assert_eq!(handler(builtin), "pub fn handler(");
     }
 }
+
+#[test]
+fn the_generated_handler_doc_says_how_the_handler_returns() {
+    let doc = |attr: TokenStream| {
+        let expanded = pretty(
+            Kind::ACTION,
+            quote!(),
+            quote! {
+                #attr
+                pub async fn respond(ctx: &ActionCtx) -> crux::Result<()> {
+                    Ok(())
+                }
+            },
+        );
+        expanded
+            .lines()
+            .find(|l| l.contains("The `respond` handler"))
+            .expect("the generated doc")
+            .to_owned()
+    };
+    assert!(doc(quote!()).contains("boxed, as `Function::call` returns it"));
+    let kept_async = doc(quote!(#[tracing::instrument(skip_all)]));
+    assert!(kept_async.contains("kept `async`"), "{kept_async}");
+    assert!(!kept_async.contains("boxed"), "{kept_async}");
+}
