@@ -19,6 +19,7 @@ pub mod envelope;
 mod error;
 pub mod function;
 pub mod ids;
+mod json_text;
 mod metrics;
 pub mod observe;
 pub mod record;

@@ -17,6 +17,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "ids",
             "hex",
+            "json_text",
             "clock",
             "wallclock",
             "taxonomy",

@@ -5,6 +5,7 @@
 
 use super::{Boundary, BoundaryKind, Envelope, WireContext};
 use crate::ids::SpanId;
+use crate::json_text;
 
 pub(super) fn envelope(out: &mut String, e: &Envelope) {
     out.push_str("{\"v\":");
@@ -20,44 +21,15 @@ pub(super) fn envelope(out: &mut String, e: &Envelope) {
     out.push('}');
 }
 
-/// "00" to "99": two digits a step.
-const PAIRS: [u8; 200] = {
-    let mut pairs = [0u8; 200];
-    let mut i = 0;
-    while i < 100 {
-        pairs[2 * i] = b'0' + (i / 10) as u8;
-        pairs[2 * i + 1] = b'0' + (i % 10) as u8;
-        i += 1;
-    }
-    pairs
-};
-
-/// `n` in decimal, as serde writes an integer (without the formatter machinery), two
-/// digits a step (a millisecond timestamp has thirteen).
-fn decimal(out: &mut String, mut n: u64) {
+/// `n` in decimal, as serde writes an integer (without the formatter machinery).
+fn decimal(out: &mut String, n: u64) {
     if n < 10 {
         // One digit (an envelope's `v`, for one), pushed as it is (no text check of a buffer).
         out.push(char::from(b'0' + n as u8));
         return;
     }
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    while n >= 100 {
-        let pair = (n % 100) as usize * 2;
-        n /= 100;
-        at -= 2;
-        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-    }
-    if n >= 10 {
-        let pair = n as usize * 2;
-        at -= 2;
-        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-    } else {
-        at -= 1;
-        digits[at] = b'0' + n as u8;
-    }
     // ASCII digits.
-    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+    out.push_str(std::str::from_utf8(json_text::digits(&mut [0; 20], n)).unwrap_or_default());
 }
 
 /// `,"key":"id"` for an id, whose text is ASCII hex with an ASCII prefix.
@@ -72,7 +44,7 @@ macro_rules! id_field {
 /// A string with JSON escaping, as serde writes it (it escapes only `"`, `\\` and
 /// U+0000..=U+001F).
 fn string(out: &mut String, s: &str) {
-    if super::text::special_at(s.as_bytes()).is_none() {
+    if json_text::special_at(s.as_bytes()).is_none() {
         out.push('"');
         out.push_str(s);
         out.push('"');

@@ -151,31 +151,6 @@ fn decode_typed(text: &str, out: &mut Envelope) -> Option<()> {
     Some(())
 }
 
-/// The position of the first quote, backslash or control character in `bytes` (the
-/// bytes a JSON string cannot hold unescaped): eight bytes per step (the classic
-/// zero-byte test on each of the three conditions). The tests can flag a byte that is not
-/// special, but only above (after) one that is: the lowest flag is always a true one, so
-/// its position is the answer.
-pub(super) fn special_at(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let special = |b: u8| b == b'"' || b == b'\\' || b < 0x20;
-    let mut at = 0;
-    while let Some(chunk) = bytes.get(at..at + 8) {
-        let word = u64::from_le_bytes(chunk.try_into().ok()?);
-        let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-        // A byte below 0x20 sets its high bit in `word - 0x20..` (`!word`: not above 0x7f).
-        let hits = zero(word ^ (ONES * u64::from(b'"')))
-            | zero(word ^ (ONES * u64::from(b'\\')))
-            | (word.wrapping_sub(ONES * 0x20) & !word & HIGH);
-        if hits != 0 {
-            return Some(at + (hits.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    bytes[at..].iter().position(|&b| special(b)).map(|i| at + i)
-}
-
 /// Whether two byte strings of the same length are equal, eight bytes a step: a key is a
 /// few bytes, which a `memcmp` call costs more to set up than to compare.
 #[inline(always)]
@@ -393,7 +368,7 @@ mod read {
             self.eat(b'"')?;
             let start = self.at;
             let rest = &self.text.as_bytes()[start..];
-            let len = super::special_at(rest)?;
+            let len = crate::json_text::special_at(rest)?;
             if rest[len] != b'"' {
                 return None;
             }
@@ -780,32 +755,6 @@ mod tests {
 
     const CONTEXT: &str = r#""runId":"run_0123456789abcdef01234567","operationId":"run_000000000000000000000001","traceId":"0af7651916cd43dd8448eb211c80319c","segmentId":"seg_b7ad6b7169203331aabbccdd","startedAtMs":1767323705678,"spanStack":["b7ad6b7169203331","00f067aa0ba902b7"],"currentSpanId":"00f067aa0ba902b7""#;
     const BOUNDARY: &str = r#""id":"00f067aa0ba902b7","spanId":"00f067aa0ba902b7","kind":"action","label":"plan research","ref":"research:plan","parentSpanStack":["b7ad6b7169203331"],"leaseExpiresAt":"2026-01-02T03:15:05.678Z""#;
-
-    #[test]
-    fn special_at_finds_the_first_special_byte_wherever_others_follow() {
-        let naive = |bytes: &[u8]| {
-            bytes
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-        };
-        let base = b"plan research: step 12 of 14, then 15";
-        for len in 0..=base.len() {
-            for at in 0..len {
-                for b in 0..=255u8 {
-                    let mut bytes = base[..len].to_vec();
-                    bytes[at] = b;
-                    assert_eq!(special_at(&bytes), naive(&bytes), "{bytes:?}");
-                    // Specials after it (borrows from below flag bytes above).
-                    for (i, c) in [b'"', 0, b'\\', 0x1f, 0x01, 0x21].into_iter().enumerate() {
-                        if at + 1 + i < len {
-                            bytes[at + 1 + i] = c;
-                        }
-                    }
-                    assert_eq!(special_at(&bytes), naive(&bytes), "{bytes:?}");
-                }
-            }
-        }
-    }
 
     #[test]
     fn same_bytes_finds_a_difference_at_any_position_of_any_length() {

@@ -9,12 +9,13 @@
 use serde::Serialize;
 
 use super::{
-    Base, Body, EdgeEnd, ErrorSummary, FinishedSpan, Record, SCHEMA_VERSION, decimal, escape,
+    Base, Body, EdgeEnd, ErrorSummary, FinishedSpan, Record, SCHEMA_VERSION, escape,
     written_attributes,
 };
 use crate::attributes::{AttrValue, Attributes};
 use crate::clock::Timestamp;
 use crate::envelope::DeploymentIdentity;
+use crate::json_text;
 use crate::span_fields::SpanFields;
 use crate::taxonomy;
 
@@ -74,7 +75,7 @@ impl Record {
     pub fn write_json(&self, out: &mut Vec<u8>) {
         let b = &self.base;
         out.extend_from_slice(b"{\"schemaVersion\":");
-        decimal::unsigned(out, u64::from(SCHEMA_VERSION));
+        json_text::unsigned(out, u64::from(SCHEMA_VERSION));
         base(out, b);
         key!(out, "type");
         out.push(b'"');
@@ -97,7 +98,7 @@ fn base(out: &mut Vec<u8>, b: &Base) {
     key!(out, "segmentId");
     id!(out, b.segment_id);
     key!(out, "segmentSeq");
-    decimal::unsigned(out, u64::from(b.segment_seq));
+    json_text::unsigned(out, u64::from(b.segment_seq));
     key!(out, "traceId");
     id!(out, b.trace_id);
     if let Some(extra) = &b.extra {
@@ -188,7 +189,7 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
             key!(out, "endedAt");
             time(out, *ended_at);
             key!(out, "durationMs");
-            decimal::unsigned(out, *duration_ms);
+            json_text::unsigned(out, *duration_ms);
             key!(out, "status");
             status_text(out, status.as_str());
             if let Some(e) = error {
@@ -230,7 +231,7 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
             key!(out, "endedAt");
             time(out, *ended_at);
             key!(out, "durationMs");
-            decimal::unsigned(out, *duration_ms);
+            json_text::unsigned(out, *duration_ms);
             key!(out, "status");
             status_text(out, status.as_str());
             if !metrics.is_empty() {
@@ -266,7 +267,7 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
             key!(out, "endedAt");
             time(out, *ended_at);
             key!(out, "durationMs");
-            decimal::unsigned(out, *duration_ms);
+            json_text::unsigned(out, *duration_ms);
             key!(out, "status");
             status_text(out, status.as_str());
             span_fields(out, fields);
@@ -343,7 +344,7 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
             escape::string(out, encoding);
             if let Some(n) = size_bytes {
                 key!(out, "sizeBytes");
-                decimal::unsigned(out, *n);
+                json_text::unsigned(out, *n);
             }
             if let Some(p) = preview {
                 key!(out, "preview");
@@ -468,7 +469,7 @@ fn attrs(out: &mut Vec<u8>, b: &Base, a: &Attributes) {
 fn attr_value(out: &mut Vec<u8>, v: &AttrValue) {
     match v {
         AttrValue::Str(s) => escape::string(out, s),
-        AttrValue::Int(n) => decimal::signed(out, *n),
+        AttrValue::Int(n) => json_text::signed(out, *n),
         AttrValue::Bool(true) => out.extend_from_slice(b"true"),
         AttrValue::Bool(false) => out.extend_from_slice(b"false"),
         AttrValue::SpanId(id) => id!(out, id),

@@ -16,7 +16,6 @@ use crate::envelope::{Correlators, DeploymentIdentity};
 use crate::ids::{ArtifactId, EdgeId, EventId, RecordId, RunId, SegmentId, SpanId, TraceId};
 use crate::taxonomy;
 
-mod decimal;
 mod escape;
 mod json;
 
