@@ -16,12 +16,19 @@ use crux::sink::{JsonLines, Memory};
 /// Adds the examples' sinks to `builder`; the `Memory` is what [`print_runs`] prints.
 pub fn sinks(builder: DeploymentBuilder) -> crux::Result<(DeploymentBuilder, Memory)> {
     let memory = Memory::new();
+    // Last: the last sink is handed the delivered records to keep (no copy).
+    let builder = outward_sinks(builder)?.sink(memory.clone());
+    Ok((builder, memory))
+}
+
+/// The sinks whose records leave the process: the records file, and the OpenTelemetry and
+/// devtools collectors when configured. Without the `Memory` of [`sinks`]: a server prints
+/// no runs, and an unbounded `Memory` would keep every record it ever made.
+pub fn outward_sinks(builder: DeploymentBuilder) -> crux::Result<DeploymentBuilder> {
+    // A file in the working directory, on a local disk: flushes may write it
+    // themselves instead of handing each one to the delivery thread.
     #[allow(unused_mut)]
-    let mut builder = builder
-        // A file in the working directory, on a local disk: flushes may write it
-        // themselves instead of handing each one to the delivery thread.
-        .sink(JsonLines::open(JsonLines::default_path())?.prompt())
-        .sink(memory.clone());
+    let mut builder = builder.sink(JsonLines::open(JsonLines::default_path())?.prompt());
     #[cfg(feature = "otel")]
     if let Some(otlp) = crux::otel::OtlpSink::from_env() {
         eprintln!("also exporting over OTLP (OTEL_EXPORTER_OTLP_ENDPOINT is set)");
@@ -35,7 +42,7 @@ pub fn sinks(builder: DeploymentBuilder) -> crux::Result<(DeploymentBuilder, Mem
         );
         builder = builder.sink(devtools);
     }
-    Ok((builder, memory))
+    Ok(builder)
 }
 
 /// Waits (at most 3 s) for every record to reach the sinks, then prints each run `memory`

@@ -37,7 +37,14 @@ async fn main() -> crux::Result<()> {
             return Ok(());
         }
     };
-    let (builder, memory) = recording::sinks(Deployment::builder())?;
+    // A server keeps no `Memory` of records: it prints no runs, and would keep them all.
+    let (builder, memory) = match &serve_at {
+        Some(_) => (recording::outward_sinks(Deployment::builder())?, None),
+        None => {
+            let (builder, memory) = recording::sinks(Deployment::builder())?;
+            (builder, Some(memory))
+        }
+    };
     let deployment = builder
         .functions((
             chat::respond,
@@ -109,7 +116,9 @@ async fn main() -> crux::Result<()> {
         println!("stored {} message: {}", message.role, message.text);
     }
 
-    recording::print_runs(&deployment, &memory).await;
+    if let Some(memory) = &memory {
+        recording::print_runs(&deployment, memory).await;
+    }
     Ok(())
 }
 
