@@ -10,6 +10,10 @@ use crux_runtime::observe::{Observer, RunOptions};
 use crux_runtime::record::{Record, RunStatus, SpanStatus};
 use crux_runtime::sink::{JsonLines, Memory, Sink, SinkError};
 
+#[path = "support/block_on.rs"]
+mod block_on;
+use block_on::block_on;
+
 /// Blocks in `write` until released (a collector that stopped answering).
 #[derive(Clone, Default)]
 struct Hung {
@@ -438,25 +442,6 @@ async fn flushing_a_disabled_or_idle_observer_is_immediate() {
         FlushStatus::Drained
     );
     assert!(started.elapsed() < Duration::from_millis(500));
-}
-
-/// A minimal executor: parks the thread until woken (no tokio timer available).
-fn block_on<F: std::future::Future>(fut: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl std::task::Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = std::task::Context::from_waker(&waker);
-    let mut fut = std::pin::pin!(fut);
-    loop {
-        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park();
-    }
 }
 
 #[test]

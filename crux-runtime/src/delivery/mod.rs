@@ -907,9 +907,16 @@ fn grow(queue: &mut VecDeque<Record>) {
 
 pub(crate) use crate::helpers::{lock, try_lock};
 
+// The tests' executor, shared with `tests/delivery.rs`.
+#[cfg(test)]
+#[path = "../../tests/support/block_on.rs"]
+mod block_on;
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Condvar, Mutex};
+
+    use super::block_on::block_on;
 
     use super::FlushOptions;
     use super::*;
@@ -1122,25 +1129,6 @@ mod tests {
             }
             drop(run);
             let _ = std::fs::remove_file(&path);
-        }
-    }
-
-    /// A minimal executor: parks the thread until woken.
-    fn block_on<F: std::future::Future>(fut: F) -> F::Output {
-        struct Unpark(std::thread::Thread);
-        impl std::task::Wake for Unpark {
-            fn wake(self: Arc<Self>) {
-                self.0.unpark();
-            }
-        }
-        let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
-        let mut cx = std::task::Context::from_waker(&waker);
-        let mut fut = std::pin::pin!(fut);
-        loop {
-            if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-                return v;
-            }
-            std::thread::park();
         }
     }
 
