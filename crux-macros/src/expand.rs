@@ -77,15 +77,14 @@ fn generate(kind: Kind, options: &Options, handler: &HandlerFn, shape: &Shape) -
     let cfgs: Vec<&Attribute> = attrs.iter().filter(|a| a.path().is_ident("cfg")).collect();
     let plain = attrs.iter().all(is_builtin);
     let handler_docs = if docs.is_empty() {
-        let text = if plain {
-            format!(
-                " The `{ident}` handler: returns its body's future (boxed, as `Function::call` returns it), with the hidden `__crux` envelope argument (`None` when called directly)."
-            )
+        let returns = if plain {
+            ": returns its body's future (boxed, as `Function::call` returns it),"
         } else {
-            format!(
-                " The `{ident}` handler, kept `async` for the attribute macros on it, with the hidden `__crux` envelope argument (`None` when called directly)."
-            )
+            ", kept `async` for the attribute macros on it,"
         };
+        let text = format!(
+            " The `{ident}` handler{returns} with the hidden `__crux` envelope argument (`None` when called directly)."
+        );
         quote!(#[doc = #text])
     } else {
         TokenStream::new()
