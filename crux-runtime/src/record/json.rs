@@ -78,9 +78,7 @@ impl Record {
         json_text::unsigned(out, u64::from(SCHEMA_VERSION));
         base(out, b);
         key!(out, "type");
-        out.push(b'"');
-        out.extend_from_slice(self.kind().as_bytes());
-        out.push(b'"');
+        word(out, self.kind());
         body(out, b, &self.body);
         out.push(b'}');
     }
@@ -191,7 +189,7 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
             key!(out, "durationMs");
             json_text::unsigned(out, *duration_ms);
             key!(out, "status");
-            status_text(out, status.as_str());
+            word(out, status.as_str());
             if let Some(e) = error {
                 key!(out, "error");
                 error_summary(out, e);
@@ -233,7 +231,7 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
             key!(out, "durationMs");
             json_text::unsigned(out, *duration_ms);
             key!(out, "status");
-            status_text(out, status.as_str());
+            word(out, status.as_str());
             if !metrics.is_empty() {
                 key!(out, "metrics");
                 by_serde(out, metrics);
@@ -269,7 +267,7 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
             key!(out, "durationMs");
             json_text::unsigned(out, *duration_ms);
             key!(out, "status");
-            status_text(out, status.as_str());
+            word(out, status.as_str());
             span_fields(out, fields);
             if !metrics.is_empty() {
                 key!(out, "metrics");
@@ -378,10 +376,11 @@ fn span_identity(
     escape::string(out, name);
 }
 
-/// A status's wire spelling (a lowercase word: nothing to escape).
-fn status_text(out: &mut Vec<u8>, status: &'static str) {
+/// A word of the wire's own vocabulary, quoted (a record type, a status: lowercase ASCII,
+/// nothing to escape).
+fn word(out: &mut Vec<u8>, text: &'static str) {
     out.push(b'"');
-    out.extend_from_slice(status.as_bytes());
+    out.extend_from_slice(text.as_bytes());
     out.push(b'"');
 }
 
