@@ -3,13 +3,16 @@
 //! 1 000; a JSON Lines sink, on the delivery thread and declared prompt), with the
 //! observer disabled, and a bare axum handler doing the same work. A load generator in a
 //! second process (this binary, re-run with `--load-generator`) keeps `CONNECTIONS` keep-alive
-//! connections busy; each run gives requests/s and p50/p99 latency per variant, the
-//! variants interleaved so load drift spreads over all of them. Prints the median of the
-//! runs with their spread, and the ratios against the baselines measured in the same runs.
+//! connections busy; each run gives requests/s and p50/p99 latency per variant. In a run
+//! every variant is served at once and the load moves between them in short slices, the
+//! order rotating, so load drift falls on all of them alike. Prints the median of the runs
+//! with their spread, and the ratios against the baselines measured in the same runs.
 //!
 //! ```text
 //! crux-server/benches/throughput.sh [RUNS] [SECONDS] [CONNECTIONS]   (defaults 5 3 32)
 //! CRUX_THROUGHPUT_VARIANTS=memory,disabled crux-server/benches/throughput.sh   (a subset)
+//! CRUX_THROUGHPUT_SLICES=1 ...   (each variant measured in one piece; default 4 slices)
+//! CRUX_THROUGHPUT_BUSY=1 ...     (a busy loop in a second process keeps a core busy)
 //! ```
 //!
 //! The figures depend on the machine's load (server, generator and delivery thread share
@@ -71,22 +74,46 @@ fn main() {
         .expect("a tokio runtime");
     let records =
         std::env::temp_dir().join(format!("crux-throughput-{}.jsonl", std::process::id()));
+    let chosen = chosen_variants();
+    let slices = env_number("CRUX_THROUGHPUT_SLICES", 4).max(1);
     println!(
-        "throughput: {runs} runs x {} variants, {seconds} s each after 1 s warm-up, {connections} \
-         connections; load average at start: {}",
-        Variant::ALL.len(),
+        "throughput: {runs} runs x {} variants, {seconds} s each in {slices} slices (the \
+         variants taking turns; 1 s warm-up, then 0.25 s before each later slice), \
+         {connections} connections; load average at start: {}",
+        chosen.len(),
         loadavg()
     );
-    let chosen = chosen_variants();
+    let _busy = std::env::var_os("CRUX_THROUGHPUT_BUSY").map(|_| Busy::start());
     let mut table: Vec<Vec<Figures>> = vec![Vec::new(); Variant::ALL.len()];
     for run in 1..=runs {
-        for (i, variant) in Variant::ALL.into_iter().enumerate() {
-            if !chosen.contains(&variant) {
-                continue;
+        // Every variant served at once, the load moved from one to the next in short
+        // slices (the order rotating), so a change of the machine's load during the run
+        // falls on all of them alike: each ratio compares slices taken seconds apart, not
+        // whole measurements taken a minute apart.
+        let servers: Vec<(usize, Variant, servers::Running)> = Variant::ALL
+            .into_iter()
+            .enumerate()
+            .filter(|(_, v)| chosen.contains(v))
+            .map(|(i, v)| {
+                let file = records.with_extension(format!("{i}.jsonl"));
+                (i, v, runtime.block_on(servers::start(v, &file)))
+            })
+            .collect();
+        let mut slices_of: Vec<Vec<Figures>> = vec![Vec::new(); servers.len()];
+        let measured_ms = seconds * 1000 / slices;
+        for slice in 0..slices {
+            // The first slice of each server also warms it (connections, allocations).
+            let warmup_ms = if slice == 0 { 1000 } else { 250 };
+            for k in 0..servers.len() {
+                let at = (k + slice as usize) % servers.len();
+                let figures = generate(servers[at].2.addr, connections, warmup_ms, measured_ms);
+                slices_of[at].push(figures);
             }
-            let server = runtime.block_on(servers::start(variant, &records));
-            let figures = generate(server.addr, connections, seconds);
+        }
+        for ((i, variant, server), slices) in servers.into_iter().zip(slices_of) {
             runtime.block_on(server.stop());
+            let _ = std::fs::remove_file(records.with_extension(format!("{i}.jsonl")));
+            let figures = Figures::of_slices(&slices);
             println!(
                 "run {run} {:<26} {:>9.0} req/s  p50 {:>7.0} µs  p99 {:>7.0} µs  errors {}",
                 variant.name(),
@@ -98,7 +125,6 @@ fn main() {
             table[i].push(figures);
         }
     }
-    let _ = std::fs::remove_file(&records);
     println!("\nload average at end: {}", loadavg());
     println!(
         "\n{:<26} {:>22} {:>22} {:>22}",
@@ -183,16 +209,16 @@ fn serve_one(variant: Variant) {
     let _ = std::fs::remove_file(&records);
 }
 
-/// Runs the load generator for one measurement.
-fn generate(addr: SocketAddr, connections: u64, seconds: u64) -> Figures {
+/// Runs the load generator for one measurement: `warmup_ms`, then `measured_ms` counted.
+fn generate(addr: SocketAddr, connections: u64, warmup_ms: u64, measured_ms: u64) -> Figures {
     let exe = std::env::current_exe().expect("this binary");
     let output = Command::new(exe)
         .args([
             "--load-generator".to_owned(),
             addr.to_string(),
             connections.to_string(),
-            "1000".to_owned(),
-            (seconds * 1000).to_string(),
+            warmup_ms.to_string(),
+            measured_ms.to_string(),
         ])
         .output()
         .expect("the load generator runs");
@@ -210,6 +236,56 @@ fn generate(addr: SocketAddr, connections: u64, seconds: u64) -> Figures {
         p99_us: number("p99_us"),
         errors: value["errors"].as_u64().expect("a count"),
     }
+}
+
+impl Figures {
+    /// One run's figures from its slices: requests/s over all of them, and the median
+    /// slice's p50 and p99 (the slices are equally long).
+    fn of_slices(slices: &[Figures]) -> Figures {
+        let mean = slices.iter().map(|f| f.rps).sum::<f64>() / slices.len() as f64;
+        Figures {
+            rps: mean,
+            p50_us: median_min_max(slices.iter().map(|f| f.p50_us)).0,
+            p99_us: median_min_max(slices.iter().map(|f| f.p99_us)).0,
+            errors: slices.iter().map(|f| f.errors).sum(),
+        }
+    }
+}
+
+/// A second process that never sleeps (`CRUX_THROUGHPUT_BUSY`): the figures of a machine
+/// whose other work competes for the cores, reproducible by anyone; stopped on drop.
+struct Busy(std::process::Child);
+
+impl Busy {
+    fn start() -> Busy {
+        let child = Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .expect("sh starts");
+        println!(
+            "CRUX_THROUGHPUT_BUSY: a busy loop runs beside the bench (pid {})",
+            child.id()
+        );
+        Busy(child)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .map(|v| {
+            v.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{name} is a number, not `{v}`"))
+        })
+        .unwrap_or(default)
 }
 
 fn median_min_max(values: impl Iterator<Item = f64>) -> (f64, f64, f64) {
