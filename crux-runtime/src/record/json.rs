@@ -2,9 +2,12 @@
 //!
 //! Field order and omissions follow `impl Serialize for Record` (`mod.rs`), which stays the
 //! reference: `tests/record_json.rs` compares the two writers' bytes on generated records.
-//! Keys are literals written as they are; ids, times, statuses and integers are written
-//! without serde's generic serializer; strings go through [`escape::string`]. Floats, JSON
-//! values and metrics, rare in records, are written by serde_json itself.
+//! Keys are literals written as they are, joined with what surrounds them where that is
+//! fixed (the record type, an id's quote and prefix); ids and times are written from their
+//! integer form at their fixed length (copies of known size, no intermediate text);
+//! statuses and integers without serde's generic serializer; strings go through
+//! [`escape::string`]. Floats, JSON values and metrics, rare in records, are written by
+//! serde_json itself.
 
 use serde::Serialize;
 
@@ -26,13 +29,27 @@ macro_rules! key {
     };
 }
 
-/// `"text"` of an id (its prefix and hex digits: nothing to escape).
-macro_rules! id {
-    ($out:expr, $id:expr) => {{
-        $out.push(b'"');
-        $out.extend_from_slice($id.encode().as_str().as_bytes());
-        $out.push(b'"');
-    }};
+/// `head` (literal bytes ending in an id's opening quote and prefix), the id's `digits` and
+/// the closing quote: three copies of known size.
+#[inline(always)]
+fn id<const N: usize>(out: &mut Vec<u8>, head: &'static str, digits: [u8; N]) {
+    out.extend_from_slice(head.as_bytes());
+    out.extend_from_slice(&digits);
+    out.push(b'"');
+}
+
+/// `,"key":"<prefix><digits>"` of an id.
+macro_rules! key_id {
+    ($out:expr, $key:literal, $prefix:literal, $id:expr) => {
+        id($out, concat!(",\"", $key, "\":\"", $prefix), $id.digits())
+    };
+}
+
+/// `,"key":"<ISO-8601 time>"`.
+macro_rules! key_time {
+    ($out:expr, $key:literal, $time:expr) => {
+        time($out, concat!(",\"", $key, "\":\""), $time)
+    };
 }
 
 impl Record {
@@ -74,11 +91,10 @@ impl Record {
     /// ```
     pub fn write_json(&self, out: &mut Vec<u8>) {
         let b = &self.base;
-        out.extend_from_slice(b"{\"schemaVersion\":");
-        json_text::unsigned(out, u64::from(SCHEMA_VERSION));
+        // The version is part of the literal: a new one must be written here too.
+        const { assert!(SCHEMA_VERSION == 5) };
+        out.extend_from_slice(b"{\"schemaVersion\":5");
         base(out, b);
-        key!(out, "type");
-        word(out, self.kind());
         body(out, b, &self.body);
         out.push(b'}');
     }
@@ -86,19 +102,27 @@ impl Record {
 
 fn base(out: &mut Vec<u8>, b: &Base) {
     if let Some(id) = &b.record_id {
-        key!(out, "recordId");
-        id!(out, id);
+        out.extend_from_slice(b",\"recordId\":\"");
+        // The whole fixed array (a copy of known size), then back to the id's length.
+        let (text, len) = id.text();
+        let at = out.len();
+        out.extend_from_slice(&text);
+        out.truncate(at + len);
+        out.push(b'"');
     }
-    key!(out, "runId");
-    id!(out, b.run_id);
-    key!(out, "operationId");
-    id!(out, b.operation_id);
-    key!(out, "segmentId");
-    id!(out, b.segment_id);
+    let run = b.run_id.digits();
+    id(out, ",\"runId\":\"run_", run);
+    // Mostly the run itself: its digits again.
+    let operation = if b.operation_id == b.run_id {
+        run
+    } else {
+        b.operation_id.digits()
+    };
+    id(out, ",\"operationId\":\"run_", operation);
+    key_id!(out, "segmentId", "seg_", b.segment_id);
     key!(out, "segmentSeq");
     json_text::unsigned(out, u64::from(b.segment_seq));
-    key!(out, "traceId");
-    id!(out, b.trace_id);
+    key_id!(out, "traceId", "", b.trace_id);
     if let Some(extra) = &b.extra {
         if let Some(c) = &extra.correlators {
             if let Some(v) = &c.session_id {
@@ -117,6 +141,7 @@ fn base(out: &mut Vec<u8>, b: &Base) {
     }
 }
 
+/// The record type (joined to the first key after it) and the body's fields.
 fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
     match body {
         Body::RunStart {
@@ -128,25 +153,20 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
             triggered_by_span_id,
             remote_parent_span_id,
         } => {
-            key!(out, "name");
+            out.extend_from_slice(b",\"type\":\"run:start\",\"name\":");
             escape::string(out, name);
             key!(out, "rootPrimitive");
             escape::string(out, root_primitive);
-            key!(out, "startedAt");
-            time(out, *started_at);
-            key!(out, "status");
-            out.extend_from_slice(b"\"running\"");
+            key_time!(out, "startedAt", *started_at);
+            out.extend_from_slice(b",\"status\":\"running\"");
             if let Some(p) = parent_run_id {
-                key!(out, "parentRunId");
-                id!(out, p);
+                key_id!(out, "parentRunId", "run_", p);
             }
             if let Some(t) = triggered_by_span_id {
-                key!(out, "triggeredBySpanId");
-                id!(out, t);
+                key_id!(out, "triggeredBySpanId", "", t);
             }
             if let Some(r) = remote_parent_span_id {
-                key!(out, "remoteParentSpanId");
-                id!(out, r);
+                key_id!(out, "remoteParentSpanId", "", r);
             }
             attrs(out, b, attributes);
         }
@@ -155,8 +175,8 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
             reason,
             attributes,
         } => {
-            key!(out, "suspendedAt");
-            time(out, *suspended_at);
+            out.extend_from_slice(b",\"type\":\"run:suspend\"");
+            key_time!(out, "suspendedAt", *suspended_at);
             key!(out, "reason");
             escape::string(out, reason);
             attrs(out, b, attributes);
@@ -167,13 +187,12 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
             previous_segment_id,
             attributes,
         } => {
-            key!(out, "resumedAt");
-            time(out, *resumed_at);
+            out.extend_from_slice(b",\"type\":\"run:resume\"");
+            key_time!(out, "resumedAt", *resumed_at);
             key!(out, "reason");
             escape::string(out, reason);
             if let Some(p) = previous_segment_id {
-                key!(out, "previousSegmentId");
-                id!(out, p);
+                key_id!(out, "previousSegmentId", "seg_", p);
             }
             attrs(out, b, attributes);
         }
@@ -184,8 +203,8 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
             error,
             attributes,
         } => {
-            key!(out, "endedAt");
-            time(out, *ended_at);
+            out.extend_from_slice(b",\"type\":\"run:end\"");
+            key_time!(out, "endedAt", *ended_at);
             key!(out, "durationMs");
             json_text::unsigned(out, *duration_ms);
             key!(out, "status");
@@ -205,13 +224,14 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
             fields,
             attributes,
         } => {
-            key!(out, "spanId");
-            id!(out, span_id);
+            id(
+                out,
+                ",\"type\":\"span:start\",\"spanId\":\"",
+                span_id.digits(),
+            );
             span_identity(out, parent_span_id.as_ref(), primitive, name);
-            key!(out, "startedAt");
-            time(out, *started_at);
-            key!(out, "status");
-            out.extend_from_slice(b"\"running\"");
+            key_time!(out, "startedAt", *started_at);
+            out.extend_from_slice(b",\"status\":\"running\"");
             span_fields(out, fields);
             attrs(out, b, attributes);
         }
@@ -224,10 +244,12 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
             metrics,
             attributes,
         } => {
-            key!(out, "spanId");
-            id!(out, span_id);
-            key!(out, "endedAt");
-            time(out, *ended_at);
+            id(
+                out,
+                ",\"type\":\"span:end\",\"spanId\":\"",
+                span_id.digits(),
+            );
+            key_time!(out, "endedAt", *ended_at);
             key!(out, "durationMs");
             json_text::unsigned(out, *duration_ms);
             key!(out, "status");
@@ -257,13 +279,10 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
                 metrics,
                 attributes,
             } = &**span;
-            key!(out, "spanId");
-            id!(out, span_id);
+            id(out, ",\"type\":\"span\",\"spanId\":\"", span_id.digits());
             span_identity(out, parent_span_id.as_ref(), primitive, name);
-            key!(out, "startedAt");
-            time(out, *started_at);
-            key!(out, "endedAt");
-            time(out, *ended_at);
+            key_time!(out, "startedAt", *started_at);
+            key_time!(out, "endedAt", *ended_at);
             key!(out, "durationMs");
             json_text::unsigned(out, *duration_ms);
             key!(out, "status");
@@ -286,14 +305,15 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
             timestamp,
             attributes,
         } => {
-            key!(out, "spanId");
-            id!(out, span_id);
-            key!(out, "eventId");
-            id!(out, event_id);
+            id(
+                out,
+                ",\"type\":\"span:event\",\"spanId\":\"",
+                span_id.digits(),
+            );
+            key_id!(out, "eventId", "event_", event_id);
             key!(out, "name");
             escape::string(out, name);
-            key!(out, "timestamp");
-            time(out, *timestamp);
+            key_time!(out, "timestamp", *timestamp);
             attrs(out, b, attributes);
         }
         Body::Edge {
@@ -304,16 +324,18 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
             created_at,
             attributes,
         } => {
-            key!(out, "edgeId");
-            id!(out, edge_id);
+            id(
+                out,
+                ",\"type\":\"edge\",\"edgeId\":\"edge_",
+                edge_id.digits(),
+            );
             key!(out, "edgeType");
             escape::string(out, edge_type);
             key!(out, "from");
             edge_end(out, from);
             key!(out, "to");
             edge_end(out, to);
-            key!(out, "createdAt");
-            time(out, *created_at);
+            key_time!(out, "createdAt", *created_at);
             attrs(out, b, attributes);
         }
         Body::Artifact {
@@ -326,16 +348,17 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
             size_bytes,
             preview,
         } => {
-            key!(out, "artifactId");
-            id!(out, artifact_id);
+            id(
+                out,
+                ",\"type\":\"artifact\",\"artifactId\":\"artifact_",
+                artifact_id.digits(),
+            );
             if let Some(s) = span_id {
-                key!(out, "spanId");
-                id!(out, s);
+                key_id!(out, "spanId", "", s);
             }
             key!(out, "kind");
             escape::string(out, kind);
-            key!(out, "createdAt");
-            time(out, *created_at);
+            key_time!(out, "createdAt", *created_at);
             key!(out, "contentType");
             escape::string(out, content_type);
             key!(out, "encoding");
@@ -360,10 +383,9 @@ fn span_identity(
     primitive: &str,
     name: &str,
 ) {
-    key!(out, "parentSpanId");
     match parent {
-        Some(p) => id!(out, p),
-        None => out.extend_from_slice(b"null"),
+        Some(p) => key_id!(out, "parentSpanId", "", p),
+        None => out.extend_from_slice(b",\"parentSpanId\":null"),
     }
     key!(out, "family");
     match taxonomy::family_of(primitive) {
@@ -384,8 +406,11 @@ fn word(out: &mut Vec<u8>, text: &'static str) {
     out.push(b'"');
 }
 
-fn time(out: &mut Vec<u8>, t: Timestamp) {
-    out.push(b'"');
+/// `head` (literal bytes ending in an opening quote), the time's ISO-8601 text and the
+/// closing quote: copies of known size.
+#[inline(always)]
+fn time(out: &mut Vec<u8>, head: &'static str, t: Timestamp) {
+    out.extend_from_slice(head.as_bytes());
     out.extend_from_slice(&t.to_iso_bytes());
     out.push(b'"');
 }
@@ -430,18 +455,9 @@ fn deployment(out: &mut Vec<u8>, d: &DeploymentIdentity) {
 
 fn edge_end(out: &mut Vec<u8>, end: &EdgeEnd) {
     match end {
-        EdgeEnd::Run(id) => {
-            out.extend_from_slice(b"{\"kind\":\"run\",\"id\":");
-            id!(out, id);
-        }
-        EdgeEnd::Span(id) => {
-            out.extend_from_slice(b"{\"kind\":\"span\",\"id\":");
-            id!(out, id);
-        }
-        EdgeEnd::Artifact(id) => {
-            out.extend_from_slice(b"{\"kind\":\"artifact\",\"id\":");
-            id!(out, id);
-        }
+        EdgeEnd::Run(r) => id(out, "{\"kind\":\"run\",\"id\":\"run_", r.digits()),
+        EdgeEnd::Span(s) => id(out, "{\"kind\":\"span\",\"id\":\"", s.digits()),
+        EdgeEnd::Artifact(a) => id(out, "{\"kind\":\"artifact\",\"id\":\"artifact_", a.digits()),
     }
     out.push(b'}');
 }
@@ -452,8 +468,7 @@ fn attrs(out: &mut Vec<u8>, b: &Base, a: &Attributes) {
     let Some(all) = written_attributes(b, a) else {
         return;
     };
-    key!(out, "attributes");
-    out.push(b'{');
+    out.extend_from_slice(b",\"attributes\":{");
     for (i, (k, v)) in all.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -471,18 +486,18 @@ fn attr_value(out: &mut Vec<u8>, v: &AttrValue) {
         AttrValue::Int(n) => json_text::signed(out, *n),
         AttrValue::Bool(true) => out.extend_from_slice(b"true"),
         AttrValue::Bool(false) => out.extend_from_slice(b"false"),
-        AttrValue::SpanId(id) => id!(out, id),
+        AttrValue::SpanId(s) => id(out, "\"", s.digits()),
         AttrValue::SpanIds(ids) => {
             out.push(b'[');
-            for (i, id) in ids.iter().enumerate() {
+            for (i, s) in ids.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                id!(out, id);
+                id(out, "\"", s.digits());
             }
             out.push(b']');
         }
-        AttrValue::Timestamp(t) => time(out, *t),
+        AttrValue::Timestamp(t) => time(out, "\"", *t),
         // Floats (ryu, non-finite as `null`) and JSON values: serde_json's own text.
         AttrValue::Float(_) | AttrValue::Json(_) | AttrValue::SharedJson(_) => by_serde(out, v),
     }
