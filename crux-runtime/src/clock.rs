@@ -64,6 +64,7 @@ impl Timestamp {
 
     /// The 24-byte ISO-8601 form; a time after 9999-12-31T23:59:59.999Z (which JavaScript's
     /// `Date` cannot hold either) is written as that instant.
+    #[inline]
     pub fn to_iso_bytes(self) -> [u8; 24] {
         // The date changes once a day: its text is kept per thread, and the time of day is
         // written from the seconds, two digits a step. (A cache of the last whole second

@@ -7,8 +7,17 @@ use crate::json_text::{special_at, specials};
 /// `s` as a JSON string, quotes included.
 #[inline]
 pub(super) fn string(out: &mut Vec<u8>, s: &str) {
-    if !short(out, s.as_bytes()) {
+    if !short::<false>(out, s.as_bytes()) {
         any(out, s.as_bytes());
+    }
+}
+
+/// `s` as a JSON string and the `:` after it: an object's key.
+#[inline]
+pub(super) fn key(out: &mut Vec<u8>, s: &str) {
+    if !short::<true>(out, s.as_bytes()) {
+        any(out, s.as_bytes());
+        out.push(b':');
     }
 }
 
@@ -16,14 +25,13 @@ pub(super) fn string(out: &mut Vec<u8>, s: &str) {
 const SHORT: usize = 16;
 
 /// A text of 4 to 16 bytes with nothing to escape (most keys and names of a record),
-/// quoted: read as two words that overlap (as many bytes as it has, none twice needed),
-/// checked together, and placed in a fixed array that is appended whole (copies of known
-/// size: no call to `memcpy`) and cut back to the text. False (nothing written) for any
-/// other text.
-#[inline]
-fn short(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
+/// quoted (and followed by `:` with `COLON`): read as two words that overlap, checked
+/// together, and placed in a fixed array that is appended whole (copies of known size: no
+/// call to `memcpy`) and cut back to the text. False (nothing written) for any other text.
+#[inline(always)]
+fn short<const COLON: bool>(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
     let n = bytes.len();
-    let mut buf = [0u8; SHORT + 2];
+    let mut buf = [0u8; SHORT + 3];
     if (8..=SHORT).contains(&n) {
         let first: [u8; 8] = bytes[..8].try_into().unwrap_or_default();
         let last: [u8; 8] = bytes[n - 8..].try_into().unwrap_or_default();
@@ -46,9 +54,10 @@ fn short(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
     }
     buf[0] = b'"';
     buf[n + 1] = b'"';
+    buf[n + 2] = b':';
     let at = out.len();
     out.extend_from_slice(&buf);
-    out.truncate(at + n + 2);
+    out.truncate(at + n + 2 + usize::from(COLON));
     true
 }
 
@@ -139,22 +148,30 @@ mod tests {
     #[test]
     fn texts_of_every_short_length_are_written_as_serde_writes_them() {
         // 0 to 20 bytes: the byte path, both word pairs of `short` and past it; every byte
-        // (and multi-byte characters) in every position, where the two words overlap too.
+        // (and multi-byte characters) in every position, where the two words overlap too;
+        // as a value and as a key (`:` after it).
+        let check = |s: &str| {
+            let mut out = b"kept".to_vec();
+            string(&mut out, s);
+            assert_eq!(&out[..4], b"kept");
+            assert_eq!(out[4..], serde(s)[..], "{s:?}");
+            let mut out = b"kept".to_vec();
+            key(&mut out, s);
+            let mut expected = b"kept".to_vec();
+            expected.extend(serde(s));
+            expected.push(b':');
+            assert_eq!(out, expected, "{s:?}");
+        };
         let base = "abcdefghijklmnopqrst";
         for len in 0..=base.len() {
             let text = &base[..len];
-            let mut out = b"kept".to_vec();
-            string(&mut out, text);
-            assert_eq!(out[4..], serde(text)[..], "{text:?}");
+            check(text);
             for c in (0..=0x7f_u8).map(char::from).chain(['é', '€', '😀']) {
                 for at in 0..len {
                     let mut s: String = text.chars().take(at).collect();
                     s.push(c);
                     s.extend(text.chars().skip(at + 1));
-                    let mut out = b"kept".to_vec();
-                    string(&mut out, &s);
-                    assert_eq!(&out[..4], b"kept");
-                    assert_eq!(out[4..], serde(&s)[..], "{s:?}");
+                    check(&s);
                 }
             }
         }
