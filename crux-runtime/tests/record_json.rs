@@ -120,7 +120,26 @@ const INTS: &[i64] = &[
     1 << 53,
 ];
 
-const TIMES: &[u64] = &[0, 999, 1_767_323_045_678, 253_402_300_799_999, u64::MAX];
+const TIMES: &[u64] = &[
+    0,
+    999,
+    1_767_323_045_678,
+    253_402_300_799_999,
+    u64::MAX,
+    // Second, minute, hour, day, year and leap-day boundaries, either side (the writer
+    // keeps the date per thread and writes the time of day itself).
+    1_767_323_045_999,
+    1_767_323_046_000,
+    1_767_322_799_999,
+    1_767_322_800_000,
+    1_767_225_599_999,
+    1_767_225_600_000,
+    951_782_399_999,
+    951_782_400_000,
+    951_868_800_000,
+    4_107_542_399_999,
+    253_402_300_800_000,
+];
 
 fn time(rng: &mut Rng) -> Timestamp {
     if rng.chance(3) {
@@ -677,6 +696,206 @@ fn shared_lists_with_own_overrides_and_colliding_metadata_are_written_as_serde_w
                     }),
                     attributes: attributes.clone(),
                 },
+            });
+        }
+    }
+}
+
+/// The run, segment and trace ids picked from small pools (the all-zero ids, leading zeros,
+/// all ones), so records one after another name the same ones, alternate between them and
+/// change one at a time, as a batch's records do (the writer remembers the last of each per
+/// thread). A fresh thread first, whose first record names the zero ids.
+#[test]
+fn records_naming_the_same_ids_in_turn_are_written_as_serde_writes_them() {
+    fn check(seed: u64) {
+        let mut low = [0u8; 12];
+        low[11] = 1;
+        let mut high = [0u8; 12];
+        high[0] = 0x10;
+        let runs = [RunId([0; 12]), RunId(low), RunId([0xff; 12]), RunId(high)];
+        let segments = [SegmentId([0; 12]), SegmentId(low), SegmentId([0xab; 12])];
+        let traces = [TraceId(0), TraceId(1), TraceId(u128::MAX), TraceId(1 << 64)];
+        let mut rng = Rng(seed);
+        for i in 0..3000u64 {
+            let first = i == 0;
+            let run = if first { runs[0] } else { rng.pick(&runs) };
+            let base = Base {
+                run_id: run,
+                operation_id: if !first && rng.chance(3) {
+                    rng.pick(&runs)
+                } else {
+                    run
+                },
+                segment_id: if first {
+                    segments[0]
+                } else {
+                    rng.pick(&segments)
+                },
+                trace_id: if first { traces[0] } else { rng.pick(&traces) },
+                ..base(&mut rng)
+            };
+            same_bytes(&Record {
+                base,
+                body: body(&mut rng, i % 10),
+            });
+        }
+    }
+    std::thread::spawn(|| check(0x1234_5678)).join().unwrap();
+    check(0x8765_4321);
+}
+
+/// A span record's attributes naming its own span id (a boundary's `boundaryId`, its stack),
+/// next to other ids and id 0 (which a record of no span stands in with), in every record
+/// kind.
+#[test]
+fn a_records_own_span_id_in_its_attributes_is_written_as_serde_writes_it() {
+    for own in [
+        SpanId(0),
+        SpanId(1),
+        SpanId(0x00f0_67aa_0ba9_02b7),
+        SpanId(u64::MAX),
+    ] {
+        let other = SpanId(own.0 ^ 1);
+        let attributes = Attributes::new()
+            .with("boundaryId", AttrValue::SpanId(own))
+            .with("other", AttrValue::SpanId(other))
+            .with("zero", AttrValue::SpanId(SpanId(0)))
+            .with(
+                "parentSpanStack",
+                AttrValue::SpanIds(SpanStack::from(vec![SpanId(0), other, own])),
+            );
+        let at = Timestamp::from_millis(1_767_323_045_678);
+        let bodies = [
+            Body::SpanStart {
+                span_id: own,
+                parent_span_id: Some(other),
+                primitive: "tool.call",
+                name: "n".into(),
+                started_at: at,
+                fields: SpanFields::new(),
+                attributes: attributes.clone(),
+            },
+            Body::SpanEnd {
+                span_id: own,
+                ended_at: at,
+                duration_ms: 0,
+                status: SpanStatus::Ok,
+                error: None,
+                metrics: Metrics::new(),
+                attributes: attributes.clone(),
+            },
+            Body::Span(Box::new(FinishedSpan {
+                span_id: own,
+                parent_span_id: None,
+                primitive: "llm.generate",
+                name: "n".into(),
+                started_at: at,
+                ended_at: at,
+                duration_ms: 7,
+                status: SpanStatus::Error,
+                error: None,
+                fields: SpanFields::new(),
+                metrics: Metrics::new(),
+                attributes: attributes.clone(),
+            })),
+            Body::SpanEvent {
+                span_id: own,
+                event_id: EventId(1),
+                name: "runtime.convex.boundary.requested".into(),
+                timestamp: at,
+                attributes: attributes.clone().freeze(),
+            },
+            Body::RunEnd {
+                ended_at: at,
+                duration_ms: 12,
+                status: RunStatus::Ok,
+                error: None,
+                attributes: attributes.clone(),
+            },
+            Body::Edge {
+                edge_id: EdgeId(0x0f),
+                edge_type: "causal",
+                from: EdgeEnd::Span(own),
+                to: EdgeEnd::Span(SpanId(0)),
+                created_at: at,
+                attributes,
+            },
+        ];
+        for body in bodies {
+            same_bytes(&Record {
+                base: plain_base(),
+                body,
+            });
+        }
+    }
+}
+
+/// Every id kind with leading zeros (digits written at their fixed length, not trimmed) and
+/// at its extremes, in each place the writer puts one.
+#[test]
+fn ids_of_every_kind_with_leading_zeros_are_written_as_serde_writes_them() {
+    let mut low = [0u8; 12];
+    low[11] = 1;
+    let at = Timestamp::from_millis(1_767_323_045_678);
+    for (n, twelve) in [(1u64, low), (1 << 63, [0xff; 12]), (0x10, [0; 12])] {
+        let base = Base {
+            record_id: Some(RecordId {
+                random: n,
+                counter: n % 37,
+            }),
+            run_id: RunId(twelve),
+            operation_id: RunId(low),
+            segment_id: SegmentId(twelve),
+            segment_seq: 1,
+            trace_id: TraceId(u128::from(n)),
+            extra: None,
+        };
+        let bodies = [
+            Body::RunStart {
+                name: "n".into(),
+                root_primitive: "agent.run",
+                started_at: at,
+                attributes: Attributes::new(),
+                parent_run_id: Some(RunId(twelve)),
+                triggered_by_span_id: Some(SpanId(n)),
+                remote_parent_span_id: Some(SpanId(n >> 1)),
+            },
+            Body::RunResume {
+                resumed_at: at,
+                reason: "r".into(),
+                previous_segment_id: Some(SegmentId(low)),
+                attributes: Attributes::new(),
+            },
+            Body::SpanEvent {
+                span_id: SpanId(n),
+                event_id: EventId(n),
+                name: "e".into(),
+                timestamp: at,
+                attributes: Attributes::new(),
+            },
+            Body::Edge {
+                edge_id: EdgeId(n),
+                edge_type: "causal",
+                from: EdgeEnd::Run(RunId(twelve)),
+                to: EdgeEnd::Artifact(ArtifactId(n)),
+                created_at: at,
+                attributes: Attributes::new(),
+            },
+            Body::Artifact {
+                artifact_id: ArtifactId(n),
+                span_id: Some(SpanId(n)),
+                kind: "json",
+                created_at: at,
+                content_type: "application/json",
+                encoding: "json",
+                size_bytes: Some(n),
+                preview: None,
+            },
+        ];
+        for body in bodies {
+            same_bytes(&Record {
+                base: base.clone(),
+                body,
             });
         }
     }

@@ -9,6 +9,9 @@
 //! [`escape::string`]. Floats, JSON values and metrics, rare in records, are written by
 //! serde_json itself.
 
+use std::cell::Cell;
+use std::thread::LocalKey;
+
 use serde::Serialize;
 
 use super::{
@@ -18,6 +21,7 @@ use super::{
 use crate::attributes::{AttrValue, Attributes};
 use crate::clock::Timestamp;
 use crate::envelope::DeploymentIdentity;
+use crate::ids::{RunId, SegmentId, SpanId, TraceId};
 use crate::json_text;
 use crate::span_fields::SpanFields;
 use crate::taxonomy;
@@ -110,7 +114,14 @@ fn base(out: &mut Vec<u8>, b: &Base) {
         out.truncate(at + len);
         out.push(b'"');
     }
-    let run = b.run_id.digits();
+    thread_local! {
+        // Each starts as id 0 with its digits, so a lookup is right for any id.
+        static RUN: Cell<(RunId, [u8; 24])> = const { Cell::new((RunId([0; 12]), [b'0'; 24])) };
+        static SEGMENT: Cell<(SegmentId, [u8; 24])> =
+            const { Cell::new((SegmentId([0; 12]), [b'0'; 24])) };
+        static TRACE: Cell<(TraceId, [u8; 32])> = const { Cell::new((TraceId(0), [b'0'; 32])) };
+    }
+    let run = remembered(&RUN, b.run_id, RunId::digits);
     id(out, ",\"runId\":\"run_", run);
     // Mostly the run itself: its digits again.
     let operation = if b.operation_id == b.run_id {
@@ -119,10 +130,12 @@ fn base(out: &mut Vec<u8>, b: &Base) {
         b.operation_id.digits()
     };
     id(out, ",\"operationId\":\"run_", operation);
-    key_id!(out, "segmentId", "seg_", b.segment_id);
+    let segment = remembered(&SEGMENT, b.segment_id, SegmentId::digits);
+    id(out, ",\"segmentId\":\"seg_", segment);
     key!(out, "segmentSeq");
     json_text::unsigned(out, u64::from(b.segment_seq));
-    key_id!(out, "traceId", "", b.trace_id);
+    let trace = remembered(&TRACE, b.trace_id, TraceId::digits);
+    id(out, ",\"traceId\":\"", trace);
     if let Some(extra) = &b.extra {
         if let Some(c) = &extra.correlators {
             if let Some(v) = &c.session_id {
@@ -139,6 +152,27 @@ fn base(out: &mut Vec<u8>, b: &Base) {
             deployment(out, d);
         }
     }
+}
+
+/// `id`'s digits, from `slot` when it holds them: the last run, segment or trace id written
+/// on this thread. A batch's records share these (a request's twelve name one run, one
+/// trace and three segments, mostly in runs), and their 80 hex digits were the largest part
+/// of a record's text made from numbers.
+#[inline]
+fn remembered<I: Copy + PartialEq, const N: usize>(
+    slot: &'static LocalKey<Cell<(I, [u8; N])>>,
+    id: I,
+    digits: fn(&I) -> [u8; N],
+) -> [u8; N] {
+    let found = slot.try_with(|slot| match slot.get() {
+        (last, text) if last == id => text,
+        _ => {
+            let text = digits(&id);
+            slot.set((id, text));
+            text
+        }
+    });
+    found.unwrap_or_else(|_| digits(&id))
 }
 
 /// The record type (joined to the first key after it) and the body's fields.
@@ -168,7 +202,7 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
             if let Some(r) = remote_parent_span_id {
                 key_id!(out, "remoteParentSpanId", "", r);
             }
-            attrs(out, b, attributes);
+            attrs(out, b, attributes, &OwnSpan::NONE);
         }
         Body::RunSuspend {
             suspended_at,
@@ -179,7 +213,7 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
             key_time!(out, "suspendedAt", *suspended_at);
             key!(out, "reason");
             escape::string(out, reason);
-            attrs(out, b, attributes);
+            attrs(out, b, attributes, &OwnSpan::NONE);
         }
         Body::RunResume {
             resumed_at,
@@ -194,7 +228,7 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
             if let Some(p) = previous_segment_id {
                 key_id!(out, "previousSegmentId", "seg_", p);
             }
-            attrs(out, b, attributes);
+            attrs(out, b, attributes, &OwnSpan::NONE);
         }
         Body::RunEnd {
             ended_at,
@@ -213,7 +247,7 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
                 key!(out, "error");
                 error_summary(out, e);
             }
-            attrs(out, b, attributes);
+            attrs(out, b, attributes, &OwnSpan::NONE);
         }
         Body::SpanStart {
             span_id,
@@ -224,16 +258,13 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
             fields,
             attributes,
         } => {
-            id(
-                out,
-                ",\"type\":\"span:start\",\"spanId\":\"",
-                span_id.digits(),
-            );
+            let own = OwnSpan::new(*span_id);
+            id(out, ",\"type\":\"span:start\",\"spanId\":\"", own.digits);
             span_identity(out, parent_span_id.as_ref(), primitive, name);
             key_time!(out, "startedAt", *started_at);
             out.extend_from_slice(b",\"status\":\"running\"");
             span_fields(out, fields);
-            attrs(out, b, attributes);
+            attrs(out, b, attributes, &own);
         }
         Body::SpanEnd {
             span_id,
@@ -244,11 +275,8 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
             metrics,
             attributes,
         } => {
-            id(
-                out,
-                ",\"type\":\"span:end\",\"spanId\":\"",
-                span_id.digits(),
-            );
+            let own = OwnSpan::new(*span_id);
+            id(out, ",\"type\":\"span:end\",\"spanId\":\"", own.digits);
             key_time!(out, "endedAt", *ended_at);
             key!(out, "durationMs");
             json_text::unsigned(out, *duration_ms);
@@ -262,7 +290,7 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
                 key!(out, "error");
                 error_summary(out, e);
             }
-            attrs(out, b, attributes);
+            attrs(out, b, attributes, &own);
         }
         Body::Span(span) => {
             let FinishedSpan {
@@ -279,7 +307,8 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
                 metrics,
                 attributes,
             } = &**span;
-            id(out, ",\"type\":\"span\",\"spanId\":\"", span_id.digits());
+            let own = OwnSpan::new(*span_id);
+            id(out, ",\"type\":\"span\",\"spanId\":\"", own.digits);
             span_identity(out, parent_span_id.as_ref(), primitive, name);
             key_time!(out, "startedAt", *started_at);
             key_time!(out, "endedAt", *ended_at);
@@ -296,7 +325,7 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
                 key!(out, "error");
                 error_summary(out, e);
             }
-            attrs(out, b, attributes);
+            attrs(out, b, attributes, &own);
         }
         Body::SpanEvent {
             span_id,
@@ -305,16 +334,13 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
             timestamp,
             attributes,
         } => {
-            id(
-                out,
-                ",\"type\":\"span:event\",\"spanId\":\"",
-                span_id.digits(),
-            );
+            let own = OwnSpan::new(*span_id);
+            id(out, ",\"type\":\"span:event\",\"spanId\":\"", own.digits);
             key_id!(out, "eventId", "event_", event_id);
             key!(out, "name");
             escape::string(out, name);
             key_time!(out, "timestamp", *timestamp);
-            attrs(out, b, attributes);
+            attrs(out, b, attributes, &own);
         }
         Body::Edge {
             edge_id,
@@ -336,7 +362,7 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
             key!(out, "to");
             edge_end(out, to);
             key_time!(out, "createdAt", *created_at);
-            attrs(out, b, attributes);
+            attrs(out, b, attributes, &OwnSpan::NONE);
         }
         Body::Artifact {
             artifact_id,
@@ -375,14 +401,39 @@ fn body(out: &mut Vec<u8>, b: &Base, body: &Body) {
     }
 }
 
+/// A span record's own span id and its digits: a boundary's attributes name it again
+/// (`boundaryId`, `boundarySpanId`, the stack's last entry), copied from these.
+struct OwnSpan {
+    id: SpanId,
+    digits: [u8; 16],
+}
+
+impl OwnSpan {
+    /// For records of no span: id 0 with its digits, so `digits_of` is right for any id.
+    const NONE: OwnSpan = OwnSpan {
+        id: SpanId(0),
+        digits: *b"0000000000000000",
+    };
+
+    fn new(id: SpanId) -> Self {
+        Self {
+            id,
+            digits: id.digits(),
+        }
+    }
+
+    fn digits_of(&self, id: SpanId) -> [u8; 16] {
+        if id == self.id {
+            self.digits
+        } else {
+            id.digits()
+        }
+    }
+}
+
 /// `parentSpanId` (`null` for a root span), `family` (`null` outside the taxonomy),
 /// `primitive` and `name`: the same four keys in `span:start` and `span`.
-fn span_identity(
-    out: &mut Vec<u8>,
-    parent: Option<&crate::ids::SpanId>,
-    primitive: &'static str,
-    name: &str,
-) {
+fn span_identity(out: &mut Vec<u8>, parent: Option<&SpanId>, primitive: &'static str, name: &str) {
     match parent {
         Some(p) => key_id!(out, "parentSpanId", "", p),
         None => out.extend_from_slice(b",\"parentSpanId\":null"),
@@ -489,7 +540,7 @@ fn edge_end(out: &mut Vec<u8>, end: &EdgeEnd) {
 
 /// `,"attributes":{...}` when the record writes any (`written_attributes`: the same rule,
 /// correlator metadata included, as the serde writer).
-fn attrs(out: &mut Vec<u8>, b: &Base, a: &Attributes) {
+fn attrs(out: &mut Vec<u8>, b: &Base, a: &Attributes, own: &OwnSpan) {
     let Some(all) = written_attributes(b, a) else {
         return;
     };
@@ -499,25 +550,25 @@ fn attrs(out: &mut Vec<u8>, b: &Base, a: &Attributes) {
             out.push(b',');
         }
         escape::key(out, k);
-        attr_value(out, v);
+        attr_value(out, v, own);
     }
     out.push(b'}');
 }
 
-fn attr_value(out: &mut Vec<u8>, v: &AttrValue) {
+fn attr_value(out: &mut Vec<u8>, v: &AttrValue, own: &OwnSpan) {
     match v {
         AttrValue::Str(s) => escape::string(out, s),
         AttrValue::Int(n) => json_text::signed(out, *n),
         AttrValue::Bool(true) => out.extend_from_slice(b"true"),
         AttrValue::Bool(false) => out.extend_from_slice(b"false"),
-        AttrValue::SpanId(s) => id(out, "\"", s.digits()),
+        AttrValue::SpanId(s) => id(out, "\"", own.digits_of(*s)),
         AttrValue::SpanIds(ids) => {
             out.push(b'[');
             for (i, s) in ids.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                id(out, "\"", s.digits());
+                id(out, "\"", own.digits_of(*s));
             }
             out.push(b']');
         }
