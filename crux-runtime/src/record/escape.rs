@@ -61,9 +61,43 @@ fn short<const COLON: bool>(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
     true
 }
 
+/// The longest text [`medium`] writes.
+const MEDIUM: usize = 48;
+
+/// A text of 17 to 48 bytes with nothing to escape (primitives, event names), quoted, as
+/// [`short`] writes shorter ones: its whole words, then the last eight bytes overlapping
+/// them, each checked and placed in a fixed array appended whole and cut back.
+fn medium(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
+    let n = bytes.len();
+    if !(SHORT + 1..=MEDIUM).contains(&n) {
+        return false;
+    }
+    let mut buf = [0u8; MEDIUM + 2];
+    let mut hits = 0;
+    for (i, word) in bytes.chunks_exact(8).enumerate() {
+        hits |= specials(u64::from_le_bytes(word.try_into().unwrap_or_default()));
+        buf[1 + 8 * i..9 + 8 * i].copy_from_slice(word);
+    }
+    let last: [u8; 8] = bytes[n - 8..].try_into().unwrap_or_default();
+    hits |= specials(u64::from_le_bytes(last));
+    if hits != 0 {
+        return false;
+    }
+    buf[0] = b'"';
+    buf[n - 7..n + 1].copy_from_slice(&last);
+    buf[n + 1] = b'"';
+    let at = out.len();
+    out.extend_from_slice(&buf);
+    out.truncate(at + n + 2);
+    true
+}
+
 /// Any text: the first byte to escape found a word at a time, the runs between escapes
 /// copied whole.
 fn any(out: &mut Vec<u8>, bytes: &[u8]) {
+    if medium(out, bytes) {
+        return;
+    }
     let Some(first) = special_at(bytes) else {
         // Most strings (names, keys, ids): one copy.
         out.reserve(bytes.len() + 2);
@@ -147,7 +181,8 @@ mod tests {
 
     #[test]
     fn texts_of_every_short_length_are_written_as_serde_writes_them() {
-        // 0 to 20 bytes: the byte path, both word pairs of `short` and past it; every byte
+        // 0 to 52 bytes: the byte path, both word pairs of `short`, `medium`'s words and
+        // past them; every byte
         // (and multi-byte characters) in every position, where the two words overlap too;
         // as a value and as a key (`:` after it).
         let check = |s: &str| {
@@ -162,7 +197,7 @@ mod tests {
             expected.push(b':');
             assert_eq!(out, expected, "{s:?}");
         };
-        let base = "abcdefghijklmnopqrst";
+        let base = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOP";
         for len in 0..=base.len() {
             let text = &base[..len];
             check(text);
