@@ -66,16 +66,46 @@ impl Timestamp {
     /// `Date` cannot hold either) is written as that instant.
     #[inline]
     pub fn to_iso_bytes(self) -> [u8; 24] {
-        // The date changes once a day: its text is kept per thread, and the time of day is
-        // written from the seconds, two digits a step. (A cache of the last whole second
-        // missed on most records: a boundary's events carry their time and a lease minutes
-        // later, one after the other.)
+        // Timestamps written one after another mostly fall in one of two seconds: records
+        // made together carry now, and a boundary's events a lease minutes later too. The
+        // last two seconds' texts are kept per thread, the later first, and only the
+        // milliseconds are written.
+        type Second = std::cell::Cell<(u64, [u8; 24])>;
+        thread_local! {
+            // `u64::MAX` is never a second of a time `to_iso_bytes` writes.
+            static SECONDS: [Second; 2] =
+                const { [const { Second::new((u64::MAX, [0; 24])) }; 2] };
+        }
+        let at = self.0.min(Self::LAST_ISO);
+        let (secs, ms) = (at / 1000, at % 1000);
+        let kept = SECONDS.try_with(|[last, before]| {
+            let (second, text) = last.get();
+            if second == secs {
+                return text;
+            }
+            let (second, text) = before.get();
+            if second == secs {
+                return text;
+            }
+            let text = Self::second_text(secs);
+            before.set(last.get());
+            last.set((secs, text));
+            text
+        });
+        let mut b = kept.unwrap_or_else(|_| Self::second_text(secs));
+        b[20] = b'0' + (ms / 100) as u8;
+        b[21..23].copy_from_slice(&json_text::pair(ms % 100));
+        b
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS.000Z` for a whole second since the epoch.
+    fn second_text(secs: u64) -> [u8; 24] {
+        // The date changes once a day: its text is kept per thread too, and the time of day
+        // is written from the seconds, two digits a step.
         thread_local! {
             static LAST_DAY: std::cell::Cell<(u64, [u8; 10])> =
                 const { std::cell::Cell::new((u64::MAX, [0; 10])) };
         }
-        let at = self.0.min(Self::LAST_ISO);
-        let (secs, ms) = (at / 1000, at % 1000);
         let (days, sod) = (secs / 86_400, secs % 86_400);
         let date = match LAST_DAY.try_with(std::cell::Cell::get) {
             Ok((last, text)) if last == days => text,
@@ -90,8 +120,6 @@ impl Timestamp {
         b[11..13].copy_from_slice(&json_text::pair(sod / 3600));
         b[14..16].copy_from_slice(&json_text::pair(sod / 60 % 60));
         b[17..19].copy_from_slice(&json_text::pair(sod % 60));
-        b[20] = b'0' + (ms / 100) as u8;
-        b[21..23].copy_from_slice(&json_text::pair(ms % 100));
         b
     }
 
@@ -388,6 +416,35 @@ mod tests {
         for ms in [0, 86_400_000, 999, 86_399_999, 86_400_001, 1] {
             let text = Timestamp::from_millis(ms).to_iso_bytes();
             assert_eq!(std::str::from_utf8(&text).unwrap(), formatted(ms), "{ms}");
+        }
+    }
+
+    #[test]
+    fn seconds_written_in_turn_are_written_as_the_calendar_says() {
+        // Two, then three seconds in turn (more than are kept), on one day and on two, in
+        // orders that reuse each kept second and push each out.
+        let a = 1_767_323_045_678;
+        let b = a + 660_000; // a lease, minutes later
+        let c = a + 86_400_000 + 1; // the next day
+        let d = a - 1_000; // the second before
+        let orders: [&[u64]; 5] = [
+            &[a, b, a, b, a + 1, b + 998],
+            &[a, b, c, a, c, b, c, d, a, d],
+            &[c, c, a, a, b, b, c, d, d],
+            &[d, a, b, c, d, a, b, c],
+            &[0, 999, 1_000, 0, 86_400_000, 999],
+        ];
+        for order in orders {
+            // A fresh thread each: nothing kept from the others.
+            let order = order.to_vec();
+            std::thread::spawn(move || {
+                for ms in order {
+                    let text = Timestamp::from_millis(ms).to_iso_bytes();
+                    assert_eq!(std::str::from_utf8(&text).unwrap(), formatted(ms), "{ms}");
+                }
+            })
+            .join()
+            .unwrap();
         }
     }
 
