@@ -573,13 +573,50 @@ fn attr_value(out: &mut Vec<u8>, v: &AttrValue, own: &OwnSpan) {
             out.push(b']');
         }
         AttrValue::Timestamp(t) => time(out, "\"", *t),
-        // Floats (ryu, non-finite as `null`) and JSON values: serde_json's own text.
-        AttrValue::Float(_) | AttrValue::Json(_) | AttrValue::SharedJson(_) => by_serde(out, v),
+        AttrValue::Json(j) => json_value(out, j),
+        AttrValue::SharedJson(j) => json_value(out, j),
+        // Floats (ryu, non-finite as `null`): serde_json's own text.
+        AttrValue::Float(_) => by_serde(out, v),
     }
 }
 
-/// `value` as serde_json writes it: for the rare values whose text is its (floats, JSON
-/// values, metrics).
+/// A JSON value as serde_json writes it: its structure, strings and keys here (a
+/// boundary's `presentation` is on every boundary span), numbers by serde_json (its float
+/// text, and whatever its features make of a number's text).
+fn json_value(out: &mut Vec<u8>, v: &serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => by_serde(out, n),
+        Value::String(s) => escape::string(out, s),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json_value(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(entries) => {
+            out.push(b'{');
+            for (i, (k, item)) in entries.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                escape::key(out, k);
+                json_value(out, item);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+/// `value` as serde_json writes it: for the rare values whose text is its (floats,
+/// numbers in JSON values, metrics).
 fn by_serde(out: &mut Vec<u8>, value: &impl Serialize) {
     // Into a `Vec` nothing fails: no I/O, and these values have string keys only (a value
     // that could fail would leave a cut text behind: the assertion is for a future one).
