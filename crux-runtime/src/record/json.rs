@@ -42,9 +42,9 @@ fn id<const N: usize>(out: &mut Vec<u8>, head: &'static str, digits: [u8; N]) {
 
 /// `head` (literal bytes ending in an opening quote), `value` (an id's digits, a time's
 /// text) and the closing quote, put together in a fixed array that is appended whole and
-/// cut back: one capacity check instead of three. Every `head` is a literal of at most 47
-/// bytes (the longest, an artifact record's type and id key, is 42); the writer's tests
-/// reach each one.
+/// cut back: one capacity check instead of three. Every `head` is a literal short enough for
+/// head, value and quote to fit the 64 bytes (the longest: an artifact record's type and id
+/// key, 42 + 16 + 1); the writer's tests reach each one.
 #[inline(always)]
 fn quoted<const N: usize>(out: &mut Vec<u8>, head: &'static str, value: &[u8; N]) {
     let head = head.as_bytes();
