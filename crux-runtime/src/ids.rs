@@ -444,12 +444,24 @@ impl RecordId {
 
     /// Its wire text, left-aligned in a fixed array, and its length: a writer copies the
     /// whole array (a fixed-size copy, no call to `memcpy`) and keeps `len` bytes of it.
-    #[inline]
     pub(crate) fn text(&self) -> ([u8; Self::MAX_TEXT], usize) {
+        self.text_with(self.random_digits())
+    }
+
+    /// The 16 hex digits of its random part: the same for every record of a pipeline, so a
+    /// writer may keep them ([`text_with`](Self::text_with)).
+    #[inline]
+    pub(crate) fn random_digits(&self) -> [u8; 16] {
+        hex::encode_u64(self.random)
+    }
+
+    /// [`text`](Self::text), given its random part's digits.
+    #[inline]
+    pub(crate) fn text_with(&self, random_digits: [u8; 16]) -> ([u8; Self::MAX_TEXT], usize) {
         const BASE36: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
         let mut b = [0u8; Self::MAX_TEXT];
         b[..4].copy_from_slice(b"rec_");
-        b[4..20].copy_from_slice(&hex::encode_u64(self.random));
+        b[4..20].copy_from_slice(&random_digits);
         b[20] = b'_';
         // The counter's digits counted first, so they are written left-aligned, last first.
         let mut len = 22;

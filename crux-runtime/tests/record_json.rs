@@ -701,8 +701,8 @@ fn shared_lists_with_own_overrides_and_colliding_metadata_are_written_as_serde_w
     }
 }
 
-/// The run, segment and trace ids picked from small pools (the all-zero ids, leading zeros,
-/// all ones), so records one after another name the same ones, alternate between them and
+/// The run, segment and trace ids and record ids' random parts picked from small pools (the
+/// all-zero ids, leading zeros, all ones), so records one after another name the same ones, alternate between them and
 /// change one at a time, as a batch's records do (the writer remembers the last of each per
 /// thread). A fresh thread first, whose first record names the zero ids.
 #[test]
@@ -715,11 +715,21 @@ fn records_naming_the_same_ids_in_turn_are_written_as_serde_writes_them() {
         let runs = [RunId([0; 12]), RunId(low), RunId([0xff; 12]), RunId(high)];
         let segments = [SegmentId([0; 12]), SegmentId(low), SegmentId([0xab; 12])];
         let traces = [TraceId(0), TraceId(1), TraceId(u128::MAX), TraceId(1 << 64)];
+        let randoms = [0, 1, u64::MAX, 0x00f0_67aa_0ba9_02b7];
         let mut rng = Rng(seed);
         for i in 0..3000u64 {
             let first = i == 0;
             let run = if first { runs[0] } else { rng.pick(&runs) };
+            let record_id = RecordId {
+                random: if first {
+                    randoms[0]
+                } else {
+                    rng.pick(&randoms)
+                },
+                counter: rng.below(100_000),
+            };
             let base = Base {
+                record_id: (first || !rng.chance(4)).then_some(record_id),
                 run_id: run,
                 operation_id: if !first && rng.chance(3) {
                     rng.pick(&runs)

@@ -21,7 +21,8 @@ use super::{
 use crate::attributes::{AttrValue, Attributes};
 use crate::clock::Timestamp;
 use crate::envelope::DeploymentIdentity;
-use crate::ids::{RunId, SegmentId, SpanId, TraceId};
+use crate::hex;
+use crate::ids::{RecordId, RunId, SegmentId, SpanId, TraceId};
 use crate::json_text;
 use crate::span_fields::SpanFields;
 use crate::taxonomy;
@@ -120,21 +121,28 @@ impl Record {
 }
 
 fn base(out: &mut Vec<u8>, b: &Base) {
-    if let Some(id) = &b.record_id {
-        out.extend_from_slice(b",\"recordId\":\"");
-        // The whole fixed array (a copy of known size), then back to the id's length.
-        let (text, len) = id.text();
-        let at = out.len();
-        out.extend_from_slice(&text);
-        out.truncate(at + len);
-        out.push(b'"');
-    }
     thread_local! {
         // Each starts as id 0 with its digits, so a lookup is right for any id.
+        static RECORD_RANDOM: Cell<(u64, [u8; 16])> = const { Cell::new((0, [b'0'; 16])) };
         static RUN: Cell<(RunId, [u8; 24])> = const { Cell::new((RunId([0; 12]), [b'0'; 24])) };
         static SEGMENT: Cell<(SegmentId, [u8; 24])> =
             const { Cell::new((SegmentId([0; 12]), [b'0'; 24])) };
         static TRACE: Cell<(TraceId, [u8; 32])> = const { Cell::new((TraceId(0), [b'0'; 32])) };
+    }
+    if let Some(id) = &b.record_id {
+        // A pipeline's records share the random part.
+        let random = remembered(&RECORD_RANDOM, id.random, |r| hex::encode_u64(*r));
+        let (text, len) = id.text_with(random);
+        // The key, the whole fixed array (a copy of known size) and a quote, then back to
+        // the id's length and its quote.
+        const HEAD: &[u8; 13] = b",\"recordId\":\"";
+        let mut buf = [b'"'; HEAD.len() + RecordId::MAX_TEXT + 1];
+        buf[..HEAD.len()].copy_from_slice(HEAD);
+        buf[HEAD.len()..HEAD.len() + RecordId::MAX_TEXT].copy_from_slice(&text);
+        buf[HEAD.len() + len] = b'"';
+        let at = out.len();
+        out.extend_from_slice(&buf);
+        out.truncate(at + HEAD.len() + len + 1);
     }
     let run = remembered(&RUN, b.run_id, RunId::digits);
     id(out, ",\"runId\":\"run_", run);
@@ -169,8 +177,8 @@ fn base(out: &mut Vec<u8>, b: &Base) {
     }
 }
 
-/// `id`'s digits, from `slot` when it holds them: the last run, segment or trace id written
-/// on this thread. A batch's records share these (a request's twelve name one run, one
+/// `id`'s digits, from `slot` when it holds them: the last run, segment or trace id (or a
+/// record id's random part) written on this thread. A batch's records share these (a request's twelve name one run, one
 /// trace and three segments, mostly in runs), and their 80 hex digits were the largest part
 /// of a record's text made from numbers.
 #[inline]
