@@ -68,7 +68,8 @@ impl Timestamp {
     pub fn to_iso_bytes(self) -> [u8; 24] {
         // Timestamps written one after another mostly fall in one of two seconds: records
         // made together carry now, and a boundary's events a lease minutes later too. The
-        // last two seconds' texts are kept per thread, the later first, and only the
+        // last two seconds' texts are kept per thread (the one added last is looked at first; a
+        // hit does not reorder them), and only the
         // milliseconds are written.
         type Second = std::cell::Cell<(u64, [u8; 24])>;
         thread_local! {

@@ -130,6 +130,7 @@ impl IdBuf {
     }
 
     fn push_digits(&mut self, digits: &[u8]) {
+        debug_assert!(digits.is_ascii(), "as_str relies on ASCII digits");
         self.buf[self.len..self.len + digits.len()].copy_from_slice(digits);
         self.len += digits.len();
     }

@@ -910,3 +910,109 @@ fn ids_of_every_kind_with_leading_zeros_are_written_as_serde_writes_them() {
         }
     }
 }
+
+/// A span record naming `primitive`, its other fields fixed.
+fn span_start_of(primitive: &'static str) -> Record {
+    Record {
+        base: Base {
+            record_id: None,
+            run_id: RunId([1; 12]),
+            operation_id: RunId([1; 12]),
+            segment_id: SegmentId([3; 12]),
+            segment_seq: 1,
+            trace_id: TraceId(4),
+            extra: None,
+        },
+        body: Body::SpanStart {
+            span_id: SpanId(9),
+            parent_span_id: None,
+            primitive,
+            name: "n".into(),
+            started_at: Timestamp::from_millis(1),
+            fields: SpanFields::new(),
+            attributes: Attributes::new(),
+        },
+    }
+}
+
+#[test]
+fn a_primitives_family_follows_its_text_not_only_its_address() {
+    // "run" (family `run`) starts where "runtime.convex.action" (family `runtime`) does: the
+    // writer's per-thread family cache must tell the two apart (by length as well).
+    let whole: &'static str = Box::leak(String::from("runtime.convex.action").into_boxed_str());
+    let (prefix, not_canonical) = (&whole[..3], &whole[..7]);
+    for primitive in [
+        whole,
+        prefix,
+        not_canonical,
+        whole,
+        not_canonical,
+        prefix,
+        prefix,
+        whole,
+    ] {
+        let record = span_start_of(primitive);
+        same_bytes(&record);
+        let mut out = Vec::new();
+        record.write_json(&mut out);
+        let written: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            written["family"],
+            json!(crux_runtime::taxonomy::family_of(primitive)),
+            "{primitive}"
+        );
+    }
+}
+
+/// ISO-8601 text computed independently of `Timestamp` (Hinnant's `civil_from_days`), so a
+/// fault in its formatting or its per-thread caches, which the serde writer shares, shows.
+fn iso_independently(ms: u64) -> String {
+    let ms = ms.min(253_402_300_799_999);
+    let (secs, milli) = (ms / 1000, ms % 1000);
+    let (days, second_of_day) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z",
+        second_of_day / 3600,
+        second_of_day / 60 % 60,
+        second_of_day % 60
+    )
+}
+
+#[test]
+fn times_in_turn_back_and_forth_and_across_days_are_written_right() {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let anchors = [
+        0u64,
+        86_399_999,
+        951_782_399_500,
+        1_767_225_599_999,
+        1_767_323_045_678,
+        253_402_300_799_999,
+        u64::MAX,
+    ];
+    for _ in 0..50_000 {
+        let r = rng.next();
+        let anchor = anchors[(r % anchors.len() as u64) as usize];
+        let ms = match (r >> 8) % 4 {
+            0 => anchor,
+            1 => anchor.saturating_sub((r >> 16) % 3000),
+            2 => anchor.saturating_add((r >> 16) % 3000),
+            _ => (r >> 16) % 300_000_000_000_000,
+        };
+        let text = Timestamp::from_millis(ms).to_iso_bytes();
+        assert_eq!(
+            std::str::from_utf8(&text).unwrap(),
+            iso_independently(ms),
+            "{ms}"
+        );
+    }
+}

@@ -6,8 +6,8 @@
 //! fixed (the record type, an id's quote and prefix); ids and times are written from their
 //! integer form at their fixed length (copies of known size, no intermediate text);
 //! statuses and integers without serde's generic serializer; strings go through
-//! [`escape::string`]. Floats, JSON values and metrics, rare in records, are written by
-//! serde_json itself.
+//! [`escape::string`]; JSON attribute values are walked here, their numbers (and floats and
+//! metrics, rare in records) written by serde_json itself.
 
 use std::cell::Cell;
 use std::thread::LocalKey;
@@ -43,12 +43,19 @@ fn id<const N: usize>(out: &mut Vec<u8>, head: &'static str, digits: [u8; N]) {
 
 /// `head` (literal bytes ending in an opening quote), `value` (an id's digits, a time's
 /// text) and the closing quote, put together in a fixed array that is appended whole and
-/// cut back: one capacity check instead of three. Every `head` is a literal short enough for
-/// head, value and quote to fit the 64 bytes (the longest: an artifact record's type and id
-/// key, 42 + 16 + 1); the writer's tests reach each one.
+/// cut back: one capacity check instead of three. Every `head` today is a literal short
+/// enough for head, value and quote to fit the 64 bytes (the longest: an artifact record's
+/// type and id key, 42 + 16 + 1); a longer one added later takes the three appends instead
+/// (the length test folds away for a literal head).
 #[inline(always)]
 fn quoted<const N: usize>(out: &mut Vec<u8>, head: &'static str, value: &[u8; N]) {
     let head = head.as_bytes();
+    if head.len() + N + 1 > 64 {
+        out.extend_from_slice(head);
+        out.extend_from_slice(value);
+        out.push(b'"');
+        return;
+    }
     let mut buf = [0u8; 64];
     buf[..head.len()].copy_from_slice(head);
     buf[head.len()..head.len() + N].copy_from_slice(value);
