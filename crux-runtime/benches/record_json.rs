@@ -12,6 +12,9 @@
 //! `completed` events with the boundary's attributes), built through the public API into
 //! a `Memory` sink. `CRUX_RECORD_JSON_ROUNDS=N` skips divan and encodes the set N times
 //! with the writer named by `CRUX_RECORD_JSON_WRITER` (`serde` or `direct`): for callgrind.
+//! `CRUX_RECORD_JSON_KIND=span:end` (a record type) keeps only the records of that type in
+//! those rounds, for a count per kind; `CRUX_RECORD_JSON_PRINT=1` prints the set as JSON
+//! Lines and exits.
 
 use std::hint::black_box;
 use std::sync::OnceLock;
@@ -31,10 +34,14 @@ fn main() {
         .and_then(|n| n.parse::<usize>().ok())
     {
         let direct = std::env::var("CRUX_RECORD_JSON_WRITER").as_deref() != Ok("serde");
-        let records = served_records();
+        let kind = std::env::var("CRUX_RECORD_JSON_KIND").ok();
+        let records: Vec<&Record> = served_records()
+            .iter()
+            .filter(|r| kind.as_deref().is_none_or(|k| r.kind() == k))
+            .collect();
         let mut out = Vec::with_capacity(4096);
         for _ in 0..rounds {
-            for r in records {
+            for r in &records {
                 out.clear();
                 if direct {
                     r.write_json(&mut out);
@@ -56,6 +63,12 @@ fn main() {
         return;
     }
     let records = served_records();
+    if std::env::var_os("CRUX_RECORD_JSON_PRINT").is_some() {
+        for r in records {
+            println!("{}", serde_json::to_string(r).unwrap());
+        }
+        return;
+    }
     let bytes: usize = records
         .iter()
         .map(|r| serde_json::to_vec(r).unwrap().len())

@@ -12,6 +12,8 @@ use std::str::FromStr;
 
 use serde::{Serialize, Serializer};
 
+use crate::json_text;
+
 /// Milliseconds since the Unix epoch, UTC.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Timestamp(u64);
@@ -62,48 +64,76 @@ impl Timestamp {
 
     /// The 24-byte ISO-8601 form; a time after 9999-12-31T23:59:59.999Z (which JavaScript's
     /// `Date` cannot hold either) is written as that instant.
+    #[inline]
     pub fn to_iso_bytes(self) -> [u8; 24] {
-        // The date and time of day change once a second, and timestamps written one after
-        // another mostly fall in the same second: the last second's text is kept per
-        // thread, and only the milliseconds are written.
+        // Timestamps written one after another mostly fall in one of two seconds: records
+        // made together carry now, and a boundary's events a lease minutes later too. The
+        // last two seconds' texts are kept per thread (the one added last is looked at first; a
+        // hit does not reorder them), and only the
+        // milliseconds are written.
+        type Second = std::cell::Cell<(u64, [u8; 24])>;
         thread_local! {
-            static LAST_SECOND: std::cell::Cell<(u64, [u8; 24])> =
-                const { std::cell::Cell::new((u64::MAX, [0; 24])) };
+            // `u64::MAX` is never a second of a time `to_iso_bytes` writes.
+            static SECONDS: [Second; 2] =
+                const { [const { Second::new((u64::MAX, [0; 24])) }; 2] };
         }
         let at = self.0.min(Self::LAST_ISO);
         let (secs, ms) = (at / 1000, at % 1000);
-        let mut b = match LAST_SECOND.try_with(std::cell::Cell::get) {
-            Ok((last, text)) if last == secs => text,
-            _ => {
-                let text = Self::second_text(secs);
-                let _ = LAST_SECOND.try_with(|last| last.set((secs, text)));
-                text
+        let kept = SECONDS.try_with(|[last, before]| {
+            let (second, text) = last.get();
+            if second == secs {
+                return text;
             }
-        };
+            let (second, text) = before.get();
+            if second == secs {
+                return text;
+            }
+            let text = Self::second_text(secs);
+            before.set(last.get());
+            last.set((secs, text));
+            text
+        });
+        let mut b = kept.unwrap_or_else(|_| Self::second_text(secs));
         b[20] = b'0' + (ms / 100) as u8;
-        b[21] = b'0' + (ms / 10 % 10) as u8;
-        b[22] = b'0' + (ms % 10) as u8;
+        b[21..23].copy_from_slice(&json_text::pair(ms % 100));
         b
     }
 
     /// `YYYY-MM-DDTHH:MM:SS.000Z` for a whole second since the epoch.
     fn second_text(secs: u64) -> [u8; 24] {
+        // The date changes once a day: its text is kept per thread too, and the time of day
+        // is written from the seconds, two digits a step.
+        thread_local! {
+            static LAST_DAY: std::cell::Cell<(u64, [u8; 10])> =
+                const { std::cell::Cell::new((u64::MAX, [0; 10])) };
+        }
         let (days, sod) = (secs / 86_400, secs % 86_400);
-        let (y, m, d) = civil_from_days(days as i64);
-        let mut b = *b"0000-00-00T00:00:00.000Z";
-        let put = |b: &mut [u8; 24], at: usize, width: usize, mut v: u64| {
-            for i in (0..width).rev() {
-                b[at + i] = b'0' + (v % 10) as u8;
-                v /= 10;
+        let date = match LAST_DAY.try_with(std::cell::Cell::get) {
+            Ok((last, text)) if last == days => text,
+            _ => {
+                let text = Self::date_text(days);
+                let _ = LAST_DAY.try_with(|last| last.set((days, text)));
+                text
             }
         };
+        let mut b = *b"0000-00-00T00:00:00.000Z";
+        b[..10].copy_from_slice(&date);
+        b[11..13].copy_from_slice(&json_text::pair(sod / 3600));
+        b[14..16].copy_from_slice(&json_text::pair(sod / 60 % 60));
+        b[17..19].copy_from_slice(&json_text::pair(sod % 60));
+        b
+    }
+
+    /// `YYYY-MM-DD` for a day since the epoch.
+    fn date_text(days: u64) -> [u8; 10] {
+        let (y, m, d) = civil_from_days(days as i64);
         // `to_iso_bytes` saturates at 9999-12-31: the year has four digits.
-        put(&mut b, 0, 4, y as u64);
-        put(&mut b, 5, 2, u64::from(m));
-        put(&mut b, 8, 2, u64::from(d));
-        put(&mut b, 11, 2, sod / 3600);
-        put(&mut b, 14, 2, sod % 3600 / 60);
-        put(&mut b, 17, 2, sod % 60);
+        let y = y as u64;
+        let mut b = *b"0000-00-00";
+        b[..2].copy_from_slice(&json_text::pair(y / 100));
+        b[2..4].copy_from_slice(&json_text::pair(y % 100));
+        b[5..7].copy_from_slice(&json_text::pair(u64::from(m)));
+        b[8..10].copy_from_slice(&json_text::pair(u64::from(d)));
         b
     }
 }
@@ -340,6 +370,83 @@ mod tests {
             Timestamp::from_millis(86_400_999).to_string(),
             "1970-01-02T00:00:00.999Z"
         );
+    }
+
+    /// The text from the calendar conversion and `format!`, nothing kept.
+    fn formatted(ms: u64) -> String {
+        let ms = ms.min(Timestamp::LAST_ISO);
+        let (secs, milli) = (ms / 1000, ms % 1000);
+        let (days, sod) = (secs / 86_400, secs % 86_400);
+        let (y, m, d) = civil_from_days(days as i64);
+        let (h, mi, s) = (sod / 3600, sod / 60 % 60, sod % 60);
+        format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
+    }
+
+    #[test]
+    fn every_field_boundary_is_written_as_the_calendar_says() {
+        // Each instant, the millisecond before and after: second, minute, hour, day,
+        // month, year, leap day and century boundaries, the first and last instants.
+        let instants: [u64; 12] = [
+            0,
+            1_767_323_045_000,   // 2026-01-02T03:04:05
+            1_767_323_040_000,   // 2026-01-02T03:04:00
+            1_767_322_800_000,   // 2026-01-02T03:00:00
+            1_767_312_000_000,   // 2026-01-02T00:00:00
+            1_769_904_000_000,   // 2026-02-01
+            1_767_225_600_000,   // 2026-01-01
+            951_782_400_000,     // 2000-02-29
+            951_868_800_000,     // 2000-03-01
+            4_107_542_400_000,   // 2100-03-01 (2100 is no leap year)
+            946_684_800_000,     // 2000-01-01
+            253_402_300_799_000, // 9999-12-31T23:59:59
+        ];
+        for at in instants {
+            for ms in [at.saturating_sub(1), at, at + 1, at + 999] {
+                let text = Timestamp::from_millis(ms).to_iso_bytes();
+                assert_eq!(std::str::from_utf8(&text).unwrap(), formatted(ms), "{ms}");
+            }
+        }
+        // Days a step over the whole range (every year's dates, the kept date replaced on
+        // each), then back and forth between two days, as records alternate.
+        let mut ms = 0;
+        while ms <= Timestamp::LAST_ISO {
+            let text = Timestamp::from_millis(ms).to_iso_bytes();
+            assert_eq!(std::str::from_utf8(&text).unwrap(), formatted(ms), "{ms}");
+            ms += 86_400_000 * 13 + 3_723_456;
+        }
+        for ms in [0, 86_400_000, 999, 86_399_999, 86_400_001, 1] {
+            let text = Timestamp::from_millis(ms).to_iso_bytes();
+            assert_eq!(std::str::from_utf8(&text).unwrap(), formatted(ms), "{ms}");
+        }
+    }
+
+    #[test]
+    fn seconds_written_in_turn_are_written_as_the_calendar_says() {
+        // Two, then three seconds in turn (more than are kept), on one day and on two, in
+        // orders that reuse each kept second and push each out.
+        let a = 1_767_323_045_678;
+        let b = a + 660_000; // a lease, minutes later
+        let c = a + 86_400_000 + 1; // the next day
+        let d = a - 1_000; // the second before
+        let orders: [&[u64]; 5] = [
+            &[a, b, a, b, a + 1, b + 998],
+            &[a, b, c, a, c, b, c, d, a, d],
+            &[c, c, a, a, b, b, c, d, d],
+            &[d, a, b, c, d, a, b, c],
+            &[0, 999, 1_000, 0, 86_400_000, 999],
+        ];
+        for order in orders {
+            // A fresh thread each: nothing kept from the others.
+            let order = order.to_vec();
+            std::thread::spawn(move || {
+                for ms in order {
+                    let text = Timestamp::from_millis(ms).to_iso_bytes();
+                    assert_eq!(std::str::from_utf8(&text).unwrap(), formatted(ms), "{ms}");
+                }
+            })
+            .join()
+            .unwrap();
+        }
     }
 
     #[test]

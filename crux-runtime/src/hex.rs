@@ -55,6 +55,35 @@ pub(crate) fn encode4(bytes: [u8; 4]) -> [u8; 8] {
     (nibbles + ONES * u64::from(b'0') + letter * u64::from(b'a' - b'0' - 10)).to_le_bytes()
 }
 
+/// The 16 lowercase hex digits of `n` (most significant first): a span id, an 8-byte id.
+#[inline(always)]
+pub(crate) fn encode_u64(n: u64) -> [u8; 16] {
+    let [a, b, c, d, e, f, g, h] = n.to_be_bytes();
+    let mut out = [0; 16];
+    out[..8].copy_from_slice(&encode4([a, b, c, d]));
+    out[8..].copy_from_slice(&encode4([e, f, g, h]));
+    out
+}
+
+/// The 32 lowercase hex digits of `n` (most significant first): a trace id.
+#[inline(always)]
+pub(crate) fn encode_u128(n: u128) -> [u8; 32] {
+    let mut out = [0; 32];
+    out[..16].copy_from_slice(&encode_u64((n >> 64) as u64));
+    out[16..].copy_from_slice(&encode_u64(n as u64));
+    out
+}
+
+/// The 24 lowercase hex digits of twelve bytes (high nibble first): run and segment ids.
+#[inline(always)]
+pub(crate) fn encode12(b: &[u8; 12]) -> [u8; 24] {
+    let mut out = [0; 24];
+    out[..8].copy_from_slice(&encode4([b[0], b[1], b[2], b[3]]));
+    out[8..16].copy_from_slice(&encode4([b[4], b[5], b[6], b[7]]));
+    out[16..].copy_from_slice(&encode4([b[8], b[9], b[10], b[11]]));
+    out
+}
+
 /// The digit a lowercase hex character stands for (`[0-9a-f]` only: no upper case, no
 /// sign, so one value has one spelling).
 #[inline]
@@ -172,6 +201,36 @@ mod tests {
                 *d = alphabet[pick % if r & 1 == 0 { 16 } else { alphabet.len() }];
             }
             check(mixed);
+        }
+    }
+
+    #[test]
+    fn whole_ids_are_written_as_their_bytes_digit_by_digit() {
+        let slowly = |bytes: &[u8]| -> Vec<u8> {
+            bytes
+                .iter()
+                .flat_map(|b| format!("{b:02x}").into_bytes())
+                .collect()
+        };
+        // Leading and trailing zeros, every nibble value, both extremes.
+        let words = [
+            0,
+            1,
+            0x0f,
+            0xf0,
+            0x0123_4567_89ab_cdef,
+            0xfedc_ba98_7654_3210,
+            1 << 63,
+            u64::MAX,
+        ];
+        for (i, &w) in words.iter().enumerate() {
+            assert_eq!(encode_u64(w).as_slice(), slowly(&w.to_be_bytes()), "{w:x}");
+            let wide = (u128::from(w) << 64) | u128::from(words[(i + 3) % words.len()]);
+            assert_eq!(encode_u128(wide).as_slice(), slowly(&wide.to_be_bytes()));
+            let mut twelve = [0u8; 12];
+            twelve[..8].copy_from_slice(&w.to_le_bytes());
+            twelve[8..].copy_from_slice(&w.to_be_bytes()[..4]);
+            assert_eq!(encode12(&twelve).as_slice(), slowly(&twelve));
         }
     }
 

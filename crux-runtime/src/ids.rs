@@ -110,8 +110,6 @@ fn random_12() -> [u8; 12] {
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
 /// An id's wire text, built on the stack (no formatter machinery on the hot path).
 pub(crate) struct IdBuf {
     buf: [u8; 48],
@@ -131,22 +129,15 @@ impl IdBuf {
         self.len += s.len();
     }
 
-    fn push_hex(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(4);
-        for word in &mut words {
-            let digits = hex::encode4([word[0], word[1], word[2], word[3]]);
-            self.buf[self.len..self.len + 8].copy_from_slice(&digits);
-            self.len += 8;
-        }
-        for b in words.remainder() {
-            self.buf[self.len] = HEX[usize::from(b >> 4)];
-            self.buf[self.len + 1] = HEX[usize::from(b & 0xf)];
-            self.len += 2;
-        }
+    fn push_digits(&mut self, digits: &[u8]) {
+        debug_assert!(digits.is_ascii(), "as_str relies on ASCII digits");
+        self.buf[self.len..self.len + digits.len()].copy_from_slice(digits);
+        self.len += digits.len();
     }
 
     pub(crate) fn as_str(&self) -> &str {
-        // SAFETY: only whole `&str`s (`push_str`) and ASCII hex digits (`push_hex`) are
+        // SAFETY: only whole `&str`s (`push_str`) and ASCII digits (`push_digits`, from the
+        // ids' `digits`/`text`: hex and base-36 digits, `rec_` and `_`) are
         // ever pushed, so the bytes up to `len` are UTF-8. Validating them again on every
         // id written cost as much as writing the id.
         unsafe { std::str::from_utf8_unchecked(&self.buf[..self.len]) }
@@ -238,8 +229,14 @@ impl TraceId {
 impl TraceId {
     pub(crate) fn encode(&self) -> IdBuf {
         let mut b = IdBuf::new();
-        b.push_hex(&self.0.to_be_bytes());
+        b.push_digits(&self.digits());
         b
+    }
+
+    /// Its 32 hex digits, at their fixed length (writers copy them without a length).
+    #[inline]
+    pub(crate) fn digits(&self) -> [u8; 32] {
+        hex::encode_u128(self.0)
     }
 }
 
@@ -266,8 +263,14 @@ impl SpanId {
 impl SpanId {
     pub(crate) fn encode(&self) -> IdBuf {
         let mut b = IdBuf::new();
-        b.push_hex(&self.0.to_be_bytes());
+        b.push_digits(&self.digits());
         b
+    }
+
+    /// Its 16 hex digits, at their fixed length (writers copy them without a length).
+    #[inline]
+    pub(crate) fn digits(&self) -> [u8; 16] {
+        hex::encode_u64(self.0)
     }
 }
 
@@ -296,8 +299,15 @@ macro_rules! prefixed_12 {
             pub(crate) fn encode(&self) -> IdBuf {
                 let mut b = IdBuf::new();
                 b.push_str($prefix);
-                b.push_hex(&self.0);
+                b.push_digits(&self.digits());
                 b
+            }
+
+            /// Its 24 hex digits without the prefix, at their fixed length (writers copy
+            /// them without a length, the prefix with the key before it).
+            #[inline]
+            pub(crate) fn digits(&self) -> [u8; 24] {
+                hex::encode12(&self.0)
             }
         }
 
@@ -366,8 +376,15 @@ macro_rules! prefixed_8 {
             pub(crate) fn encode(&self) -> IdBuf {
                 let mut b = IdBuf::new();
                 b.push_str($prefix);
-                b.push_hex(&self.0.to_be_bytes());
+                b.push_digits(&self.digits());
                 b
+            }
+
+            /// Its 16 hex digits without the prefix, at their fixed length (writers copy
+            /// them without a length, the prefix with the key before it).
+            #[inline]
+            pub(crate) fn digits(&self) -> [u8; 16] {
+                hex::encode_u64(self.0)
             }
         }
 
@@ -416,24 +433,50 @@ pub struct RecordId {
 }
 
 impl RecordId {
+    /// The longest text: `rec_`, 16 hex digits, `_` and 13 base-36 digits (`u64::MAX`).
+    pub(crate) const MAX_TEXT: usize = 34;
+
     pub(crate) fn encode(&self) -> IdBuf {
+        let (text, len) = self.text();
         let mut out = IdBuf::new();
-        out.push_str("rec_");
-        out.push_hex(&self.random.to_be_bytes());
-        out.push_str("_");
-        let mut buf = [0u8; 16];
-        let mut n = self.counter;
-        let mut i = buf.len();
-        loop {
-            i -= 1;
-            buf[i] = b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize];
-            n /= 36;
-            if n == 0 {
-                break;
-            }
-        }
-        out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+        out.push_digits(&text[..len]);
         out
+    }
+
+    /// Its wire text, left-aligned in a fixed array, and its length: a writer copies the
+    /// whole array (a fixed-size copy, no call to `memcpy`) and keeps `len` bytes of it.
+    pub(crate) fn text(&self) -> ([u8; Self::MAX_TEXT], usize) {
+        self.text_with(self.random_digits())
+    }
+
+    /// The 16 hex digits of its random part: the same for every record of a pipeline, so a
+    /// writer may keep them ([`text_with`](Self::text_with)).
+    #[inline]
+    pub(crate) fn random_digits(&self) -> [u8; 16] {
+        hex::encode_u64(self.random)
+    }
+
+    /// [`text`](Self::text), given its random part's digits.
+    #[inline]
+    pub(crate) fn text_with(&self, random_digits: [u8; 16]) -> ([u8; Self::MAX_TEXT], usize) {
+        const BASE36: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+        let mut b = [0u8; Self::MAX_TEXT];
+        b[..4].copy_from_slice(b"rec_");
+        b[4..20].copy_from_slice(&random_digits);
+        b[20] = b'_';
+        // The counter's digits counted first, so they are written left-aligned, last first.
+        let mut len = 22;
+        let mut rest = self.counter / 36;
+        while rest > 0 {
+            len += 1;
+            rest /= 36;
+        }
+        let mut n = self.counter;
+        for at in (21..len).rev() {
+            b[at] = BASE36[(n % 36) as usize];
+            n /= 36;
+        }
+        (b, len)
     }
 }
 
@@ -533,6 +576,41 @@ mod tests {
         assert_eq!(id.to_string(), "rec_00000000000000ab_10z");
         assert_eq!(id.to_string().parse::<RecordId>().unwrap(), id);
         assert!("rec_00000000000000ab_".parse::<RecordId>().is_err());
+    }
+
+    #[test]
+    fn record_id_counters_at_every_digit_count_are_written_in_full() {
+        let naive = |mut n: u64| {
+            let mut digits = Vec::new();
+            loop {
+                digits.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize]);
+                n /= 36;
+                if n == 0 {
+                    break;
+                }
+            }
+            digits.reverse();
+            String::from_utf8(digits).unwrap()
+        };
+        let mut counters = vec![0, 1, 35, u64::MAX, u64::MAX - 1];
+        let mut p = 36_u64;
+        while let Some(next) = p.checked_mul(36) {
+            counters.extend([p - 1, p, p + 1]);
+            p = next;
+        }
+        counters.extend([p - 1, p, p + 1]);
+        for counter in counters {
+            let id = RecordId {
+                random: 0x00f0_67aa_0ba9_02b7,
+                counter,
+            };
+            let expected = format!("rec_00f067aa0ba902b7_{}", naive(counter));
+            assert_eq!(id.to_string(), expected);
+            let (text, len) = id.text();
+            assert_eq!(&text[..len], expected.as_bytes());
+            assert!(text[len..].iter().all(|&b| b == 0), "{counter}");
+            assert_eq!(expected.parse::<RecordId>().unwrap(), id);
+        }
     }
 
     #[test]

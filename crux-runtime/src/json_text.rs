@@ -9,20 +9,12 @@
 /// Strings on the wire are mostly names and ids with nothing to escape, and a byte-by-byte
 /// search was most of the time spent reading and writing them.
 pub(crate) fn special_at(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     let word = |chunk: &[u8]| {
         u64::from_le_bytes([
             chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
         ])
     };
-    let hits = |word: u64| {
-        let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-        // A byte below 0x20 sets its high bit in `word - 0x20..` (`!word`: not above 0x7f).
-        zero(word ^ (ONES * u64::from(b'"')))
-            | zero(word ^ (ONES * u64::from(b'\\')))
-            | (word.wrapping_sub(ONES * 0x20) & !word & HIGH)
-    };
+    let hits = specials;
     if bytes.len() < 8 {
         return bytes
             .iter()
@@ -47,6 +39,21 @@ pub(crate) fn special_at(bytes: &[u8]) -> Option<usize> {
     (h != 0).then(|| last + (h.trailing_zeros() / 8) as usize)
 }
 
+/// The high bit of every byte of `word` (eight bytes, little-endian) that is a quote, a
+/// backslash or a control byte, and perhaps of bytes above such a byte (a borrow); zero
+/// exactly when none of the eight is one (so a shorter text cannot be padded with zeros:
+/// those are control bytes).
+#[inline(always)]
+pub(crate) fn specials(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    // A byte below 0x20 sets its high bit in `word - 0x20..` (`!word`: not above 0x7f).
+    zero(word ^ (ONES * u64::from(b'"')))
+        | zero(word ^ (ONES * u64::from(b'\\')))
+        | (word.wrapping_sub(ONES * 0x20) & !word & HIGH)
+}
+
 /// "00" to "99": two digits a step.
 const PAIRS: [u8; 200] = {
     let mut pairs = [0u8; 200];
@@ -59,9 +66,25 @@ const PAIRS: [u8; 200] = {
     pairs
 };
 
-/// `n`'s decimal digits, written at the end of `buf`: the slice holding them.
-pub(crate) fn digits(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
-    let mut at = buf.len();
+/// The two decimal digits of `n` (below 100; a larger `n` is taken modulo 100).
+#[inline(always)]
+pub(crate) fn pair(n: u64) -> [u8; 2] {
+    let at = (n % 100) as usize * 2;
+    [PAIRS[at], PAIRS[at + 1]]
+}
+
+/// `n`'s decimal digits, written at the start of `buf`: the slice holding them.
+pub(crate) fn digits(buf: &mut [u8; 20], n: u64) -> &[u8] {
+    let len = left_aligned(buf, n);
+    &buf[..len]
+}
+
+/// Writes `n`'s decimal digits at the start of `buf` and returns how many there are.
+#[inline]
+fn left_aligned(buf: &mut [u8; 20], mut n: u64) -> usize {
+    // Counted first, so the digits are written in place from the last.
+    let len = n.checked_ilog10().unwrap_or(0) as usize + 1;
+    let mut at = len;
     while n >= 100 {
         let pair = (n % 100) as usize * 2;
         n /= 100;
@@ -70,18 +93,27 @@ pub(crate) fn digits(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
     }
     if n >= 10 {
         let pair = n as usize * 2;
-        at -= 2;
-        buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        buf[..2].copy_from_slice(&PAIRS[pair..pair + 2]);
     } else {
-        at -= 1;
-        buf[at] = b'0' + n as u8;
+        buf[0] = b'0' + n as u8;
     }
-    &buf[at..]
+    len
 }
 
 /// `n` in decimal.
+#[inline]
 pub(crate) fn unsigned(out: &mut Vec<u8>, n: u64) {
-    out.extend_from_slice(digits(&mut [0; 20], n));
+    // Most integers in records are one digit (sequence numbers, durations of 0 ms).
+    if n < 10 {
+        out.push(b'0' + n as u8);
+        return;
+    }
+    let mut buf = [0; 20];
+    let len = left_aligned(&mut buf, n);
+    // The whole array (a copy of known size, no call to `memcpy`), then back to the digits.
+    let at = out.len();
+    out.extend_from_slice(&buf);
+    out.truncate(at + len);
 }
 
 /// `n` in decimal, `-` first when negative (`i64::MIN` included: its magnitude as `u64`).

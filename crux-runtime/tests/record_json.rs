@@ -120,7 +120,26 @@ const INTS: &[i64] = &[
     1 << 53,
 ];
 
-const TIMES: &[u64] = &[0, 999, 1_767_323_045_678, 253_402_300_799_999, u64::MAX];
+const TIMES: &[u64] = &[
+    0,
+    999,
+    1_767_323_045_678,
+    253_402_300_799_999,
+    u64::MAX,
+    // Second, minute, hour, day, year and leap-day boundaries, either side (the writer
+    // keeps the date per thread and writes the time of day itself).
+    1_767_323_045_999,
+    1_767_323_046_000,
+    1_767_322_799_999,
+    1_767_322_800_000,
+    1_767_225_599_999,
+    1_767_225_600_000,
+    951_782_399_999,
+    951_782_400_000,
+    951_868_800_000,
+    4_107_542_399_999,
+    253_402_300_800_000,
+];
 
 fn time(rng: &mut Rng) -> Timestamp {
     if rng.chance(3) {
@@ -679,5 +698,321 @@ fn shared_lists_with_own_overrides_and_colliding_metadata_are_written_as_serde_w
                 },
             });
         }
+    }
+}
+
+/// The run, segment and trace ids and record ids' random parts picked from small pools (the
+/// all-zero ids, leading zeros, all ones), so records one after another name the same ones, alternate between them and
+/// change one at a time, as a batch's records do (the writer remembers the last of each per
+/// thread). A fresh thread first, whose first record names the zero ids.
+#[test]
+fn records_naming_the_same_ids_in_turn_are_written_as_serde_writes_them() {
+    fn check(seed: u64) {
+        let mut low = [0u8; 12];
+        low[11] = 1;
+        let mut high = [0u8; 12];
+        high[0] = 0x10;
+        let runs = [RunId([0; 12]), RunId(low), RunId([0xff; 12]), RunId(high)];
+        let segments = [SegmentId([0; 12]), SegmentId(low), SegmentId([0xab; 12])];
+        let traces = [TraceId(0), TraceId(1), TraceId(u128::MAX), TraceId(1 << 64)];
+        let randoms = [0, 1, u64::MAX, 0x00f0_67aa_0ba9_02b7];
+        let mut rng = Rng(seed);
+        for i in 0..3000u64 {
+            let first = i == 0;
+            let run = if first { runs[0] } else { rng.pick(&runs) };
+            let record_id = RecordId {
+                random: if first {
+                    randoms[0]
+                } else {
+                    rng.pick(&randoms)
+                },
+                counter: rng.below(100_000),
+            };
+            let base = Base {
+                record_id: (first || !rng.chance(4)).then_some(record_id),
+                run_id: run,
+                operation_id: if !first && rng.chance(3) {
+                    rng.pick(&runs)
+                } else {
+                    run
+                },
+                segment_id: if first {
+                    segments[0]
+                } else {
+                    rng.pick(&segments)
+                },
+                trace_id: if first { traces[0] } else { rng.pick(&traces) },
+                ..base(&mut rng)
+            };
+            same_bytes(&Record {
+                base,
+                body: body(&mut rng, i % 10),
+            });
+        }
+    }
+    std::thread::spawn(|| check(0x1234_5678)).join().unwrap();
+    check(0x8765_4321);
+}
+
+/// A span record's attributes naming its own span id (a boundary's `boundaryId`, its stack),
+/// next to other ids and id 0 (which a record of no span stands in with), in every record
+/// kind.
+#[test]
+fn a_records_own_span_id_in_its_attributes_is_written_as_serde_writes_it() {
+    for own in [
+        SpanId(0),
+        SpanId(1),
+        SpanId(0x00f0_67aa_0ba9_02b7),
+        SpanId(u64::MAX),
+    ] {
+        let other = SpanId(own.0 ^ 1);
+        let attributes = Attributes::new()
+            .with("boundaryId", AttrValue::SpanId(own))
+            .with("other", AttrValue::SpanId(other))
+            .with("zero", AttrValue::SpanId(SpanId(0)))
+            .with(
+                "parentSpanStack",
+                AttrValue::SpanIds(SpanStack::from(vec![SpanId(0), other, own])),
+            );
+        let at = Timestamp::from_millis(1_767_323_045_678);
+        let bodies = [
+            Body::SpanStart {
+                span_id: own,
+                parent_span_id: Some(other),
+                primitive: "tool.call",
+                name: "n".into(),
+                started_at: at,
+                fields: SpanFields::new(),
+                attributes: attributes.clone(),
+            },
+            Body::SpanEnd {
+                span_id: own,
+                ended_at: at,
+                duration_ms: 0,
+                status: SpanStatus::Ok,
+                error: None,
+                metrics: Metrics::new(),
+                attributes: attributes.clone(),
+            },
+            Body::Span(Box::new(FinishedSpan {
+                span_id: own,
+                parent_span_id: None,
+                primitive: "llm.generate",
+                name: "n".into(),
+                started_at: at,
+                ended_at: at,
+                duration_ms: 7,
+                status: SpanStatus::Error,
+                error: None,
+                fields: SpanFields::new(),
+                metrics: Metrics::new(),
+                attributes: attributes.clone(),
+            })),
+            Body::SpanEvent {
+                span_id: own,
+                event_id: EventId(1),
+                name: "runtime.convex.boundary.requested".into(),
+                timestamp: at,
+                attributes: attributes.clone().freeze(),
+            },
+            Body::RunEnd {
+                ended_at: at,
+                duration_ms: 12,
+                status: RunStatus::Ok,
+                error: None,
+                attributes: attributes.clone(),
+            },
+            Body::Edge {
+                edge_id: EdgeId(0x0f),
+                edge_type: "causal",
+                from: EdgeEnd::Span(own),
+                to: EdgeEnd::Span(SpanId(0)),
+                created_at: at,
+                attributes,
+            },
+        ];
+        for body in bodies {
+            same_bytes(&Record {
+                base: plain_base(),
+                body,
+            });
+        }
+    }
+}
+
+/// Every id kind with leading zeros (digits written at their fixed length, not trimmed) and
+/// at its extremes, in each place the writer puts one.
+#[test]
+fn ids_of_every_kind_with_leading_zeros_are_written_as_serde_writes_them() {
+    let mut low = [0u8; 12];
+    low[11] = 1;
+    let at = Timestamp::from_millis(1_767_323_045_678);
+    for (n, twelve) in [(1u64, low), (1 << 63, [0xff; 12]), (0x10, [0; 12])] {
+        let base = Base {
+            record_id: Some(RecordId {
+                random: n,
+                counter: n % 37,
+            }),
+            run_id: RunId(twelve),
+            operation_id: RunId(low),
+            segment_id: SegmentId(twelve),
+            segment_seq: 1,
+            trace_id: TraceId(u128::from(n)),
+            extra: None,
+        };
+        let bodies = [
+            Body::RunStart {
+                name: "n".into(),
+                root_primitive: "agent.run",
+                started_at: at,
+                attributes: Attributes::new(),
+                parent_run_id: Some(RunId(twelve)),
+                triggered_by_span_id: Some(SpanId(n)),
+                remote_parent_span_id: Some(SpanId(n >> 1)),
+            },
+            Body::RunResume {
+                resumed_at: at,
+                reason: "r".into(),
+                previous_segment_id: Some(SegmentId(low)),
+                attributes: Attributes::new(),
+            },
+            Body::SpanEvent {
+                span_id: SpanId(n),
+                event_id: EventId(n),
+                name: "e".into(),
+                timestamp: at,
+                attributes: Attributes::new(),
+            },
+            Body::Edge {
+                edge_id: EdgeId(n),
+                edge_type: "causal",
+                from: EdgeEnd::Run(RunId(twelve)),
+                to: EdgeEnd::Artifact(ArtifactId(n)),
+                created_at: at,
+                attributes: Attributes::new(),
+            },
+            Body::Artifact {
+                artifact_id: ArtifactId(n),
+                span_id: Some(SpanId(n)),
+                kind: "json",
+                created_at: at,
+                content_type: "application/json",
+                encoding: "json",
+                size_bytes: Some(n),
+                preview: None,
+            },
+        ];
+        for body in bodies {
+            same_bytes(&Record {
+                base: base.clone(),
+                body,
+            });
+        }
+    }
+}
+
+/// A span record naming `primitive`, its other fields fixed.
+fn span_start_of(primitive: &'static str) -> Record {
+    Record {
+        base: Base {
+            record_id: None,
+            run_id: RunId([1; 12]),
+            operation_id: RunId([1; 12]),
+            segment_id: SegmentId([3; 12]),
+            segment_seq: 1,
+            trace_id: TraceId(4),
+            extra: None,
+        },
+        body: Body::SpanStart {
+            span_id: SpanId(9),
+            parent_span_id: None,
+            primitive,
+            name: "n".into(),
+            started_at: Timestamp::from_millis(1),
+            fields: SpanFields::new(),
+            attributes: Attributes::new(),
+        },
+    }
+}
+
+#[test]
+fn a_primitives_family_follows_its_text_not_only_its_address() {
+    // "run" (family `run`) starts where "runtime.convex.action" (family `runtime`) does: the
+    // writer's per-thread family cache must tell the two apart (by length as well).
+    let whole: &'static str = Box::leak(String::from("runtime.convex.action").into_boxed_str());
+    let (prefix, not_canonical) = (&whole[..3], &whole[..7]);
+    for primitive in [
+        whole,
+        prefix,
+        not_canonical,
+        whole,
+        not_canonical,
+        prefix,
+        prefix,
+        whole,
+    ] {
+        let record = span_start_of(primitive);
+        same_bytes(&record);
+        let mut out = Vec::new();
+        record.write_json(&mut out);
+        let written: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            written["family"],
+            json!(crux_runtime::taxonomy::family_of(primitive)),
+            "{primitive}"
+        );
+    }
+}
+
+/// ISO-8601 text computed independently of `Timestamp` (Hinnant's `civil_from_days`), so a
+/// fault in its formatting or its per-thread caches, which the serde writer shares, shows.
+fn iso_independently(ms: u64) -> String {
+    let ms = ms.min(253_402_300_799_999);
+    let (secs, milli) = (ms / 1000, ms % 1000);
+    let (days, second_of_day) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z",
+        second_of_day / 3600,
+        second_of_day / 60 % 60,
+        second_of_day % 60
+    )
+}
+
+#[test]
+fn times_in_turn_back_and_forth_and_across_days_are_written_right() {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let anchors = [
+        0u64,
+        86_399_999,
+        951_782_399_500,
+        1_767_225_599_999,
+        1_767_323_045_678,
+        253_402_300_799_999,
+        u64::MAX,
+    ];
+    for _ in 0..50_000 {
+        let r = rng.next();
+        let anchor = anchors[(r % anchors.len() as u64) as usize];
+        let ms = match (r >> 8) % 4 {
+            0 => anchor,
+            1 => anchor.saturating_sub((r >> 16) % 3000),
+            2 => anchor.saturating_add((r >> 16) % 3000),
+            _ => (r >> 16) % 300_000_000_000_000,
+        };
+        let text = Timestamp::from_millis(ms).to_iso_bytes();
+        assert_eq!(
+            std::str::from_utf8(&text).unwrap(),
+            iso_independently(ms),
+            "{ms}"
+        );
     }
 }

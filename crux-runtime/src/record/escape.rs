@@ -2,11 +2,102 @@
 //! as `\b` `\t` `\n` `\f` `\r` or `\u00XX` (lowercase hex); `/`, DEL and non-ASCII as they
 //! are. Runs of bytes that need nothing are copied whole.
 
-use crate::json_text::special_at;
+use crate::json_text::{special_at, specials};
 
 /// `s` as a JSON string, quotes included.
+#[inline]
 pub(super) fn string(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
+    if !short::<false>(out, s.as_bytes()) {
+        any(out, s.as_bytes());
+    }
+}
+
+/// `s` as a JSON string and the `:` after it: an object's key.
+#[inline]
+pub(super) fn key(out: &mut Vec<u8>, s: &str) {
+    if !short::<true>(out, s.as_bytes()) {
+        any(out, s.as_bytes());
+        out.push(b':');
+    }
+}
+
+/// The longest text [`short`] writes.
+const SHORT: usize = 16;
+
+/// A text of 4 to 16 bytes with nothing to escape (most keys and names of a record),
+/// quoted (and followed by `:` with `COLON`): read as two words that overlap, checked
+/// together, and placed in a fixed array that is appended whole (copies of known size: no
+/// call to `memcpy`) and cut back to the text. False (nothing written) for any other text.
+#[inline(always)]
+fn short<const COLON: bool>(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
+    let n = bytes.len();
+    let mut buf = [0u8; SHORT + 3];
+    if (8..=SHORT).contains(&n) {
+        let first: [u8; 8] = bytes[..8].try_into().unwrap_or_default();
+        let last: [u8; 8] = bytes[n - 8..].try_into().unwrap_or_default();
+        if specials(u64::from_le_bytes(first)) | specials(u64::from_le_bytes(last)) != 0 {
+            return false;
+        }
+        buf[1..9].copy_from_slice(&first);
+        buf[n - 7..n + 1].copy_from_slice(&last);
+    } else if (4..8).contains(&n) {
+        let first: [u8; 4] = bytes[..4].try_into().unwrap_or_default();
+        let last: [u8; 4] = bytes[n - 4..].try_into().unwrap_or_default();
+        let word = u64::from(u32::from_le_bytes(first)) | u64::from(u32::from_le_bytes(last)) << 32;
+        if specials(word) != 0 {
+            return false;
+        }
+        buf[1..5].copy_from_slice(&first);
+        buf[n - 3..n + 1].copy_from_slice(&last);
+    } else {
+        return false;
+    }
+    buf[0] = b'"';
+    buf[n + 1] = b'"';
+    buf[n + 2] = b':';
+    let at = out.len();
+    out.extend_from_slice(&buf);
+    out.truncate(at + n + 2 + usize::from(COLON));
+    true
+}
+
+/// The longest text [`medium`] writes.
+const MEDIUM: usize = 48;
+
+/// A text of 17 to 48 bytes with nothing to escape (primitives, event names), quoted, as
+/// [`short`] writes shorter ones: its whole words, then the last eight bytes overlapping
+/// them, each checked and placed in a fixed array appended whole and cut back.
+fn medium(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
+    let n = bytes.len();
+    if !(SHORT + 1..=MEDIUM).contains(&n) {
+        return false;
+    }
+    let mut buf = [0u8; MEDIUM + 2];
+    let mut hits = 0;
+    for (i, word) in bytes.chunks_exact(8).enumerate() {
+        hits |= specials(u64::from_le_bytes(word.try_into().unwrap_or_default()));
+        buf[1 + 8 * i..9 + 8 * i].copy_from_slice(word);
+    }
+    let last: [u8; 8] = bytes[n - 8..].try_into().unwrap_or_default();
+    hits |= specials(u64::from_le_bytes(last));
+    if hits != 0 {
+        return false;
+    }
+    buf[0] = b'"';
+    buf[n - 7..n + 1].copy_from_slice(&last);
+    buf[n + 1] = b'"';
+    let at = out.len();
+    out.extend_from_slice(&buf);
+    out.truncate(at + n + 2);
+    true
+}
+
+/// Any text: the first byte to escape found a word at a time, the runs between escapes
+/// copied whole.
+fn any(out: &mut Vec<u8>, bytes: &[u8]) {
+    if medium(out, bytes) {
+        return;
+    }
     let Some(first) = special_at(bytes) else {
         // Most strings (names, keys, ids): one copy.
         out.reserve(bytes.len() + 2);
@@ -83,6 +174,39 @@ mod tests {
                     let mut out = Vec::new();
                     string(&mut out, &s);
                     assert_eq!(out, serde(&s), "{s:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn texts_of_every_short_length_are_written_as_serde_writes_them() {
+        // 0 to 52 bytes: the byte path, both word pairs of `short`, `medium`'s words and
+        // past them; every byte
+        // (and multi-byte characters) in every position, where the two words overlap too;
+        // as a value and as a key (`:` after it).
+        let check = |s: &str| {
+            let mut out = b"kept".to_vec();
+            string(&mut out, s);
+            assert_eq!(&out[..4], b"kept");
+            assert_eq!(out[4..], serde(s)[..], "{s:?}");
+            let mut out = b"kept".to_vec();
+            key(&mut out, s);
+            let mut expected = b"kept".to_vec();
+            expected.extend(serde(s));
+            expected.push(b':');
+            assert_eq!(out, expected, "{s:?}");
+        };
+        let base = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOP";
+        for len in 0..=base.len() {
+            let text = &base[..len];
+            check(text);
+            for c in (0..=0x7f_u8).map(char::from).chain(['é', '€', '😀']) {
+                for at in 0..len {
+                    let mut s: String = text.chars().take(at).collect();
+                    s.push(c);
+                    s.extend(text.chars().skip(at + 1));
+                    check(&s);
                 }
             }
         }
