@@ -37,8 +37,9 @@
 //! attributes `level`, `target` and every field, on the innermost span (the `tracing`
 //! span's or a Crux span opened inside it); an explicit `parent:` that is a Crux span
 //! wins. Outside any Crux context the layer costs a thread-local read per callback, an
-//! atomic load per enter and close, and a check of the span's target against the outer
-//! targets (`tower_http`): 865 instructions a span against 705 under a layer that does
+//! atomic load per enter and close (once the layer has recorded a span, two: its table's
+//! slot for the id, see `table`), and a check of the span's target against the outer
+//! targets (`tower_http`): 864 instructions a span against 702 under a layer that does
 //! nothing (crux-otel's `tracing_span` bench).
 //!
 //! One `CruxLayer` per subscriber: the layer keeps the Crux spans of its subscriber's open
@@ -92,17 +93,6 @@ pub struct CruxLayer {
     /// here rather than in the registry's span extensions: no box and no registry lookup
     /// per span; see `table`).
     recorded: Table<Recorded>,
-}
-
-impl Drop for CruxLayer {
-    /// The spans still in the table end as dropped Crux spans (`cancelled`); the count of
-    /// live spans, which gates every callback's lookup, forgets them.
-    fn drop(&mut self) {
-        let open = self.recorded.len();
-        if open > 0 {
-            LIVE.fetch_sub(open, Ordering::Relaxed);
-        }
-    }
 }
 
 /// Attaches the pending spans current on this thread to a segment that just opened; one
@@ -244,10 +234,6 @@ struct Pending {
     error: Option<String>,
 }
 
-/// How many `tracing` spans hold a Crux span, in any subscriber: while none does,
-/// `on_enter` and `on_close` skip the span lookup.
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
 /// How many `tracing` spans are [`Pending`], in any subscriber: while none is, the segment
 /// hook returns at once.
 static PENDING: AtomicUsize = AtomicUsize::new(0);
@@ -318,7 +304,6 @@ where
                 error: p.error,
             },
         );
-        LIVE.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -360,9 +345,7 @@ impl CruxLayer {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let parent = attrs
-            .parent()
-            .filter(|_| LIVE.load(Ordering::Relaxed) > 0)?;
+        let parent = attrs.parent()?;
         ctx.span_scope(parent).and_then(|mut spans| {
             spans.find_map(|s| self.recorded.with(&s.id(), |r| r.span.scope()).flatten())
         })
@@ -423,7 +406,6 @@ where
             return; // a disabled observer: nothing to record
         }
         self.recorded.insert(id, Recorded { span, error });
-        LIVE.fetch_add(1, Ordering::Relaxed);
     }
 
     fn on_record(&self, id: &Id, values: &span::Record<'_>, ctx: Context<'_, S>) {
@@ -441,7 +423,7 @@ where
                 return;
             }
         }
-        if LIVE.load(Ordering::Relaxed) == 0 || !self.recorded.contains(id) {
+        if !self.recorded.contains(id) {
             return;
         }
         // Visited before the table is locked: a field's `Debug` may itself use `tracing`.
@@ -458,9 +440,6 @@ where
     }
 
     fn on_enter(&self, id: &Id, _ctx: Context<'_, S>) {
-        if LIVE.load(Ordering::Relaxed) == 0 {
-            return;
-        }
         let Some(scope) = self.recorded.with(id, |r| r.span.scope()).flatten() else {
             return;
         };
@@ -488,10 +467,7 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         // The usual case first: one table lookup for a recorded span.
-        if LIVE.load(Ordering::Relaxed) > 0
-            && let Some(rec) = self.recorded.remove(&id)
-        {
-            LIVE.fetch_sub(1, Ordering::Relaxed);
+        if let Some(rec) = self.recorded.remove(&id) {
             match rec.error {
                 None => rec.span.end(SpanStatus::Ok),
                 Some(message) => rec.span.fail(&crux_runtime::Error::msg(message)),
@@ -515,7 +491,6 @@ where
         // An explicit parent holding a Crux span takes the event; else the current span.
         let explicit = event
             .parent()
-            .filter(|_| LIVE.load(Ordering::Relaxed) > 0)
             .and_then(|p| self.recorded.with(p, |r| r.span.scope()).flatten());
         // Cheap exit outside a Crux span: no field is visited.
         if explicit.is_none() && !observe::in_span() {

@@ -16,6 +16,13 @@
 //! and probe one shard. An id is in one place only: its slot, or (while another id held
 //! the slot at its insert) the overflow.
 //!
+//! Each slot also keeps the id it holds in an atomic, written under its lock and read
+//! without it, so a lookup for an id its slot does not hold (a span opened outside any
+//! context, or one of another layer's subscriber) takes no lock; and until the first insert
+//! a lookup is one load. That is what lets the layer do without a global count of its open
+//! spans, which cost two atomic read-modify-writes per span on one cache line shared by
+//! every thread.
+//!
 //! Ids are unique among a subscriber's open spans and reused after a span closes: the
 //! layer removes a span's entry in `on_close`, which the registry calls before it frees
 //! the id, so a reused id never finds a previous span's state. Ids of different
@@ -25,7 +32,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use crux_runtime::helpers::lock;
@@ -47,7 +54,12 @@ const SHARDS: usize = 16;
 pub(crate) type IdMap<T> = HashMap<u64, T, BuildHasherDefault<IdHasher>>;
 
 /// A direct-mapped slot: the id held and its value, or nothing.
-type Slot<T> = Mutex<Option<(u64, T)>>;
+struct Slot<T> {
+    /// The id `entry` holds (0, which no span id is, for none), written under the lock
+    /// and read without it (see the module docs).
+    key: AtomicU64,
+    entry: Mutex<Option<(u64, T)>>,
+}
 
 /// Values of type `T` by span id.
 pub(crate) struct Table<T> {
@@ -55,14 +67,23 @@ pub(crate) struct Table<T> {
     overflow: Box<[Mutex<IdMap<T>>]>,
     /// Entries in the overflow: while none is, an id not in its slot is in no shard either.
     overflowed: AtomicUsize,
+    /// Whether anything was ever inserted: until then a lookup is this one load (a layer
+    /// whose process never records, every span outside any context, pays no more).
+    used: AtomicBool,
 }
 
 impl<T> Table<T> {
     pub(crate) fn new() -> Self {
         Self {
-            slots: (0..SLOTS).map(|_| Mutex::new(None)).collect(),
+            slots: (0..SLOTS)
+                .map(|_| Slot {
+                    key: AtomicU64::new(0),
+                    entry: Mutex::new(None),
+                })
+                .collect(),
             overflow: (0..SHARDS).map(|_| Mutex::default()).collect(),
             overflowed: AtomicUsize::new(0),
+            used: AtomicBool::new(false),
         }
     }
 
@@ -72,7 +93,15 @@ impl<T> Table<T> {
 
     /// Span `id`'s slot, locked.
     fn slot(&self, id: u64) -> MutexGuard<'_, Option<(u64, T)>> {
-        lock(&self.slots[slot_index(id)])
+        lock(&self.slots[slot_index(id)].entry)
+    }
+
+    /// Whether span `id`'s slot may hold it, read without the lock: `false` means it does
+    /// not. Ids are inserted before the span is entered or closed anywhere (the registry
+    /// hands the id out after `on_new_span` returns), so the write is seen by then.
+    #[inline(always)]
+    fn maybe_slotted(&self, id: u64) -> bool {
+        self.slots[slot_index(id)].key.load(Ordering::Acquire) == id
     }
 
     /// Span `id`'s overflow shard, locked.
@@ -84,8 +113,13 @@ impl<T> Table<T> {
     }
 
     /// How many spans have a value.
-    pub(crate) fn len(&self) -> usize {
-        let slotted = self.slots.iter().filter(|s| lock(s).is_some()).count();
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        let slotted = self
+            .slots
+            .iter()
+            .filter(|s| lock(&s.entry).is_some())
+            .count();
         slotted + self.overflow.iter().map(|s| lock(s).len()).sum::<usize>()
     }
 
@@ -94,7 +128,11 @@ impl<T> Table<T> {
     #[inline(always)]
     pub(crate) fn insert(&self, id: &Id, value: T) {
         let id = id.into_u64();
-        let mut slot = self.slot(id);
+        if !self.used.load(Ordering::Relaxed) {
+            self.used.store(true, Ordering::Relaxed);
+        }
+        let at = &self.slots[slot_index(id)];
+        let mut slot = lock(&at.entry);
         match &mut *slot {
             Some((k, v)) if *k == id => *v = value,
             Some(_) => {
@@ -105,6 +143,7 @@ impl<T> Table<T> {
             }
             empty @ None => {
                 *empty = Some((id, value));
+                at.key.store(id, Ordering::Release);
                 drop(slot);
                 // The id's earlier value, had it overflowed (an insert for an id still
                 // open, which the layer never makes), goes, so the id stays in one place.
@@ -119,11 +158,17 @@ impl<T> Table<T> {
     #[inline]
     pub(crate) fn remove(&self, id: &Id) -> Option<T> {
         let id = id.into_u64();
-        let mut slot = self.slot(id);
-        if slot.as_ref().is_some_and(|(k, _)| *k == id) {
-            return slot.take().map(|(_, v)| v);
+        if !self.used.load(Ordering::Relaxed) {
+            return None;
         }
-        drop(slot);
+        if self.maybe_slotted(id) {
+            let at = &self.slots[slot_index(id)];
+            let mut slot = lock(&at.entry);
+            if slot.as_ref().is_some_and(|(k, _)| *k == id) {
+                at.key.store(0, Ordering::Release);
+                return slot.take().map(|(_, v)| v);
+            }
+        }
         if self.overflowed.load(Ordering::Relaxed) == 0 {
             return None;
         }
@@ -144,17 +189,21 @@ impl<T> Table<T> {
     #[inline]
     pub(crate) fn with<R>(&self, id: &Id, f: impl FnOnce(&mut T) -> R) -> Option<R> {
         let id = id.into_u64();
-        let mut slot = self.slot(id);
-        match &mut *slot {
-            Some((k, v)) if *k == id => Some(f(v)),
-            _ => {
-                drop(slot);
-                if self.overflowed.load(Ordering::Relaxed) == 0 {
-                    return None;
-                }
-                self.shard(id).get_mut(&id).map(f)
+        if !self.used.load(Ordering::Relaxed) {
+            return None;
+        }
+        if self.maybe_slotted(id) {
+            let mut slot = self.slot(id);
+            if let Some((k, v)) = &mut *slot
+                && *k == id
+            {
+                return Some(f(v));
             }
         }
+        if self.overflowed.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        self.shard(id).get_mut(&id).map(f)
     }
 
     /// Whether span `id` has a value.
@@ -246,7 +295,10 @@ mod tests {
             table.insert(&Id::from_u64(i), i);
         }
         assert_eq!(table.len(), 1000);
-        let slotted = table.slots.iter().filter(|s| s.lock().unwrap().is_some());
+        let slotted = table
+            .slots
+            .iter()
+            .filter(|s| s.entry.lock().unwrap().is_some());
         assert_eq!(slotted.count(), SLOTS);
         let used = table
             .overflow
@@ -288,6 +340,35 @@ mod tests {
         assert_eq!(table.remove(&b), Some("b3"));
         assert_eq!(table.remove(&b), None);
         assert_eq!(table.len(), 0);
+    }
+
+    /// A lookup or removal of an id its slot does not hold (a span the layer did not
+    /// record) reads the slot's key and takes no lock: it returns while another thread
+    /// holds that slot's lock.
+    #[test]
+    fn an_id_not_held_is_looked_up_without_the_slots_lock() {
+        use std::sync::{Arc, mpsc};
+        use std::time::Duration;
+
+        let a = 1u64;
+        let b = (2..).find(|&i| slot_index(i) == slot_index(a)).unwrap();
+        let table = Arc::new(Table::new());
+        table.insert(&Id::from_u64(a), "a");
+        let held = lock(&table.slots[slot_index(a)].entry);
+        let (tx, rx) = mpsc::channel();
+        let lookup = {
+            let table = table.clone();
+            std::thread::spawn(move || {
+                let found = table.with(&Id::from_u64(b), |v| *v);
+                let removed = table.remove(&Id::from_u64(b));
+                tx.send((found, removed)).unwrap();
+            })
+        };
+        let answer = rx.recv_timeout(Duration::from_secs(10));
+        drop(held);
+        lookup.join().unwrap();
+        assert_eq!(answer, Ok((None, None)));
+        assert_eq!(table.remove(&Id::from_u64(a)), Some("a"));
     }
 
     /// Ids sharing three slots, reused after close, opened and looked up on some threads
