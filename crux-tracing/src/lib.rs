@@ -66,6 +66,7 @@ use crux_runtime::clock::Timestamp;
 use crux_runtime::observe::{self, Scope, ScopedSpan, SpanStatus};
 
 mod fields;
+mod spin;
 mod table;
 use fields::Fields;
 use table::Table;

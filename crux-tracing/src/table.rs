@@ -37,6 +37,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use crux_runtime::helpers::lock;
 
+use crate::spin::{SpinGuard, SpinLock};
+
 use tracing_core::span::Id;
 
 /// Direct-mapped slots (a power of two): more than the spans a process keeps open at once
@@ -58,7 +60,7 @@ struct Slot<T> {
     /// The id `entry` holds (0, which no span id is, for none), written under the lock
     /// and read without it (see the module docs).
     key: AtomicU64,
-    entry: Mutex<Option<(u64, T)>>,
+    entry: SpinLock<Option<(u64, T)>>,
 }
 
 /// Values of type `T` by span id.
@@ -78,7 +80,7 @@ impl<T> Table<T> {
             slots: (0..SLOTS)
                 .map(|_| Slot {
                     key: AtomicU64::new(0),
-                    entry: Mutex::new(None),
+                    entry: SpinLock::new(None),
                 })
                 .collect(),
             overflow: (0..SHARDS).map(|_| Mutex::default()).collect(),
@@ -88,12 +90,12 @@ impl<T> Table<T> {
     }
 
     // A panic while a slot or shard was locked left no half-made entry (every update
-    // below is one assignment, `Option::take` or one map call): the lock is taken
-    // poisoned or not (`lock`).
+    // below is one assignment, `Option::take` or one map call): a shard's lock is taken
+    // poisoned or not (`lock`), a slot's does not poison.
 
     /// Span `id`'s slot, locked.
-    fn slot(&self, id: u64) -> MutexGuard<'_, Option<(u64, T)>> {
-        lock(&self.slots[slot_index(id)].entry)
+    fn slot(&self, id: u64) -> SpinGuard<'_, Option<(u64, T)>> {
+        self.slots[slot_index(id)].entry.lock()
     }
 
     /// Whether span `id`'s slot may hold it, read without the lock: `false` means it does
@@ -118,7 +120,7 @@ impl<T> Table<T> {
         let slotted = self
             .slots
             .iter()
-            .filter(|s| lock(&s.entry).is_some())
+            .filter(|s| s.entry.lock().is_some())
             .count();
         slotted + self.overflow.iter().map(|s| lock(s).len()).sum::<usize>()
     }
@@ -132,7 +134,7 @@ impl<T> Table<T> {
             self.used.store(true, Ordering::Relaxed);
         }
         let at = &self.slots[slot_index(id)];
-        let mut slot = lock(&at.entry);
+        let mut slot = at.entry.lock();
         match &mut *slot {
             Some((k, v)) if *k == id => *v = value,
             Some(_) => {
@@ -163,7 +165,7 @@ impl<T> Table<T> {
         }
         if self.maybe_slotted(id) {
             let at = &self.slots[slot_index(id)];
-            let mut slot = lock(&at.entry);
+            let mut slot = at.entry.lock();
             if slot.as_ref().is_some_and(|(k, _)| *k == id) {
                 at.key.store(0, Ordering::Release);
                 return slot.take().map(|(_, v)| v);
@@ -295,10 +297,7 @@ mod tests {
             table.insert(&Id::from_u64(i), i);
         }
         assert_eq!(table.len(), 1000);
-        let slotted = table
-            .slots
-            .iter()
-            .filter(|s| s.entry.lock().unwrap().is_some());
+        let slotted = table.slots.iter().filter(|s| s.entry.lock().is_some());
         assert_eq!(slotted.count(), SLOTS);
         let used = table
             .overflow
@@ -354,7 +353,7 @@ mod tests {
         let b = (2..).find(|&i| slot_index(i) == slot_index(a)).unwrap();
         let table = Arc::new(Table::new());
         table.insert(&Id::from_u64(a), "a");
-        let held = lock(&table.slots[slot_index(a)].entry);
+        let held = table.slots[slot_index(a)].entry.lock();
         let (tx, rx) = mpsc::channel();
         let lookup = {
             let table = table.clone();

@@ -1,0 +1,140 @@
+//! A lock for the table's slots whose release is a plain store.
+//!
+//! `std`'s `Mutex` releases with an atomic swap (to learn whether a waiter must be woken):
+//! each locked table operation is two atomic read-modify-writes, and a recorded span makes
+//! three (insert, the lookup on enter, the removal on close). A slot is locked for a few
+//! dozen instructions, by its own span's callbacks (or an insert meeting it, rarely), so
+//! a waiter spins, and yields to the scheduler if the holder was preempted; nobody sleeps,
+//! so the release need not look for sleepers.
+
+use std::cell::UnsafeCell;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// How many times a waiter spins before it yields its time slice (the holder is then
+/// most likely preempted).
+const SPINS: u32 = 64;
+
+/// A value behind a spin lock. No poisoning: every update the table makes under it is one
+/// assignment or `Option::take`, so a panic leaves no half-made value.
+pub(crate) struct SpinLock<T> {
+    locked: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: the value is reached only through a `SpinGuard`, and one guard exists at a time
+// (`lock` sets `locked` with acquire ordering and the guard's drop clears it with release
+// ordering), so sharing the lock hands the value from thread to thread, as a `Mutex` does.
+unsafe impl<T: Send> Sync for SpinLock<T> {}
+
+impl<T> SpinLock<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        Self {
+            locked: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    /// Waits for the lock: one atomic swap when it is free.
+    #[inline(always)]
+    pub(crate) fn lock(&self) -> SpinGuard<'_, T> {
+        if self.locked.swap(true, Ordering::Acquire) {
+            self.lock_contended();
+        }
+        SpinGuard { lock: self }
+    }
+
+    #[cold]
+    fn lock_contended(&self) {
+        let mut spins = 0;
+        loop {
+            // Read-only while it is held, so waiting does not take the line from the holder.
+            while self.locked.load(Ordering::Relaxed) {
+                if spins < SPINS {
+                    spins += 1;
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+            if !self.locked.swap(true, Ordering::Acquire) {
+                return;
+            }
+        }
+    }
+}
+
+/// The locked value; dropping it releases the lock (a store).
+pub(crate) struct SpinGuard<'a, T> {
+    lock: &'a SpinLock<T>,
+}
+
+impl<T> Deref for SpinGuard<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: this guard holds the lock, so nothing else reaches the value.
+        unsafe { &*self.lock.value.get() }
+    }
+}
+
+impl<T> DerefMut for SpinGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`, and `&mut self` makes this the only borrow of the guard.
+        unsafe { &mut *self.lock.value.get() }
+    }
+}
+
+impl<T> Drop for SpinGuard<'_, T> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.lock.locked.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SpinLock;
+    use std::sync::Arc;
+
+    /// Threads adding under the lock lose no update, also when their holds are long enough
+    /// to make the others spin and yield.
+    #[test]
+    fn updates_under_the_lock_are_not_lost() {
+        let lock = Arc::new(SpinLock::new(0u64));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let lock = lock.clone();
+                std::thread::spawn(move || {
+                    for i in 0..20_000u64 {
+                        let mut v = lock.lock();
+                        let read = *v;
+                        if (i + t) % 1000 == 0 {
+                            std::thread::yield_now();
+                        }
+                        *v = read + 1;
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(*lock.lock(), 80_000);
+    }
+
+    /// A panic while the lock is held releases it.
+    #[test]
+    fn a_panic_while_held_releases_the_lock() {
+        let lock = Arc::new(SpinLock::new(1));
+        let held = lock.clone();
+        let panicked = std::thread::spawn(move || {
+            let _v = held.lock();
+            panic!("while held");
+        })
+        .join();
+        assert!(panicked.is_err());
+        *lock.lock() += 1;
+        assert_eq!(*lock.lock(), 2);
+    }
+}
