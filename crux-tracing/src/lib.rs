@@ -308,10 +308,15 @@ where
     }
 }
 
+/// A span entered on this thread: its layer's table ([`Table::owner`]) and its id.
+type Entered = (usize, u64);
+
 thread_local! {
     /// The `tracing` spans this thread entered that installed a Crux scope, innermost last,
-    /// each with the scope it replaced.
-    static ENTERED: RefCell<Vec<(u64, Option<Scope>)>> = const { RefCell::new(Vec::new()) };
+    /// each with the scope it replaced, named by their layer's table ([`Table::owner`]) and
+    /// id: two subscribers' span ids may be equal, and a thread may use both (one
+    /// `set_default` inside another).
+    static ENTERED: RefCell<Vec<(Entered, Option<Scope>)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl CruxLayer {
@@ -445,11 +450,16 @@ where
             return;
         };
         let previous = observe::replace_current_scope(Some(scope));
-        let _ = ENTERED.try_with(|e| e.borrow_mut().push((id.into_u64(), previous)));
+        let entered = (self.recorded.owner(), id.into_u64());
+        let _ = ENTERED.try_with(|e| e.borrow_mut().push((entered, previous)));
     }
 
     fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
-        let id = id.into_u64();
+        // A layer that never recorded a span never entered one: nothing of it to restore.
+        if !self.recorded.ever_used() {
+            return;
+        }
+        let id = (self.recorded.owner(), id.into_u64());
         let _ = ENTERED.try_with(|e| {
             let mut entered = e.borrow_mut();
             if entered.last().is_some_and(|(i, _)| *i == id) {

@@ -106,6 +106,18 @@ impl<T> Table<T> {
         self.slots[slot_index(id)].key.load(Ordering::Acquire) == id
     }
 
+    /// What tells this table from any other live one: the address of its slots.
+    #[inline(always)]
+    pub(crate) fn owner(&self) -> usize {
+        self.slots.as_ptr() as usize
+    }
+
+    /// Whether anything was ever inserted.
+    #[inline(always)]
+    pub(crate) fn ever_used(&self) -> bool {
+        self.used.load(Ordering::Relaxed)
+    }
+
     /// Span `id`'s overflow shard, locked.
     fn shard(&self, id: u64) -> MutexGuard<'_, IdMap<T>> {
         // Bits 40..44 of the multiplied id: not the top seven, which hashbrown keeps as
@@ -160,7 +172,7 @@ impl<T> Table<T> {
     #[inline]
     pub(crate) fn remove(&self, id: &Id) -> Option<T> {
         let id = id.into_u64();
-        if !self.used.load(Ordering::Relaxed) {
+        if !self.ever_used() {
             return None;
         }
         if self.maybe_slotted(id) {
@@ -191,7 +203,7 @@ impl<T> Table<T> {
     #[inline]
     pub(crate) fn with<R>(&self, id: &Id, f: impl FnOnce(&mut T) -> R) -> Option<R> {
         let id = id.into_u64();
-        if !self.used.load(Ordering::Relaxed) {
+        if !self.ever_used() {
             return None;
         }
         if self.maybe_slotted(id) {

@@ -272,6 +272,46 @@ fn an_error_field_fails_the_span_and_scopes_are_restored_after_out_of_order_exit
     assert_eq!(b["spanId"], b_current.unwrap().to_string());
 }
 
+/// Two subscribers on one thread (a test's `set_default` inside another's) hand out equal
+/// span ids; the exit of the inner subscriber's span, one its layer did not record, leaves
+/// the outer subscriber's entered span current.
+#[test]
+fn an_inner_subscribers_span_with_an_equal_id_does_not_exit_the_outer_ones() {
+    let (observer, _memory) = observer();
+    let run = observer.open_run(RunOptions::new("nested subscribers", "agent.run"));
+    let current = || observe::current_scope().unwrap().current_span_id();
+    let outer = tracing::Dispatch::new(tracing_subscriber::registry().with(CruxLayer::new()));
+    let inner = tracing::Dispatch::new(
+        tracing_subscriber::registry().with(CruxLayer::new().with_max_level(tracing::Level::INFO)),
+    );
+    let _outer = tracing::dispatcher::set_default(&outer);
+    let _in_run = run.scope().enter();
+    let a = tracing::info_span!("a");
+    let _in_a = a.enter();
+    let a_crux = current();
+    assert!(a_crux.is_some());
+    // The inner layer records and enters a span first, on another thread (its span ids
+    // differ from this thread's, which has its registry shard since `a`), so it is not a
+    // layer that never entered anything.
+    let (dispatch, scope) = (inner.clone(), run.scope());
+    std::thread::spawn(move || {
+        let _inner = tracing::dispatcher::set_default(&dispatch);
+        let _in_run = scope.enter();
+        tracing::info_span!("recorded").in_scope(|| {});
+    })
+    .join()
+    .unwrap();
+    {
+        let _inner = tracing::dispatcher::set_default(&inner);
+        // Past the inner layer's level: not recorded, and `a`'s id in the inner registry.
+        let not_recorded = tracing::trace_span!("not recorded");
+        assert_eq!(not_recorded.id(), a.id());
+        not_recorded.in_scope(|| {});
+        assert_eq!(current(), a_crux);
+    }
+    assert_eq!(current(), a_crux);
+}
+
 #[test]
 fn a_span_entered_twice_is_one_crux_span_and_each_exit_restores_its_own_scope() {
     let (observer, memory) = observer();
