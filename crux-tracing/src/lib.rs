@@ -36,11 +36,12 @@
 //! Events become Crux events named after their message (or their callsite name), with the
 //! attributes `level`, `target` and every field, on the innermost span (the `tracing`
 //! span's or a Crux span opened inside it); an explicit `parent:` that is a Crux span
-//! wins. Outside any Crux context the layer costs a thread-local read per callback, an
-//! atomic load per enter and close (once the layer has recorded a span, two: its table's
-//! slot for the id, see `table`), and a check of the span's target against the outer
-//! targets (`tower_http`): 864 instructions a span against 702 under a layer that does
-//! nothing (crux-otel's `tracing_span` bench).
+//! wins. Outside any Crux context the layer costs a thread-local read per span and event
+//! opened, an atomic load per enter, exit and close (once the layer has recorded a span,
+//! enter and close also load the id its table holds in the span's slot, and exit reads the
+//! thread's entered spans), and a check of the span's target against the outer targets
+//! (`tower_http`): 844 instructions a span against 702 under a layer that does nothing
+//! (crux-otel's `tracing_span` bench).
 //!
 //! One `CruxLayer` per subscriber: the layer keeps the Crux spans of its subscriber's open
 //! `tracing` spans itself, so a clone starts empty (for another subscriber, whose span ids
