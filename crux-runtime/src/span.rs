@@ -548,12 +548,17 @@ impl ScopedSpan {
 
     /// Ends the span with `status` ([`Span::end`]) and gives its node back.
     pub fn end(self, status: SpanStatus) {
-        let ScopedSpan { span, node } = self;
+        // The parts taken out where they are, not the span moved out and then its state
+        // moved out of it (`Span::end`): `ScopedSpan` has no `Drop`, and `Span`'s finds
+        // nothing once `live` is taken.
+        let mut this = std::mem::ManuallyDrop::new(self);
         // Before the end record: the node's parent is let go of while it is still warm.
-        if let Some(node) = node {
+        if let Some(node) = this.node.take() {
             context::keep_spare(node);
         }
-        span.end(status);
+        if let Some(live) = this.span.live.take() {
+            live.finish(status, None);
+        }
     }
 
     /// Ends the span as `error` ([`Span::fail`]) and gives its node back.
