@@ -47,7 +47,11 @@
 //! `tracing` spans itself, so a clone starts empty (for another subscriber, whose span ids
 //! may equal this one's), and replacing the layer while spans are open (for instance through
 //! `tracing_subscriber::reload`) ends those spans at once as `cancelled` with
-//! `crux.dropped = true`; spans opened after the swap are recorded as usual.
+//! `crux.dropped = true`; spans opened after the swap are recorded as usual. A span entered
+//! across the swap gives its scope back when it exits if the new layer is a clone of the
+//! old one (`modify(|l| *l = l.clone())`, which keeps the old layer's name for its entered
+//! spans); through any other layer its scope stays current until the Crux scope it was
+//! entered in is left.
 
 use std::any::TypeId;
 use std::borrow::Cow;
@@ -95,7 +99,49 @@ pub struct CruxLayer {
     /// here rather than in the registry's span extensions: no box and no registry lookup
     /// per span; see `table`).
     recorded: Table<Recorded>,
+    /// What names this layer's spans in the thread's entered spans ([`ENTERED`]).
+    token: Token,
 }
+
+/// A layer's name in [`ENTERED`], from [`NEXT_TOKEN`]: a fresh one in `on_layer` (a clone
+/// added to another subscriber is another layer: two subscribers' span ids may be equal,
+/// and a thread may use both, one `set_default` inside another), copied by `Clone` (a
+/// clone put in its place by `reload` keeps it: the spans entered across the swap exit
+/// through it). A layer whose `on_layer` never ran takes one on its first entered span.
+#[derive(Debug)]
+struct Token(AtomicUsize);
+
+impl Token {
+    /// The token, taken from [`NEXT_TOKEN`] if this is the first use.
+    #[inline(always)]
+    fn get(&self) -> usize {
+        match self.0.load(Ordering::Relaxed) {
+            0 => self.take_fresh(),
+            token => token,
+        }
+    }
+
+    #[cold]
+    fn take_fresh(&self) -> usize {
+        let fresh = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+        match self
+            .0
+            .compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => fresh,
+            Err(set) => set,
+        }
+    }
+}
+
+impl Clone for Token {
+    fn clone(&self) -> Self {
+        Token(AtomicUsize::new(self.0.load(Ordering::Relaxed)))
+    }
+}
+
+/// The next layer token (0 is none yet).
+static NEXT_TOKEN: AtomicUsize = AtomicUsize::new(1);
 
 /// Attaches the pending spans current on this thread to a segment that just opened; one
 /// per subscriber type, reached from the current `Dispatch` through `downcast_raw`.
@@ -118,6 +164,7 @@ impl Default for CruxLayer {
             outer_targets: vec![Cow::Borrowed("tower_http")],
             adopter: None,
             recorded: Table::new(),
+            token: Token(AtomicUsize::new(0)),
         }
     }
 }
@@ -309,14 +356,14 @@ where
     }
 }
 
-/// A span entered on this thread: its layer's table ([`Table::owner`]) and its id.
+/// A span entered on this thread: its layer's [`Token`] and its id.
 type Entered = (usize, u64);
 
 thread_local! {
     /// The `tracing` spans this thread entered that installed a Crux scope, innermost last,
-    /// each with the scope it replaced, named by their layer's table ([`Table::owner`]) and
-    /// id: two subscribers' span ids may be equal, and a thread may use both (one
-    /// `set_default` inside another).
+    /// each with the scope it replaced, named by their layer's [`Token`] and id: two
+    /// subscribers' span ids may be equal, and a thread may use both (one `set_default`
+    /// inside another).
     static ENTERED: RefCell<Vec<(Entered, Option<Scope>)>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -365,6 +412,8 @@ where
 {
     fn on_layer(&mut self, _subscriber: &mut S) {
         self.adopter = Some(Adopter(adopt::<S>));
+        // A layer of its own, even when cloned from one in another subscriber.
+        self.token = Token(AtomicUsize::new(NEXT_TOKEN.fetch_add(1, Ordering::Relaxed)));
         // The hook is process-wide and the same function for every layer: the first
         // install wins and the others find it installed.
         observe::set_segment_hook(adopt_outer_spans);
@@ -451,18 +500,20 @@ where
             return;
         };
         let previous = observe::replace_current_scope(Some(scope));
-        let entered = (self.recorded.owner(), id.into_u64());
+        let entered = (self.token.get(), id.into_u64());
         let _ = ENTERED.try_with(|e| e.borrow_mut().push((entered, previous)));
     }
 
     fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
-        // A layer that never recorded a span never entered one: nothing of it to restore.
-        if !self.recorded.ever_used() {
-            return;
-        }
-        let id = (self.recorded.owner(), id.into_u64());
         let _ = ENTERED.try_with(|e| {
             let mut entered = e.borrow_mut();
+            // Nothing entered on this thread (outside any context, every span): nothing
+            // to restore, and the layer's token is not even read. Not gated on this layer
+            // having recorded: a clone put in by `reload` exits its predecessor's spans.
+            if entered.is_empty() {
+                return;
+            }
+            let id = (self.token.get(), id.into_u64());
             if entered.last().is_some_and(|(i, _)| *i == id) {
                 // The usual case, the innermost span exits: a pop, no search, no shifting.
                 let previous = entered.pop().and_then(|(_, previous)| previous);

@@ -106,12 +106,6 @@ impl<T> Table<T> {
         self.slots[slot_index(id)].key.load(Ordering::Acquire) == id
     }
 
-    /// What tells this table from any other live one: the address of its slots.
-    #[inline(always)]
-    pub(crate) fn owner(&self) -> usize {
-        self.slots.as_ptr() as usize
-    }
-
     /// Whether anything was ever inserted.
     #[inline(always)]
     pub(crate) fn ever_used(&self) -> bool {

@@ -794,6 +794,36 @@ fn replacing_the_layer_ends_its_open_spans_as_dropped_and_records_later_ones() {
     );
 }
 
+/// A span entered while the layer is swapped for its clone (`reload`): its exit, which
+/// reaches the new layer, still gives back the scope its enter replaced.
+#[test]
+fn exit_after_reload_restores_the_scope() {
+    let (observer, _memory) = observer();
+    let (layer, handle) = tracing_subscriber::reload::Layer::new(CruxLayer::new());
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let _d = tracing::dispatcher::set_default(&dispatch);
+    let run = observer.open_run(RunOptions::new("reload", "agent.run"));
+    let _in_run = run.scope().enter();
+    let current = || observe::current_scope().unwrap().current_span_id();
+    let before = current();
+    {
+        let span = tracing::info_span!("entered across the swap");
+        let _g = span.enter();
+        assert_ne!(current(), before);
+        handle.modify(|l| *l = l.clone()).unwrap();
+    }
+    assert_eq!(
+        current(),
+        before,
+        "the dropped span's scope is still current"
+    );
+    // And the new layer's spans enter and exit as usual.
+    tracing::info_span!("after the swap").in_scope(|| assert_ne!(current(), before));
+    assert_eq!(current(), before);
+    drop(_in_run);
+    run.end(RunStatus::Ok);
+}
+
 /// Hundreds of spans open at once overflow the layer's slots; half close on another
 /// thread, then the ids are reused: every event stays on its own span, every span ends.
 #[test]
