@@ -8,6 +8,7 @@
 //! so the release need not look for sleepers.
 
 use std::cell::UnsafeCell;
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -41,7 +42,10 @@ impl<T> SpinLock<T> {
         if self.locked.swap(true, Ordering::Acquire) {
             self.lock_contended();
         }
-        SpinGuard { lock: self }
+        SpinGuard {
+            lock: self,
+            _value: PhantomData,
+        }
     }
 
     #[cold]
@@ -67,7 +71,23 @@ impl<T> SpinLock<T> {
 /// The locked value; dropping it releases the lock (a store).
 pub(crate) struct SpinGuard<'a, T> {
     lock: &'a SpinLock<T>,
+    /// What the guard lends is a `&mut T`: sharing the guard shares `&T` between threads,
+    /// so it is `Sync` only when `T` is, as `MutexGuard` (the lock alone would make it
+    /// `Sync` whenever `T` is `Send`).
+    _value: PhantomData<&'a mut T>,
 }
+
+// The guard of a `Send` but not `Sync` value is not `Sync` (else `&guard` sent to another
+// thread would share a `Cell`): this names `AmbiguousIfSync::check` for such a guard,
+// which compiles only if exactly one impl applies, the `Sync` one not.
+const _: fn() = || {
+    trait AmbiguousIfSync<A> {
+        fn check() {}
+    }
+    impl<T: ?Sized> AmbiguousIfSync<()> for T {}
+    impl<T: ?Sized + Sync> AmbiguousIfSync<u8> for T {}
+    let _ = <SpinGuard<'static, std::cell::Cell<u8>> as AmbiguousIfSync<_>>::check;
+};
 
 impl<T> Deref for SpinGuard<'_, T> {
     type Target = T;
