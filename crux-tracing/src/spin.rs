@@ -4,17 +4,30 @@
 //! each locked table operation is two atomic read-modify-writes, and a recorded span makes
 //! three (insert, the lookup on enter, the removal on close). A slot is locked for a few
 //! dozen instructions, by its own span's callbacks (or an insert meeting it, rarely), so
-//! a waiter spins, and yields to the scheduler if the holder was preempted; nobody sleeps,
-//! so the release need not look for sleepers.
+//! a waiter spins, then yields to the scheduler (the holder was most likely preempted),
+//! then, should the holder stay away, sleeps in short naps it wakes from by itself, so a
+//! waiter never burns a core for long, nor keeps a descheduled holder from its core; no
+//! waiter is ever woken by the holder, so the release need not look for sleepers.
 
 use std::cell::UnsafeCell;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// How many times a waiter spins before it yields its time slice (the holder is then
 /// most likely preempted).
 const SPINS: u32 = 64;
+
+/// How many times a waiter yields before it sleeps (the holder is off its core for longer
+/// than a few time slices of the others).
+const YIELDS: u32 = 16;
+
+/// A waiter's first nap, doubled at each further one up to [`LONGEST_NAP`].
+const FIRST_NAP: Duration = Duration::from_micros(50);
+
+/// A waiter's longest nap: how late it may see the lock free, once it has waited that long.
+const LONGEST_NAP: Duration = Duration::from_millis(1);
 
 /// A value behind a spin lock. No poisoning: every update the table makes under it is one
 /// assignment or `Option::take`, so a panic leaves no half-made value.
@@ -50,15 +63,19 @@ impl<T> SpinLock<T> {
 
     #[cold]
     fn lock_contended(&self) {
-        let mut spins = 0;
+        let (mut spins, mut yields, mut nap) = (0, 0, FIRST_NAP);
         loop {
             // Read-only while it is held, so waiting does not take the line from the holder.
             while self.locked.load(Ordering::Relaxed) {
                 if spins < SPINS {
                     spins += 1;
                     std::hint::spin_loop();
-                } else {
+                } else if yields < YIELDS {
+                    yields += 1;
                     std::thread::yield_now();
+                } else {
+                    std::thread::sleep(nap);
+                    nap = (nap * 2).min(LONGEST_NAP);
                 }
             }
             if !self.locked.swap(true, Ordering::Acquire) {
@@ -141,6 +158,43 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(*lock.lock(), 80_000);
+    }
+
+    /// A waiter for a lock held long (its holder preempted or, here, asleep) sleeps rather
+    /// than spin or yield the whole time: its CPU time stays a small part of the wait.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_long_wait_sleeps() {
+        use std::time::Duration;
+
+        /// This thread's time on a CPU (`/proc/thread-self/schedstat`'s first field), if
+        /// the kernel reports it.
+        fn cpu_time() -> Option<Duration> {
+            let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+            let ns = stat.split_whitespace().next()?.parse().ok()?;
+            Some(Duration::from_nanos(ns))
+        }
+
+        let lock = Arc::new(SpinLock::new(0u32));
+        let held = lock.lock();
+        let waiter = {
+            let lock = lock.clone();
+            std::thread::spawn(move || {
+                let start = cpu_time();
+                *lock.lock() += 1;
+                Some(cpu_time()? - start?)
+            })
+        };
+        std::thread::sleep(Duration::from_millis(400));
+        drop(held);
+        let Some(busy) = waiter.join().unwrap() else {
+            return; // no per-thread CPU time here: nothing to compare
+        };
+        assert!(
+            busy < Duration::from_millis(60),
+            "waited on a CPU for {busy:?}"
+        );
+        assert_eq!(*lock.lock(), 1);
     }
 
     /// A panic while the lock is held releases it.
