@@ -49,6 +49,12 @@ impl<T> SpinLock<T> {
         }
     }
 
+    /// Whether the lock is held (by anyone), for tests.
+    #[cfg(test)]
+    pub(crate) fn is_locked(&self) -> bool {
+        self.locked.load(Ordering::Relaxed)
+    }
+
     /// Waits for the lock: one atomic swap when it is free.
     #[inline(always)]
     pub(crate) fn lock(&self) -> SpinGuard<'_, T> {

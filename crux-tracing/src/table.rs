@@ -142,10 +142,18 @@ impl<T> Table<T> {
         let at = &self.slots[slot_index(id)];
         let mut slot = at.entry.lock();
         match &mut *slot {
-            Some((k, v)) if *k == id => *v = value,
+            Some((k, v)) if *k == id => {
+                // The value replaced is dropped with the slot unlocked: its drop (a Crux
+                // span ending) may reach the table.
+                let replaced = std::mem::replace(v, value);
+                drop(slot);
+                drop(replaced);
+            }
             Some(_) => {
                 drop(slot);
-                if self.shard(id).insert(id, value).is_none() {
+                // Likewise, the shard's lock is released before a replaced value drops.
+                let replaced = self.shard(id).insert(id, value);
+                if replaced.is_none() {
                     self.overflowed.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -272,6 +280,35 @@ impl Hasher for IdHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A value replaced by an insert for its id is dropped once its slot is unlocked: its
+    /// drop (a Crux span ending as cancelled) may reach the table again.
+    #[test]
+    fn a_replaced_value_is_dropped_with_its_slot_unlocked() {
+        struct Probe {
+            table: &'static Table<Probe>,
+            id: u64,
+            slot_locked_at_drop: &'static AtomicBool,
+        }
+        impl Drop for Probe {
+            fn drop(&mut self) {
+                let locked = self.table.slots[slot_index(self.id)].entry.is_locked();
+                self.slot_locked_at_drop.store(locked, Ordering::Relaxed);
+            }
+        }
+        let table: &'static Table<Probe> = Box::leak(Box::new(Table::new()));
+        let locked: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+        let probe = || Probe {
+            table,
+            id: 7,
+            slot_locked_at_drop: locked,
+        };
+        table.insert(&Id::from_u64(7), probe());
+        table.insert(&Id::from_u64(7), probe());
+        assert!(!locked.load(Ordering::Relaxed));
+        let left = table.remove(&Id::from_u64(7));
+        assert!(left.is_some());
+    }
 
     #[test]
     fn values_are_kept_taken_and_updated_by_id() {
