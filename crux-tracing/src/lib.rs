@@ -399,7 +399,8 @@ impl CruxLayer {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let parent = attrs.parent()?;
+        // A table that never held a span has no ancestor's: no walk up the registry.
+        let parent = attrs.parent().filter(|_| self.recorded.ever_used())?;
         ctx.span_scope(parent).and_then(|mut spans| {
             spans.find_map(|s| self.recorded.with(&s.id(), |r| r.span.scope()).flatten())
         })
