@@ -37,11 +37,13 @@
 //! attributes `level`, `target` and every field, on the innermost span (the `tracing`
 //! span's or a Crux span opened inside it); an explicit `parent:` that is a Crux span
 //! wins. Outside any Crux context the layer costs a thread-local read per span and event
-//! opened, an atomic load per enter, exit and close (once the layer has recorded a span,
-//! enter and close also load the id its table holds in the span's slot, and exit reads the
-//! thread's entered spans), and a check of the span's target against the outer targets
-//! (`tower_http`): 844 instructions a span against 702 under a layer that does nothing
-//! (crux-otel's `tracing_span` bench).
+//! opened (whether a context is current) and per exit (the thread's entered spans), an
+//! atomic load per enter and two per close (whether its table ever held a span; whether
+//! any span is pending), and a check of the span's target against the outer targets
+//! (`tower_http`): 852 instructions a span against 702 under a layer that does nothing
+//! (crux-otel's `tracing_span` bench). Once the layer has recorded a span, enter and close
+//! also load the id its table holds in the span's slot and whether any span overflowed
+//! its slot.
 //!
 //! One `CruxLayer` per subscriber: the layer keeps the Crux spans of its subscriber's open
 //! `tracing` spans itself, so a clone starts empty (for another subscriber, whose span ids

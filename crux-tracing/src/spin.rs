@@ -29,8 +29,11 @@ const FIRST_NAP: Duration = Duration::from_micros(50);
 /// A waiter's longest nap: how late it may see the lock free, once it has waited that long.
 const LONGEST_NAP: Duration = Duration::from_millis(1);
 
-/// A value behind a spin lock. No poisoning: every update the table makes under it is one
-/// assignment or `Option::take`, so a panic leaves no half-made value.
+/// A value behind a spin lock. No poisoning: the table's own updates under it (an
+/// assignment, `mem::replace`, `Option::take`) cannot stop half-way, and a closure run
+/// under it by `Table::with` that panics part way leaves a value that is still whole, only
+/// partly updated (the layer's `on_record` sets a span's new fields one by one: some of
+/// them set), which the next holder uses as it is.
 pub(crate) struct SpinLock<T> {
     locked: AtomicBool,
     value: UnsafeCell<T>,

@@ -90,8 +90,9 @@ impl<T> Table<T> {
     }
 
     // A panic while a slot or shard was locked left no half-made entry (every update
-    // below is one assignment, `Option::take` or one map call): a shard's lock is taken
-    // poisoned or not (`lock`), a slot's does not poison.
+    // below is one assignment, `mem::replace`, `Option::take` or one map call; a `with`
+    // closure that panics leaves its value whole, only partly updated): a shard's lock is
+    // taken poisoned or not (`lock`), a slot's does not poison.
 
     /// Span `id`'s slot, locked.
     fn slot(&self, id: u64) -> SpinGuard<'_, Option<(u64, T)>> {
