@@ -548,12 +548,23 @@ impl ScopedSpan {
 
     /// Ends the span with `status` ([`Span::end`]) and gives its node back.
     pub fn end(self, status: SpanStatus) {
-        let ScopedSpan { span, node } = self;
+        // The parts taken out where they are, not the span moved out and then its state
+        // moved out of it (`Span::end`): `ScopedSpan` has no `Drop`, and `Span`'s finds
+        // nothing once `live` is taken. Nothing may be left to drop: the pattern names
+        // every field (no `..`), so a field added to either struct fails to compile here
+        // rather than leak (and see the size check below).
+        let mut this = std::mem::ManuallyDrop::new(self);
+        let ScopedSpan {
+            span: Span { live },
+            node,
+        } = &mut *this;
         // Before the end record: the node's parent is let go of while it is still warm.
-        if let Some(node) = node {
+        if let Some(node) = node.take() {
             context::keep_spare(node);
         }
-        span.end(status);
+        if let Some(live) = live.take() {
+            live.finish(status, None);
+        }
     }
 
     /// Ends the span as `error` ([`Span::fail`]) and gives its node back.
@@ -565,6 +576,13 @@ impl ScopedSpan {
         span.fail(error);
     }
 }
+
+// `end` skips `Drop` with `ManuallyDrop` and takes both fields out: leak-free only while
+// they are the scoped span's only fields.
+const _: () = assert!(
+    std::mem::size_of::<ScopedSpan>()
+        == std::mem::size_of::<Span>() + std::mem::size_of::<Option<Arc<SpanNode>>>()
+);
 
 impl std::ops::Deref for ScopedSpan {
     type Target = Span;

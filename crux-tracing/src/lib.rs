@@ -36,16 +36,24 @@
 //! Events become Crux events named after their message (or their callsite name), with the
 //! attributes `level`, `target` and every field, on the innermost span (the `tracing`
 //! span's or a Crux span opened inside it); an explicit `parent:` that is a Crux span
-//! wins. Outside any Crux context the layer costs a thread-local read per callback, an
-//! atomic load per enter and close, and a check of the span's target against the outer
-//! targets (`tower_http`): 865 instructions a span against 705 under a layer that does
-//! nothing (crux-otel's `tracing_span` bench).
+//! wins. Outside any Crux context the layer costs a thread-local read per span and event
+//! opened (whether a context is current) and per exit (the thread's entered spans), an
+//! atomic load per enter and two per close (whether its table ever held a span; whether
+//! any span is pending), and a check of the span's target against the outer targets
+//! (`tower_http`): 852 instructions a span against 702 under a layer that does nothing
+//! (crux-otel's `tracing_span` bench). Once the layer has recorded a span, enter and close
+//! also load the id its table holds in the span's slot and whether any span overflowed
+//! its slot.
 //!
 //! One `CruxLayer` per subscriber: the layer keeps the Crux spans of its subscriber's open
 //! `tracing` spans itself, so a clone starts empty (for another subscriber, whose span ids
 //! may equal this one's), and replacing the layer while spans are open (for instance through
 //! `tracing_subscriber::reload`) ends those spans at once as `cancelled` with
-//! `crux.dropped = true`; spans opened after the swap are recorded as usual.
+//! `crux.dropped = true`; spans opened after the swap are recorded as usual. A span entered
+//! across the swap gives its scope back when it exits if the new layer is a clone of the
+//! old one (`modify(|l| *l = l.clone())`, which keeps the old layer's name for its entered
+//! spans); through any other layer its scope stays current until the Crux scope it was
+//! entered in is left.
 
 use std::any::TypeId;
 use std::borrow::Cow;
@@ -65,6 +73,7 @@ use crux_runtime::clock::Timestamp;
 use crux_runtime::observe::{self, Scope, ScopedSpan, SpanStatus};
 
 mod fields;
+mod spin;
 mod table;
 use fields::Fields;
 use table::Table;
@@ -92,18 +101,49 @@ pub struct CruxLayer {
     /// here rather than in the registry's span extensions: no box and no registry lookup
     /// per span; see `table`).
     recorded: Table<Recorded>,
+    /// What names this layer's spans in the thread's entered spans ([`ENTERED`]).
+    token: Token,
 }
 
-impl Drop for CruxLayer {
-    /// The spans still in the table end as dropped Crux spans (`cancelled`); the count of
-    /// live spans, which gates every callback's lookup, forgets them.
-    fn drop(&mut self) {
-        let open = self.recorded.len();
-        if open > 0 {
-            LIVE.fetch_sub(open, Ordering::Relaxed);
+/// A layer's name in [`ENTERED`], from [`NEXT_TOKEN`]: a fresh one in `on_layer` (a clone
+/// added to another subscriber is another layer: two subscribers' span ids may be equal,
+/// and a thread may use both, one `set_default` inside another), copied by `Clone` (a
+/// clone put in its place by `reload` keeps it: the spans entered across the swap exit
+/// through it). A layer whose `on_layer` never ran takes one on its first entered span.
+#[derive(Debug)]
+struct Token(AtomicUsize);
+
+impl Token {
+    /// The token, taken from [`NEXT_TOKEN`] if this is the first use.
+    #[inline(always)]
+    fn get(&self) -> usize {
+        match self.0.load(Ordering::Relaxed) {
+            0 => self.take_fresh(),
+            token => token,
+        }
+    }
+
+    #[cold]
+    fn take_fresh(&self) -> usize {
+        let fresh = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+        match self
+            .0
+            .compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => fresh,
+            Err(set) => set,
         }
     }
 }
+
+impl Clone for Token {
+    fn clone(&self) -> Self {
+        Token(AtomicUsize::new(self.0.load(Ordering::Relaxed)))
+    }
+}
+
+/// The next layer token (0 is none yet).
+static NEXT_TOKEN: AtomicUsize = AtomicUsize::new(1);
 
 /// Attaches the pending spans current on this thread to a segment that just opened; one
 /// per subscriber type, reached from the current `Dispatch` through `downcast_raw`.
@@ -126,6 +166,7 @@ impl Default for CruxLayer {
             outer_targets: vec![Cow::Borrowed("tower_http")],
             adopter: None,
             recorded: Table::new(),
+            token: Token(AtomicUsize::new(0)),
         }
     }
 }
@@ -244,10 +285,6 @@ struct Pending {
     error: Option<String>,
 }
 
-/// How many `tracing` spans hold a Crux span, in any subscriber: while none does,
-/// `on_enter` and `on_close` skip the span lookup.
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
 /// How many `tracing` spans are [`Pending`], in any subscriber: while none is, the segment
 /// hook returns at once.
 static PENDING: AtomicUsize = AtomicUsize::new(0);
@@ -318,14 +355,18 @@ where
                 error: p.error,
             },
         );
-        LIVE.fetch_add(1, Ordering::Relaxed);
     }
 }
 
+/// A span entered on this thread: its layer's [`Token`] and its id.
+type Entered = (usize, u64);
+
 thread_local! {
     /// The `tracing` spans this thread entered that installed a Crux scope, innermost last,
-    /// each with the scope it replaced.
-    static ENTERED: RefCell<Vec<(u64, Option<Scope>)>> = const { RefCell::new(Vec::new()) };
+    /// each with the scope it replaced, named by their layer's [`Token`] and id: two
+    /// subscribers' span ids may be equal, and a thread may use both (one `set_default`
+    /// inside another).
+    static ENTERED: RefCell<Vec<(Entered, Option<Scope>)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl CruxLayer {
@@ -360,9 +401,8 @@ impl CruxLayer {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let parent = attrs
-            .parent()
-            .filter(|_| LIVE.load(Ordering::Relaxed) > 0)?;
+        // A table that never held a span has no ancestor's: no walk up the registry.
+        let parent = attrs.parent().filter(|_| self.recorded.ever_used())?;
         ctx.span_scope(parent).and_then(|mut spans| {
             spans.find_map(|s| self.recorded.with(&s.id(), |r| r.span.scope()).flatten())
         })
@@ -375,6 +415,8 @@ where
 {
     fn on_layer(&mut self, _subscriber: &mut S) {
         self.adopter = Some(Adopter(adopt::<S>));
+        // A layer of its own, even when cloned from one in another subscriber.
+        self.token = Token(AtomicUsize::new(NEXT_TOKEN.fetch_add(1, Ordering::Relaxed)));
         // The hook is process-wide and the same function for every layer: the first
         // install wins and the others find it installed.
         observe::set_segment_hook(adopt_outer_spans);
@@ -423,7 +465,6 @@ where
             return; // a disabled observer: nothing to record
         }
         self.recorded.insert(id, Recorded { span, error });
-        LIVE.fetch_add(1, Ordering::Relaxed);
     }
 
     fn on_record(&self, id: &Id, values: &span::Record<'_>, ctx: Context<'_, S>) {
@@ -441,7 +482,7 @@ where
                 return;
             }
         }
-        if LIVE.load(Ordering::Relaxed) == 0 || !self.recorded.contains(id) {
+        if !self.recorded.contains(id) {
             return;
         }
         // Visited before the table is locked: a field's `Debug` may itself use `tracing`.
@@ -458,20 +499,24 @@ where
     }
 
     fn on_enter(&self, id: &Id, _ctx: Context<'_, S>) {
-        if LIVE.load(Ordering::Relaxed) == 0 {
-            return;
-        }
         let Some(scope) = self.recorded.with(id, |r| r.span.scope()).flatten() else {
             return;
         };
         let previous = observe::replace_current_scope(Some(scope));
-        let _ = ENTERED.try_with(|e| e.borrow_mut().push((id.into_u64(), previous)));
+        let entered = (self.token.get(), id.into_u64());
+        let _ = ENTERED.try_with(|e| e.borrow_mut().push((entered, previous)));
     }
 
     fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
-        let id = id.into_u64();
         let _ = ENTERED.try_with(|e| {
             let mut entered = e.borrow_mut();
+            // Nothing entered on this thread (outside any context, every span): nothing
+            // to restore, and the layer's token is not even read. Not gated on this layer
+            // having recorded: a clone put in by `reload` exits its predecessor's spans.
+            if entered.is_empty() {
+                return;
+            }
+            let id = (self.token.get(), id.into_u64());
             if entered.last().is_some_and(|(i, _)| *i == id) {
                 // The usual case, the innermost span exits: a pop, no search, no shifting.
                 let previous = entered.pop().and_then(|(_, previous)| previous);
@@ -488,10 +533,7 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         // The usual case first: one table lookup for a recorded span.
-        if LIVE.load(Ordering::Relaxed) > 0
-            && let Some(rec) = self.recorded.remove(&id)
-        {
-            LIVE.fetch_sub(1, Ordering::Relaxed);
+        if let Some(rec) = self.recorded.remove(&id) {
             match rec.error {
                 None => rec.span.end(SpanStatus::Ok),
                 Some(message) => rec.span.fail(&crux_runtime::Error::msg(message)),
@@ -515,7 +557,6 @@ where
         // An explicit parent holding a Crux span takes the event; else the current span.
         let explicit = event
             .parent()
-            .filter(|_| LIVE.load(Ordering::Relaxed) > 0)
             .and_then(|p| self.recorded.with(p, |r| r.span.scope()).flatten());
         // Cheap exit outside a Crux span: no field is visited.
         if explicit.is_none() && !observe::in_span() {

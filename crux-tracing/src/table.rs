@@ -16,6 +16,13 @@
 //! and probe one shard. An id is in one place only: its slot, or (while another id held
 //! the slot at its insert) the overflow.
 //!
+//! Each slot also keeps the id it holds in an atomic, written under its lock and read
+//! without it, so a lookup for an id its slot does not hold (a span opened outside any
+//! context, or one of another layer's subscriber) takes no lock; and until the first insert
+//! a lookup is one load. That is what lets the layer do without a global count of its open
+//! spans, which cost two atomic read-modify-writes per span on one cache line shared by
+//! every thread.
+//!
 //! Ids are unique among a subscriber's open spans and reused after a span closes: the
 //! layer removes a span's entry in `on_close`, which the registry calls before it frees
 //! the id, so a reused id never finds a previous span's state. Ids of different
@@ -25,10 +32,12 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use crux_runtime::helpers::lock;
+
+use crate::spin::{SpinGuard, SpinLock};
 
 use tracing_core::span::Id;
 
@@ -47,7 +56,12 @@ const SHARDS: usize = 16;
 pub(crate) type IdMap<T> = HashMap<u64, T, BuildHasherDefault<IdHasher>>;
 
 /// A direct-mapped slot: the id held and its value, or nothing.
-type Slot<T> = Mutex<Option<(u64, T)>>;
+struct Slot<T> {
+    /// The id `entry` holds (0, which no span id is, for none), written under the lock
+    /// and read without it (see the module docs).
+    key: AtomicU64,
+    entry: SpinLock<Option<(u64, T)>>,
+}
 
 /// Values of type `T` by span id.
 pub(crate) struct Table<T> {
@@ -55,24 +69,48 @@ pub(crate) struct Table<T> {
     overflow: Box<[Mutex<IdMap<T>>]>,
     /// Entries in the overflow: while none is, an id not in its slot is in no shard either.
     overflowed: AtomicUsize,
+    /// Whether anything was ever inserted: until then a lookup is this one load (a layer
+    /// whose process never records, every span outside any context, pays no more).
+    used: AtomicBool,
 }
 
 impl<T> Table<T> {
     pub(crate) fn new() -> Self {
         Self {
-            slots: (0..SLOTS).map(|_| Mutex::new(None)).collect(),
+            slots: (0..SLOTS)
+                .map(|_| Slot {
+                    key: AtomicU64::new(0),
+                    entry: SpinLock::new(None),
+                })
+                .collect(),
             overflow: (0..SHARDS).map(|_| Mutex::default()).collect(),
             overflowed: AtomicUsize::new(0),
+            used: AtomicBool::new(false),
         }
     }
 
     // A panic while a slot or shard was locked left no half-made entry (every update
-    // below is one assignment, `Option::take` or one map call): the lock is taken
-    // poisoned or not (`lock`).
+    // below is one assignment, `mem::replace`, `Option::take` or one map call; a `with`
+    // closure that panics leaves its value whole, only partly updated): a shard's lock is
+    // taken poisoned or not (`lock`), a slot's does not poison.
 
     /// Span `id`'s slot, locked.
-    fn slot(&self, id: u64) -> MutexGuard<'_, Option<(u64, T)>> {
-        lock(&self.slots[slot_index(id)])
+    fn slot(&self, id: u64) -> SpinGuard<'_, Option<(u64, T)>> {
+        self.slots[slot_index(id)].entry.lock()
+    }
+
+    /// Whether span `id`'s slot may hold it, read without the lock: `false` means it does
+    /// not. Ids are inserted before the span is entered or closed anywhere (the registry
+    /// hands the id out after `on_new_span` returns), so the write is seen by then.
+    #[inline(always)]
+    fn maybe_slotted(&self, id: u64) -> bool {
+        self.slots[slot_index(id)].key.load(Ordering::Acquire) == id
+    }
+
+    /// Whether anything was ever inserted.
+    #[inline(always)]
+    pub(crate) fn ever_used(&self) -> bool {
+        self.used.load(Ordering::Relaxed)
     }
 
     /// Span `id`'s overflow shard, locked.
@@ -84,8 +122,13 @@ impl<T> Table<T> {
     }
 
     /// How many spans have a value.
-    pub(crate) fn len(&self) -> usize {
-        let slotted = self.slots.iter().filter(|s| lock(s).is_some()).count();
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        let slotted = self
+            .slots
+            .iter()
+            .filter(|s| s.entry.lock().is_some())
+            .count();
         slotted + self.overflow.iter().map(|s| lock(s).len()).sum::<usize>()
     }
 
@@ -94,17 +137,30 @@ impl<T> Table<T> {
     #[inline(always)]
     pub(crate) fn insert(&self, id: &Id, value: T) {
         let id = id.into_u64();
-        let mut slot = self.slot(id);
+        if !self.used.load(Ordering::Relaxed) {
+            self.used.store(true, Ordering::Relaxed);
+        }
+        let at = &self.slots[slot_index(id)];
+        let mut slot = at.entry.lock();
         match &mut *slot {
-            Some((k, v)) if *k == id => *v = value,
+            Some((k, v)) if *k == id => {
+                // The value replaced is dropped with the slot unlocked: its drop (a Crux
+                // span ending) may reach the table.
+                let replaced = std::mem::replace(v, value);
+                drop(slot);
+                drop(replaced);
+            }
             Some(_) => {
                 drop(slot);
-                if self.shard(id).insert(id, value).is_none() {
+                // Likewise, the shard's lock is released before a replaced value drops.
+                let replaced = self.shard(id).insert(id, value);
+                if replaced.is_none() {
                     self.overflowed.fetch_add(1, Ordering::Relaxed);
                 }
             }
             empty @ None => {
                 *empty = Some((id, value));
+                at.key.store(id, Ordering::Release);
                 drop(slot);
                 // The id's earlier value, had it overflowed (an insert for an id still
                 // open, which the layer never makes), goes, so the id stays in one place.
@@ -119,11 +175,17 @@ impl<T> Table<T> {
     #[inline]
     pub(crate) fn remove(&self, id: &Id) -> Option<T> {
         let id = id.into_u64();
-        let mut slot = self.slot(id);
-        if slot.as_ref().is_some_and(|(k, _)| *k == id) {
-            return slot.take().map(|(_, v)| v);
+        if !self.ever_used() {
+            return None;
         }
-        drop(slot);
+        if self.maybe_slotted(id) {
+            let at = &self.slots[slot_index(id)];
+            let mut slot = at.entry.lock();
+            if slot.as_ref().is_some_and(|(k, _)| *k == id) {
+                at.key.store(0, Ordering::Release);
+                return slot.take().map(|(_, v)| v);
+            }
+        }
         if self.overflowed.load(Ordering::Relaxed) == 0 {
             return None;
         }
@@ -144,17 +206,21 @@ impl<T> Table<T> {
     #[inline]
     pub(crate) fn with<R>(&self, id: &Id, f: impl FnOnce(&mut T) -> R) -> Option<R> {
         let id = id.into_u64();
-        let mut slot = self.slot(id);
-        match &mut *slot {
-            Some((k, v)) if *k == id => Some(f(v)),
-            _ => {
-                drop(slot);
-                if self.overflowed.load(Ordering::Relaxed) == 0 {
-                    return None;
-                }
-                self.shard(id).get_mut(&id).map(f)
+        if !self.ever_used() {
+            return None;
+        }
+        if self.maybe_slotted(id) {
+            let mut slot = self.slot(id);
+            if let Some((k, v)) = &mut *slot
+                && *k == id
+            {
+                return Some(f(v));
             }
         }
+        if self.overflowed.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        self.shard(id).get_mut(&id).map(f)
     }
 
     /// Whether span `id` has a value.
@@ -216,6 +282,35 @@ impl Hasher for IdHasher {
 mod tests {
     use super::*;
 
+    /// A value replaced by an insert for its id is dropped once its slot is unlocked: its
+    /// drop (a Crux span ending as cancelled) may reach the table again.
+    #[test]
+    fn a_replaced_value_is_dropped_with_its_slot_unlocked() {
+        struct Probe {
+            table: &'static Table<Probe>,
+            id: u64,
+            slot_locked_at_drop: &'static AtomicBool,
+        }
+        impl Drop for Probe {
+            fn drop(&mut self) {
+                let locked = self.table.slots[slot_index(self.id)].entry.is_locked();
+                self.slot_locked_at_drop.store(locked, Ordering::Relaxed);
+            }
+        }
+        let table: &'static Table<Probe> = Box::leak(Box::new(Table::new()));
+        let locked: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+        let probe = || Probe {
+            table,
+            id: 7,
+            slot_locked_at_drop: locked,
+        };
+        table.insert(&Id::from_u64(7), probe());
+        table.insert(&Id::from_u64(7), probe());
+        assert!(!locked.load(Ordering::Relaxed));
+        let left = table.remove(&Id::from_u64(7));
+        assert!(left.is_some());
+    }
+
     #[test]
     fn values_are_kept_taken_and_updated_by_id() {
         let table = Table::new();
@@ -246,7 +341,7 @@ mod tests {
             table.insert(&Id::from_u64(i), i);
         }
         assert_eq!(table.len(), 1000);
-        let slotted = table.slots.iter().filter(|s| s.lock().unwrap().is_some());
+        let slotted = table.slots.iter().filter(|s| s.entry.lock().is_some());
         assert_eq!(slotted.count(), SLOTS);
         let used = table
             .overflow
@@ -288,6 +383,35 @@ mod tests {
         assert_eq!(table.remove(&b), Some("b3"));
         assert_eq!(table.remove(&b), None);
         assert_eq!(table.len(), 0);
+    }
+
+    /// A lookup or removal of an id its slot does not hold (a span the layer did not
+    /// record) reads the slot's key and takes no lock: it returns while another thread
+    /// holds that slot's lock.
+    #[test]
+    fn an_id_not_held_is_looked_up_without_the_slots_lock() {
+        use std::sync::{Arc, mpsc};
+        use std::time::Duration;
+
+        let a = 1u64;
+        let b = (2..).find(|&i| slot_index(i) == slot_index(a)).unwrap();
+        let table = Arc::new(Table::new());
+        table.insert(&Id::from_u64(a), "a");
+        let held = table.slots[slot_index(a)].entry.lock();
+        let (tx, rx) = mpsc::channel();
+        let lookup = {
+            let table = table.clone();
+            std::thread::spawn(move || {
+                let found = table.with(&Id::from_u64(b), |v| *v);
+                let removed = table.remove(&Id::from_u64(b));
+                tx.send((found, removed)).unwrap();
+            })
+        };
+        let answer = rx.recv_timeout(Duration::from_secs(10));
+        drop(held);
+        lookup.join().unwrap();
+        assert_eq!(answer, Ok((None, None)));
+        assert_eq!(table.remove(&Id::from_u64(a)), Some("a"));
     }
 
     /// Ids sharing three slots, reused after close, opened and looked up on some threads

@@ -272,6 +272,46 @@ fn an_error_field_fails_the_span_and_scopes_are_restored_after_out_of_order_exit
     assert_eq!(b["spanId"], b_current.unwrap().to_string());
 }
 
+/// Two subscribers on one thread (a test's `set_default` inside another's) hand out equal
+/// span ids; the exit of the inner subscriber's span, one its layer did not record, leaves
+/// the outer subscriber's entered span current.
+#[test]
+fn an_inner_subscribers_span_with_an_equal_id_does_not_exit_the_outer_ones() {
+    let (observer, _memory) = observer();
+    let run = observer.open_run(RunOptions::new("nested subscribers", "agent.run"));
+    let current = || observe::current_scope().unwrap().current_span_id();
+    let outer = tracing::Dispatch::new(tracing_subscriber::registry().with(CruxLayer::new()));
+    let inner = tracing::Dispatch::new(
+        tracing_subscriber::registry().with(CruxLayer::new().with_max_level(tracing::Level::INFO)),
+    );
+    let _outer = tracing::dispatcher::set_default(&outer);
+    let _in_run = run.scope().enter();
+    let a = tracing::info_span!("a");
+    let _in_a = a.enter();
+    let a_crux = current();
+    assert!(a_crux.is_some());
+    // The inner layer records and enters a span first, on another thread (its span ids
+    // differ from this thread's, which has its registry shard since `a`), so it is not a
+    // layer that never entered anything.
+    let (dispatch, scope) = (inner.clone(), run.scope());
+    std::thread::spawn(move || {
+        let _inner = tracing::dispatcher::set_default(&dispatch);
+        let _in_run = scope.enter();
+        tracing::info_span!("recorded").in_scope(|| {});
+    })
+    .join()
+    .unwrap();
+    {
+        let _inner = tracing::dispatcher::set_default(&inner);
+        // Past the inner layer's level: not recorded, and `a`'s id in the inner registry.
+        let not_recorded = tracing::trace_span!("not recorded");
+        assert_eq!(not_recorded.id(), a.id());
+        not_recorded.in_scope(|| {});
+        assert_eq!(current(), a_crux);
+    }
+    assert_eq!(current(), a_crux);
+}
+
 #[test]
 fn a_span_entered_twice_is_one_crux_span_and_each_exit_restores_its_own_scope() {
     let (observer, memory) = observer();
@@ -752,6 +792,36 @@ fn replacing_the_layer_ends_its_open_spans_as_dropped_and_records_later_ones() {
         !names.contains(&Value::from("below the level")),
         "{names:?}"
     );
+}
+
+/// A span entered while the layer is swapped for its clone (`reload`): its exit, which
+/// reaches the new layer, still gives back the scope its enter replaced.
+#[test]
+fn exit_after_reload_restores_the_scope() {
+    let (observer, _memory) = observer();
+    let (layer, handle) = tracing_subscriber::reload::Layer::new(CruxLayer::new());
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let _d = tracing::dispatcher::set_default(&dispatch);
+    let run = observer.open_run(RunOptions::new("reload", "agent.run"));
+    let _in_run = run.scope().enter();
+    let current = || observe::current_scope().unwrap().current_span_id();
+    let before = current();
+    {
+        let span = tracing::info_span!("entered across the swap");
+        let _g = span.enter();
+        assert_ne!(current(), before);
+        handle.modify(|l| *l = l.clone()).unwrap();
+    }
+    assert_eq!(
+        current(),
+        before,
+        "the dropped span's scope is still current"
+    );
+    // And the new layer's spans enter and exit as usual.
+    tracing::info_span!("after the swap").in_scope(|| assert_ne!(current(), before));
+    assert_eq!(current(), before);
+    drop(_in_run);
+    run.end(RunStatus::Ok);
 }
 
 /// Hundreds of spans open at once overflow the layer's slots; half close on another
