@@ -203,8 +203,17 @@ impl Linger {
     /// (none while lingering is paused).
     pub(crate) fn completed(&mut self, now: Instant) -> Duration {
         self.last_completed = Some(now);
-        if self.paused_until.is_some_and(|until| now < until) {
-            return Duration::ZERO;
+        if let Some(until) = self.paused_until {
+            if now < until {
+                return Duration::ZERO;
+            }
+            // Lingering since ended without any slow yield (each time the next flush came
+            // first) for a whole pause's length: the busy spell is over, so a lone slow
+            // yield later (a timer interrupt, the hypervisor) pauses for the shortest time.
+            if now.saturating_duration_since(until) >= self.pause {
+                self.paused_until = None;
+                self.pause = MIN_PAUSE;
+            }
         }
         let gap = Duration::from_nanos(self.gap_ns);
         if gap > MAX_LINGER {
@@ -775,6 +784,24 @@ mod tests {
     }
 
     #[test]
+    fn a_pause_long_past_is_forgotten_without_a_quick_yield() {
+        const SLOW: Duration = Duration::from_millis(3);
+        let mut linger = Linger::default();
+        let start = Instant::now();
+        assert!(!linger.yielded(start, SLOW), "a slow yield stops");
+        // The pause ends; lingering then always ends with the next flush, never a yield.
+        let ended = start + MIN_PAUSE;
+        assert_eq!(linger.completed(ended), MAX_SPIN);
+        // A whole (doubled) pause later, one slow yield pauses for the shortest time again.
+        let later = ended + 2 * MIN_PAUSE;
+        assert_eq!(linger.completed(later), MAX_SPIN);
+        assert!(!linger.yielded(later, SLOW));
+        let us = Duration::from_micros(1);
+        assert_eq!(linger.completed(later + MIN_PAUSE - us), Duration::ZERO);
+        assert_eq!(linger.completed(later + MIN_PAUSE), MAX_SPIN);
+    }
+
+    #[test]
     fn a_slow_yield_pauses_lingering_each_pause_twice_the_last_until_a_quick_one() {
         const QUICK: Duration = Duration::from_micros(2);
         const SLOW: Duration = Duration::from_millis(3);
@@ -813,8 +840,11 @@ mod tests {
         let mut now = tried + us + MIN_PAUSE;
         for _ in 0..20 {
             assert!(!linger.yielded(now, SLOW));
-            now += MAX_PAUSE;
-            assert_eq!(linger.completed(now), MAX_SPIN, "paused past the cap");
+            // Tried again as each pause ends, and slow again.
+            let ends = linger.paused_until.expect("paused");
+            assert!(ends - now <= MAX_PAUSE, "paused past the cap");
+            now = ends;
+            assert_eq!(linger.completed(now), MAX_SPIN);
         }
         assert_eq!(linger.pause, MAX_PAUSE);
     }
