@@ -8,7 +8,8 @@
 //! worker). An async flush meanwhile returns `Pending`; a blocking one spins, helping as
 //! soon as the lock is free, and calls the worker only when the spin ends without
 //! completing it, before it parks. Otherwise (sinks that are not prompt, or a backlog) it
-//! hands off to the worker at once and waits, spinning briefly first. The wait never depends on
+//! hands off to the worker at once and waits: an async flush returns `Pending` and the
+//! worker wakes its task, a blocking one spins briefly first. The wait never depends on
 //! the sinks making progress: a deadline timer on its own thread wakes the flush, so a
 //! hung sink cannot stretch it past its bound, and it works under any executor (no tokio
 //! timer needed).
@@ -130,6 +131,21 @@ pub(crate) const MAX_SPIN: Duration = Duration::from_micros(50);
 /// p99; 250 µs covers a loopback round trip, and 1 ms did no better.
 pub(crate) const MAX_LINGER: Duration = Duration::from_micros(250);
 
+/// A yield that kept the lingering worker off its core longer than this gave the core to
+/// a thread with work to do (the cores are busy): a flush arriving meanwhile waits for
+/// the scheduler to come back to the worker (about 3 ms measured here with a busy loop on
+/// each core: EEVDF moves a yielding thread's deadline back a slice), where waking a
+/// parked worker costs tens of microseconds ([`MAX_LINGER`]'s measurement).
+pub(crate) const SLOW_YIELD: Duration = Duration::from_micros(50);
+
+/// The first pause in lingering after a slow yield; each pause that ends in another slow
+/// yield doubles the next, up to [`MAX_PAUSE`], so a machine that stays busy costs one
+/// slow yield a second.
+const MIN_PAUSE: Duration = Duration::from_millis(10);
+
+/// The longest pause in lingering.
+const MAX_PAUSE: Duration = Duration::from_secs(1);
+
 /// How long the worker stays awake after completing a flush: long enough to catch the
 /// next flush when flushes have been coming that often (a hop flushes before its call
 /// and after it; a remote hop's call takes tens of microseconds), [`MAX_SPIN`] otherwise.
@@ -139,12 +155,34 @@ pub(crate) const MAX_LINGER: Duration = Duration::from_micros(250);
 /// learns the usual gap between completing a flush and the next request (a moving
 /// average) and lingers for about twice that, up to [`MAX_LINGER`]; when flushes come
 /// further apart than that, it does not stay up for them.
-#[derive(Debug, Default)]
+///
+/// Lingering pays only while a yield comes back at once (a core to spare). When one takes
+/// longer than [`SLOW_YIELD`] the worker stops and parks, and does not linger again for a
+/// pause ([`MIN_PAUSE`], doubling to [`MAX_PAUSE`] while the next try is slow too): with
+/// both cores of this machine kept busy, lingering made every pass of a JSON Lines server
+/// wait for the scheduler's next turn, and it served 2 400–3 300 requests a second
+/// against 12 700–15 000 without lingering (`crux-runtime/BENCHMARKS.md`, session 14).
+#[derive(Debug)]
 pub(crate) struct Linger {
     /// When the worker last completed a flush.
     last_completed: Option<Instant>,
     /// The recent gap from a completion to the next request, in ns (a moving average).
     gap_ns: u64,
+    /// A slow yield paused lingering until then.
+    paused_until: Option<Instant>,
+    /// The next pause.
+    pause: Duration,
+}
+
+impl Default for Linger {
+    fn default() -> Self {
+        Self {
+            last_completed: None,
+            gap_ns: 0,
+            paused_until: None,
+            pause: MIN_PAUSE,
+        }
+    }
 }
 
 impl Linger {
@@ -161,14 +199,42 @@ impl Linger {
         self.gap_ns = (3 * self.gap_ns + gap) / 4;
     }
 
-    /// The flushes of a pass were completed now: how long to stay awake for the next.
+    /// The flushes of a pass were completed now: how long to stay awake for the next
+    /// (none while lingering is paused).
     pub(crate) fn completed(&mut self, now: Instant) -> Duration {
         self.last_completed = Some(now);
+        if let Some(until) = self.paused_until {
+            if now < until {
+                return Duration::ZERO;
+            }
+            // Lingering since ended without any slow yield (each time the next flush came
+            // first) for a whole pause's length: the busy spell is over, so a lone slow
+            // yield later (a timer interrupt, the hypervisor) pauses for the shortest time.
+            if now.saturating_duration_since(until) >= self.pause {
+                self.paused_until = None;
+                self.pause = MIN_PAUSE;
+            }
+        }
         let gap = Duration::from_nanos(self.gap_ns);
         if gap > MAX_LINGER {
             return MAX_SPIN;
         }
         (2 * gap + MAX_SPIN).min(MAX_LINGER)
+    }
+
+    /// A yield while lingering ended at `now` after `took`: whether to go on lingering. A
+    /// slow one ([`SLOW_YIELD`]) pauses lingering, each pause twice the last; a quick one
+    /// after a pause starts the pauses over.
+    pub(crate) fn yielded(&mut self, now: Instant, took: Duration) -> bool {
+        if took <= SLOW_YIELD {
+            if self.paused_until.take().is_some() {
+                self.pause = MIN_PAUSE;
+            }
+            return true;
+        }
+        self.paused_until = Some(now + self.pause);
+        self.pause = (2 * self.pause).min(MAX_PAUSE);
+        false
     }
 }
 
@@ -309,7 +375,8 @@ pub(crate) struct FlushWait {
     waiter: Arc<Waiter>,
     deadline: Instant,
     timer_armed: bool,
-    spun: bool,
+    /// Polled before: the first poll tries to help.
+    polled: bool,
     /// The worker was called for this flush ([`Pipeline::call_worker`]). Not at first
     /// when another thread's pass was under way: that pass, or this thread's own once the
     /// lock is free, usually completes the flush with no thread woken.
@@ -377,7 +444,7 @@ impl FlushWait {
             waiter,
             deadline,
             timer_armed: false,
-            spun: false,
+            polled: false,
             called_worker: false,
         };
         if declined != Declined::Busy {
@@ -421,9 +488,9 @@ impl FlushWait {
     /// then nobody spins (but helps once). A flush still waiting after that calls the
     /// worker before it sleeps.
     ///
-    /// Not for an async flush waiting for another flushing thread's pass: that thread
-    /// completes it (`poll`), so spinning would only delay the other tasks of the
-    /// executor's thread (and each `yield` is a system call).
+    /// For a blocking flush only: an async one returns `Pending` instead (`poll`), so
+    /// spinning would only delay the other tasks of the executor's thread (and each
+    /// `yield` is a system call).
     fn spin(&mut self) -> Option<FlushResult> {
         let budget = self.pipeline.spin_budget();
         let done = if budget.is_zero() {
@@ -482,24 +549,23 @@ impl Drop for FlushWait {
 impl Future for FlushWait {
     type Output = FlushResult;
 
+    /// Never spins: whoever completes the flush (a thread that held the delivery lock, or
+    /// the worker) wakes the task, and this thread runs other tasks meanwhile.
+    ///
+    /// Spinning cost a saturated server 2.4 `sched_yield` calls a request while it waited
+    /// for another flushing thread's pass. Waiting for the worker (sinks that are not
+    /// prompt) it cost more: on a machine whose cores are busy each yield gives the core
+    /// away for a time slice, and with a flush spinning on each of them the request
+    /// threads ran a fraction of the time.
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<FlushResult> {
-        if !self.spun {
-            self.spun = true;
+        if !self.polled {
+            self.polled = true;
             // Another thread was delivering (prompt sinks): it completes this flush when it
-            // lets go of the delivery lock (`Pipeline::serve_latecomers`) and wakes the
-            // task, so this thread runs other tasks meanwhile instead of spinning (which
-            // cost a saturated server 2.4 `sched_yield` calls a request). Helped at once
-            // if the lock is free by now.
+            // lets go of the delivery lock (`Pipeline::serve_latecomers`). Helped at once
+            // if the lock is free by now; an attempt that finds a backlog calls the worker.
             if !self.called_worker
                 && self.finished()
                 && let Some(r) = lock(&self.waiter.slot).outcome
-            {
-                return Poll::Ready(r);
-            }
-            // Handed to the worker (at the start, or by that attempt: a backlog): its
-            // round trip is a few microseconds, a task's wake-up from its thread more.
-            if self.called_worker
-                && let Some(r) = self.spin()
             {
                 return Poll::Ready(r);
             }
@@ -547,7 +613,7 @@ pub fn deadline_after(timeout: Duration) -> Instant {
 /// delivery worker on the same core, and on a virtual machine a `pause` loop makes the
 /// hypervisor deschedule the vCPU; measured here, busy-waiting first made a flush round
 /// trip 24 µs instead of 3.5 µs.
-pub(crate) fn spin_until(until: Instant, mut done: impl FnMut() -> bool) -> bool {
+fn spin_until(until: Instant, mut done: impl FnMut() -> bool) -> bool {
     loop {
         if done() {
             return true;
@@ -555,8 +621,21 @@ pub(crate) fn spin_until(until: Instant, mut done: impl FnMut() -> bool) -> bool
         if Instant::now() >= until {
             return false;
         }
-        std::thread::yield_now();
+        yield_now();
     }
+}
+
+/// Gives up the thread's core ([`std::thread::yield_now`]), counted per thread in tests.
+pub(crate) fn yield_now() {
+    #[cfg(test)]
+    YIELDS.with(|n| n.set(n.get() + 1));
+    std::thread::yield_now();
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The yields this thread made ([`yield_now`]).
+    pub(crate) static YIELDS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// One armed deadline: wakes whatever waker its flush holds when `at` passes.
@@ -702,6 +781,72 @@ mod tests {
         // A few quick ones bring it back.
         let stay = linger_after(&mut linger, Duration::from_micros(5), 8);
         assert!(stay >= MAX_SPIN && stay < MAX_LINGER, "{stay:?}");
+    }
+
+    #[test]
+    fn a_pause_long_past_is_forgotten_without_a_quick_yield() {
+        const SLOW: Duration = Duration::from_millis(3);
+        let mut linger = Linger::default();
+        let start = Instant::now();
+        assert!(!linger.yielded(start, SLOW), "a slow yield stops");
+        // The pause ends; lingering then always ends with the next flush, never a yield.
+        let ended = start + MIN_PAUSE;
+        assert_eq!(linger.completed(ended), MAX_SPIN);
+        // A whole (doubled) pause later, one slow yield pauses for the shortest time again.
+        let later = ended + 2 * MIN_PAUSE;
+        assert_eq!(linger.completed(later), MAX_SPIN);
+        assert!(!linger.yielded(later, SLOW));
+        let us = Duration::from_micros(1);
+        assert_eq!(linger.completed(later + MIN_PAUSE - us), Duration::ZERO);
+        assert_eq!(linger.completed(later + MIN_PAUSE), MAX_SPIN);
+    }
+
+    #[test]
+    fn a_slow_yield_pauses_lingering_each_pause_twice_the_last_until_a_quick_one() {
+        const QUICK: Duration = Duration::from_micros(2);
+        const SLOW: Duration = Duration::from_millis(3);
+        let us = Duration::from_micros(1);
+        let mut linger = Linger::default();
+        let start = Instant::now();
+        assert_eq!(linger.completed(start), MAX_SPIN);
+        assert!(linger.yielded(start, QUICK), "a quick yield goes on");
+        assert!(
+            linger.yielded(start, SLOW_YIELD),
+            "the bound itself is quick"
+        );
+
+        // The cores are busy: no lingering for the pause, then a try.
+        assert!(!linger.yielded(start, SLOW), "a slow yield stops");
+        assert_eq!(linger.completed(start + MIN_PAUSE - us), Duration::ZERO);
+        let tried = start + MIN_PAUSE;
+        assert_eq!(linger.completed(tried), MAX_SPIN);
+        // Still busy: twice the pause.
+        assert!(!linger.yielded(tried, SLOW));
+        assert_eq!(linger.completed(tried + 2 * MIN_PAUSE - us), Duration::ZERO);
+        let tried = tried + 2 * MIN_PAUSE;
+        assert_eq!(linger.completed(tried), MAX_SPIN);
+
+        // Quick again: lingering pays, and the next pause is the first one's length.
+        assert!(linger.yielded(tried, QUICK));
+        assert_eq!(linger.completed(tried + us), MAX_SPIN);
+        assert!(!linger.yielded(tried + us, SLOW));
+        assert_eq!(
+            linger.completed(tried + us + MIN_PAUSE - us),
+            Duration::ZERO
+        );
+        assert_eq!(linger.completed(tried + us + MIN_PAUSE), MAX_SPIN);
+
+        // A machine that stays busy: the pauses stop growing at the cap.
+        let mut now = tried + us + MIN_PAUSE;
+        for _ in 0..20 {
+            assert!(!linger.yielded(now, SLOW));
+            // Tried again as each pause ends, and slow again.
+            let ends = linger.paused_until.expect("paused");
+            assert!(ends - now <= MAX_PAUSE, "paused past the cap");
+            now = ends;
+            assert_eq!(linger.completed(now), MAX_SPIN);
+        }
+        assert_eq!(linger.pause, MAX_PAUSE);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use crate::record::Record;
 use crate::sink::Sink;
 use crate::taxonomy::KnownPrimitives;
 pub use flush::{FlushOptions, FlushResult, FlushStatus, deadline_after};
-pub(crate) use flush::{FlushStart, FlushWait, Linger, MAX_SPIN, Waiter, spin_until};
+pub(crate) use flush::{FlushStart, FlushWait, Linger, MAX_SPIN, Waiter, yield_now};
 
 /// Runs a closure with the calling thread's Crux context set aside (the live API's
 /// `context::outside_any`, handed down when an observer starts its pipeline: delivery sits
@@ -567,13 +567,24 @@ impl Pipeline {
     }
 
     /// After completing a flush, stay awake briefly for the next one (a function boundary
-    /// flushes before and after its call; how long: [`Linger`]): yielding, so the thread
-    /// costs little on a busy machine, and a request finds it running instead of parked.
+    /// flushes before and after its call; how long: [`Linger`]): yielding, so a request
+    /// finds the worker running instead of parked, for as long as each yield comes back
+    /// at once. A slow yield means the cores are busy: the worker parks instead, since a
+    /// runnable worker that yielded is not woken by a flush's call and waits for its turn.
     fn linger_for_flush(&self, linger: &mut Linger) {
-        let now = Instant::now();
-        spin_until(now + linger.completed(now), || {
+        let mut before = Instant::now();
+        let until = before + linger.completed(before);
+        let called = || {
             self.flush_requested.load(Ordering::Acquire) || self.shutdown.load(Ordering::Acquire)
-        });
+        };
+        while !called() && before < until {
+            yield_now();
+            let after = Instant::now();
+            if !linger.yielded(after, after.saturating_duration_since(before)) {
+                return;
+            }
+            before = after;
+        }
     }
 
     pub(crate) fn stats(&self) -> DeliveryStats {
@@ -984,6 +995,69 @@ mod tests {
 
         sink.set(false);
         quick("quick round trips bring spinning back");
+        drop(run);
+    }
+
+    #[test]
+    fn an_async_flush_handed_to_the_worker_waits_without_yielding_and_the_worker_wakes_it() {
+        use std::task::{Context, Poll, Wake, Waker};
+        struct Count(AtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        // Not prompt: every flush is handed to the worker.
+        let sink = Stuck::default();
+        let memory = crate::sink::Memory::new();
+        let observer = Observer::builder()
+            .sink(sink.clone())
+            .sink(memory.clone())
+            .build();
+        let pipeline = Arc::clone(observer.pipeline().unwrap());
+        assert!(!pipeline.inline);
+        // No flush latency learnt yet, so the spin budget starts non-zero: a flush that
+        // spun for the worker (main's async flush did) would spin now.
+        assert!(!pipeline.spin_budget().is_zero());
+
+        sink.set(true);
+        let run = observer.open_run(RunOptions::new("r", "agent.run"));
+        run.scope()
+            .span("s", "tool.call")
+            .start()
+            .end(crate::record::SpanStatus::Ok);
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&count));
+        let mut flush = Box::pin(observer.flush(FlushOptions {
+            timeout: Duration::from_secs(30),
+            terminal: false,
+        }));
+        let yields = flush::YIELDS.with(|n| n.get());
+        assert!(
+            flush
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        // It returned at once: no yield on the executor's thread, no spin that could miss.
+        assert_eq!(flush::YIELDS.with(|n| n.get()), yields);
+        assert!(!pipeline.spin_budget().is_zero());
+        assert_eq!(pipeline.stats().flush_waiters, 1);
+
+        // The worker delivers once the sink answers, and wakes the task.
+        sink.set(false);
+        let woken_by = Instant::now() + Duration::from_secs(30);
+        while count.0.load(Ordering::SeqCst) == 0 {
+            assert!(Instant::now() < woken_by, "the worker never woke the flush");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let Poll::Ready(result) = flush.as_mut().poll(&mut Context::from_waker(&waker)) else {
+            panic!("woken but not done");
+        };
+        assert_eq!(result.status, super::FlushStatus::Drained);
+        assert_eq!(result.remaining, 0);
+        assert_eq!(memory.len(), 3, "run:start, span:start, span:end");
+        assert_eq!(pipeline.stats().flush_waiters, 0);
         drop(run);
     }
 
