@@ -998,15 +998,43 @@ mod tests {
         drop(run);
     }
 
+    /// Counts the wake-ups of a task polled by hand.
+    struct Count(AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Waits (30 s at most) for `flush`'s task to be woken, then polls it: done, everything
+    /// delivered, and no waiter left behind.
+    fn woken_then_drained(
+        flush: std::pin::Pin<&mut (impl Future<Output = FlushResult> + ?Sized)>,
+        count: &Count,
+        waker: &std::task::Waker,
+        pipeline: &Pipeline,
+    ) {
+        let woken_by = Instant::now() + Duration::from_secs(30);
+        while count.0.load(Ordering::SeqCst) == 0 {
+            assert!(
+                Instant::now() < woken_by,
+                "the waiting flush was never woken"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let std::task::Poll::Ready(result) = flush.poll(&mut std::task::Context::from_waker(waker))
+        else {
+            panic!("woken but not done");
+        };
+        assert_eq!(result.status, super::FlushStatus::Drained);
+        assert_eq!(result.remaining, 0);
+        assert_eq!(pipeline.stats().flush_waiters, 0);
+    }
+
     #[test]
     fn an_async_flush_handed_to_the_worker_waits_without_yielding_and_the_worker_wakes_it() {
-        use std::task::{Context, Poll, Wake, Waker};
-        struct Count(AtomicUsize);
-        impl Wake for Count {
-            fn wake(self: Arc<Self>) {
-                self.0.fetch_add(1, Ordering::SeqCst);
-            }
-        }
+        use std::task::{Context, Waker};
         // Not prompt: every flush is handed to the worker.
         let sink = Stuck::default();
         let memory = crate::sink::Memory::new();
@@ -1046,18 +1074,8 @@ mod tests {
 
         // The worker delivers once the sink answers, and wakes the task.
         sink.set(false);
-        let woken_by = Instant::now() + Duration::from_secs(30);
-        while count.0.load(Ordering::SeqCst) == 0 {
-            assert!(Instant::now() < woken_by, "the worker never woke the flush");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let Poll::Ready(result) = flush.as_mut().poll(&mut Context::from_waker(&waker)) else {
-            panic!("woken but not done");
-        };
-        assert_eq!(result.status, super::FlushStatus::Drained);
-        assert_eq!(result.remaining, 0);
+        woken_then_drained(flush.as_mut(), &count, &waker, &pipeline);
         assert_eq!(memory.len(), 3, "run:start, span:start, span:end");
-        assert_eq!(pipeline.stats().flush_waiters, 0);
         drop(run);
     }
 
@@ -1077,13 +1095,7 @@ mod tests {
     #[test]
     fn an_async_flush_finding_a_pass_under_way_waits_for_it_without_spinning_or_calling_the_worker()
     {
-        use std::task::{Context, Poll, Wake, Waker};
-        struct Count(AtomicUsize);
-        impl Wake for Count {
-            fn wake(self: Arc<Self>) {
-                self.0.fetch_add(1, Ordering::SeqCst);
-            }
-        }
+        use std::task::{Context, Waker};
         let sink = PromptStuck::default();
         sink.0.set(true);
         let memory = crate::sink::Memory::new();
@@ -1125,21 +1137,8 @@ mod tests {
 
         // The holder lets go, looks again, delivers the flush's records and wakes it.
         sink.0.set(false);
-        let woken_by = Instant::now() + Duration::from_secs(30);
-        while count.0.load(Ordering::SeqCst) == 0 {
-            assert!(
-                Instant::now() < woken_by,
-                "the waiting flush was never woken"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let Poll::Ready(result) = flush.as_mut().poll(&mut Context::from_waker(&waker)) else {
-            panic!("woken but not done");
-        };
-        assert_eq!(result.status, super::FlushStatus::Drained);
-        assert_eq!(result.remaining, 0);
+        woken_then_drained(flush.as_mut(), &count, &waker, &pipeline);
         assert_eq!(memory.len(), 3, "run:start, span:start, span:end");
-        assert_eq!(pipeline.stats().flush_waiters, 0);
         drop(run);
     }
 
