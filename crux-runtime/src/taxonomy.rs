@@ -8,6 +8,8 @@
 //! assert_eq!(family_of("agent.ran"), None);
 //! ```
 
+use std::cell::Cell;
+
 /// Every canonical primitive with its family, sorted by primitive.
 ///
 /// The TypeScript fixture `taxonomy.json` plus the later additions of reference §7.4
@@ -166,30 +168,50 @@ pub fn family_of(primitive: &str) -> Option<&'static str> {
         .map(|i| PRIMITIVES[i].1)
 }
 
-/// The canonical primitives a delivery pass has met, remembered by address: a `&'static
-/// str` never changes, so one found canonical once stays canonical, and the next record
-/// naming it is checked with two comparisons instead of a search of the taxonomy (records
-/// of a program name a handful of primitives, each from one string literal).
-#[derive(Default)]
+/// The families of the primitives met, remembered by address: a `&'static str` never
+/// changes, so the next record naming it is answered with two comparisons instead of a
+/// search of the taxonomy (about 700 instructions: records of a program name a handful of
+/// primitives, each from one string literal). Delivery checks records with one
+/// ([`is_canonical`](Self::is_canonical)); the JSON writer keeps one per thread for each
+/// record's `family`.
 pub(crate) struct KnownPrimitives {
-    /// Direct-mapped by address; `(0, 0)` is empty (no string lives at address 0).
-    seen: [(usize, usize); 8],
+    /// Direct-mapped by address; `(0, 0, _)` is empty (no string lives at address 0). The
+    /// length is part of the key: a prefix of a literal starts at the same address.
+    seen: [Cell<(usize, usize, Option<&'static str>)>; 8],
+}
+
+impl Default for KnownPrimitives {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl KnownPrimitives {
+    pub(crate) const fn new() -> Self {
+        Self {
+            seen: [const { Cell::new((0, 0, None)) }; 8],
+        }
+    }
+
+    /// [`family_of`], remembered.
+    #[inline]
+    pub(crate) fn family_of(&self, primitive: &'static str) -> Option<&'static str> {
+        let (at, len) = (primitive.as_ptr() as usize, primitive.len());
+        let slot = &self.seen[(at >> 3) & 7];
+        match slot.get() {
+            (a, l, family) if a == at && l == len => family,
+            _ => {
+                let family = family_of(primitive);
+                slot.set((at, len, family));
+                family
+            }
+        }
+    }
+
     /// Whether `primitive` is canonical ([`family_of`] finds it).
     #[inline]
-    pub(crate) fn is_canonical(&mut self, primitive: &'static str) -> bool {
-        let key = (primitive.as_ptr() as usize, primitive.len());
-        let slot = &mut self.seen[(key.0 >> 3) & 7];
-        if *slot == key {
-            return true;
-        }
-        let canonical = family_of(primitive).is_some();
-        if canonical {
-            *slot = key;
-        }
-        canonical
+    pub(crate) fn is_canonical(&self, primitive: &'static str) -> bool {
+        self.family_of(primitive).is_some()
     }
 }
 
@@ -227,7 +249,7 @@ mod tests {
 
     #[test]
     fn known_primitives_answer_as_the_taxonomy_does() {
-        let mut known = KnownPrimitives::default();
+        let known = KnownPrimitives::default();
         let leaked: &'static str = Box::leak(String::from("tool.call").into_boxed_str());
         for _ in 0..2 {
             for (p, _) in PRIMITIVES {

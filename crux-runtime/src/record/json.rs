@@ -25,7 +25,7 @@ use crate::hex;
 use crate::ids::{RecordId, RunId, SegmentId, SpanId, TraceId};
 use crate::json_text;
 use crate::span_fields::SpanFields;
-use crate::taxonomy;
+use crate::taxonomy::{self, KnownPrimitives};
 
 /// `,"key":` (every key but the first, which opens the object).
 macro_rules! key {
@@ -479,29 +479,16 @@ fn span_identity(out: &mut Vec<u8>, parent: Option<&SpanId>, primitive: &'static
     escape::string(out, name);
 }
 
-/// [`taxonomy::family_of`], remembered per thread by the primitive's address: a `&'static
-/// str` never changes, and a program's records name a handful of primitives, each from one
-/// literal, so most records skip the search of the taxonomy (a binary search comparing
-/// strings: about 700 instructions, a fifth of a span record's whole text).
+/// [`taxonomy::family_of`], remembered per thread by the primitive's address
+/// ([`KnownPrimitives`]): most records skip the search of the taxonomy, a fifth of a span
+/// record's whole text.
 fn family(primitive: &'static str) -> Option<&'static str> {
-    type Slot = std::cell::Cell<(usize, usize, Option<&'static str>)>;
     thread_local! {
-        // Direct-mapped by address; `(0, 0)` is empty (no string lives at address 0).
-        static FAMILIES: [Slot; 8] = const { [const { Slot::new((0, 0, None)) }; 8] };
+        static KNOWN: KnownPrimitives = const { KnownPrimitives::new() };
     }
-    let (at, len) = (primitive.as_ptr() as usize, primitive.len());
-    let found = FAMILIES.try_with(|slots| {
-        let slot = &slots[(at >> 3) & 7];
-        match slot.get() {
-            (a, l, family) if a == at && l == len => family,
-            _ => {
-                let family = taxonomy::family_of(primitive);
-                slot.set((at, len, family));
-                family
-            }
-        }
-    });
-    found.unwrap_or_else(|_| taxonomy::family_of(primitive))
+    KNOWN
+        .try_with(|known| known.family_of(primitive))
+        .unwrap_or_else(|_| taxonomy::family_of(primitive))
 }
 
 /// A word of the wire's own vocabulary, quoted (a record type, a status: lowercase ASCII,
