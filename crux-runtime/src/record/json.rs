@@ -22,7 +22,7 @@ use crate::attributes::{AttrValue, Attributes};
 use crate::clock::Timestamp;
 use crate::envelope::DeploymentIdentity;
 use crate::hex;
-use crate::ids::{RecordId, RunId, SegmentId, SpanId, TraceId};
+use crate::ids::{RunId, SegmentId, SpanId, TraceId};
 use crate::json_text;
 use crate::span_fields::SpanFields;
 use crate::taxonomy::{self, KnownPrimitives};
@@ -49,20 +49,33 @@ fn id<const N: usize>(out: &mut Vec<u8>, head: &'static str, digits: [u8; N]) {
 /// (the length test folds away for a literal head).
 #[inline(always)]
 fn quoted<const N: usize>(out: &mut Vec<u8>, head: &'static str, value: &[u8; N]) {
+    quoted_first(out, head, value, N);
+}
+
+/// [`quoted`] with only the first `len` bytes of `value` (a text of varying length kept
+/// left-aligned in a fixed array, a record id's): the whole array is still copied, a copy
+/// of known size, and cut back.
+#[inline(always)]
+fn quoted_first<const N: usize>(
+    out: &mut Vec<u8>,
+    head: &'static str,
+    value: &[u8; N],
+    len: usize,
+) {
     let head = head.as_bytes();
     if head.len() + N + 1 > 64 {
         out.extend_from_slice(head);
-        out.extend_from_slice(value);
+        out.extend_from_slice(&value[..len]);
         out.push(b'"');
         return;
     }
     let mut buf = [0u8; 64];
     buf[..head.len()].copy_from_slice(head);
     buf[head.len()..head.len() + N].copy_from_slice(value);
-    buf[head.len() + N] = b'"';
+    buf[head.len() + len] = b'"';
     let at = out.len();
     out.extend_from_slice(&buf);
-    out.truncate(at + head.len() + N + 1);
+    out.truncate(at + head.len() + len + 1);
 }
 
 /// `,"key":"<prefix><digits>"` of an id.
@@ -140,16 +153,7 @@ fn base(out: &mut Vec<u8>, b: &Base) {
         // A pipeline's records share the random part.
         let random = remembered(&RECORD_RANDOM, id.random, |r| hex::encode_u64(*r));
         let (text, len) = id.text_with(random);
-        // The key, the whole fixed array (a copy of known size) and a quote, then back to
-        // the id's length and its quote.
-        const HEAD: &[u8; 13] = b",\"recordId\":\"";
-        let mut buf = [b'"'; HEAD.len() + RecordId::MAX_TEXT + 1];
-        buf[..HEAD.len()].copy_from_slice(HEAD);
-        buf[HEAD.len()..HEAD.len() + RecordId::MAX_TEXT].copy_from_slice(&text);
-        buf[HEAD.len() + len] = b'"';
-        let at = out.len();
-        out.extend_from_slice(&buf);
-        out.truncate(at + HEAD.len() + len + 1);
+        quoted_first(out, ",\"recordId\":\"", &text, len);
     }
     let run = remembered(&RUN, b.run_id, RunId::digits);
     id(out, ",\"runId\":\"run_", run);
