@@ -914,15 +914,7 @@ fn ids_of_every_kind_with_leading_zeros_are_written_as_serde_writes_them() {
 /// A span record naming `primitive`, its other fields fixed.
 fn span_start_of(primitive: &'static str) -> Record {
     Record {
-        base: Base {
-            record_id: None,
-            run_id: RunId([1; 12]),
-            operation_id: RunId([1; 12]),
-            segment_id: SegmentId([3; 12]),
-            segment_seq: 1,
-            trace_id: TraceId(4),
-            extra: None,
-        },
+        base: plain_base(),
         body: Body::SpanStart {
             span_id: SpanId(9),
             parent_span_id: None,
