@@ -68,9 +68,8 @@ impl Timestamp {
     pub fn to_iso_bytes(self) -> [u8; 24] {
         // Timestamps written one after another mostly fall in one of two seconds: records
         // made together carry now, and a boundary's events a lease minutes later too. The
-        // last two seconds' texts are kept per thread (the one added last is looked at first; a
-        // hit does not reorder them), and only the
-        // milliseconds are written.
+        // last two seconds' texts are kept per thread (the one added last is looked at
+        // first; a hit does not reorder them), and only the milliseconds are written.
         type Second = std::cell::Cell<(u64, [u8; 24])>;
         thread_local! {
             // `u64::MAX` is never a second of a time `to_iso_bytes` writes.
@@ -101,23 +100,11 @@ impl Timestamp {
 
     /// `YYYY-MM-DDTHH:MM:SS.000Z` for a whole second since the epoch.
     fn second_text(secs: u64) -> [u8; 24] {
-        // The date changes once a day: its text is kept per thread too, and the time of day
-        // is written from the seconds, two digits a step.
-        thread_local! {
-            static LAST_DAY: std::cell::Cell<(u64, [u8; 10])> =
-                const { std::cell::Cell::new((u64::MAX, [0; 10])) };
-        }
+        // Called about once a second per thread (`to_iso_bytes` keeps the seconds' texts):
+        // the time of day is written from the seconds, two digits a step.
         let (days, sod) = (secs / 86_400, secs % 86_400);
-        let date = match LAST_DAY.try_with(std::cell::Cell::get) {
-            Ok((last, text)) if last == days => text,
-            _ => {
-                let text = Self::date_text(days);
-                let _ = LAST_DAY.try_with(|last| last.set((days, text)));
-                text
-            }
-        };
         let mut b = *b"0000-00-00T00:00:00.000Z";
-        b[..10].copy_from_slice(&date);
+        b[..10].copy_from_slice(&Self::date_text(days));
         b[11..13].copy_from_slice(&json_text::pair(sod / 3600));
         b[14..16].copy_from_slice(&json_text::pair(sod / 60 % 60));
         b[17..19].copy_from_slice(&json_text::pair(sod % 60));
