@@ -110,9 +110,17 @@ pub(crate) fn unsigned(out: &mut Vec<u8>, n: u64) {
     }
     let mut buf = [0; 20];
     let len = left_aligned(&mut buf, n);
-    // The whole array (a copy of known size, no call to `memcpy`), then back to the digits.
+    push_first(out, &buf, len);
+}
+
+/// Appends the first `len` bytes of `buf`: the whole array, a copy of known size (no call
+/// to `memcpy`, one capacity check), then cut back. How the record writer appends texts
+/// of varying length built in fixed arrays (digits, short strings, quoted ids).
+#[inline(always)]
+pub(crate) fn push_first<const N: usize>(out: &mut Vec<u8>, buf: &[u8; N], len: usize) {
+    debug_assert!(len <= N);
     let at = out.len();
-    out.extend_from_slice(&buf);
+    out.extend_from_slice(buf);
     out.truncate(at + len);
 }
 

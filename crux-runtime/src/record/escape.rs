@@ -2,7 +2,7 @@
 //! as `\b` `\t` `\n` `\f` `\r` or `\u00XX` (lowercase hex); `/`, DEL and non-ASCII as they
 //! are. Runs of bytes that need nothing are copied whole.
 
-use crate::json_text::{special_at, specials};
+use crate::json_text::{push_first, special_at, specials};
 
 /// `s` as a JSON string, quotes included.
 #[inline]
@@ -55,9 +55,7 @@ fn short<const COLON: bool>(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
     buf[0] = b'"';
     buf[n + 1] = b'"';
     buf[n + 2] = b':';
-    let at = out.len();
-    out.extend_from_slice(&buf);
-    out.truncate(at + n + 2 + usize::from(COLON));
+    push_first(out, &buf, n + 2 + usize::from(COLON));
     true
 }
 
@@ -86,9 +84,7 @@ fn medium(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
     buf[0] = b'"';
     buf[n - 7..n + 1].copy_from_slice(&last);
     buf[n + 1] = b'"';
-    let at = out.len();
-    out.extend_from_slice(&buf);
-    out.truncate(at + n + 2);
+    push_first(out, &buf, n + 2);
     true
 }
 

@@ -73,9 +73,7 @@ fn quoted_first<const N: usize>(
     buf[..head.len()].copy_from_slice(head);
     buf[head.len()..head.len() + N].copy_from_slice(value);
     buf[head.len() + len] = b'"';
-    let at = out.len();
-    out.extend_from_slice(&buf);
-    out.truncate(at + head.len() + len + 1);
+    json_text::push_first(out, &buf, head.len() + len + 1);
 }
 
 /// `,"key":"<prefix><digits>"` of an id.
