@@ -90,13 +90,14 @@ fn main() {
         // slices (the order rotating), so a change of the machine's load during the run
         // falls on all of them alike: each ratio compares slices taken seconds apart, not
         // whole measurements taken a minute apart.
-        let servers: Vec<(usize, Variant, servers::Running)> = Variant::ALL
+        let servers: Vec<(usize, Variant, std::path::PathBuf, servers::Running)> = Variant::ALL
             .into_iter()
             .enumerate()
             .filter(|(_, v)| chosen.contains(v))
             .map(|(i, v)| {
                 let file = records.with_extension(format!("{i}.jsonl"));
-                (i, v, runtime.block_on(servers::start(v, &file)))
+                let server = runtime.block_on(servers::start(v, &file));
+                (i, v, file, server)
             })
             .collect();
         let mut slices_of: Vec<Vec<Figures>> = vec![Vec::new(); servers.len()];
@@ -106,13 +107,13 @@ fn main() {
             let warmup_ms = if slice == 0 { 1000 } else { 250 };
             for k in 0..servers.len() {
                 let at = (k + slice as usize) % servers.len();
-                let figures = generate(servers[at].2.addr, connections, warmup_ms, measured_ms);
+                let figures = generate(servers[at].3.addr, connections, warmup_ms, measured_ms);
                 slices_of[at].push(figures);
             }
         }
-        for ((i, variant, server), slices) in servers.into_iter().zip(slices_of) {
+        for ((i, variant, file, server), slices) in servers.into_iter().zip(slices_of) {
             runtime.block_on(server.stop());
-            let _ = std::fs::remove_file(records.with_extension(format!("{i}.jsonl")));
+            let _ = std::fs::remove_file(file);
             let figures = Figures::of_slices(&slices);
             println!(
                 "run {run} {:<26} {:>9.0} req/s  p50 {:>7.0} µs  p99 {:>7.0} µs  errors {}",
