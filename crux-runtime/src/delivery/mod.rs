@@ -24,7 +24,7 @@ mod flush;
 
 use crate::ids::{RecordId, random_u64};
 use crate::record::Record;
-use crate::sink::Sink;
+use crate::sink::{Sink, SinkError};
 use crate::taxonomy::KnownPrimitives;
 pub use flush::{FlushOptions, FlushResult, FlushStatus, deadline_after};
 pub(crate) use flush::{FlushStart, FlushWait, Linger, MAX_SPIN, Waiter, yield_now};
@@ -172,6 +172,10 @@ pub(crate) struct Pipeline {
     /// observer's), so what a sink records (a `tracing` event of its own) never joins the
     /// flushing caller's run.
     outside_context: OutsideContext,
+    /// No sink records anything ([`Sink::records_nothing`]): a pass on a flushing thread
+    /// calls them in that thread's context, and only waking other flushes' tasks is done
+    /// outside it.
+    in_context: bool,
     /// The length of the state's list of flushes (written under the queue lock), read
     /// without it by a pass's holder: whether flushes registered while it delivered.
     waiting: AtomicUsize,
@@ -234,6 +238,7 @@ impl Pipeline {
             }),
             inline: sinks.iter().all(|s| s.writes_promptly()),
             outside_context,
+            in_context: sinks.iter().all(|s| s.records_nothing()),
             waiting: AtomicUsize::new(0),
             flushed: (0..sinks.len())
                 .filter(|&i| sinks[i].needs_flush())
@@ -337,6 +342,19 @@ impl Pipeline {
         self.wake();
     }
 
+    /// Runs a pass on a flushing thread: outside its Crux context, unless no sink records
+    /// anything (then the completed flushes' tasks are woken outside it,
+    /// [`complete_flushes`](Pipeline::complete_flushes)). Inlined, so the common pass
+    /// into sinks that record nothing makes no indirect call.
+    #[inline]
+    fn for_sinks(&self, mut f: impl FnMut()) {
+        if self.in_context {
+            f();
+        } else {
+            (self.outside_context)(&mut f);
+        }
+    }
+
     /// Delivers the queue on the calling thread, for a flush that would otherwise wait for
     /// the worker: only when every sink writes promptly, nobody else is delivering (the
     /// delivery lock is free) and at most [`INLINE_BACKLOG`] records wait. The pass is the
@@ -363,7 +381,7 @@ impl Pipeline {
         };
         let mut covered = Some(covered);
         let mut helped = Err(Declined::Panicked);
-        (self.outside_context)(&mut || {
+        self.for_sinks(|| {
             // Sinks' and wakers' panics are caught where they are called; this catches any
             // other, so a flush never panics into its caller: it waits for the worker
             // instead, bounded.
@@ -427,16 +445,26 @@ impl Pipeline {
     /// Each pass covers every flush registered before it took the queue, so the loop goes
     /// on only while flushes keep arriving; after [`LATECOMER_PASSES`] the worker takes
     /// over, so that one caller does not deliver for everyone under a stream of flushes.
+    // Inlined: flushes rarely wait, and the check is a fence and a load.
+    #[inline]
     pub(crate) fn serve_latecomers(&self) {
-        for _ in 0..LATECOMER_PASSES {
-            if !self.waits_after_release() {
+        if self.waits_after_release() {
+            self.serve_waiting();
+        }
+    }
+
+    /// [`serve_latecomers`](Pipeline::serve_latecomers) once flushes are seen waiting.
+    #[inline(never)]
+    fn serve_waiting(&self) {
+        for pass in 0..LATECOMER_PASSES {
+            if pass > 0 && !self.waits_after_release() {
                 return;
             }
             let Some(mut d) = try_lock(&self.delivery) else {
                 return;
             };
             let mut passed = false;
-            (self.outside_context)(&mut || {
+            self.for_sinks(|| {
                 passed = catch_unwind(AssertUnwindSafe(|| {
                     // A backlog, or a panic: the worker's (every pass covers every flush
                     // registered before it took the queue, so this loop ends).
@@ -781,12 +809,12 @@ impl Pipeline {
                 let res = self.in_sink(calls, || {
                     catch_unwind(AssertUnwindSafe(|| sink.write(records)))
                 });
-                ok &= matches!(res, Ok(Ok(())));
+                ok &= succeeded(res);
             }
             let res = self.in_sink(calls, || {
                 catch_unwind(AssertUnwindSafe(|| last.write_owned(records)))
             });
-            ok &= matches!(res, Ok(Ok(())));
+            ok &= succeeded(res);
         }
         let c = &self.counters;
         // Almost always none: a locked add of zero would still take the line every pass.
@@ -800,12 +828,18 @@ impl Pipeline {
         }
     }
 
-    /// Flushes the sinks that need it ([`Sink::needs_flush`]), in order; `false` when one failed.
+    /// Flushes the sinks that need it ([`Sink::needs_flush`]), in order; `false` when one
+    /// failed. Inlined: often none does (a `Memory` sink), and then nothing is called.
+    #[inline]
     fn flush_sinks(&self, calls: &mut u64) -> bool {
+        self.flushed.is_empty() || self.flush_each(calls)
+    }
+
+    fn flush_each(&self, calls: &mut u64) -> bool {
         let mut ok = true;
         for sink in self.flushed.iter().map(|&i| &self.sinks[i]) {
             let res = self.in_sink(calls, || catch_unwind(AssertUnwindSafe(|| sink.flush())));
-            ok &= matches!(res, Ok(Ok(())));
+            ok &= succeeded(res);
         }
         ok
     }
@@ -815,6 +849,10 @@ impl Pipeline {
     /// delivering on its own thread). The sinks' flush result when they were flushed.
     ///
     /// Only the worker learns the gap between flushes (`linger`): it alone lingers.
+    ///
+    /// Inlined for its common case, a flush delivering on its own thread with none
+    /// registered: then nothing is taken from the queue lock's list.
+    #[inline]
     fn complete_flushes(
         &self,
         pass: Pass,
@@ -822,7 +860,25 @@ impl Pipeline {
         linger: Option<&mut Linger>,
         flush_anyway: bool,
     ) -> Option<bool> {
-        if pass.flushes_pending {
+        if !pass.flushes_pending {
+            // None to complete (the list was empty when the queue was taken; `ready` is
+            // emptied by every call): the sinks are flushed for the flush delivering only.
+            debug_assert!(d.ready.is_empty());
+            return flush_anyway.then(|| self.flush_sinks(&mut d.calls));
+        }
+        self.complete_waiting(pass, d, linger, flush_anyway)
+    }
+
+    /// [`complete_flushes`](Pipeline::complete_flushes) when flushes were registered.
+    #[inline(never)]
+    fn complete_waiting(
+        &self,
+        pass: Pass,
+        d: &mut Deliverer,
+        linger: Option<&mut Linger>,
+        flush_anyway: bool,
+    ) -> Option<bool> {
+        {
             let mut st = self.lock();
             let st = &mut *st;
             // Emptied below before the lock is let go: only this call's flushes are in it.
@@ -847,9 +903,18 @@ impl Pipeline {
             linger.requested(first);
         }
         let sinks_ok = self.flush_sinks(&mut d.calls);
-        for w in d.ready.drain(..) {
-            w.complete(sinks_ok, &self.counters);
-            self.record_flush_latency(w.requested_at.elapsed());
+        let mut complete = || {
+            for w in d.ready.drain(..) {
+                w.complete(sinks_ok, &self.counters);
+                self.record_flush_latency(w.requested_at.elapsed());
+            }
+        };
+        // Wakers run outside any Crux context, as the sinks do: a pass into sinks that
+        // record nothing may run in its flushing thread's context (`for_sinks`).
+        if self.in_context {
+            (self.outside_context)(&mut complete);
+        } else {
+            complete();
         }
         Some(sinks_ok)
     }
@@ -904,6 +969,23 @@ impl Slot<'_> {
             && pipeline.idle.swap(false, Ordering::AcqRel)
         {
             pipeline.wake();
+        }
+    }
+}
+
+/// Whether a sink call succeeded, its result taken apart: a success drops nothing (the
+/// result's drop glue was an out-of-line call after every sink call).
+#[inline]
+fn succeeded(res: std::thread::Result<Result<(), SinkError>>) -> bool {
+    match res {
+        Ok(Ok(())) => true,
+        Ok(Err(error)) => {
+            drop(error);
+            false
+        }
+        Err(panic) => {
+            drop(panic);
+            false
         }
     }
 }
@@ -1139,6 +1221,105 @@ mod tests {
         sink.0.set(false);
         woken_then_drained(flush.as_mut(), &count, &waker, &pipeline);
         assert_eq!(memory.len(), 3, "run:start, span:start, span:end");
+        drop(run);
+    }
+
+    /// A prompt sink that records nothing, blocking in `write` while its [`Stuck`] holds;
+    /// notes that it was entered and whether a Crux scope was current there.
+    #[derive(Clone, Default)]
+    struct Inert(Stuck, Arc<AtomicBool>, Arc<AtomicBool>);
+    impl Sink for Inert {
+        fn write(&self, records: &[Record]) -> Result<(), SinkError> {
+            let in_scope = crate::context::current().is_some();
+            self.2.store(in_scope, Ordering::SeqCst);
+            self.1.store(true, Ordering::SeqCst);
+            self.0.write(records)
+        }
+        fn writes_promptly(&self) -> bool {
+            true
+        }
+        fn records_nothing(&self) -> bool {
+            true
+        }
+    }
+
+    /// Counts its wake-ups, noting whether a Crux scope was current where it was woken.
+    #[derive(Default)]
+    struct Noting(AtomicUsize, AtomicBool);
+    impl std::task::Wake for Noting {
+        fn wake(self: Arc<Self>) {
+            let in_scope = crate::context::current().is_some();
+            self.1.store(in_scope, Ordering::SeqCst);
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_pass_into_sinks_that_record_nothing_runs_in_context_but_wakes_flushes_outside_it() {
+        use std::task::{Context, Waker};
+        let sink = Inert::default();
+        let observer = Observer::builder().sink(sink.clone()).build();
+        let pipeline = Arc::clone(observer.pipeline().unwrap());
+        assert!(pipeline.inline && pipeline.in_context);
+        // The worker takes the queue only when called: this thread delivers.
+        pipeline.worker_polls.store(false, Ordering::Relaxed);
+        let run = observer.open_run(RunOptions::new("r", "agent.run"));
+        sink.0.set(true);
+        // Another thread registers an async flush while this thread's pass blocks in the
+        // sink, holding the delivery lock, then lets the sink go.
+        let other = {
+            let observer = observer.clone();
+            let sink = sink.clone();
+            std::thread::spawn(move || {
+                let entered_by = Instant::now() + Duration::from_secs(30);
+                while !sink.1.load(Ordering::SeqCst) {
+                    assert!(Instant::now() < entered_by, "the pass never began");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                let noting = Arc::new(Noting::default());
+                let waker = Waker::from(Arc::clone(&noting));
+                let mut flush = Box::pin(observer.flush(FlushOptions {
+                    timeout: Duration::from_secs(30),
+                    terminal: false,
+                }));
+                let pending = flush
+                    .as_mut()
+                    .poll(&mut Context::from_waker(&waker))
+                    .is_pending();
+                sink.0.set(false);
+                let woken_by = Instant::now() + Duration::from_secs(30);
+                while noting.0.load(Ordering::SeqCst) == 0 {
+                    assert!(Instant::now() < woken_by, "the other flush was never woken");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                let std::task::Poll::Ready(result) =
+                    flush.as_mut().poll(&mut Context::from_waker(&waker))
+                else {
+                    panic!("woken but not done");
+                };
+                (pending, result.status, noting)
+            })
+        };
+        {
+            let _in_run = run.scope().enter();
+            let flushed = observer.flush_blocking(FlushOptions::BOUNDARY);
+            assert_eq!(flushed.status, super::FlushStatus::Drained);
+        }
+        let (pending, status, noting) = other.join().unwrap();
+        assert!(pending, "the other flush found the pass under way");
+        assert_eq!(status, super::FlushStatus::Drained);
+        assert!(
+            sink.2.load(Ordering::SeqCst),
+            "the sink was called in the flushing caller's context"
+        );
+        // This thread's pass completed the other flush before letting go of the lock (the
+        // worker was not called), and woke its task outside the caller's context.
+        assert!(!pipeline.flush_requested.load(Ordering::SeqCst));
+        assert_eq!(noting.0.load(Ordering::SeqCst), 1);
+        assert!(
+            !noting.1.load(Ordering::SeqCst),
+            "a task was woken in the caller's context"
+        );
         drop(run);
     }
 

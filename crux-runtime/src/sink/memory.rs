@@ -243,6 +243,11 @@ impl Sink for Memory {
     fn needs_flush(&self) -> bool {
         false
     }
+
+    /// `true`: writing moves records into memory and frees old ones; nothing is recorded.
+    fn records_nothing(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
