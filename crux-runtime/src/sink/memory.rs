@@ -1,4 +1,5 @@
 use std::collections::VecDeque;
+use std::mem::MaybeUninit;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -24,6 +25,10 @@ use crate::record::Record;
 /// go. A batch a reader holds is left as it is: later records go to a new one, and the
 /// bound only hides its front until the reader lets go of it.
 ///
+/// A delivery is appended as one block copy, and the bound drops records at a batch's
+/// front in place ([`Block`]): appending record by record (as `Option`s, so the bound
+/// could drop one in place) moved each through a temporary, two copies of its 240 bytes.
+///
 /// ```
 /// let memory = crux_runtime::sink::Memory::new();
 /// assert!(memory.records().is_empty());
@@ -36,23 +41,95 @@ pub struct Memory {
 }
 
 /// Records delivered one after another, shared with readers that copied it out. The
-/// first `start` records were cut by the limit; the first `freed` of those are freed
-/// (`None`): the others were cut while a reader held the batch, and go with it or when
-/// the bound next finds it unshared.
+/// first `start` of its live records were cut by the limit while a reader held the batch:
+/// they go with it, or when the bound next finds it unshared (records cut from an
+/// unshared batch are dropped at once).
 #[derive(Clone)]
 struct Batch {
-    records: Arc<Vec<Option<Record>>>,
+    records: Arc<Block>,
     start: usize,
-    freed: usize,
 }
 
 impl Batch {
     fn kept(&self) -> impl Iterator<Item = &Record> {
-        self.records[self.start..].iter().flatten()
+        self.records.live()[self.start..].iter()
     }
 
     fn kept_len(&self) -> usize {
-        self.records.len() - self.start
+        self.records.live().len() - self.start
+    }
+}
+
+/// A batch's records in one allocation of fixed room, never grown: appended at the back
+/// as a block, dropped in place at the front. Slots `..front` held records dropped
+/// already, `front..len` hold the live ones, the rest is room.
+struct Block {
+    slots: Vec<MaybeUninit<Record>>,
+    front: usize,
+}
+
+impl Block {
+    fn with_room(room: usize) -> Self {
+        Self {
+            slots: Vec::with_capacity(room),
+            front: 0,
+        }
+    }
+
+    /// The records appended and not dropped, oldest first.
+    fn live(&self) -> &[Record] {
+        let live = &self.slots[self.front..];
+        // SAFETY: slots from `front` to the length are initialised (`append` wrote them,
+        // `drop_front` moves `front` past those it drops), and `MaybeUninit<Record>` has
+        // `Record`'s layout.
+        unsafe { std::slice::from_raw_parts(live.as_ptr().cast::<Record>(), live.len()) }
+    }
+
+    /// Slots written so far (dropped, live) plus room: whether `n` more fit.
+    fn fits(&self, n: usize) -> bool {
+        n <= self.slots.capacity() - self.slots.len()
+    }
+
+    /// Moves `records[from..]` to the back in one copy, leaving `records` the first
+    /// `from`. The caller checked that they [fit](Block::fits).
+    fn append(&mut self, records: &mut Vec<Record>, from: usize) {
+        let n = records.len() - from;
+        assert!(self.fits(n), "a batch is never grown");
+        let at = self.slots.len();
+        // SAFETY: the `n` records after `from` are initialised; the room after `at` holds
+        // at least `n` slots (asserted) and is not the records' buffer. Their ownership
+        // moves here: `records` forgets them (`set_len`), this block counts them (its
+        // length) and drops them (`Drop`), so each is dropped once.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                records.as_ptr().add(from),
+                self.slots.as_mut_ptr().add(at).cast::<Record>(),
+                n,
+            );
+            records.set_len(from);
+            self.slots.set_len(at + n);
+        }
+    }
+
+    /// Drops the oldest `n` live records (all of them if fewer), in place.
+    fn drop_front(&mut self, n: usize) {
+        let start = self.front;
+        let n = n.min(self.slots.len() - start);
+        // Moved first: a record whose drop panics is leaked, never dropped twice.
+        self.front = start + n;
+        // SAFETY: slots `start..start + n` were live (within the length, from the old
+        // `front`) and are no longer counted as live.
+        unsafe {
+            let dropped = self.slots.as_mut_ptr().add(start).cast::<Record>();
+            std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(dropped, n));
+        }
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        // The slots' buffer is freed by their `Vec`, which drops no `MaybeUninit`.
+        self.drop_front(usize::MAX);
     }
 }
 
@@ -152,11 +229,11 @@ impl Memory {
 }
 
 impl Memory {
-    /// Keeps delivered records (cut to the bound already): appended to the newest batch
-    /// when no reader holds it and it has room, else in a new batch; then drops the
-    /// oldest records past the limit.
-    fn keep<I: ExactSizeIterator<Item = Record>>(&self, mut records: I) {
-        let n = records.len();
+    /// Keeps `records[from..]` (those before are cut by the bound) and leaves `records`
+    /// the first `from`: appended to the newest batch when no reader holds it and it has
+    /// room, else in a new batch; then drops the oldest records past the limit.
+    fn keep(&self, records: &mut Vec<Record>, from: usize) {
+        let n = records.len() - from;
         if n == 0 {
             return;
         }
@@ -172,21 +249,20 @@ impl Memory {
             .back_mut()
             .map(|b| Arc::get_mut(&mut b.records))
         {
-            Some(Some(open)) if open.len() + n <= open.capacity() => {
-                open.extend(records.by_ref().map(Some));
+            Some(Some(open)) if open.fits(n) => {
+                open.append(records, from);
                 None
             }
-            Some(Some(full)) => Some((2 * full.capacity()).min(most)),
+            Some(Some(full)) => Some((2 * full.slots.capacity()).min(most)),
             Some(None) => Some(0),
             None => Some(FIRST_ROOM.min(most)),
         };
         if let Some(room) = new_room {
-            let mut batch = Vec::with_capacity(n.max(room));
-            batch.extend(records.map(Some));
+            let mut batch = Block::with_room(n.max(room));
+            batch.append(records, from);
             store.batches.push_back(Batch {
                 records: Arc::new(batch),
                 start: 0,
-                freed: 0,
             });
         }
         store.len += n;
@@ -205,10 +281,11 @@ impl Memory {
                 continue;
             }
             front.start += excess;
-            // No reader holds it: the records go now, in place (nothing moves).
+            // No reader holds it: the records go now, in place (nothing moves), with any
+            // cut while a reader held it.
             if let Some(records) = Arc::get_mut(&mut front.records) {
-                records[front.freed..front.start].fill_with(|| None);
-                front.freed = front.start;
+                records.drop_front(front.start);
+                front.start = 0;
             }
             store.len -= excess;
         }
@@ -218,18 +295,18 @@ impl Memory {
 impl Sink for Memory {
     fn write(&self, records: &[Record]) -> Result<(), SinkError> {
         // Cloned before the lock: readers never wait for the copies.
-        let cloned = records[self.cut(records.len())..].to_vec();
-        self.keep(cloned.into_iter());
+        let mut cloned = records[self.cut(records.len())..].to_vec();
+        self.keep(&mut cloned, 0);
         Ok(())
     }
 
-    /// Keeps the batch without cloning it: the records kept are moved in, straight from
-    /// where they lie (a batch past the bound is not first shifted to the front of its
-    /// buffer: that was a second copy of every record kept), then the ones cut are dropped.
+    /// Keeps the batch without cloning it: the records kept are moved in as one block,
+    /// straight from where they lie (a batch past the bound is not first shifted to the
+    /// front of its buffer: that was a second copy of every record kept); the ones cut
+    /// are left in `records`, dropped by the caller.
     fn write_owned(&self, records: &mut Vec<Record>) -> Result<(), SinkError> {
         let cut = self.cut(records.len());
-        self.keep(records.drain(cut..));
-        records.clear();
+        self.keep(records, cut);
         Ok(())
     }
 
@@ -319,12 +396,7 @@ mod tests {
     /// at once.
     fn held(memory: &Memory) -> usize {
         let store = memory.lock();
-        store
-            .batches
-            .iter()
-            .flat_map(|b| b.records.iter())
-            .flatten()
-            .count()
+        store.batches.iter().map(|b| b.records.live().len()).sum()
     }
 
     #[test]
@@ -345,12 +417,16 @@ mod tests {
         {
             let store = memory.lock();
             assert_eq!(
-                store.batches[0].records.len(),
+                store.batches[0].records.live().len(),
                 3,
                 "the held batch is not appended to"
             );
             // Just the delivery's room after a held batch, then doubling: 1, 2, 4.
-            let rooms: Vec<usize> = store.batches.iter().map(|b| b.records.capacity()).collect();
+            let rooms: Vec<usize> = store
+                .batches
+                .iter()
+                .map(|b| b.records.slots.capacity())
+                .collect();
             assert_eq!(rooms[1..], [1, 2, 4]);
         }
         assert_eq!(memory.records(), json(&records[2..7]));
@@ -374,6 +450,55 @@ mod tests {
             5,
             "cut records of unshared batches are freed"
         );
+    }
+
+    #[test]
+    fn every_record_is_dropped_once_cut_kept_or_gone_with_its_batch() {
+        // Each record holds a count on `alive`: the count is the records alive.
+        let alive = Arc::new(crate::record::SegmentExtra::default());
+        let mut records = records(40);
+        for r in &mut records {
+            r.base.extra = Some(Arc::clone(&alive));
+        }
+        let json = |rs: &[Record]| rs.iter().map(Record::to_json).collect::<Vec<Value>>();
+        let expected = json(&records);
+        let live = |extra: usize| Arc::strong_count(&alive) - 1 - extra;
+        let memory = Memory::bounded(6);
+        // Past the bound: the 4 cut are left to the caller, the 6 kept moved in one block.
+        let mut delivered = records[..10].to_vec();
+        memory.write_owned(&mut delivered).unwrap();
+        assert_eq!(delivered.len(), 4, "the cut records are left to the caller");
+        drop(delivered);
+        assert_eq!(live(40), 6);
+        // Small deliveries: the front of the oldest batch is dropped in place as they go,
+        // then whole batches, while the newest is appended to.
+        for at in (10..30).step_by(2) {
+            memory
+                .write_owned(&mut records[at..at + 2].to_vec())
+                .unwrap();
+            assert_eq!(live(40), 6, "after {}", at + 2);
+            assert_eq!(memory.records(), expected[at + 2 - 6..at + 2]);
+        }
+        // A reader's copy holds its batches whole: the cut records live until it goes,
+        // then the next delivery drops them.
+        let held_copy = memory.snapshot();
+        memory.write_owned(&mut records[30..33].to_vec()).unwrap();
+        assert_eq!(memory.records(), expected[27..33]);
+        assert!(live(40) > 6, "the held batches keep their cut records");
+        drop(held_copy);
+        memory.write(&records[33..34]).unwrap();
+        assert_eq!(live(40), 6);
+        assert_eq!(memory.records(), expected[28..34]);
+        // Unbounded, then forgotten: every record goes.
+        let all = Memory::new();
+        all.write_owned(&mut records[..20].to_vec()).unwrap();
+        all.write(&records[20..]).unwrap();
+        assert_eq!(all.records(), expected);
+        drop(records);
+        assert_eq!(live(0), 6 + 40);
+        all.clear();
+        drop(memory);
+        assert_eq!(live(0), 0, "every record dropped");
     }
 
     #[test]
