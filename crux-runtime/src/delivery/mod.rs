@@ -761,7 +761,10 @@ impl Pipeline {
             // As a `Vec` (in place), so the last sink can keep the records it is given.
             let mut records = Vec::from(std::mem::take(&mut d.batch));
             self.deliver(&mut records, d);
-            records.clear();
+            // Usually empty: the last sink kept them (a call per pass saved).
+            if !records.is_empty() {
+                records.clear();
+            }
             let empty = std::mem::replace(&mut d.batch, VecDeque::from(records));
             // What `take` left: nothing allocated, so its drop glue (a slice walk per pass)
             // has nothing to do.
@@ -785,20 +788,29 @@ impl Pipeline {
         } = d;
         // Drop invalid records, keeping the order of the valid ones, in one sweep that also
         // gives each valid record its id (a burst's batch is megabytes, past the caches: a
-        // second sweep read it all again). `retain_mut` moves nothing until the first
-        // invalid record.
+        // second sweep read it all again). Records are almost always all valid: the loop
+        // checks them in line until the first invalid one, and only then hands the rest
+        // to `retain_mut` (a call per record), which moves nothing before that record.
         let taken = records.len();
-        records.retain_mut(|r| {
+        let rec_random = self.rec_random;
+        let mut give_id = |r: &mut Record| {
             let valid = r.validate_with(|p| known.is_canonical(p)).is_ok();
             if valid {
                 *counter += 1;
                 r.base.record_id = Some(RecordId {
-                    random: self.rec_random,
+                    random: rec_random,
                     counter: *counter,
                 });
             }
             valid
-        });
+        };
+        let mut checked = 0;
+        while checked < taken && give_id(&mut records[checked]) {
+            checked += 1;
+        }
+        if checked < taken {
+            drop_invalid(records, checked, give_id);
+        }
         let valid = records.len();
         let rejected = (taken - valid) as u64;
         let mut ok = true;
@@ -971,6 +983,25 @@ impl Slot<'_> {
             pipeline.wake();
         }
     }
+}
+
+/// Drops the invalid records of a batch whose first `valid` records were checked (and
+/// given ids) and the next one found invalid: `give_id` checks and gives ids to the rest,
+/// whose valid records keep their order. Out of line: records the runtime builds are
+/// valid, unless a primitive named in user configuration is not canonical.
+#[cold]
+#[inline(never)]
+fn drop_invalid(
+    records: &mut Vec<Record>,
+    valid: usize,
+    mut give_id: impl FnMut(&mut Record) -> bool,
+) {
+    let mut at = 0;
+    records.retain_mut(|r| {
+        at += 1;
+        // The first invalid one (at `valid + 1`) was checked already.
+        at <= valid || (at > valid + 1 && give_id(r))
+    });
 }
 
 /// Whether a sink call succeeded, its result taken apart: a success drops nothing (the
@@ -1321,6 +1352,34 @@ mod tests {
             "a task was woken in the caller's context"
         );
         drop(run);
+    }
+
+    #[test]
+    fn invalid_records_within_one_pass_are_dropped_and_the_rest_keep_order_and_ids() {
+        let memory = crate::sink::Memory::new();
+        let observer = Observer::builder().sink(memory.clone()).build();
+        let pipeline = Arc::clone(observer.pipeline().unwrap());
+        // The worker takes the queue only when called: one pass takes every record.
+        pipeline.worker_polls.store(false, Ordering::Relaxed);
+        let run = observer.open_run(RunOptions::new("r", "agent.run"));
+        // Two spans of an unknown primitive: their `span:start`s are invalid.
+        for name in ["bad", "worse"] {
+            run.scope()
+                .span(name, "agent.ran")
+                .start()
+                .end(crate::record::SpanStatus::Ok);
+        }
+        run.end(crate::record::RunStatus::Ok);
+        let flushed = observer.flush_blocking(FlushOptions::BOUNDARY);
+        assert_eq!((flushed.delivered, flushed.rejected), (4, 2));
+        let kept = memory.typed_records();
+        let types: Vec<&str> = kept.iter().map(Record::kind).collect();
+        assert_eq!(types, ["run:start", "span:end", "span:end", "run:end"]);
+        let counters: Vec<u64> = kept
+            .iter()
+            .map(|r| r.base.record_id.expect("given an id").counter)
+            .collect();
+        assert_eq!(counters, [1, 2, 3, 4]);
     }
 
     #[test]
