@@ -233,7 +233,7 @@ impl Memory {
     /// the first `from`: appended to the newest batch when no reader holds it and it has
     /// room, else in a new batch; then drops the oldest records past the limit. Inlined:
     /// `write_owned` is little else, so a delivery's call reaches it directly.
-    #[inline]
+    #[inline(always)]
     fn keep(&self, records: &mut Vec<Record>, from: usize) {
         let n = records.len() - from;
         if n == 0 {
