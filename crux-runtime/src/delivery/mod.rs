@@ -878,7 +878,16 @@ impl Pipeline {
             debug_assert!(d.ready.is_empty());
             return flush_anyway.then(|| self.flush_sinks(&mut d.calls));
         }
-        self.complete_waiting(pass, d, linger, flush_anyway)
+        if !self.in_context {
+            return self.complete_waiting(pass, d, linger, flush_anyway);
+        }
+        // Wakers run outside any Crux context, as the sinks do: a pass into sinks that
+        // record nothing may run in its flushing thread's context (`for_sinks`).
+        let (mut linger, mut completed) = (linger, None);
+        (self.outside_context)(&mut || {
+            completed = self.complete_waiting(pass, d, linger.take(), flush_anyway);
+        });
+        completed
     }
 
     /// [`complete_flushes`](Pipeline::complete_flushes) when flushes were registered.
@@ -915,18 +924,9 @@ impl Pipeline {
             linger.requested(first);
         }
         let sinks_ok = self.flush_sinks(&mut d.calls);
-        let mut complete = || {
-            for w in d.ready.drain(..) {
-                w.complete(sinks_ok, &self.counters);
-                self.record_flush_latency(w.requested_at.elapsed());
-            }
-        };
-        // Wakers run outside any Crux context, as the sinks do: a pass into sinks that
-        // record nothing may run in its flushing thread's context (`for_sinks`).
-        if self.in_context {
-            (self.outside_context)(&mut complete);
-        } else {
-            complete();
+        for w in d.ready.drain(..) {
+            w.complete(sinks_ok, &self.counters);
+            self.record_flush_latency(w.requested_at.elapsed());
         }
         Some(sinks_ok)
     }
