@@ -173,8 +173,8 @@ pub(crate) struct Pipeline {
     /// flushing caller's run.
     outside_context: OutsideContext,
     /// No sink records anything ([`Sink::records_nothing`]): a pass on a flushing thread
-    /// calls them in that thread's context, and only waking other flushes' tasks is done
-    /// outside it.
+    /// calls them in that thread's context; only completing the flushes that waited for
+    /// it (waking their tasks) is done outside it.
     in_context: bool,
     /// The length of the state's list of flushes (written under the queue lock), read
     /// without it by a pass's holder: whether flushes registered while it delivered.
