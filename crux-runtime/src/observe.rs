@@ -450,15 +450,19 @@ impl Observer {
                 triggered_by_span_id: parent.and_then(|p| p.triggered_by_span_id),
             },
         );
-        segment.emit(Body::RunStart {
-            name: opts.name,
-            root_primitive: opts.root,
-            started_at: started,
-            attributes: opts.attributes,
-            parent_run_id: parent.map(|p| p.run_id),
-            triggered_by_span_id: parent.and_then(|p| p.triggered_by_span_id),
-            remote_parent_span_id: remote.map(|r| r.parent_id),
-        });
+        // The body built once the slot is taken ([`Segment::reserve`]): written straight
+        // into the queued record.
+        if let Some(slot) = segment.reserve() {
+            slot.fill(Body::RunStart {
+                name: opts.name,
+                root_primitive: opts.root,
+                started_at: started,
+                attributes: opts.attributes,
+                parent_run_id: parent.map(|p| p.run_id),
+                triggered_by_span_id: parent.and_then(|p| p.triggered_by_span_id),
+                remote_parent_span_id: remote.map(|r| r.parent_id),
+            });
+        }
         Run {
             segment,
             started,
@@ -716,13 +720,21 @@ impl Scope {
     /// as [`event`] does for the current scope, without making this one current first.
     pub(crate) fn event(&self, name: impl Into<Cow<'static, str>>, attributes: Attributes) {
         if let Some(id) = self.current_span_id() {
-            self.segment.emit(Body::SpanEvent {
-                span_id: id,
-                event_id: crate::ids::EventId::generate(),
-                name: name.into(),
-                timestamp: Timestamp::now(),
-                attributes,
-            });
+            let event_id = crate::ids::EventId::generate();
+            let timestamp = Timestamp::now();
+            let name = name.into();
+            // The body built once the slot is taken ([`Segment::reserve`]): written
+            // straight into the queued record, not copied in from this frame (a boundary's
+            // acknowledgements are two of a hop's records).
+            if let Some(slot) = self.segment.reserve() {
+                slot.fill(Body::SpanEvent {
+                    span_id: id,
+                    event_id,
+                    name,
+                    timestamp,
+                    attributes,
+                });
+            }
         }
     }
 

@@ -342,13 +342,19 @@ impl Span {
     /// Records a `span:event` on this span.
     pub fn event(&self, name: impl Into<Cow<'static, str>>, attributes: Attributes) {
         if let Some(l) = &self.live {
-            l.scope.segment.emit(Body::SpanEvent {
-                span_id: l.id,
-                event_id: EventId::generate(),
-                name: name.into(),
-                timestamp: Timestamp::now(),
-                attributes,
-            });
+            let event_id = EventId::generate();
+            let timestamp = Timestamp::now();
+            let name = name.into();
+            // As in `start`: the body built once the slot is taken.
+            if let Some(slot) = l.scope.segment.reserve() {
+                slot.fill(Body::SpanEvent {
+                    span_id: l.id,
+                    event_id,
+                    name,
+                    timestamp,
+                    attributes,
+                });
+            }
         }
     }
 
