@@ -21,7 +21,7 @@ use std::future::Future;
 
 use serde_json::{Value, json};
 
-use super::attributes::into_boundary_attributes;
+use super::attributes::{into_boundary_attributes, requested_for};
 use super::frozen::{self, Key};
 use super::panic::CatchPanic;
 use super::{ENVELOPE_KEY, events};
@@ -97,7 +97,10 @@ where
     // futures below, not the envelope's fields.
     let continued = envelope.and_then(|mut envelope| {
         let scope = observer.continue_context(envelope.observability.as_ref()?);
-        let acknowledged = envelope.boundary.take().map(into_boundary_attributes);
+        let acknowledged = envelope
+            .boundary
+            .take()
+            .map(|b| requested_for(&b).unwrap_or_else(|| into_boundary_attributes(b)));
         Some((scope, acknowledged))
     });
     let result = match (continued, metadata.kind) {

@@ -1,7 +1,8 @@
 //! The calling side of a hop: the boundary span and the envelope sent with the call.
 
 use super::attributes::{
-    attributes_of, boundary_attributes, lease_expiry, presentation, span_name, wire_label,
+    attributes_of, boundary_attributes, keep_requested, lease_expiry, presentation, span_name,
+    wire_label,
 };
 use super::events;
 use super::frozen::{self, Key};
@@ -64,13 +65,16 @@ impl Hop {
                 flushes: true,
             };
         };
+        // Frozen and kept for the callee, whose acknowledgements carry the same set.
         let requested = attributes_of(
             boundary,
             label.into(),
             path.into(),
             boundary.parent_span_stack.clone(),
             boundary.lease_expires_at,
-        );
+        )
+        .freeze();
+        keep_requested(boundary, label, path, &requested);
         span.event(events::REQUESTED, requested);
         Hop {
             span,
@@ -341,6 +345,70 @@ mod tests {
             Some("1970-01-01T00:11:00.000Z")
         );
         assert_eq!(boundary.span_id, id);
+    }
+
+    /// The callee of an action hop on the caller's thread gets the caller's `requested`
+    /// set, which is what its boundary would build; any boundary differing in a field the
+    /// set is built from builds its own, and the set is handed out once.
+    #[test]
+    fn a_hops_requested_set_goes_to_its_own_boundary_only_and_once() {
+        use super::super::attributes::requested_for;
+        use std::borrow::Cow;
+        // A thread of its own: nothing kept from another test.
+        std::thread::spawn(|| {
+            let observer = Observer::builder().build();
+            let run = observer.open_run(RunOptions::new("hops", "agent.run"));
+            let _entered = run.scope().enter();
+            let mut hop = Hop::action("plan research", "research:plan");
+            let boundary = hop.envelope().expect("inside a run").boundary.unwrap();
+            let built = boundary_attributes(&boundary);
+            let other_id = SpanId(boundary.id.0 ^ 1);
+            type Change = fn(&mut Boundary, SpanId);
+            let changes: [(&str, Change); 8] = [
+                ("label", |b, _| b.label = Cow::Borrowed("plan researcH")),
+                ("function ref", |b, _| {
+                    b.function_ref = Cow::Borrowed("research:plaN")
+                }),
+                ("id", |b, id| {
+                    b.id = id;
+                    b.span_id = id;
+                }),
+                ("span id", |b, id| b.span_id = id),
+                ("kind", |b, _| b.kind = BoundaryKind::Schedule),
+                ("stack", |b, id| b.parent_span_stack = SpanStack::from([id])),
+                ("no lease", |b, _| b.lease_expires_at = None),
+                ("lease", |b, _| {
+                    b.lease_expires_at = b.lease_expires_at.map(|at| at.plus_millis(1))
+                }),
+            ];
+            for (what, change) in changes {
+                let mut other = boundary.clone();
+                change(&mut other, other_id);
+                assert!(requested_for(&other).is_none(), "{what}");
+            }
+            // Equal texts elsewhere (a decoded boundary's) are the same boundary.
+            let mut decoded = boundary.clone();
+            decoded.label = Cow::Owned(boundary.label.to_string());
+            decoded.function_ref = Cow::Owned(boundary.function_ref.to_string());
+            let shared = requested_for(&decoded).expect("the kept set");
+            assert_eq!(shared, built);
+            assert_eq!(
+                serde_json::to_string(&shared).unwrap(),
+                serde_json::to_string(&built).unwrap()
+            );
+            assert!(requested_for(&boundary).is_none(), "handed out once");
+            hop.end(&Ok(()));
+
+            // An empty label: `requested` names it as written (""), the envelope the path,
+            // so the callee builds its own.
+            let mut hop = Hop::action("", "research:plan");
+            let boundary = hop.envelope().expect("inside a run").boundary.unwrap();
+            assert_eq!(boundary.label, "research:plan");
+            assert!(requested_for(&boundary).is_none());
+            hop.end(&Ok(()));
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
