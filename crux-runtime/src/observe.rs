@@ -367,51 +367,17 @@ impl Observer {
     /// bypassed one: the breaker warned once when it opened); records dropped from the full
     /// queue since the last such warning (at terminal flushes); the circuit breaker opening
     /// (once, whatever the flush).
+    // Inlined, the warnings out of line: most flushes are a hop's boundary flushes on a
+    // healthy pipeline (two to a hop), which warn of nothing, so they pay one load and a
+    // test, not a call into the formatting code's frame.
+    #[inline]
     fn report(&self, opts: FlushOptions, r: FlushResult) {
         let Some(inner) = &self.inner else {
             return;
         };
-        let warn = |msg: String| {
-            let hook = &inner.on_warning;
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(&msg)));
-        };
-        if inner.pipeline.take_hung_report() {
-            warn(format!(
-                "[crux] a sink has not answered for a whole flush bound ({} ms): flushes stop \
-                 waiting for it until it answers; records beyond the queue's capacity are \
-                 dropped and counted",
-                opts.timeout.as_millis()
-            ));
-        }
-        if !opts.terminal {
-            return;
-        }
-        if r.status != FlushStatus::Drained && !r.bypassed {
-            warn(format!(
-                "[crux] observability drain did not fully complete before the boundary returned: \
-                 status={} delivered={} rejected={} dropped={} remaining={} (bound {} ms)",
-                r.status.as_str(),
-                r.delivered,
-                r.rejected,
-                r.dropped,
-                r.remaining,
-                opts.timeout.as_millis()
-            ));
-        }
-        let dropped = inner.pipeline.counters.dropped.load(Ordering::Acquire);
-        // A load first: every action's final flush gets here, and a locked update would
-        // take the shared line each time although drops are rare.
-        if dropped <= inner.dropped_warned.load(Ordering::Acquire) {
-            return;
-        }
-        let before = inner.dropped_warned.fetch_max(dropped, Ordering::AcqRel);
-        if dropped > before {
-            warn(format!(
-                "[crux] {} records were dropped (oldest first) because the delivery queue was \
-                 full ({} in all); raise `ObserverBuilder::capacity` or check the sinks",
-                dropped - before,
-                dropped
-            ));
+        let hung = inner.pipeline.take_hung_report();
+        if hung || opts.terminal {
+            warn_after_flush(inner, opts, r, hung);
         }
     }
 
@@ -555,6 +521,53 @@ impl Observer {
         if let Some(inner) = &self.inner {
             lock(&inner.ended).remember(run_id);
         }
+    }
+}
+
+/// [`Observer::report`]'s warnings, `hung` taken from the pipeline already.
+#[inline(never)]
+fn warn_after_flush(inner: &ObserverInner, opts: FlushOptions, r: FlushResult, hung: bool) {
+    let warn = |msg: String| {
+        let hook = &inner.on_warning;
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(&msg)));
+    };
+    if hung {
+        warn(format!(
+            "[crux] a sink has not answered for a whole flush bound ({} ms): flushes stop \
+             waiting for it until it answers; records beyond the queue's capacity are \
+             dropped and counted",
+            opts.timeout.as_millis()
+        ));
+    }
+    if !opts.terminal {
+        return;
+    }
+    if r.status != FlushStatus::Drained && !r.bypassed {
+        warn(format!(
+            "[crux] observability drain did not fully complete before the boundary returned: \
+             status={} delivered={} rejected={} dropped={} remaining={} (bound {} ms)",
+            r.status.as_str(),
+            r.delivered,
+            r.rejected,
+            r.dropped,
+            r.remaining,
+            opts.timeout.as_millis()
+        ));
+    }
+    let dropped = inner.pipeline.counters.dropped.load(Ordering::Acquire);
+    // A load first: every action's final flush gets here, and a locked update would
+    // take the shared line each time although drops are rare.
+    if dropped <= inner.dropped_warned.load(Ordering::Acquire) {
+        return;
+    }
+    let before = inner.dropped_warned.fetch_max(dropped, Ordering::AcqRel);
+    if dropped > before {
+        warn(format!(
+            "[crux] {} records were dropped (oldest first) because the delivery queue was \
+             full ({} in all); raise `ObserverBuilder::capacity` or check the sinks",
+            dropped - before,
+            dropped
+        ));
     }
 }
 
