@@ -46,9 +46,11 @@ impl Hop {
     /// path when empty) under the current span and records `requested` on it. Outside any
     /// context the hop records nothing and sends a bare `{v: 1}` envelope.
     pub fn action(label: &'static str, path: &'static str) -> Hop {
-        let span = observe::span(span_name(label, path), "runtime.convex.action")
-            .attrs(span_attributes(path, Some("convex.action")))
-            .start();
+        let span = Span::start_current(
+            span_name(label, path),
+            "runtime.convex.action",
+            span_attributes(path, Some("convex.action")),
+        );
         // The envelope is built in its box from the scope the span started under (kept by
         // the span: the thread's current scope is read once, by the span's builder): no
         // pushed scope is built only to be read and dropped, and no context or boundary
@@ -87,15 +89,21 @@ impl Hop {
     /// context propagated to the callee; no boundary, no acknowledgements (and the caller
     /// does not flush: queries and mutations do no network I/O on Convex).
     pub fn nested(label: &'static str, primitive: &'static str, path: &'static str) -> Hop {
-        let span = observe::span(span_name(label, path), primitive)
-            .attrs(span_attributes(path, None))
-            .start();
+        let span = Span::start_current(
+            span_name(label, path),
+            primitive,
+            span_attributes(path, None),
+        );
         // From the scope the span started under, with the span's id pushed: the wire
         // context its scope would give, without building that scope only to read it.
-        let envelope = span
-            .id()
-            .zip(span.parent_scope())
-            .map(|(id, parent)| Box::new(Envelope::new(Some(parent.wire_context_with(Some(id))))));
+        let envelope = span.id().zip(span.parent_scope()).map(|(id, parent)| {
+            // Allocated first, written into (as `action_envelope`'s).
+            let boxed = Box::new_uninit();
+            Box::write(
+                boxed,
+                Envelope::new(Some(parent.wire_context_with(Some(id)))),
+            )
+        });
         Hop {
             span,
             envelope,
@@ -195,22 +203,29 @@ fn action_envelope(
     label: &'static str,
     path: &'static str,
 ) -> Box<Envelope> {
-    let captured = parent.wire_context_with(Some(id));
+    // The box taken first and the context written into it: `Box::new` takes a value
+    // already built on the stack (its argument is evaluated before it allocates) and
+    // copies it in, about 400 bytes a hop; the boundary is set on it there.
+    let mut envelope = Box::write(
+        Box::new_uninit(),
+        Envelope::new(Some(parent.wire_context_with(Some(id)))),
+    );
     // One stack for the context, the boundary and the `requested` event: shared.
-    let parent_span_stack = captured.span_stack.clone();
-    Box::new(Envelope {
-        v: 1,
-        observability: Some(captured),
-        boundary: Some(Boundary {
-            id,
-            span_id: id,
-            kind: BoundaryKind::Action,
-            label: wire_label(label, path),
-            function_ref: path.into(),
-            parent_span_stack,
-            lease_expires_at: Some(lease_expiry(opened)),
-        }),
-    })
+    let parent_span_stack = envelope
+        .observability
+        .as_ref()
+        .map(|c| c.span_stack.clone())
+        .unwrap_or_default();
+    envelope.boundary = Some(Boundary {
+        id,
+        span_id: id,
+        kind: BoundaryKind::Action,
+        label: wire_label(label, path),
+        function_ref: path.into(),
+        parent_span_stack,
+        lease_expires_at: Some(lease_expiry(opened)),
+    });
+    envelope
 }
 
 /// The envelope of a scheduled continuation: `continuation`'s context plus a `schedule`
