@@ -26,7 +26,7 @@ use super::frozen::{self, Key};
 use super::panic::CatchPanic;
 use super::{ENVELOPE_KEY, events};
 use crate::Result;
-use crate::attributes::Attributes;
+use crate::attributes::{AttrValue, Attributes};
 use crate::carrier::TraceParent;
 use crate::clock::Timestamp;
 use crate::envelope::{Correlators, Envelope, EnvelopeError};
@@ -144,8 +144,11 @@ async fn continue_run<T>(
     // `status` and `error` are not boundary keys: added without a search.
     match &result {
         Ok(_) => {
-            attrs.push_new("status", "ok");
-            acknowledge(scope, events::COMPLETED, attrs);
+            acknowledge(
+                scope,
+                events::COMPLETED,
+                attrs.with_constant_tail(&STATUS_OK),
+            );
         }
         Err(err) => {
             attrs.push_new("status", "error");
@@ -161,6 +164,11 @@ async fn continue_run<T>(
     }
     result
 }
+
+/// What `completed` adds to the boundary's set: a constant, borrowed by every such
+/// record ([`Attributes::with_constant_tail`]), not a list allocated for one entry.
+static STATUS_OK: [(Cow<'static, str>, AttrValue); 1] =
+    [(Cow::Borrowed("status"), AttrValue::Str(Cow::Borrowed("ok")))];
 
 /// Records a boundary event on the scope's innermost span: the caller's boundary span
 /// (directly: the scope is not made current just to record one event).
