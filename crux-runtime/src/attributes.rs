@@ -289,6 +289,7 @@ impl Attributes {
     /// allocation, no copy and no drop. Keys of `tail` must not be in the list, as for
     /// [`push_new`](Attributes::push_new); a list with entries of its own (not frozen)
     /// gets copies of `tail`'s entries pushed instead.
+    #[inline]
     pub(crate) fn with_constant_tail(mut self, tail: &'static [Entry]) -> Self {
         debug_assert!(
             tail.iter().all(|(k, _)| self.get(k).is_none()),

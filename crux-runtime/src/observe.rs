@@ -171,6 +171,8 @@ impl RunOptions {
     }
 
     /// With these attributes.
+    // Inlined: out of line, the options (about 300 bytes) go in and out through memory.
+    #[inline]
     pub fn attributes(mut self, attributes: Attributes) -> Self {
         self.attributes = attributes;
         self
