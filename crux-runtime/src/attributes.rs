@@ -174,8 +174,10 @@ type Entry = (Cow<'static, str>, AttrValue);
 pub struct Attributes {
     /// Entries shared with the clones of a frozen list; they come first.
     shared: Option<Arc<Vec<Entry>>>,
-    /// Entries of this list alone; no key is also in `shared`.
-    own: Vec<Entry>,
+    /// Entries of this list alone; no key is also in `shared`. Borrowed: constant entries
+    /// after a frozen list's ([`with_constant_tail`](Attributes::with_constant_tail)),
+    /// copied into a list of their own only if it changes.
+    own: Cow<'static, [Entry]>,
 }
 
 impl Attributes {
@@ -183,7 +185,7 @@ impl Attributes {
     pub const fn new() -> Self {
         Self {
             shared: None,
-            own: Vec::new(),
+            own: Cow::Borrowed(&[]),
         }
     }
 
@@ -191,7 +193,7 @@ impl Attributes {
     pub fn with_capacity(n: usize) -> Self {
         Self {
             shared: None,
-            own: Vec::with_capacity(n),
+            own: Cow::Owned(Vec::with_capacity(n)),
         }
     }
 
@@ -210,10 +212,14 @@ impl Attributes {
     /// ```
     pub fn shared_with_capacity(base: &Attributes, n: usize) -> Self {
         let mut own = Vec::with_capacity(base.own.len() + n);
-        own.extend_from_slice(&base.own);
+        // Tested first: a frozen base (the usual one) has none, and the generic extend
+        // costs a `tracing` span about 30 instructions for nothing.
+        if !base.own.is_empty() {
+            own.extend_from_slice(&base.own);
+        }
         Self {
             shared: base.shared.clone(),
-            own,
+            own: Cow::Owned(own),
         }
     }
 
@@ -227,8 +233,8 @@ impl Attributes {
     pub fn set(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<AttrValue>) {
         let key = key.into();
         let value = value.into();
-        if let Some(slot) = self.own.iter_mut().find(|(k, _)| *k == key) {
-            slot.1 = value;
+        if let Some(at) = self.own.iter().position(|(k, _)| *k == key) {
+            self.own_mut()[at].1 = value;
             return;
         }
         if self
@@ -238,12 +244,12 @@ impl Attributes {
         {
             // Replaced in place: this list stops sharing (its own copy, same order).
             self.unshare();
-            if let Some(slot) = self.own.iter_mut().find(|(k, _)| *k == key) {
+            if let Some(slot) = self.own_mut().iter_mut().find(|(k, _)| *k == key) {
                 slot.1 = value;
             }
             return;
         }
-        self.own.push((key, value));
+        self.own_mut().push((key, value));
     }
 
     /// Adds `key`, known not to be in the list yet (no search), for the boundary's lists
@@ -251,9 +257,50 @@ impl Attributes {
     /// twice, which [`set`](Attributes::set) never does: so this stays inside the crate,
     /// where every caller pushes literal keys into a list it built (or froze) itself and
     /// the tests exercise each one under this debug check. Other crates use `set`.
+    // Always inlined: a boundary's list is seven of these in a row, a call each when not.
+    #[inline(always)]
     pub(crate) fn push_new(&mut self, key: &'static str, value: impl Into<AttrValue>) {
         debug_assert!(self.get(key).is_none(), "{key} set twice");
-        self.own.push((Cow::Borrowed(key), value.into()));
+        self.own_mut().push((Cow::Borrowed(key), value.into()));
+    }
+
+    /// The list's own entries, to change: a borrowed constant tail copied first.
+    // Inlined, the copy out of line: `Cow::to_mut` as a call cost a `tracing` span's every
+    // field about 19 instructions.
+    #[inline]
+    fn own_mut(&mut self) -> &mut Vec<Entry> {
+        if let Cow::Borrowed(tail) = self.own {
+            // An empty list (a new one, a frozen one's clone) allocates on its first push,
+            // as a `Vec` does.
+            self.own = Cow::Owned(if tail.is_empty() {
+                Vec::new()
+            } else {
+                copy_entries(tail)
+            });
+        }
+        match &mut self.own {
+            Cow::Owned(own) => own,
+            Cow::Borrowed(_) => unreachable!("made owned above"),
+        }
+    }
+
+    /// This frozen list with `tail` after its entries, borrowed: a constant ending (a
+    /// boundary's `completed` adds `status: ok` to the boundary's shared set) costs no
+    /// allocation, no copy and no drop. Keys of `tail` must not be in the list, as for
+    /// [`push_new`](Attributes::push_new); a list with entries of its own (not frozen)
+    /// gets copies of `tail`'s entries pushed instead.
+    #[inline]
+    pub(crate) fn with_constant_tail(mut self, tail: &'static [Entry]) -> Self {
+        debug_assert!(
+            tail.iter().all(|(k, _)| self.get(k).is_none()),
+            "a tail key set twice"
+        );
+        if self.own.is_empty() {
+            self.own = Cow::Borrowed(tail);
+        } else {
+            self.own_mut().extend_from_slice(tail);
+        }
+        self
     }
 
     /// The list with its entries behind a shared reference: its clones (and lists made from
@@ -272,17 +319,18 @@ impl Attributes {
         if self.own.is_empty() {
             return self;
         }
+        let own = self.own.into_owned();
         match self.shared.take() {
             None => Self {
-                shared: Some(Arc::new(self.own)),
-                own: Vec::new(),
+                shared: Some(Arc::new(own)),
+                own: Cow::Borrowed(&[]),
             },
             Some(shared) => {
                 let mut all = Arc::unwrap_or_clone(shared);
-                all.append(&mut self.own);
+                all.extend(own);
                 Self {
                     shared: Some(Arc::new(all)),
-                    own: Vec::new(),
+                    own: Cow::Borrowed(&[]),
                 }
             }
         }
@@ -292,8 +340,8 @@ impl Attributes {
     fn unshare(&mut self) {
         if let Some(shared) = self.shared.take() {
             let mut all = Arc::unwrap_or_clone(shared);
-            all.append(&mut self.own);
-            self.own = all;
+            all.extend(std::mem::take(&mut self.own).into_owned());
+            self.own = Cow::Owned(all);
         }
     }
 
@@ -324,7 +372,7 @@ impl Attributes {
         for (k, v) in other.shared() {
             self.set(k.clone(), v.clone());
         }
-        for (k, v) in other.own {
+        for (k, v) in other.own.into_owned() {
             self.set(k, v);
         }
     }
@@ -340,7 +388,7 @@ impl Attributes {
     }
 
     fn entries(&self) -> impl Iterator<Item = &Entry> {
-        self.shared().iter().chain(&self.own)
+        self.shared().iter().chain(self.own.iter())
     }
 
     /// The entries in insertion order.
@@ -359,6 +407,15 @@ impl Attributes {
     }
 }
 
+/// A borrowed tail as a list of its own, with room for one more.
+#[cold]
+#[inline(never)]
+fn copy_entries(tail: &[Entry]) -> Vec<Entry> {
+    let mut own = Vec::with_capacity(tail.len() + 1);
+    own.extend_from_slice(tail);
+    own
+}
+
 impl Clone for Attributes {
     /// A frozen list's clone (the usual one) is a reference count: an empty list of its
     /// own is made, not copied.
@@ -366,8 +423,9 @@ impl Clone for Attributes {
     fn clone(&self) -> Self {
         Self {
             shared: self.shared.clone(),
+            // A borrowed tail is copied as the reference it is.
             own: if self.own.is_empty() {
-                Vec::new()
+                Cow::Borrowed(&[])
             } else {
                 self.own.clone()
             },
@@ -497,6 +555,47 @@ mod tests {
             r#"Attributes([("a", Int(1)), ("b", Str("x")), ("c", Bool(true))])"#
         );
         assert!(Attributes::new().freeze().is_empty());
+    }
+
+    /// A frozen list with a constant tail reads, compares, clones and serializes as the
+    /// same entries set one by one; changing it copies the tail first, leaving the constant
+    /// and the other lists alone.
+    #[test]
+    fn a_constant_tail_reads_as_entries_of_the_lists_own() {
+        static TAIL: [Entry; 2] = [
+            (Cow::Borrowed("status"), AttrValue::Str(Cow::Borrowed("ok"))),
+            (Cow::Borrowed("n"), AttrValue::Int(2)),
+        ];
+        let json = |a: &Attributes| serde_json::to_string(a).unwrap();
+        let base = Attributes::new().with("a", 1).with("b", "x").freeze();
+        let plain = base.clone().with("status", "ok").with("n", 2);
+        let tailed = base.clone().with_constant_tail(&TAIL);
+        assert_eq!(tailed, plain);
+        assert_eq!(json(&tailed), r#"{"a":1,"b":"x","status":"ok","n":2}"#);
+        assert_eq!(tailed.len(), 4);
+        assert_eq!(tailed.get("n"), Some(&AttrValue::Int(2)));
+        assert_eq!(tailed.clone(), plain);
+        assert_eq!(tailed.clone().freeze(), plain);
+        let mut into = Attributes::new().with("z", true);
+        into.extend(tailed.clone());
+        assert_eq!(
+            json(&into),
+            r#"{"z":true,"a":1,"b":"x","status":"ok","n":2}"#
+        );
+        // Changes: a tail key, a shared key, a new key; the constant stays as it was.
+        let mut changed = tailed.clone();
+        changed.set("n", 3);
+        changed.set("a", 0);
+        changed.push_new("c", "y");
+        assert_eq!(
+            json(&changed),
+            r#"{"a":0,"b":"x","status":"ok","n":3,"c":"y"}"#
+        );
+        assert_eq!(json(&tailed), r#"{"a":1,"b":"x","status":"ok","n":2}"#);
+        assert_eq!(TAIL[1].1, AttrValue::Int(2));
+        // On a list with entries of its own, the tail's entries are pushed.
+        let unfrozen = Attributes::new().with("a", 1).with_constant_tail(&TAIL);
+        assert_eq!(json(&unfrozen), r#"{"a":1,"status":"ok","n":2}"#);
     }
 
     #[test]

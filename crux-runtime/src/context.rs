@@ -269,6 +269,9 @@ impl Scope {
 
     /// [`wire_context`](Self::wire_context) of this scope with `pushed` on top of its
     /// stack (a span started under it: a hop's own context), without building that scope.
+    // Always inlined (the stack's walk stays out of line): a hop writes the context
+    // straight into the envelope's box; returned from a call, its 288 bytes were copied in.
+    #[inline(always)]
     pub(crate) fn wire_context_with(&self, pushed: Option<SpanId>) -> WireContext {
         let span_stack = self.wire_span_stack(pushed);
         let extra = self.segment.extra.as_deref();
@@ -292,6 +295,7 @@ impl Scope {
     /// stack for the wire. Walked from the top into a
     /// buffer of the kept number, filled from its end (on the thread's stack for a usual
     /// depth), so the ids kept are read once into one shared allocation of their number.
+    #[inline(never)]
     fn wire_span_stack(&self, pushed: Option<SpanId>) -> SpanStack {
         /// Deepest stack built without a heap buffer first (a zeroed array this size).
         const INLINE: usize = 16;

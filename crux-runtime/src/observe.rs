@@ -171,6 +171,8 @@ impl RunOptions {
     }
 
     /// With these attributes.
+    // Inlined: out of line, the options (about 300 bytes) go in and out through memory.
+    #[inline]
     pub fn attributes(mut self, attributes: Attributes) -> Self {
         self.attributes = attributes;
         self
@@ -367,51 +369,17 @@ impl Observer {
     /// bypassed one: the breaker warned once when it opened); records dropped from the full
     /// queue since the last such warning (at terminal flushes); the circuit breaker opening
     /// (once, whatever the flush).
+    // Inlined, the warnings out of line: most flushes are a hop's boundary flushes on a
+    // healthy pipeline (two to a hop), which warn of nothing, so they pay one load and a
+    // test, not a call into the formatting code's frame.
+    #[inline]
     fn report(&self, opts: FlushOptions, r: FlushResult) {
         let Some(inner) = &self.inner else {
             return;
         };
-        let warn = |msg: String| {
-            let hook = &inner.on_warning;
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(&msg)));
-        };
-        if inner.pipeline.take_hung_report() {
-            warn(format!(
-                "[crux] a sink has not answered for a whole flush bound ({} ms): flushes stop \
-                 waiting for it until it answers; records beyond the queue's capacity are \
-                 dropped and counted",
-                opts.timeout.as_millis()
-            ));
-        }
-        if !opts.terminal {
-            return;
-        }
-        if r.status != FlushStatus::Drained && !r.bypassed {
-            warn(format!(
-                "[crux] observability drain did not fully complete before the boundary returned: \
-                 status={} delivered={} rejected={} dropped={} remaining={} (bound {} ms)",
-                r.status.as_str(),
-                r.delivered,
-                r.rejected,
-                r.dropped,
-                r.remaining,
-                opts.timeout.as_millis()
-            ));
-        }
-        let dropped = inner.pipeline.counters.dropped.load(Ordering::Acquire);
-        // A load first: every action's final flush gets here, and a locked update would
-        // take the shared line each time although drops are rare.
-        if dropped <= inner.dropped_warned.load(Ordering::Acquire) {
-            return;
-        }
-        let before = inner.dropped_warned.fetch_max(dropped, Ordering::AcqRel);
-        if dropped > before {
-            warn(format!(
-                "[crux] {} records were dropped (oldest first) because the delivery queue was \
-                 full ({} in all); raise `ObserverBuilder::capacity` or check the sinks",
-                dropped - before,
-                dropped
-            ));
+        let hung = inner.pipeline.take_hung_report();
+        if hung || opts.terminal {
+            warn_after_flush(inner, opts, r, hung);
         }
     }
 
@@ -450,15 +418,19 @@ impl Observer {
                 triggered_by_span_id: parent.and_then(|p| p.triggered_by_span_id),
             },
         );
-        segment.emit(Body::RunStart {
-            name: opts.name,
-            root_primitive: opts.root,
-            started_at: started,
-            attributes: opts.attributes,
-            parent_run_id: parent.map(|p| p.run_id),
-            triggered_by_span_id: parent.and_then(|p| p.triggered_by_span_id),
-            remote_parent_span_id: remote.map(|r| r.parent_id),
-        });
+        // The body built once the slot is taken ([`Segment::reserve`]): written straight
+        // into the queued record.
+        if let Some(slot) = segment.reserve() {
+            slot.fill(Body::RunStart {
+                name: opts.name,
+                root_primitive: opts.root,
+                started_at: started,
+                attributes: opts.attributes,
+                parent_run_id: parent.map(|p| p.run_id),
+                triggered_by_span_id: parent.and_then(|p| p.triggered_by_span_id),
+                remote_parent_span_id: remote.map(|r| r.parent_id),
+            });
+        }
         Run {
             segment,
             started,
@@ -551,6 +523,53 @@ impl Observer {
         if let Some(inner) = &self.inner {
             lock(&inner.ended).remember(run_id);
         }
+    }
+}
+
+/// [`Observer::report`]'s warnings, `hung` taken from the pipeline already.
+#[inline(never)]
+fn warn_after_flush(inner: &ObserverInner, opts: FlushOptions, r: FlushResult, hung: bool) {
+    let warn = |msg: String| {
+        let hook = &inner.on_warning;
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(&msg)));
+    };
+    if hung {
+        warn(format!(
+            "[crux] a sink has not answered for a whole flush bound ({} ms): flushes stop \
+             waiting for it until it answers; records beyond the queue's capacity are \
+             dropped and counted",
+            opts.timeout.as_millis()
+        ));
+    }
+    if !opts.terminal {
+        return;
+    }
+    if r.status != FlushStatus::Drained && !r.bypassed {
+        warn(format!(
+            "[crux] observability drain did not fully complete before the boundary returned: \
+             status={} delivered={} rejected={} dropped={} remaining={} (bound {} ms)",
+            r.status.as_str(),
+            r.delivered,
+            r.rejected,
+            r.dropped,
+            r.remaining,
+            opts.timeout.as_millis()
+        ));
+    }
+    let dropped = inner.pipeline.counters.dropped.load(Ordering::Acquire);
+    // A load first: every action's final flush gets here, and a locked update would
+    // take the shared line each time although drops are rare.
+    if dropped <= inner.dropped_warned.load(Ordering::Acquire) {
+        return;
+    }
+    let before = inner.dropped_warned.fetch_max(dropped, Ordering::AcqRel);
+    if dropped > before {
+        warn(format!(
+            "[crux] {} records were dropped (oldest first) because the delivery queue was \
+             full ({} in all); raise `ObserverBuilder::capacity` or check the sinks",
+            dropped - before,
+            dropped
+        ));
     }
 }
 
@@ -716,13 +735,21 @@ impl Scope {
     /// as [`event`] does for the current scope, without making this one current first.
     pub(crate) fn event(&self, name: impl Into<Cow<'static, str>>, attributes: Attributes) {
         if let Some(id) = self.current_span_id() {
-            self.segment.emit(Body::SpanEvent {
-                span_id: id,
-                event_id: crate::ids::EventId::generate(),
-                name: name.into(),
-                timestamp: Timestamp::now(),
-                attributes,
-            });
+            let event_id = crate::ids::EventId::generate();
+            let timestamp = Timestamp::now();
+            let name = name.into();
+            // The body built once the slot is taken ([`Segment::reserve`]): written
+            // straight into the queued record, not copied in from this frame (a boundary's
+            // acknowledgements are two of a hop's records).
+            if let Some(slot) = self.segment.reserve() {
+                slot.fill(Body::SpanEvent {
+                    span_id: id,
+                    event_id,
+                    name,
+                    timestamp,
+                    attributes,
+                });
+            }
         }
     }
 

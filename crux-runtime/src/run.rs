@@ -144,13 +144,18 @@ impl Run {
             return;
         }
         let now = Timestamp::now();
-        self.segment.emit(Body::RunEnd {
-            ended_at: now,
-            duration_ms: now.millis_since(self.started),
-            status,
-            error,
-            attributes,
-        });
+        let duration_ms = now.millis_since(self.started);
+        // The body built once the slot is taken ([`Segment::reserve`]): written straight
+        // into the queued record.
+        if let Some(slot) = self.segment.reserve() {
+            slot.fill(Body::RunEnd {
+                ended_at: now,
+                duration_ms,
+                status,
+                error,
+                attributes,
+            });
+        }
         self.segment.observer.remember_ended(self.segment.run_id);
     }
 }

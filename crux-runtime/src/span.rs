@@ -158,31 +158,16 @@ impl SpanBuilder {
         let Some(scope) = self.scope.filter(|s| s.segment.enabled()) else {
             return Span::disabled();
         };
-        let id = SpanId::generate();
         let started = self.started_at.unwrap_or_else(Timestamp::now);
-        let parent_span_id = scope.current_span_id();
-        // The body is built once the slot is taken, so its fields go from the builder
-        // straight into the record.
-        if let Some(slot) = scope.segment.reserve() {
-            slot.fill(Body::SpanStart {
-                span_id: id,
-                parent_span_id,
-                primitive: self.primitive,
-                name: self.name,
-                started_at: started,
-                fields: self.fields,
-                attributes: self.attributes,
-            });
-        }
-        Span {
-            live: Some(Live {
-                scope,
-                id,
-                started,
-                end_attributes: Attributes::new(),
-                metrics: self.metrics,
-            }),
-        }
+        Span::open(
+            scope,
+            started,
+            self.name,
+            self.primitive,
+            self.fields,
+            self.attributes,
+            self.metrics,
+        )
     }
 
     /// [`start`](SpanBuilder::start), with the span's own scope built as
@@ -206,6 +191,71 @@ impl SpanBuilder {
 }
 
 impl Span {
+    /// Emits `span:start` in `scope` (whose segment records) and returns the open span:
+    /// the steps of [`SpanBuilder::start`], for it and [`start_current`](Span::start_current).
+    // Always inlined: the parts go from the caller's frame straight into the record.
+    #[inline(always)]
+    fn open(
+        scope: Scope,
+        started: Timestamp,
+        name: Cow<'static, str>,
+        primitive: &'static str,
+        fields: SpanFields,
+        attributes: Attributes,
+        metrics: Metrics,
+    ) -> Span {
+        let id = SpanId::generate();
+        let parent_span_id = scope.current_span_id();
+        // The body is built once the slot is taken, so its fields go from the builder
+        // straight into the record.
+        if let Some(slot) = scope.segment.reserve() {
+            slot.fill(Body::SpanStart {
+                span_id: id,
+                parent_span_id,
+                primitive,
+                name,
+                started_at: started,
+                fields,
+                attributes,
+            });
+        }
+        Span {
+            live: Some(Live {
+                scope,
+                id,
+                started,
+                end_attributes: Attributes::new(),
+                metrics,
+            }),
+        }
+    }
+
+    /// Starts a span with start attributes `attributes` (and nothing else set) under the
+    /// current scope: `observe::span(name, primitive).attrs(attributes).start()` without
+    /// the builder, for a hop's span ([`Hop`](crate::boundary::Hop)), which sets nothing
+    /// else. Built and passed to the out-of-line `start`, the builder (152 bytes) was
+    /// copied once more on every hop.
+    // Always inlined: the parts go from the caller's frame straight into the record.
+    #[inline(always)]
+    pub(crate) fn start_current(
+        name: &'static str,
+        primitive: &'static str,
+        attributes: Attributes,
+    ) -> Span {
+        match context::current().filter(|s| s.segment.enabled()) {
+            Some(scope) => Span::open(
+                scope,
+                Timestamp::now(),
+                Cow::Borrowed(name),
+                primitive,
+                SpanFields::new(),
+                attributes,
+                Metrics::new(),
+            ),
+            None => Span::disabled(),
+        }
+    }
+
     /// Starts a span with start attributes `attributes` (and nothing else set) in `scope`,
     /// whose segment records: what [`SpanBuilder::start`] does, for
     /// [`Scope::start_span`] and [`observe::start_span`](crate::observe::start_span),
@@ -342,13 +392,19 @@ impl Span {
     /// Records a `span:event` on this span.
     pub fn event(&self, name: impl Into<Cow<'static, str>>, attributes: Attributes) {
         if let Some(l) = &self.live {
-            l.scope.segment.emit(Body::SpanEvent {
-                span_id: l.id,
-                event_id: EventId::generate(),
-                name: name.into(),
-                timestamp: Timestamp::now(),
-                attributes,
-            });
+            let event_id = EventId::generate();
+            let timestamp = Timestamp::now();
+            let name = name.into();
+            // As in `start`: the body built once the slot is taken.
+            if let Some(slot) = l.scope.segment.reserve() {
+                slot.fill(Body::SpanEvent {
+                    span_id: l.id,
+                    event_id,
+                    name,
+                    timestamp,
+                    attributes,
+                });
+            }
         }
     }
 

@@ -186,16 +186,36 @@ fn printable_ascii(bytes: &[u8]) -> bool {
     // or at or above 0x7f (its top bit set, or set by adding one).
     let bad =
         |w: u64| (w.wrapping_sub(ONES * 0x20) & !w & HIGH) | ((w | w.wrapping_add(ONES)) & HIGH);
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        let w = u64::from_le_bytes([
-            word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
-        ]);
-        if bad(w) != 0 {
-            return false;
+    let n = bytes.len();
+    let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    let half = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    // Every byte is tested whatever the length, some twice: a short text (a label, a
+    // function's path) is one or two word tests, with no loop over its last bytes.
+    let last = match n {
+        0 => return true,
+        // The first, middle and last bytes: each of the one to three, in one word.
+        1..=3 => {
+            let b = u32::from(bytes[0])
+                | u32::from(bytes[n / 2]) << 8
+                | u32::from(bytes[n - 1]) << 16
+                | u32::from(bytes[0]) << 24;
+            u64::from(b) | u64::from(b) << 32
         }
-    }
-    words.remainder().iter().all(|&b| (0x20..0x7f).contains(&b))
+        // The first four and the last four, overlapping.
+        4..=7 => u64::from(half(0)) | u64::from(half(n - 4)) << 32,
+        _ => {
+            let mut at = 0;
+            while at + 8 < n {
+                if bad(word(at)) != 0 {
+                    return false;
+                }
+                at += 8;
+            }
+            // The last eight, overlapping the word before.
+            word(n - 8)
+        }
+    };
+    bad(last) == 0
 }
 
 /// Whether the decoders accept `s` as a text of at most `max` characters.

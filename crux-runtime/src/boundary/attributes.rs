@@ -2,6 +2,7 @@
 //! of a boundary (labels on the wire, span names, the lease).
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::sync::{Arc, LazyLock};
 
 use serde_json::{Value, json};
@@ -10,7 +11,7 @@ use super::BOUNDARY_LEASE;
 use crate::attributes::Attributes;
 use crate::clock::Timestamp;
 use crate::envelope::{Boundary, BoundaryKind, MAX_LABEL};
-use crate::ids::SpanStack;
+use crate::ids::{SpanId, SpanStack};
 use crate::wire::{clamp_text, fits_text};
 
 /// The attributes of a boundary event for `boundary`.
@@ -63,6 +64,83 @@ pub(super) fn attributes_of(
         attrs.push_new("leaseExpiresAt", lease);
     }
     attrs
+}
+
+/// The `requested` attributes of the last action boundary this thread opened, with what
+/// they were built from ([`keep_requested`], [`requested_for`]).
+struct Requested {
+    /// The boundary's id and span (one id on an action boundary).
+    id: SpanId,
+    label: &'static str,
+    function_ref: &'static str,
+    parent_span_stack: SpanStack,
+    lease: Option<Timestamp>,
+    /// Taken by the callee.
+    attributes: Option<Attributes>,
+}
+
+thread_local! {
+    static REQUESTED: RefCell<Option<Requested>> = const { RefCell::new(None) };
+}
+
+/// Keeps `attributes` (frozen: the `requested` event's set, built from the action
+/// boundary `boundary` with the caller's `label` and `path`) for the callee of this
+/// boundary, when it runs on this thread ([`requested_for`]): a call to a function of the
+/// same deployment is received in the caller's task, so its acknowledgements share the
+/// caller's set instead of building the same list again from the envelope (an allocation,
+/// seven entries, and their drop). Kept only when the set is the one the callee would
+/// build: the label on the wire is the caller's as it is (an empty or clamped one is not).
+pub(super) fn keep_requested(
+    boundary: &Boundary,
+    label: &'static str,
+    path: &'static str,
+    attributes: &Attributes,
+) {
+    if !same_text(&boundary.label, label) || !same_text(&boundary.function_ref, path) {
+        return;
+    }
+    let kept = Requested {
+        id: boundary.id,
+        label,
+        function_ref: path,
+        parent_span_stack: boundary.parent_span_stack.clone(),
+        lease: boundary.lease_expires_at,
+        attributes: Some(attributes.clone()),
+    };
+    let _ = REQUESTED.try_with(|r| {
+        if let Ok(mut r) = r.try_borrow_mut() {
+            *r = Some(kept);
+        }
+    });
+}
+
+/// The attributes [`attributes_of`] builds for `boundary` (what
+/// [`into_boundary_attributes`] gives), shared, when they are the set this thread kept for
+/// an equal boundary ([`keep_requested`]): every field they are built from is compared, so
+/// they are the set the boundary's own fields give, whoever sent it. Taken: the callee
+/// asks once, and nothing is held past it.
+pub(super) fn requested_for(boundary: &Boundary) -> Option<Attributes> {
+    REQUESTED
+        .try_with(|r| {
+            let mut r = r.try_borrow_mut().ok()?;
+            let kept = r.as_mut()?;
+            let same = kept.id == boundary.id
+                && boundary.span_id == boundary.id
+                && boundary.kind == BoundaryKind::Action
+                && same_text(&boundary.label, kept.label)
+                && same_text(&boundary.function_ref, kept.function_ref)
+                && kept.parent_span_stack == boundary.parent_span_stack
+                && kept.lease == boundary.lease_expires_at;
+            if same { kept.attributes.take() } else { None }
+        })
+        .ok()
+        .flatten()
+}
+
+/// Whether `a` is `b`: by address first (a boundary received from this thread's own hop
+/// holds the caller's `'static` texts), else by content.
+fn same_text(a: &str, b: &str) -> bool {
+    a.len() == b.len() && (a.as_ptr() == b.as_ptr() || a == b)
 }
 
 /// The label as the envelope carries it: the receiving decoder refuses an empty label,

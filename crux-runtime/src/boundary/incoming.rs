@@ -21,12 +21,12 @@ use std::future::Future;
 
 use serde_json::{Value, json};
 
-use super::attributes::into_boundary_attributes;
+use super::attributes::{into_boundary_attributes, requested_for};
 use super::frozen::{self, Key};
 use super::panic::CatchPanic;
 use super::{ENVELOPE_KEY, events};
 use crate::Result;
-use crate::attributes::Attributes;
+use crate::attributes::{AttrValue, Attributes};
 use crate::carrier::TraceParent;
 use crate::clock::Timestamp;
 use crate::envelope::{Correlators, Envelope, EnvelopeError};
@@ -97,7 +97,10 @@ where
     // futures below, not the envelope's fields.
     let continued = envelope.and_then(|mut envelope| {
         let scope = observer.continue_context(envelope.observability.as_ref()?);
-        let acknowledged = envelope.boundary.take().map(into_boundary_attributes);
+        let acknowledged = envelope
+            .boundary
+            .take()
+            .map(|b| requested_for(&b).unwrap_or_else(|| into_boundary_attributes(b)));
         Some((scope, acknowledged))
     });
     let result = match (continued, metadata.kind) {
@@ -141,8 +144,11 @@ async fn continue_run<T>(
     // `status` and `error` are not boundary keys: added without a search.
     match &result {
         Ok(_) => {
-            attrs.push_new("status", "ok");
-            acknowledge(scope, events::COMPLETED, attrs);
+            acknowledge(
+                scope,
+                events::COMPLETED,
+                attrs.with_constant_tail(&STATUS_OK),
+            );
         }
         Err(err) => {
             attrs.push_new("status", "error");
@@ -158,6 +164,11 @@ async fn continue_run<T>(
     }
     result
 }
+
+/// What `completed` adds to the boundary's set: a constant, borrowed by every such
+/// record ([`Attributes::with_constant_tail`]), not a list allocated for one entry.
+static STATUS_OK: [(Cow<'static, str>, AttrValue); 1] =
+    [(Cow::Borrowed("status"), AttrValue::Str(Cow::Borrowed("ok")))];
 
 /// Records a boundary event on the scope's innermost span: the caller's boundary span
 /// (directly: the scope is not made current just to record one event).

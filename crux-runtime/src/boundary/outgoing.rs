@@ -1,7 +1,8 @@
 //! The calling side of a hop: the boundary span and the envelope sent with the call.
 
 use super::attributes::{
-    attributes_of, boundary_attributes, lease_expiry, presentation, span_name, wire_label,
+    attributes_of, boundary_attributes, keep_requested, lease_expiry, presentation, span_name,
+    wire_label,
 };
 use super::events;
 use super::frozen::{self, Key};
@@ -45,9 +46,11 @@ impl Hop {
     /// path when empty) under the current span and records `requested` on it. Outside any
     /// context the hop records nothing and sends a bare `{v: 1}` envelope.
     pub fn action(label: &'static str, path: &'static str) -> Hop {
-        let span = observe::span(span_name(label, path), "runtime.convex.action")
-            .attrs(span_attributes(path, Some("convex.action")))
-            .start();
+        let span = Span::start_current(
+            span_name(label, path),
+            "runtime.convex.action",
+            span_attributes(path, Some("convex.action")),
+        );
         // The envelope is built in its box from the scope the span started under (kept by
         // the span: the thread's current scope is read once, by the span's builder): no
         // pushed scope is built only to be read and dropped, and no context or boundary
@@ -64,13 +67,16 @@ impl Hop {
                 flushes: true,
             };
         };
+        // Frozen and kept for the callee, whose acknowledgements carry the same set.
         let requested = attributes_of(
             boundary,
             label.into(),
             path.into(),
             boundary.parent_span_stack.clone(),
             boundary.lease_expires_at,
-        );
+        )
+        .freeze();
+        keep_requested(boundary, label, path, &requested);
         span.event(events::REQUESTED, requested);
         Hop {
             span,
@@ -83,15 +89,21 @@ impl Hop {
     /// context propagated to the callee; no boundary, no acknowledgements (and the caller
     /// does not flush: queries and mutations do no network I/O on Convex).
     pub fn nested(label: &'static str, primitive: &'static str, path: &'static str) -> Hop {
-        let span = observe::span(span_name(label, path), primitive)
-            .attrs(span_attributes(path, None))
-            .start();
+        let span = Span::start_current(
+            span_name(label, path),
+            primitive,
+            span_attributes(path, None),
+        );
         // From the scope the span started under, with the span's id pushed: the wire
         // context its scope would give, without building that scope only to read it.
-        let envelope = span
-            .id()
-            .zip(span.parent_scope())
-            .map(|(id, parent)| Box::new(Envelope::new(Some(parent.wire_context_with(Some(id))))));
+        let envelope = span.id().zip(span.parent_scope()).map(|(id, parent)| {
+            // Allocated first, written into (as `action_envelope`'s).
+            let boxed = Box::new_uninit();
+            Box::write(
+                boxed,
+                Envelope::new(Some(parent.wire_context_with(Some(id)))),
+            )
+        });
         Hop {
             span,
             envelope,
@@ -191,22 +203,29 @@ fn action_envelope(
     label: &'static str,
     path: &'static str,
 ) -> Box<Envelope> {
-    let captured = parent.wire_context_with(Some(id));
+    // The box taken first and the context written into it: `Box::new` takes a value
+    // already built on the stack (its argument is evaluated before it allocates) and
+    // copies it in, about 400 bytes a hop; the boundary is set on it there.
+    let mut envelope = Box::write(
+        Box::new_uninit(),
+        Envelope::new(Some(parent.wire_context_with(Some(id)))),
+    );
     // One stack for the context, the boundary and the `requested` event: shared.
-    let parent_span_stack = captured.span_stack.clone();
-    Box::new(Envelope {
-        v: 1,
-        observability: Some(captured),
-        boundary: Some(Boundary {
-            id,
-            span_id: id,
-            kind: BoundaryKind::Action,
-            label: wire_label(label, path),
-            function_ref: path.into(),
-            parent_span_stack,
-            lease_expires_at: Some(lease_expiry(opened)),
-        }),
-    })
+    let parent_span_stack = envelope
+        .observability
+        .as_ref()
+        .map(|c| c.span_stack.clone())
+        .unwrap_or_default();
+    envelope.boundary = Some(Boundary {
+        id,
+        span_id: id,
+        kind: BoundaryKind::Action,
+        label: wire_label(label, path),
+        function_ref: path.into(),
+        parent_span_stack,
+        lease_expires_at: Some(lease_expiry(opened)),
+    });
+    envelope
 }
 
 /// The envelope of a scheduled continuation: `continuation`'s context plus a `schedule`
@@ -341,6 +360,70 @@ mod tests {
             Some("1970-01-01T00:11:00.000Z")
         );
         assert_eq!(boundary.span_id, id);
+    }
+
+    /// The callee of an action hop on the caller's thread gets the caller's `requested`
+    /// set, which is what its boundary would build; any boundary differing in a field the
+    /// set is built from builds its own, and the set is handed out once.
+    #[test]
+    fn a_hops_requested_set_goes_to_its_own_boundary_only_and_once() {
+        use super::super::attributes::requested_for;
+        use std::borrow::Cow;
+        // A thread of its own: nothing kept from another test.
+        std::thread::spawn(|| {
+            let observer = Observer::builder().build();
+            let run = observer.open_run(RunOptions::new("hops", "agent.run"));
+            let _entered = run.scope().enter();
+            let mut hop = Hop::action("plan research", "research:plan");
+            let boundary = hop.envelope().expect("inside a run").boundary.unwrap();
+            let built = boundary_attributes(&boundary);
+            let other_id = SpanId(boundary.id.0 ^ 1);
+            type Change = fn(&mut Boundary, SpanId);
+            let changes: [(&str, Change); 8] = [
+                ("label", |b, _| b.label = Cow::Borrowed("plan researcH")),
+                ("function ref", |b, _| {
+                    b.function_ref = Cow::Borrowed("research:plaN")
+                }),
+                ("id", |b, id| {
+                    b.id = id;
+                    b.span_id = id;
+                }),
+                ("span id", |b, id| b.span_id = id),
+                ("kind", |b, _| b.kind = BoundaryKind::Schedule),
+                ("stack", |b, id| b.parent_span_stack = SpanStack::from([id])),
+                ("no lease", |b, _| b.lease_expires_at = None),
+                ("lease", |b, _| {
+                    b.lease_expires_at = b.lease_expires_at.map(|at| at.plus_millis(1))
+                }),
+            ];
+            for (what, change) in changes {
+                let mut other = boundary.clone();
+                change(&mut other, other_id);
+                assert!(requested_for(&other).is_none(), "{what}");
+            }
+            // Equal texts elsewhere (a decoded boundary's) are the same boundary.
+            let mut decoded = boundary.clone();
+            decoded.label = Cow::Owned(boundary.label.to_string());
+            decoded.function_ref = Cow::Owned(boundary.function_ref.to_string());
+            let shared = requested_for(&decoded).expect("the kept set");
+            assert_eq!(shared, built);
+            assert_eq!(
+                serde_json::to_string(&shared).unwrap(),
+                serde_json::to_string(&built).unwrap()
+            );
+            assert!(requested_for(&boundary).is_none(), "handed out once");
+            hop.end(&Ok(()));
+
+            // An empty label: `requested` names it as written (""), the envelope the path,
+            // so the callee builds its own.
+            let mut hop = Hop::action("", "research:plan");
+            let boundary = hop.envelope().expect("inside a run").boundary.unwrap();
+            assert_eq!(boundary.label, "research:plan");
+            assert!(requested_for(&boundary).is_none());
+            hop.end(&Ok(()));
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
