@@ -532,11 +532,12 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        // The usual case first: one table lookup for a recorded span.
-        if let Some(rec) = self.recorded.remove(&id) {
-            match rec.error {
-                None => rec.span.end(SpanStatus::Ok),
-                Some(message) => rec.span.fail(&crux_runtime::Error::msg(message)),
+        // The usual case first: one table lookup for a recorded span. Taken apart here, so
+        // the span is not copied out of the entry once more on its way to its end.
+        if let Some(Recorded { span, error }) = self.recorded.remove(&id) {
+            match error {
+                None => span.end(SpanStatus::Ok),
+                Some(message) => span.fail(&crux_runtime::Error::msg(message)),
             }
             return;
         }

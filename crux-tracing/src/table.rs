@@ -65,7 +65,9 @@ struct Slot<T> {
 
 /// Values of type `T` by span id.
 pub(crate) struct Table<T> {
-    slots: Box<[Slot<T>]>,
+    /// A fixed-length array, so indexing it by [`slot_index`] (its top bits, always in
+    /// range) needs no bounds check.
+    slots: Box<[Slot<T>; SLOTS]>,
     overflow: Box<[Mutex<IdMap<T>>]>,
     /// Entries in the overflow: while none is, an id not in its slot is in no shard either.
     overflowed: AtomicUsize,
@@ -82,7 +84,9 @@ impl<T> Table<T> {
                     key: AtomicU64::new(0),
                     entry: SpinLock::new(None),
                 })
-                .collect(),
+                .collect::<Box<[_]>>()
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("SLOTS slots collected")),
             overflow: (0..SHARDS).map(|_| Mutex::default()).collect(),
             overflowed: AtomicUsize::new(0),
             used: AtomicBool::new(false),
