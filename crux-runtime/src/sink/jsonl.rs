@@ -122,6 +122,11 @@ impl Sink for JsonLines {
     fn writes_promptly(&self) -> bool {
         self.prompt
     }
+
+    /// `true`: encoding a record and writing the file record nothing.
+    fn records_nothing(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -106,7 +106,7 @@ pub trait Sink: Send + Sync + 'static {
     /// not join the caller's run; these record nothing), which saves two thread-local
     /// swaps a flush. Read once, when the observer is built.
     ///
-    /// Built-in sinks: [`Memory`] `true`; the others `false`.
+    /// Built-in sinks: [`Memory`] and [`JsonLines`] `true`; the others `false`.
     fn records_nothing(&self) -> bool {
         false
     }
