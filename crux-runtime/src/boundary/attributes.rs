@@ -75,8 +75,7 @@ struct Requested {
     function_ref: &'static str,
     parent_span_stack: SpanStack,
     lease: Option<Timestamp>,
-    /// Taken by the callee.
-    attributes: Option<Attributes>,
+    attributes: Attributes,
 }
 
 thread_local! {
@@ -96,7 +95,11 @@ pub(super) fn keep_requested(
     path: &'static str,
     attributes: &Attributes,
 ) {
-    if !same_text(&boundary.label, label) || !same_text(&boundary.function_ref, path) {
+    if boundary.kind != BoundaryKind::Action
+        || boundary.span_id != boundary.id
+        || !same_text(&boundary.label, label)
+        || !same_text(&boundary.function_ref, path)
+    {
         return;
     }
     let kept = Requested {
@@ -105,7 +108,7 @@ pub(super) fn keep_requested(
         function_ref: path,
         parent_span_stack: boundary.parent_span_stack.clone(),
         lease: boundary.lease_expires_at,
-        attributes: Some(attributes.clone()),
+        attributes: attributes.clone(),
     };
     let _ = REQUESTED.try_with(|r| {
         if let Ok(mut r) = r.try_borrow_mut() {
@@ -117,13 +120,13 @@ pub(super) fn keep_requested(
 /// The attributes [`attributes_of`] builds for `boundary` (what
 /// [`into_boundary_attributes`] gives), shared, when they are the set this thread kept for
 /// an equal boundary ([`keep_requested`]): every field they are built from is compared, so
-/// they are the set the boundary's own fields give, whoever sent it. Taken: the callee
-/// asks once, and nothing is held past it.
+/// they are the set the boundary's own fields give, whoever sent it. Taken whether or not
+/// it matches: the first boundary received after a hop on its thread is its callee's, or
+/// the callee runs elsewhere, so nothing is held past that.
 pub(super) fn requested_for(boundary: &Boundary) -> Option<Attributes> {
     REQUESTED
         .try_with(|r| {
-            let mut r = r.try_borrow_mut().ok()?;
-            let kept = r.as_mut()?;
+            let kept = r.try_borrow_mut().ok()?.take()?;
             let same = kept.id == boundary.id
                 && boundary.span_id == boundary.id
                 && boundary.kind == BoundaryKind::Action
@@ -131,7 +134,7 @@ pub(super) fn requested_for(boundary: &Boundary) -> Option<Attributes> {
                 && same_text(&boundary.function_ref, kept.function_ref)
                 && kept.parent_span_stack == boundary.parent_span_stack
                 && kept.lease == boundary.lease_expires_at;
-            if same { kept.attributes.take() } else { None }
+            same.then_some(kept.attributes)
         })
         .ok()
         .flatten()

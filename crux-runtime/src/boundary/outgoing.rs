@@ -215,7 +215,7 @@ fn action_envelope(
         .observability
         .as_ref()
         .map(|c| c.span_stack.clone())
-        .unwrap_or_default();
+        .expect("the context was just set");
     envelope.boundary = Some(Boundary {
         id,
         span_id: id,
@@ -364,7 +364,8 @@ mod tests {
 
     /// The callee of an action hop on the caller's thread gets the caller's `requested`
     /// set, which is what its boundary would build; any boundary differing in a field the
-    /// set is built from builds its own, and the set is handed out once.
+    /// set is built from builds its own; the set is taken by the first boundary asking,
+    /// whether or not it matches.
     #[test]
     fn a_hops_requested_set_goes_to_its_own_boundary_only_and_once() {
         use super::super::attributes::requested_for;
@@ -374,10 +375,6 @@ mod tests {
             let observer = Observer::builder().build();
             let run = observer.open_run(RunOptions::new("hops", "agent.run"));
             let _entered = run.scope().enter();
-            let mut hop = Hop::action("plan research", "research:plan");
-            let boundary = hop.envelope().expect("inside a run").boundary.unwrap();
-            let built = boundary_attributes(&boundary);
-            let other_id = SpanId(boundary.id.0 ^ 1);
             type Change = fn(&mut Boundary, SpanId);
             let changes: [(&str, Change); 8] = [
                 ("label", |b, _| b.label = Cow::Borrowed("plan researcH")),
@@ -397,11 +394,21 @@ mod tests {
                 }),
             ];
             for (what, change) in changes {
+                let mut hop = Hop::action("plan research", "research:plan");
+                let boundary = hop.envelope().expect("inside a run").boundary.unwrap();
                 let mut other = boundary.clone();
-                change(&mut other, other_id);
+                change(&mut other, SpanId(boundary.id.0 ^ 1));
                 assert!(requested_for(&other).is_none(), "{what}");
+                assert!(
+                    requested_for(&boundary).is_none(),
+                    "{what}: taken by the miss"
+                );
+                hop.end(&Ok(()));
             }
             // Equal texts elsewhere (a decoded boundary's) are the same boundary.
+            let mut hop = Hop::action("plan research", "research:plan");
+            let boundary = hop.envelope().expect("inside a run").boundary.unwrap();
+            let built = boundary_attributes(&boundary);
             let mut decoded = boundary.clone();
             decoded.label = Cow::Owned(boundary.label.to_string());
             decoded.function_ref = Cow::Owned(boundary.function_ref.to_string());

@@ -164,6 +164,8 @@ mod tests {
         let path = dir.join("records.jsonl");
         let _ = std::fs::remove_dir_all(&dir);
         let sink = JsonLines::open(&path).unwrap();
+        // Encoding and writing record nothing: a prompt file's flushes keep their context.
+        assert!(sink.records_nothing());
         // A long line, then shorter ones, over two calls: the reused line buffer holds only
         // the record being written.
         let first = [event("x".repeat(5000)), event("a\tb".into())];

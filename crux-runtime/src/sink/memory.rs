@@ -115,7 +115,8 @@ impl Block {
     fn drop_front(&mut self, n: usize) {
         let start = self.front;
         let n = n.min(self.slots.len() - start);
-        // Moved first: a record whose drop panics is leaked, never dropped twice.
+        // Moved first: if a record's drop panicked, the slice's drop would go on with the
+        // rest while unwinding, and none of them would be dropped again.
         self.front = start + n;
         // SAFETY: slots `start..start + n` were live (within the length, from the old
         // `front`) and are no longer counted as live.
@@ -286,8 +287,7 @@ impl Memory {
             // No reader holds it: the records go now, in place (nothing moves), with any
             // cut while a reader held it.
             if let Some(records) = Arc::get_mut(&mut front.records) {
-                records.drop_front(front.start);
-                front.start = 0;
+                records.drop_front(std::mem::take(&mut front.start));
             }
             store.len -= excess;
         }
@@ -529,5 +529,159 @@ mod tests {
         }
         let newest: Vec<Value> = records[16..20].iter().map(Record::to_json).collect();
         assert_eq!(memory.records(), newest);
+    }
+}
+
+/// A Memory sink against a model of what it should hold, and under concurrent use; every
+/// record counted alive through its `extra` handle, so a record dropped twice or never
+/// shows.
+#[cfg(test)]
+mod stress {
+    use super::*;
+    use crate::delivery::FlushOptions;
+    use crate::observe::{Observer, RunOptions};
+
+    fn records(n: usize) -> Vec<Record> {
+        let all = Memory::new();
+        let o = Observer::builder().sink(all.clone()).build();
+        let run = o.open_run(RunOptions::new("r", "agent.run"));
+        while all.len() < n {
+            run.scope()
+                .span("s", "tool.call")
+                .start()
+                .end(crate::record::SpanStatus::Ok);
+            o.flush_blocking(FlushOptions::BOUNDARY);
+        }
+        let mut r = all.typed_records();
+        r.truncate(n);
+        r
+    }
+
+    #[test]
+    fn random_writes_reads_and_clears_keep_what_a_model_keeps() {
+        let pool = records(64);
+        let alive = Arc::new(crate::record::SegmentExtra::default());
+        let mut seed: u64 = 0x9e3779b97f4a7c15;
+        let mut rnd = |m: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % m as u64) as usize
+        };
+        for round in 0..60 {
+            let limit = [None, Some(1), Some(3), Some(7), Some(20), Some(300)][round % 6];
+            let mut step = 0;
+            let memory = limit.map_or_else(Memory::new, Memory::bounded);
+            let mut model: Vec<serde_json::Value> = Vec::new();
+            let mut held: Vec<Vec<Batch>> = Vec::new();
+            let mut held_json: Vec<Vec<serde_json::Value>> = Vec::new();
+            for _ in 0..120 {
+                step += 1;
+                match rnd(10) {
+                    0..=3 => {
+                        let k = rnd(12);
+                        let mut batch: Vec<Record> = (0..k)
+                            .map(|_| {
+                                let mut r = pool[rnd(pool.len())].clone();
+                                r.base.extra = Some(Arc::clone(&alive));
+                                r
+                            })
+                            .collect();
+                        model.extend(batch.iter().map(Record::to_json));
+                        if rnd(2) == 0 {
+                            memory.write(&batch).unwrap();
+                        } else {
+                            memory.write_owned(&mut batch).unwrap();
+                        }
+                        drop(batch);
+                    }
+                    4 | 5 => {
+                        let s = memory.snapshot();
+                        let j: Vec<_> = s
+                            .iter()
+                            .flat_map(Batch::kept)
+                            .map(Record::to_json)
+                            .collect();
+                        held.push(s);
+                        held_json.push(j);
+                    }
+                    6 | 7 if !held.is_empty() => {
+                        let i = rnd(held.len());
+                        let s = held.swap_remove(i);
+                        let j = held_json.swap_remove(i);
+                        let now: Vec<_> = s
+                            .iter()
+                            .flat_map(Batch::kept)
+                            .map(Record::to_json)
+                            .collect();
+                        assert_eq!(now, j, "a held copy changed");
+                    }
+                    8 if rnd(8) == 0 => {
+                        memory.clear();
+                        model.clear();
+                    }
+                    _ => {}
+                }
+                if let Some(l) = limit {
+                    let cut = model.len().saturating_sub(l);
+                    model.drain(..cut);
+                }
+                assert_eq!(memory.len(), model.len());
+                // Every record compared every few steps (as JSON: slow in a debug build).
+                if step % 8 == 0 {
+                    assert_eq!(memory.records(), model);
+                }
+            }
+            assert_eq!(memory.records(), model);
+            drop(held);
+            drop(memory);
+            assert_eq!(
+                Arc::strong_count(&alive),
+                1,
+                "round {round}: every record dropped once"
+            );
+        }
+    }
+
+    #[test]
+    fn concurrent_readers_and_writers_lose_and_double_nothing() {
+        let pool = records(32);
+        let alive = Arc::new(crate::record::SegmentExtra::default());
+        let memory = Memory::bounded(50);
+        std::thread::scope(|s| {
+            for t in 0..2 {
+                let memory = memory.clone();
+                let pool = &pool;
+                let alive = &alive;
+                s.spawn(move || {
+                    for i in 0..3000 {
+                        let mut b: Vec<Record> = (0..(i % 7))
+                            .map(|j| {
+                                let mut r = pool[(i + j + t) % pool.len()].clone();
+                                r.base.extra = Some(Arc::clone(alive));
+                                r
+                            })
+                            .collect();
+                        if i % 2 == 0 {
+                            memory.write_owned(&mut b).unwrap()
+                        } else {
+                            memory.write(&b).unwrap()
+                        }
+                    }
+                });
+            }
+            for _ in 0..2 {
+                let memory = memory.clone();
+                s.spawn(move || {
+                    for _ in 0..3000 {
+                        let r = memory.typed_records();
+                        assert!(r.len() <= 50);
+                    }
+                });
+            }
+        });
+        assert_eq!(memory.len(), 50);
+        drop(memory);
+        assert_eq!(Arc::strong_count(&alive), 1);
     }
 }

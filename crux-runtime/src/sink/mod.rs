@@ -106,7 +106,13 @@ pub trait Sink: Send + Sync + 'static {
     /// not join the caller's run; these record nothing), which saves two thread-local
     /// swaps a flush. Read once, when the observer is built.
     ///
-    /// Built-in sinks: [`Memory`] and [`JsonLines`] `true`; the others `false`.
+    /// Say `true` only for a sink whose calls also never panic: a panic's hook runs where
+    /// it happened, in the caller's context, so a hook that logs through `tracing` would
+    /// record into the caller's run. A sink wrapping others says `true` only if all of
+    /// them do.
+    ///
+    /// [`Memory`] and [`JsonLines`] say `true`; the OpenTelemetry and devtools sinks
+    /// `false` (their HTTP clients may be instrumented with `tracing`).
     fn records_nothing(&self) -> bool {
         false
     }
