@@ -26,7 +26,7 @@ use crate::record::Record;
 /// bound only hides its front until the reader lets go of it.
 ///
 /// A delivery is appended as one block copy, and the bound drops records at a batch's
-/// front in place ([`Block`]): appending record by record (as `Option`s, so the bound
+/// front in place: appending record by record (as `Option`s, so the bound
 /// could drop one in place) moved each through a temporary, two copies of its 240 bytes.
 ///
 /// ```
