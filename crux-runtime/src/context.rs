@@ -7,6 +7,7 @@
 //! moves with the future across thread hops, and two concurrent futures never see each
 //! other's.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
@@ -15,9 +16,11 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 use std::task::{Context, Poll};
 
+use crate::attributes::Attributes;
+use crate::clock::Timestamp;
 use crate::delivery::Slot;
 use crate::envelope::WireContext;
-use crate::ids::{RunId, SegmentId, SpanId, SpanStack, TraceId};
+use crate::ids::{EventId, RunId, SegmentId, SpanId, SpanStack, TraceId};
 use crate::observe::Observer;
 use crate::record::{Base, Body, Record, SegmentExtra};
 
@@ -73,6 +76,30 @@ impl Segment {
     pub(crate) fn emit(&self, body: Body) {
         if let Some(slot) = self.reserve() {
             slot.fill(body);
+        }
+    }
+
+    /// Records a `span:event` of this segment's span `span_id`, now: the body built once
+    /// the slot is taken ([`reserve`](Segment::reserve)), so it is written straight into
+    /// the queued record (a boundary's acknowledgements are two of a hop's records).
+    // Always inlined: out of line, the parts would be passed through memory.
+    #[inline(always)]
+    pub(crate) fn span_event(
+        &self,
+        span_id: SpanId,
+        name: Cow<'static, str>,
+        attributes: Attributes,
+    ) {
+        let event_id = EventId::generate();
+        let timestamp = Timestamp::now();
+        if let Some(slot) = self.reserve() {
+            slot.fill(Body::SpanEvent {
+                span_id,
+                event_id,
+                name,
+                timestamp,
+                attributes,
+            });
         }
     }
 

@@ -735,21 +735,7 @@ impl Scope {
     /// as [`event`] does for the current scope, without making this one current first.
     pub(crate) fn event(&self, name: impl Into<Cow<'static, str>>, attributes: Attributes) {
         if let Some(id) = self.current_span_id() {
-            let event_id = crate::ids::EventId::generate();
-            let timestamp = Timestamp::now();
-            let name = name.into();
-            // The body built once the slot is taken ([`Segment::reserve`]): written
-            // straight into the queued record, not copied in from this frame (a boundary's
-            // acknowledgements are two of a hop's records).
-            if let Some(slot) = self.segment.reserve() {
-                slot.fill(Body::SpanEvent {
-                    span_id: id,
-                    event_id,
-                    name,
-                    timestamp,
-                    attributes,
-                });
-            }
+            self.segment.span_event(id, name.into(), attributes);
         }
     }
 

@@ -392,19 +392,7 @@ impl Span {
     /// Records a `span:event` on this span.
     pub fn event(&self, name: impl Into<Cow<'static, str>>, attributes: Attributes) {
         if let Some(l) = &self.live {
-            let event_id = EventId::generate();
-            let timestamp = Timestamp::now();
-            let name = name.into();
-            // As in `start`: the body built once the slot is taken.
-            if let Some(slot) = l.scope.segment.reserve() {
-                slot.fill(Body::SpanEvent {
-                    span_id: l.id,
-                    event_id,
-                    name,
-                    timestamp,
-                    attributes,
-                });
-            }
+            l.scope.segment.span_event(l.id, name.into(), attributes);
         }
     }
 
