@@ -262,10 +262,11 @@ impl Span {
     /// without a builder (its 152 bytes built and moved into an out-of-line `start`), with
     /// the node of its own scope beside it ([`ScopedSpan`]).
     ///
-    /// The same steps as `start`, written twice on purpose: `start` calling this (the
-    /// builder's parts passed as arguments) measured 26 instructions more per span
-    /// (callgrind, crux-runtime's `overhead::span::crux`: 452 -> 478), the parts copied
-    /// into the arguments first.
+    /// The steps of [`Span::open`], written again on purpose: this calling `open` and
+    /// building the node from the span it returns measured 23 instructions more per
+    /// `tracing` span (`crux-otel/benches/tracing-span-callgrind.sh` under
+    /// `--fair-sched=yes`: 2 128 -> 2 151 with one field, 1 811 -> 1 834 without), and
+    /// `SpanBuilder::start` calling this, 26 more per span (452 -> 478).
     // Always inlined: the parts go from the caller's frame straight into the record.
     #[inline(always)]
     pub(crate) fn start_in(

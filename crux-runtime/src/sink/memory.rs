@@ -337,7 +337,7 @@ mod tests {
     use crate::record::RunStatus;
 
     /// `n` distinct records (a run with spans), as delivered.
-    fn records(n: usize) -> Vec<Record> {
+    pub(super) fn records(n: usize) -> Vec<Record> {
         let all = Memory::new();
         let o = Observer::builder().sink(all.clone()).build();
         let run = o.open_run(RunOptions::new("r", "agent.run"));
@@ -537,25 +537,8 @@ mod tests {
 /// shows.
 #[cfg(test)]
 mod stress {
+    use super::tests::records;
     use super::*;
-    use crate::delivery::FlushOptions;
-    use crate::observe::{Observer, RunOptions};
-
-    fn records(n: usize) -> Vec<Record> {
-        let all = Memory::new();
-        let o = Observer::builder().sink(all.clone()).build();
-        let run = o.open_run(RunOptions::new("r", "agent.run"));
-        while all.len() < n {
-            run.scope()
-                .span("s", "tool.call")
-                .start()
-                .end(crate::record::SpanStatus::Ok);
-            o.flush_blocking(FlushOptions::BOUNDARY);
-        }
-        let mut r = all.typed_records();
-        r.truncate(n);
-        r
-    }
 
     #[test]
     fn random_writes_reads_and_clears_keep_what_a_model_keeps() {
